@@ -1,0 +1,83 @@
+"""Decode images by content into RGB uint8 arrays (EXIF orientation applied).
+
+Every loader, the Python pipeline and the tests go through ``load_rgb``: grayscale, RGBA,
+palette, 16-bit and CMYK images all become ``(H, W, 3) uint8`` RGB.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, np.ndarray, Image.Image]
+
+
+class ImageDecodeError(ValueError):
+    """A file or buffer that is not a decodable image; the message names the source."""
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        arr = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if img.mode == "F":
+        arr = np.clip(np.round(np.asarray(img)), 0, 255).astype(np.uint8)
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Drop alpha (composite on black would change colours where alpha < 255: we keep the
+        # colour channels as stored, as the keypoint dataset's RGBA PNGs expect).
+        img = img.convert("RGBA").convert("RGB")
+    elif img.mode != "RGB":
+        img = img.convert("RGB")  # L, P, CMYK (PIL inverts Adobe CMYK correctly), YCbCr, 1
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def array_to_rgb(arr: np.ndarray, name: str = "array") -> np.ndarray:
+    """Normalise an in-memory array (HxW, HxWx1, HxWx3, HxWx4; uint8, uint16 or float 0..255)."""
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageDecodeError(f"{name}: expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {a.shape}")
+    if a.dtype == np.uint16:
+        a = np.round(a.astype(np.float64) / 65535.0 * 255.0)
+    a = np.clip(np.round(a.astype(np.float64)), 0, 255).astype(np.uint8) if a.dtype != np.uint8 else a
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif a.shape[2] == 4:
+        a = a[:, :, :3]
+    return np.ascontiguousarray(a)
+
+
+def load_rgb(source: ImageInput, name: str | None = None) -> np.ndarray:
+    """Path, bytes, PIL image or array -> (H, W, 3) uint8 RGB, decoded by content.
+
+    Raises ImageDecodeError naming the file (or ``name``) when it is missing or not an image.
+    """
+    if isinstance(source, np.ndarray):
+        return array_to_rgb(source, name or "array")
+    if isinstance(source, Image.Image):
+        return _to_rgb(source)
+    if isinstance(source, (bytes, bytearray)):
+        label = name or f"<{len(source)} bytes>"
+        data = bytes(source)
+    else:
+        path = Path(source)
+        label = name or str(path)
+        if not path.is_file():
+            raise ImageDecodeError(f"{label}: no such image file")
+        data = path.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return _to_rgb(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"{label}: not a readable image ({exc.__class__.__name__}: {exc})") from None

@@ -1,0 +1,207 @@
+"""The one spec: every constant that both Python and JavaScript use.
+
+This module is the single source of truth (DESIGN.md, contract 1). The exporter writes
+``spec_dict()`` into each bundle's ``manifest.json``; the JavaScript reads it from there and
+never repeats a constant. ``tests/test_spec.py`` asserts the two agree.
+
+Units are in the names or the comments: ``*_PX`` are pixels of the image being processed,
+margins are fractions of the square side, scores are on 0..100 unless ``_1TO5``.
+"""
+
+from __future__ import annotations
+
+import math
+
+SPEC_VERSION = 1
+
+# --- Images -------------------------------------------------------------------------------
+COLOR_ORDER = "RGB"  # every model takes raw RGB 0..255, float32, NHWC
+# Photos larger than this (longest side, pixels) are downscaled for detection by an exact
+# integer-free rule: scale = DETECT_MAX_SIDE_PX / max(h, w), bilinear, half-pixel centres.
+# Results are mapped back to original pixels by dividing by that scale.
+DETECT_MAX_SIDE_PX = 1280
+DETECT_RESIZE_METHOD = "bilinear"
+RESIZE_HALF_PIXEL_CENTERS = True
+
+# --- MTCNN (the `mtcnn` 1.0.0 package's defaults, written out) -----------------------------
+MTCNN = {
+    "min_face_size_px": 20,
+    "min_size_px": 12,  # P-Net's receptive field
+    "scale_factor": 0.709,
+    "threshold_pnet": 0.6,
+    "threshold_rnet": 0.7,
+    "threshold_onet": 0.8,
+    "nms_pnet1": 0.5,  # per scale, "union"
+    "nms_pnet2": 0.7,  # across scales, "union"
+    "nms_rnet": 0.7,  # "union"
+    "nms_onet": 0.7,  # "min"
+    "pyramid_resize": "area",  # TF.js has none: implemented exactly as two matrix products
+    "rnet_input_px": 24,
+    "onet_input_px": 48,
+    "normalize": {"offset": 127.5, "scale": 1 / 128.0},  # (x - 127.5) / 128, inside the nets
+}
+LANDMARKS5 = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
+
+# --- Crop rule (shared by training and inference) -----------------------------------------
+# A face box (x, y, w, h) becomes a square of side max(w, h) * (1 + 2 * margin), centred on
+# the box centre. Outside the image the crop is padded with CROP_PAD_VALUE. It is sampled with
+# tf.image.crop_and_resize / tf.image.cropAndResize (bilinear) so that output pixel i samples
+# the square at x0 + (i + 0.5) * side / size - 0.5 (half-pixel centres), see crop_box_to_tf.
+CROP_PAD_VALUE = 0.0
+CROP_METHOD = "bilinear"
+
+# --- Beauty model -------------------------------------------------------------------------
+BEAUTY = {
+    "input_size_px": 224,
+    "bins": 101,  # softmax over integer scores 0..100
+    "score_min": 0,
+    "score_max": 100,
+    "label_scale": 20,  # label bin = round(score_1to5 * 20); score_1to5 = score / 20
+    "crop_margin": 0.25,  # SCUT-FBP5500 framing: face box plus a quarter of its side each way
+    "backbones": ["resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0"],
+}
+
+# --- Keypoint model -----------------------------------------------------------------------
+KEYPOINTS = {
+    "input_size_px": 96,
+    "crop_margin": 0.15,
+    # Output: N (x, y) pairs in crop-relative units, 0..1 across the square crop.
+    "formats": {
+        "68": {
+            "count": 68,
+            "left_eye_outer": 36,
+            "right_eye_outer": 45,
+        },
+        "15": {
+            "count": 15,
+            # Kaggle facial-keypoints order (left/right as in the dataset: the subject's side)
+            "left_eye_outer": 3,  # left_eye_outer_corner
+            "right_eye_outer": 5,  # right_eye_outer_corner
+        },
+    },
+    "failure_nme": 0.10,
+}
+
+# 68-point iBUG/300-W groups and names.
+IBUG68_GROUPS = {
+    "jaw": (0, 17),
+    "right_brow": (17, 22),
+    "left_brow": (22, 27),
+    "nose": (27, 36),
+    "right_eye": (36, 42),
+    "left_eye": (42, 48),
+    "mouth": (48, 68),
+}
+
+
+def _ibug68_mirror() -> list[int]:
+    """Index permutation for a horizontal flip of the 68-point iBUG layout."""
+    perm = list(range(68))
+    pairs = []
+    pairs += [(i, 16 - i) for i in range(8)]  # jaw 0..16, 8 is the chin
+    pairs += [(17 + i, 26 - i) for i in range(5)]  # brows
+    pairs += [(31, 35), (32, 34)]  # nostrils; 27..30 the bridge stays
+    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
+    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lips
+    pairs += [(60, 64), (61, 63), (65, 67)]  # inner lips
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+KAGGLE15_NAMES = [
+    "left_eye_center", "right_eye_center",
+    "left_eye_inner_corner", "left_eye_outer_corner",
+    "right_eye_inner_corner", "right_eye_outer_corner",
+    "left_eyebrow_inner_end", "left_eyebrow_outer_end",
+    "right_eyebrow_inner_end", "right_eyebrow_outer_end",
+    "nose_tip",
+    "mouth_left_corner", "mouth_right_corner",
+    "mouth_center_top_lip", "mouth_center_bottom_lip",
+]
+
+
+def _kaggle15_mirror() -> list[int]:
+    perm = []
+    for name in KAGGLE15_NAMES:
+        if "left" in name:
+            other = name.replace("left", "right")
+        elif "right" in name:
+            other = name.replace("right", "left")
+        else:
+            other = name
+        perm.append(KAGGLE15_NAMES.index(other))
+    return perm
+
+
+MIRROR_PERMUTATION = {"68": _ibug68_mirror(), "15": _kaggle15_mirror()}
+
+# --- Grad-CAM -----------------------------------------------------------------------------
+GRADCAM = {
+    "target": "expected_score",  # d(sum_i p_i * i) / d(last conv feature map)
+    "upsample": "bilinear",  # feature-map grid -> crop pixels, half-pixel centres
+    "normalize": "max",  # divide by the per-face maximum (all-zero map stays zero)
+}
+
+
+# --- Pure functions that both sides implement --------------------------------------------
+def square_box(x: float, y: float, w: float, h: float, margin: float) -> tuple[float, float, float]:
+    """Face box -> square (x0, y0, side) in image pixels, by the crop rule above."""
+    side = max(w, h) * (1.0 + 2.0 * margin)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    return cx - side / 2.0, cy - side / 2.0, side
+
+
+def crop_box_to_tf(x0: float, y0: float, side: float, out_size: int,
+                   image_h: int, image_w: int) -> tuple[float, float, float, float]:
+    """Square (pixels) -> normalised [y1, x1, y2, x2] for tf.image.crop_and_resize.
+
+    crop_and_resize samples y = y1 * (H - 1) + i * (y2 - y1) * (H - 1) / (S - 1); we want the
+    half-pixel-centre sample y0 + (i + 0.5) * side / S - 0.5, hence the endpoints below.
+    """
+    step = side / out_size
+    first_y = y0 + 0.5 * step - 0.5
+    last_y = y0 + (out_size - 0.5) * step - 0.5
+    first_x = x0 + 0.5 * step - 0.5
+    last_x = x0 + (out_size - 0.5) * step - 0.5
+    hy = max(image_h - 1, 1)
+    hx = max(image_w - 1, 1)
+    return first_y / hy, first_x / hx, last_y / hy, last_x / hx
+
+
+def crop_to_image(u: float, v: float, x0: float, y0: float, side: float) -> tuple[float, float]:
+    """Crop-relative (0..1) point -> image pixels (continuous coordinates, pixel edges at ints)."""
+    return x0 + u * side, y0 + v * side
+
+
+def detect_scale(h: int, w: int) -> float:
+    """Factor applied to the photo before detection (1.0 unless it is very large)."""
+    longest = max(h, w)
+    return 1.0 if longest <= DETECT_MAX_SIDE_PX else DETECT_MAX_SIDE_PX / longest
+
+
+def score_to_label(score_1to5: float) -> int:
+    """SCUT-FBP5500 mean rating (1..5) -> class bin on 0..100."""
+    if not (1.0 <= score_1to5 <= 5.0) or math.isnan(score_1to5):
+        raise ValueError(f"score must be on 1..5, got {score_1to5!r}")
+    return int(round(score_1to5 * BEAUTY["label_scale"]))
+
+
+def spec_dict() -> dict:
+    """Everything above as JSON-ready data, written into every manifest."""
+    return {
+        "spec_version": SPEC_VERSION,
+        "color_order": COLOR_ORDER,
+        "detect_max_side_px": DETECT_MAX_SIDE_PX,
+        "detect_resize_method": DETECT_RESIZE_METHOD,
+        "resize_half_pixel_centers": RESIZE_HALF_PIXEL_CENTERS,
+        "mtcnn": dict(MTCNN),
+        "landmarks5": list(LANDMARKS5),
+        "crop": {"pad_value": CROP_PAD_VALUE, "method": CROP_METHOD},
+        "beauty": {k: v for k, v in BEAUTY.items()},
+        "keypoints": KEYPOINTS,
+        "mirror_permutation": MIRROR_PERMUTATION,
+        "ibug68_groups": {k: list(v) for k, v in IBUG68_GROUPS.items()},
+        "kaggle15_names": list(KAGGLE15_NAMES),
+        "gradcam": dict(GRADCAM),
+    }
