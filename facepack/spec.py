@@ -39,6 +39,9 @@ MTCNN = {
     "rnet_input_px": 24,
     "onet_input_px": 48,
     "normalize": {"offset": 127.5, "scale": 1 / 128.0},  # (x - 127.5) / 128, inside the nets
+    # R/O-Net patches outside the photo: the package crops the NORMALISED photo with
+    # crop_and_resize (extrapolation 0), i.e. this value in raw pixels (facepack/export/mtcnn_nets.py).
+    "patch_pad_value": 127.5,
 }
 LANDMARKS5 = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
 
