@@ -1,0 +1,205 @@
+"""What every training run shares: run folders, run.json, history, callbacks, resume, devices.
+
+The trainers in training/ read like keras-io examples; the plumbing lives here so that both use
+the same rules (one run folder layout, one NaN policy, one resume policy).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facepack import runs
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (NaN loss, nothing to resume, bad dataset); message says why."""
+
+
+def versions() -> dict:
+    import keras
+
+    out = {"python": platform.python_version(), "keras": keras.__version__,
+           "keras_backend": keras.backend.backend(), "numpy": np.__version__}
+    try:
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    except ImportError:  # JAX-only machines (the GPU box)
+        pass
+    return out
+
+
+def new_run_dir(kind: str, root=None, name: str | None = None) -> Path:
+    base = Path(root) if root is not None else runs.RUNS_ROOT
+    stamp = name or _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = base / kind / stamp
+    suffix = 1
+    while path.exists():
+        path = base / kind / f"{stamp}-{suffix}"
+        suffix += 1
+    path.mkdir(parents=True)
+    return path
+
+
+def write_json(path, data) -> None:
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def seed_everything(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def distribution_scope(enabled: bool):
+    """Data-parallel over all visible accelerators (keras.distribution on JAX, MirroredStrategy on TF).
+
+    Returns a context manager; a no-op when disabled.
+    """
+    import contextlib
+
+    import keras
+
+    if not enabled:
+        return contextlib.nullcontext()
+    if keras.backend.backend() == "jax":
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        print(f"--distribute: data-parallel over {len(devices)} device(s): {devices}")
+        return contextlib.nullcontext()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy()
+        print(f"--distribute: MirroredStrategy over {strategy.num_replicas_in_sync} replica(s)")
+        return strategy.scope()
+    raise TrainingError(f"--distribute is not supported on the {keras.backend.backend()} backend")
+
+
+@dataclass
+class History:
+    """Per-epoch logs across phases, saved as history.csv after every epoch."""
+
+    path: Path
+    rows: list = field(default_factory=list)
+
+    def add(self, epoch: int, phase: str, logs: dict, seconds: float) -> None:
+        row = {"epoch": epoch, "phase": phase, "seconds": round(seconds, 3)}
+        row.update({k: float(v) for k, v in logs.items()})
+        self.rows.append(row)
+        keys = []
+        for r in self.rows:
+            keys += [k for k in r if k not in keys]
+        with open(self.path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def columns(self) -> dict:
+        cols: dict = {}
+        for r in self.rows:
+            for k, v in r.items():
+                cols.setdefault(k, []).append(v)
+        return cols
+
+    @classmethod
+    def load(cls, path: Path) -> "History":
+        hist = cls(Path(path))
+        if Path(path).is_file():
+            with open(path, newline="") as fh:
+                for row in csv.DictReader(fh):
+                    hist.rows.append({k: (v if k == "phase" else float(v)) for k, v in row.items() if v != ""})
+        return hist
+
+
+def make_callbacks(keras, run_dir: Path, history: History, phase: str, state: dict):
+    """Epoch bookkeeping: NaN stop with a clear message, checkpoint + state for --resume, history."""
+
+    class RunBookkeeping(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(loss):
+                self.model.stop_training = True
+                state["nan"] = f"loss became {loss} in phase {phase!r}, batch {batch}"
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self._t0
+            if state.get("nan"):
+                return
+            history.add(epoch + 1, phase, logs or {}, seconds)
+            self.model.save_weights(run_dir / "checkpoint.weights.h5")
+            state["epoch"] = epoch + 1
+            write_json(run_dir / "resume.json", {"epoch": epoch + 1, "phase": phase})
+
+    return [RunBookkeeping()]
+
+
+def check_nan(state: dict) -> None:
+    if state.get("nan"):
+        raise TrainingError(
+            f"training stopped: {state['nan']}. The last good weights are in checkpoint.weights.h5; "
+            "lower the learning rate (--lr) or check the data for broken labels.")
+
+
+def resume_point(run_dir: Path) -> int:
+    """Epochs already completed in ``run_dir`` (0 for a fresh run)."""
+    info = run_dir / "resume.json"
+    if not info.is_file():
+        return 0
+    return int(json.loads(info.read_text())["epoch"])
+
+
+def save_config(run_dir: Path, cfg: dict) -> None:
+    """The resolved configuration, so --resume continues with exactly the same settings."""
+    write_json(Path(run_dir) / "config.json", cfg)
+
+
+def load_config(run_dir) -> dict:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise TrainingError(f"--resume: {run_dir} is not a run folder (no config.json)")
+    return json.loads(path.read_text())
+
+
+def verbose_level() -> int:
+    """Keras progress bar on a terminal, one line per epoch in logs."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def finish_run(run_dir: Path, info: dict) -> None:
+    """Write run.json last (a run counts as complete only once model.keras and run.json exist)."""
+    info = dict(info)
+    info["created"] = _dt.datetime.now().isoformat(timespec="seconds")
+    write_json(run_dir / "run.json", info)
+    for leftover in ("checkpoint.weights.h5", "resume.json"):
+        (run_dir / leftover).unlink(missing_ok=True)
