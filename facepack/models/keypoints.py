@@ -25,7 +25,7 @@ def _sep_block(keras, x, filters: int, stride: int, name: str):
 
 
 def build_keypoint_model(keras, num_points: int = 68, backbone: str = "kpnet",
-                         input_size: int = spec.KEYPOINTS["input_size_px"], width: int = 32,
+                         input_size: int = spec.KEYPOINTS["input_size_px"], width: int = 24,
                          weights: str | None = None):
     """Build the keypoint model with ``keras`` (Keras 3 or tf_keras); output (N, 2 * points)."""
     if backbone not in BACKBONES:
@@ -50,7 +50,7 @@ def build_keypoint_model(keras, num_points: int = 68, backbone: str = "kpnet",
                                               input_tensor=x, input_shape=(input_size, input_size, 3))
         x = base.output
     # Keep the spatial layout (where a point is matters): squeeze channels, then flatten.
-    x = L.Conv2D(64, 1, use_bias=False, name="head_squeeze")(x)
+    x = L.Conv2D(48, 1, use_bias=False, name="head_squeeze")(x)
     x = L.BatchNormalization(name="head_bn")(x)
     x = L.ReLU(6.0, name="head_relu")(x)
     x = L.Flatten(name="head_flatten")(x)
