@@ -1,0 +1,136 @@
+/**
+ * MTCNN face detection, ported stage by stage from the `mtcnn` 1.0.0 package
+ * (mtcnn/stages/stage_pnet.py, stage_rnet.py, stage_onet.py; mtcnn/mtcnn.py:detect_faces).
+ *
+ * The exported nets (facepack/export/mtcnn_nets.py) take raw RGB 0..255 and normalise inside,
+ * so the pyramid and the patches are cut from the raw photo; a patch pixel outside the photo is
+ * spec.mtcnn.patch_pad_value (the package's 0 after normalisation). Every number comes from
+ * the manifest's spec via options.js:detectorParams.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { runModel } from './io.js';
+import { areaResize } from './ops/area_resize.js';
+import {
+  adjustBoxes, adjustLandmarks, buildScalePyramid, generateBoundingBoxes, limitBoxes, patchBoxes,
+  pickMatches, replaceScores, resizeToSquare, scaledShape, upscaleBoxes,
+} from './ops/boxes.js';
+import { nms } from './ops/nms.js';
+
+// P-Net's output cell advances this many pixels of the scaled image: the one 2x2 max-pool of
+// its architecture (mirrors generate_bounding_box(strides=2)); not a tunable setting.
+const PNET_STRIDE = 2;
+
+// Output order of the exported nets (facepack/export/mtcnn_nets.py:OUTPUT_NAMES).
+const OUTPUTS = { pnet: ['bbox_reg', 'prob'], rnet: ['bbox_reg', 'prob'], onet: ['bbox_reg', 'landmarks', 'prob'] };
+
+/**
+ * Run one net and read its outputs as {name: Float32Array}; the manifest entry's "outputs"
+ * (if given) names them, else the exporter's documented order.
+ */
+async function runNet(net, kind, input) {
+  const tensors = tf.tidy(() => runModel(net, input));
+  const names = Array.isArray(net.entry.outputs) ? net.entry.outputs.map((o) => (typeof o === 'string' ? o : o.name))
+    : OUTPUTS[kind];
+  try {
+    if (tensors.length !== names.length) {
+      throw new Error(`MTCNN ${kind}: expected ${names.length} outputs (${names.join(', ')}), got ${tensors.length}`);
+    }
+    const data = await Promise.all(tensors.map((t) => t.data()));
+    const out = {};
+    names.forEach((name, i) => { out[name] = data[i]; out[`${name}Shape`] = tensors[i].shape; });
+    return out;
+  } finally {
+    tf.dispose(tensors);
+  }
+}
+
+/**
+ * Stage 1 (mirrors StagePNet.__call__): P-Net over the AREA pyramid, per-scale NMS, NMS across
+ * scales, squares.
+ * @param {object} pnet loaded net
+ * @param {tf.Tensor3D} image float32 [H, W, 3] raw RGB
+ * @param {object} p detector parameters (options.js:detectorParams)
+ */
+export async function proposeBoxes(pnet, image, p) {
+  const [height, width] = image.shape;
+  const scales = buildScalePyramid(width, height, p.minFaceSize, p.scaleFactor, p.minSize);
+  const perScale = [];
+  for (const scale of scales) {
+    const [h, w] = scaledShape(height, width, scale);
+    const level = tf.tidy(() => tf.expandDims(areaResize(image, h, w), 0));
+    let out;
+    try {
+      out = await runNet(pnet, 'pnet', level);
+    } finally {
+      level.dispose();
+    }
+    const [, mapH, mapW] = out.probShape;
+    const found = generateBoundingBoxes(out.bbox_reg, out.prob, mapH, mapW, p.thresholdPnet, PNET_STRIDE, p.minSize);
+    perScale.push(nms(upscaleBoxes(found, scale), p.nmsPnet1, 'union', false));
+  }
+  const merged = nms(perScale.flat(), p.nmsPnet2, 'union', true);
+  return resizeToSquare(merged);
+}
+
+/**
+ * Patches of `boxes` resized to size x size, cut as the package does
+ * (mirrors mtcnn/utils/images.py:extract_patches). Caller disposes.
+ */
+export function extractPatches(image, boxes, size, padValue) {
+  const [height, width] = image.shape;
+  return tf.tidy(() => tf.image.cropAndResize(
+    tf.expandDims(image, 0), tf.tensor2d(patchBoxes(boxes, height, width), [boxes.length, 4]),
+    tf.zeros([boxes.length], 'int32'), [size, size], 'bilinear', padValue,
+  ));
+}
+
+/** Stage 2 (mirrors StageRNet.__call__). */
+export async function refineBoxes(rnet, image, boxes, p) {
+  if (!boxes.length) return [];
+  const patches = extractPatches(image, boxes, p.rnetInput, p.patchPadValue);
+  let out;
+  try {
+    out = await runNet(rnet, 'rnet', patches);
+  } finally {
+    patches.dispose();
+  }
+  let result = replaceScores(boxes, out.prob);
+  result = adjustBoxes(result, out.bbox_reg);
+  result = pickMatches(result, p.thresholdRnet);
+  result = nms(result, p.nmsRnet, 'union', true);
+  return resizeToSquare(result);
+}
+
+/** Stage 3 (mirrors StageONet.__call__): boxes with landmarks [x1..x5, y1..y5]. */
+export async function outputBoxes(onet, image, boxes, p) {
+  if (!boxes.length) return [];
+  const patches = extractPatches(image, boxes, p.onetInput, p.patchPadValue);
+  let out;
+  try {
+    out = await runNet(onet, 'onet', patches);
+  } finally {
+    patches.dispose();
+  }
+  const landmarks = adjustLandmarks(boxes, out.landmarks, p.landmarkCount);
+  let result = replaceScores(boxes, out.prob);
+  result = adjustBoxes(result, out.bbox_reg).map((b, i) => ({ ...b, landmarks: landmarks[i] }));
+  result = pickMatches(result, p.thresholdOnet);
+  return nms(result, p.nmsOnet, 'min', true);
+}
+
+/**
+ * All three stages and the package's post-processing (fit_to_image: corners clamped into the
+ * image, landmarks left as they are). Boxes are in pixels of `image`.
+ * @param {{pnet: object, rnet: object, onet: object}} nets loaded nets
+ * @param {tf.Tensor3D} image float32 [H, W, 3] raw RGB 0..255
+ * @param {object} p detector parameters (options.js:detectorParams)
+ * @returns {Promise<Array<{x1:number,y1:number,x2:number,y2:number,score:number,landmarks:number[]}>>}
+ */
+export async function detectFaces(nets, image, p) {
+  const [height, width] = image.shape;
+  let boxes = await proposeBoxes(nets.pnet, image, p);
+  boxes = await refineBoxes(nets.rnet, image, boxes, p);
+  boxes = await outputBoxes(nets.onet, image, boxes, p);
+  return limitBoxes(boxes, width, height);
+}

@@ -1,0 +1,68 @@
+/**
+ * Non-maximum suppression exactly as the `mtcnn` 1.0.0 package does it (its own numpy code,
+ * mtcnn/utils/bboxes.py: iou, nms, sort_by_scores, smart_nms_from_bboxes) - NOT
+ * tf.image.nonMaxSuppression, which differs: the package drops box j when ANY earlier box
+ * (in score order) overlaps it above the threshold, even an earlier box that was itself dropped.
+ *
+ * A box is {x1, y1, x2, y2, score, ...}; areas use (x2 - x1) * (y2 - y1) (no +1), as the package.
+ * Twin: tests/test_js_ops.py runs both on the same random boxes.
+ */
+
+/**
+ * Indices that sort `scores` descending, as numpy's argsort(scores)[::-1] on a stable sort
+ * (ties: the later index first).
+ * @param {ArrayLike<number>} scores
+ * @returns {number[]}
+ */
+export function argsortDescending(scores) {
+  const idx = Array.from(scores, (_, i) => i);
+  idx.sort((a, b) => (scores[a] - scores[b]) || (a - b)); // stable ascending
+  return idx.reverse();
+}
+
+/** Boxes sorted by score, descending (mirrors sort_by_scores(..., ascending=False)). */
+export function sortByScoreDescending(boxes) {
+  return argsortDescending(boxes.map((b) => b.score)).map((i) => boxes[i]);
+}
+
+/**
+ * Overlap of boxes a and b by `method` ("union": IoU; "min": intersection / smaller area).
+ * Mirrors mtcnn/utils/bboxes.py:iou for one pair (0/0 gives NaN there and here: never suppresses).
+ */
+export function overlap(a, b, method) {
+  const areaA = (a.x2 - a.x1) * (a.y2 - a.y1);
+  const areaB = (b.x2 - b.x1) * (b.y2 - b.y1);
+  const w = Math.max(0, Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1));
+  const h = Math.max(0, Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1));
+  const inter = w * h;
+  if (method === 'union') return inter / (areaA + areaB - inter);
+  if (method === 'min') return inter / Math.min(areaA, areaB);
+  throw new Error(`NMS method must be "union" or "min", got ${JSON.stringify(method)}`);
+}
+
+/**
+ * Indices kept by the package's NMS (mirrors mtcnn/utils/bboxes.py:nms): j survives unless some
+ * i < j has overlap(i, j) > threshold.
+ * @param {Array<{x1:number,y1:number,x2:number,y2:number}>} boxes in priority order
+ * @param {number} threshold
+ * @param {"union"|"min"} method
+ * @returns {number[]}
+ */
+export function nmsIndices(boxes, threshold, method) {
+  const keep = [];
+  for (let j = 0; j < boxes.length; j++) {
+    let suppressed = false;
+    for (let i = 0; i < j && !suppressed; i++) suppressed = overlap(boxes[i], boxes[j], method) > threshold;
+    if (!suppressed) keep.push(j);
+  }
+  return keep;
+}
+
+/**
+ * Mirrors smart_nms_from_bboxes for one image: optional score sort, then nmsIndices.
+ * @returns {Array} the kept boxes (same objects)
+ */
+export function nms(boxes, threshold, method, initialSort) {
+  const ordered = initialSort ? sortByScoreDescending(boxes) : boxes;
+  return nmsIndices(ordered, threshold, method).map((i) => ordered[i]);
+}

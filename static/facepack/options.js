@@ -1,0 +1,116 @@
+/**
+ * The two settings objects of the public API and their defaults, filled in HERE and only here
+ * (DESIGN.md "Style"). Unknown keys throw an Error naming the key. Every number the pipeline
+ * uses comes from the bundle's manifest.json "spec" (facepack/spec.py:spec_dict), read by the
+ * small accessors at the bottom; none is repeated in the JavaScript.
+ */
+
+/** Load-time settings of createFaceAnalyzer(modelConfig). */
+export const MODEL_CONFIG_DEFAULTS = Object.freeze({
+  /** Bundle root: URL (browser, or http(s) in Node) or folder path / file:// URL (Node). Required. */
+  modelUrl: undefined,
+  /** 'webgl' | 'wasm' | 'cpu' | 'auto'; falls back along backend.js:backendOrder. */
+  backend: 'auto',
+  /** Which models to load: any of 'detector', 'beauty', 'keypoints'. */
+  models: Object.freeze(['detector', 'beauty', 'keypoints']),
+  /** Where the WASM backend's .wasm files are (prefix URL/folder); null: next to the wasm module. */
+  wasmPaths: null,
+});
+
+/** Per-call settings of analyzer.analyze(input, options). */
+export const ANALYZE_DEFAULTS = Object.freeze({
+  /** Keep at most this many faces (highest detector score first); null: all. */
+  maxFaces: null,
+  /** Smallest face to look for, pixels of the input; null: the manifest's spec.mtcnn.min_face_size_px. */
+  minFaceSize: null,
+  /** Compute a Grad-CAM heatmap per face (needs the beauty model). */
+  heatmaps: false,
+});
+
+export const MODEL_NAMES = Object.freeze(['detector', 'beauty', 'keypoints']);
+
+function checkKeys(given, defaults, what) {
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) {
+    throw new Error(`${what} must be an object, got ${JSON.stringify(given)}`);
+  }
+  for (const key of Object.keys(given)) {
+    if (!Object.prototype.hasOwnProperty.call(defaults, key)) {
+      throw new Error(`${what}: unknown key "${key}"; expected one of ${Object.keys(defaults).join(', ')}`);
+    }
+  }
+}
+
+/**
+ * modelConfig with defaults filled in and values checked.
+ * @param {object} config
+ * @returns {{modelUrl: string, backend: string, models: string[], wasmPaths: string|object|null}}
+ */
+export function resolveModelConfig(config) {
+  checkKeys(config, MODEL_CONFIG_DEFAULTS, 'modelConfig');
+  const out = { ...MODEL_CONFIG_DEFAULTS, ...config };
+  if (out.modelUrl instanceof URL) out.modelUrl = out.modelUrl.href;
+  if (typeof out.modelUrl !== 'string' || !out.modelUrl) {
+    throw new Error(`modelConfig.modelUrl: expected the bundle's URL or folder, got ${JSON.stringify(out.modelUrl)}`);
+  }
+  const backends = ['webgl', 'wasm', 'cpu', 'auto'];
+  if (!backends.includes(out.backend)) {
+    throw new Error(`modelConfig.backend: expected one of ${backends.join(', ')}, got ${JSON.stringify(out.backend)}`);
+  }
+  if (!Array.isArray(out.models) || !out.models.length || out.models.some((m) => !MODEL_NAMES.includes(m))) {
+    throw new Error(`modelConfig.models: expected a non-empty list of ${MODEL_NAMES.join(', ')}, got ${JSON.stringify(out.models)}`);
+  }
+  if (!out.models.includes('detector')) {
+    throw new Error(`modelConfig.models: 'detector' is needed to find faces, got ${JSON.stringify(out.models)}`);
+  }
+  out.models = [...new Set(out.models)];
+  return out;
+}
+
+/**
+ * analyze() options with defaults filled in from ANALYZE_DEFAULTS and the manifest spec.
+ * @param {object|undefined} options
+ * @param {object} spec manifest.json "spec"
+ */
+export function resolveAnalyzeOptions(options, spec) {
+  const given = options ?? {};
+  checkKeys(given, ANALYZE_DEFAULTS, 'analyze options');
+  const out = { ...ANALYZE_DEFAULTS, ...given };
+  if (out.maxFaces !== null && !(Number.isInteger(out.maxFaces) && out.maxFaces >= 0)) {
+    throw new Error(`analyze options.maxFaces: expected a non-negative integer or null, got ${JSON.stringify(out.maxFaces)}`);
+  }
+  if (out.minFaceSize === null) out.minFaceSize = spec.mtcnn.min_face_size_px;
+  if (!(typeof out.minFaceSize === 'number' && out.minFaceSize > 0)) {
+    throw new Error(`analyze options.minFaceSize: expected a positive number of pixels, got ${JSON.stringify(out.minFaceSize)}`);
+  }
+  if (typeof out.heatmaps !== 'boolean') {
+    throw new Error(`analyze options.heatmaps: expected true or false, got ${JSON.stringify(out.heatmaps)}`);
+  }
+  return out;
+}
+
+/**
+ * The detector's numbers, from the manifest spec (mirrors the `mtcnn` package's keyword
+ * arguments, written out in facepack/spec.py:MTCNN).
+ * @param {object} spec manifest.json "spec"
+ * @param {number} minFaceSize pixels of the image the detector sees
+ */
+export function detectorParams(spec, minFaceSize) {
+  const m = spec.mtcnn;
+  return {
+    minFaceSize,
+    minSize: m.min_size_px,
+    scaleFactor: m.scale_factor,
+    thresholdPnet: m.threshold_pnet,
+    thresholdRnet: m.threshold_rnet,
+    thresholdOnet: m.threshold_onet,
+    nmsPnet1: m.nms_pnet1,
+    nmsPnet2: m.nms_pnet2,
+    nmsRnet: m.nms_rnet,
+    nmsOnet: m.nms_onet,
+    rnetInput: m.rnet_input_px,
+    onetInput: m.onet_input_px,
+    patchPadValue: m.patch_pad_value,
+    landmarkCount: spec.landmarks5.length,
+    landmarkNames: spec.landmarks5,
+  };
+}
