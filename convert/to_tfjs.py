@@ -1,0 +1,91 @@
+"""Convert trained facepack models (or your own Keras 3 model) into static TF.js bundles.
+
+Examples:
+  python convert/to_tfjs.py                      # latest beauty + keypoint runs + MTCNN -> static/models/
+  python convert/to_tfjs.py --only mtcnn         # rebuild only the MTCNN nets (other models kept)
+  python convert/to_tfjs.py --beauty runs/beauty/20260101-120000 --quantize float16
+  python convert/to_tfjs.py --npm                # also build the npm package in dist/npm/
+  python convert/to_tfjs.py --model my.keras --name mynet --npm   # your own Keras 3 model
+
+Every model is written with the tensorflowjs converter as a TF.js layers model (model.json +
+weight shards), read back and compared with the Keras model on a probe batch; the max abs
+difference is recorded in manifest.json and the conversion fails if it exceeds the tolerance
+for the precision. The bundle is written to a temporary folder and swapped in only when
+complete: a failed conversion leaves the previous bundle untouched. The work is done by
+facepack.export; this file only parses arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_OUT = ROOT / "static" / "models"
+DEFAULT_NPM = ROOT / "dist" / "npm"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="convert/to_tfjs.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"bundle folder to (re)write (default {DEFAULT_OUT.relative_to(ROOT)}/, or "
+                        "dist/models-NAME/ with --model)")
+    p.add_argument("--beauty", metavar="RUN", default=None,
+                   help="beauty run folder (runs/beauty/<stamp>) or its model.keras (default: the latest run)")
+    p.add_argument("--keypoints", metavar="RUN", default=None,
+                   help="keypoint run folder or its model.keras (default: the latest run)")
+    p.add_argument("--runs-root", type=Path, default=None, help="where to look for the latest runs (default runs/)")
+    p.add_argument("--only", action="append", choices=["mtcnn", "beauty", "keypoints"], default=None,
+                   help="convert only these models (repeatable); the other models of an existing bundle "
+                        "at --out are kept as they are")
+    p.add_argument("--quantize", choices=["none", "float16", "uint8"], default="none",
+                   help="weight precision of the beauty and keypoint models: float16 halves, uint8 quarters "
+                        "the size (MTCNN stays float32); default none (float32)")
+    p.add_argument("--model", type=Path, default=None, metavar="PATH.keras",
+                   help="export your own Keras 3 model instead (bundle + manifest + parity; with --npm, a "
+                        "package exposing load(dir, NAME).predict)")
+    p.add_argument("--name", default=None, help="manifest name of --model (letters, digits, _ . -)")
+    p.add_argument("--npm", nargs="?", type=Path, const=DEFAULT_NPM, default=None, metavar="DIR",
+                   help=f"also build the npm package in DIR (default {DEFAULT_NPM.relative_to(ROOT)}/) and pack it")
+    p.add_argument("--npm-name", default=None, help="npm package name (default facepack, or NAME with --model)")
+    p.add_argument("--npm-version", default="0.1.0", help="npm package version (default 0.1.0)")
+    p.add_argument("--no-pack", action="store_true", help="with --npm: skip `npm pack` (no tarball)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from facepack.export.bundle import build_bundle, main_log
+
+    if (args.model is None) != (args.name is None):
+        raise SystemExit("error: --model and --name go together (got "
+                         f"--model {args.model}, --name {args.name})")
+    out = args.out or (ROOT / "dist" / f"models-{args.name}" if args.model else DEFAULT_OUT)
+    try:
+        build_bundle(out, beauty_run=args.beauty, keypoints_run=args.keypoints, quantize=args.quantize,
+                     models=args.only, runs_root=args.runs_root, user_model=args.model, user_name=args.name,
+                     keep_others=bool(args.only), log=main_log)
+        if args.npm is not None:
+            from facepack.export.npm import build_npm_package
+
+            build_npm_package(out, args.npm, name=args.npm_name or (args.name or "facepack"),
+                              version=args.npm_version, pack=not args.no_pack, log=main_log)
+    except (ValueError, RuntimeError) as err:
+        print(f"error: {err}\n{out} was left unchanged.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: {out} was left unchanged.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Building a bundle: every Export -> TF.js model folder, parity-checked, plus manifest.json.
+
+Steps for each model (``export_one``):
+  1. write the tf_keras model with the tensorflowjs converter (quantised if asked);
+  2. read the written model back into tf_keras and run it on the probe batch;
+  3. compare with the reference (Keras 3 model / mtcnn package): the max abs difference goes
+     into the manifest and must be within the tolerance for the precision, else ParityError;
+  4. list its files with sizes and sha256.
+
+``build_bundle`` writes everything into a temporary folder next to ``out_dir`` and only then
+swaps it into place (``atomic_replace``): a failed or interrupted conversion leaves the previous
+bundle byte-identical.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from facepack.export import manifest as manifest_mod
+from facepack.export import sources
+from facepack.export.tfjs_io import (PRECISION, check_quantize, file_entries, load_layers_model,
+                                     predict_list, save_layers_model)
+
+FORMAT = "layers-model"
+# Parity tolerance per precision, relative to the reference output's scale:
+# tolerance = REL_TOL[precision] * max(1, max |reference|). float32 allows float rounding only;
+# quantised weights allow the measured error of quantisation (README: sizes and output changes).
+REL_TOL = {"float32": 1e-4, "float16": 2e-2, "uint8": 0.25}
+MODEL_SETS = ("mtcnn", "beauty", "keypoints")
+
+
+class ParityError(RuntimeError):
+    """An exported model's outputs differ from the reference by more than the tolerance."""
+
+
+def _log(log, message: str) -> None:
+    if log is not None:
+        log(message)
+
+
+def parity(reference_outs: list, exported_outs: list, precision: str, name: str) -> dict:
+    """{"max_abs_diff", "tolerance"} for one model; raises ParityError above the tolerance."""
+    if len(reference_outs) != len(exported_outs):
+        raise ParityError(f"model {name!r}: exported model has {len(exported_outs)} outputs, reference {len(reference_outs)}")
+    diff, scale = 0.0, 1.0
+    for ref, got in zip(reference_outs, exported_outs):
+        ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+        if ref.shape != got.shape:
+            raise ParityError(f"model {name!r}: exported output shape {got.shape} vs reference {ref.shape}")
+        diff = max(diff, float(np.abs(ref - got).max()))
+        scale = max(scale, float(np.abs(ref).max()))
+    tolerance = REL_TOL[precision] * scale
+    if not np.isfinite(diff) or diff > tolerance:
+        raise ParityError(f"model {name!r} ({precision}): max abs diff {diff:.3g} between the exported TF.js "
+                          f"model and the reference exceeds the tolerance {tolerance:.3g}")
+    return {"max_abs_diff": diff, "tolerance": tolerance}
+
+
+def export_one(item: sources.Export, root: Path, quantize: str, log=print) -> dict:
+    """Write ``item`` under ``root``/<name>/, check parity, return its manifest entry."""
+    t0 = time.perf_counter()
+    quantize = quantize if item.quantizable else "none"
+    precision = PRECISION[quantize]
+    folder = root / item.name
+    if folder.exists():
+        shutil.rmtree(folder)
+    save_layers_model(item.model, folder, quantize)
+    loaded = load_layers_model(folder)
+    check = parity(item.reference(item.probe), predict_list(loaded, item.probe), precision, item.name)
+    files = file_entries(root, folder)
+    model = item.model
+    entry = {
+        "path": item.name,
+        "format": FORMAT,
+        "role": item.meta.get("role", item.name),
+        "files": files,
+        "bytes": sum(f["bytes"] for f in files),
+        "inputs": manifest_mod.tensor_specs(model.inputs, [t.name.split(":")[0] for t in model.inputs]),
+        "outputs": manifest_mod.tensor_specs(model.outputs, item.output_names or model.output_names),
+        "input_size": item.meta.get("input_size"),
+        "backbone": item.meta.get("backbone"),
+        "precision": precision,
+        "parity": {**check, "probe": item.probe_desc,
+                   "against": "mtcnn package" if item.name.startswith("mtcnn_") else "Keras 3 model"},
+        **{k: v for k, v in item.meta.items() if k not in ("role", "input_size", "backbone")},
+    }
+    _log(log, f"  {item.name}: {entry['bytes'] / 1e6:.2f} MB {precision}, max abs diff "
+              f"{check['max_abs_diff']:.2e} (tol {check['tolerance']:.1e}), {time.perf_counter() - t0:.1f} s")
+    return entry
+
+
+# --- atomic replacement -------------------------------------------------------------------
+
+def _sibling(out: Path, tag: str) -> Path:
+    return out.parent / f".{out.name}.{tag}-{os.getpid()}"
+
+
+@contextmanager
+def atomic_replace(out_dir: str | Path):
+    """Yield a fresh temp folder next to ``out_dir``; on success it becomes ``out_dir``.
+
+    On any exception (or KeyboardInterrupt) the temp folder is removed and ``out_dir`` is
+    untouched. The swap is: out -> backup, temp -> out, delete backup (restored on failure).
+    """
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, backup = _sibling(out, "tmp"), _sibling(out, "backup")
+    for stale in (tmp, backup):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    had_old = out.exists()
+    if had_old:
+        os.replace(out, backup)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if had_old:
+            os.replace(backup, out)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if had_old:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+# --- the bundle ---------------------------------------------------------------------------
+
+def _collect(models, beauty_run, keypoints_run, runs_root, user_model, user_name) -> list:
+    """The Export list for the requested model sets (resolving latest runs)."""
+    from facepack.runs import resolve_run
+
+    if user_model is not None:
+        if not user_name:
+            raise ValueError("--name: a model name is required with --model, got none")
+        return sources.user_model_exports(Path(user_model), user_name)
+    unknown = [m for m in models if m not in MODEL_SETS]
+    if unknown:
+        raise ValueError(f"--only must name models among {list(MODEL_SETS)}, got {unknown}")
+    items = []
+    if "mtcnn" in models:
+        items += sources.mtcnn_exports()
+    if "beauty" in models:
+        items += sources.beauty_exports(resolve_run("beauty", beauty_run, runs_root))
+    if "keypoints" in models:
+        items += sources.keypoints_exports(resolve_run("keypoints", keypoints_run, runs_root))
+    return items
+
+
+def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "none",
+                 include_mtcnn: bool = True, *, models=None, runs_root=None, user_model=None,
+                 user_name: str | None = None, keep_others: bool = False, log=print,
+                 _after_model=None) -> dict:
+    """Convert the models and write the bundle at ``out_dir`` atomically; returns the manifest.
+
+    beauty_run / keypoints_run: run folders (None: the latest run, facepack.runs.latest_run).
+    quantize: "none" | "float16" | "uint8" (MTCNN nets always stay float32).
+    models: which of MODEL_SETS to convert (default all; include_mtcnn=False drops "mtcnn").
+    keep_others: keep the models of an existing bundle at ``out_dir`` that are not rebuilt
+      (``--only``); their manifest entries and files are carried over unchanged.
+    user_model, user_name: export a user's own Keras 3 .keras file instead, as ``user_name``.
+    _after_model: test hook called with the model name after each model is written.
+    """
+    check_quantize(quantize)
+    t0 = time.perf_counter()
+    if models is None:
+        models = [m for m in MODEL_SETS if include_mtcnn or m != "mtcnn"]
+    out = Path(out_dir)
+    old = None
+    if keep_others and (out / manifest_mod.MANIFEST_FILE).is_file():
+        old = manifest_mod.read_manifest(out)
+    items = _collect(list(models), beauty_run, keypoints_run, runs_root, user_model, user_name)
+    entries = {}
+    with atomic_replace(out) as tmp:
+        if old is not None:
+            rebuilt = {item.name for item in items}
+            for name, entry in old["models"].items():
+                if name not in rebuilt:
+                    shutil.copytree(out / entry["path"], tmp / entry["path"])
+                    entries[name] = entry
+        for item in items:
+            _log(log, f"converting {item.name} ...")
+            entries[item.name] = export_one(item, tmp, quantize, log)
+            if _after_model is not None:
+                _after_model(item.name)
+        manifest = manifest_mod.build_manifest(entries)
+        manifest_mod.write_manifest(tmp, manifest)
+        manifest_mod.verify_files(tmp, manifest)
+    total = sum(e["bytes"] for e in entries.values())
+    _log(log, f"wrote {out} ({len(entries)} models, {total / 1e6:.2f} MB) in {time.perf_counter() - t0:.1f} s")
+    return manifest
+
+
+def main_log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

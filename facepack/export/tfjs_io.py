@@ -1,0 +1,67 @@
+"""Writing one tf_keras model as a TF.js layers model, reading it back, and listing its files.
+
+Thin wrappers over the ``tensorflowjs`` converter's Python API, imported lazily (it pulls in
+TF Decision Forests and JAX, several seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+# --quantize value -> tensorflowjs quantization_dtype_map (None: float32 weights)
+QUANTIZE = {"none": None, "float16": {"float16": True}, "uint8": {"uint8": True}}
+PRECISION = {"none": "float32", "float16": "float16", "uint8": "uint8"}
+MODEL_JSON = "model.json"
+
+
+def check_quantize(quantize: str) -> str:
+    if quantize not in QUANTIZE:
+        raise ValueError(f"--quantize must be one of {list(QUANTIZE)}, got {quantize!r}")
+    return quantize
+
+
+def save_layers_model(model, folder: str | Path, quantize: str = "none") -> Path:
+    """Write ``model`` (tf_keras) to ``folder``/model.json + weight shards; returns the folder."""
+    import tensorflowjs as tfjs
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=QUANTIZE[check_quantize(quantize)])
+    if not (folder / MODEL_JSON).is_file():
+        raise RuntimeError(f"tensorflowjs wrote no {MODEL_JSON} into {folder}")
+    return folder
+
+
+def load_layers_model(folder: str | Path):
+    """Read an exported layers model back into tf_keras (weights dequantised)."""
+    import tensorflowjs as tfjs
+
+    return tfjs.converters.load_keras_model(str(Path(folder) / MODEL_JSON))
+
+
+def predict_list(model, x) -> list[np.ndarray]:
+    """Outputs of a (Keras 3 or tf_keras) model as a list of float32 arrays."""
+    with warnings.catch_warnings():  # Keras 3: "structure of `inputs` doesn't match" for a bare tensor
+        warnings.simplefilter("ignore", UserWarning)
+        out = model(x, training=False)
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    return [np.asarray(o, dtype=np.float32) for o in outs]
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_entries(root: str | Path, folder: str | Path) -> list[dict]:
+    """[{path (relative to root, '/'-separated), bytes, sha256}] of every file under folder."""
+    root, folder = Path(root), Path(folder)
+    return [{"path": p.relative_to(root).as_posix(), "bytes": p.stat().st_size, "sha256": sha256(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file()]
