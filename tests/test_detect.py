@@ -1,0 +1,141 @@
+"""facepack.detect.mtcnn_detector: options, downscaling, and equality with the mtcnn package."""
+
+import numpy as np
+import pytest
+
+from facepack import spec
+from facepack.data.images import load_rgb
+from facepack.detect import mtcnn_detector as md
+
+BOX_TOL_PX = 1e-9  # our floats ARE the package's numpy output: no tolerance needed
+
+
+@pytest.fixture(scope="session")
+def detector():
+    return md.build_detector()
+
+
+@pytest.fixture(scope="session")
+def photos(fixtures_dir):
+    return {name: load_rgb(fixtures_dir / name) for name in ("astronaut.png", "einstein.jpg")}
+
+
+@pytest.fixture(scope="session")
+def package_outputs(detector, photos):
+    """The mtcnn package called directly, defaults, on the same decoded pixels (json and numpy)."""
+    out = {}
+    for name, rgb in photos.items():
+        image = rgb.astype(np.float32)
+        out[name] = {"json": detector.detect_faces(image),
+                     "numpy": np.asarray(detector.detect_faces(image, output_type="numpy"))}
+    return out
+
+
+@pytest.fixture(scope="session")
+def ours(detector, photos):
+    return {name: md.detect_faces(detector, rgb) for name, rgb in photos.items()}
+
+
+def test_default_options_are_the_spec_values():
+    opts = md.resolve_options()
+    assert opts["min_face_size"] == spec.MTCNN["min_face_size_px"] == 20
+    assert opts["threshold_onet"] == spec.MTCNN["threshold_onet"]
+    assert opts["scale_factor"] == spec.MTCNN["scale_factor"]
+    assert set(opts) == set(md.OPTION_KEYS)
+    assert md.resolve_options({"threshold_pnet": 0.9})["threshold_pnet"] == 0.9
+
+
+@pytest.mark.parametrize("bad, match", [({"treshold_pnet": 0.5}, "treshold_pnet"),
+                                        ({"min_face_size": "20"}, "min_face_size"),
+                                        ({"scale_factor": -1}, "scale_factor")])
+def test_bad_options_name_the_key(bad, match):
+    with pytest.raises(ValueError, match=match):
+        md.resolve_options(bad)
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "einstein.jpg"])
+def test_detections_equal_the_package(name, ours, package_outputs):
+    pkg_json, pkg_np = package_outputs[name]["json"], package_outputs[name]["numpy"]
+    assert len(ours[name]) == len(pkg_json) == len(pkg_np) >= 1
+    for face, js, row in zip(ours[name], pkg_json, pkg_np):
+        b = face["box"]
+        ours_xywh = np.array([b["x"], b["y"], b["width"], b["height"]])
+        np.testing.assert_allclose(ours_xywh, row[1:5], atol=BOX_TOL_PX)
+        assert face["score"] == pytest.approx(js["confidence"], abs=1e-12)
+        # The package's JSON is np.round (half to even) of the same numbers.
+        assert np.round(ours_xywh).astype(int).tolist() == list(js["box"])
+        for lm_name in spec.LANDMARKS5:
+            assert np.round(face["landmarks5"][lm_name]).astype(int).tolist() == list(js["keypoints"][lm_name])
+        assert list(face["landmarks5"]) == spec.LANDMARKS5
+
+
+def test_einstein_finds_only_the_seated_man(ours, fixtures_dir):
+    """As the package does: the small seated man, not Einstein's face (fixtures/README.md)."""
+    pts = np.loadtxt(fixtures_dir / "einstein.pts", skiprows=3, max_rows=68)
+    assert pts.shape == (68, 2)
+    (ex0, ey0), (ex1, ey1) = pts.min(0), pts.max(0)
+    faces = ours["einstein.jpg"]
+    assert len(faces) == 1
+    b = faces[0]["box"]
+    cx, cy = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
+    assert not (ex0 <= cx <= ex1 and ey0 <= cy <= ey1)
+    assert b["width"] < 60 and cx < 300 and cy > 550  # small, bottom left
+
+
+def test_astronaut_landmarks_are_inside_the_box(ours):
+    face = ours["astronaut.png"][0]
+    b = face["box"]
+    for x, y in face["landmarks5"].values():
+        assert b["x"] < x < b["x"] + b["width"] and b["y"] < y < b["y"] + b["height"]
+    # "left_eye" is the eye on the image's left, as the package names it.
+    assert face["landmarks5"]["left_eye"][0] < face["landmarks5"]["right_eye"][0]
+
+
+def test_blank_and_tiny_images_give_no_faces(detector):
+    assert md.detect_faces(detector, np.full((80, 100, 3), 128, np.uint8)) == []
+    assert md.detect_faces(detector, np.zeros((8, 8, 3), np.uint8)) == []
+
+
+def test_resize_for_detection_small_photo_is_untouched():
+    rgb = np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    image, scale = md.resize_for_detection(rgb)
+    assert scale == (1.0, 1.0) and image.dtype == np.float32
+    np.testing.assert_array_equal(image, rgb)
+
+
+def test_resize_for_detection_is_bilinear_half_pixel():
+    h, w = 700, 1400  # -> (640, 1280)
+    ramp = np.tile(np.arange(w, dtype=np.float64) / 8.0, (h, 1))  # value = column / 8
+    rgb = np.repeat(ramp[:, :, None], 3, axis=2)
+    image, (sy, sx) = md.resize_for_detection(rgb)
+    assert image.shape == (640, 1280, 3) == (*spec.detect_size(h, w), 3)
+    assert (sy, sx) == (640 / 700, 1280 / 1400)
+    # Half-pixel centres: output column j samples input column (j + 0.5) / sx - 0.5 (clamped).
+    j = np.arange(1280)
+    src = np.clip((j + 0.5) / sx - 0.5, 0, w - 1)
+    np.testing.assert_allclose(image[5, :, 0], src / 8.0, atol=1e-3)
+
+
+def test_rows_to_faces_maps_back_by_axis():
+    row = np.zeros((1, 16))
+    row[0, 1:6] = [10, 20, 30, 40, 0.9]
+    row[0, 6:11] = [11, 12, 13, 14, 15]
+    row[0, 11:16] = [21, 22, 23, 24, 25]
+    face = md.rows_to_faces(row, scale_yx=(0.5, 0.25))[0]
+    assert face["box"] == {"x": 40.0, "y": 40.0, "width": 120.0, "height": 80.0}
+    assert face["score"] == 0.9
+    assert face["landmarks5"]["left_eye"] == [44.0, 42.0]
+    assert face["landmarks5"]["mouth_right"] == [60.0, 50.0]
+
+
+def test_large_photo_is_detected_on_a_downscaled_copy_and_mapped_back(detector, photos, ours):
+    """Astronaut upscaled 3x (1536 px) -> detected at 1280 px -> box ~ 3x the original box."""
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(photos["astronaut.png"]).resize((1536, 1536), Image.BILINEAR))
+    faces = md.detect_faces(detector, big)
+    assert len(faces) >= 1  # the 3x copy also yields a weak false positive on the suit
+    small = ours["astronaut.png"][0]["box"]
+    big_box = faces[0]["box"]
+    for key in ("x", "y", "width", "height"):
+        assert big_box[key] == pytest.approx(3 * small[key], abs=12), key
