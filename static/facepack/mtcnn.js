@@ -134,3 +134,24 @@ export async function detectFaces(nets, image, p) {
   boxes = await outputBoxes(nets.onet, image, boxes, p);
   return limitBoxes(boxes, width, height);
 }
+
+/**
+ * Detector boxes -> named faces in original pixels (mirrors
+ * facepack/detect/mtcnn_detector.py:rows_to_faces: x divided by sx, y by sy).
+ * @param {Array} boxes detectFaces output
+ * @param {number} sx detection width / original width
+ * @param {number} sy detection height / original height
+ * @param {string[]} names manifest spec.landmarks5
+ */
+export function boxesToFaces(boxes, sx, sy, names) {
+  const count = names.length;
+  return boxes.map((b) => {
+    const landmarks5 = {};
+    names.forEach((name, k) => { landmarks5[name] = [b.landmarks[k] / sx, b.landmarks[count + k] / sy]; });
+    return {
+      box: { x: b.x1 / sx, y: b.y1 / sy, width: (b.x2 - b.x1) / sx, height: (b.y2 - b.y1) / sy },
+      score: b.score,
+      landmarks5,
+    };
+  });
+}

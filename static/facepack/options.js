@@ -75,8 +75,8 @@ export function resolveAnalyzeOptions(options, spec) {
   const given = options ?? {};
   checkKeys(given, ANALYZE_DEFAULTS, 'analyze options');
   const out = { ...ANALYZE_DEFAULTS, ...given };
-  if (out.maxFaces !== null && !(Number.isInteger(out.maxFaces) && out.maxFaces >= 0)) {
-    throw new Error(`analyze options.maxFaces: expected a non-negative integer or null, got ${JSON.stringify(out.maxFaces)}`);
+  if (out.maxFaces !== null && !(Number.isInteger(out.maxFaces) && out.maxFaces >= 1)) {
+    throw new Error(`analyze options.maxFaces: expected an integer >= 1 or null, got ${JSON.stringify(out.maxFaces)}`);
   }
   if (out.minFaceSize === null) out.minFaceSize = spec.mtcnn.min_face_size_px;
   if (!(typeof out.minFaceSize === 'number' && out.minFaceSize > 0)) {

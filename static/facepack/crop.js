@@ -1,0 +1,85 @@
+/**
+ * Square face crops by the spec's crop rule, sampled with tf.image.cropAndResize.
+ *
+ * Mirrors facepack/crop.py and facepack/pipeline.py:face_square / CROP_RULES; the geometry
+ * functions mirror facepack/spec.py (square_box, crop_box_to_tf, crop_to_image) and read every
+ * number (margins, the detector-to-points mapping, the pad value) from the manifest's spec.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Face box -> square [x0, y0, side] (mirrors facepack/spec.py:square_box). */
+export function squareBox(x, y, w, h, margin) {
+  const side = Math.max(w, h) * (1.0 + 2.0 * margin);
+  const cx = x + w / 2.0;
+  const cy = y + h / 2.0;
+  return [cx - side / 2.0, cy - side / 2.0, side];
+}
+
+/**
+ * Square (pixels) -> normalised [y1, x1, y2, x2] for cropAndResize, so output pixel i samples
+ * x0 + (i + 0.5) * side / outSize - 0.5 (mirrors facepack/spec.py:crop_box_to_tf).
+ */
+export function cropBoxToTf(x0, y0, side, outSize, imageH, imageW) {
+  const step = side / outSize;
+  const firstY = y0 + 0.5 * step - 0.5;
+  const lastY = y0 + (outSize - 0.5) * step - 0.5;
+  const firstX = x0 + 0.5 * step - 0.5;
+  const lastX = x0 + (outSize - 0.5) * step - 0.5;
+  const hy = Math.max(imageH - 1, 1);
+  const hx = Math.max(imageW - 1, 1);
+  return [firstY / hy, firstX / hx, lastY / hy, lastX / hx];
+}
+
+/** Crop-relative (0..1) point -> image pixels (mirrors facepack/spec.py:crop_to_image). */
+export function cropToImage(u, v, x0, y0, side) {
+  return [x0 + u * side, y0 + v * side];
+}
+
+/**
+ * MTCNN box -> estimated box of the keypoints (mirrors facepack/crop.py:detector_to_points_box).
+ * @param {{x:number,y:number,width:number,height:number}} box
+ * @param {{scale:number,dx:number,dy:number}} mapping manifest spec.detector_to_points_box
+ */
+export function detectorToPointsBox(box, mapping) {
+  const side = Math.max(box.width, box.height);
+  const cx = box.x + box.width / 2.0 + mapping.dx * side;
+  const cy = box.y + box.height / 2.0 + mapping.dy * side;
+  const newSide = mapping.scale * side;
+  return { x: cx - newSide / 2.0, y: cy - newSide / 2.0, width: newSide, height: newSide };
+}
+
+/**
+ * The crop rule of each model (mirrors facepack/pipeline.py:CROP_RULES): its margin and
+ * whether the detector box is first mapped to the keypoints' box.
+ * @param {object} spec manifest.json "spec"
+ */
+export function cropRules(spec) {
+  return {
+    beauty: { margin: spec.beauty.crop_margin, pointsBox: null },
+    keypoints: { margin: spec.keypoints.crop_margin, pointsBox: spec.detector_to_points_box },
+  };
+}
+
+/** The [x0, y0, side] square a model sees for a face box (mirrors facepack/pipeline.py:face_square). */
+export function faceSquare(box, rule) {
+  const b = rule.pointsBox ? detectorToPointsBox(box, rule.pointsBox) : box;
+  return squareBox(b.x, b.y, b.width, b.height, rule.margin);
+}
+
+/**
+ * Crops [N, size, size, 3] float32 of `image` for the squares (mirrors facepack/crop.py:crop_squares).
+ * Caller disposes.
+ * @param {tf.Tensor3D} image float32 [H, W, 3] raw RGB
+ * @param {number[][]} squares [x0, y0, side] each
+ * @param {number} size output side (pixels)
+ * @param {object} spec manifest.json "spec" (crop.method, crop.pad_value)
+ */
+export function cropSquares(image, squares, size, spec) {
+  const [h, w] = image.shape;
+  return tf.tidy(() => {
+    if (!squares.length) return tf.zeros([0, size, size, image.shape[2]]);
+    const boxes = squares.map(([x0, y0, side]) => cropBoxToTf(x0, y0, side, size, h, w));
+    return tf.image.cropAndResize(tf.expandDims(image, 0), tf.tensor2d(boxes, [boxes.length, 4]),
+      tf.zeros([boxes.length], 'int32'), [size, size], spec.crop.method, spec.crop.pad_value);
+  });
+}

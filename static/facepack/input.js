@@ -1,0 +1,101 @@
+/**
+ * Inputs -> one float32 [H, W, 3] RGB tensor of raw 0..255 pixels, and the detection image.
+ *
+ * Accepted: tf.Tensor3D ([H, W, 3|4], any dtype), {data, width, height} with RGB or RGBA
+ * bytes (Node, ImageData), and in a browser HTMLImageElement, HTMLCanvasElement,
+ * OffscreenCanvas, HTMLVideoElement, ImageBitmap, ImageData, and Blob/File (decoded with
+ * createImageBitmap, EXIF orientation applied as facepack/data/images.py:load_rgb does).
+ * Alpha is dropped, not composited (as load_rgb).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+const RGB = 3;
+const RGBA = 4;
+
+function isBlob(x) {
+  return typeof Blob !== 'undefined' && x instanceof Blob;
+}
+
+function isBrowserPixels(x) {
+  const kinds = ['HTMLImageElement', 'HTMLCanvasElement', 'OffscreenCanvas', 'HTMLVideoElement', 'ImageBitmap', 'ImageData'];
+  return kinds.some((k) => typeof globalThis[k] !== 'undefined' && x instanceof globalThis[k]);
+}
+
+function fromTensor(t) {
+  if (t.rank !== 3 || ![RGB, RGBA].includes(t.shape[2])) {
+    throw new Error(`input tensor: expected shape [height, width, 3 or 4], got [${t.shape}]`);
+  }
+  return tf.tidy(() => tf.cast(t.shape[2] === RGB ? t : tf.slice(t, [0, 0, 0], [-1, -1, RGB]), 'float32'));
+}
+
+function fromPixelData({ data, width, height }) {
+  if (!(Number.isInteger(width) && width > 0 && Number.isInteger(height) && height > 0)) {
+    throw new Error(`input {data, width, height}: width and height must be positive integers, got ${width} x ${height}`);
+  }
+  const channels = data.length / (width * height);
+  if (![RGB, RGBA].includes(channels)) {
+    throw new Error(`input {data, width, height}: expected ${width * height * RGB} (RGB) or ${width * height * RGBA} (RGBA) values, got ${data.length}`);
+  }
+  const t = tf.tensor3d(Float32Array.from(data), [height, width, channels], 'float32');
+  try {
+    return fromTensor(t);
+  } finally {
+    t.dispose();
+  }
+}
+
+async function fromBlob(blob) {
+  if (typeof createImageBitmap === 'undefined') throw new Error('input Blob/File: createImageBitmap is not available here');
+  const bitmap = await createImageBitmap(blob, {
+    imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none',
+  });
+  try {
+    return tf.tidy(() => tf.cast(tf.browser.fromPixels(bitmap, RGB), 'float32'));
+  } finally {
+    bitmap.close();
+  }
+}
+
+/**
+ * Any accepted input -> float32 [H, W, 3] tensor (caller disposes).
+ * @returns {Promise<tf.Tensor3D>}
+ */
+export async function toRgbTensor(input) {
+  if (input instanceof tf.Tensor) return fromTensor(input);
+  if (isBlob(input)) return fromBlob(input);
+  if (isBrowserPixels(input)) return tf.tidy(() => tf.cast(tf.browser.fromPixels(input, RGB), 'float32'));
+  if (input && typeof input === 'object' && 'data' in input && 'width' in input && 'height' in input) {
+    return fromPixelData(input);
+  }
+  const kind = input === null ? 'null' : (input && input.constructor ? input.constructor.name : typeof input);
+  throw new Error(`input: expected an image element, canvas, video, ImageBitmap, ImageData, Blob, tf.Tensor3D or {data, width, height}, got ${kind}`);
+}
+
+/**
+ * Size of the detection image (mirrors facepack/spec.py:detect_scale and detect_size).
+ * @returns {[number, number]} [height, width]
+ */
+export function detectSize(h, w, spec) {
+  const longest = Math.max(h, w);
+  const maxSide = spec.detect_max_side_px;
+  if (longest <= maxSide) return [h, w];
+  const s = maxSide / longest;
+  return [Math.max(1, Math.floor(h * s + 0.5)), Math.max(1, Math.floor(w * s + 0.5))];
+}
+
+/**
+ * The image the detector sees and the factors mapping its pixels back (mirrors
+ * facepack/detect/mtcnn_detector.py:resize_for_detection). `image` is returned as is when no
+ * resize is needed; otherwise a new tensor (caller disposes it).
+ * @returns {{image: tf.Tensor3D, sy: number, sx: number, resized: boolean}}
+ */
+export function resizeForDetection(image, spec) {
+  const [h, w] = image.shape;
+  const [newH, newW] = detectSize(h, w, spec);
+  if (newH === h && newW === w) return { image, sy: 1.0, sx: 1.0, resized: false };
+  if (spec.detect_resize_method !== 'bilinear') {
+    throw new Error(`manifest spec.detect_resize_method: only "bilinear" is implemented, got ${JSON.stringify(spec.detect_resize_method)}`);
+  }
+  const resized = tf.image.resizeBilinear(image, [newH, newW], false, spec.resize_half_pixel_centers);
+  return { image: resized, sy: newH / h, sx: newW / w, resized: true };
+}
