@@ -1,0 +1,257 @@
+"""Facial keypoint data: the 68-point CSV (+ image folder) and Kaggle's 15-point training.csv.
+
+68-point format (YouTube Faces exercise data): header ``,0,1,...,135``; each row is the image
+file name then 68 (x, y) pairs in pixels of that image (iBUG/300-W order); images live in
+``training/`` next to the CSV. Some "*.jpg" files are really RGBA PNGs: images are always
+decoded by content (facepack.data.images.load_rgb).
+
+15-point format (Kaggle facial-keypoints-detection ``training.csv``): 30 columns
+``<name>_x, <name>_y`` for ``name`` in facepack.spec.KAGGLE15_NAMES (matched by name, so any
+column order works), many of them empty, and an ``Image`` column of 96*96 space-separated
+grayscale pixels.
+
+Coordinates are continuous image pixels (pixel edges at integers, as facepack.spec.crop_to_image).
+Missing keypoints are NaN: they are masked out of the loss, never filled in.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facepack import spec
+from facepack.data.errors import DatasetError, Problems, check_image, synthetic_info, where
+
+__all__ = ["KeypointData", "DatasetError", "load_keypoints", "load_keypoints68", "load_kaggle15",
+           "detect_format", "KAGGLE15_COLUMNS"]
+
+KAGGLE15_SIDE = 96
+KAGGLE15_COLUMNS = [f"{n}_{axis}" for n in spec.KAGGLE15_NAMES for axis in ("x", "y")]
+N68 = spec.KEYPOINTS["formats"]["68"]["count"]
+HEADER68 = [""] + [str(i) for i in range(2 * N68)]
+NAME68 = "YouTube Faces keypoints (68 points)"
+NAME15 = "Kaggle facial keypoints (15 points)"
+
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 24))  # Kaggle's Image column is ~35 kB
+
+
+@dataclass
+class KeypointData:
+    images: list  # Path per row, or uint8 (H, W, 3) arrays (Kaggle: pixels live in the CSV)
+    points: np.ndarray  # (N, P, 2) float32 image pixels, NaN where missing
+    format: str  # "68" | "15"
+    synthetic: bool
+    problems: list[str] = field(default_factory=list)
+    root: Path = Path(".")
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _open_csv(csv_path: Path):
+    try:
+        handle = open(csv_path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise DatasetError(f"{csv_path}: cannot open the keypoint CSV ({exc})") from None
+    return handle
+
+
+def _read_header(csv_path: Path) -> list[str]:
+    with _open_csv(csv_path) as handle:
+        try:
+            return next(csv.reader(handle), [])
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{where(csv_path, 1)}: not a readable CSV header ({exc})") from None
+
+
+def detect_format(csv_path: os.PathLike | str) -> str:
+    """"68" or "15" from the CSV header; DatasetError naming the file otherwise."""
+    csv_path = Path(csv_path)
+    header = [h.strip() for h in _read_header(csv_path)]
+    if header == HEADER68:
+        return "68"
+    if "Image" in header and any(c in header for c in KAGGLE15_COLUMNS):
+        return "15"
+    raise DatasetError(f"{where(csv_path, 1)}: unknown keypoint CSV header: expected ',0,1,...,135' "
+                       f"(68 points) or Kaggle's '<name>_x,<name>_y,...,Image' (15 points), got "
+                       f"{','.join(header[:6])}{',...' if len(header) > 6 else ''} ({len(header)} columns)")
+
+
+def _find_csv(folder: Path) -> Path:
+    for name in ("training_frames_keypoints.csv", "training.csv"):
+        if (folder / name).is_file():
+            return folder / name
+    csvs = sorted(folder.glob("*.csv"))
+    if len(csvs) == 1:
+        return csvs[0]
+    raise DatasetError(f"--data: expected one keypoint CSV in {folder}, found {[p.name for p in csvs]}")
+
+
+def load_keypoints(path, skip_bad: bool = False, verify: str = "header") -> KeypointData:
+    """Load a keypoint dataset from a folder or a CSV, detecting the 68- or 15-point format."""
+    path = Path(path)
+    if path.is_dir():
+        path = _find_csv(path)
+    elif not path.is_file():
+        raise DatasetError(f"--data: keypoint dataset {path} does not exist (give a folder or a CSV)")
+    fmt = detect_format(path)
+    if fmt == "68":
+        return load_keypoints68(path, skip_bad=skip_bad, verify=verify)
+    return load_kaggle15(path, skip_bad=skip_bad)
+
+
+def _parse_coord(raw: str) -> float | None:
+    """A coordinate cell -> float (NaN for an empty cell), or None if it is not a number."""
+    raw = raw.strip()
+    if raw == "" or raw.lower() == "nan":
+        return math.nan
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _parse_coords(cells: list[str], names: list[str]) -> np.ndarray | str:
+    """Cells -> (P, 2) float32 (NaN where empty), or a description of the first bad cell."""
+    values = []
+    for raw, name in zip(cells, names):
+        v = _parse_coord(raw)
+        if v is None:
+            return f"coordinate {name} = {raw.strip()[:20]!r} is not a number"
+        values.append(v)
+    pts = np.asarray(values, dtype=np.float32).reshape(-1, 2)
+    both = np.isnan(pts).any(axis=1)
+    pts[both] = np.nan  # a point is present only when both x and y are
+    if both.all():
+        return "no keypoint present (every coordinate is empty)"
+    return pts
+
+
+def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: str = "header") -> KeypointData:
+    """The 68-point CSV: rows ``file, x0, y0, ..., x67, y67``; images in ``image_dir``.
+
+    image_dir defaults to ``training/`` next to the CSV (or the CSV's folder if that is absent).
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DatasetError(f"--data: keypoint CSV {csv_path} does not exist")
+    root = csv_path.parent
+    if image_dir is None:
+        image_dir = root / "training" if (root / "training").is_dir() else root
+    image_dir = Path(image_dir)
+    problems = Problems(skip_bad)
+    names = [str(i) for i in range(2 * N68)]
+    images: list[Path] = []
+    points: list[np.ndarray] = []
+    with _open_csv(csv_path) as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip() for h in next(reader, [])]
+            if header != HEADER68:
+                raise DatasetError(f"{where(csv_path, 1)}: expected the 68-point header ',0,1,...,135' "
+                                   f"({len(HEADER68)} columns), got {len(header)} columns starting "
+                                   f"{','.join(header[:4])!r}")
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != len(HEADER68):
+                    problems.add(f"{where(csv_path, line)}: wrong column count: expected {len(HEADER68)} "
+                                 f"(file name + 136 coordinates), got {len(row)}")
+                    continue
+                pts = _parse_coords(row[1:], names)
+                if isinstance(pts, str):
+                    problems.add(f"{where(csv_path, line)}: {row[0]}: {pts}")
+                    continue
+                path = image_dir / row[0].strip()
+                bad = check_image(path, full=(verify == "decode"))
+                if bad:
+                    problems.add(f"{where(csv_path, line)}: {bad}")
+                    continue
+                images.append(path)
+                points.append(pts)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{where(csv_path, reader.line_num)}: not readable as CSV ({exc})") from None
+    if not images:
+        raise DatasetError(f"{csv_path}: no usable rows")
+    info = synthetic_info(root)
+    return KeypointData(images=images, points=np.stack(points).astype(np.float32), format="68",
+                        synthetic=info is not None, problems=list(problems.messages), root=root,
+                        name=(info.get("name") or "synthetic 68-point faces") if info is not None else NAME68)
+
+
+def _parse_pixels(raw: str, side: int = KAGGLE15_SIDE) -> np.ndarray | str:
+    """Kaggle's space-separated grayscale pixels -> (side, side, 3) uint8 view, or what is wrong."""
+    cells = raw.split()
+    if len(cells) != side * side:
+        return f"Image has {len(cells)} pixel values, expected {side}*{side} = {side * side}"
+    try:
+        arr = np.asarray(cells, dtype=np.float32)
+    except ValueError:
+        bad = next(c for c in cells if not _is_number(c))
+        return f"Image pixel {bad[:20]!r} is not a number"
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
+        return f"Image pixels must be 0..255, got {float(np.nanmin(arr)):g}..{float(np.nanmax(arr)):g}"
+    gray = np.round(arr).astype(np.uint8).reshape(side, side)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def load_kaggle15(csv_path, skip_bad: bool = False) -> KeypointData:
+    """Kaggle's 15-point training.csv: columns by name (facepack.spec.KAGGLE15_NAMES), NaN kept."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DatasetError(f"--data: keypoint CSV {csv_path} does not exist")
+    problems = Problems(skip_bad)
+    images: list[np.ndarray] = []
+    points: list[np.ndarray] = []
+    with _open_csv(csv_path) as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip() for h in next(reader, [])]
+            missing = [c for c in KAGGLE15_COLUMNS + ["Image"] if c not in header]
+            if missing:
+                raise DatasetError(f"{where(csv_path, 1)}: Kaggle 15-point header lacks columns {missing[:5]}"
+                                   f"{' ...' if len(missing) > 5 else ''} (is this test.csv? it has no keypoints)")
+            cols = [header.index(c) for c in KAGGLE15_COLUMNS]
+            image_col = header.index("Image")
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != len(header):
+                    problems.add(f"{where(csv_path, line)}: wrong column count: expected {len(header)}, got {len(row)}")
+                    continue
+                pts = _parse_coords([row[i] for i in cols], KAGGLE15_COLUMNS)
+                if isinstance(pts, str):
+                    problems.add(f"{where(csv_path, line)}: {pts}")
+                    continue
+                img = _parse_pixels(row[image_col])
+                if isinstance(img, str):
+                    problems.add(f"{where(csv_path, line)}: {img}")
+                    continue
+                images.append(img)
+                points.append(pts)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{where(csv_path, reader.line_num)}: not readable as CSV ({exc})") from None
+    if not images:
+        raise DatasetError(f"{csv_path}: no usable rows")
+    root = csv_path.parent
+    info = synthetic_info(root)
+    return KeypointData(images=images, points=np.stack(points).astype(np.float32), format="15",
+                        synthetic=info is not None, problems=list(problems.messages), root=root,
+                        name=(info.get("name") or "synthetic 15-point faces") if info is not None else NAME15)

@@ -1,0 +1,291 @@
+"""tf.data input pipelines for the beauty and keypoint trainers, and a throughput probe.
+
+Images are decoded by content with facepack.data.images.load_rgb (inside tf.numpy_function, in
+parallel), so training sees exactly the pixels every other part of the project sees. Decoded
+images are cached in memory as uint8; augmentation runs after the cache, every epoch afresh.
+
+Randomness is stateless: each element's augmentation is drawn from a seed produced by
+``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``, so a run is reproducible
+from ``seed`` and every epoch sees different augmentations.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from facepack import spec
+from facepack.data.images import ImageDecodeError, load_rgb
+
+AUTOTUNE = tf.data.AUTOTUNE
+BINS = spec.BEAUTY["bins"]
+
+# Augmentation ranges (units in the names). Beauty: SCUT images are face-centred crops already.
+BEAUTY_SCALE_JITTER = 0.05  # crop side x (1 +- 5 %)
+BEAUTY_SHIFT_JITTER = 0.04  # crop centre +- 4 % of the side
+BRIGHTNESS_DELTA = 8.0  # +- on 0..255
+CONTRAST_RANGE = (0.9, 1.1)
+# Keypoints (applied to the square before cropping, the issue's numbers).
+KEYPOINT_SCALE_JITTER = 0.10
+KEYPOINT_SHIFT_JITTER = 0.05
+# Region kept around the base square when caching (half side, in units of the square side):
+# holds the largest jittered square (0.5 * 1.1 + 0.05 = 0.6) plus bilinear neighbours.
+PRECROP_HALF = 0.62
+
+
+# --- Labels -------------------------------------------------------------------------------------
+def gaussian_label(score_1to5: float, sigma_bins: float) -> np.ndarray:
+    """(101,) float32 Gaussian over the bins centred on score * label_scale, summing to 1.
+
+    Its peak is the bin of facepack.spec.score_to_label (the nearest integer to the centre).
+    """
+    label = spec.score_to_label(score_1to5)  # validates 1..5
+    if not sigma_bins > 0:
+        raise ValueError(f"--label-sigma must be > 0 for Gaussian labels, got {sigma_bins!r}")
+    centre = float(score_1to5) * spec.BEAUTY["label_scale"]
+    bins = np.arange(BINS, dtype=np.float64)
+    p = np.exp(-0.5 * ((bins - centre) / sigma_bins) ** 2)
+    if p.sum() == 0 or np.argmax(p) != label:  # tiny sigma or a tie at x.5: fall back to the label
+        p = np.zeros(BINS)
+        p[label] = 1.0
+    return (p / p.sum()).astype(np.float32)
+
+
+def beauty_labels(scores, label_sigma: float = 0.0) -> np.ndarray:
+    """(N,) scores on 1..5 -> (N, 101) float32 targets: one-hot, or Gaussian when sigma > 0."""
+    scores = [float(s) for s in scores]
+    if label_sigma and label_sigma > 0:
+        return np.stack([gaussian_label(s, label_sigma) for s in scores]) if scores else np.zeros((0, BINS), np.float32)
+    out = np.zeros((len(scores), BINS), dtype=np.float32)
+    for i, s in enumerate(scores):
+        out[i, spec.score_to_label(s)] = 1.0
+    return out
+
+
+# --- Shared pieces ------------------------------------------------------------------------------
+def _decode(path) -> np.ndarray:
+    """numpy_function body: path bytes -> (H, W, 3) uint8 (load_rgb, decode by content)."""
+    name = path.decode() if isinstance(path, bytes) else str(path)
+    try:
+        return load_rgb(name)
+    except ImageDecodeError as exc:  # surfaces in TF's error message with the file named
+        raise ValueError(f"facepack.data.tfdata: {exc}") from None
+
+
+def _element_seeds(seed: int) -> tf.data.Dataset:
+    """An endless stream of stateless-op seeds, different every epoch, reproducible from ``seed``."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def _photometric(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Small brightness/contrast jitter on 0..255 float images (clipped to 0..255)."""
+    s1, s2 = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    delta = tf.random.stateless_uniform([], s1, -BRIGHTNESS_DELTA, BRIGHTNESS_DELTA)
+    factor = tf.random.stateless_uniform([], s2, *CONTRAST_RANGE)
+    mean = tf.reduce_mean(image)
+    return tf.clip_by_value((image - mean) * factor + mean + delta, 0.0, 255.0)
+
+
+def _tf_crop_box(x0, y0, side, out_size: int, h, w):
+    """Graph twin of facepack.spec.crop_box_to_tf (same arithmetic, float32 tensors)."""
+    step = side / out_size
+    hy = tf.maximum(tf.cast(h, tf.float32) - 1.0, 1.0)
+    hx = tf.maximum(tf.cast(w, tf.float32) - 1.0, 1.0)
+    return tf.stack([(y0 + 0.5 * step - 0.5) / hy, (x0 + 0.5 * step - 0.5) / hx,
+                     (y0 + (out_size - 0.5) * step - 0.5) / hy, (x0 + (out_size - 0.5) * step - 0.5) / hx])
+
+
+def _crop(image_u8: tf.Tensor, x0, y0, side, out_size: int) -> tf.Tensor:
+    """Square (continuous pixels) of an (H, W, 3) image -> (S, S, 3) float32, padded outside."""
+    shape = tf.shape(image_u8)
+    box = _tf_crop_box(x0, y0, side, out_size, shape[0], shape[1])
+    out = tf.image.crop_and_resize(tf.cast(image_u8, tf.float32)[None], box[None], [0], [out_size, out_size],
+                                   method=spec.CROP_METHOD, extrapolation_value=spec.CROP_PAD_VALUE)
+    return out[0]
+
+
+def _finish(ds: tf.data.Dataset, batch_size: int, training: bool) -> tf.data.Dataset:
+    return ds.batch(batch_size, drop_remainder=False).prefetch(AUTOTUNE)
+
+
+# --- Beauty -------------------------------------------------------------------------------------
+def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, seed: int = 0,
+                   label_sigma: float = 0.0, cache: bool = True) -> tf.data.Dataset:
+    """BeautySample list -> batches of (images (B,S,S,3) float32 0..255, labels (B,101) float32).
+
+    The whole image is resized to SxS (bilinear, half-pixel centres, no antialias) and cached as
+    uint8. Training adds a random horizontal flip, a small scale/shift (crop_and_resize of a
+    jittered box) and small brightness/contrast jitter, and shuffles every epoch.
+    """
+    if not samples:
+        raise ValueError("beauty_dataset: no samples (the split is empty)")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size!r}")
+    size = int(input_size)
+    paths = [str(s.path) for s in samples]
+    labels = beauty_labels([s.score for s in samples], label_sigma)
+
+    def load(path, label):
+        img = tf.numpy_function(_decode, [path], tf.uint8, stateful=False)
+        img.set_shape([None, None, 3])
+        img = tf.image.resize(img, [size, size], method="bilinear", antialias=False)
+        return tf.cast(tf.round(tf.clip_by_value(img, 0.0, 255.0)), tf.uint8), label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+    if not training:
+        return _finish(ds.map(lambda img, lab: (tf.cast(img, tf.float32), lab)), batch_size, training)
+
+    def augment(element, seed_pair):
+        img, label = element
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed_pair, tf.int64), 4)
+        jitter = tf.random.stateless_uniform([3], seeds[0], -1.0, 1.0)
+        side = size * (1.0 + BEAUTY_SCALE_JITTER * jitter[0])
+        cx = size / 2 + BEAUTY_SHIFT_JITTER * size * jitter[1]
+        cy = size / 2 + BEAUTY_SHIFT_JITTER * size * jitter[2]
+        out = _crop(img, cx - side / 2, cy - side / 2, side, size)
+        flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
+        out = tf.cond(flip, lambda: tf.reverse(out, axis=[1]), lambda: out)
+        out = _photometric(out, seeds[2])
+        out.set_shape([size, size, 3])
+        return out, label
+
+    ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.zip((ds, _element_seeds(seed)))
+    return _finish(ds.map(augment, num_parallel_calls=AUTOTUNE), batch_size, training)
+
+
+# --- Keypoints ----------------------------------------------------------------------------------
+def crop_square_for_points(points, margin: float | None = None) -> tuple[float, float, float]:
+    """(P, 2) points (NaN where missing) -> the square (x0, y0, side) by the spec's crop rule.
+
+    Box = bounding box of the present points; square via facepack.spec.square_box with the
+    keypoint margin. Raises ValueError when no point is present.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    present = ~np.isnan(pts).any(axis=1)
+    if not present.any():
+        raise ValueError("crop_square_for_points: no keypoint present (all NaN)")
+    margin = spec.KEYPOINTS["crop_margin"] if margin is None else float(margin)
+    lo, hi = pts[present].min(axis=0), pts[present].max(axis=0)
+    return spec.square_box(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]), margin)
+
+
+def precrop(image: np.ndarray, points: np.ndarray, margin: float | None = None):
+    """Integer sub-image around the face (no resampling) so the cache holds less than whole photos.
+
+    Returns (sub_image uint8, points relative to it, (x0, y0, side) relative to it). Cropping
+    from the sub-image gives the same samples as from the whole image: the kept region holds
+    every jittered square plus its bilinear neighbours, and it is clipped to the image (never
+    padded), so samples outside it are outside the image too.
+    """
+    x0, y0, side = crop_square_for_points(points, margin)
+    h, w = image.shape[:2]
+    cx, cy, r = x0 + side / 2, y0 + side / 2, PRECROP_HALF * side
+    left = int(np.clip(np.floor(cx - r) - 1, 0, w - 1))
+    top = int(np.clip(np.floor(cy - r) - 1, 0, h - 1))
+    right = int(np.clip(np.ceil(cx + r) + 2, left + 1, w))
+    bottom = int(np.clip(np.ceil(cy + r) + 2, top + 1, h))
+    sub = np.ascontiguousarray(image[top:bottom, left:right])
+    pts = (np.asarray(points, dtype=np.float32) - np.array([left, top], dtype=np.float32)).astype(np.float32)
+    return sub, pts, np.array([x0 - left, y0 - top, side], dtype=np.float32)
+
+
+def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: bool, seed: int = 0,
+                     margin: float | None = None, jitter: bool = True, cache: bool = True,
+                     mirror: bool = True) -> tf.data.Dataset:
+    """KeypointData rows ``indices`` -> batches of (crops (B,S,S,3) float32 0..255, targets (B, 2P)).
+
+    Targets are crop-relative units u = (x - x0) / side, v = (y - y0) / side, interleaved
+    (u0, v0, u1, v1, ...); NaN stays NaN (masked out of the loss). A point at the centre of output
+    pixel i has u = (i + 0.5) / S (facepack.spec.crop_box_to_tf's half-pixel convention).
+    Training adds square jitter (scale +-10 %, shift +-5 % of the side), mirroring (crop flipped,
+    u -> 1 - u, indices permuted by facepack.spec.MIRROR_PERMUTATION) and photometric jitter.
+    """
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError("keypoint_dataset: no rows selected")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size!r}")
+    size = int(input_size)
+    num_points = int(data.points.shape[1])
+    perm = tf.constant(spec.MIRROR_PERMUTATION[data.format], dtype=tf.int32)
+    points_all = np.asarray(data.points, dtype=np.float32)
+
+    def body(i):
+        """numpy_function body: row index -> (sub-image, points, square) relative to the sub-image."""
+        i = int(i)
+        src = data.images[i]
+        label = str(src) if not isinstance(src, np.ndarray) else f"{data.root} row {i}"
+        try:
+            image = load_rgb(src, name=label)
+            return precrop(image, points_all[i], margin)
+        except (ImageDecodeError, ValueError) as exc:  # surfaces in TF's error with the file named
+            raise ValueError(f"facepack.data.tfdata: {label}: {exc}") from None
+
+    def load(i):
+        img, pts, box = tf.numpy_function(body, [i], [tf.uint8, tf.float32, tf.float32], stateful=False)
+        img.set_shape([None, None, 3])
+        pts.set_shape([num_points, 2])
+        box.set_shape([3])
+        return img, pts, box
+
+    def crop(img, pts, box, seed_pair=None):
+        x0, y0, side = box[0], box[1], box[2]
+        flip = tf.constant(False)
+        if seed_pair is not None:
+            seeds = tf.random.experimental.stateless_split(tf.cast(seed_pair, tf.int64), 3)
+            if jitter:
+                j = tf.random.stateless_uniform([3], seeds[0], -1.0, 1.0)
+                cx, cy = x0 + side / 2 + KEYPOINT_SHIFT_JITTER * side * j[1], y0 + side / 2 + KEYPOINT_SHIFT_JITTER * side * j[2]
+                side = side * (1.0 + KEYPOINT_SCALE_JITTER * j[0])
+                x0, y0 = cx - side / 2, cy - side / 2
+            if mirror:
+                flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
+        out = _crop(img, x0, y0, side, size)
+        uv = (pts - tf.stack([x0, y0])) / side
+        if seed_pair is not None:
+            out = tf.cond(flip, lambda: tf.reverse(out, axis=[1]), lambda: out)
+            uv = tf.cond(flip, lambda: tf.gather(tf.stack([1.0 - uv[:, 0], uv[:, 1]], axis=1), perm), lambda: uv)
+            out = _photometric(out, seeds[2])
+        out.set_shape([size, size, 3])
+        return out, tf.reshape(uv, [2 * num_points])
+
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int64))
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+    if not training:
+        return _finish(ds.map(lambda a, b, c: crop(a, b, c), num_parallel_calls=AUTOTUNE), batch_size, training)
+    ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.zip((ds, _element_seeds(seed)))
+    return _finish(ds.map(lambda e, s: crop(*e, seed_pair=s), num_parallel_calls=AUTOTUNE), batch_size, training)
+
+
+# --- Throughput ---------------------------------------------------------------------------------
+def measure_images_per_second(dataset: tf.data.Dataset, batches: int = 20, warmup: int = 1) -> float:
+    """Images per second the pipeline delivers over ``batches`` batches (after ``warmup`` ones).
+
+    Iterates the dataset alone (no model), so it is the input pipeline's ceiling. Stops early
+    if the dataset ends; returns 0.0 if it yields nothing after the warm-up.
+    """
+    it = iter(dataset)
+    for _ in range(warmup):
+        try:
+            next(it)
+        except StopIteration:
+            return 0.0
+    count, start = 0, time.perf_counter()
+    for _ in range(batches):
+        try:
+            element = next(it)
+        except StopIteration:
+            break
+        first = element[0] if isinstance(element, (tuple, list)) else element
+        count += int(first.shape[0])
+    elapsed = time.perf_counter() - start
+    return count / elapsed if elapsed > 0 and count else 0.0
