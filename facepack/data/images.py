@@ -23,9 +23,11 @@ class ImageDecodeError(ValueError):
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
     img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode.startswith("I;16") or img.mode == "I":
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
+        # 16-bit modes span 0..65535 whatever the content (a dark 16-bit image stays dark); the
+        # 32-bit "I" mode has no fixed range: 0..255 content is taken as 8-bit, else as 16-bit.
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         arr = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(arr[:, :, None], 3, axis=2)
     if img.mode == "F":
@@ -79,5 +81,5 @@ def load_rgb(source: ImageInput, name: str | None = None) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             return _to_rgb(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"{label}: not a readable image ({exc.__class__.__name__}: {exc})") from None
