@@ -1,0 +1,238 @@
+"""The Python reference pipeline: photo -> faces with box, 5 landmarks, keypoints, beauty, Grad-CAM.
+
+This is THE reference the JavaScript (static/facepack/analyzer.js and its stage modules) must
+equal, stage by stage. Each stage is a module-level function with plain inputs and outputs so
+parity tests can compare them one by one:
+
+    decode(image)                          -> (H, W, 3) uint8 RGB       facepack.data.images.load_rgb
+    detect(detector, rgb, options)         -> [{box, score, landmarks5}] facepack.detect.mtcnn_detector
+    crop(rgb, faces, kind, size)           -> crops (N, S, S, 3), squares facepack.crop
+    beauty(model, crops)                   -> [{score, score_1to5, distribution}]
+    keypoints(model, crops, squares)       -> [[[x, y], ...], ...] in photo pixels
+    gradcam(features, head, crops, squares)-> [{grid, crop_size, square}] facepack.gradcam
+
+``FacePipeline`` holds the models (no module-level singletons) and runs them in that order:
+
+    pipe = FacePipeline.from_runs()            # latest trained runs
+    result = pipe.analyze("photo.jpg", heatmaps=True)
+    result["faces"][0]["beauty"]["score"]      # 0..100
+
+A face is ``{"box": {x, y, width, height}, "score", "landmarks5": {name: [x, y]},
+"keypoints": [[x, y], ...], "beauty": {score, score_1to5, distribution}, "heatmap"?}`` in the
+input photo's pixels (DESIGN.md contract 4); ``beauty``/``keypoints`` are absent when the
+pipeline has no such model. Everything is plain Python floats/lists (JSON-ready).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from facepack import crop as crop_mod
+from facepack import gradcam as gradcam_mod
+from facepack import spec
+from facepack.data.images import load_rgb
+from facepack.detect import mtcnn_detector
+from facepack.models.beauty import expected_score, score_to_1to5
+
+# Crop rule per model: margin from the spec, and whether the detector box is first mapped to
+# the ground-truth points' box (spec.DETECTOR_TO_POINTS_BOX; the keypoint trainer crops there).
+CROP_RULES = {
+    "beauty": {"margin": spec.BEAUTY["crop_margin"], "points_box": False},
+    "keypoints": {"margin": spec.KEYPOINTS["crop_margin"], "points_box": True},
+}
+TIMING_KEYS = ("decode", "detect", "crop", "beauty", "keypoints", "gradcam", "total")
+
+
+# --- Stages ---------------------------------------------------------------------------------
+def decode(image, name: str | None = None) -> np.ndarray:
+    """Path, bytes, PIL image or array -> (H, W, 3) uint8 RGB; ImageDecodeError names the file."""
+    return load_rgb(image, name=name)
+
+
+def detect(detector, rgb: np.ndarray, options: dict | None = None) -> list[dict]:
+    """MTCNN faces {box, score, landmarks5} in photo pixels, confidence descending."""
+    return mtcnn_detector.detect_faces(detector, rgb, options)
+
+
+def face_square(box: dict, kind: str) -> tuple[float, float, float]:
+    """The (x0, y0, side) square that model ``kind`` ("beauty" | "keypoints") sees for a box."""
+    if kind not in CROP_RULES:
+        raise ValueError(f"crop kind must be one of {sorted(CROP_RULES)}, got {kind!r}")
+    rule = CROP_RULES[kind]
+    if rule["points_box"]:
+        box = crop_mod.detector_to_points_box(box)
+    return crop_mod.face_square(box, rule["margin"])
+
+
+def crop(rgb: np.ndarray, faces: list[dict], kind: str, size: int) -> tuple[np.ndarray, list]:
+    """Crops (N, size, size, 3) float32 and their squares for model ``kind``."""
+    squares = [face_square(face["box"], kind) for face in faces]
+    return crop_mod.crop_squares(rgb, squares, size), squares
+
+
+def beauty(model, crops: np.ndarray) -> list[dict]:
+    """Beauty crops -> [{score (0..100), score_1to5, distribution (101 floats)}]."""
+    if len(crops) == 0:
+        return []
+    probs = np.asarray(model(np.asarray(crops, dtype=np.float32), training=False), dtype=np.float64)
+    scores = expected_score(probs)
+    return [{"score": float(s), "score_1to5": float(score_to_1to5(s)), "distribution": p.tolist()}
+            for s, p in zip(scores, probs)]
+
+
+def keypoints(model, crops: np.ndarray, squares: list) -> list[list]:
+    """Keypoint crops -> per face [[x, y], ...] in photo pixels.
+
+    The model outputs (N, 2P) interleaved (x0, y0, x1, y1, ...) in crop units (0..1 across the
+    square), mapped to pixels by spec.crop_to_image.
+    """
+    if len(crops) == 0:
+        return []
+    out = np.asarray(model(np.asarray(crops, dtype=np.float32), training=False), dtype=np.float64)
+    points = out.reshape(len(crops), -1, 2)
+    return [crop_mod.crop_points_to_image(p, sq).tolist() for p, sq in zip(points, squares)]
+
+
+def gradcam(features_model, head_model, crops: np.ndarray, squares: list) -> list[dict]:
+    """Beauty crops -> per face {grid (h x w, max 1), crop_size, square} (facepack.gradcam)."""
+    if len(crops) == 0:
+        return []
+    grids = gradcam_mod.gradcam_grid(features_model, head_model, crops)
+    return [gradcam_mod.heatmap_record(g, sq, crops.shape[1]) for g, sq in zip(grids, squares)]
+
+
+# --- Helpers --------------------------------------------------------------------------------
+def model_input_size(model, flag: str) -> int:
+    """Square input size of a model (N, S, S, 3); ValueError naming ``flag`` otherwise."""
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3 or shape[1] is None:
+        raise ValueError(f"{flag}: expected a model taking (N, S, S, 3) images, got input shape {shape}")
+    return int(shape[1])
+
+
+def keypoint_count(model, keypoint_format: str | None) -> int:
+    """Points the keypoint model predicts, checked against spec formats and ``keypoint_format``."""
+    width = int(model.output_shape[-1])
+    counts = {name: f["count"] for name, f in spec.KEYPOINTS["formats"].items()}
+    if width % 2 or str(width // 2) not in counts:
+        raise ValueError(f"--keypoints: expected an output of 2 x {sorted(counts.values())} values, got {width}")
+    if keypoint_format is not None:
+        if str(keypoint_format) not in counts:
+            raise ValueError(f"keypoint_format must be one of {sorted(counts)}, got {keypoint_format!r}")
+        if counts[str(keypoint_format)] != width // 2:
+            raise ValueError(f"keypoint_format {keypoint_format!r} expects {counts[str(keypoint_format)]} points, "
+                             f"the model predicts {width // 2}")
+    return width // 2
+
+
+def _check_call_options(heatmaps, max_faces, min_face_size) -> None:
+    if not isinstance(heatmaps, bool):
+        raise ValueError(f"heatmaps must be True or False, got {heatmaps!r}")
+    if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1):
+        raise ValueError(f"max_faces must be an integer >= 1 or None, got {max_faces!r}")
+    if min_face_size is not None and (isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float))
+                                      or not min_face_size > 0):
+        raise ValueError(f"min_face_size must be a number > 0 (pixels) or None, got {min_face_size!r}")
+
+
+# --- Pipeline -------------------------------------------------------------------------------
+class FacePipeline:
+    """MTCNN + beauty + keypoint models; ``analyze(image)`` returns faces and per-stage timings.
+
+    beauty_model / keypoint_model: Keras models (None: that stage is skipped and its key absent).
+    detector_options: MTCNN options (keys of mtcnn_detector.OPTION_KEYS; defaults from spec.MTCNN).
+    keypoint_format: "68" or "15" to check the keypoint model against (None: from its output).
+    """
+
+    def __init__(self, beauty_model=None, keypoint_model=None, detector_options=None, keypoint_format=None):
+        self.detector_options = mtcnn_detector.resolve_options(detector_options)
+        self.detector = mtcnn_detector.build_detector()
+        self.beauty_model = beauty_model
+        self.beauty_size = model_input_size(beauty_model, "--beauty") if beauty_model is not None else None
+        self.keypoint_model = keypoint_model
+        self.keypoint_size = model_input_size(keypoint_model, "--keypoints") if keypoint_model is not None else None
+        self.num_points = keypoint_count(keypoint_model, keypoint_format) if keypoint_model is not None else None
+        self.runs: dict = {}  # filled by from_runs: {"beauty": path, "keypoints": path}
+        self._gradcam_models = None
+
+    @classmethod
+    def from_runs(cls, beauty_run=None, keypoints_run=None, detector_options=None, runs_root=None):
+        """Load run folders (None: the latest under runs/, else the shipped models)."""
+        from facepack.runs import load_run, resolve_run
+
+        paths = {"beauty": resolve_run("beauty", beauty_run, root=runs_root),
+                 "keypoints": resolve_run("keypoints", keypoints_run, root=runs_root)}
+        beauty_model, _ = load_run(paths["beauty"])
+        keypoint_model, info = load_run(paths["keypoints"])
+        fmt = info.get("format") or (str(info["num_points"]) if info.get("num_points") else None)
+        pipe = cls(beauty_model, keypoint_model, detector_options, keypoint_format=fmt)
+        pipe.runs = {k: str(v) for k, v in paths.items()}
+        return pipe
+
+    def gradcam_models(self):
+        """(features_model, head_model) of the beauty model, built once on first use."""
+        if self.beauty_model is None:
+            raise ValueError("heatmaps=True needs a beauty model; this pipeline has none")
+        if self._gradcam_models is None:
+            import keras
+
+            from facepack.models.beauty import split_for_gradcam
+
+            self._gradcam_models = split_for_gradcam(keras, self.beauty_model)
+        return self._gradcam_models
+
+    def analyze(self, image, heatmaps: bool = False, max_faces: int | None = None,
+                min_face_size: float | None = None, name: str | None = None) -> dict:
+        """Photo (path, bytes, array) -> {"faces", "timings_ms", "image": {width, height}}.
+
+        max_faces keeps the most confident faces; min_face_size (pixels of the detection image)
+        overrides the detector option for this call. No face -> "faces": [].
+        """
+        _check_call_options(heatmaps, max_faces, min_face_size)
+        if heatmaps:
+            self.gradcam_models()
+        ms = dict.fromkeys(TIMING_KEYS, 0.0)
+        t_start = t = time.perf_counter()
+
+        def lap(key):
+            nonlocal t
+            now = time.perf_counter()
+            ms[key] += (now - t) * 1000.0
+            t = now
+
+        # 1. decode
+        rgb = decode(image, name)
+        lap("decode")
+        # 2. detect
+        options = dict(self.detector_options)
+        if min_face_size is not None:
+            options["min_face_size"] = min_face_size
+        faces = detect(self.detector, rgb, options)[:max_faces]
+        lap("detect")
+        run_beauty = self.beauty_model is not None and bool(faces)
+        run_keypoints = self.keypoint_model is not None and bool(faces)
+        # 3. crop
+        if run_beauty:
+            beauty_crops, beauty_squares = crop(rgb, faces, "beauty", self.beauty_size)
+        if run_keypoints:
+            kp_crops, kp_squares = crop(rgb, faces, "keypoints", self.keypoint_size)
+        lap("crop")
+        # 4. models (a stage that does not run reports 0 ms)
+        if run_keypoints:
+            for face, points in zip(faces, keypoints(self.keypoint_model, kp_crops, kp_squares)):
+                face["keypoints"] = points
+            lap("keypoints")
+        if run_beauty:
+            for face, result in zip(faces, beauty(self.beauty_model, beauty_crops)):
+                face["beauty"] = result
+            lap("beauty")
+        if heatmaps and run_beauty:
+            features_model, head_model = self.gradcam_models()
+            for face, record in zip(faces, gradcam(features_model, head_model, beauty_crops, beauty_squares)):
+                face["heatmap"] = record
+            lap("gradcam")
+        ms["total"] = (time.perf_counter() - t_start) * 1000.0
+        return {"faces": faces, "timings_ms": ms,
+                "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])}}
