@@ -1,0 +1,230 @@
+"""facepack.data.keypoints: the 68-point CSV and Kaggle's 15-point CSV, bad rows, mirror table."""
+
+import csv
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facepack import spec
+from facepack.data.errors import MARKER
+from facepack.data.images import load_rgb
+from facepack.data.keypoints import (KAGGLE15_COLUMNS, DatasetError, detect_format, load_kaggle15,
+                                     load_keypoints, load_keypoints68)
+from facepack.data.synthetic import (ibug68_to_kaggle15, make_kaggle15_csv, make_keypoints68_dataset,
+                                     template68)
+
+N68, N15 = 12, 20
+
+
+@pytest.fixture(scope="session")
+def kp68(tmp_path_factory):
+    return make_keypoints68_dataset(tmp_path_factory.mktemp("kp68"), n=N68, image_size=64)
+
+
+@pytest.fixture(scope="session")
+def kaggle(tmp_path_factory):
+    return make_kaggle15_csv(tmp_path_factory.mktemp("kaggle") / "training.csv", n=N15)
+
+
+def _rows(csv_path):
+    with open(csv_path, newline="") as f:
+        return list(csv.reader(f))
+
+
+# --- 68 points ------------------------------------------------------------------------------------
+def test_load_68_from_folder_and_csv(kp68):
+    d = load_keypoints(kp68)
+    assert (d.format, d.synthetic, len(d.images)) == ("68", True, N68)
+    assert d.points.shape == (N68, 68, 2) and d.points.dtype == np.float32
+    assert all(p.parent == kp68 / "training" and p.is_file() for p in d.images)
+    rows = _rows(kp68 / "training_frames_keypoints.csv")
+    assert d.images[3].name == rows[4][0]
+    np.testing.assert_allclose(d.points[3].reshape(-1), np.array(rows[4][1:], float), atol=1e-4)
+    same = load_keypoints(kp68 / "training_frames_keypoints.csv")
+    np.testing.assert_array_equal(same.points, d.points)
+    assert detect_format(kp68 / "training_frames_keypoints.csv") == "68"
+
+
+def test_rgba_pngs_behind_jpg_names_decode_to_rgb(kp68):
+    d = load_keypoints68(kp68 / "training_frames_keypoints.csv")
+    pngs = [p for p in d.images if p.read_bytes()[:4] == b"\x89PNG"]
+    assert pngs and all(p.suffix == ".jpg" for p in pngs)
+    assert Image.open(pngs[0]).mode == "RGBA"
+    assert load_rgb(pngs[0]).shape[2] == 3
+
+
+def test_real_68_data_is_not_flagged_synthetic(tmp_path, kp68):
+    root = tmp_path / "real"
+    shutil.copytree(kp68, root)
+    (root / MARKER).unlink()
+    d = load_keypoints(root)
+    assert not d.synthetic and "68" in d.name
+
+
+def _bad68(tmp_path, kp68, mutate):
+    """Copy the 68-point dataset and rewrite row 2 (CSV line 3) with ``mutate(row)``."""
+    root = tmp_path / "bad68"
+    shutil.copytree(kp68, root)
+    csv_path = root / "training_frames_keypoints.csv"
+    rows = _rows(csv_path)
+    rows[2] = mutate(list(rows[2]))
+    with open(csv_path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    (root / "training" / "broken.jpg").write_bytes(b"garbage")
+    return csv_path
+
+
+BAD68 = {
+    "wrong column count": (lambda r: r[:-2], r"wrong column count: expected 137 \(file name \+ 136 coordinates\), got 135"),
+    "unparsable coordinate": (lambda r: r[:5] + ["12,5"] + r[6:], r"coordinate 4 = '12,5' is not a number"),
+    "missing image": (lambda r: ["nobody.jpg"] + r[1:], r"image nobody.jpg not found"),
+    "unreadable image": (lambda r: ["broken.jpg"] + r[1:], r"image broken.jpg is not a readable image"),
+    "no keypoints": (lambda r: r[:1] + [""] * 136, r"no keypoint present"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD68))
+def test_bad_68_rows_name_file_and_line(tmp_path, kp68, case):
+    mutate, message = BAD68[case]
+    csv_path = _bad68(tmp_path, kp68, mutate)
+    with pytest.raises(DatasetError, match=rf"training_frames_keypoints.csv:3: .*{message}"):
+        load_keypoints(csv_path.parent)
+    d = load_keypoints(csv_path.parent, skip_bad=True)
+    assert len(d.images) == N68 - 1 and len(d.problems) == 1
+    assert re.search(rf":3: .*{message}", d.problems[0])
+
+
+def test_missing_68_coordinates_are_nan_not_filled(tmp_path, kp68):
+    csv_path = _bad68(tmp_path, kp68, lambda r: r[:1] + ["", ""] + r[3:])  # point 0 missing
+    d = load_keypoints(csv_path)
+    assert np.isnan(d.points[1, 0]).all() and not np.isnan(d.points[1, 1:]).any()
+
+
+def test_wrong_header_is_reported(tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(DatasetError, match=r"x.csv:1: unknown keypoint CSV header"):
+        load_keypoints(bad)
+    with pytest.raises(DatasetError, match=r"x.csv:1: expected the 68-point header"):
+        load_keypoints68(bad)
+
+
+# --- Kaggle 15 points ----------------------------------------------------------------------------
+def test_load_kaggle15(kaggle):
+    d = load_keypoints(kaggle)
+    assert (d.format, d.synthetic, len(d.images)) == ("15", True, N15)
+    assert d.points.shape == (N15, 15, 2)
+    img = d.images[0]
+    assert img.shape == (96, 96, 3) and img.dtype == np.uint8
+    np.testing.assert_array_equal(img[..., 0], img[..., 2])  # grayscale
+    rows = _rows(kaggle)
+    header = rows[0]
+    pixels = np.array(rows[1][header.index("Image")].split(), int).reshape(96, 96)
+    np.testing.assert_array_equal(img[..., 1], pixels)
+
+
+def test_kaggle15_missing_values_stay_nan(kaggle):
+    d = load_kaggle15(kaggle)
+    rows = _rows(kaggle)
+    header = rows[0]
+    for i, row in enumerate(rows[1:]):
+        for j, name in enumerate(spec.KAGGLE15_NAMES):
+            empty = row[header.index(f"{name}_x")] == ""
+            assert np.isnan(d.points[i, j]).all() == empty
+    assert 0 < np.isnan(d.points).mean() < 1
+
+
+def test_kaggle15_columns_are_matched_by_name(tmp_path, kaggle):
+    rows = _rows(kaggle)
+    order = list(reversed(range(len(rows[0]))))
+    shuffled = tmp_path / "training.csv"
+    with open(shuffled, "w", newline="") as f:
+        csv.writer(f).writerows([[r[k] for k in order] for r in rows])
+    np.testing.assert_array_equal(load_kaggle15(shuffled).points, load_kaggle15(kaggle).points)
+    assert not load_kaggle15(shuffled).synthetic  # no SYNTHETIC marker in that folder
+
+
+def _bad15(tmp_path, kaggle, mutate):
+    rows = _rows(kaggle)
+    rows[2] = mutate(list(rows[2]), rows[0])
+    path = tmp_path / "training.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def _set(row, header, col, value):
+    row[header.index(col)] = value
+    return row
+
+
+BAD15 = {
+    "wrong column count": (lambda r, h: r[:-1], r"wrong column count: expected 31, got 30"),
+    "unparsable coordinate": (lambda r, h: _set(r, h, "nose_tip_x", "left"), r"coordinate nose_tip_x = 'left' is not a number"),
+    "short image": (lambda r, h: _set(r, h, "Image", "1 2 3"), r"Image has 3 pixel values, expected 96\*96 = 9216"),
+    "bad pixel": (lambda r, h: _set(r, h, "Image", " ".join(["7"] * 9215 + ["x"])), r"Image pixel 'x' is not a number"),
+    "pixel out of range": (lambda r, h: _set(r, h, "Image", " ".join(["7"] * 9215 + ["300"])), r"Image pixels must be 0..255"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD15))
+def test_bad_kaggle_rows_name_file_and_line(tmp_path, kaggle, case):
+    mutate, message = BAD15[case]
+    path = _bad15(tmp_path, kaggle, mutate)
+    with pytest.raises(DatasetError, match=rf"training.csv:3: {message}"):
+        load_keypoints(path)
+    d = load_keypoints(path, skip_bad=True)
+    assert len(d.images) == N15 - 1 and len(d.problems) == 1 and ":3: " in d.problems[0]
+
+
+def test_kaggle_test_csv_is_refused(tmp_path):
+    path = tmp_path / "test.csv"
+    path.write_text("ImageId,Image\n1," + " ".join(["0"] * 9216) + "\n")
+    with pytest.raises(DatasetError, match="unknown keypoint CSV header"):
+        load_keypoints(path)
+    with pytest.raises(DatasetError, match=r"test.csv:1: Kaggle 15-point header lacks columns"):
+        load_kaggle15(path)
+
+
+def test_kaggle_column_names_follow_the_spec():
+    assert KAGGLE15_COLUMNS[:4] == ["left_eye_center_x", "left_eye_center_y", "right_eye_center_x", "right_eye_center_y"]
+    assert len(KAGGLE15_COLUMNS) == 30
+
+
+# --- Mirror permutation ---------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["68", "15"])
+def test_mirror_permutation_is_an_involution(fmt):
+    perm = np.array(spec.MIRROR_PERMUTATION[fmt])
+    assert sorted(perm) == list(range(len(perm)))
+    np.testing.assert_array_equal(perm[perm], np.arange(len(perm)))
+
+
+def test_mirror_permutation_68_landmarks():
+    perm = spec.MIRROR_PERMUTATION["68"]
+    assert perm[36] == 45 and perm[45] == 36 and perm[8] == 8 and perm[0] == 16 and perm[30] == 30
+    assert perm[48] == 54 and perm[62] == 62
+
+
+def test_mirror_permutation_15_landmarks():
+    names, perm = spec.KAGGLE15_NAMES, spec.MIRROR_PERMUTATION["15"]
+    assert names[perm[names.index("left_eye_center")]] == "right_eye_center"
+    assert names[perm[names.index("nose_tip")]] == "nose_tip"
+    assert names[perm[names.index("mouth_left_corner")]] == "mouth_right_corner"
+
+
+def _mirror(points, perm, width):
+    flipped = np.asarray(points, dtype=np.float64).copy()
+    flipped[..., 0] = width - flipped[..., 0]
+    return flipped[..., perm, :]
+
+
+def test_flipping_a_symmetric_face_gives_the_same_points():
+    face = template68() * 30 + 50  # symmetric about x = 50, image width 100
+    np.testing.assert_allclose(_mirror(face, spec.MIRROR_PERMUTATION["68"], 100), face, atol=1e-9)
+    face15 = ibug68_to_kaggle15(face)
+    np.testing.assert_allclose(_mirror(face15, spec.MIRROR_PERMUTATION["15"], 100), face15, atol=1e-9)
+    # and the identity permutation does not (the test can fail)
+    assert np.abs(_mirror(face, list(range(68)), 100) - face).max() > 1
