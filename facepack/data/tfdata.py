@@ -23,8 +23,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 BINS = spec.BEAUTY["bins"]
 
 # Augmentation ranges (units in the names). Beauty: SCUT images are face-centred crops already.
-BEAUTY_SCALE_JITTER = 0.05  # crop side x (1 +- 5 %)
-BEAUTY_SHIFT_JITTER = 0.04  # crop centre +- 4 % of the side
+# The jittered box stays inside the (already face-centred) image: zoom in by up to 10 % and
+# shift by at most what that frees, so no padding appears (a black border is no SCUT look).
+BEAUTY_ZOOM_JITTER = 0.10  # crop side = S x (1 - 0..10 %)
 BRIGHTNESS_DELTA = 8.0  # +- on 0..255
 CONTRAST_RANGE = (0.9, 1.1)
 # Keypoints (applied to the square before cropping, the issue's numbers).
@@ -112,12 +113,12 @@ def _finish(ds: tf.data.Dataset, batch_size: int, training: bool) -> tf.data.Dat
 
 # --- Beauty -------------------------------------------------------------------------------------
 def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, seed: int = 0,
-                   label_sigma: float = 0.0, cache: bool = True) -> tf.data.Dataset:
+                   label_sigma: float = 0.0, cache: bool = True, photometric: bool = True) -> tf.data.Dataset:
     """BeautySample list -> batches of (images (B,S,S,3) float32 0..255, labels (B,101) float32).
 
     The whole image is resized to SxS (bilinear, half-pixel centres, no antialias) and cached as
-    uint8. Training adds a random horizontal flip, a small scale/shift (crop_and_resize of a
-    jittered box) and small brightness/contrast jitter, and shuffles every epoch.
+    uint8. Training adds a random horizontal flip, a small zoom/shift (crop_and_resize of a
+    jittered box inside the image) and small brightness/contrast jitter, and shuffles every epoch.
     """
     if not samples:
         raise ValueError("beauty_dataset: no samples (the split is empty)")
@@ -143,14 +144,14 @@ def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, se
     def augment(element, seed_pair):
         img, label = element
         seeds = tf.random.experimental.stateless_split(tf.cast(seed_pair, tf.int64), 4)
-        jitter = tf.random.stateless_uniform([3], seeds[0], -1.0, 1.0)
-        side = size * (1.0 + BEAUTY_SCALE_JITTER * jitter[0])
-        cx = size / 2 + BEAUTY_SHIFT_JITTER * size * jitter[1]
-        cy = size / 2 + BEAUTY_SHIFT_JITTER * size * jitter[2]
-        out = _crop(img, cx - side / 2, cy - side / 2, side, size)
+        jitter = tf.random.stateless_uniform([3], seeds[0], 0.0, 1.0)
+        side = size * (1.0 - BEAUTY_ZOOM_JITTER * jitter[0])
+        x0, y0 = (size - side) * jitter[1], (size - side) * jitter[2]
+        out = _crop(img, x0, y0, side, size)
         flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
         out = tf.cond(flip, lambda: tf.reverse(out, axis=[1]), lambda: out)
-        out = _photometric(out, seeds[2])
+        if photometric:
+            out = _photometric(out, seeds[2])
         out.set_shape([size, size, 3])
         return out, label
 
@@ -197,7 +198,7 @@ def precrop(image: np.ndarray, points: np.ndarray, margin: float | None = None):
 
 def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: bool, seed: int = 0,
                      margin: float | None = None, jitter: bool = True, cache: bool = True,
-                     mirror: bool = True) -> tf.data.Dataset:
+                     mirror: bool = True, photometric: bool = True) -> tf.data.Dataset:
     """KeypointData rows ``indices`` -> batches of (crops (B,S,S,3) float32 0..255, targets (B, 2P)).
 
     Targets are crop-relative units u = (x - x0) / side, v = (y - y0) / side, interleaved
@@ -251,7 +252,8 @@ def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: 
         if seed_pair is not None:
             out = tf.cond(flip, lambda: tf.reverse(out, axis=[1]), lambda: out)
             uv = tf.cond(flip, lambda: tf.gather(tf.stack([1.0 - uv[:, 0], uv[:, 1]], axis=1), perm), lambda: uv)
-            out = _photometric(out, seeds[2])
+            if photometric:
+                out = _photometric(out, seeds[2])
         out.set_shape([size, size, 3])
         return out, tf.reshape(uv, [2 * num_points])
 
