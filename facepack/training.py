@@ -196,6 +196,20 @@ def verbose_level() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
+def set_bn_momentum(keras, model, momentum: float) -> None:
+    """Training-time setting only (inference uses the moving statistics, whatever the momentum)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+def save_model(keras, model, path) -> None:
+    """Save the architecture and weights only (no optimizer state: half the size, same outputs)."""
+    bare = model.__class__.from_config(model.get_config())
+    bare.set_weights(model.get_weights())
+    bare.save(path)
+
+
 def finish_run(run_dir: Path, info: dict) -> None:
     """Write run.json last (a run counts as complete only once model.keras and run.json exist)."""
     info = dict(info)

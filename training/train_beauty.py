@@ -46,10 +46,13 @@ DEFAULTS = {
     "head_lr": 1e-2,  # SGD learning rate, phase 1
     "lr": 1e-3,  # SGD learning rate, phase 2 (cosine-decayed to 0)
     "momentum": 0.9,
+    "weight_decay": 0.0,  # decoupled, per step, phase 2
     "optimizer": "sgd",  # Adam made the Grad-CAM explanations unstable in earlier work
     "label_sigma": 0.0,  # bins on 0..100; 0 = one-hot labels
     "val_fraction": 0.2,  # reduced layout only: part of the labels held out for validation
     "dropout": 0.0,
+    "alpha": 1.0,  # MobileNet width multiplier
+    "bn_momentum": 0.9,  # Keras' 0.999 needs thousands of steps before validation means anything
     "seed": 0,
 }
 SYNTHETIC = {  # a fresh machine with no dataset: train something small, fast, that really learns
@@ -77,9 +80,12 @@ def parse_args(argv):
     p.add_argument("--head-lr", type=float)
     p.add_argument("--lr", type=float)
     p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float, help="decoupled weight decay (phase 2)")
     p.add_argument("--optimizer", choices=["sgd", "adam"])
     p.add_argument("--label-sigma", type=float, help="train on Gaussian label distributions of this std (bins)")
     p.add_argument("--dropout", type=float)
+    p.add_argument("--alpha", type=float, help="MobileNet width multiplier (e.g. 0.5, 0.75, 1.0)")
+    p.add_argument("--bn-momentum", type=float, help="BatchNormalization moving-average momentum")
     p.add_argument("--seed", type=int)
     p.add_argument("--n-synthetic", type=int, help="images in the synthetic dataset (no --data)")
     p.add_argument("--skip-bad", action="store_true", help="report and skip bad rows/images instead of failing")
@@ -152,11 +158,14 @@ def load_data(cfg: dict):
 # Model
 # ---------------------------------------------------------------------------------------------
 def build_model(keras, cfg: dict):
+    from facepack import training
     from facepack.models.beauty import build_beauty_model
 
     try:
-        return build_beauty_model(keras, cfg["backbone"], cfg["input_size"], weights=cfg["weights"],
-                                  dropout=cfg["dropout"])
+        model = build_beauty_model(keras, cfg["backbone"], cfg["input_size"], weights=cfg["weights"],
+                                   dropout=cfg["dropout"], alpha=cfg["alpha"])
+        training.set_bn_momentum(keras, model, cfg["bn_momentum"])
+        return model
     except ValueError:
         raise
     except Exception as exc:  # download failures surface as many exception types
@@ -191,44 +200,83 @@ def compile_phase(keras, model, cfg: dict, phase: str, steps: int):
     else:
         lr = keras.optimizers.schedules.CosineDecay(cfg["lr"], decay_steps=max(1, steps * cfg["epochs"]))
     if cfg["optimizer"] == "sgd":
-        opt = keras.optimizers.SGD(learning_rate=lr, momentum=cfg["momentum"], nesterov=True)
+        opt = keras.optimizers.SGD(learning_rate=lr, momentum=cfg["momentum"], nesterov=True,
+                                   weight_decay=cfg["weight_decay"] or None)
     else:
-        opt = keras.optimizers.Adam(learning_rate=lr)
+        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg["weight_decay"])
     model.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(), metrics=score_metrics(keras))
 
 
 # ---------------------------------------------------------------------------------------------
 # Train / Evaluate
 # ---------------------------------------------------------------------------------------------
-def evaluate(model, val, cfg, run_dir: Path | None = None) -> tuple[dict, np.ndarray]:
-    from facepack.data.tfdata import beauty_dataset
+def evaluate(model, val_batches, val_scores, cfg, run_dir: Path | None = None) -> tuple[dict, np.ndarray]:
+    """Held-out PC / MAE / RMSE on 1..5 (and the scatter plot when run_dir is given)."""
     from facepack.metrics import beauty_metrics
     from facepack.models.beauty import expected_score, score_to_1to5
 
-    ds = beauty_dataset(val, cfg["input_size"], cfg["batch_size"], training=False, cache=False)
-    probs = model.predict(ds, verbose=0)
+    probs = model.predict(val_batches, verbose=0)
     pred = score_to_1to5(expected_score(probs))
-    true = np.array([s.score for s in val])
-    metrics = beauty_metrics(pred, true)
+    metrics = beauty_metrics(pred, np.asarray(val_scores))
     if run_dir is not None:
         from facepack.plots import score_scatter
 
-        score_scatter(pred, true, run_dir / "scatter.png", metrics,
+        score_scatter(pred, val_scores, run_dir / "scatter.png", metrics,
                       title=f"beauty {cfg['backbone']}@{cfg['input_size']} (held-out)")
     return metrics, pred
+
+
+def prepare_data(keras, cfg: dict) -> dict:
+    """Batches for training and validation, whatever the source: a dataset folder through tf.data,
+    or a packed .npz (training/pack_dataset.py) through numpy, which needs no TensorFlow."""
+    from facepack.data.packed import is_packed, load_packed, packed_batches, pipeline_images_per_second
+
+    if is_packed(cfg["data"]):
+        packed = load_packed(cfg["data"])
+        meta = packed["meta"]
+        if meta["kind"] != "beauty" or meta["size"] != cfg["input_size"]:
+            raise ValueError(f"--data: {cfg['data']} holds {meta['kind']} data at {meta['size']} px; "
+                             f"this run needs beauty data at --input-size {cfg['input_size']}")
+        train_b = packed_batches(keras, packed, cfg["batch_size"], True, cfg["seed"], cfg["label_sigma"])
+        val_b = packed_batches(keras, packed, cfg["batch_size"], False, label_sigma=cfg["label_sigma"])
+        is_val = packed["is_val"] == 1
+        return {"train": train_b, "val": val_b, "n_train": int((~is_val).sum()), "n_val": int(is_val.sum()),
+                "val_scores": packed["scores"][is_val], "dataset": dict(meta["dataset"], packed=str(cfg["data"])),
+                "synthetic": bool(meta["dataset"]["synthetic"]),
+                "pipeline_ips": lambda: pipeline_images_per_second(train_b)}
+    from facepack.data.scut import dataset_fingerprint
+    from facepack.data.tfdata import beauty_dataset, measure_images_per_second
+
+    train_set, val_set, data, held_out = load_data(cfg)
+    train_ds = beauty_dataset(train_set, cfg["input_size"], cfg["batch_size"], training=True,
+                              seed=cfg["seed"], label_sigma=cfg["label_sigma"])
+    val_ds = beauty_dataset(val_set, cfg["input_size"], cfg["batch_size"], training=False,
+                            label_sigma=cfg["label_sigma"])
+    steps = int(np.ceil(len(train_set) / cfg["batch_size"]))
+    return {"train": train_ds, "val": val_ds, "n_train": len(train_set), "n_val": len(val_set),
+            "val_scores": np.array([s.score for s in val_set]), "synthetic": bool(data.synthetic),
+            "dataset": dataset_info(data, held_out, train_set, val_set, dataset_fingerprint),
+            "pipeline_ips": lambda: measure_images_per_second(train_ds, batches=min(10, steps))}
+
+
+def dataset_info(data, held_out: str, train_set, val_set, fingerprint) -> dict:
+    return {"name": data.name, "layout": data.layout, "path": str(data.root), "split": data.split,
+            "held_out": held_out, "train": len(train_set), "validation": len(val_set),
+            "fingerprint": fingerprint(list(train_set) + list(val_set)), "synthetic": bool(data.synthetic),
+            "terms": ("synthetic data generated by facepack" if data.synthetic else
+                      "SCUT-FBP5500: non-commercial research use only (Liang et al., 2018)")}
 
 
 def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
     import keras
 
     from facepack import training
-    from facepack.data.scut import dataset_fingerprint
-    from facepack.data.tfdata import beauty_dataset, measure_images_per_second
 
     training.seed_everything(cfg["seed"])
-    train_set, val_set, data, held_out = load_data(cfg)
-    print(f"data: {data.name} ({data.layout} layout{', SYNTHETIC' if data.synthetic else ''}): "
-          f"{len(train_set)} train, {len(val_set)} validation ({held_out})")
+    d = prepare_data(keras, cfg)
+    ds_info = d["dataset"]
+    print(f"data: {ds_info['name']} ({ds_info.get('layout', '?')} layout{', SYNTHETIC' if d['synthetic'] else ''}): "
+          f"{d['n_train']} train, {d['n_val']} validation ({ds_info['held_out']})")
 
     if resume:
         run_dir = Path(resume)
@@ -241,11 +289,8 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
     history = training.History.load(run_dir / "history.csv") if done else training.History(run_dir / "history.csv")
     history.rows = history.rows[:done]
 
-    train_ds = beauty_dataset(train_set, cfg["input_size"], cfg["batch_size"], training=True,
-                              seed=cfg["seed"], label_sigma=cfg["label_sigma"])
-    val_ds = beauty_dataset(val_set, cfg["input_size"], cfg["batch_size"], training=False,
-                            label_sigma=cfg["label_sigma"])
-    steps = int(np.ceil(len(train_set) / cfg["batch_size"]))
+    train_ds, val_ds = d["train"], d["val"]
+    steps = int(np.ceil(d["n_train"] / cfg["batch_size"]))
 
     with training.distribution_scope(cfg["distribute"]):
         model = build_model(keras, cfg)
@@ -268,9 +313,9 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
             start = end
         train_seconds = time.perf_counter() - t_train
 
-    metrics, _ = evaluate(model, val_set, cfg, run_dir)
+    metrics, _ = evaluate(model, val_ds, d["val_scores"], cfg, run_dir)
     print(f"held-out: PC {metrics['pc']:.4f}  MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  (1..5, n={metrics['n']})")
-    model.save(run_dir / "model.keras")
+    training.save_model(keras, model, run_dir / "model.keras")
     cols = history.columns()
     from facepack.plots import training_curves
 
@@ -278,23 +323,19 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
         training_curves({k: v for k, v in cols.items() if k not in ("epoch", "seconds")}, run_dir / "curves.png",
                         title=f"beauty {cfg['backbone']}@{cfg['input_size']}")
     epoch_secs = [r["seconds"] for r in history.rows if r.get("phase") == "full"] or [r["seconds"] for r in history.rows]
-    pipe_ips = measure_images_per_second(train_ds, batches=min(10, steps))
+    pipe_ips = d["pipeline_ips"]()
     info = {
-        "model": "beauty", "backbone": cfg["backbone"], "input_size": cfg["input_size"],
-        "synthetic": bool(data.synthetic),
+        "model": "beauty", "backbone": cfg["backbone"], "input_size": cfg["input_size"], "alpha": cfg["alpha"],
+        "dropout": cfg["dropout"], "synthetic": d["synthetic"],
         "pretrained": cfg["weights"] if isinstance(cfg["weights"], str) else "none (from scratch)",
-        "dataset": {"name": data.name, "layout": data.layout, "path": str(data.root), "split": data.split,
-                    "held_out": held_out, "train": len(train_set), "validation": len(val_set),
-                    "fingerprint": dataset_fingerprint(train_set + val_set), "synthetic": bool(data.synthetic),
-                    "terms": ("synthetic data generated by facepack" if data.synthetic else
-                              "SCUT-FBP5500: non-commercial research use only (Liang et al., 2018)")},
+        "dataset": ds_info,
         "metrics": metrics,
         "args": {k: v for k, v in cfg.items()},
         "versions": training.versions(),
         "seconds_per_epoch": float(np.median(epoch_secs)) if epoch_secs else None,
         "train_seconds": train_seconds,
         "throughput": {"input_pipeline_images_per_s": pipe_ips,
-                       "training_images_per_s": (len(train_set) / float(np.median(epoch_secs))) if epoch_secs else None},
+                       "training_images_per_s": (d["n_train"] / float(np.median(epoch_secs))) if epoch_secs else None},
     }
     training.finish_run(run_dir, info)
     print(f"run written to {run_dir}")

@@ -29,17 +29,22 @@ BINS = spec.BEAUTY["bins"]
 
 
 def build_beauty_model(keras, backbone: str = "resnet50", input_size: int = spec.BEAUTY["input_size_px"],
-                       weights: str | None = None, dropout: float = 0.0):
+                       weights: str | None = None, dropout: float = 0.0, alpha: float = 1.0):
     """Build the beauty model with ``keras`` (Keras 3 or tf_keras).
 
     weights: None (random), "imagenet", or a path to a backbone weights file (as accepted by
-    keras.applications). Raises ValueError naming the argument on a bad value.
+    keras.applications). alpha: width multiplier of the MobileNet backbones (1.0 = standard;
+    smaller is faster and lighter). Raises ValueError naming the argument on a bad value.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"--backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
     if not isinstance(input_size, int) or input_size < 32:
         raise ValueError(f"--input-size must be an integer >= 32, got {input_size!r}")
     ctor_name, norm, extra = BACKBONES[backbone]
+    if alpha != 1.0:
+        if not backbone.startswith("mobilenet"):
+            raise ValueError(f"--alpha applies to the mobilenet backbones only, got {alpha!r} with {backbone!r}")
+        extra = dict(extra, alpha=alpha)
     ctor = getattr(keras.applications, ctor_name)
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = input_norm(keras, inputs, norm)
