@@ -24,11 +24,12 @@ def versions() -> dict:
     """Versions of the libraries that produced the bundle."""
     import keras
     import tensorflow as tf
-    import tensorflowjs
     import tf_keras
 
     import facepack
+    from facepack.export.tfjs_io import _tensorflowjs
 
+    tensorflowjs = _tensorflowjs()
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "tf_keras": tf_keras.__version__,
             "tensorflowjs": tensorflowjs.__version__, "facepack": getattr(facepack, "__version__", "0.1.0")}
 

@@ -7,6 +7,7 @@ TF Decision Forests and JAX, several seconds).
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,15 @@ PRECISION = {"none": "float32", "float16": "float16", "uint8": "uint8"}
 MODEL_JSON = "model.json"
 
 
+def _tensorflowjs():
+    """The tensorflowjs package (TFDF, which it imports, would otherwise import IPython under
+    pytest's captured stdout to print a welcome message)."""
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+    import tensorflowjs
+
+    return tensorflowjs
+
+
 def check_quantize(quantize: str) -> str:
     if quantize not in QUANTIZE:
         raise ValueError(f"--quantize must be one of {list(QUANTIZE)}, got {quantize!r}")
@@ -26,8 +36,7 @@ def check_quantize(quantize: str) -> str:
 
 def save_layers_model(model, folder: str | Path, quantize: str = "none") -> Path:
     """Write ``model`` (tf_keras) to ``folder``/model.json + weight shards; returns the folder."""
-    import tensorflowjs as tfjs
-
+    tfjs = _tensorflowjs()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=QUANTIZE[check_quantize(quantize)])
@@ -38,9 +47,7 @@ def save_layers_model(model, folder: str | Path, quantize: str = "none") -> Path
 
 def load_layers_model(folder: str | Path):
     """Read an exported layers model back into tf_keras (weights dequantised)."""
-    import tensorflowjs as tfjs
-
-    return tfjs.converters.load_keras_model(str(Path(folder) / MODEL_JSON))
+    return _tensorflowjs().converters.load_keras_model(str(Path(folder) / MODEL_JSON))
 
 
 def predict_list(model, x) -> list[np.ndarray]:

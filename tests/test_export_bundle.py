@@ -1,0 +1,250 @@
+"""The bundle builder: manifest + schema + sha256, atomic replacement, --only, quantisation, CLI.
+
+Uses the session's ``tiny_bundle`` (conftest: untrained mobilenet_v2@64 beauty + kpnet
+keypoints + MTCNN, float32) and small extra conversions of the keypoint model (fast).
+"""
+
+import copy
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facepack import spec
+from facepack.export import ParityError, build_bundle
+from facepack.export import bundle as bundle_mod
+from facepack.export import manifest as manifest_mod
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED_MODELS = {"mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "beauty_features", "beauty_head", "keypoints"}
+QUANT_SIZE_RATIO = {"float16": (0.45, 0.56), "uint8": (0.22, 0.32)}  # weights bytes vs float32
+
+
+def snapshot(folder: Path) -> dict:
+    """{relative path: bytes} of every file under folder."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(out: Path) -> list:
+    return [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+@pytest.fixture(scope="module")
+def manifest(tiny_bundle):
+    return json.loads((tiny_bundle / "manifest.json").read_text())
+
+
+def test_bundle_has_every_model_folder(tiny_bundle, manifest):
+    assert set(manifest["models"]) == EXPECTED_MODELS
+    for name, entry in manifest["models"].items():
+        assert entry["path"] == name
+        assert (tiny_bundle / name / "model.json").is_file()
+        assert json.loads((tiny_bundle / name / "model.json").read_text())["format"] == "layers-model"
+        assert entry["format"] == "layers-model"
+
+
+def test_manifest_matches_schema_and_files(tiny_bundle, manifest):
+    manifest_mod.validate(manifest)
+    manifest_mod.verify_files(tiny_bundle, manifest)
+    listed = {f["path"] for e in manifest["models"].values() for f in e["files"]}
+    on_disk = {p for p in snapshot(tiny_bundle) if p != "manifest.json"}
+    assert listed == on_disk
+
+
+def test_manifest_carries_spec_run_and_versions(manifest):
+    assert manifest["spec"] == json.loads(json.dumps(spec.spec_dict()))
+    assert manifest["synthetic"] is True  # the untrained test runs are marked synthetic
+    assert set(manifest["versions"]) >= {"tensorflow", "keras", "tf_keras", "tensorflowjs", "facepack"}
+    beauty = manifest["models"]["beauty_features"]
+    assert beauty["backbone"] == "mobilenet_v2" and beauty["input_size"] == 64
+    assert beauty["run"]["dataset"]["name"] and beauty["run"]["synthetic"] is True
+    head = manifest["models"]["beauty_head"]
+    assert head["inputs"][0]["shape"] == beauty["outputs"][0]["shape"]
+    assert head["outputs"][0]["shape"] == [None, spec.BEAUTY["bins"]]
+    assert manifest["models"]["keypoints"]["outputs"][0]["shape"] == [None, 136]
+    assert manifest["models"]["mtcnn_pnet"]["inputs"][0]["shape"] == [None, None, None, 3]
+    assert [o["name"] for o in manifest["models"]["mtcnn_onet"]["outputs"]] == ["bbox_reg", "landmarks", "prob"]
+
+
+def test_float32_parity_is_recorded_and_tight(manifest):
+    for name, entry in manifest["models"].items():
+        p = entry["parity"]
+        assert entry["precision"] == "float32"
+        assert p["criterion"] == "max_abs_diff" and p["max_abs_diff"] <= p["tolerance"] <= 1e-2, name
+        assert p["probe"]
+
+
+def test_schema_rejects_broken_manifests(manifest):
+    bad = copy.deepcopy(manifest)
+    del bad["models"]["keypoints"]["files"][0]["sha256"]
+    bad["models"]["beauty_head"]["format"] = "savedmodel"
+    bad["synthetic"] = "no"
+    errors = manifest_mod.schema_errors(bad, manifest_mod.load_schema())
+    text = "\n".join(errors)
+    assert "keypoints.files[0]: missing required key 'sha256'" in text
+    assert "beauty_head.format" in text and "$.synthetic" in text
+    with pytest.raises(ValueError, match="manifest_schema.json"):
+        manifest_mod.validate(bad)
+
+
+def test_verify_files_detects_a_changed_shard(tiny_bundle, tmp_path):
+    copy_dir = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy_dir)
+    shard = next((copy_dir / "keypoints").glob("*.bin"))
+    data = bytearray(shard.read_bytes())
+    data[0] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="keypoints.*differs"):
+        manifest_mod.verify_files(copy_dir)
+
+
+# --- atomicity ------------------------------------------------------------------------------
+
+@pytest.fixture()
+def old_bundle(tiny_bundle, tmp_path):
+    out = tmp_path / "models"
+    shutil.copytree(tiny_bundle, out)
+    return out
+
+
+def test_failure_half_way_leaves_old_bundle_byte_identical(old_bundle, untrained_runs):
+    before = snapshot(old_bundle)
+    calls = []
+
+    def explode(name):
+        calls.append(name)
+        raise RuntimeError("simulated crash after writing " + name)
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        build_bundle(old_bundle, keypoints_run=untrained_runs["keypoints"], models=["keypoints"],
+                     log=None, _after_model=explode)
+    assert calls == ["keypoints"]  # it really got half-way: a model was written
+    assert snapshot(old_bundle) == before
+    assert leftovers(old_bundle) == []
+
+
+def test_parity_failure_is_clear_and_keeps_old_bundle(old_bundle, untrained_runs, monkeypatch):
+    before = snapshot(old_bundle)
+    monkeypatch.setattr(bundle_mod, "MAX_ABS_REL_TOL", -1.0)
+    with pytest.raises(ParityError, match=r"model 'keypoints' \(float32\): max_abs_diff .* exceeds the tolerance"):
+        build_bundle(old_bundle, keypoints_run=untrained_runs["keypoints"], models=["keypoints"], log=None)
+    assert snapshot(old_bundle) == before
+    assert leftovers(old_bundle) == []
+
+
+def test_interrupt_during_swap_restores_old_bundle(old_bundle, monkeypatch):
+    before = snapshot(old_bundle)
+    real_replace = bundle_mod.os.replace
+
+    def flaky(src, dst):
+        if ".tmp-" in str(src):
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(bundle_mod.os, "replace", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        with bundle_mod.atomic_replace(old_bundle) as tmp:
+            (tmp / "manifest.json").write_text("{}")
+    assert snapshot(old_bundle) == before
+    assert leftovers(old_bundle) == []
+
+
+def test_only_keeps_the_other_models(old_bundle, untrained_runs):
+    before = snapshot(old_bundle)
+    m = build_bundle(old_bundle, keypoints_run=untrained_runs["keypoints"], models=["keypoints"],
+                     keep_others=True, log=None)
+    assert set(m["models"]) == EXPECTED_MODELS
+    after = snapshot(old_bundle)
+    for path, data in before.items():
+        if path.startswith(("mtcnn_", "beauty_")):
+            assert after[path] == data, path
+    manifest_mod.verify_files(old_bundle)
+
+
+# --- quantisation ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory, untrained_runs):
+    out = {}
+    for q in ("none", "float16", "uint8"):
+        folder = tmp_path_factory.mktemp(f"q_{q}") / "models"
+        out[q] = build_bundle(folder, keypoints_run=untrained_runs["keypoints"], models=["keypoints"],
+                              quantize=q, log=None)
+    return out
+
+
+def _weight_bytes(entry):
+    return sum(f["bytes"] for f in entry["files"] if f["path"].endswith(".bin"))
+
+
+@pytest.mark.parametrize("q", ["float16", "uint8"])
+def test_quantized_sizes_and_bounded_changes(quantized, q):
+    full = quantized["none"]["models"]["keypoints"]
+    small = quantized[q]["models"]["keypoints"]
+    assert small["precision"] == q
+    lo, hi = QUANT_SIZE_RATIO[q]
+    assert lo <= _weight_bytes(small) / _weight_bytes(full) <= hi
+    p = small["parity"]
+    assert p["criterion"] == "rel_rms" and 0 < p["rel_rms"] <= p["tolerance"]
+    assert p["max_abs_diff"] > full["parity"]["max_abs_diff"]  # quantisation does change outputs
+
+
+def test_mtcnn_stays_float32_when_quantizing(tmp_path):
+    m = build_bundle(tmp_path / "models", models=["mtcnn"], quantize="uint8", log=None)
+    assert {e["precision"] for e in m["models"].values()} == {"float32"}
+
+
+def test_bad_quantize_value_names_the_flag(tmp_path):
+    with pytest.raises(ValueError, match=r"--quantize must be one of .* got 'int4'"):
+        build_bundle(tmp_path / "m", quantize="int4", log=None)
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+def _cli():
+    sys.path.insert(0, str(ROOT / "convert"))
+    try:
+        import to_tfjs
+    finally:
+        sys.path.pop(0)
+    return to_tfjs
+
+
+def test_cli_missing_run_fails_cleanly_and_keeps_bundle(old_bundle, tmp_path, capsys):
+    before = snapshot(old_bundle)
+    code = _cli().main(["--out", str(old_bundle), "--beauty", str(tmp_path / "nope"), "--only", "beauty"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--beauty: expected a run folder" in err and "left unchanged" in err
+    assert snapshot(old_bundle) == before
+
+
+def test_cli_help_explains(capsys):
+    with pytest.raises(SystemExit):
+        _cli().main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--only", "--quantize", "--model", "--npm", "--out", "--beauty", "--keypoints"):
+        assert flag in text
+
+
+def test_cli_user_model(tmp_path):
+    """--model/--name: a user's own Keras 3 model (with a Keras-3-only activation) is exported."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((8, 8, 3), name="x")
+    y = keras.layers.Conv2D(4, 3, activation="hard_sigmoid", name="c")(inp)
+    y = keras.layers.Flatten(name="f")(y)
+    y = keras.layers.Dense(5, activation="silu", name="d")(y)
+    path = tmp_path / "mine.keras"
+    keras.Model(inp, y).save(path)
+    out = tmp_path / "bundle"
+    code = _cli().main(["--model", str(path), "--name", "mine", "--out", str(out)])
+    assert code == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert list(m["models"]) == ["mine"]
+    assert m["models"]["mine"]["parity"]["max_abs_diff"] <= 1e-5
+    assert any("hard_sigmoid" in n for n in m["models"]["mine"]["bridge_notes"])
