@@ -25,14 +25,10 @@ import numpy as np
 from facepack import spec
 
 
-def gradcam_grid(features_model, head_model, crops: np.ndarray) -> np.ndarray:
-    """Steps 1-6: crops (N, S, S, 3) -> normalised Grad-CAM maps (N, h, w) float32."""
+def relu_cam(features_model, head_model, crops):
+    """Steps 1-5 in TF ops (traceable): crops (N, S, S, 3) float32 -> ReLU map (N, h, w), not normalised."""
     import tensorflow as tf
 
-    crops = np.asarray(crops, dtype=np.float32)
-    if crops.shape[0] == 0:
-        shape = features_model.output_shape[1:3]
-        return np.zeros((0, *shape), dtype=np.float32)
     # split_for_gradcam may build the features model on a one-element input list.
     inputs = [crops] if isinstance(features_model.input, list) else crops
     fmap = tf.convert_to_tensor(features_model(inputs, training=False))
@@ -43,9 +39,36 @@ def gradcam_grid(features_model, head_model, crops: np.ndarray) -> np.ndarray:
         score = tf.reduce_sum(probs * bins, axis=-1)  # each face's score depends on its own map only
     grads = tape.gradient(score, fmap)
     weights = tf.reduce_mean(grads, axis=(1, 2))  # (N, C)
-    cam = tf.nn.relu(tf.reduce_sum(fmap * weights[:, None, None, :], axis=-1)).numpy()
+    return tf.nn.relu(tf.reduce_sum(fmap * weights[:, None, None, :], axis=-1))
+
+
+def compile_relu_cam(features_model, head_model):
+    """``relu_cam`` as one tf.function for any batch size (same numbers, far less Python overhead)."""
+    import tensorflow as tf
+
+    shape = [None, *features_model.input_shape[1:]]
+    return tf.function(lambda crops: relu_cam(features_model, head_model, crops),
+                       input_signature=[tf.TensorSpec(shape, tf.float32)])
+
+
+def normalise(cam: np.ndarray) -> np.ndarray:
+    """Step 6: divide each map by its maximum where that is > 0 (an all-zero map stays zero)."""
+    cam = np.asarray(cam, dtype=np.float32)
     peak = cam.max(axis=(1, 2), keepdims=True)
     return (cam / np.where(peak > 0, peak, 1.0)).astype(np.float32)
+
+
+def gradcam_grid(features_model, head_model, crops: np.ndarray, compiled=None) -> np.ndarray:
+    """Steps 1-6: crops (N, S, S, 3) -> normalised Grad-CAM maps (N, h, w) float32.
+
+    compiled: the result of ``compile_relu_cam`` for these models (optional, faster).
+    """
+    crops = np.asarray(crops, dtype=np.float32)
+    if crops.shape[0] == 0:
+        shape = features_model.output_shape[1:3]
+        return np.zeros((0, *shape), dtype=np.float32)
+    cam = compiled(crops) if compiled is not None else relu_cam(features_model, head_model, crops)
+    return normalise(np.asarray(cam))
 
 
 def upsample(grid: np.ndarray, size: int) -> np.ndarray:
@@ -61,9 +84,9 @@ def upsample(grid: np.ndarray, size: int) -> np.ndarray:
     return up[0] if single else up
 
 
-def gradcam(features_model, head_model, crops: np.ndarray) -> dict:
+def gradcam(features_model, head_model, crops: np.ndarray, compiled=None) -> dict:
     """Both maps for a batch of beauty crops: {"grid": (N, h, w), "crop": (N, S, S)}."""
-    grid = gradcam_grid(features_model, head_model, crops)
+    grid = gradcam_grid(features_model, head_model, crops, compiled)
     return {"grid": grid, "crop": upsample(grid, int(np.asarray(crops).shape[1]))}
 
 

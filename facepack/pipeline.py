@@ -73,10 +73,13 @@ def crop(rgb: np.ndarray, faces: list[dict], kind: str, size: int) -> tuple[np.n
 
 
 def beauty(model, crops: np.ndarray) -> list[dict]:
-    """Beauty crops -> [{score (0..100), score_1to5, distribution (101 floats)}]."""
+    """Beauty crops -> [{score (0..100), score_1to5, distribution (101 floats)}].
+
+    model: the Keras model, or ``compile_model(model)`` (same numbers, faster).
+    """
     if len(crops) == 0:
         return []
-    probs = np.asarray(model(np.asarray(crops, dtype=np.float32), training=False), dtype=np.float64)
+    probs = np.asarray(model(np.asarray(crops, dtype=np.float32)), dtype=np.float64)
     scores = expected_score(probs)
     return [{"score": float(s), "score_1to5": float(score_to_1to5(s)), "distribution": p.tolist()}
             for s, p in zip(scores, probs)]
@@ -85,25 +88,38 @@ def beauty(model, crops: np.ndarray) -> list[dict]:
 def keypoints(model, crops: np.ndarray, squares: list) -> list[list]:
     """Keypoint crops -> per face [[x, y], ...] in photo pixels.
 
-    The model outputs (N, 2P) interleaved (x0, y0, x1, y1, ...) in crop units (0..1 across the
-    square), mapped to pixels by spec.crop_to_image.
+    The model (Keras, or ``compile_model(model)``) outputs (N, 2P) interleaved (u0, v0, u1, v1, ...)
+    in crop units (0..1 across the square; facepack/data/tfdata.py:keypoint_dataset), mapped to
+    pixels by spec.crop_to_image.
     """
     if len(crops) == 0:
         return []
-    out = np.asarray(model(np.asarray(crops, dtype=np.float32), training=False), dtype=np.float64)
+    out = np.asarray(model(np.asarray(crops, dtype=np.float32)), dtype=np.float64)
     points = out.reshape(len(crops), -1, 2)
     return [crop_mod.crop_points_to_image(p, sq).tolist() for p, sq in zip(points, squares)]
 
 
-def gradcam(features_model, head_model, crops: np.ndarray, squares: list) -> list[dict]:
+def gradcam(features_model, head_model, crops: np.ndarray, squares: list, compiled=None) -> list[dict]:
     """Beauty crops -> per face {grid (h x w, max 1), crop_size, square} (facepack.gradcam)."""
     if len(crops) == 0:
         return []
-    grids = gradcam_mod.gradcam_grid(features_model, head_model, crops)
+    grids = gradcam_mod.gradcam_grid(features_model, head_model, crops, compiled)
     return [gradcam_mod.heatmap_record(g, sq, crops.shape[1]) for g, sq in zip(grids, squares)]
 
 
 # --- Helpers --------------------------------------------------------------------------------
+def compile_model(model):
+    """``model(x, training=False)`` as one tf.function for any batch size.
+
+    The numbers are those of the eager call (checked in tests/test_pipeline.py); on this CPU a
+    ResNet50 face takes ~0.2 s instead of ~0.5-1 s eagerly. The first call traces (seconds).
+    """
+    import tensorflow as tf
+
+    shape = [None, *tuple(model.input_shape)[1:]]
+    return tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec(shape, tf.float32)])
+
+
 def model_input_size(model, flag: str) -> int:
     """Square input size of a model (N, S, S, 3); ValueError naming ``flag`` otherwise."""
     shape = tuple(model.input_shape)
@@ -144,9 +160,12 @@ class FacePipeline:
     beauty_model / keypoint_model: Keras models (None: that stage is skipped and its key absent).
     detector_options: MTCNN options (keys of mtcnn_detector.OPTION_KEYS; defaults from spec.MTCNN).
     keypoint_format: "68" or "15" to check the keypoint model against (None: from its output).
+    compiled: run the models through tf.function (default True: same numbers, faster after a
+        one-off trace on first use; False calls them eagerly).
     """
 
-    def __init__(self, beauty_model=None, keypoint_model=None, detector_options=None, keypoint_format=None):
+    def __init__(self, beauty_model=None, keypoint_model=None, detector_options=None, keypoint_format=None,
+                 compiled: bool = True):
         self.detector_options = mtcnn_detector.resolve_options(detector_options)
         self.detector = mtcnn_detector.build_detector()
         self.beauty_model = beauty_model
@@ -155,6 +174,8 @@ class FacePipeline:
         self.keypoint_size = model_input_size(keypoint_model, "--keypoints") if keypoint_model is not None else None
         self.num_points = keypoint_count(keypoint_model, keypoint_format) if keypoint_model is not None else None
         self.runs: dict = {}  # filled by from_runs: {"beauty": path, "keypoints": path}
+        self.compiled = bool(compiled)
+        self._predictors: dict = {}  # lazily compiled: "beauty", "keypoints", "gradcam"
         self._gradcam_models = None
 
     @classmethod
@@ -170,6 +191,23 @@ class FacePipeline:
         pipe = cls(beauty_model, keypoint_model, detector_options, keypoint_format=fmt)
         pipe.runs = {k: str(v) for k, v in paths.items()}
         return pipe
+
+    def predictor(self, kind: str):
+        """The callable that runs model ``kind`` ("beauty", "keypoints"): compiled once, or the model."""
+        model = {"beauty": self.beauty_model, "keypoints": self.keypoint_model}[kind]
+        if not self.compiled:
+            return model
+        if kind not in self._predictors:
+            self._predictors[kind] = compile_model(model)
+        return self._predictors[kind]
+
+    def gradcam_compiled(self):
+        """compile_relu_cam of the beauty model's split (None when not compiled)."""
+        if not self.compiled:
+            return None
+        if "gradcam" not in self._predictors:
+            self._predictors["gradcam"] = gradcam_mod.compile_relu_cam(*self.gradcam_models())
+        return self._predictors["gradcam"]
 
     def gradcam_models(self):
         """(features_model, head_model) of the beauty model, built once on first use."""
@@ -221,16 +259,17 @@ class FacePipeline:
         lap("crop")
         # 4. models (a stage that does not run reports 0 ms)
         if run_keypoints:
-            for face, points in zip(faces, keypoints(self.keypoint_model, kp_crops, kp_squares)):
+            for face, points in zip(faces, keypoints(self.predictor("keypoints"), kp_crops, kp_squares)):
                 face["keypoints"] = points
             lap("keypoints")
         if run_beauty:
-            for face, result in zip(faces, beauty(self.beauty_model, beauty_crops)):
+            for face, result in zip(faces, beauty(self.predictor("beauty"), beauty_crops)):
                 face["beauty"] = result
             lap("beauty")
         if heatmaps and run_beauty:
             features_model, head_model = self.gradcam_models()
-            for face, record in zip(faces, gradcam(features_model, head_model, beauty_crops, beauty_squares)):
+            records = gradcam(features_model, head_model, beauty_crops, beauty_squares, self.gradcam_compiled())
+            for face, record in zip(faces, records):
                 face["heatmap"] = record
             lap("gradcam")
         ms["total"] = (time.perf_counter() - t_start) * 1000.0

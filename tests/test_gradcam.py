@@ -141,3 +141,11 @@ def test_heatmap_record_is_json_ready():
     rec = gradcam.heatmap_record(np.ones((2, 2), np.float32), (1.0, 2.0, 3.0), 64)
     assert json.loads(json.dumps(rec)) == {"grid": [[1.0, 1.0], [1.0, 1.0]], "crop_size": 64,
                                            "square": {"x": 1.0, "y": 2.0, "side": 3.0}}
+
+
+def test_compiled_equals_eager(untrained_beauty, face_crops):
+    _, (features_model, head_model) = untrained_beauty
+    compiled = gradcam.compile_relu_cam(features_model, head_model)
+    batch = np.concatenate([face_crops, face_crops[:, ::-1]])  # any batch size, one trace
+    np.testing.assert_allclose(gradcam.gradcam_grid(features_model, head_model, batch, compiled),
+                               gradcam.gradcam_grid(features_model, head_model, batch), atol=1e-5)

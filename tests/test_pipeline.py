@@ -246,3 +246,13 @@ def test_from_runs_errors(tmp_path, monkeypatch):
 def test_bytes_input_is_named_in_errors(pipe):
     with pytest.raises(ImageDecodeError, match="bytes"):
         pipe.analyze(io.BytesIO(b"abc").getvalue())
+
+
+def test_compiled_models_give_the_eager_numbers(pipe, astronaut, result):
+    crops, squares = pipeline.crop(astronaut, result["faces"], "beauty", pipe.beauty_size)
+    eager = pipeline.beauty(pipe.beauty_model, crops)[0]
+    compiled = pipeline.beauty(pipe.predictor("beauty"), crops)[0]
+    np.testing.assert_allclose(compiled["distribution"], eager["distribution"], atol=1e-7)
+    kp_crops, kp_squares = pipeline.crop(astronaut, result["faces"], "keypoints", pipe.keypoint_size)
+    np.testing.assert_allclose(pipeline.keypoints(pipe.predictor("keypoints"), kp_crops, kp_squares),
+                               pipeline.keypoints(pipe.keypoint_model, kp_crops, kp_squares), atol=1e-4)
