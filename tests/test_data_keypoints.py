@@ -228,3 +228,14 @@ def test_flipping_a_symmetric_face_gives_the_same_points():
     np.testing.assert_allclose(_mirror(face15, spec.MIRROR_PERMUTATION["15"], 100), face15, atol=1e-9)
     # and the identity permutation does not (the test can fail)
     assert np.abs(_mirror(face, list(range(68)), 100) - face).max() > 1
+
+
+def test_fast_pixel_parser_matches_the_plain_one():
+    from facepack.data.keypoints import _fast_ints, _parse_pixels
+
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 256, 96 * 96)
+    raw = " ".join(f"{v:03d}" if i % 7 == 0 else str(v) for i, v in enumerate(values))  # leading zeros too
+    np.testing.assert_array_equal(_parse_pixels(raw)[..., 0], values.reshape(96, 96))
+    np.testing.assert_array_equal(_fast_ints(" 4\t17  255 "), [4, 17, 255])
+    assert _fast_ints("1.5 2") is None and _fast_ints("") is None and _fast_ints("-3 4") is None

@@ -187,8 +187,41 @@ def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: s
                         name=(info.get("name") or "synthetic 68-point faces") if info is not None else NAME68)
 
 
+def _fast_ints(raw: str) -> np.ndarray | None:
+    """Space-separated non-negative integers -> int64 array, vectorised (None: not that simple).
+
+    Kaggle's training.csv holds 7,049 x 9,216 pixel values; ``str.split`` + ``float`` takes
+    about a minute for them, this about a second.
+    """
+    try:
+        b = np.frombuffer(raw.encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        return None
+    digit = (b >= 48) & (b <= 57)
+    if not digit.any() or not np.all(digit | (b == 32) | (b == 9)):
+        return None
+    start = digit.copy()
+    start[1:] &= ~digit[:-1]
+    end = digit.copy()
+    end[:-1] &= ~digit[1:]
+    pos = np.flatnonzero(digit)
+    token = np.cumsum(start)[pos] - 1  # token index of every digit
+    end_pos = np.flatnonzero(end)
+    power = end_pos[token] - pos
+    if power.max() > 17:  # would overflow; not a pixel anyway
+        return None
+    values = (b[pos] - 48).astype(np.int64) * _POW10[power]
+    return np.bincount(token, weights=values, minlength=len(end_pos)).astype(np.int64)
+
+
+_POW10 = 10 ** np.arange(18, dtype=np.int64)
+
+
 def _parse_pixels(raw: str, side: int = KAGGLE15_SIDE) -> np.ndarray | str:
-    """Kaggle's space-separated grayscale pixels -> (side, side, 3) uint8 view, or what is wrong."""
+    """Kaggle's space-separated grayscale pixels -> (side, side, 3) uint8, or what is wrong."""
+    fast = _fast_ints(raw)
+    if fast is not None and fast.size == side * side and fast.max() <= 255:
+        return np.repeat(fast.astype(np.uint8).reshape(side, side)[:, :, None], 3, axis=2)
     cells = raw.split()
     if len(cells) != side * side:
         return f"Image has {len(cells)} pixel values, expected {side}*{side} = {side * side}"
