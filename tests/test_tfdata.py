@@ -234,3 +234,24 @@ def test_measure_images_per_second(kp68):
     ips = tfdata.measure_images_per_second(ds, batches=5)
     assert ips > 0
     assert tfdata.measure_images_per_second(ds.take(1), batches=5) == 0.0  # only the warm-up batch
+
+
+def test_image_squares_as_the_base_crop(kaggle, kp68):
+    sq = tfdata.image_squares(kaggle)
+    np.testing.assert_array_equal(sq, np.tile([0.0, 0.0, 96.0], (len(kaggle.images), 1)))
+    idx = list(range(len(kaggle.images)))
+    x, t = _first(tfdata.keypoint_dataset(kaggle, idx, 96, len(idx), training=False, squares=sq))
+    np.testing.assert_allclose(x[:, :, :, 0], np.stack(kaggle.images)[..., 0], atol=1e-3)  # whole image, 1:1
+    np.testing.assert_allclose(t, kaggle.points.reshape(len(idx), -1) / 96, atol=1e-6)
+    w, h = Image.open(kp68.images[0]).size
+    side = max(w, h)
+    assert tuple(tfdata.image_squares(kp68)[0]) == ((w - side) / 2, (h - side) / 2, side)
+    with pytest.raises(ValueError, match="squares must have shape"):
+        tfdata.keypoint_dataset(kaggle, idx, 96, 4, training=False, squares=sq[:3])
+
+
+def test_file_cache(tmp_path, kp68):
+    ds = tfdata.keypoint_dataset(kp68, range(4), S, 4, training=False, cache=str(tmp_path / "kp"))
+    first = _first(ds)
+    assert list(tmp_path.glob("kp*"))  # written to disk
+    np.testing.assert_array_equal(_first(ds)[0], first[0])

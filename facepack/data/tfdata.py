@@ -107,6 +107,15 @@ def _crop(image_u8: tf.Tensor, x0, y0, side, out_size: int) -> tf.Tensor:
     return out[0]
 
 
+def _cache(ds: tf.data.Dataset, cache) -> tf.data.Dataset:
+    """cache: True -> in memory, a str/path -> tf.data's file cache with that prefix, False -> none."""
+    if cache is True:
+        return ds.cache()
+    if cache:
+        return ds.cache(str(cache))
+    return ds
+
+
 def _finish(ds: tf.data.Dataset, batch_size: int, training: bool) -> tf.data.Dataset:
     return ds.batch(batch_size, drop_remainder=False).prefetch(AUTOTUNE)
 
@@ -119,6 +128,7 @@ def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, se
     The whole image is resized to SxS (bilinear, half-pixel centres, no antialias) and cached as
     uint8. Training adds a random horizontal flip, a small zoom/shift (crop_and_resize of a
     jittered box inside the image) and small brightness/contrast jitter, and shuffles every epoch.
+    cache: True (memory), False, or a file name prefix for tf.data's on-disk cache.
     """
     if not samples:
         raise ValueError("beauty_dataset: no samples (the split is empty)")
@@ -136,8 +146,7 @@ def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, se
 
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if cache:
-        ds = ds.cache()
+    ds = _cache(ds, cache)
     if not training:
         return _finish(ds.map(lambda img, lab: (tf.cast(img, tf.float32), lab)), batch_size, training)
 
@@ -176,7 +185,29 @@ def crop_square_for_points(points, margin: float | None = None) -> tuple[float, 
     return spec.square_box(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]), margin)
 
 
-def precrop(image: np.ndarray, points: np.ndarray, margin: float | None = None):
+def image_squares(data) -> np.ndarray:
+    """(N, 3) squares (x0, y0, side) covering each whole image, centred: an alternative base crop.
+
+    For data whose images are already face crops framed by a detector (Kaggle's 96x96 faces),
+    where the bounding box of the *present* points would frame rows with 4 points differently
+    from rows with 15. Sizes of image files are read from their headers only.
+    """
+    out = np.zeros((len(data.images), 3), dtype=np.float64)
+    for i, src in enumerate(data.images):
+        if isinstance(src, np.ndarray):
+            h, w = src.shape[:2]
+        else:
+            from PIL import Image
+            with Image.open(src) as img:
+                w, h = img.size
+                if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # load_rgb transposes these
+                    w, h = h, w
+        side = float(max(w, h))
+        out[i] = ((w - side) / 2, (h - side) / 2, side)
+    return out
+
+
+def precrop(image: np.ndarray, points: np.ndarray, margin: float | None = None, square=None):
     """Integer sub-image around the face (no resampling) so the cache holds less than whole photos.
 
     Returns (sub_image uint8, points relative to it, (x0, y0, side) relative to it). Cropping
@@ -184,7 +215,7 @@ def precrop(image: np.ndarray, points: np.ndarray, margin: float | None = None):
     every jittered square plus its bilinear neighbours, and it is clipped to the image (never
     padded), so samples outside it are outside the image too.
     """
-    x0, y0, side = crop_square_for_points(points, margin)
+    x0, y0, side = crop_square_for_points(points, margin) if square is None else (float(v) for v in square)
     h, w = image.shape[:2]
     cx, cy, r = x0 + side / 2, y0 + side / 2, PRECROP_HALF * side
     left = int(np.clip(np.floor(cx - r) - 1, 0, w - 1))
@@ -198,7 +229,7 @@ def precrop(image: np.ndarray, points: np.ndarray, margin: float | None = None):
 
 def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: bool, seed: int = 0,
                      margin: float | None = None, jitter: bool = True, cache: bool = True,
-                     mirror: bool = True, photometric: bool = True) -> tf.data.Dataset:
+                     mirror: bool = True, photometric: bool = True, squares=None) -> tf.data.Dataset:
     """KeypointData rows ``indices`` -> batches of (crops (B,S,S,3) float32 0..255, targets (B, 2P)).
 
     Targets are crop-relative units u = (x - x0) / side, v = (y - y0) / side, interleaved
@@ -206,6 +237,9 @@ def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: 
     pixel i has u = (i + 0.5) / S (facepack.spec.crop_box_to_tf's half-pixel convention).
     Training adds square jitter (scale +-10 %, shift +-5 % of the side), mirroring (crop flipped,
     u -> 1 - u, indices permuted by facepack.spec.MIRROR_PERMUTATION) and photometric jitter.
+    squares: optional (len(data.images), 3) base squares (x0, y0, side) replacing the spec rule
+    (e.g. ``image_squares(data)``); evaluate with the same squares.
+    cache: True (memory), False, or a file name prefix for tf.data's on-disk cache.
     """
     indices = [int(i) for i in indices]
     if not indices:
@@ -216,6 +250,9 @@ def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: 
     num_points = int(data.points.shape[1])
     perm = tf.constant(spec.MIRROR_PERMUTATION[data.format], dtype=tf.int32)
     points_all = np.asarray(data.points, dtype=np.float32)
+    squares_all = None if squares is None else np.asarray(squares, dtype=np.float64)
+    if squares_all is not None and squares_all.shape != (len(points_all), 3):
+        raise ValueError(f"squares must have shape ({len(points_all)}, 3), got {squares_all.shape}")
 
     def body(i):
         """numpy_function body: row index -> (sub-image, points, square) relative to the sub-image."""
@@ -224,7 +261,7 @@ def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: 
         label = str(src) if not isinstance(src, np.ndarray) else f"{data.root} row {i}"
         try:
             image = load_rgb(src, name=label)
-            return precrop(image, points_all[i], margin)
+            return precrop(image, points_all[i], margin, None if squares_all is None else squares_all[i])
         except (ImageDecodeError, ValueError) as exc:  # surfaces in TF's error with the file named
             raise ValueError(f"facepack.data.tfdata: {label}: {exc}") from None
 
@@ -259,8 +296,7 @@ def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: 
 
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int64))
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if cache:
-        ds = ds.cache()
+    ds = _cache(ds, cache)
     if not training:
         return _finish(ds.map(lambda a, b, c: crop(a, b, c), num_parallel_calls=AUTOTUNE), batch_size, training)
     ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
