@@ -1,0 +1,104 @@
+"""Exported models give the Keras outputs in TF.js (Node: WASM and pure-JS CPU backends).
+
+Every backbone the trainer offers is converted at a small input size with BatchNorm statistics
+calibrated on images (so activations keep their scale and a wrong layer would show), then run
+in Node through static/facepack/generic.js (tests/js_export/predict.mjs). WebGL is covered by
+tests/test_export_webgl.py in headless Chromium.
+"""
+
+import numpy as np
+import pytest
+
+from export_support import NODE, calibrated_run, run_node
+from facepack.export import build_bundle
+from facepack.export.mtcnn_nets import package_forward
+from facepack.export.sources import image_probe
+from facepack.models.beauty import BACKBONES
+
+pytestmark = [pytest.mark.node, pytest.mark.slow,
+              pytest.mark.skipif(NODE is None, reason="node is not installed")]
+
+SIZE_PX = 64  # small input: fast, and still exercises every layer type
+NODE_BACKENDS = ["wasm", "cpu"]
+PROB_TOL = 1e-5  # softmax outputs (beauty probs, MTCNN probs)
+REL_TOL = 1e-3  # other outputs, relative to max |reference|
+
+
+def assert_close(got, ref, what):
+    ref = np.asarray(ref, np.float64)
+    tol = max(PROB_TOL, REL_TOL * float(np.abs(ref).max()))
+    diff = float(np.abs(np.asarray(got, np.float64) - ref).max())
+    assert got.shape == ref.shape, what
+    print(f"{what}: max abs diff {diff:.3g} (scale {np.abs(ref).max():.3g})")
+    assert diff <= tol, f"{what}: max abs diff {diff:.3g} > {tol:.3g}"
+
+
+@pytest.fixture(scope="module")
+def backbone_bundles(tmp_path_factory):
+    """{backbone: (bundle dir, Keras 3 model)} for every beauty backbone, calibrated."""
+    import keras
+
+    from facepack.runs import load_run
+
+    out = {}
+    for backbone in BACKBONES:
+        root = tmp_path_factory.mktemp(backbone)
+        run = calibrated_run("beauty", root / "run", backbone=backbone, input_size=SIZE_PX)
+        bundle = root / "models"
+        build_bundle(bundle, beauty_run=run, models=["beauty"], log=None)
+        out[backbone] = (bundle, load_run(run, keras)[0])
+    return out
+
+
+@pytest.mark.parametrize("backend", NODE_BACKENDS)
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_beauty_backbone_equal_in_tfjs(backbone_bundles, backbone, backend, tmp_path):
+    import keras
+
+    from facepack.models.beauty import split_for_gradcam
+
+    bundle, model = backbone_bundles[backbone]
+    features, head = split_for_gradcam(keras, model)
+    x = image_probe(SIZE_PX, SIZE_PX, seed=11, batch=2)
+    fmap = np.asarray(features(x))
+    probs = np.asarray(model(x))
+    assert np.abs(fmap).max() > 1.0, "calibration failed: activations vanished, the test would be vacuous"
+    (got_fmap,), (got_probs,) = run_node(bundle, backend, [("beauty_features", x), ("beauty_head", fmap)], tmp_path)
+    assert_close(got_fmap, fmap, f"{backbone}/{backend} feature map")
+    assert_close(got_probs, probs, f"{backbone}/{backend} probs")
+
+
+@pytest.fixture(scope="module")
+def keypoint_bundle(tmp_path_factory):
+    """(bundle dir, Keras 3 model) of a calibrated kpnet keypoint model."""
+    import keras
+
+    from facepack.runs import load_run
+
+    root = tmp_path_factory.mktemp("kp")
+    run = calibrated_run("keypoints", root / "run")
+    build_bundle(root / "models", keypoints_run=run, models=["keypoints"], log=None)
+    return root / "models", load_run(run, keras)[0]
+
+
+@pytest.mark.parametrize("backend", NODE_BACKENDS)
+def test_keypoints_equal_in_tfjs(keypoint_bundle, backend, tmp_path):
+    bundle, model = keypoint_bundle
+    x = image_probe(96, 96, seed=3)
+    ref = np.asarray(model(x))
+    assert np.abs(ref).max() > 0.1, "calibration failed: outputs vanished, the test would be vacuous"
+    (got,), = run_node(bundle, backend, [("keypoints", x)], tmp_path)
+    assert_close(got, ref, f"keypoints/{backend}")
+
+
+@pytest.mark.parametrize("backend", NODE_BACKENDS)
+def test_mtcnn_equal_to_package_in_tfjs(tiny_bundle, backend, tmp_path):
+    nets = {"mtcnn_pnet": image_probe(53, 71, seed=4), "mtcnn_rnet": image_probe(24, 24, seed=5, batch=5),
+            "mtcnn_onet": image_probe(48, 48, seed=6, batch=3)}
+    got = run_node(tiny_bundle, backend, list(nets.items()), tmp_path)
+    for (name, x), outs in zip(nets.items(), got):
+        ref = package_forward(name.split("_")[1], x)
+        assert len(outs) == len(ref)
+        for k, (g, r) in enumerate(zip(outs, ref)):
+            assert_close(g, r, f"{name}[{k}]/{backend}")
+
