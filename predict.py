@@ -196,4 +196,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from facepack.cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -23,13 +23,22 @@ def face_square(box: dict, margin: float) -> tuple[float, float, float]:
     return spec.square_box(box["x"], box["y"], box["width"], box["height"], margin)
 
 
+def points_box_mapping(keypoint_format: str = "68") -> dict:
+    """{scale, dx, dy} for a keypoint format (spec.KEYPOINTS["formats"][fmt]["detector_to_points_box"])."""
+    formats = spec.KEYPOINTS["formats"]
+    if str(keypoint_format) not in formats:
+        raise ValueError(f"keypoint format must be one of {sorted(formats)}, got {keypoint_format!r}")
+    return formats[str(keypoint_format)]["detector_to_points_box"]
+
+
 def detector_to_points_box(box: dict, mapping: dict | None = None) -> dict:
-    """MTCNN box -> estimated box of the ground-truth keypoints (spec.DETECTOR_TO_POINTS_BOX).
+    """MTCNN box -> estimated box of the ground-truth keypoints.
 
     The result is the square of side ``scale * max(w, h)`` centred at
-    ``(cx + dx * max(w, h), cy + dy * max(w, h))``; ``mapping=None`` uses the spec's.
+    ``(cx + dx * max(w, h), cy + dy * max(w, h))``; ``mapping`` is ``points_box_mapping(fmt)``
+    (None: the 68-point one).
     """
-    m = spec.DETECTOR_TO_POINTS_BOX if mapping is None else mapping
+    m = points_box_mapping("68") if mapping is None else mapping
     side = max(box["width"], box["height"])
     cx = box["x"] + box["width"] / 2.0 + m["dx"] * side
     cy = box["y"] + box["height"] / 2.0 + m["dy"] * side

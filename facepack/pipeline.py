@@ -37,7 +37,8 @@ from facepack.detect import mtcnn_detector
 from facepack.models.beauty import expected_score, score_to_1to5
 
 # Crop rule per model: margin from the spec, and whether the detector box is first mapped to
-# the ground-truth points' box (spec.DETECTOR_TO_POINTS_BOX; the keypoint trainer crops there).
+# the ground-truth points' box (spec.KEYPOINTS["formats"][fmt]["detector_to_points_box"]; the
+# keypoint trainer crops there).
 CROP_RULES = {
     "beauty": {"margin": spec.BEAUTY["crop_margin"], "points_box": False},
     "keypoints": {"margin": spec.KEYPOINTS["crop_margin"], "points_box": True},
@@ -56,19 +57,23 @@ def detect(detector, rgb: np.ndarray, options: dict | None = None) -> list[dict]
     return mtcnn_detector.detect_faces(detector, rgb, options)
 
 
-def face_square(box: dict, kind: str) -> tuple[float, float, float]:
-    """The (x0, y0, side) square that model ``kind`` ("beauty" | "keypoints") sees for a box."""
+def face_square(box: dict, kind: str, keypoint_format: str = "68") -> tuple[float, float, float]:
+    """The (x0, y0, side) square that model ``kind`` ("beauty" | "keypoints") sees for a box.
+
+    keypoint_format ("68" | "15") picks the detector-to-points mapping of a keypoint crop.
+    """
     if kind not in CROP_RULES:
         raise ValueError(f"crop kind must be one of {sorted(CROP_RULES)}, got {kind!r}")
     rule = CROP_RULES[kind]
     if rule["points_box"]:
-        box = crop_mod.detector_to_points_box(box)
+        box = crop_mod.detector_to_points_box(box, crop_mod.points_box_mapping(keypoint_format))
     return crop_mod.face_square(box, rule["margin"])
 
 
-def crop(rgb: np.ndarray, faces: list[dict], kind: str, size: int) -> tuple[np.ndarray, list]:
+def crop(rgb: np.ndarray, faces: list[dict], kind: str, size: int,
+         keypoint_format: str = "68") -> tuple[np.ndarray, list]:
     """Crops (N, size, size, 3) float32 and their squares for model ``kind``."""
-    squares = [face_square(face["box"], kind) for face in faces]
+    squares = [face_square(face["box"], kind, keypoint_format) for face in faces]
     return crop_mod.crop_squares(rgb, squares, size), squares
 
 
@@ -187,7 +192,8 @@ class FacePipeline:
                  "keypoints": resolve_run("keypoints", keypoints_run, root=runs_root)}
         beauty_model, _ = load_run(paths["beauty"])
         keypoint_model, info = load_run(paths["keypoints"])
-        fmt = info.get("format") or (str(info["num_points"]) if info.get("num_points") else None)
+        fmt = info.get("format") or (info.get("dataset") or {}).get("format") or \
+            (str(info["num_points"]) if info.get("num_points") else None)  # None: from the model's output
         pipe = cls(beauty_model, keypoint_model, detector_options, keypoint_format=fmt)
         pipe.runs = {k: str(v) for k, v in paths.items()}
         return pipe
@@ -255,7 +261,7 @@ class FacePipeline:
         if run_beauty:
             beauty_crops, beauty_squares = crop(rgb, faces, "beauty", self.beauty_size)
         if run_keypoints:
-            kp_crops, kp_squares = crop(rgb, faces, "keypoints", self.keypoint_size)
+            kp_crops, kp_squares = crop(rgb, faces, "keypoints", self.keypoint_size, str(self.num_points))
         lap("crop")
         # 4. models (a stage that does not run reports 0 ms)
         if run_keypoints:

@@ -79,12 +79,15 @@ KEYPOINTS = {
             "count": 68,
             "left_eye_outer": 36,
             "right_eye_outer": 45,
+            # MTCNN box -> box of these points, see DETECTOR_TO_POINTS_BOX below (measured there)
+            "detector_to_points_box": {"scale": 0.828, "dx": 0.018, "dy": 0.143},
         },
         "15": {
             "count": 15,
             # Kaggle facial-keypoints order (left/right as in the dataset: the subject's side)
             "left_eye_outer": 3,  # left_eye_outer_corner
             "right_eye_outer": 5,  # right_eye_outer_corner
+            "detector_to_points_box": {"scale": 0.626, "dx": 0.024, "dy": 0.059},
         },
     },
     "failure_nme": 0.10,
@@ -182,14 +185,20 @@ def crop_to_image(u: float, v: float, x0: float, y0: float, side: float) -> tupl
     return x0 + u * side, y0 + v * side
 
 
-# Detector box -> box of the 68 ground-truth points, applied to MTCNN boxes before the keypoint
-# crop (the keypoint trainer crops from the points' box). The mapped box is the square of side
-# scale * max(w, h) centred at (cx + dx * max(w, h), cy + dy * max(w, h)), see
+# Detector box -> box of the ground-truth points, per keypoint format
+# (KEYPOINTS["formats"][fmt]["detector_to_points_box"]), applied to MTCNN boxes before the
+# keypoint crop (the keypoint trainer crops from the points' box). The mapped box is the square
+# of side scale * max(w, h) centred at (cx + dx * max(w, h), cy + dy * max(w, h)), see
 # facepack/crop.py:detector_to_points_box. Measured: mtcnn 1.0.0 on 200 random training faces of
-# the YouTube Faces keypoint data (seed 0; 199 detected): max(points w, h) / max(box w, h) median
-# 0.828 (p10 0.767, p90 0.913); centre offsets median dx 0.018 (p10 -0.017, p90 0.057) and
-# dy 0.143 (p10 0.105, p90 0.175): the points' box is smaller and lower (no forehead).
-DETECTOR_TO_POINTS_BOX = {"scale": 0.828, "dx": 0.018, "dy": 0.143}
+# the YouTube Faces keypoint data (seed 0; 199 detected), medians (p10..p90):
+#   "68": max(points w, h) / max(box w, h) 0.828 (0.767..0.913), dx 0.018 (-0.017..0.057),
+#         dy 0.143 (0.105..0.175): the points' box is smaller and lower (no forehead);
+#   "15": the Kaggle-15 points derived from the same 68 (eye centres = eye means, corners 36/39/
+#         42/45, brow ends 17/21/22/26, nose tip 30, mouth corners 48/54, lips 51/57): scale 0.626
+#         (0.569..0.701), dx 0.024 (-0.054..0.110), dy 0.059 (0.022..0.089) (no jaw).
+# DETECTOR_TO_POINTS_BOX (and the manifest's top-level "detector_to_points_box") is the 68-point
+# mapping, kept for readers written before the per-format entries.
+DETECTOR_TO_POINTS_BOX = KEYPOINTS["formats"]["68"]["detector_to_points_box"]
 
 
 def detect_size(h: int, w: int) -> tuple[int, int]:

@@ -28,10 +28,14 @@ def test_detector_to_points_box_by_hand():
     assert mapped == pytest.approx({"x": 105.0, "y": 70.0, "width": 80.0, "height": 80.0})
     identity = crop.detector_to_points_box(box, {"scale": 1.0, "dx": 0.0, "dy": 0.0})
     assert crop.face_square(identity, 0.1) == pytest.approx(crop.face_square(box, 0.1))
-    default = crop.detector_to_points_box(box)
-    m = spec.DETECTOR_TO_POINTS_BOX
-    assert default["width"] == pytest.approx(100 * m["scale"])
-    assert default["y"] + default["height"] / 2 == pytest.approx(100 + 100 * m["dy"])
+    for fmt in ("68", "15"):
+        m = spec.KEYPOINTS["formats"][fmt]["detector_to_points_box"]
+        mapped = crop.detector_to_points_box(box, crop.points_box_mapping(fmt))
+        assert mapped["width"] == pytest.approx(100 * m["scale"])
+        assert mapped["y"] + mapped["height"] / 2 == pytest.approx(100 + 100 * m["dy"])
+    assert crop.detector_to_points_box(box) == crop.detector_to_points_box(box, crop.points_box_mapping("68"))
+    with pytest.raises(ValueError, match="'5'"):
+        crop.points_box_mapping("5")
 
 
 def test_tf_crop_boxes_by_hand():

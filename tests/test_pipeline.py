@@ -86,23 +86,23 @@ def test_heatmap_sits_on_the_beauty_square(result, pipe):
     assert grid.shape == (fh, fw) and grid.min() >= 0 and grid.max() == pytest.approx(1.0)
 
 
-def test_keypoints_map_back_to_known_pixels(astronaut, result):
+@pytest.mark.parametrize("fmt", ["68", "15"])
+def test_keypoints_map_back_to_known_pixels(fmt, astronaut, result):
     """A keypoint model whose output is a constant gives points at hand-computed pixels."""
-    rng = np.random.default_rng(0)
-    uv = rng.uniform(0, 1, (68, 2)).astype(np.float32)
+    count = spec.KEYPOINTS["formats"][fmt]["count"]
+    uv = np.random.default_rng(0).uniform(0, 1, (count, 2)).astype(np.float32)
     size = spec.KEYPOINTS["input_size_px"]
     inputs = keras.Input((size, size, 3), name="image")
-    x = keras.layers.GlobalAveragePooling2D()(inputs)
-    dense = keras.layers.Dense(136, name="points")
-    model = keras.Model(inputs, dense(x))
-    dense.set_weights([np.zeros((3, 136), np.float32), uv.reshape(-1)])
-    const = FacePipeline(keypoint_model=model).analyze(astronaut)
+    dense = keras.layers.Dense(2 * count, name="points")
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(inputs)))
+    dense.set_weights([np.zeros((3, 2 * count), np.float32), uv.reshape(-1)])
+    const = FacePipeline(keypoint_model=model, keypoint_format=fmt).analyze(astronaut)
     face = const["faces"][0]
     assert "beauty" not in face and "heatmap" not in face  # no beauty model: stage skipped
     assert face["box"] == result["faces"][0]["box"]
     b = face["box"]
     side_d = max(b["width"], b["height"])
-    m, margin = spec.DETECTOR_TO_POINTS_BOX, spec.KEYPOINTS["crop_margin"]
+    m, margin = spec.KEYPOINTS["formats"][fmt]["detector_to_points_box"], spec.KEYPOINTS["crop_margin"]
     side = m["scale"] * side_d * (1 + 2 * margin)
     x0 = b["x"] + b["width"] / 2 + m["dx"] * side_d - side / 2
     y0 = b["y"] + b["height"] / 2 + m["dy"] * side_d - side / 2
