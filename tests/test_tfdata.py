@@ -255,3 +255,24 @@ def test_file_cache(tmp_path, kp68):
     first = _first(ds)
     assert list(tmp_path.glob("kp*"))  # written to disk
     np.testing.assert_array_equal(_first(ds)[0], first[0])
+
+
+def test_dataset_squares_frame_incomplete_rows_like_complete_ones(tmp_path):
+    from facepack.data.synthetic import make_kaggle15_csv
+
+    full = load_keypoints(make_kaggle15_csv(tmp_path / "full.csv", n=40, partial_fraction=0.0))
+    full.points = full.points[~np.isnan(full.points).any(axis=(1, 2))]  # only complete rows
+    full.images = full.images[: len(full.points)]
+    truth = np.array([tfdata.crop_square_for_points(p) for p in full.points])
+    partial = KeypointData(images=full.images, points=full.points.copy(), format="15", synthetic=True)
+    keep = [spec.KAGGLE15_NAMES.index(n) for n in ("left_eye_center", "right_eye_center", "nose_tip",
+                                                     "mouth_center_bottom_lip")]
+    drop = np.setdiff1d(np.arange(15), keep)
+    partial.points[10:, drop] = np.nan  # rows 10.. keep only Kaggle's four points
+    est = tfdata.dataset_squares(partial)
+    np.testing.assert_array_equal(est[:10], truth[:10])  # complete rows: the spec rule
+    err = np.abs(est[10:] - truth[10:]) / truth[10:, 2:3]
+    assert err.max() < 0.12  # partial rows: about the same square
+    naive = np.array([tfdata.crop_square_for_points(p) for p in partial.points[10:]])
+    assert (np.abs(naive - truth[10:]) / truth[10:, 2:3]).max() > 0.3  # what the plain rule would do
+    np.testing.assert_array_equal(tfdata.dataset_squares(full), truth)  # nothing missing: unchanged

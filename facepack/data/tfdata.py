@@ -185,6 +185,46 @@ def crop_square_for_points(points, margin: float | None = None) -> tuple[float, 
     return spec.square_box(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]), margin)
 
 
+def _box_of(points: np.ndarray) -> tuple[float, float, float]:
+    """(P, 2) points without NaN -> (centre x, centre y, max(w, h)) of their bounding box."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return (lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, max(hi[0] - lo[0], hi[1] - lo[1])
+
+
+def dataset_squares(data, margin: float | None = None) -> np.ndarray:
+    """(N, 3) base squares with the same framing for complete and incomplete rows.
+
+    Complete rows: crop_square_for_points (the spec rule). Rows with missing points (most of
+    Kaggle's, which keep only eye centres, nose tip and lower lip) would get a much tighter crop
+    from the box of their present points, so their full-set box is estimated instead from the
+    points present in every row (the anchors): centre offset and size relative to the anchors'
+    box are the medians over the complete rows. Targets stay NaN; only the framing is estimated.
+    Falls back to the spec rule where no anchors or no complete rows exist.
+    """
+    margin = spec.KEYPOINTS["crop_margin"] if margin is None else float(margin)
+    pts = np.asarray(data.points, dtype=np.float64)
+    present = ~np.isnan(pts).any(axis=2)  # (N, P)
+    out = np.array([crop_square_for_points(p, margin) for p in pts], dtype=np.float64)
+    complete = present.all(axis=1)
+    anchors = present.all(axis=0)
+    if complete.all() or not complete.any() or anchors.sum() < 2:
+        return out
+    rel = []
+    for p in pts[complete]:
+        ax, ay, aside = _box_of(p[anchors])
+        fx, fy, fside = _box_of(p)
+        if aside > 0:
+            rel.append(((fx - ax) / aside, (fy - ay) / aside, fside / aside))
+    if not rel:
+        return out
+    dx, dy, scale = np.median(np.asarray(rel), axis=0)
+    for i in np.flatnonzero(~complete):
+        ax, ay, aside = _box_of(pts[i][anchors])
+        side = scale * aside
+        out[i] = spec.square_box(ax + dx * aside - side / 2, ay + dy * aside - side / 2, side, side, margin)
+    return out
+
+
 def image_squares(data) -> np.ndarray:
     """(N, 3) squares (x0, y0, side) covering each whole image, centred: an alternative base crop.
 
@@ -238,7 +278,8 @@ def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: 
     Training adds square jitter (scale +-10 %, shift +-5 % of the side), mirroring (crop flipped,
     u -> 1 - u, indices permuted by facepack.spec.MIRROR_PERMUTATION) and photometric jitter.
     squares: optional (len(data.images), 3) base squares (x0, y0, side) replacing the spec rule
-    (e.g. ``image_squares(data)``); evaluate with the same squares.
+    (``dataset_squares(data)`` for data with missing points, or ``image_squares(data)``);
+    evaluate with the same squares.
     cache: True (memory), False, or a file name prefix for tf.data's on-disk cache.
     """
     indices = [int(i) for i in indices]
