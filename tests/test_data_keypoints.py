@@ -239,3 +239,12 @@ def test_fast_pixel_parser_matches_the_plain_one():
     np.testing.assert_array_equal(_parse_pixels(raw)[..., 0], values.reshape(96, 96))
     np.testing.assert_array_equal(_fast_ints(" 4\t17  255 "), [4, 17, 255])
     assert _fast_ints("1.5 2") is None and _fast_ints("") is None and _fast_ints("-3 4") is None
+
+
+def test_test_split_csv_reads_images_from_test_folder(tmp_path, kp68):
+    root = tmp_path / "release"
+    shutil.copytree(kp68, root)
+    (root / "training").rename(root / "test")
+    (root / "training_frames_keypoints.csv").rename(root / "test_frames_keypoints.csv")
+    d = load_keypoints68(root / "test_frames_keypoints.csv")
+    assert len(d.images) == N68 and all(p.parent.name == "test" for p in d.images)

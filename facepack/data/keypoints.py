@@ -137,14 +137,17 @@ def _parse_coords(cells: list[str], names: list[str]) -> np.ndarray | str:
 def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: str = "header") -> KeypointData:
     """The 68-point CSV: rows ``file, x0, y0, ..., x67, y67``; images in ``image_dir``.
 
-    image_dir defaults to ``training/`` next to the CSV (or the CSV's folder if that is absent).
+    image_dir defaults to the folder named like the CSV's prefix next to it (``training/`` for
+    training_frames_keypoints.csv, ``test/`` for test_frames_keypoints.csv), else ``training/``,
+    else the CSV's own folder.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DatasetError(f"--data: keypoint CSV {csv_path} does not exist")
     root = csv_path.parent
     if image_dir is None:
-        image_dir = root / "training" if (root / "training").is_dir() else root
+        candidates = [root / csv_path.stem.split("_frames")[0], root / "training"]
+        image_dir = next((c for c in candidates if c.is_dir()), root)
     image_dir = Path(image_dir)
     problems = Problems(skip_bad)
     names = [str(i) for i in range(2 * N68)]
