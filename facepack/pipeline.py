@@ -1,26 +1,32 @@
 """The Python reference pipeline: photo -> faces with box, 5 landmarks, keypoints, beauty, Grad-CAM.
 
-This is THE reference the JavaScript (static/facepack/analyzer.js and its stage modules) must
-equal, stage by stage. Each stage is a module-level function with plain inputs and outputs so
-parity tests can compare them one by one:
+This is THE reference the JavaScript (static/facepack/index.js createFaceAnalyzer and its stage
+modules) must equal, stage by stage. Each stage is a module-level function with plain inputs and
+outputs so parity tests can compare them one by one:
 
-    decode(image)                          -> (H, W, 3) uint8 RGB       facepack.data.images.load_rgb
-    detect(detector, rgb, options)         -> [{box, score, landmarks5}] facepack.detect.mtcnn_detector
-    crop(rgb, faces, kind, size)           -> crops (N, S, S, 3), squares facepack.crop
-    beauty(model, crops)                   -> [{score, score_1to5, distribution}]
-    keypoints(model, crops, squares)       -> [[[x, y], ...], ...] in photo pixels
-    gradcam(features, head, crops, squares)-> [{grid, crop_size, square}] facepack.gradcam
+    decode(image)                             -> (H, W, 3) uint8 RGB         facepack.data.images
+    detect(detector, rgb, options)            -> [{box, score, landmarks5}]   facepack.detect.mtcnn_detector
+    crop(rgb, faces, kind, size, fmt)         -> crops (N, S, S, 3), squares  facepack.crop
+    beauty(model, crops)                      -> [{score, score_1to5, distribution}]
+    keypoints(model, crops, squares)          -> [[[x, y], ...], ...] in photo pixels
+    gradcam(features, head, crops, squares)   -> [{grid, crop_size, square}]  facepack.gradcam
 
-``FacePipeline`` holds the models (no module-level singletons) and runs them in that order:
+Order inside ``FacePipeline.analyze``: decode, detect (keep ``max_faces`` most confident),
+crop (beauty square: spec.BEAUTY crop_margin; keypoint square: detector box mapped by the
+format's detector_to_points_box, then spec.KEYPOINTS crop_margin), keypoints, beauty, Grad-CAM.
+
+``FacePipeline`` holds the models (no module-level singletons):
 
     pipe = FacePipeline.from_runs()            # latest trained runs
     result = pipe.analyze("photo.jpg", heatmaps=True)
     result["faces"][0]["beauty"]["score"]      # 0..100
+    result["timings_ms"]                       # decode, detect, crop, beauty, keypoints, gradcam, total
 
 A face is ``{"box": {x, y, width, height}, "score", "landmarks5": {name: [x, y]},
 "keypoints": [[x, y], ...], "beauty": {score, score_1to5, distribution}, "heatmap"?}`` in the
-input photo's pixels (DESIGN.md contract 4); ``beauty``/``keypoints`` are absent when the
-pipeline has no such model. Everything is plain Python floats/lists (JSON-ready).
+input photo's pixels (DESIGN.md contract 4), floats as the mtcnn package computes them (not
+rounded); ``beauty``/``keypoints`` are absent when the pipeline has no such model and
+``heatmap`` is present with ``heatmaps=True``. Everything is plain Python floats/lists (JSON-ready).
 """
 
 from __future__ import annotations
