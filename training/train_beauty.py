@@ -92,6 +92,7 @@ def parse_args(argv):
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder (loses at most one epoch)")
     p.add_argument("--distribute", action="store_true", help="data-parallel over all visible accelerators")
     p.add_argument("--runs", default=None, help="runs root (default: runs/)")
+    p.add_argument("--max-minutes", type=float, help="stop training (then evaluate and save) before this wall time")
     p.add_argument("--max-train", type=int, help="use at most this many training images (quick trials)")
     return p.parse_args(argv)
 
@@ -103,6 +104,7 @@ def resolve_config(args) -> dict:
         preset.update(SYNTHETIC)
     cfg = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in preset.items()}
     cfg["n_synthetic"] = args.n_synthetic or preset.get("n_synthetic", SYNTHETIC["n_synthetic"])
+    cfg["max_minutes"] = args.max_minutes
     for key in ("epochs", "batch_size"):
         if cfg[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {cfg[key]}")
@@ -291,6 +293,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
 
     train_ds, val_ds = d["train"], d["val"]
     steps = int(np.ceil(d["n_train"] / cfg["batch_size"]))
+    deadline = (time.time() + 60 * cfg["max_minutes"]) if cfg.get("max_minutes") else None
 
     with training.distribution_scope(cfg["distribute"]):
         model = build_model(keras, cfg)
@@ -304,7 +307,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
             end = start + n_epochs
             if n_epochs and done < end:
                 compile_phase(keras, model, cfg, phase, steps)
-                state: dict = {}
+                state: dict = {"deadline": deadline}
                 print(f"phase {phase!r}: epochs {max(start, done) + 1}..{end}")
                 model.fit(train_ds, validation_data=val_ds, initial_epoch=max(start, done), epochs=end,
                           callbacks=training.make_callbacks(keras, run_dir, history, phase, state),

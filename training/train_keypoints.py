@@ -71,6 +71,7 @@ def parse_args(argv):
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder (loses at most one epoch)")
     p.add_argument("--distribute", action="store_true", help="data-parallel over all visible accelerators")
     p.add_argument("--runs", default=None, help="runs root (default: runs/)")
+    p.add_argument("--max-minutes", type=float, help="stop training (then evaluate and save) before this wall time")
     p.add_argument("--max-train", type=int, help="use at most this many training faces (quick trials)")
     return p.parse_args(argv)
 
@@ -82,6 +83,7 @@ def resolve_config(args) -> dict:
         preset.update(SYNTHETIC)
     cfg = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in preset.items()}
     cfg["n_synthetic"] = args.n_synthetic or preset.get("n_synthetic", SYNTHETIC["n_synthetic"])
+    cfg["max_minutes"] = args.max_minutes
     for key in ("epochs", "batch_size", "width"):
         if cfg[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {cfg[key]}")
@@ -237,6 +239,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
 
     train_ds, val_ds = d["train"], d["val"]
     steps = int(np.ceil(d["n_train"] / cfg["batch_size"]))
+    deadline = (time.time() + 60 * cfg["max_minutes"]) if cfg.get("max_minutes") else None
     t0 = time.perf_counter()
     with training.distribution_scope(cfg["distribute"]):
         model = build_model(keras, cfg, d["num_points"])
@@ -244,7 +247,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
             model.load_weights(run_dir / "checkpoint.weights.h5")
             print(f"--resume: {done} epoch(s) already done in {run_dir}")
         compile_model(keras, model, cfg, steps)
-        state: dict = {}
+        state: dict = {"deadline": deadline}
         if done < cfg["epochs"]:
             model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=cfg["epochs"],
                       callbacks=training.make_callbacks(keras, run_dir, history, "full", state),
