@@ -39,7 +39,9 @@ def save_layers_model(model, folder: str | Path, quantize: str = "none") -> Path
     tfjs = _tensorflowjs()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=QUANTIZE[check_quantize(quantize)])
+    with warnings.catch_warnings():  # tensorflowjs saves via a temporary HDF5 file ("legacy format")
+        warnings.simplefilter("ignore", UserWarning)
+        tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=QUANTIZE[check_quantize(quantize)])
     if not (folder / MODEL_JSON).is_file():
         raise RuntimeError(f"tensorflowjs wrote no {MODEL_JSON} into {folder}")
     return folder

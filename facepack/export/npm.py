@@ -1,0 +1,171 @@
+"""The npm package: the JS library (static/facepack/) + a bundle's models, installable and packed.
+
+Layout of the package folder (templates in npm/):
+  package.json   ESM, dependencies @tensorflow/tfjs and @tensorflow/tfjs-backend-wasm pinned
+  index.js       entry: createFaceAnalyzer / loadModel defaulting to the package's own models/
+  index.d.ts     types
+  example.mjs    the README example (face pipeline, or generic load/predict for --model)
+  README.md      example, API, models table (sizes, parity), data and licence terms
+  lib/           copy of static/facepack/ (ES modules)
+  models/        copy of the bundle (manifest.json + one folder per model)
+
+The folder is written atomically (bundle.atomic_replace); ``npm pack`` then makes the tarball
+next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from facepack.export import manifest as manifest_mod
+from facepack.export.bundle import _log, atomic_replace
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TEMPLATES = ROOT / "npm"
+LIB_DIR = ROOT / "static" / "facepack"
+TFJS_VERSION = "4.22.0"
+NAME_RE = re.compile(r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$")
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+FACE_MODELS = {"mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"}
+SCUT_TERMS = ("SCUT-FBP5500 (the beauty model's intended training data) is released by its authors for "
+              "**non-commercial research only**; a beauty model trained on it, and this package when it "
+              "contains one, inherit those terms. Do not use it to make decisions about people.")
+MTCNN_TERMS = ("MTCNN weights: from the `mtcnn` 1.0.0 Python package (ipazc/mtcnn), MIT licence, originally "
+               "trained by Zhang et al. (2016).")
+FACE_API = """- `createFaceAnalyzer(modelConfig?)` -> `{analyze(input, options?), dispose(), backend, manifest, models}`.
+  `modelConfig`: `modelUrl` (default: this package's `models/`), `backend` (`'auto'`: WASM then CPU
+  in Node), `models` (`['detector', 'beauty', 'keypoints']`), `wasmPaths`. `analyze` options:
+  `maxFaces` (null: all), `minFaceSize` (null: from the manifest), `heatmaps` (false).
+  Each face: `{box: {x, y, width, height}, score, landmarks5, keypoints, beauty: {score, distribution}, heatmap?}`
+  in input-image pixels; beauty scores are on 0..100.
+- `loadModel(name, dirOrUrl?)` -> `{predict(input), dispose(), entry, manifest}`: any model of
+  `models/manifest.json` by name (`mtcnn_pnet`, `mtcnn_rnet`, `mtcnn_onet`, `beauty_features`,
+  `beauty_head`, `keypoints`).
+- `readManifest(dirOrUrl?)`, `useBackend(name)`, `MODELS_DIR`."""
+GENERIC_API = """- `loadModel(name, dirOrUrl?)` -> `{predict(input), dispose(), entry, manifest}`; `input` is a
+  `tf.Tensor` or `{data, shape}` (float32); `predict` returns a tensor (or an array of tensors
+  for several outputs) that you dispose.
+- `readManifest(dirOrUrl?)`, `useBackend(name)` (`'wasm'`, `'cpu'`, `'webgl'`, `'auto'`), `MODELS_DIR`."""
+
+
+def check_name_version(name: str, version: str) -> None:
+    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > 214:
+        raise ValueError(f"--npm-name must be a lowercase npm package name (e.g. facepack or @me/faces), got {name!r}")
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise ValueError(f"--npm-version must be a semver version like 1.2.3, got {version!r}")
+
+
+def _render(text: str, values: dict) -> str:
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", str(value))
+    left = re.findall(r"\{\{[A-Z_]+\}\}", text)
+    if left:
+        raise RuntimeError(f"npm template placeholders left unfilled: {sorted(set(left))}")
+    return text
+
+
+def _shape(spec_list) -> str:
+    return ", ".join("[" + ", ".join("N" if i == 0 else ("?" if d is None else str(d))
+                                     for i, d in enumerate(t["shape"])) + "]" for t in spec_list)
+
+
+def models_table(manifest: dict) -> str:
+    rows = []
+    for name, m in manifest["models"].items():
+        outs = ", ".join(f"{o['name']} {_shape([o])}" for o in m["outputs"])
+        rows.append(f"| `{name}` | {_shape(m['inputs'])} | {outs} | {m['precision']} | "
+                    f"{m.get('bytes', 0) / 1e6:.2f} MB | {m['parity']['max_abs_diff']:.2g} |")
+    return "\n".join(rows)
+
+
+def terms(manifest: dict, face: bool) -> str:
+    lines = []
+    for name, m in manifest["models"].items():
+        run = m.get("run", {})
+        ds = run.get("dataset")
+        if ds:
+            lines.append(f"- `{name}`: trained on {ds.get('name')} - terms: {ds.get('terms')}"
+                         + (" (synthetic data)" if run.get("synthetic") else ""))
+        elif run.get("source"):
+            lines.append(f"- `{name}`: {run['source']}" + (f", {run['license']} licence" if run.get("license") else ""))
+    parts = ["\n".join(lines)]
+    if face:
+        parts += [SCUT_TERMS, MTCNN_TERMS]
+    return "\n\n".join(p for p in parts if p)
+
+
+def readme_values(manifest: dict, name: str, version: str, example: str, face: bool) -> dict:
+    synthetic = manifest.get("synthetic")
+    return {
+        "NAME": name, "VERSION": version, "EXAMPLE": example.strip(), "API": FACE_API if face else GENERIC_API,
+        "MODELS_TABLE": models_table(manifest),
+        "SYNTHETIC_NOTE": ("**Note:** at least one model in this package was trained on synthetic data or is "
+                           "untrained (manifest.json `synthetic: true`); its outputs are placeholders, not "
+                           "meaningful predictions.") if synthetic else "",
+        "TERMS": terms(manifest, face), "CREATED": manifest.get("created", ""),
+        "VERSIONS": ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items()),
+        "DESCRIPTION": ("Face detection (MTCNN), facial keypoints, a beauty score and its Grad-CAM, "
+                        "client-side with TensorFlow.js.") if face else
+                       f"The Keras model `{next(iter(manifest['models']))}` exported to TensorFlow.js by facepack.",
+    }
+
+
+def _copy_lib(lib_dir: Path, dest: Path) -> int:
+    files = sorted(p for p in lib_dir.rglob("*.js") if p.is_file())
+    if not any(p.name == "generic.js" for p in files):
+        raise ValueError(f"the JS library at {lib_dir} has no generic.js (expected static/facepack/ from the repo)")
+    for p in files:
+        target = dest / p.relative_to(lib_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, target)
+    return len(files)
+
+
+def npm_pack(folder: Path, log=print) -> Path:
+    """Run ``npm pack`` in ``folder``; the tarball goes next to the folder. Returns its path."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("--npm: `npm` is not on PATH; install Node.js or pass --no-pack")
+    proc = subprocess.run([npm, "pack", "--json", "--pack-destination", str(folder.parent)], cwd=folder,
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"npm pack failed in {folder}: {proc.stderr[-2000:]}")
+    info = json.loads(proc.stdout)[0]
+    tarball = folder.parent / info["filename"]
+    _log(log, f"packed {tarball} ({tarball.stat().st_size / 1e6:.2f} MB, {info['entryCount']} files)")
+    return tarball
+
+
+def build_npm_package(bundle_dir, npm_dir, name: str = "facepack", version: str = "0.1.0",
+                      pack: bool = True, lib_dir: Path = LIB_DIR, log=print) -> Path | None:
+    """Write the package folder ``npm_dir`` from the bundle at ``bundle_dir``; returns the tarball."""
+    t0 = time.perf_counter()
+    check_name_version(name, version)
+    bundle_dir, npm_dir = Path(bundle_dir), Path(npm_dir)
+    manifest = manifest_mod.read_manifest(bundle_dir)
+    manifest_mod.verify_files(bundle_dir, manifest)
+    face = FACE_MODELS <= set(manifest["models"])
+    example_tpl = (TEMPLATES / ("example-face.mjs" if face else "example-generic.mjs")).read_text()
+    values = {"NAME": name, "MODEL": next(iter(manifest["models"]))}
+    example = _render(example_tpl, values)
+    with atomic_replace(npm_dir) as tmp:
+        count = _copy_lib(Path(lib_dir), tmp / "lib")
+        shutil.copytree(bundle_dir, tmp / "models")
+        (tmp / "example.mjs").write_text(example)
+        (tmp / "index.js").write_text(_render((TEMPLATES / "index.js").read_text(), values))
+        shutil.copy2(TEMPLATES / "index.d.ts", tmp / "index.d.ts")
+        readme = readme_values(manifest, name, version, example, face)
+        (tmp / "README.md").write_text(_render((TEMPLATES / "README.template.md").read_text(), readme))
+        pkg = json.loads(_render((TEMPLATES / "package.template.json").read_text(),
+                                 {"NAME": name, "VERSION": version,
+                                  "DESCRIPTION": readme["DESCRIPTION"].replace('"', "'")}))
+        assert pkg["dependencies"] == {"@tensorflow/tfjs": TFJS_VERSION, "@tensorflow/tfjs-backend-wasm": TFJS_VERSION}
+        (tmp / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+    _log(log, f"wrote npm package {name}@{version} in {npm_dir} ({count} library files) "
+              f"in {time.perf_counter() - t0:.1f} s")
+    return npm_pack(npm_dir, log) if pack else None

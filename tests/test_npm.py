@@ -1,0 +1,147 @@
+"""The npm package: pack it, install the tarball into an empty project, run the README example
+under Node and compare its numbers with the Keras models (facepack/export/npm.py).
+
+`npm install` runs with --offline first (the @tensorflow packages come from the npm cache filled
+when the repo's node_modules was installed), then falls back to the registry.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export_support import NODE, calibrated_run
+from facepack.export import build_bundle
+from facepack.export.npm import build_npm_package, check_name_version
+
+NPM = shutil.which("npm")
+pytestmark = [pytest.mark.node, pytest.mark.slow,
+              pytest.mark.skipif(NODE is None or NPM is None, reason="node/npm are not installed")]
+ROOT = Path(__file__).resolve().parent.parent
+KEYPOINT_TOL = 1e-4  # crop units (0..1), relative to max |reference| when larger than 1
+SCORE_TOL_POINTS = 1e-3  # beauty score, points on 0..100
+
+
+def pattern(shape) -> np.ndarray:
+    """The README example's input: value (i * 7) % 256 at flat index i (exact in float32)."""
+    n = int(np.prod(shape))
+    return ((np.arange(n) * 7) % 256).astype(np.float32).reshape(shape)
+
+
+def install(tarball: Path, project: Path) -> None:
+    project.mkdir(parents=True)
+    (project / "package.json").write_text(json.dumps({"name": "t", "private": True, "type": "module"}))
+    errors = []
+    for mode in ("--offline", "--prefer-offline"):
+        proc = subprocess.run([NPM, "install", mode, "--no-audit", "--no-fund", "--ignore-scripts", str(tarball)],
+                              cwd=project, capture_output=True, text=True, timeout=600)
+        if proc.returncode == 0:
+            return
+        errors.append(proc.stderr[-1500:])
+    raise RuntimeError("npm install failed:\n" + "\n".join(errors))
+
+
+def readme_example(package_dir: Path) -> str:
+    text = (package_dir / "README.md").read_text()
+    blocks = re.findall(r"```js\n(.*?)```", text, re.S)
+    assert blocks, "README.md has no ```js example"
+    return blocks[0]
+
+
+def run_example(project: Path, code: str) -> list[dict]:
+    (project / "example.mjs").write_text(code)
+    proc = subprocess.run([NODE, "example.mjs"], cwd=project, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def face_package(tmp_path_factory):
+    """(tarball, package folder, keypoint model, beauty model) for a calibrated face bundle."""
+    import keras
+
+    from facepack.runs import load_run
+
+    root = tmp_path_factory.mktemp("npm")
+    kp = calibrated_run("keypoints", root / "kp")
+    beauty = calibrated_run("beauty", root / "beauty", backbone="mobilenet_v2", input_size=64)
+    build_bundle(root / "models", beauty_run=beauty, keypoints_run=kp, log=None)
+    tarball = build_npm_package(root / "models", root / "dist" / "npm", name="facepack-test",
+                                version="1.2.3", log=None)
+    return tarball, root / "dist" / "npm", load_run(kp, keras)[0], load_run(beauty, keras)[0]
+
+
+def test_package_json_and_contents(face_package):
+    tarball, folder, _, _ = face_package
+    assert tarball.name == "facepack-test-1.2.3.tgz"
+    pkg = json.loads((folder / "package.json").read_text())
+    assert pkg["name"] == "facepack-test" and pkg["version"] == "1.2.3" and pkg["type"] == "module"
+    assert pkg["dependencies"] == {"@tensorflow/tfjs": "4.22.0", "@tensorflow/tfjs-backend-wasm": "4.22.0"}
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+    for needed in ("package/index.js", "package/index.d.ts", "package/README.md", "package/example.mjs",
+                   "package/lib/index.js", "package/lib/generic.js", "package/models/manifest.json",
+                   "package/models/keypoints/model.json", "package/models/mtcnn_pnet/model.json"):
+        assert needed in names, needed
+    assert not any(n.endswith((".node", ".py")) for n in names)
+    readme = (folder / "README.md").read_text()
+    assert "non-commercial research only" in readme and "MIT" in readme
+    assert "synthetic" in readme  # the test models are untrained: the README says so
+
+
+def test_readme_example_runs_from_installed_tarball(face_package, tmp_path):
+    tarball, folder, kp_model, beauty_model = face_package
+    project = tmp_path / "proj"
+    install(tarball, project)
+    assert (project / "node_modules" / "facepack-test" / "models" / "manifest.json").is_file()
+    out = run_example(project, readme_example(folder))
+    result = {k: v for line in out for k, v in line.items()}
+    kx = pattern((1, 96, 96, 3))
+    ref_kp = np.asarray(kp_model(kx))[0]
+    assert np.abs(ref_kp).max() > 0.1  # calibrated: a real comparison
+    np.testing.assert_allclose(result["keypoints"], ref_kp, atol=KEYPOINT_TOL * max(1, np.abs(ref_kp).max()))
+    probs = np.asarray(beauty_model(pattern((1, 64, 64, 3))))[0].astype(np.float64)
+    assert abs(result["beauty"] - float(probs @ np.arange(probs.size))) <= SCORE_TOL_POINTS
+    assert result["backend"] == "wasm"
+    assert result["faces"] == []  # a flat grey picture
+
+
+def test_user_model_package(tmp_path):
+    """convert/to_tfjs.py --model --name --npm: a generic package whose example equals Keras."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((12, 12, 3), name="x")
+    y = keras.layers.Conv2D(6, 3, activation="hard_silu", name="c")(inp)
+    y = keras.layers.GlobalAveragePooling2D(name="g")(y)
+    y = keras.layers.Dense(3, activation="softmax", name="d")(y)
+    model = keras.Model(inp, y)
+    path = tmp_path / "mine.keras"
+    model.save(path)
+    sys.path.insert(0, str(ROOT / "convert"))
+    try:
+        import to_tfjs
+    finally:
+        sys.path.pop(0)
+    code = to_tfjs.main(["--model", str(path), "--name", "mine", "--out", str(tmp_path / "bundle"),
+                         "--npm", str(tmp_path / "dist" / "npm"), "--npm-version", "0.0.1"])
+    assert code == 0
+    tarball = tmp_path / "dist" / "mine-0.0.1.tgz"
+    assert tarball.is_file()
+    project = tmp_path / "proj"
+    install(tarball, project)
+    out = run_example(project, readme_example(tmp_path / "dist" / "npm"))
+    got = np.asarray(out[0]["outputs"][0])
+    np.testing.assert_allclose(got, np.asarray(model(pattern((1, 12, 12, 3))))[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("name,version,flag", [("Bad Name", "1.0.0", "--npm-name"), ("ok", "1.0", "--npm-version")])
+def test_bad_name_or_version_names_the_flag(name, version, flag):
+    with pytest.raises(ValueError, match=flag):
+        check_name_version(name, version)
