@@ -29,6 +29,10 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+# tensorflowjs imports tensorflow_decision_forests, whose welcome message imports IPython when
+# stdout is not a terminal (as under pytest): switch the message off before anything imports it.
+os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 JS_DIR = ROOT / "tests" / "js"
 LIBRARY_DIR = ROOT / "static" / "facepack"
@@ -251,3 +255,246 @@ def js_numeric_literals() -> dict:
             found += [(lineno, m.group(0)) for m in token.finditer(code)]
         out[str(path.relative_to(ROOT))] = found
     return out
+
+
+# --- Parity: models, photos, comparison (shared by test_parity_node/_browser, test_js_leaks) --
+# Tolerances (units in the names): JS result vs the Python reference pipeline, same pixels.
+BOX_IOU_MIN = 0.98  # intersection over union of the two boxes
+DETECT_SCORE_TOL = 1e-3  # detector confidence, probability 0..1
+LANDMARK_TOL_PX = 1.0  # each of the 5 MTCNN landmarks, photo pixels
+SCORE_TOL_POINTS = 0.05  # expected beauty score on 0..100 (float32 bundle)
+DISTRIBUTION_TOL = 1e-3  # each of the 101 probabilities
+KEYPOINT_TOL_PX = 0.5  # each keypoint, photo pixels
+HEATMAP_MIN_CORR = 0.99  # Pearson correlation of the two Grad-CAM grids
+HEATMAP_FLAT_TOL = 1e-3  # when a grid is flat (no correlation defined): max abs difference, 0..1
+SQUARE_TOL_PX = 0.05  # where a heatmap's crop lies (x, y, side), photo pixels
+
+# Stage parity: JS crop + models on the Python reference's own detections (no box noise).
+STAGE_SCORE_TOL_POINTS = 0.005
+STAGE_KEYPOINT_TOL_PX = 0.02
+STAGE_HEATMAP_MIN_CORR = 0.999
+
+PARITY_BEAUTY_INPUT_PX = 128  # small, but a 4 x 4 Grad-CAM grid (MobileNetV2 stride 32)
+# Random conv nets are chaotic: moving the keypoint crop by 1 px moves their outputs by ~2 crop
+# units (a trained model: ~0.01), so the 1e-4 px box noise between the two MTCNN runs would
+# dominate the end-to-end comparison. The keypoint head is scaled to a realistic output spread
+# (points within a few hundredths of the crop centre); the crop geometry still moves every point
+# with the box, so a wrong margin, square or mapping fails the test by pixels.
+POINTS_GAIN = 0.05
+POINTS_CENTER = 0.5  # crop units
+
+
+def calibrate_batchnorm(model, images: np.ndarray) -> int:
+    """Set every BatchNormalization's moving statistics to its input's statistics on ``images``.
+
+    Untrained backbones shrink activations to ~1e-12 (features, scores and Grad-CAM would then
+    be numerically degenerate); with calibrated statistics each BN outputs unit-scale values,
+    like a trained model. Layer by layer, in graph order. Returns the number of layers set.
+    """
+    import keras
+
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in layers:
+        x = np.asarray(keras.Model(model.inputs, layer.input)(images, training=False))
+        gamma, beta, _, _ = layer.get_weights()
+        axes = tuple(range(x.ndim - 1))
+        layer.set_weights([gamma, beta, x.mean(axis=axes), x.var(axis=axes)])
+    return len(layers)
+
+
+def _calibration_crops(fixtures_dir: Path, size: int) -> np.ndarray:
+    from facepack.crop import crop_squares
+    from facepack.data.images import load_rgb
+
+    rng = np.random.default_rng(0)
+    rgb = load_rgb(Path(fixtures_dir) / "astronaut.png")
+    squares = [(150.0, 40.0, 140.0), (0.0, 0.0, 512.0), (100.0, 100.0, 300.0), (300.0, 250.0, 200.0)]
+    crops = crop_squares(rgb, squares, size)
+    return np.concatenate([crops, rng.uniform(0, 255, (2, size, size, 3)).astype(np.float32)])
+
+
+def build_parity_bundle(root: str | os.PathLike, fixtures_dir: str | os.PathLike) -> dict:
+    """Untrained beauty + keypoint runs with calibrated BatchNorm, and their float32 bundle.
+
+    The keypoint head is scaled by POINTS_GAIN around POINTS_CENTER (see there).
+
+    Built once per ``root`` (later calls reuse it). Returns {"bundle", "beauty_run", "keypoints_run"}.
+    """
+    root = Path(root)
+    out = {"bundle": root / "bundle", "beauty_run": root / "runs" / "beauty" / "20000101-000000",
+           "keypoints_run": root / "runs" / "keypoints" / "20000101-000000"}
+    if (out["bundle"] / "manifest.json").is_file():
+        return out
+    import keras
+
+    from conftest import make_untrained_run
+    from facepack.runs import load_run
+
+    make_untrained_run("beauty", out["beauty_run"], input_size=PARITY_BEAUTY_INPUT_PX)
+    make_untrained_run("keypoints", out["keypoints_run"])
+    for kind in ("beauty", "keypoints"):
+        model, _ = load_run(out[f"{kind}_run"])
+        calibrate_batchnorm(model, _calibration_crops(fixtures_dir, int(model.input_shape[1])))
+        if kind == "keypoints":
+            points = model.get_layer("points")
+            w, b = points.get_weights()
+            points.set_weights([w * POINTS_GAIN, np.full_like(b, POINTS_CENTER)])
+        model.save(out[f"{kind}_run"] / "model.keras")
+    keras.backend.clear_session()
+    from facepack.export import build_bundle
+
+    build_bundle(out["bundle"], beauty_run=out["beauty_run"], keypoints_run=out["keypoints_run"],
+                 quantize="none", log=None)
+    return out
+
+
+def parity_photos(fixtures_dir: str | os.PathLike, large: bool = True) -> dict:
+    """{name: (H, W, 3) uint8 RGB} - the photos both pipelines analyse (decoded here, once).
+
+    astronaut (1 face), einstein (grayscale; the package finds only the seated man), a grayscale
+    copy of astronaut, an EXIF-rotated copy (stored rotated, orientation tag 6, decoded upright by
+    load_rgb), a gradient with no face, and (large=True) an upscaled copy > spec.DETECT_MAX_SIDE_PX
+    so the detection downscale runs.
+    """
+    from PIL import Image
+
+    from facepack import spec
+    from facepack.data.images import load_rgb
+
+    fixtures_dir = Path(fixtures_dir)
+    astronaut = load_rgb(fixtures_dir / "astronaut.png")
+    photos = {"astronaut": astronaut, "einstein": load_rgb(fixtures_dir / "einstein.jpg")}
+    photos["astronaut_gray"] = load_rgb(Image.fromarray(astronaut).convert("L"))
+    photos["astronaut_exif"] = load_rgb(exif_rotated_png(astronaut[:, 40:440]))
+    yy, xx = np.mgrid[0:240, 0:320]
+    photos["gradient"] = np.stack([xx * 255 // 319, yy * 255 // 239, (xx + yy) * 255 // 558], -1).astype(np.uint8)
+    if large:
+        side = int(spec.DETECT_MAX_SIDE_PX * 1.1)
+        big = Image.fromarray(astronaut).resize((side, side), Image.BILINEAR)
+        photos["astronaut_large"] = load_rgb(big)
+        assert max(photos["astronaut_large"].shape) > spec.DETECT_MAX_SIDE_PX
+    return photos
+
+
+EXIF_ORIENTATION_TAG = 0x0112
+EXIF_ROTATE_90_CW = 6  # "rotate 90 degrees clockwise to display"
+
+
+def exif_rotated_bytes(upright: np.ndarray, fmt: str = "PNG", quality: int = 95) -> bytes:
+    """Encode ``upright`` stored rotated 90 degrees counter-clockwise with EXIF orientation 6, so
+    a decoder that applies the tag shows it upright again."""
+    import io
+
+    from PIL import Image
+
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION_TAG] = EXIF_ROTATE_90_CW
+    buf = io.BytesIO()
+    kwargs = {"quality": quality} if fmt == "JPEG" else {}
+    stored.save(buf, format=fmt, exif=exif.tobytes(), **kwargs)
+    return buf.getvalue()
+
+
+def exif_rotated_png(upright: np.ndarray) -> bytes:
+    return exif_rotated_bytes(upright, "PNG")
+
+
+def box_iou(a: dict, b: dict) -> float:
+    """IoU of two {x, y, width, height} boxes."""
+    ix = max(0.0, min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"]))
+    iy = max(0.0, min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"]))
+    inter = ix * iy
+    union = a["width"] * a["height"] + b["width"] * b["height"] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def heatmap_agreement(py_grid, js_grid) -> float:
+    """Pearson correlation of two grids; when one is flat: 1.0 if within HEATMAP_FLAT_TOL, else 0.0."""
+    a, b = np.asarray(py_grid, np.float64).ravel(), np.asarray(js_grid, np.float64).ravel()
+    if a.shape != b.shape:
+        return -1.0
+    if a.std() < 1e-9 or b.std() < 1e-9:
+        return 1.0 if float(np.abs(a - b).max()) <= HEATMAP_FLAT_TOL else 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def compare_faces(py_faces: list, js_faces: list) -> dict:
+    """Largest disagreement per quantity between the Python and JS faces (matched in order).
+
+    Keys: count_py, count_js, box_iou_min, score_abs, landmark_px, beauty_points,
+    distribution_abs, keypoint_px, heatmap_agreement_min (absent quantities are None).
+    """
+    err = {"count_py": len(py_faces), "count_js": len(js_faces), "box_iou_min": None, "score_abs": None,
+           "landmark_px": None, "beauty_points": None, "distribution_abs": None, "keypoint_px": None,
+           "heatmap_agreement_min": None}
+
+    def worst(key, value, fn=max):
+        err[key] = value if err[key] is None else fn(err[key], value)
+
+    for py, js in zip(py_faces, js_faces):
+        worst("box_iou_min", box_iou(py["box"], js["box"]), min)
+        worst("score_abs", abs(py["score"] - js["score"]))
+        worst("landmark_px", max(float(np.abs(np.subtract(py["landmarks5"][k], js["landmarks5"][k])).max())
+                                 for k in py["landmarks5"]))
+        if "beauty" in py:
+            worst("beauty_points", abs(py["beauty"]["score"] - js["beauty"]["score"]))
+            worst("distribution_abs", float(np.abs(np.subtract(py["beauty"]["distribution"],
+                                                               js["beauty"]["distribution"])).max()))
+        if "keypoints" in py:
+            worst("keypoint_px", float(np.abs(np.subtract(py["keypoints"], js["keypoints"])).max()))
+        if "heatmap" in py:
+            worst("heatmap_agreement_min", heatmap_agreement(py["heatmap"]["grid"], js["heatmap"]["grid"]), min)
+    return err
+
+
+def assert_parity(name: str, err: dict, py_faces: list, js_faces: list) -> None:
+    """Every tolerance above, with a message naming the photo and the quantity."""
+    assert err["count_js"] == err["count_py"], f"{name}: JS found {err['count_js']} faces, Python {err['count_py']}"
+    for py, js in zip(py_faces, js_faces):
+        assert set(js) == set(py), f"{name}: face fields differ: JS {sorted(js)} vs Python {sorted(py)}"
+        assert list(js["landmarks5"]) == list(py["landmarks5"]), f"{name}: landmark names/order differ"
+        if "beauty" in py:
+            assert set(js["beauty"]) == set(py["beauty"]), f"{name}: beauty fields differ"
+        if "heatmap" in py:
+            assert set(js["heatmap"]) == set(py["heatmap"]) and js["heatmap"]["crop_size"] == py["heatmap"]["crop_size"]
+            off = max(abs(js["heatmap"]["square"][k] - v) for k, v in py["heatmap"]["square"].items())
+            assert off <= SQUARE_TOL_PX, f"{name}: heatmap square off by {off:.3g} px"
+    if not py_faces:
+        return
+    assert err["box_iou_min"] >= BOX_IOU_MIN, f"{name}: box IoU {err['box_iou_min']:.4f} < {BOX_IOU_MIN}"
+    assert err["score_abs"] <= DETECT_SCORE_TOL, f"{name}: detector confidence off by {err['score_abs']:.2e}"
+    assert err["landmark_px"] <= LANDMARK_TOL_PX, f"{name}: landmark off by {err['landmark_px']:.3f} px"
+    if err["beauty_points"] is not None:
+        assert err["beauty_points"] <= SCORE_TOL_POINTS, f"{name}: beauty score off by {err['beauty_points']:.4f} points"
+        assert err["distribution_abs"] <= DISTRIBUTION_TOL, f"{name}: a beauty probability off by {err['distribution_abs']:.2e}"
+    if err["keypoint_px"] is not None:
+        assert err["keypoint_px"] <= KEYPOINT_TOL_PX, f"{name}: keypoint off by {err['keypoint_px']:.3f} px"
+    if err["heatmap_agreement_min"] is not None:
+        assert err["heatmap_agreement_min"] >= HEATMAP_MIN_CORR, \
+            f"{name}: Grad-CAM correlation {err['heatmap_agreement_min']:.4f} < {HEATMAP_MIN_CORR}"
+
+
+def python_reference(bundle_info: dict, photos: dict, heatmaps: bool = True) -> dict:
+    """{name: FacePipeline.analyze result} with the Keras 3 models of the parity runs."""
+    from facepack.pipeline import FacePipeline
+
+    pipe = FacePipeline.from_runs(bundle_info["beauty_run"], bundle_info["keypoints_run"])
+    return {name: pipe.analyze(rgb, heatmaps=heatmaps) for name, rgb in photos.items()}
+
+
+def detections_only(faces: list) -> list:
+    """Faces reduced to what the detector gives (box, score, landmarks5)."""
+    return [{k: f[k] for k in ("box", "score", "landmarks5")} for f in faces]
+
+
+def assert_stage_parity(name: str, py_faces: list, js_faces: list) -> dict:
+    """JS crop/models on the Python detections vs the Python faces: tight STAGE_* tolerances."""
+    err = compare_faces(py_faces, js_faces)
+    assert err["count_js"] == err["count_py"]
+    if py_faces:
+        assert err["beauty_points"] <= STAGE_SCORE_TOL_POINTS, f"{name}: beauty off by {err['beauty_points']:.2e}"
+        assert err["keypoint_px"] <= STAGE_KEYPOINT_TOL_PX, f"{name}: keypoint off by {err['keypoint_px']:.2e} px"
+        assert err["heatmap_agreement_min"] >= STAGE_HEATMAP_MIN_CORR, \
+            f"{name}: Grad-CAM correlation {err['heatmap_agreement_min']:.5f}"
+    return err

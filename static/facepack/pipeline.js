@@ -1,0 +1,146 @@
+/**
+ * The pipeline's stages over loaded models, in the order of facepack/pipeline.py:FacePipeline.analyze:
+ * detect (mtcnn.js, on the downscaled photo when it is very large) -> crop (crop.js) ->
+ * keypoints (keypoints.js) -> beauty (beauty.js) -> Grad-CAM (gradcam.js).
+ *
+ * Model sets are plain objects built by loadModelSets (no module-level singletons); index.js
+ * wraps them in the public analyzer.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { beautyForward, beautyResults } from './beauty.js';
+import { cropRules, cropSquares, faceSquare } from './crop.js';
+import { gradcamGrid, heatmapRecord } from './gradcam.js';
+import { resizeForDetection } from './input.js';
+import { loadModel, manifestEntry, runModel } from './io.js';
+import { keypointOutputs, pointsToImage } from './keypoints.js';
+import { boxesToFaces, detectFaces } from './mtcnn.js';
+import { detectorParams } from './options.js';
+
+// modelConfig.models name -> {role: manifest model name}.
+export const MODEL_SETS = Object.freeze({
+  detector: { pnet: 'mtcnn_pnet', rnet: 'mtcnn_rnet', onet: 'mtcnn_onet' },
+  beauty: { features: 'beauty_features', head: 'beauty_head' },
+  keypoints: { model: 'keypoints' },
+});
+// Mirrors facepack/pipeline.py:TIMING_KEYS.
+export const TIMING_KEYS = Object.freeze(['decode', 'detect', 'crop', 'keypoints', 'beauty', 'gradcam', 'total']);
+
+/**
+ * Load the models of the named sets: {detector: {pnet, rnet, onet}, beauty: {features, head}, ...}.
+ * @param {string} modelUrl bundle root
+ * @param {object} manifest its manifest.json
+ * @param {string[]} names keys of MODEL_SETS
+ */
+export async function loadModelSets(modelUrl, manifest, names) {
+  const sets = {};
+  for (const name of names) {
+    sets[name] = {};
+    for (const [role, modelName] of Object.entries(MODEL_SETS[name])) {
+      sets[name][role] = await loadModel(modelUrl, manifestEntry(manifest, modelName));
+    }
+  }
+  return sets;
+}
+
+/** Dispose every model of the sets. */
+export function disposeModelSets(sets) {
+  for (const set of Object.values(sets)) for (const loaded of Object.values(set)) loaded.model.dispose();
+}
+
+/** Square input side of a loaded model (its manifest "input_size"). */
+export function inputSize(loaded) {
+  const size = loaded.entry.input_size;
+  if (!Number.isInteger(size)) {
+    throw new Error(`manifest model at "${loaded.entry.path}": expected an integer "input_size", got ${JSON.stringify(size)}`);
+  }
+  return size;
+}
+
+/** Run every loaded model once (and a Grad-CAM) so kernels/shaders are ready before the first photo. */
+export function warmUp(sets, spec) {
+  tf.tidy(() => {
+    const zeros = (size) => tf.zeros([1, size, size, 3]);
+    if (sets.detector) {
+      runModel(sets.detector.pnet, zeros(spec.mtcnn.rnet_input_px));
+      runModel(sets.detector.rnet, zeros(spec.mtcnn.rnet_input_px));
+      runModel(sets.detector.onet, zeros(spec.mtcnn.onet_input_px));
+    }
+    if (sets.keypoints) runModel(sets.keypoints.model, zeros(inputSize(sets.keypoints.model)));
+    if (sets.beauty) {
+      const fmap = runModel(sets.beauty.features, zeros(inputSize(sets.beauty.features)))[0];
+      runModel(sets.beauty.head, fmap);
+      gradcamGrid(sets.beauty.head, fmap, spec.beauty.bins);
+    }
+  });
+}
+
+/**
+ * Stage 2: faces {box, score, landmarks5} in photo pixels, confidence descending, at most maxFaces
+ * (mirrors facepack/pipeline.py:detect + the [:max_faces] of analyze).
+ * @param {object} detector loaded {pnet, rnet, onet}
+ * @param {object} spec manifest spec
+ * @param {tf.Tensor3D} image float32 [H, W, 3]
+ * @param {{minFaceSize: number, maxFaces: number|null}} opts resolved analyze options
+ */
+export async function detectStage(detector, spec, image, opts) {
+  const det = resizeForDetection(image, spec);
+  try {
+    const boxes = await detectFaces(detector, det.image, detectorParams(spec, opts.minFaceSize));
+    return boxesToFaces(boxes, det.sx, det.sy, spec.landmarks5).slice(0, opts.maxFaces ?? undefined);
+  } finally {
+    if (det.resized) det.image.dispose();
+  }
+}
+
+/**
+ * Stages 3-4 for given faces: adds keypoints, beauty and (opts.heatmaps) heatmap to each face,
+ * for the model sets loaded. `lap(key)` is called after each stage (timings).
+ * @param {object} sets loaded model sets
+ * @param {object} spec manifest spec
+ * @param {tf.Tensor3D} image float32 [H, W, 3] (the original photo)
+ * @param {object[]} faces detectStage output (modified in place and returned)
+ * @param {{heatmaps: boolean}} opts
+ * @param {(key: string) => void} [lap]
+ */
+export async function describeFaces(sets, spec, image, faces, opts, lap = () => {}) {
+  const rules = cropRules(spec);
+  const owned = [];
+  try {
+    // 3. crop
+    const crops = {};
+    for (const [kind, model] of [['keypoints', sets.keypoints?.model], ['beauty', sets.beauty?.features]]) {
+      if (!model) continue;
+      const size = inputSize(model);
+      const squares = faces.map((f) => faceSquare(f.box, rules[kind]));
+      crops[kind] = { squares, size, tensor: cropSquares(image, squares, size, spec) };
+      owned.push(crops[kind].tensor);
+    }
+    lap('crop');
+    // 4. models
+    if (crops.keypoints && faces.length) {
+      const { data, width } = await keypointOutputs(sets.keypoints.model, crops.keypoints.tensor);
+      pointsToImage(data, width, crops.keypoints.squares).forEach((points, i) => { faces[i].keypoints = points; });
+    }
+    lap('keypoints');
+    let fmap = null;
+    if (crops.beauty && faces.length) {
+      const forward = beautyForward(sets.beauty, crops.beauty.tensor);
+      fmap = forward.fmap;
+      owned.push(forward.fmap, forward.probs);
+      beautyResults(await forward.probs.data(), faces.length, spec).forEach((r, i) => { faces[i].beauty = r; });
+    }
+    lap('beauty');
+    if (opts.heatmaps && fmap) {
+      const grid = gradcamGrid(sets.beauty.head, fmap, spec.beauty.bins);
+      owned.push(grid);
+      (await grid.array()).forEach((g, i) => {
+        faces[i].heatmap = heatmapRecord(g, crops.beauty.squares[i], crops.beauty.size);
+      });
+    }
+    lap('gradcam');
+    return faces;
+  } finally {
+    tf.dispose(owned);
+  }
+}
