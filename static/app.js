@@ -8,7 +8,8 @@
  *
  * For tests: window.facepackLastResult (the last analysis, faces as drawn), body[data-state]
  * ('starting' | 'loading' | 'ready' | 'busy' | 'error'), #message[data-code] (the outcome of the
- * last action, codes in MESSAGES) and window.facepackCspViolations.
+ * last action, a stable code given to showMessage) with data-seq counting messages, and
+ * window.facepackCspViolations.
  */
 
 // --- Page constants (page-only: none of these is a model or pipeline constant) ----------------
@@ -73,6 +74,7 @@ function showMessage(kind, messageCode, ...parts) {
   const box = $('message');
   box.dataset.kind = kind;
   box.dataset.code = messageCode;
+  box.dataset.seq = String(Number(box.dataset.seq ?? 0) + 1); // lets tests see a repeated message
   box.setAttribute('role', kind === 'error' ? 'alert' : 'status');
   box.replaceChildren(...parts);
 }
@@ -110,6 +112,7 @@ const page = {
   requestedBackend: 'auto',
   source: null, // {canvas, imageData, label} of the photo shown
   lastResult: null,
+  overlays: [], // heatmap overlays of lastResult's faces
   camera: { stream: null, running: false, frames: 0, fps: 0, lastTime: 0 },
   busy: false,
 };
@@ -165,19 +168,23 @@ function trackDownloads(manifest, onProgress) {
   const totals = new Map([...files.values()].map((f) => [f.key, f.bytes]));
   const total = [...totals.values()].reduce((a, b) => a + b, 0);
   const done = new Set();
-  onProgress(0, total, 0, totals.size);
-  if (typeof PerformanceObserver === 'undefined') return () => {};
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
+  const record = (entries) => {
+    for (const entry of entries) {
       const file = files.get(entry.name.split(/[?#]/)[0]);
       if (!file || done.has(file.key)) continue;
       done.add(file.key);
       const loaded = [...done].reduce((sum, key) => sum + totals.get(key), 0);
       onProgress(loaded, total, done.size, totals.size);
     }
-  });
+  };
+  onProgress(0, total, 0, totals.size);
+  if (typeof PerformanceObserver === 'undefined') return () => {};
+  const observer = new PerformanceObserver((list) => record(list.getEntries()));
   observer.observe({ type: 'resource', buffered: true });
-  return () => observer.disconnect();
+  return () => {
+    record(observer.takeRecords()); // entries not yet delivered to the callback
+    observer.disconnect();
+  };
 }
 
 function showProgress(loaded, total, count, files) {
@@ -187,10 +194,13 @@ function showProgress(loaded, total, count, files) {
   $('load-text').textContent = `${formatBytes(loaded)} of ${formatBytes(total)} (${count} of ${files} files)`;
 }
 
+/** 'WebGL 2' | 'WebGL 1' | null, probing a canvas and (as TF.js may use one) an OffscreenCanvas. */
 function webglSupport() {
-  const canvas = document.createElement('canvas');
-  if (canvas.getContext('webgl2')) return 'WebGL 2';
-  if (canvas.getContext('webgl')) return 'WebGL 1';
+  const canvases = [document.createElement('canvas')];
+  if (typeof OffscreenCanvas !== 'undefined') canvases.push(new OffscreenCanvas(1, 1));
+  for (const [kind, label] of [['webgl2', 'WebGL 2'], ['webgl', 'WebGL 1']]) {
+    if (canvases.some((c) => c.getContext(kind))) return label;
+  }
   return null;
 }
 
@@ -208,7 +218,9 @@ async function showBackend(backend) {
     $('tfjs-version').textContent = tf.version.tfjs;
     if (backend === 'wasm') {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
-      $('wasm-threads').textContent = String(wasm.getThreadsCount());
+      const threads = wasm.getThreadsCount();
+      $('wasm-threads').textContent = `${threads} (${navigator.hardwareConcurrency ?? '?'} logical cores)`;
+      $('wasm-threads').dataset.threads = String(threads);
     } else {
       $('wasm-threads').textContent = 'n/a (not on WASM)';
     }
@@ -248,12 +260,6 @@ function reportFallback(requested, used) {
   }
 }
 
-/** The TF.js backend the library ended up on (it falls back along its own order). */
-async function backendInUse() {
-  const tf = await import('@tensorflow/tfjs');
-  return tf.getBackend();
-}
-
 /** Build the analyzer for `backend`; never rejects (failures are shown). Returns the analyzer or null. */
 async function startAnalyzer(backend) {
   const pending = buildAnalyzer(backend).catch((err) => {
@@ -270,7 +276,7 @@ async function startAnalyzer(backend) {
   }
   setState('ready');
   $('load-label').textContent = 'Models loaded';
-  const used = await backendInUse();
+  const used = analyzer.backend; // the library falls back along its own order
   reportFallback(backend, used);
   await showBackend(used);
   showMessage('ok', 'ready', 'Ready: choose or drop a photo, or start the camera.');
@@ -316,7 +322,16 @@ async function boot() {
     showMessage('error', 'library-failed', `The facepack library could not be loaded: ${err.message}`);
     return;
   }
-  await startAnalyzer($('backend-select').value);
+  await startAnalyzer(initialBackend());
+}
+
+/** The backend asked for in the address (?backend=wasm), else the selector's default. */
+function initialBackend() {
+  const select = $('backend-select');
+  const asked = new URLSearchParams(location.search).get('backend');
+  if (asked && [...select.options].some((o) => o.value === asked)) select.value = asked;
+  else if (asked) addNotice('backend-param', 'warning', `Unknown backend “${asked}” in the address; using ${select.value}.`);
+  return select.value;
 }
 
 // --- Decoding a photo -------------------------------------------------------------------------
@@ -405,7 +420,7 @@ async function analyzeSource() {
   showMessage('info', 'analysing', `Analysing “${page.source.label}”…`);
   try {
     const result = await runAnalysis(page.source.imageData);
-    publish(result, page.source);
+    await publish(result, page.source);
     showOutcome(result);
   } catch (err) {
     reportError(err);
@@ -435,10 +450,11 @@ function reportError(err) {
 }
 
 /** Store, draw and list a result. */
-function publish(result, source) {
+async function publish(result, source) {
   page.lastResult = result;
+  page.overlays = await heatmapOverlays(result.faces);
   window.facepackLastResult = { ...result, source: source.label };
-  drawScene($('view'), source.canvas, result);
+  drawScene($('view'), source.canvas, result, page.overlays);
   renderFaces(result);
   renderTimings(result.timings);
 }
@@ -473,41 +489,32 @@ function colormap(v) {
   return COLORMAP[i].map((c, k) => Math.round(c + f * (COLORMAP[i + 1][k] - c)));
 }
 
-/** A face's heatmap as {width, height, values, region: {x, y, width, height}} (image pixels), or null. */
-function heatmapGrid(face) {
-  const h = face.heatmap;
-  if (!h) return null;
-  let width;
-  let height;
-  let values;
-  if (Array.isArray(h) || Array.isArray(h.values)) {
-    const rows = Array.isArray(h) ? h : h.values;
-    height = rows.length;
-    width = rows[0].length;
-    values = rows.flat();
-  } else {
-    [height, width] = h.shape ?? [h.height, h.width];
-    values = h.data;
-  }
-  const r = h.box ?? h.region ?? h.crop;
-  const region = r ? { x: r.x ?? r[0], y: r.y ?? r[1], width: r.width ?? r[2], height: r.height ?? r.width ?? r[2] } : face.box;
-  return { width, height, values, region };
-}
-
-/** Colour a heatmap grid into a small canvas (alpha grows with the value). */
-function heatmapCanvas(grid) {
+/** Colour an upsampled heatmap ({width, height, data} in 0..1) into a canvas (alpha grows with the value). */
+function heatmapCanvas(map) {
   const canvas = document.createElement('canvas');
-  canvas.width = grid.width;
-  canvas.height = grid.height;
+  canvas.width = map.width;
+  canvas.height = map.height;
   const ctx = canvas.getContext('2d');
-  const img = ctx.createImageData(grid.width, grid.height);
-  for (let i = 0; i < grid.width * grid.height; i += 1) {
-    const v = Number(grid.values[i]) || 0;
+  const img = ctx.createImageData(map.width, map.height);
+  for (let i = 0; i < map.width * map.height; i += 1) {
+    const v = Math.min(Math.max(Number(map.data[i]) || 0, 0), 1);
     const [r, g, b] = colormap(v);
-    img.data.set([r, g, b, Math.round(255 * HEATMAP_ALPHA * Math.min(Math.max(v, 0), 1))], i * 4);
+    img.data.set([r, g, b, Math.round(255 * HEATMAP_ALPHA * v)], i * 4);
   }
   ctx.putImageData(img, 0, 0);
   return canvas;
+}
+
+/**
+ * One overlay per face ({canvas, square} or null): the library upsamples each Grad-CAM grid to
+ * its crop (facepack/gradcam.py:upsample), drawn over the crop's square in the photo.
+ */
+async function heatmapOverlays(faces) {
+  return Promise.all(faces.map(async (face) => {
+    if (!face.heatmap) return null;
+    const map = await page.library.heatmapToCrop(face.heatmap);
+    return { canvas: heatmapCanvas(map), square: face.heatmap.square };
+  }));
 }
 
 function drawPoint(ctx, x, y, radius, fill, stroke) {
@@ -521,13 +528,12 @@ function drawPoint(ctx, x, y, radius, fill, stroke) {
   }
 }
 
-function drawFace(ctx, face, index, unit, showHeatmap) {
+function drawFace(ctx, face, index, unit, overlay) {
   const color = FACE_COLORS[index % FACE_COLORS.length];
   const { x, y, width, height } = face.box;
-  const grid = showHeatmap ? heatmapGrid(face) : null;
-  if (grid) {
-    ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(heatmapCanvas(grid), grid.region.x, grid.region.y, grid.region.width, grid.region.height);
+  if (overlay) {
+    const { x: sx, y: sy, side } = overlay.square;
+    ctx.drawImage(overlay.canvas, sx, sy, side, side);
   }
   ctx.lineWidth = 2 * unit;
   ctx.strokeStyle = color;
@@ -551,7 +557,7 @@ function drawFace(ctx, face, index, unit, showHeatmap) {
 }
 
 /** Photo (at most MAX_VIEW_SIDE_PX) with every face's box, points, score and optional heatmap. */
-function drawScene(canvas, image, result) {
+function drawScene(canvas, image, result, overlays = []) {
   const scale = Math.min(1, MAX_VIEW_SIDE_PX / Math.max(image.width, image.height));
   canvas.width = Math.round(image.width * scale);
   canvas.height = Math.round(image.height * scale);
@@ -559,7 +565,8 @@ function drawScene(canvas, image, result) {
   ctx.setTransform(scale, 0, 0, scale, 0, 0);
   ctx.drawImage(image, 0, 0);
   const unit = Math.max(1, Math.max(image.width, image.height) / 640);
-  result.faces.forEach((face, i) => drawFace(ctx, face, i, unit, $('heatmap-toggle').checked));
+  const showHeatmaps = $('heatmap-toggle').checked;
+  result.faces.forEach((face, i) => drawFace(ctx, face, i, unit, showHeatmaps ? overlays[i] : null));
   canvas.classList.add('has-image');
   const n = result.faces.length;
   canvas.setAttribute('aria-label', `${page.source?.label ?? 'Camera frame'}: ${n} face${n === 1 ? '' : 's'} found`);
@@ -590,7 +597,7 @@ function renderFaces(result) {
 }
 
 function renderTimings(timings = {}) {
-  for (const stage of ['detect', 'crop', 'beauty', 'keypoints', 'gradcam', 'total']) {
+  for (const stage of ['decode', 'detect', 'crop', 'beauty', 'keypoints', 'gradcam', 'total']) {
     const cell = $(`t-${stage}`);
     cell.textContent = formatMs(timings[stage]);
     cell.dataset.ms = String(timings[stage] ?? '');
@@ -603,41 +610,59 @@ function describeMetrics(metrics) {
   return entries.map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`).join(', ');
 }
 
+function describeParity(parity) {
+  if (!parity || typeof parity.max_abs_diff !== 'number') return 'not checked';
+  const ok = parity.max_abs_diff <= parity.tolerance;
+  return `${ok ? '✓' : '✗'} max |Δ| ${parity.max_abs_diff.toExponential(1)} (tol ${parity.tolerance.toExponential(0)})`
+    + `${parity.against ? ` vs ${parity.against}` : ''}`;
+}
+
+/** One row of the models table. */
+function modelRow(name, entry, manifest) {
+  const run = entry.run ?? {};
+  const dataset = run.dataset ?? {};
+  const synthetic = Boolean(run.synthetic ?? manifest.synthetic);
+  const bytes = entry.bytes ?? (entry.files ?? []).reduce((sum, f) => sum + (f.bytes ?? 0), 0);
+  const data = el('td', { text: dataset.name ?? run.source ?? 'unknown' });
+  if (synthetic) data.append(el('span', { class: 'tag', text: 'synthetic' }));
+  if (run.untrained) data.append(el('span', { class: 'tag', text: 'untrained' }));
+  return el('tr', { dataset: { testid: 'model-row', model: name, synthetic: String(synthetic) } },
+    el('th', { scope: 'row', text: name }),
+    el('td', { text: entry.backbone ?? (name.startsWith('mtcnn') ? 'MTCNN' : '–') }),
+    el('td', { text: entry.precision ?? '–' }),
+    el('td', { text: entry.input_size ? `${entry.input_size} px` : 'any' }),
+    el('td', { text: formatBytes(bytes) }),
+    data,
+    el('td', { text: describeMetrics(run.metrics) }),
+    el('td', { text: describeParity(entry.parity) }));
+}
+
+/** Terms of every dataset and licence of every weight source in the bundle: {name: terms}. */
+function bundleTerms(manifest) {
+  const terms = new Map();
+  for (const entry of Object.values(manifest.models)) {
+    const run = entry.run ?? {};
+    if (run.dataset?.name) terms.set(run.dataset.name, run.dataset.terms ?? 'not recorded');
+    else if (run.source) terms.set(run.source, run.license ? `licence: ${run.license}` : 'not recorded');
+  }
+  return terms;
+}
+
 /** What is loaded: one row per model, the synthetic-data notice and the dataset terms. */
 function renderModels(manifest) {
-  const rows = [];
-  const synthetic = [];
-  const terms = new Map();
-  for (const [name, entry] of Object.entries(manifest.models)) {
-    const run = entry.run ?? {};
-    const dataset = run.dataset ?? {};
-    const isSynthetic = Boolean(run.synthetic ?? dataset.synthetic ?? manifest.synthetic);
-    if (isSynthetic && !name.startsWith('mtcnn')) synthetic.push(name);
-    if (dataset.name && dataset.terms) terms.set(dataset.name, dataset.terms);
-    const bytes = (entry.files ?? []).reduce((sum, f) => sum + (f.bytes ?? 0), 0);
-    const data = el('td', { text: dataset.name ?? (name.startsWith('mtcnn') ? 'mtcnn package weights' : 'unknown') });
-    if (isSynthetic) data.append(el('span', { class: 'tag', text: 'synthetic' }));
-    rows.push(el('tr', { dataset: { testid: 'model-row', model: name } },
-      el('th', { scope: 'row', text: name }),
-      el('td', { text: entry.backbone ?? '–' }),
-      el('td', { text: entry.precision ?? '–' }),
-      el('td', { text: entry.input_size ? `${entry.input_size} px` : '–' }),
-      el('td', { text: formatBytes(bytes) }),
-      data,
-      el('td', { text: describeMetrics(run.metrics) })));
-  }
-  $('models-table').tBodies[0].replaceChildren(...rows);
+  const entries = Object.entries(manifest.models);
+  $('models-table').tBodies[0].replaceChildren(...entries.map(([name, entry]) => modelRow(name, entry, manifest)));
+  const synthetic = entries.filter(([, e]) => Boolean(e.run?.synthetic ?? manifest.synthetic)).map(([n]) => n);
   const notice = $('synthetic-notice');
   notice.hidden = synthetic.length === 0;
   notice.textContent = synthetic.length
     ? `Trained on synthetic data: ${synthetic.join(', ')}. These models only show that the pipeline works; `
-      + 'their scores and keypoints mean nothing about real faces.'
+      + 'their scores and keypoints say nothing about real faces.'
     : '';
-  const beauty = manifest.models.beauty_head ?? manifest.models.beauty ?? manifest.models.beauty_features;
-  $('beauty-dataset').textContent = beauty?.run?.dataset?.name ?? 'unknown dataset';
-  $('terms').replaceChildren(...(terms.size
-    ? [...terms].map(([n, t]) => el('li', {}, el('strong', { text: `${n}: ` }), t))
-    : [el('li', { class: 'muted', text: 'No terms recorded in the manifest.' })]));
+  const beauty = Object.values(manifest.models).find((e) => String(e.role ?? '').startsWith('beauty'));
+  $('beauty-dataset').textContent = beauty?.run?.dataset?.name ?? 'no beauty model loaded';
+  const terms = bundleTerms(manifest);
+  $('terms').replaceChildren(...[...terms].map(([n, t]) => el('li', {}, el('strong', { text: `${n}: ` }), t)));
 }
 
 // --- Camera -----------------------------------------------------------------------------------
@@ -692,7 +717,7 @@ async function cameraLoop() {
         page.source = { ...frame, label: 'camera frame' };
         const result = await runAnalysis(frame.imageData);
         if (!cam.running) break;
-        publish(result, page.source);
+        await publish(result, page.source);
         updateFps(cam);
         if (!result.faces.length) showMessage('info', 'camera-no-face', 'Camera on: no face in view.');
         else showMessage('ok', 'camera', `Camera on: ${result.faces.length} face(s).`);
@@ -752,7 +777,7 @@ function wireEvents() {
   $('heatmap-toggle').addEventListener('change', () => {
     const needsHeatmaps = $('heatmap-toggle').checked && page.lastResult?.faces.some((f) => !f.heatmap);
     if (needsHeatmaps && !page.camera.running) analyzeSource();
-    else if (page.lastResult && page.source) drawScene($('view'), page.source.canvas, page.lastResult);
+    else if (page.lastResult && page.source) drawScene($('view'), page.source.canvas, page.lastResult, page.overlays);
   });
   $('max-faces').addEventListener('change', () => {
     if (page.source && !page.camera.running) analyzeSource();

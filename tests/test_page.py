@@ -1,0 +1,386 @@
+"""The page in headless Chromium (Playwright), served by the real app on a free port.
+
+One server (--models: the `tiny_bundle` fixture, TF.js vendored into a temporary folder) and one
+browser serve every test; the page runs on the WASM backend (`?backend=wasm`: WebGL in this
+headless Chromium is SwiftShader, ~30x slower). Numbers the page shows are compared with
+facepack.pipeline.FacePipeline on the same untrained runs. A screenshot of the analysed
+astronaut goes to test-artifacts/page_astronaut.png.
+
+Waiting is done by polling page.evaluate (CDP), because Playwright's wait_for_function evaluates
+strings in the page, which the page's CSP (no 'unsafe-eval') refuses - as it should.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import server  # noqa: E402  (project root module)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (Debian's chromium package; "
+                                                                 "`bash scripts/setup.sh --test` installs it)")]
+
+SCORE_TOL_POINTS = 0.05  # beauty score, points on 0..100
+BOX_TOL_PX = 0.5  # face box corners, photo pixels
+KEYPOINT_TOL_PX = 0.5  # keypoints and the 5 detector points, photo pixels
+WAIT_S = 180  # one page load or analysis on a 2-core machine shared with other test runs
+TRANSIENT_CODES = {"starting", "loading", "waiting", "analysing"}
+
+
+# --- Fixtures -----------------------------------------------------------------------------------
+def _serve(app):
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args, **kwargs):  # one line per file would bury the test output
+            pass
+
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+@pytest.fixture(scope="module")
+def vendor_dir(tmp_path_factory) -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vendor_tfjs", ROOT / "scripts" / "vendor_tfjs.py")
+    vendor_tfjs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vendor_tfjs)
+    out = tmp_path_factory.mktemp("vendor")
+    vendor_tfjs.vendor(out)
+    return out
+
+
+def _app_for(models: Path, vendor: Path):
+    """The app as `python server.py --models DIR --vendor DIR` builds it."""
+    args = server.parse_args(["--port", "0", "--models", str(models), "--vendor", str(vendor)])
+    return server.create_app(server.config_from_args(args))
+
+
+@pytest.fixture(scope="module")
+def base_url(tiny_bundle, vendor_dir):
+    httpd = _serve(_app_for(tiny_bundle, vendor_dir))
+    yield f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, base_url):
+    """One page for the photo, bad-input and camera tests (it must keep working between them)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.goto(f"{base_url}?backend=wasm")
+    wait_until(pg, "document.body.dataset.state === 'ready'")
+    yield pg
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, fixtures_dir) -> dict:
+    """Test photos: the astronaut, two astronauts side by side, a face-free grey image, bad files."""
+    from PIL import Image
+
+    out = tmp_path_factory.mktemp("photos")
+    astronaut = np.asarray(Image.open(fixtures_dir / "astronaut.png").convert("RGB"))
+    Image.fromarray(np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)).save(out / "two_faces.png")
+    Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(out / "grey.png")
+    png = (fixtures_dir / "astronaut.png").read_bytes()
+    (out / "corrupt.png").write_bytes(png[:8] + bytes(range(256)) * 4)  # PNG signature, garbage after
+    (out / "notes.txt").write_text("not a photo\n")
+    return {"astronaut": fixtures_dir / "astronaut.png", "two_faces": out / "two_faces.png",
+            "grey": out / "grey.png", "corrupt": out / "corrupt.png", "text": out / "notes.txt"}
+
+
+@pytest.fixture(scope="module")
+def python_results(untrained_runs, photos) -> dict:
+    """The Python reference pipeline's results on the same photos and untrained runs."""
+    from facepack.pipeline import FacePipeline
+
+    pipe = FacePipeline.from_runs(untrained_runs["beauty"], untrained_runs["keypoints"])
+    return {name: pipe.analyze(photos[name]) for name in ("astronaut", "two_faces", "grey")}
+
+
+# --- Helpers ------------------------------------------------------------------------------------
+def wait_until(pg, expression: str, timeout_s: float = WAIT_S):
+    """Poll a JavaScript expression (via CDP, which the CSP does not block) until it is truthy."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = pg.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {expression}; "
+                                 f"message: {pg.inner_text('#message')!r}; errors: {getattr(pg, 'errors', [])}")
+        time.sleep(0.2)
+
+
+def message(pg) -> dict:
+    return pg.evaluate("(() => { const m = document.getElementById('message');"
+                       " return {code: m.dataset.code, kind: m.dataset.kind, seq: Number(m.dataset.seq || 0),"
+                       " text: m.textContent}; })()")
+
+
+def settle(pg, before_seq: int) -> dict:
+    """Wait for the outcome of the action taken after message number `before_seq`."""
+    wait_until(pg, f"(() => {{ const m = document.getElementById('message');"
+                   f" return Number(m.dataset.seq || 0) > {before_seq}"
+                   f" && !{sorted(TRANSIENT_CODES)}.includes(m.dataset.code)"
+                   f" && document.body.dataset.state !== 'busy'; }})()")
+    return message(pg)
+
+
+def choose(pg, path_or_payload) -> dict:
+    """Pick a file with the file input; returns the resulting message."""
+    before = message(pg)["seq"]
+    pg.set_input_files("#file-input", path_or_payload)
+    return settle(pg, before)
+
+
+def last_result(pg) -> dict:
+    return pg.evaluate("(() => { const r = window.facepackLastResult; return r && {backend: r.backend,"
+                       " timings: r.timings, image: r.image, limit: r.limit, more: r.moreFacesThanLimit,"
+                       " faces: r.faces.map((f) => ({box: f.box, score: f.score, landmarks5: f.landmarks5,"
+                       " keypoints: f.keypoints, beauty: f.beauty, heatmap: !!f.heatmap}))}; })()")
+
+
+def assert_faces_match(js_faces: list, py_faces: list):
+    assert len(js_faces) == len(py_faces)
+    for js, py in zip(js_faces, py_faces):
+        for key in ("x", "y", "width", "height"):
+            assert js["box"][key] == pytest.approx(py["box"][key], abs=BOX_TOL_PX), key
+        assert js["beauty"]["score"] == pytest.approx(py["beauty"]["score"], abs=SCORE_TOL_POINTS)
+        assert js["beauty"]["score_1to5"] == pytest.approx(py["beauty"]["score_1to5"], abs=SCORE_TOL_POINTS / 20)
+        np.testing.assert_allclose(js["keypoints"], py["keypoints"], atol=KEYPOINT_TOL_PX)
+        for name, point in py["landmarks5"].items():
+            np.testing.assert_allclose(js["landmarks5"][name], point, atol=KEYPOINT_TOL_PX)
+
+
+def rendered_scores(pg) -> list[tuple[str, str]]:
+    return pg.evaluate("[...document.querySelectorAll('[data-testid=face]')].map((li) =>"
+                       " [li.querySelector('[data-testid=face-score]').textContent,"
+                       "  li.querySelector('[data-testid=face-score-1to5]').textContent])")
+
+
+# --- The photo path -------------------------------------------------------------------------------
+def test_photo_matches_the_python_pipeline(page, python_results, photos, tiny_bundle, artifacts_dir):
+    import json
+
+    outcome = choose(page, str(photos["astronaut"]))
+    assert outcome["code"] == "ok", outcome
+    result = last_result(page)
+    py = python_results["astronaut"]
+    assert result["backend"] == "wasm"
+    assert result["image"] == py["image"]
+    assert_faces_match(result["faces"], py["faces"])
+    assert all(f["heatmap"] for f in result["faces"])  # the toggle is on by default
+
+    # What is rendered equals the result (and hence Python) to the digits shown.
+    assert page.inner_text("[data-testid=face-count]") == str(len(py["faces"]))
+    expected = [[f"{f['beauty']['score']:.1f}", f"{f['beauty']['score_1to5']:.2f}"] for f in py["faces"]]
+    assert rendered_scores(page) == expected
+    for stage, ms in result["timings"].items():
+        if stage in ("decode", "detect", "crop", "beauty", "keypoints", "gradcam", "total"):
+            assert page.inner_text(f"#t-{stage}") == f"{ms:.1f}"
+    assert result["timings"]["total"] > 0
+
+    # Runtime, download progress and what is loaded.
+    assert page.inner_text("#backend") == "wasm"
+    assert page.evaluate("window.crossOriginIsolated") is True
+    assert page.inner_text("#isolated").startswith("yes")
+    assert int(page.get_attribute("#wasm-threads", "data-threads")) >= 1
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    total = sum(f["bytes"] for m in manifest["models"].values() for f in m["files"])
+    assert page.evaluate("document.getElementById('load-progress').value") == total
+    assert page.evaluate("document.getElementById('load-progress').max") == total
+    rows = page.evaluate("[...document.querySelectorAll('[data-testid=model-row]')].map((r) => r.dataset.model)")
+    assert rows == list(manifest["models"])
+    assert page.is_visible("#synthetic-notice") and "synthetic" in page.inner_text("#synthetic-notice").lower()
+    assert "none (untrained test model)" in page.inner_text("#terms")
+    assert page.evaluate("window.facepackCspViolations") == []
+    assert page.errors == []
+
+    shot = artifacts_dir / "page_astronaut.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    timings = {k: round(v, 1) for k, v in result["timings"].items()}
+    print(f"\npage timings (ms, wasm): {timings}; screenshot {shot}")
+
+
+def test_heatmap_toggle_redraws_without_reanalysing(page, photos):
+    outcome = choose(page, str(photos["astronaut"]))
+    assert outcome["code"] == "ok"
+    pixels = "Array.from(document.getElementById('view').getContext('2d').getImageData(0, 0, 512, 512).data)"
+    with_map = np.array(page.evaluate(pixels))
+    seq = message(page)["seq"]
+    page.uncheck("#heatmap-toggle")
+    without = np.array(page.evaluate(pixels))
+    assert message(page)["seq"] == seq  # redrawn, not re-analysed
+    assert np.abs(with_map - without).sum() > 0  # the overlay was there and is gone
+    page.check("#heatmap-toggle")
+    np.testing.assert_array_equal(np.array(page.evaluate(pixels)), with_map)
+
+
+def test_drop_a_photo(page, photos, python_results):
+    data = base64.b64encode(photos["astronaut"].read_bytes()).decode()
+    before = message(page)["seq"]
+    page.evaluate("""([b64, name]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, {type: 'image/png'}));
+        document.getElementById('dropzone').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    }""", [data, "dropped.png"])
+    assert settle(page, before)["code"] == "ok"
+    assert_faces_match(last_result(page)["faces"], python_results["astronaut"]["faces"])
+
+
+# --- Bad inputs: a clear message each time, and the page keeps working ------------------------------
+def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(page, photos, python_results):
+    outcome = choose(page, str(photos["text"]))
+    assert (outcome["code"], outcome["kind"]) == ("not-image", "error")
+    assert "notes.txt" in outcome["text"] and "not an image" in outcome["text"]
+
+    disguised = {"name": "holiday.png", "mimeType": "image/png", "buffer": b"this is text, not a PNG\n" * 20}
+    outcome = choose(page, disguised)
+    assert outcome["code"] == "not-image" and "holiday.png" in outcome["text"]
+
+    outcome = choose(page, str(photos["corrupt"]))
+    assert outcome["code"] == "corrupt-image" and "PNG" in outcome["text"]
+
+    outcome = choose(page, str(photos["grey"]))
+    assert python_results["grey"]["faces"] == []
+    assert (outcome["code"], outcome["kind"]) == ("no-face", "warning")
+    assert page.inner_text("[data-testid=face-count]") == "0"
+
+    page.fill("#max-faces", "1")
+    outcome = choose(page, str(photos["two_faces"]))
+    py_two = python_results["two_faces"]["faces"]
+    assert len(py_two) == 2
+    assert outcome["code"] == "too-many-faces" and "More than 1 face" in outcome["text"]
+    result = last_result(page)
+    assert result["more"] is True and len(result["faces"]) == 1
+    assert_faces_match(result["faces"], py_two[:1])  # the one the detector is most sure of
+
+    before = message(page)["seq"]
+    page.fill("#max-faces", "0")
+    page.dispatch_event("#max-faces", "change")
+    outcome = settle(page, before)
+    assert outcome["code"] == "bad-max-faces" and "“0”" in outcome["text"]
+
+    page.fill("#max-faces", "10")
+    outcome = choose(page, str(photos["two_faces"]))
+    assert outcome["code"] == "ok"
+    assert_faces_match(last_result(page)["faces"], py_two)
+    assert page.inner_text("[data-testid=face-count]") == "2"
+
+    outcome = choose(page, str(photos["astronaut"]))  # and back to normal
+    assert outcome["code"] == "ok"
+    assert_faces_match(last_result(page)["faces"], python_results["astronaut"]["faces"])
+    assert page.errors == []
+
+
+# --- Camera -------------------------------------------------------------------------------------------
+def test_camera_with_a_fake_stream(page):
+    page.click("#camera-button")
+    wait_until(page, "Number(document.getElementById('fps').dataset.frames || 0) >= 3")
+    assert page.get_attribute("#camera-button", "aria-pressed") == "true"
+    fps = float(page.get_attribute("#fps", "data-fps"))
+    assert fps > 0
+    assert "fps" in page.inner_text("#fps")
+    assert message(page)["code"] in ("camera", "camera-no-face")  # Chromium's fake frames have no face
+    assert page.evaluate("window.facepackLastResult.source") == "camera frame"
+    page.click("#camera-button")
+    assert page.get_attribute("#camera-button", "aria-pressed") == "false"
+    frames = int(page.get_attribute("#fps", "data-frames"))
+    time.sleep(1.0)
+    assert int(page.get_attribute("#fps", "data-frames")) == frames  # stopped
+    print(f"\ncamera: {fps:.1f} fps over {frames} frames (wasm, fake 640x480 stream)")
+    assert page.errors == []
+
+
+# --- Set-up problems -----------------------------------------------------------------------------------
+def _open(browser, url):
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.goto(url)
+    wait_until(pg, "['ready', 'error'].includes(document.body.dataset.state)")
+    return context, pg
+
+
+def test_missing_models_name_the_command(browser, vendor_dir, tmp_path, photos):
+    httpd = _serve(_app_for(tmp_path / "no_models", vendor_dir))
+    try:
+        context, pg = _open(browser, f"http://127.0.0.1:{httpd.server_port}/")
+        assert pg.evaluate("document.body.dataset.state") == "error"
+        assert message(pg)["code"] == "models-missing"
+        notice = pg.inner_text("[data-testid=notice-models-missing]")
+        assert "python convert/to_tfjs.py" in notice and "manifest.json" in notice
+        outcome = choose(pg, str(photos["astronaut"]))  # still answers, does not crash
+        assert outcome["code"] == "models-missing"
+        context.close()
+    finally:
+        httpd.shutdown()
+
+
+def test_missing_vendor_files_name_the_command(browser, tiny_bundle, tmp_path):
+    (tmp_path / "vendor").mkdir()
+    httpd = _serve(_app_for(tiny_bundle, tmp_path / "vendor"))
+    try:
+        context, pg = _open(browser, f"http://127.0.0.1:{httpd.server_port}/")
+        assert "python scripts/vendor_tfjs.py" in pg.inner_text("[data-testid=notice-vendor-missing]")
+        assert message(pg)["code"] == "setup-missing"
+        context.close()
+    finally:
+        httpd.shutdown()
+
+
+def test_webgl_unavailable_falls_back(playwright, base_url, photos, python_results):
+    # No GPU and no software rasteriser: neither <canvas> nor OffscreenCanvas gives a WebGL context.
+    no_gl = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                       args=CHROMIUM_ARGS + ["--disable-gpu", "--disable-software-rasterizer"])
+    try:
+        pg = no_gl.new_page()
+        pg.goto(f"{base_url}?backend=webgl")
+        wait_until(pg, "['ready', 'error'].includes(document.body.dataset.state)")
+        assert pg.inner_text("#webgl") == "unavailable"
+        notice = pg.inner_text("[data-testid=notice-backend-fallback]")
+        assert "webgl" in notice and "WebGL unavailable" in notice and "wasm" in notice
+        assert pg.inner_text("#backend") == "wasm"
+        outcome = choose(pg, str(photos["astronaut"]))
+        assert outcome["code"] == "ok"
+        assert_faces_match(last_result(pg)["faces"], python_results["astronaut"]["faces"])
+    finally:
+        no_gl.close()
