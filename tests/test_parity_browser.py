@@ -1,0 +1,133 @@
+"""Parity in headless Chromium: the JavaScript pipeline (WASM; WebGL via SwiftShader where it
+starts) equals the Python reference on the same pixels, served by a tiny cross-origin-isolated
+test server (tests/jsharness.py:static_server) with the page import map (IMPORT_MAP).
+
+Raw RGB photos are fetched as {data, width, height}; the EXIF-rotated JPEG goes in as a Blob, so
+the browser's decoder and createImageBitmap(..., {imageOrientation: "from-image"}) run. The
+Python side analyses the pixels the page decoded (what "same pixels" means for a Blob), and a
+separate check compares those pixels with PIL's decode + exif_transpose (facepack load_rgb).
+Largest errors and JS timings go to test-artifacts/parity_browser_<backend>.json.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facepack.data.images import load_rgb
+from jsharness import (JS_DIR, assert_parity, build_parity_bundle, chromium_page, chromium_ready, compare_faces,
+                       exif_rotated_bytes, node_ready, page_html, parity_photos, python_reference, static_server,
+                       wait_for_global, write_raw)
+
+ok_node, why_node = node_ready()
+ok_chromium, why_chromium = chromium_ready()
+pytestmark = [pytest.mark.skipif(not ok_node, reason=why_node), pytest.mark.skipif(not ok_chromium, reason=why_chromium)]
+
+RAW_PHOTOS = ("astronaut", "einstein", "gradient")
+EXIF_NAME = "astronaut_exif_jpeg"
+DECODE_MEAN_TOL = 2.0  # mean |browser - PIL| of the decoded EXIF JPEG, 0..255 levels (decoders may differ)
+WEBGL_PHOTOS = ("astronaut_face",)  # SwiftShader compiles shaders per pyramid size: keep it small
+FACE_CROP = (slice(0, 256), slice(100, 356))  # astronaut's face within 256 x 256 pixels
+
+
+@pytest.fixture(scope="session")
+def parity_models(tmp_path_factory, fixtures_dir):
+    return build_parity_bundle(tmp_path_factory.getbasetemp() / "parity", fixtures_dir)
+
+
+@pytest.fixture(scope="module")
+def served(parity_models, fixtures_dir, tmp_path_factory):
+    """(base URL, photos {name: rgb}, job images) with the test server running for the module."""
+    data = tmp_path_factory.mktemp("browser_data")
+    photos = {k: v for k, v in parity_photos(fixtures_dir, large=False).items() if k in RAW_PHOTOS}
+    photos["astronaut_face"] = np.ascontiguousarray(photos["astronaut"][FACE_CROP])
+    images = []  # the WASM job takes all but the WebGL-only photo
+    for name, rgb in photos.items():
+        raw = write_raw(rgb, data / f"{name}.rgb", name)
+        images.append({"name": name, "url": f"/data/{name}.rgb", "width": raw["width"], "height": raw["height"],
+                       "options": {"heatmaps": True}})
+    upright = photos["astronaut"][:, 40:440]
+    (data / f"{EXIF_NAME}.jpg").write_bytes(exif_rotated_bytes(upright, "JPEG"))
+    images.append({"name": EXIF_NAME, "url": f"/data/{EXIF_NAME}.jpg", "blob": True, "options": {"heatmaps": True}})
+    pages = {"/index.html": page_html((JS_DIR / "page.js").read_text())}
+    with static_server({"/data/": data, "/models/": parity_models["bundle"]}, pages) as url:
+        yield url, photos, images, data
+
+
+def _run_page(url, job, webgl=False):
+    with chromium_page(url + "/index.html", webgl=webgl) as page:
+        wait_for_global(page, "pageReady")
+        out = page.evaluate("(job) => window.runJob(job)", job)
+        decoded = None
+        if any(i.get("blob") for i in job["images"]):
+            decoded = page.evaluate("(u) => window.decodeBlob(u)", f"/data/{EXIF_NAME}.jpg")
+        out["errors"] = list(page.errors)
+        out["decoded"] = decoded
+    return out
+
+
+@pytest.fixture(scope="module")
+def wasm_run(served):
+    url, _, images, _ = served
+    images = [i for i in images if i["name"] not in WEBGL_PHOTOS]
+    return _run_page(url, {"bundle": "/models", "backend": "wasm", "images": images})
+
+
+@pytest.fixture(scope="module")
+def exif_pixels(wasm_run):
+    d = wasm_run["decoded"]
+    return np.asarray(d["data"], dtype=np.float64).reshape(d["shape"]).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def python_results(parity_models, served, exif_pixels):
+    _, photos, _, _ = served
+    return python_reference(parity_models, {**photos, EXIF_NAME: exif_pixels}, heatmaps=True)
+
+
+def _report(run, python_results, artifacts_dir, backend):
+    js = {r["name"]: r for r in run["results"]}
+    report = {name: {"errors": compare_faces(python_results[name]["faces"], r["faces"]), "js_timings_ms": r["timings"]}
+              for name, r in js.items()}
+    (artifacts_dir / f"parity_browser_{backend}.json").write_text(json.dumps({"backend": run["backend"], **report}, indent=2))
+    return report
+
+
+def test_page_is_cross_origin_isolated_and_on_wasm(wasm_run):
+    assert wasm_run["backend"] == "wasm"
+    assert wasm_run["isolated"] is True
+
+
+def test_no_tensors_leak_in_the_page(wasm_run):
+    assert wasm_run["tensors"]["after"] == wasm_run["tensors"]["before"]
+
+
+def test_blob_input_applies_exif_orientation(exif_pixels, served):
+    """The page decodes the rotated JPEG upright, like facepack load_rgb (PIL + exif_transpose)."""
+    _, _, _, data = served
+    pil = load_rgb(data / f"{EXIF_NAME}.jpg")
+    assert exif_pixels.shape == pil.shape  # (512, 400, 3): would be (400, 512, 3) without the tag applied
+    assert np.abs(exif_pixels.astype(float) - pil).mean() <= DECODE_MEAN_TOL
+
+
+@pytest.mark.parametrize("name", [*RAW_PHOTOS, EXIF_NAME])
+def test_browser_wasm_equals_python(name, wasm_run, python_results, artifacts_dir):
+    report = _report(wasm_run, python_results, artifacts_dir, "wasm")
+    js = {r["name"]: r for r in wasm_run["results"]}[name]
+    py = python_results[name]
+    assert js["image"] == py["image"]
+    assert_parity(name, report[name]["errors"], py["faces"], js["faces"])
+
+
+def test_browser_webgl_equals_python(served, python_results, artifacts_dir):
+    """WebGL2 on SwiftShader (slow, CPU); skipped where Chromium cannot start WebGL."""
+    url, _, images, _ = served
+    job = {"bundle": "/models", "backend": "webgl", "images": [i for i in images if i["name"] in WEBGL_PHOTOS]}
+    run = _run_page(url, job, webgl=True)
+    if run["backend"] != "webgl":
+        pytest.skip(f"WebGL did not start in this Chromium (fell back to {run['backend']})")
+    report = _report(run, python_results, artifacts_dir, "webgl")
+    for r in run["results"]:
+        assert_parity(r["name"], report[r["name"]]["errors"], python_results[r["name"]]["faces"], r["faces"])
