@@ -272,7 +272,7 @@ def test_dataset_squares_frame_incomplete_rows_like_complete_ones(tmp_path):
     est = tfdata.dataset_squares(partial)
     np.testing.assert_array_equal(est[:10], truth[:10])  # complete rows: the spec rule
     err = np.abs(est[10:] - truth[10:]) / truth[10:, 2:3]
-    assert err.max() < 0.12  # partial rows: about the same square
+    assert np.median(err) < 0.06 and err.max() < 0.2  # partial rows: about the same square
     naive = np.array([tfdata.crop_square_for_points(p) for p in partial.points[10:]])
     assert (np.abs(naive - truth[10:]) / truth[10:, 2:3]).max() > 0.3  # what the plain rule would do
     np.testing.assert_array_equal(tfdata.dataset_squares(full), truth)  # nothing missing: unchanged

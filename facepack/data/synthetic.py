@@ -33,7 +33,7 @@ from facepack.data.scut import ALL_LABELS, CV_DIR, SPLIT_60_40_DIR, TRAIN_TEST_D
 __all__ = ["make_scut_dataset", "make_keypoints68_dataset", "make_kaggle15_csv", "default_synthetic_root",
            "ensure_synthetic", "template68", "ibug68_to_kaggle15", "beauty_score", "draw_face"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump when the images or labels change: cached datasets regenerate
 DEFAULT_N = {"beauty": 300, "keypoints68": 300, "kaggle15": 200}
 DEFAULT_SIZE = {"beauty": 128, "keypoints68": 128, "kaggle15": 96}
 KINDS = tuple(DEFAULT_N)
@@ -67,6 +67,21 @@ def template68() -> np.ndarray:
     return p
 
 
+def template68_depth() -> np.ndarray:
+    """(68,) depth of the template points (towards the camera, face units) for pose changes."""
+    z = np.zeros(68)
+    t = np.linspace(0.0, math.pi, 17)
+    z[0:17] = -0.7 * np.abs(np.cos(t))  # ears back, chin at the face plane
+    z[17:27] = 0.05
+    z[27:31] = np.linspace(0.1, 0.5, 4)  # nose bridge to tip
+    z[31:36] = [0.25, 0.3, 0.35, 0.3, 0.25]
+    z[36:48] = 0.0
+    z[[36, 45]] = -0.15  # outer eye corners sit back
+    z[48:68] = 0.15
+    z[[48, 54, 60, 64]] = 0.05
+    return z
+
+
 def ibug68_to_kaggle15(points68: np.ndarray) -> np.ndarray:
     """(..., 68, 2) iBUG points -> (..., 15, 2) in facepack.spec.KAGGLE15_NAMES order.
 
@@ -87,9 +102,20 @@ def _scale_group(p: np.ndarray, idx: slice, sx: float, sy: float) -> None:
 
 def face_points(rng: np.random.Generator, center, half_width: float, angle_deg: float = 0.0,
                 eye_scale: float = 1.0, mouth_width: float = 1.0, mouth_open: float = 0.0,
-                noise: float = 0.0) -> np.ndarray:
-    """Template -> (68, 2) image points (continuous pixels) with feature and pose changes."""
+                noise: float = 0.0, yaw_deg: float = 0.0, pitch_deg: float = 0.0) -> np.ndarray:
+    """Template -> (68, 2) image points (continuous pixels) with feature and pose changes.
+
+    yaw/pitch turn the template in depth (orthographic projection), angle_deg rolls it in the
+    image plane; eye_scale, mouth_width and mouth_open change the features.
+    """
     p = template68()
+    if yaw_deg or pitch_deg:
+        z = template68_depth()
+        ya, pa = math.radians(yaw_deg), math.radians(pitch_deg)
+        x, y = p[:, 0].copy(), p[:, 1].copy()
+        x, z = x * math.cos(ya) + z * math.sin(ya), -x * math.sin(ya) + z * math.cos(ya)
+        y = y * math.cos(pa) - z * math.sin(pa)
+        p = np.stack([x, y], axis=1)
     for eye in (slice(36, 42), slice(42, 48)):
         _scale_group(p, eye, eye_scale, eye_scale)
     _scale_group(p, slice(48, 68), mouth_width, 1.0)
@@ -238,10 +264,12 @@ def make_scut_dataset(out_dir, n: int = 300, seed: int = 0, image_size: int = 12
 
 # --- 68-point keypoint dataset --------------------------------------------------------------------
 def _random_face68(rng: np.random.Generator, w: int, h: int, noise: float = 0.015):
-    half = rng.uniform(0.26, 0.36) * min(w, h)
+    """Random pose and expression, roughly as varied as the YouTube Faces keypoint data."""
+    half = rng.uniform(0.26, 0.34) * min(w, h)
     center = (w / 2 + rng.uniform(-0.08, 0.08) * w, h * 0.42 + rng.uniform(-0.06, 0.06) * h)
-    return face_points(rng, center, half, angle_deg=rng.uniform(-12, 12), eye_scale=rng.uniform(0.8, 1.2),
-                       mouth_width=rng.uniform(0.85, 1.15), mouth_open=rng.uniform(0, 1), noise=noise)
+    return face_points(rng, center, half, angle_deg=rng.uniform(-18, 18), eye_scale=rng.uniform(0.75, 1.25),
+                       mouth_width=rng.uniform(0.8, 1.2), mouth_open=rng.uniform(0, 1.5), noise=noise,
+                       yaw_deg=rng.uniform(-28, 28), pitch_deg=rng.uniform(-15, 15))
 
 
 def make_keypoints68_dataset(out_dir, n: int = 300, seed: int = 0, image_size: int = 128,
