@@ -62,6 +62,8 @@ const code = (text) => el('code', { text });
 
 function setState(state) {
   document.body.dataset.state = state;
+  // Switching backends disposes the models: not while they load or run.
+  $('backend-select').disabled = state === 'loading' || state === 'busy';
 }
 
 /**
@@ -113,7 +115,7 @@ const page = {
   source: null, // {canvas, imageData, label} of the photo shown
   lastResult: null,
   overlays: [], // heatmap overlays of lastResult's faces
-  camera: { stream: null, running: false, frames: 0, fps: 0, lastTime: 0 },
+  camera: { stream: null, running: false, frames: 0, fps: 0, lastTime: 0, loop: null },
   busy: false,
 };
 
@@ -691,7 +693,7 @@ async function startCamera() {
   $('camera-button').setAttribute('aria-pressed', 'true');
   showMessage('info', 'camera', 'Camera on: analysing live frames.');
   await page.analyzerReady;
-  cameraLoop();
+  page.camera.loop = cameraLoop();
 }
 
 function stopCamera() {
@@ -769,6 +771,8 @@ function wireEvents() {
   $('backend-select').addEventListener('change', async (e) => {
     const wasRunning = page.camera.running;
     stopCamera();
+    await page.camera.loop; // the frame being analysed must finish before its models are disposed
+    while (page.busy) await nextFrame();
     if (!page.library || !page.manifest) return;
     if (!await startAnalyzer(e.target.value)) return;
     if (wasRunning) startCamera();
