@@ -2,8 +2,8 @@
 
 Every backbone the trainer offers is converted at a small input size with BatchNorm statistics
 calibrated on images (so activations keep their scale and a wrong layer would show), then run
-in Node through static/facepack/generic.js (tests/js_export/predict.mjs). WebGL is covered by
-tests/test_export_webgl.py in headless Chromium.
+in Node through static/facepack/generic.js (tests/js_export/predict.mjs), and on WebGL in
+headless Chromium (SwiftShader) through the same library.
 """
 
 import numpy as np
@@ -102,3 +102,76 @@ def test_mtcnn_equal_to_package_in_tfjs(tiny_bundle, backend, tmp_path):
         for k, (g, r) in enumerate(zip(outs, ref)):
             assert_close(g, r, f"{name}[{k}]/{backend}")
 
+
+
+# --- the same models in headless Chromium on WebGL (SwiftShader) -------------------------------------
+
+# WASM and CPU run the same TF.js kernels in Node (tests above); the browser adds WebGL.
+BROWSER_BACKENDS = ["webgl"]
+PAGE_JS = """
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '/facepack/backend.js';
+import { load } from '/facepack/generic.js';
+
+window.runCase = async (backend, bundleUrl, name, inputUrl, shape) => {
+  const active = await useBackend(backend);
+  const data = new Float32Array(await (await fetch(inputUrl)).arrayBuffer());
+  const net = await load(bundleUrl, name);
+  const out = net.predict({ data, shape });
+  const outs = Array.isArray(out) ? out : [out];
+  const result = { backend: active, shapes: outs.map((t) => t.shape), outputs: [] };
+  for (const t of outs) result.outputs.push(Array.from(await t.data()));
+  tf.dispose(outs);
+  net.dispose();
+  return result;
+};
+window.pageReady = true;
+"""
+
+
+def test_all_models_equal_in_browser_webgl(backbone_bundles, keypoint_bundle, tiny_bundle, tmp_path):
+    """Every backbone, the keypoint model and the MTCNN nets on WebGL in Chromium."""
+    import keras
+
+    from jsharness import chromium_page, chromium_ready, page_html, static_server, wait_for_global
+
+    ok, why = chromium_ready()
+    if not ok:
+        pytest.skip(why)
+    from facepack.models.beauty import split_for_gradcam
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    routes = {"/inputs/": inputs, "/bundles/kp/": keypoint_bundle[0], "/bundles/tiny/": tiny_bundle}
+    cases = []  # (bundle key, model name, input, expected outputs)
+
+    def add(key, name, x, expected):
+        path = inputs / f"{len(cases)}.f32"
+        np.ascontiguousarray(x, "<f4").tofile(path)
+        cases.append((key, name, path.name, list(x.shape), expected))
+
+    for backbone, (bundle, model) in backbone_bundles.items():
+        routes[f"/bundles/{backbone}/"] = bundle
+        features, _ = split_for_gradcam(keras, model)
+        x = image_probe(SIZE_PX, SIZE_PX, seed=21)
+        fmap = np.asarray(features(x))
+        add(backbone, "beauty_features", x, [fmap])
+        add(backbone, "beauty_head", fmap, [np.asarray(model(x))])
+    kx = image_probe(96, 96, seed=22)
+    add("kp", "keypoints", kx, [np.asarray(keypoint_bundle[1](kx))])
+    for net, (h, w, n) in {"pnet": (41, 33, 2), "rnet": (24, 24, 4), "onet": (48, 48, 3)}.items():
+        x = image_probe(h, w, seed=23, batch=n)
+        add("tiny", f"mtcnn_{net}", x, package_forward(net, x))
+
+    with static_server(routes, pages={"/export.html": page_html(PAGE_JS)}) as base, \
+            chromium_page(f"{base}/export.html", webgl=True) as page:
+        wait_for_global(page, "pageReady")
+        for backend in BROWSER_BACKENDS:
+            for key, name, file, shape, expected in cases:
+                res = page.evaluate("([b, u, n, i, s]) => window.runCase(b, u, n, i, s)",
+                                    [backend, f"{base}/bundles/{key}/", name, f"{base}/inputs/{file}", shape])
+                assert res["backend"] == backend, res["backend"]
+                assert len(res["outputs"]) == len(expected)
+                for k, (vals, shp, ref) in enumerate(zip(res["outputs"], res["shapes"], expected)):
+                    assert_close(np.asarray(vals, np.float32).reshape(shp), ref, f"{key}/{name}[{k}]/{backend} (browser)")
+        assert not [e for e in page.errors if "error" in e.lower()], page.errors
