@@ -141,10 +141,13 @@ function reportSetup(status) {
   }
   if (!status.models.present) {
     ok = false;
-    const missing = status.models.missing.slice(0, 4).join(', ');
-    addNotice('models-missing', 'error', `Model files are missing in `, code(`${status.models.dir}/`),
-      ` (${status.models.error || missing}). Build them with `, code(status.models.command),
-      ' (after training, or with the shipped models) and reload.');
+    const { missing } = status.models;
+    const what = missing.length
+      ? `missing: ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''}`
+      : status.models.error;
+    addNotice('models-missing', 'error', 'The models are not ready in ', code(`${status.models.dir}/`),
+      ` (${what}). Build them with `, code(status.models.command),
+      ' (after training, or from the shipped models) and reload.');
   }
   return ok;
 }

@@ -103,7 +103,8 @@ def page(browser, base_url):
     pg.errors = []
     pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
     pg.goto(f"{base_url}?backend=wasm")
-    wait_until(pg, "document.body.dataset.state === 'ready'")
+    wait_until(pg, "['ready', 'error'].includes(document.body.dataset.state)")
+    assert pg.evaluate("document.body.dataset.state") == "ready", message(pg)
     yield pg
     context.close()
 
@@ -272,7 +273,7 @@ def test_drop_a_photo(page, photos, python_results):
 
 
 # --- Bad inputs: a clear message each time, and the page keeps working ------------------------------
-def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(page, photos, python_results):
+def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(page, photos, python_results, artifacts_dir):
     outcome = choose(page, str(photos["text"]))
     assert (outcome["code"], outcome["kind"]) == ("not-image", "error")
     assert "notes.txt" in outcome["text"] and "not an image" in outcome["text"]
@@ -294,6 +295,7 @@ def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(page, photos, 
     py_two = python_results["two_faces"]["faces"]
     assert len(py_two) == 2
     assert outcome["code"] == "too-many-faces" and "More than 1 face" in outcome["text"]
+    page.screenshot(path=str(artifacts_dir / "page_too_many_faces.png"))
     result = last_result(page)
     assert result["more"] is True and len(result["faces"]) == 1
     assert_faces_match(result["faces"], py_two[:1])  # the one the detector is most sure of
@@ -364,16 +366,18 @@ def _open(browser, url):
     return context, pg
 
 
-def test_missing_models_name_the_command(browser, vendor_dir, tmp_path, photos):
+def test_missing_models_name_the_command(browser, vendor_dir, tmp_path, photos, artifacts_dir):
     httpd = _serve(_app_for(tmp_path / "no_models", vendor_dir))
     try:
         context, pg = _open(browser, f"http://127.0.0.1:{httpd.server_port}/")
         assert pg.evaluate("document.body.dataset.state") == "error"
         assert message(pg)["code"] == "models-missing"
         notice = pg.inner_text("[data-testid=notice-models-missing]")
-        assert "python convert/to_tfjs.py" in notice and "manifest.json" in notice
+        assert "python convert/to_tfjs.py" in notice and "missing: manifest.json" in notice
+        assert not pg.is_visible("#load")  # no download starts
         outcome = choose(pg, str(photos["astronaut"]))  # still answers, does not crash
         assert outcome["code"] == "models-missing"
+        pg.screenshot(path=str(artifacts_dir / "page_missing_models.png"))
         context.close()
     finally:
         httpd.shutdown()
