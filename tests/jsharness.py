@@ -238,23 +238,26 @@ def wait_for_global(page, name: str, timeout_ms: int = 240_000):
     return page.evaluate(f"() => window[{json.dumps(name)}]")
 
 
-@functools.lru_cache(maxsize=1)
-def js_numeric_literals() -> dict:
-    """{relative path: [(line number, literal text)]} of numeric literals in static/facepack code (comments stripped)."""
+_NUMBER = r"(?<![\w.$])(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?(?![\w$.])"
+
+
+def numeric_literals(source: str) -> list:
+    """[(line number, literal text)] of the numeric literals in JS ``source``, comments and strings excluded."""
     import re
 
-    out = {}
-    token = re.compile(r"(?<![\w.$])(\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?(?![\w$])")
-    for path in sorted(LIBRARY_DIR.rglob("*.js")):
-        text = path.read_text()
-        text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
-        found = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            code = re.sub(r"//.*$", "", line)
-            code = re.sub(r"'(?:\\.|[^'])*'|\"(?:\\.|[^\"])*\"|`(?:\\.|[^`])*`", "''", code)
-            found += [(lineno, m.group(0)) for m in token.finditer(code)]
-        out[str(path.relative_to(ROOT))] = found
-    return out
+    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), source, flags=re.S)
+    found = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        code = re.sub(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`(?:\\.|[^`\\])*`", "''", line)
+        code = re.sub(r"//.*$", "", code)
+        found += [(lineno, m.group(0)) for m in re.finditer(_NUMBER, code)]
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def js_numeric_literals() -> dict:
+    """{path relative to the repo: [(line, literal)]} for every .js file of static/facepack."""
+    return {str(path.relative_to(ROOT)): numeric_literals(path.read_text()) for path in sorted(LIBRARY_DIR.rglob("*.js"))}
 
 
 # --- Parity: models, photos, comparison (shared by test_parity_node/_browser, test_js_leaks) --

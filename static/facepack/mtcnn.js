@@ -46,6 +46,19 @@ async function runNet(net, kind, input) {
 }
 
 /**
+ * Whether P-Net gives a non-empty output map for an h x w level. With a large minFaceSize the
+ * package's pyramid reaches levels smaller than P-Net's receptive field, where the package
+ * raises (Keras: "The convolution operation resulted in an empty output"); such levels cannot
+ * hold a face, and here they give no proposals (the WASM kernels must never see them).
+ */
+export function pnetAccepts(pnet, h, w) {
+  if (h <= 0 || w <= 0) return false;
+  if (pnet.format !== 'layers-model') return true;
+  const shapes = pnet.model.computeOutputShape([1, h, w, 3]);
+  return (Array.isArray(shapes[0]) ? shapes : [shapes]).every((s) => s[1] > 0 && s[2] > 0);
+}
+
+/**
  * Stage 1 (mirrors StagePNet.__call__): P-Net over the AREA pyramid, per-scale NMS, NMS across
  * scales, squares.
  * @param {object} pnet loaded net
@@ -58,6 +71,7 @@ export async function proposeBoxes(pnet, image, p) {
   const perScale = [];
   for (const scale of scales) {
     const [h, w] = scaledShape(height, width, scale);
+    if (!pnetAccepts(pnet, h, w)) continue;
     const level = tf.tidy(() => tf.expandDims(areaResize(image, h, w), 0));
     let out;
     try {

@@ -1,0 +1,46 @@
+"""No tensor leaks in the JavaScript pipeline: tf.memory().numTensors is the same before and
+after analyze(), after 100 calls (faces, heatmaps on), after calls that find no face, and back
+to zero once the analyzer is disposed. Node, WASM backend (tests/js/analyze.mjs). The browser
+page is checked likewise in tests/test_parity_browser.py; each model set in tests/test_js_api.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jsharness import build_parity_bundle, node_ready, parity_photos, run_node, write_raw
+
+ok, why = node_ready()
+pytestmark = pytest.mark.skipif(not ok, reason=why)
+
+CALLS = 100
+
+
+@pytest.fixture(scope="module")
+def leak_run(tmp_path_factory, fixtures_dir):
+    models = build_parity_bundle(tmp_path_factory.getbasetemp() / "parity", fixtures_dir)
+    tmp = tmp_path_factory.mktemp("leaks")
+    photos = parity_photos(fixtures_dir, large=False)
+    face = np.ascontiguousarray(photos["astronaut"][0:256, 100:356])
+    images = [{**write_raw(face, tmp / "face.rgb", "face"), "options": {"heatmaps": True}},
+              {**write_raw(photos["gradient"], tmp / "gradient.rgb", "gradient")}]
+    return run_node("analyze.mjs", {"bundle": str(models["bundle"]), "backend": "wasm", "repeat": CALLS,
+                                    "images": images}, timeout=600)
+
+
+def test_calls_find_what_they_should(leak_run):
+    counts = {r["name"]: len(r["faces"]) for r in leak_run["results"]}
+    assert counts == {"face": 1, "gradient": 0}
+    assert all(len(r["runs_ms"]) == CALLS for r in leak_run["results"])
+
+
+def test_no_tensor_leaks_over_100_calls(leak_run):
+    t = leak_run["tensors"]
+    assert t["before"] > 0  # the models' weights
+    assert t["after_first"] == t["before"], t
+    assert t["after_all"] == t["before"], t
+
+
+def test_dispose_frees_every_tensor(leak_run):
+    assert leak_run["tensors"]["after_dispose"] == 0
