@@ -111,7 +111,7 @@ const page = {
   library: null, // the facepack module
   analyzer: null,
   analyzerReady: null, // Promise of the analyzer being built (or null)
-  requestedBackend: 'auto',
+  webgl: null, // 'WebGL 2' | 'WebGL 1' | null (probed once at start)
   source: null, // {canvas, imageData, label} of the photo shown
   lastResult: null,
   overlays: [], // heatmap overlays of lastResult's faces
@@ -199,19 +199,30 @@ function showProgress(loaded, total, count, files) {
   $('load-text').textContent = `${formatBytes(loaded)} of ${formatBytes(total)} (${count} of ${files} files)`;
 }
 
-/** 'WebGL 2' | 'WebGL 1' | null, probing a canvas and (as TF.js may use one) an OffscreenCanvas. */
-function webglSupport() {
+/**
+ * 'WebGL 2' | 'WebGL 1' | null, probing a canvas and (as TF.js may use one) an OffscreenCanvas.
+ * Probed once, before TF.js makes its own context; each probe context is released at once
+ * (browsers cap live WebGL contexts and drop the oldest).
+ */
+function probeWebgl() {
   const canvases = [document.createElement('canvas')];
   if (typeof OffscreenCanvas !== 'undefined') canvases.push(new OffscreenCanvas(1, 1));
   for (const [kind, label] of [['webgl2', 'WebGL 2'], ['webgl', 'WebGL 1']]) {
-    if (canvases.some((c) => c.getContext(kind))) return label;
+    for (const canvas of canvases) {
+      const gl = canvas.getContext(kind);
+      if (gl) {
+        gl.getExtension('WEBGL_lose_context')?.loseContext();
+        return label;
+      }
+    }
   }
   return null;
 }
 
 function showRuntime() {
+  page.webgl = probeWebgl();
   $('isolated').textContent = window.crossOriginIsolated ? 'yes (WASM threads allowed)' : 'no (single-threaded WASM)';
-  $('webgl').textContent = webglSupport() ?? 'unavailable';
+  $('webgl').textContent = page.webgl ?? 'unavailable';
 }
 
 /** Backend, WASM thread count and TF.js version, once an analyzer runs. */
@@ -236,12 +247,12 @@ async function showBackend(backend) {
 
 /** Build (or rebuild, for another backend) the analyzer, showing download progress. */
 async function buildAnalyzer(backend) {
-  page.requestedBackend = backend;
   if (page.analyzer) {
     page.analyzer.dispose();
     page.analyzer = null;
   }
   setState('loading');
+  $('load-label').textContent = 'Downloading models';
   showMessage('info', 'loading', `Loading the models on ${backend === 'auto' ? 'the best available backend' : backend}…`);
   const stop = trackDownloads(page.manifest, showProgress);
   try {
@@ -257,9 +268,9 @@ async function buildAnalyzer(backend) {
 function reportFallback(requested, used) {
   if (requested !== 'auto' && requested !== used) {
     addNotice('backend-fallback', 'warning', `The ${requested} backend is not available in this browser`,
-      requested === 'webgl' && !webglSupport() ? ' (WebGL unavailable)' : '', `; using ${used} instead.`);
+      requested === 'webgl' && !page.webgl ? ' (WebGL unavailable)' : '', `; using ${used} instead.`);
   } else if (requested === 'auto' && used !== 'webgl') {
-    addNotice('backend-fallback', 'info', `WebGL is ${webglSupport() ? 'not usable' : 'unavailable'} here; using ${used}.`);
+    addNotice('backend-fallback', 'info', `WebGL is ${page.webgl ? 'not usable' : 'unavailable'} here; using ${used}.`);
   } else {
     removeNotice('backend-fallback');
   }
@@ -270,7 +281,7 @@ async function startAnalyzer(backend) {
   const pending = buildAnalyzer(backend).catch((err) => {
     setState('error');
     showMessage('error', 'models-failed', `The models could not be loaded: ${err.message}. `,
-      'If files are missing, build them with ', code(page.status?.models.command ?? 'python convert/to_tfjs.py'), '.');
+      'If files are missing, build them with ', code(page.status.models.command), '.');
     return null;
   });
   page.analyzerReady = pending;
