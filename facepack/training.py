@@ -156,6 +156,9 @@ def make_callbacks(keras, run_dir: Path, history: History, phase: str, state: di
             seconds = time.perf_counter() - self._t0
             if state.get("nan"):
                 return
+            if state.get("stop_after") and epoch + 1 >= state["stop_after"]:
+                self.model.stop_training = True  # deterministic twin of --max-minutes
+                state["stopped_early"] = f"--stop-after reached after epoch {epoch + 1}"
             if state.get("deadline") and time.time() + seconds > state["deadline"]:
                 self.model.stop_training = True  # another epoch would overrun --max-minutes
                 state["stopped_early"] = f"--max-minutes reached after epoch {epoch + 1}"

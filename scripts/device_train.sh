@@ -14,7 +14,7 @@ while IFS='|' read -r name trainer args; do
   [ -n "$name" ] || continue
   ( python3 "training/train_$trainer.py" $args --runs "/tmp/runs/$name" > "$OUT/$name.log" 2>&1
     echo "$name exit $?" >> "$OUT/$name.log"
-    tar czf "$OUT/$name.tgz" -C /tmp/runs "$name" ) &
+    find "/tmp/runs/$name" -name "checkpoint*" -delete; tar czf "$OUT/$name.tgz" -C /tmp/runs "$name" ) &
   pids+=($!)
 done <<< "$JOBS"
 wait "${pids[@]}"

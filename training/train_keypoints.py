@@ -72,6 +72,8 @@ def parse_args(argv):
     p.add_argument("--distribute", action="store_true", help="data-parallel over all visible accelerators")
     p.add_argument("--runs", default=None, help="runs root (default: runs/)")
     p.add_argument("--max-minutes", type=float, help="stop training (then evaluate and save) before this wall time")
+    p.add_argument("--stop-after", type=int, metavar="EPOCHS",
+                   help="stop after this many epochs, the learning-rate schedule still planned for --epochs")
     p.add_argument("--max-train", type=int, help="use at most this many training faces (quick trials)")
     return p.parse_args(argv)
 
@@ -84,6 +86,7 @@ def resolve_config(args) -> dict:
     cfg = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in preset.items()}
     cfg["n_synthetic"] = args.n_synthetic or preset.get("n_synthetic", SYNTHETIC["n_synthetic"])
     cfg["max_minutes"] = args.max_minutes
+    cfg["stop_after"] = args.stop_after
     for key in ("epochs", "batch_size", "width"):
         if cfg[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {cfg[key]}")
@@ -247,7 +250,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
             model.load_weights(run_dir / "checkpoint.weights.h5")
             print(f"--resume: {done} epoch(s) already done in {run_dir}")
         compile_model(keras, model, cfg, steps)
-        state: dict = {"deadline": deadline}
+        state: dict = {"deadline": deadline, "stop_after": cfg.get("stop_after")}
         if done < cfg["epochs"]:
             model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=cfg["epochs"],
                       callbacks=training.make_callbacks(keras, run_dir, history, "full", state),
@@ -275,6 +278,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
         "metrics": metrics, "args": dict(cfg), "versions": training.versions(),
         "seconds_per_epoch": float(np.median(epoch_secs)) if epoch_secs else None,
         "train_seconds": train_seconds,
+        "epochs_done": len(history.rows),
         "throughput": {"input_pipeline_images_per_s": d["pipeline_ips"](),
                        "training_images_per_s": (d["n_train"] / float(np.median(epoch_secs))) if epoch_secs else None},
     }
