@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { runModel } from './io.js';
-import { areaResize } from './ops/area_resize.js';
+import { areaResizePixels } from './ops/area_resize.js';
 import {
   adjustBoxes, adjustLandmarks, buildScalePyramid, generateBoundingBoxes, limitBoxes, patchBoxes,
   pickMatches, replaceScores, resizeToSquare, scaledShape, upscaleBoxes,
@@ -66,13 +66,14 @@ export function pnetAccepts(pnet, h, w) {
  * @param {object} p detector parameters (options.js:detectorParams)
  */
 export async function proposeBoxes(pnet, image, p) {
-  const [height, width] = image.shape;
+  const [height, width, channels] = image.shape;
   const scales = buildScalePyramid(width, height, p.minFaceSize, p.scaleFactor, p.minSize);
+  const pixels = scales.length ? await image.data() : null;
   const perScale = [];
   for (const scale of scales) {
     const [h, w] = scaledShape(height, width, scale);
     if (!pnetAccepts(pnet, h, w)) continue;
-    const level = tf.tidy(() => tf.expandDims(areaResize(image, h, w), 0));
+    const level = tf.tensor4d(areaResizePixels(pixels, height, width, channels, h, w), [1, h, w, channels]);
     let out;
     try {
       out = await runNet(pnet, 'pnet', level);

@@ -15,7 +15,7 @@ import { cropBoxToTf, cropSquares, cropToImage, detectorToPointsBox, faceSquare,
 import { upsampleGrid } from '../../static/facepack/gradcam.js';
 import { detectSize, resizeForDetection } from '../../static/facepack/input.js';
 import { extractPatches } from '../../static/facepack/mtcnn.js';
-import { areaResize, areaWeights } from '../../static/facepack/ops/area_resize.js';
+import { areaResizePixels, areaWeights } from '../../static/facepack/ops/area_resize.js';
 import * as B from '../../static/facepack/ops/boxes.js';
 import { nms } from '../../static/facepack/ops/nms.js';
 
@@ -34,7 +34,10 @@ async function flat(t) {
 
 const OPS = {
   areaWeights: (c) => Array.from(areaWeights(c.in, c.out)),
-  areaResize: (c) => { const x = image(c.image); const y = areaResize(x, c.out[0], c.out[1]); x.dispose(); return flat(y); },
+  areaResize: (c) => {
+    const [h, w, ch] = c.image.shape;
+    return { data: Array.from(areaResizePixels(Float32Array.from(c.image.data), h, w, ch, c.out[0], c.out[1])), shape: [c.out[0], c.out[1], ch] };
+  },
   pyramid: (c) => {
     const scales = B.buildScalePyramid(c.width, c.height, c.minFaceSize, c.scaleFactor, c.minSize);
     return { scales, shapes: scales.map((s) => B.scaledShape(c.height, c.width, s)) };

@@ -1,58 +1,95 @@
 /**
- * Exact AREA resize (TF.js has none), as two small matrix products.
+ * Exact AREA resize (TF.js has none).
  *
  * Mirrors tf.image.resize(method="area") == tensorflow/core/kernels/image/resize_area_op.cc with
  * align_corners=false, which the `mtcnn` package uses for its P-Net pyramid
  * (mtcnn/utils/images.py:scale_images). Along one axis, output cell o covers input cells
  * [o * s, (o + 1) * s) with s = in / out (float32 arithmetic, as in the kernel); each input cell
- * contributes its overlap length. The 2-D resize is separable: out = A_h @ img @ A_w^T.
- * Twin: tests/test_js_ops.py compares it with tf.image.resize.
+ * contributes its overlap length / s. The 2-D resize is separable: out = A_h @ img @ A_w^T, with
+ * A the per-axis overlap matrices (areaWeights). As A is banded (each output cell touches about
+ * s + 1 input cells) the product is computed as two sparse passes over the pixels on the CPU
+ * (areaResizePixels): far cheaper than dense matmuls (1.4 s -> ~0.05 s for a 1024 x 817 pyramid
+ * in WASM) and summed in float64. Twin: tests/test_js_ops.py compares with tf.image.resize.
  */
-import * as tf from '@tensorflow/tfjs';
 
 const f32 = Math.fround;
 
 /**
- * Overlap-weight matrix of one axis, row-major [outSize, inSize], rows summing to 1.
+ * Overlap taps of one axis: for each output cell, the input cells it covers and their weights
+ * (overlap / scale, summing to 1).
  * @param {number} inSize input length (pixels)
  * @param {number} outSize output length (pixels)
- * @returns {Float32Array}
+ * @returns {{index: Int32Array, weight: Float64Array}[]}
  */
-export function areaWeights(inSize, outSize) {
+export function areaTaps(inSize, outSize) {
   if (!(Number.isInteger(inSize) && inSize > 0 && Number.isInteger(outSize) && outSize > 0)) {
-    throw new Error(`areaWeights: sizes must be positive integers, got in=${inSize} out=${outSize}`);
+    throw new Error(`area resize: sizes must be positive integers, got in=${inSize} out=${outSize}`);
   }
   const scale = f32(inSize / outSize);
-  const weights = new Float64Array(outSize * inSize);
+  const taps = [];
   for (let o = 0; o < outSize; o++) {
     const start = f32(o * scale);
     const stop = f32((o + 1) * scale);
-    for (let i = Math.floor(start); i < Math.ceil(stop); i++) {
+    const first = Math.floor(start);
+    const last = Math.ceil(stop);
+    const byIndex = new Map();
+    for (let i = first; i < last; i++) {
       let overlap;
       if (i < start) overlap = i + 1 > stop ? scale : f32(i + 1 - start);
       else overlap = i + 1 > stop ? f32(stop - i) : 1;
       const col = Math.min(i, inSize - 1); // the kernel's BoundIfNeeded
-      weights[o * inSize + col] += overlap / scale;
+      byIndex.set(col, (byIndex.get(col) ?? 0) + overlap / scale);
     }
+    taps.push({ index: Int32Array.from(byIndex.keys()), weight: Float64Array.from(byIndex.values()) });
   }
-  return Float32Array.from(weights);
+  return taps;
 }
 
 /**
- * AREA-resize an [H, W, C] float32 tensor to [outH, outW, C]. Returns a new tensor (caller disposes).
- * @param {tf.Tensor3D} image
- * @param {number} outH
- * @param {number} outW
- * @returns {tf.Tensor3D}
+ * Dense overlap matrix of one axis, row-major [outSize, inSize] (A_h or A_w above).
+ * @returns {Float32Array}
  */
-export function areaResize(image, outH, outW) {
-  const [h, w, c] = image.shape;
-  return tf.tidy(() => {
-    const ah = tf.tensor2d(areaWeights(h, outH), [outH, h]);
-    const aw = tf.tensor2d(areaWeights(w, outW), [outW, w]);
-    const rows = tf.matMul(ah, tf.reshape(image, [h, w * c])); // [outH, W*C]
-    const cols = tf.reshape(tf.transpose(tf.reshape(rows, [outH, w, c]), [1, 0, 2]), [w, outH * c]);
-    const out = tf.matMul(aw, cols); // [outW, outH*C]
-    return tf.transpose(tf.reshape(out, [outW, outH, c]), [1, 0, 2]);
+export function areaWeights(inSize, outSize) {
+  const m = new Float32Array(outSize * inSize);
+  areaTaps(inSize, outSize).forEach(({ index, weight }, o) => {
+    index.forEach((i, k) => { m[o * inSize + i] = weight[k]; });
   });
+  return m;
+}
+
+/**
+ * AREA-resize row-major [h, w, c] pixels to [outH, outW, c].
+ * @param {Float32Array|Uint8Array} data
+ * @returns {Float32Array}
+ */
+export function areaResizePixels(data, h, w, c, outH, outW) {
+  if (data.length !== h * w * c) throw new Error(`area resize: expected ${h * w * c} values for ${h}x${w}x${c}, got ${data.length}`);
+  const rowTaps = areaTaps(h, outH);
+  const colTaps = areaTaps(w, outW);
+  const rowStride = w * c;
+  // Pass 1: rows. tmp[y] = sum_i A_h[y, i] * data[i]
+  const tmp = new Float64Array(outH * rowStride);
+  for (let y = 0; y < outH; y++) {
+    const { index, weight } = rowTaps[y];
+    const dst = y * rowStride;
+    for (let k = 0; k < index.length; k++) {
+      const src = index[k] * rowStride;
+      const wk = weight[k];
+      for (let j = 0; j < rowStride; j++) tmp[dst + j] += wk * data[src + j];
+    }
+  }
+  // Pass 2: columns. out[y, x] = sum_j A_w[x, j] * tmp[y, j]
+  const out = new Float32Array(outH * outW * c);
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      const { index, weight } = colTaps[x];
+      const dst = (y * outW + x) * c;
+      for (let ch = 0; ch < c; ch++) {
+        let sum = 0;
+        for (let k = 0; k < index.length; k++) sum += weight[k] * tmp[y * rowStride + index[k] * c + ch];
+        out[dst + ch] = sum;
+      }
+    }
+  }
+  return out;
 }
