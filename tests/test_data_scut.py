@@ -193,3 +193,8 @@ def test_fingerprint_is_order_free_and_label_sensitive(release):
     changed[0] = type(changed[0])(changed[0].path, changed[0].score + 0.1)
     assert dataset_fingerprint(changed) != fp
     assert dataset_fingerprint(d.test) != fp
+
+
+def test_labels_file_as_root(reduced):
+    d = load_scut(reduced / "train.txt")
+    assert d.root == reduced and len(d.train) == N and d.split == "train.txt"

@@ -157,6 +157,7 @@ def load_scut(root, split: str = "60-40", labels=None, skip_bad: bool = False,
               verify: str = "header") -> BeautyData:
     """Load SCUT-FBP5500 (release or reduced layout) into train/test sample lists.
 
+    root: the dataset folder (or its parent, or a labels file next to ``Images/``).
     split: "60-40" or "cv1".."cv5" (release layout). The reduced layout has no test split: all
     rows go to ``train`` and ``test`` is empty (the trainer holds out a validation part).
     labels: a labels file to use instead (all rows in ``train``), for either layout.
@@ -167,6 +168,8 @@ def load_scut(root, split: str = "60-40", labels=None, skip_bad: bool = False,
         raise ValueError(f"--split must be one of {list(SPLITS)}, got {split!r}")
     if verify not in ("header", "decode"):
         raise ValueError(f"verify must be 'header' or 'decode', got {verify!r}")
+    if Path(root).is_file() and labels is None:  # --data pointing at a labels file next to Images/
+        root, labels = Path(root).parent, Path(root)
     root = find_root(root)
     layout = detect_layout(root)
     image_dir = root / "Images"
