@@ -8,11 +8,11 @@ Usage::
 The page (static/index.html) maps the bare specifiers that facepack's ES modules import to these
 copies with an import map:
 
-    "@tensorflow/tfjs"              -> /vendor/tf.fesm.min.js   (the union bundle: core + webgl + cpu + layers + converter)
-    "@tensorflow/tfjs-core"         -> /vendor/tf.fesm.min.js   (the WASM backend imports core: it must be the
+    "@tensorflow/tfjs"              -> /vendor/tf.fesm.js   (the union bundle: core + webgl + cpu + layers + converter)
+    "@tensorflow/tfjs-core"         -> /vendor/tf.fesm.js   (the WASM backend imports core: it must be the
                                                                  same module instance, or it registers itself
                                                                  with a second, unused engine)
-    "@tensorflow/tfjs-backend-wasm" -> /vendor/tf-backend-wasm.fesm.min.js
+    "@tensorflow/tfjs-backend-wasm" -> /vendor/tf-backend-wasm.fesm.js
     "fs", "path", "os", "perf_hooks", "worker_threads"
                                     -> /vendor/node-builtin-stub.js (Emscripten's Node-only code paths; the
                                                                  package's "browser" field maps them to false)
@@ -39,8 +39,8 @@ COMMAND = "python scripts/vendor_tfjs.py"
 
 # (npm package, file inside the package, name under static/vendor/)
 VENDOR_FILES = (
-    ("@tensorflow/tfjs", "dist/tf.fesm.min.js", "tf.fesm.min.js"),
-    ("@tensorflow/tfjs-backend-wasm", "dist/tf-backend-wasm.fesm.min.js", "tf-backend-wasm.fesm.min.js"),
+    ("@tensorflow/tfjs", "dist/tf.fesm.js", "tf.fesm.js"),
+    ("@tensorflow/tfjs-backend-wasm", "dist/tf-backend-wasm.fesm.js", "tf-backend-wasm.fesm.js"),
     ("@tensorflow/tfjs-backend-wasm", "dist/tfjs-backend-wasm.wasm", "tfjs-backend-wasm.wasm"),
     ("@tensorflow/tfjs-backend-wasm", "dist/tfjs-backend-wasm-simd.wasm", "tfjs-backend-wasm-simd.wasm"),
     ("@tensorflow/tfjs-backend-wasm", "dist/tfjs-backend-wasm-threaded-simd.wasm",

@@ -134,7 +134,7 @@ def test_csp_hash_follows_the_served_html(tmp_path, site):
 @pytest.mark.parametrize("method,path,status", [
     ("GET", "/", 200), ("GET", "/app.js", 200), ("GET", "/app.css", 200),
     ("GET", "/models/manifest.json", 200), ("GET", f"/models/{SHARD}", 200),
-    ("GET", "/vendor/tf.fesm.min.js", 200), ("GET", "/vendor/tfjs-backend-wasm-simd.wasm", 200),
+    ("GET", "/vendor/tf.fesm.js", 200), ("GET", "/vendor/tfjs-backend-wasm-simd.wasm", 200),
     ("GET", "/api/status", 200), ("GET", "/no-such-file.js", 404), ("POST", "/", 405),
     ("HEAD", "/app.js", 200),
 ])
@@ -153,7 +153,7 @@ def test_security_headers_on_every_response(client, method, path, status):
     ("/", "text/html"),
     ("/app.js", "text/javascript"),
     ("/app.css", "text/css"),
-    ("/vendor/tf.fesm.min.js", "text/javascript"),
+    ("/vendor/tf.fesm.js", "text/javascript"),
     ("/vendor/tfjs-backend-wasm.wasm", "application/wasm"),
     ("/vendor/tfjs-backend-wasm-threaded-simd.wasm", "application/wasm"),
     ("/vendor/vendor.json", "application/json"),
@@ -185,7 +185,7 @@ def test_weight_shards_are_immutable_with_an_etag(client, site):
 
 
 @pytest.mark.parametrize("path", ["/models/manifest.json", f"/models/{MODEL_JSON}", "/", "/app.js",
-                                  "/vendor/tf.fesm.min.js"])
+                                  "/vendor/tf.fesm.js"])
 def test_json_and_page_files_revalidate(client, path):
     response = client.get(path)
     assert response.headers["Cache-Control"] == "no-cache"
@@ -323,7 +323,7 @@ def test_status_names_the_commands_when_files_are_missing(tmp_path):
     assert status["models"]["missing"] == ["manifest.json"]
     assert status["models"]["command"] == "python convert/to_tfjs.py"
     assert status["vendor"]["present"] is False
-    assert "tf.fesm.min.js" in status["vendor"]["missing"] and "vendor.json" in status["vendor"]["missing"]
+    assert "tf.fesm.js" in status["vendor"]["missing"] and "vendor.json" in status["vendor"]["missing"]
     assert status["vendor"]["command"] == "python scripts/vendor_tfjs.py"
     assert str(tmp_path) not in json.dumps(status["models"]["missing"])
 
@@ -359,9 +359,9 @@ def test_every_import_map_target_is_vendored_and_served(client):
 
 
 def test_import_map_covers_the_wasm_backend_imports(site):
-    source = (site["vendor"] / "tf-backend-wasm.fesm.min.js").read_text()
-    imported = set(re.findall(r'(?:from|import)\s*"([^"./][^"]*)"', source))
-    assert imported, "expected bare imports in tf-backend-wasm.fesm.min.js"
+    source = (site["vendor"] / "tf-backend-wasm.fesm.js").read_text()
+    imported = set(re.findall(r'''(?:from|import)\s*["']([^"'./][^"']*)["']''', source))
+    assert imported, "expected bare imports in tf-backend-wasm.fesm.js"
     mapped = set(server.import_map_targets((ROOT / "static" / "index.html").read_text()))
     assert imported <= mapped, f"unmapped bare imports: {sorted(imported - mapped)}"
 
