@@ -412,3 +412,19 @@ def test_webgl_unavailable_falls_back(playwright, base_url, photos, python_resul
         assert_faces_match(last_result(pg)["faces"], python_results["astronaut"]["faces"])
     finally:
         no_gl.close()
+
+
+def test_camera_refused_is_explained(playwright, base_url):
+    args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]  # nobody says yes
+    refusing = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        pg = refusing.new_page()
+        pg.goto(f"{base_url}?backend=wasm")
+        wait_until(pg, "['ready', 'error'].includes(document.body.dataset.state)")
+        before = message(pg)["seq"]
+        pg.click("#camera-button")
+        outcome = settle(pg, before)
+        assert (outcome["code"], outcome["kind"]) == ("camera-denied", "error"), outcome
+        assert pg.get_attribute("#camera-button", "aria-pressed") == "false"
+    finally:
+        refusing.close()
