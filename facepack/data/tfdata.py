@@ -320,7 +320,8 @@ def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: 
             seeds = tf.random.experimental.stateless_split(tf.cast(seed_pair, tf.int64), 3)
             if jitter:
                 j = tf.random.stateless_uniform([3], seeds[0], -1.0, 1.0)
-                cx, cy = x0 + side / 2 + KEYPOINT_SHIFT_JITTER * side * j[1], y0 + side / 2 + KEYPOINT_SHIFT_JITTER * side * j[2]
+                cx = x0 + side / 2 + KEYPOINT_SHIFT_JITTER * side * j[1]
+                cy = y0 + side / 2 + KEYPOINT_SHIFT_JITTER * side * j[2]
                 side = side * (1.0 + KEYPOINT_SCALE_JITTER * j[0])
                 x0, y0 = cx - side / 2, cy - side / 2
             if mirror:
