@@ -75,6 +75,9 @@ def test_float32_parity_is_recorded_and_tight(manifest):
         assert entry["precision"] == "float32"
         assert p["criterion"] == "max_abs_diff" and p["max_abs_diff"] <= p["tolerance"] <= 1e-2, name
         assert p["probe"]
+    for name in ("beauty_features", "beauty_head"):
+        p = manifest["models"][name]["parity"]
+        assert p["score_change_points"] <= p["score_tolerance_points"] == bundle_mod.SCORE_TOL_POINTS["float32"]
 
 
 def test_schema_rejects_broken_manifests(manifest):
@@ -190,6 +193,16 @@ def test_quantized_sizes_and_bounded_changes(quantized, q):
     p = small["parity"]
     assert p["criterion"] == "rel_rms" and 0 < p["rel_rms"] <= p["tolerance"]
     assert p["max_abs_diff"] > full["parity"]["max_abs_diff"]  # quantisation does change outputs
+
+
+def test_quantized_beauty_score_change_is_checked(untrained_runs, tmp_path, monkeypatch):
+    m = build_bundle(tmp_path / "ok", beauty_run=untrained_runs["beauty"], models=["beauty"], quantize="uint8", log=None)
+    p = m["models"]["beauty_head"]["parity"]
+    assert p["score_change_points"] <= p["score_tolerance_points"] == bundle_mod.SCORE_TOL_POINTS["uint8"]
+    monkeypatch.setitem(bundle_mod.SCORE_TOL_POINTS, "uint8", -1.0)
+    with pytest.raises(ParityError, match=r"beauty model \(uint8\): the exported expected score differs"):
+        build_bundle(tmp_path / "bad", beauty_run=untrained_runs["beauty"], models=["beauty"], quantize="uint8", log=None)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_mtcnn_stays_float32_when_quantizing(tmp_path):

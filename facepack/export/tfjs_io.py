@@ -6,15 +6,22 @@ TF Decision Forests and JAX, several seconds).
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-# --quantize value -> tensorflowjs quantization_dtype_map (None: float32 weights)
-QUANTIZE = {"none": None, "float16": {"float16": True}, "uint8": {"uint8": True}}
+# --quantize value -> the tensorflowjs quantisation dtype (None: float32 weights)
+QUANTIZE = {"none": None, "float16": "float16", "uint8": "uint8"}
+# Only weight tensors with at least this many elements are quantised (conv/dense kernels: ~95%
+# of the bytes). Small tensors stay float32: BatchNorm statistics in particular, whose per-tensor
+# uint8 range would round small variances to ~0 and blow up the error downstream.
+QUANT_MIN_ELEMENTS = 4096
 PRECISION = {"none": "float32", "float16": "float16", "uint8": "uint8"}
 MODEL_JSON = "model.json"
 
@@ -34,16 +41,36 @@ def check_quantize(quantize: str) -> str:
     return quantize
 
 
+def weight_specs(folder: str | Path) -> list[dict]:
+    """[{name, shape, dtype, quantization?}] of a written model.json's weights."""
+    manifest = json.loads((Path(folder) / MODEL_JSON).read_text())["weightsManifest"]
+    return [w for group in manifest for w in group["weights"]]
+
+
+def _save(tfjs, model, folder: Path, dtype_map) -> None:
+    with warnings.catch_warnings():  # tensorflowjs saves via a temporary HDF5 file ("legacy format")
+        warnings.simplefilter("ignore", UserWarning)
+        tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=dtype_map)
+    if not (folder / MODEL_JSON).is_file():
+        raise RuntimeError(f"tensorflowjs wrote no {MODEL_JSON} into {folder}")
+
+
 def save_layers_model(model, folder: str | Path, quantize: str = "none") -> Path:
-    """Write ``model`` (tf_keras) to ``folder``/model.json + weight shards; returns the folder."""
+    """Write ``model`` (tf_keras) to ``folder``/model.json + weight shards; returns the folder.
+
+    Quantised: written once in float32 to learn the converter's weight names, then again with
+    the weights of >= QUANT_MIN_ELEMENTS elements mapped to the quantisation dtype.
+    """
     tfjs = _tensorflowjs()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # tensorflowjs saves via a temporary HDF5 file ("legacy format")
-        warnings.simplefilter("ignore", UserWarning)
-        tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=QUANTIZE[check_quantize(quantize)])
-    if not (folder / MODEL_JSON).is_file():
-        raise RuntimeError(f"tensorflowjs wrote no {MODEL_JSON} into {folder}")
+    _save(tfjs, model, folder, None)
+    dtype = QUANTIZE[check_quantize(quantize)]
+    if dtype is not None:
+        names = [w["name"] for w in weight_specs(folder) if int(np.prod(w["shape"])) >= QUANT_MIN_ELEMENTS]
+        shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        _save(tfjs, model, folder, {dtype: [glob.escape(n) for n in names]} if names else None)
     return folder
 
 
