@@ -15,9 +15,10 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from facepack.data.images import load_rgb
-from jsharness import (JS_DIR, assert_parity, build_parity_bundle, chromium_page, chromium_ready, compare_faces,
+from jsharness import (BOX_IOU_MIN, DETECT_SCORE_TOL, JS_DIR, LANDMARK_TOL_PX, assert_parity, build_parity_bundle, chromium_page, chromium_ready, compare_faces,
                        exif_rotated_bytes, node_ready, page_html, parity_photos, python_reference, static_server,
                        wait_for_global, write_raw)
 
@@ -50,6 +51,7 @@ def served(parity_models, fixtures_dir, tmp_path_factory):
                        "options": {"heatmaps": True}})
     upright = photos["astronaut"][:, 40:440]
     (data / f"{EXIF_NAME}.jpg").write_bytes(exif_rotated_bytes(upright, "JPEG"))
+    Image.fromarray(photos["astronaut_face"]).save(data / "astronaut_face.png")
     images.append({"name": EXIF_NAME, "url": f"/data/{EXIF_NAME}.jpg", "blob": True, "options": {"heatmaps": True}})
     pages = {"/index.html": page_html((JS_DIR / "page.js").read_text())}
     with static_server({"/data/": data, "/models/": parity_models["bundle"]}, pages) as url:
@@ -119,6 +121,23 @@ def test_browser_wasm_equals_python(name, wasm_run, python_results, artifacts_di
     py = python_results[name]
     assert js["image"] == py["image"]
     assert_parity(name, report[name]["errors"], py["faces"], js["faces"])
+
+
+def test_every_browser_input_kind_gives_the_same_faces(served, python_results):
+    """Blob, HTMLImageElement, ImageBitmap, canvas, ImageData and {data, width, height} (RGBA) of one
+    PNG: the same pixels, so the same detections (and the Python reference's)."""
+    url, _, _, _ = served
+    with chromium_page(url + "/index.html") as page:
+        wait_for_global(page, "pageReady")
+        out = page.evaluate("([b, u]) => window.inputKinds(b, u)", ["/models", "/data/astronaut_face.png"])
+    assert out["leaked"] == 0
+    reference = [{k: f[k] for k in ("box", "score", "landmarks5")} for f in python_results["astronaut_face"]["faces"]]
+    assert len(reference) == 1
+    for kind, faces in out["faces"].items():
+        assert faces == out["faces"]["raw_rgba"], f"{kind} differs from the raw RGBA pixels"
+    err = compare_faces(reference, out["faces"]["image"])
+    assert err["count_js"] == 1 and err["box_iou_min"] >= BOX_IOU_MIN and err["landmark_px"] <= LANDMARK_TOL_PX, err
+    assert err["score_abs"] <= DETECT_SCORE_TOL, err
 
 
 def test_browser_webgl_equals_python(served, python_results, artifacts_dir):

@@ -39,4 +39,30 @@ window.decodeBlob = async (url) => {
   }
 };
 
+// Every browser input kind of one PNG -> {kind: faces}; pixels should be identical for all.
+window.inputKinds = async (bundle, url) => {
+  const analyzer = await createFaceAnalyzer({ modelUrl: bundle, backend: 'wasm', models: ['detector'] });
+  const blob = await (await fetch(url)).blob();
+  const img = new Image();
+  img.src = URL.createObjectURL(blob);
+  await img.decode();
+  const bitmap = await createImageBitmap(blob);
+  const canvas = document.createElement('canvas');
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(img, 0, 0);
+  const imageData = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const inputs = {
+    blob, image: img, bitmap, canvas, imagedata: imageData,
+    raw_rgba: { data: imageData.data, width: imageData.width, height: imageData.height },
+  };
+  const before = tf.memory().numTensors;
+  const faces = {};
+  for (const [kind, input] of Object.entries(inputs)) faces[kind] = (await analyzer.analyze(input)).faces;
+  const after = tf.memory().numTensors;
+  analyzer.dispose();
+  return { faces, leaked: after - before };
+};
+
 window.pageReady = true;
