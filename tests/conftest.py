@@ -58,6 +58,11 @@ def make_untrained_run(kind: str, out_dir: Path, *, backbone: str | None = None,
     info.update({"synthetic": True, "untrained": True,
                  "dataset": {"name": "none (untrained test model)", "terms": "n/a", "synthetic": True},
                  "metrics": {}, "args": {}, "versions": {"keras": keras.__version__}})
+    # Untrained BatchNorm statistics shrink activations to ~1e-12 (flat scores, degenerate
+    # Grad-CAM): calibrate them on fixture crops so the model behaves like a trained one.
+    from jsharness import _calibration_crops, calibrate_batchnorm
+
+    calibrate_batchnorm(model, _calibration_crops(FIXTURES, input_size))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / "model.keras")

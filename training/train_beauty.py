@@ -57,7 +57,7 @@ DEFAULTS = {
 }
 SYNTHETIC = {  # a fresh machine with no dataset: train something small, fast, that really learns
     "backbone": "mobilenet_v2", "input_size": 64, "weights": "none", "head_epochs": 0,
-    "epochs": 12, "batch_size": 32, "lr": 0.03, "n_synthetic": 400,
+    "epochs": 15, "batch_size": 32, "lr": 0.03, "label_sigma": 3.0, "n_synthetic": 600,
 }
 
 
