@@ -8,9 +8,9 @@ Examples:
   python convert/to_tfjs.py --model my.keras --name mynet --npm   # your own Keras 3 model
 
 Every model is written with the tensorflowjs converter as a TF.js layers model (model.json +
-weight shards), read back and compared with the Keras model on a probe batch; the max abs
-difference is recorded in manifest.json and the conversion fails if it exceeds the tolerance
-for the precision. The bundle is written to a temporary folder and swapped in only when
+weight shards), read back and compared with the Keras model on a probe batch, then run in TF.js itself (Node,
+WASM backend) on the same batch; the max abs differences are recorded in manifest.json and the
+conversion fails if one exceeds the tolerance for the precision. The bundle is written to a temporary folder and swapped in only when
 complete: a failed conversion leaves the previous bundle untouched. The work is done by
 facepack.export; this file only parses arguments.
 """
@@ -57,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"also build the npm package in DIR (default {DEFAULT_NPM.relative_to(ROOT)}/) and pack it")
     p.add_argument("--npm-name", default=None, help="npm package name (default facepack, or NAME with --model)")
     p.add_argument("--npm-version", default="0.1.0", help="npm package version (default 0.1.0)")
+    p.add_argument("--no-node-check", action="store_true",
+                   help="skip running every converted model in TF.js under Node (WASM backend) and comparing it "
+                        "with Keras (on by default; needs node and node_modules)")
     p.add_argument("--no-pack", action="store_true", help="with --npm: skip `npm pack` (no tarball)")
     return p.parse_args(argv)
 
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
     try:
         build_bundle(out, beauty_run=args.beauty, keypoints_run=args.keypoints, quantize=args.quantize,
                      models=args.only, runs_root=args.runs_root, user_model=args.model, user_name=args.name,
-                     keep_others=bool(args.only), log=main_log)
+                     keep_others=bool(args.only), node_check=not args.no_node_check, log=main_log)
         if args.npm is not None:
             from facepack.export.npm import build_npm_package
 

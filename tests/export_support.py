@@ -3,20 +3,17 @@
 ``calibrated_run``: an untrained run whose BatchNorm statistics are set from a probe batch, so
 activations keep a unit scale through the network (a freshly initialised backbone shrinks them
 towards 0, which would make any parity check pass trivially).
-``run_node``: run exported models in Node on one TF.js backend (tests/js_export/predict.mjs).
+``run_node``: run exported models in Node on one TF.js backend (facepack/export/node_check.mjs).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-PREDICT_MJS = ROOT / "tests" / "js_export" / "predict.mjs"
 NODE = shutil.which("node")
 
 
@@ -75,19 +72,7 @@ def calibrated_run(kind: str, out_dir: Path, **kwargs) -> Path:
 
 
 def run_node(bundle: Path, backend: str, requests: list[tuple[str, np.ndarray]], work: Path) -> list[list[np.ndarray]]:
-    """Outputs of each (model name, input batch) in Node on ``backend``; raises with Node's stderr."""
-    work.mkdir(parents=True, exist_ok=True)
-    reqs = []
-    for i, (name, x) in enumerate(requests):
-        path = work / f"in_{i}.f32"
-        np.ascontiguousarray(x, dtype="<f4").tofile(path)
-        reqs.append({"name": name, "input": str(path), "shape": list(x.shape)})
-    job = work / "job.json"
-    job.write_text(json.dumps({"requests": reqs, "out": str(work)}))
-    proc = subprocess.run([NODE, str(PREDICT_MJS), str(bundle), backend, str(job)], capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
-    if proc.returncode != 0:
-        raise RuntimeError(f"node {backend} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads((work / "result.json").read_text())
-    assert result["backend"] == backend
-    return [[np.fromfile(f, "<f4").reshape(s) for f, s in zip(r["files"], r["shapes"])] for r in result["results"]]
+    """Outputs of each (model name, input batch) in Node on ``backend`` (facepack/export/node_check.mjs)."""
+    from facepack.export.node_check import run_node as _run_node
+
+    return _run_node(bundle, backend, requests, work)

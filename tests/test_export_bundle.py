@@ -261,3 +261,33 @@ def test_cli_user_model(tmp_path):
     assert list(m["models"]) == ["mine"]
     assert m["models"]["mine"]["parity"]["max_abs_diff"] <= 1e-5
     assert any("hard_sigmoid" in n for n in m["models"]["mine"]["bridge_notes"])
+
+
+# --- TF.js check in Node -------------------------------------------------------------------------
+
+@pytest.mark.node
+def test_node_check_records_tfjs_parity(untrained_runs, tmp_path):
+    from facepack.export.node_check import node_available
+
+    ok, why = node_available()
+    if not ok:
+        pytest.skip(why)
+    m = build_bundle(tmp_path / "m", keypoints_run=untrained_runs["keypoints"], models=["keypoints", "mtcnn"],
+                     node_check=True, log=None)
+    for name, entry in m["models"].items():
+        tfjs = entry["parity"]["tfjs"]
+        assert tfjs["backend"] == "wasm" and tfjs["max_abs_diff"] <= entry["parity"]["tolerance"], name
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["models"]["keypoints"]["parity"]["tfjs"]
+
+
+def test_node_check_failure_keeps_old_bundle(old_bundle, untrained_runs, monkeypatch):
+    from facepack.export import node_check
+
+    before = snapshot(old_bundle)
+    monkeypatch.setattr(node_check, "node_available", lambda: (True, ""))
+    monkeypatch.setattr(node_check, "run_node", lambda bundle, backend, requests, work:
+                        [[np.full((x.shape[0], 136), 7.0, np.float32)] for _, x in requests])
+    with pytest.raises(ParityError, match="keypoints in TF.js wasm"):
+        build_bundle(old_bundle, keypoints_run=untrained_runs["keypoints"], models=["keypoints"],
+                     node_check=True, log=None)
+    assert snapshot(old_bundle) == before

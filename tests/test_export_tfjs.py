@@ -2,7 +2,7 @@
 
 Every backbone the trainer offers is converted at a small input size with BatchNorm statistics
 calibrated on images (so activations keep their scale and a wrong layer would show), then run
-in Node through static/facepack/generic.js (tests/js_export/predict.mjs), and on WebGL in
+in Node through static/facepack/generic.js (facepack/export/node_check.mjs), and on WebGL in
 headless Chromium (SwiftShader) through the same library.
 """
 

@@ -197,8 +197,8 @@ def _collect(models, beauty_run, keypoints_run, runs_root, user_model, user_name
 
 def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "none",
                  include_mtcnn: bool = True, *, models=None, runs_root=None, user_model=None,
-                 user_name: str | None = None, keep_others: bool = False, log=print,
-                 _after_model=None) -> dict:
+                 user_name: str | None = None, keep_others: bool = False, node_check: bool = False,
+                 log=print, _after_model=None) -> dict:
     """Convert the models and write the bundle at ``out_dir`` atomically; returns the manifest.
 
     beauty_run / keypoints_run: run folders (None: the latest run, facepack.runs.latest_run).
@@ -207,6 +207,8 @@ def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "
     keep_others: keep the models of an existing bundle at ``out_dir`` that are not rebuilt
       (``--only``); their manifest entries and files are carried over unchanged.
     user_model, user_name: export a user's own Keras 3 .keras file instead, as ``user_name``.
+    node_check: also run every converted model in TF.js (Node, WASM backend) and hold it to the
+      same tolerance (node_check.py); recorded as parity.tfjs in the manifest.
     _after_model: test hook called with the model name after each model is written.
     """
     check_quantize(quantize)
@@ -235,6 +237,14 @@ def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "
         beauty_score_check({item.name: item for item in items}, loaded, entries, log)
         manifest = manifest_mod.build_manifest(entries)
         manifest_mod.write_manifest(tmp, manifest)
+        if node_check:
+            from facepack.export.node_check import check_in_node, node_available
+
+            ok, why = node_available()
+            if not ok:
+                raise RuntimeError(f"--node-check: cannot run TF.js in Node here ({why}); pass --no-node-check")
+            check_in_node(tmp, items, entries, log=log)
+            manifest_mod.write_manifest(tmp, manifest)
         manifest_mod.verify_files(tmp, manifest)
     total = sum(e["bytes"] for e in entries.values())
     _log(log, f"wrote {out} ({len(entries)} models, {total / 1e6:.2f} MB) in {time.perf_counter() - t0:.1f} s")

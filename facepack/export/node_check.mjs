@@ -1,7 +1,8 @@
-// Run exported models of a bundle in Node on one TF.js backend and write their outputs.
-// mirrors facepack/export/bundle.py:export_one (its parity check, on the Python side)
+// Run exported models of a bundle in Node on one TF.js backend and write their outputs, through
+// the repo's JS library (static/facepack/generic.js). Driven by facepack/export/node_check.py;
+// mirrors facepack/export/bundle.py:export_one (its parity check, on the Python side).
 //
-//   node tests/js_export/predict.mjs BUNDLE BACKEND JOB.json
+//   node facepack/export/node_check.mjs BUNDLE BACKEND JOB.json
 //
 // JOB.json: {"requests": [{"name": "keypoints", "input": "x.f32", "shape": [2, 96, 96, 3]}], "out": "DIR"}
 // Inputs are raw little-endian float32; each output k of request i is written to
@@ -16,7 +17,7 @@ import { load } from '../../static/facepack/generic.js';
 
 const [bundle, backend, jobPath] = process.argv.slice(2);
 if (!bundle || !backend || !jobPath) {
-  console.error('usage: node predict.mjs BUNDLE BACKEND JOB.json');
+  console.error('usage: node node_check.mjs BUNDLE BACKEND JOB.json');
   process.exit(2);
 }
 const job = JSON.parse(await readFile(jobPath, 'utf8'));
