@@ -1,0 +1,118 @@
+"""The trained models shipped in models/shipped/: files, model cards and the bundle made from them."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facepack import runs
+
+SHIPPED = runs.SHIPPED_ROOT
+KINDS = ("beauty", "keypoints")
+BUNDLE_LIMIT_BYTES = {"beauty": 5_000_000, "keypoints": 1_000_000}  # issue targets, float16 bundles
+
+
+def _card(kind) -> str:
+    return (SHIPPED / kind / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shipped_run_is_complete_and_real(kind):
+    folder = SHIPPED / kind
+    for name in ("model.keras", "run.json", "MODEL_CARD.md", "history.csv", "curves.png", "eval/metrics.json"):
+        assert (folder / name).is_file(), f"{folder / name} is missing"
+    info = runs.read_run_info(folder)
+    assert info["model"] == kind and info["synthetic"] is False
+    assert info["dataset"]["synthetic"] is False
+
+
+def test_shipped_models_fit_the_size_budget():
+    total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    assert total <= 15_000_000, f"models/shipped holds {total} bytes (budget 15 MB)"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_model_card_matches_run_and_evaluation(kind):
+    card = _card(kind)
+    info = runs.read_run_info(SHIPPED / kind)
+    evaluated = json.loads((SHIPPED / kind / "eval" / "metrics.json").read_text())["metrics"]
+    if kind == "beauty":
+        train_numbers = [info["metrics"][k] for k in ("pc", "mae", "rmse")]
+        eval_numbers = [evaluated[k] for k in ("pc", "mae", "rmse")]
+    else:
+        train_numbers = [info["metrics"][k] for k in ("nme_mean", "nme_median")]
+        eval_numbers = [evaluated["ground_truth_crop"][k] for k in ("nme_mean", "nme_median")]
+    for value in train_numbers + eval_numbers:
+        assert f"{value:.4f}" in card, f"{kind} card does not state {value:.4f}"
+    for term in ("from scratch", "Reproduce", "non-commercial" if kind == "beauty" else "research"):
+        assert term in card
+    epochs_done = len((SHIPPED / kind / "history.csv").read_text().strip().splitlines()) - 1
+    assert f"--epochs {info['args']['epochs']}" in card
+    assert f"--stop-after {epochs_done}" in card  # the reproduce line stops where the run stopped
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_card_states_parameter_count_and_input(kind):
+    import keras
+
+    model, info = runs.load_run(SHIPPED / kind, keras)
+    card = _card(kind)
+    assert f"{model.count_params():,}" in card
+    assert model.input_shape[1] == info["input_size"]
+    assert re.search(rf"input {info['input_size']}×{info['input_size']}", card)
+
+
+def test_latest_run_falls_back_to_shipped(tmp_path):
+    assert runs.latest_run("beauty", root=tmp_path) == SHIPPED / "beauty"
+    assert runs.latest_run("keypoints", root=tmp_path, shipped=False) is None
+
+
+@pytest.fixture(scope="module")
+def shipped_bundle(tmp_path_factory):
+    """The bundle the main job builds from the shipped models (float16)."""
+    from facepack.export import build_bundle
+
+    out = tmp_path_factory.mktemp("shipped") / "models"
+    build_bundle(out, beauty_run=SHIPPED / "beauty", keypoints_run=SHIPPED / "keypoints", quantize="float16")
+    return out
+
+
+def test_bundle_from_shipped_models_meets_size_targets_and_carries_their_metrics(shipped_bundle):
+    manifest = json.loads((shipped_bundle / "manifest.json").read_text())
+    assert manifest["synthetic"] is False
+    models = manifest["models"]
+    beauty_bytes = sum(f["bytes"] for m in ("beauty_features", "beauty_head") for f in models[m]["files"])
+    keypoint_bytes = sum(f["bytes"] for f in models["keypoints"]["files"])
+    assert beauty_bytes <= BUNDLE_LIMIT_BYTES["beauty"]
+    assert keypoint_bytes <= BUNDLE_LIMIT_BYTES["keypoints"]
+    for name, kind in (("beauty_features", "beauty"), ("keypoints", "keypoints")):
+        info = runs.read_run_info(SHIPPED / kind)
+        for key, value in info["metrics"].items():
+            if isinstance(value, (int, float)):
+                assert models[name]["run"]["metrics"][key] == pytest.approx(value)
+        assert models[name]["precision"] == "float16"
+        parity = models[name]["parity"]
+        assert parity[parity["criterion"]] <= parity["tolerance"]
+
+
+def test_shipped_models_score_the_fixture_face_sensibly(fixtures_dir):
+    """Real models on a real photo: one face, landmarks on it, a score inside the dataset's range."""
+    from facepack.pipeline import FacePipeline
+
+    pipe = FacePipeline.from_runs(SHIPPED / "beauty", SHIPPED / "keypoints")
+    result = pipe.analyze(str(fixtures_dir / "astronaut.png"))
+    assert len(result["faces"]) == 1
+    face = result["faces"][0]
+    assert 1.0 <= face["beauty"]["score_1to5"] <= 5.0
+    box = face["box"]
+    pts = np.asarray(face["keypoints"])
+    inside = ((pts[:, 0] >= box["x"] - 0.25 * box["width"]) & (pts[:, 0] <= box["x"] + 1.25 * box["width"])
+              & (pts[:, 1] >= box["y"] - 0.25 * box["height"]) & (pts[:, 1] <= box["y"] + 1.25 * box["height"]))
+    assert inside.mean() > 0.95
+    # The outer eye corners (36, 45) sit near the detector's eye landmarks.
+    left_eye, right_eye = np.asarray(face["landmarks5"]["left_eye"]), np.asarray(face["landmarks5"]["right_eye"])
+    iod = np.linalg.norm(right_eye - left_eye)
+    assert np.linalg.norm(pts[36:42].mean(axis=0) - left_eye) < 0.35 * iod
+    assert np.linalg.norm(pts[42:48].mean(axis=0) - right_eye) < 0.35 * iod
