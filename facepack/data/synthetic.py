@@ -342,7 +342,9 @@ def make_kaggle15_csv(out_path, n: int = 200, seed: int = 0, partial_fraction: f
 
 # --- On-demand cache under runs/_synthetic -------------------------------------------------------
 def default_synthetic_root() -> Path:
-    """<runs>/_synthetic (git-ignored with runs/); FACEPACK_RUNS moves it with the runs."""
+    """$FACEPACK_SYNTHETIC, else <runs>/_synthetic (git-ignored with runs/; FACEPACK_RUNS moves it)."""
+    if os.environ.get("FACEPACK_SYNTHETIC"):
+        return Path(os.environ["FACEPACK_SYNTHETIC"])
     from facepack.runs import RUNS_ROOT
     return Path(RUNS_ROOT) / "_synthetic"
 
