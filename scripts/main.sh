@@ -16,7 +16,7 @@ for kind in beauty keypoints; do
 done
 
 printf '\n== Exporting the models for the browser and Node (static/models, dist/npm)\n'
-$PY convert/to_tfjs.py
+$PY convert/to_tfjs.py --quantize float16 --npm
 
 printf '\n== Serving the page (Ctrl-C to stop)\n'
 exec $PY server.py "$@"
