@@ -9,8 +9,10 @@ export TF_CPP_MIN_LOG_LEVEL=3
 PY=.venv/bin/python
 
 for kind in beauty keypoints; do
-  if ! $PY -c "import sys; from facepack.runs import latest_run; sys.exit(latest_run('$kind') is None)"; then
-    printf '\n== No %s model yet: training a small one on synthetic data (about a minute)\n' "$kind"
+  if run=$($PY -c "import sys; from facepack.runs import latest_run; r = latest_run('$kind'); print(r or ''); sys.exit(r is None)"); then
+    printf '\n== %s model: %s\n' "$kind" "$run"
+  else
+    printf '\n== No %s model yet: training a small one on synthetic data (a few minutes)\n' "$kind"
     $PY "training/train_$kind.py"
   fi
 done
