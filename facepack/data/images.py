@@ -81,5 +81,7 @@ def load_rgb(source: ImageInput, name: str | None = None) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             return _to_rgb(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:
+        raise ImageDecodeError(f"{label}: not a readable image (no image format recognised in its content)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"{label}: not a readable image ({exc.__class__.__name__}: {exc})") from None
