@@ -210,23 +210,37 @@ def chromium_ready() -> tuple[bool, str]:
 
 
 @contextlib.contextmanager
-def chromium_page(url: str, webgl: bool = False, timeout_ms: int = 240_000):
-    """A Playwright page of headless /usr/bin/chromium at ``url`` (console errors collected on page.errors)."""
+def playwright_session():
+    """One Playwright driver (a process may hold only one sync driver at a time)."""
     from playwright.sync_api import sync_playwright
 
-    args = CHROMIUM_ARGS + (WEBGL_ARGS if webgl else [])
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(timeout_ms)
-            page.errors = []
-            page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-            page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
-            page.goto(url)
-            yield page
-        finally:
-            browser.close()
+        yield p
+
+
+@contextlib.contextmanager
+def chromium_page(url: str, webgl: bool = False, timeout_ms: int = 240_000, playwright=None):
+    """A Playwright page of headless /usr/bin/chromium at ``url`` (console errors collected on page.errors).
+
+    playwright: a running playwright_session() to launch from (needed while another page is open).
+    """
+    if playwright is None:
+        with playwright_session() as p:
+            with chromium_page(url, webgl, timeout_ms, p) as page:
+                yield page
+        return
+    args = CHROMIUM_ARGS + (WEBGL_ARGS if webgl else [])
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    try:
+        page = browser.new_page()
+        page.set_default_timeout(timeout_ms)
+        page.errors = []
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(url)
+        yield page
+    finally:
+        browser.close()
 
 
 def wait_for_global(page, name: str, timeout_ms: int = 240_000):

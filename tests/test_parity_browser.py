@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from facepack.data.images import load_rgb
-from jsharness import (BOX_IOU_MIN, DETECT_SCORE_TOL, JS_DIR, LANDMARK_TOL_PX, assert_parity, build_parity_bundle, chromium_page, chromium_ready, compare_faces,
-                       exif_rotated_bytes, node_ready, page_html, parity_photos, python_reference, static_server,
-                       wait_for_global, write_raw)
+from jsharness import (BOX_IOU_MIN, DETECT_SCORE_TOL, JS_DIR, LANDMARK_TOL_PX, assert_parity, build_parity_bundle,
+                       chromium_page, chromium_ready, compare_faces, exif_rotated_bytes, node_ready, page_html,
+                       parity_photos, playwright_session, python_reference, static_server, wait_for_global, write_raw)
 
 ok_node, why_node = node_ready()
 ok_chromium, why_chromium = chromium_ready()
@@ -58,23 +58,39 @@ def served(parity_models, fixtures_dir, tmp_path_factory):
         yield url, photos, images, data
 
 
-def _run_page(url, job, webgl=False):
-    with chromium_page(url + "/index.html", webgl=webgl) as page:
-        wait_for_global(page, "pageReady")
-        out = page.evaluate("(job) => window.runJob(job)", job)
-        decoded = None
-        if any(i.get("blob") for i in job["images"]):
-            decoded = page.evaluate("(u) => window.decodeBlob(u)", f"/data/{EXIF_NAME}.jpg")
-        out["errors"] = list(page.errors)
-        out["decoded"] = decoded
+def _run_page(url, job, webgl=False, page=None, playwright=None):
+    """Run ``job`` in ``page`` (or a fresh Chromium page); with a Blob image, also decode it."""
+    if page is None:
+        with chromium_page(url + "/index.html", webgl=webgl, playwright=playwright) as fresh:
+            return _run_page(url, job, webgl, fresh)
+    wait_for_global(page, "pageReady")
+    out = page.evaluate("(job) => window.runJob(job)", job)
+    decoded = None
+    if any(i.get("blob") for i in job["images"]):
+        decoded = page.evaluate("(u) => window.decodeBlob(u)", f"/data/{EXIF_NAME}.jpg")
+    out["errors"] = list(page.errors)
+    out["decoded"] = decoded
     return out
 
 
 @pytest.fixture(scope="module")
-def wasm_run(served):
+def playwright():
+    with playwright_session() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def wasm_page(served, playwright):
+    """One Chromium page for the WASM tests of this module."""
+    with chromium_page(served[0] + "/index.html", playwright=playwright) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def wasm_run(served, wasm_page):
     url, _, images, _ = served
     images = [i for i in images if i["name"] not in WEBGL_PHOTOS]
-    return _run_page(url, {"bundle": "/models", "backend": "wasm", "images": images})
+    return _run_page(url, {"bundle": "/models", "backend": "wasm", "images": images}, page=wasm_page)
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +139,10 @@ def test_browser_wasm_equals_python(name, wasm_run, python_results, artifacts_di
     assert_parity(name, report[name]["errors"], py["faces"], js["faces"])
 
 
-def test_every_browser_input_kind_gives_the_same_faces(served, python_results):
+def test_every_browser_input_kind_gives_the_same_faces(wasm_page, python_results):
     """Blob, HTMLImageElement, ImageBitmap, canvas, ImageData and {data, width, height} (RGBA) of one
     PNG: the same pixels, so the same detections (and the Python reference's)."""
-    url, _, _, _ = served
-    with chromium_page(url + "/index.html") as page:
-        wait_for_global(page, "pageReady")
-        out = page.evaluate("([b, u]) => window.inputKinds(b, u)", ["/models", "/data/astronaut_face.png"])
+    out = wasm_page.evaluate("([b, u]) => window.inputKinds(b, u)", ["/models", "/data/astronaut_face.png"])
     assert out["leaked"] == 0
     reference = [{k: f[k] for k in ("box", "score", "landmarks5")} for f in python_results["astronaut_face"]["faces"]]
     assert len(reference) == 1
@@ -140,11 +153,11 @@ def test_every_browser_input_kind_gives_the_same_faces(served, python_results):
     assert err["score_abs"] <= DETECT_SCORE_TOL, err
 
 
-def test_browser_webgl_equals_python(served, python_results, artifacts_dir):
+def test_browser_webgl_equals_python(served, python_results, artifacts_dir, playwright):
     """WebGL2 on SwiftShader (slow, CPU); skipped where Chromium cannot start WebGL."""
     url, _, images, _ = served
     job = {"bundle": "/models", "backend": "webgl", "images": [i for i in images if i["name"] in WEBGL_PHOTOS]}
-    run = _run_page(url, job, webgl=True)
+    run = _run_page(url, job, webgl=True, playwright=playwright)
     if run["backend"] != "webgl":
         pytest.skip(f"WebGL did not start in this Chromium (fell back to {run['backend']})")
     report = _report(run, python_results, artifacts_dir, "webgl")
