@@ -50,8 +50,10 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def _trainer_cfg(info: dict, data: str | None, split: str | None, skip_bad: bool) -> dict:
-    cfg = dict(info.get("args", {}))
+def _trainer_cfg(trainer, info: dict, data: str | None, split: str | None, skip_bad: bool) -> dict:
+    """The run's own configuration (trainer defaults under it), pointed at the data to evaluate."""
+    cfg = dict(trainer.DEFAULTS)
+    cfg.update(info.get("args", {}))
     source = data or cfg.get("data")
     if not source or str(source).endswith(".npz"):
         source = data or info.get("dataset", {}).get("path")
@@ -71,7 +73,7 @@ def evaluate_beauty(model, info: dict, args) -> tuple[dict, dict]:
     from facepack.models.beauty import expected_score, score_to_1to5
     from training import train_beauty
 
-    cfg = _trainer_cfg(info, args.data, args.split, args.skip_bad)
+    cfg = _trainer_cfg(train_beauty, info, args.data, args.split, args.skip_bad)
     train, val, data, held_out = train_beauty.load_data(cfg)
     samples = val if args.part == "held-out" else train + val
     size = info["input_size"]
@@ -123,7 +125,7 @@ def evaluate_keypoints(model, info: dict, args) -> tuple[dict, dict]:
     from facepack.metrics import keypoint_metrics, nme_per_face
     from training import train_keypoints
 
-    cfg = _trainer_cfg(info, args.data, None, args.skip_bad)
+    cfg = _trainer_cfg(train_keypoints, info, args.data, None, args.skip_bad)
     data, train_idx, val_idx = train_keypoints.load_data(cfg)
     indices = val_idx if args.part == "held-out" else np.arange(len(data.images))
     size = info["input_size"]
@@ -159,7 +161,7 @@ def main(argv=None) -> Path:
     from facepack.runs import load_run, resolve_run
 
     args = parse_args(argv)
-    run_dir = resolve_run("beauty", args.model, flag="--model") if args.model else None
+    run_dir = resolve_run("beauty", args.model, flag="--model")
     model, info = load_run(run_dir)
     out = Path(args.out) if args.out else run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
