@@ -1,0 +1,237 @@
+"""Shared helpers of the benchmark scripts (bench/bench_*.py): machine, statistics, tables, photos.
+
+Every script prints ONE table (format_table) and writes its numbers as JSON to bench/results/
+(write_json). Nothing here loads TensorFlow or starts Node at import time, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+PEER_DIR = ROOT / "bench" / "peer"
+FIXTURES = ROOT / "tests" / "fixtures"
+PHOTOS = {"astronaut": FIXTURES / "astronaut.png", "einstein": FIXTURES / "einstein.jpg"}
+SHIPPED = {"beauty": ROOT / "models" / "shipped" / "beauty", "keypoints": ROOT / "models" / "shipped" / "keypoints"}
+KEYPOINT_DATA = Path(os.environ.get("FACEPACK_KEYPOINT_DATA",
+                                    ROOT.parent / "shared" / "datasets" / "youtube-faces-keypoints-train"))
+# --quantize value of convert/to_tfjs.py -> the name the tables use.
+PRECISIONS = {"none": "float32", "float16": "float16", "uint8": "uint8"}
+
+for _p in (str(ROOT), str(ROOT / "tests")):  # facepack and tests/jsharness (server, Node runner)
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+# --- Statistics -----------------------------------------------------------------------------
+def median(values) -> float | None:
+    """Median of the numbers (None for none)."""
+    values = [float(v) for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summary(values) -> dict:
+    """{n, median, min, max} of the numbers (median/min/max None when empty)."""
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return {"n": 0, "median": None, "min": None, "max": None}
+    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def cold_warm(runs: list[dict], keys) -> dict:
+    """Per key: cold (the first run) and warm (median of the others) from a list of timing dicts."""
+    if not runs:
+        raise ValueError("cold_warm: expected at least one run, got none")
+    return {key: {"cold": runs[0].get(key), "warm": median(r.get(key) for r in runs[1:]) if len(runs) > 1 else None}
+            for key in keys}
+
+
+# --- Output ---------------------------------------------------------------------------------
+def fmt(value, digits: int = 1) -> str:
+    """A table cell: numbers with ``digits`` decimals (large ones without), None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if value != value:  # NaN
+        return "nan"
+    return f"{value:.{digits}f}" if abs(value) < 10 ** 6 else f"{value:.0f}"
+
+
+def format_table(headers: list[str], rows: list[list], digits: int = 1) -> str:
+    """A Markdown table with columns padded to their widest cell (numbers right-aligned)."""
+    cells = [[fmt(c, digits) for c in row] for row in rows]
+    for row in cells:
+        if len(row) != len(headers):
+            raise ValueError(f"format_table: a row has {len(row)} cells, expected {len(headers)} ({headers})")
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [bool(rows) and all(isinstance(r[i], (int, float)) or r[i] is None for r in rows)
+               for i in range(len(headers))]
+
+    def line(row):
+        return "| " + " | ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)) + " |"
+
+    sep = "| " + " | ".join(("-" * (w - 1) + ":") if num else "-" * w for w, num in zip(widths, numeric)) + " |"
+    return "\n".join([line(headers), sep] + [line(r) for r in cells])
+
+
+def write_json(name: str, data: dict) -> Path:
+    """Write bench/results/<name>.json (indented); returns the path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(data, indent=1, default=float))
+    return path
+
+
+# --- Machine --------------------------------------------------------------------------------
+def _command_output(cmd: list[str]) -> str | None:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's "model name" from /proc/cpuinfo (platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def package_version(package_json: Path) -> str | None:
+    try:
+        return json.loads(Path(package_json).read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def machine_info(chromium: bool = False) -> dict:
+    """CPU model, cores, load, Node and TF.js versions (and Chromium's with chromium=True)."""
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+            "python": platform.python_version(), "node": _command_output(["node", "--version"]),
+            "tfjs": package_version(ROOT / "node_modules" / "@tensorflow" / "tfjs" / "package.json"),
+            "tfjs_backend_wasm": package_version(ROOT / "node_modules" / "@tensorflow" / "tfjs-backend-wasm"
+                                                 / "package.json")}
+    if chromium:
+        out = _command_output(["/usr/bin/chromium", "--version"]) or ""
+        info["chromium"] = next((w for w in out.split() if w[:1].isdigit() and "." in w), out or None)
+    return info
+
+
+def machine_line(info: dict) -> str:
+    """One line naming the machine, for the top of every table."""
+    parts = [f"CPU {info['cpu']} x {info['cores']} cores (load {info['load_avg_1min']:.1f} at start)",
+             f"Node {info['node']}", f"TF.js {info['tfjs']}"]
+    for key, label in (("chromium", "Chromium"), ("tensorflow", "TensorFlow")):
+        if info.get(key):
+            parts.append(f"{label} {info[key]}")
+    return "Machine: " + ", ".join(parts)
+
+
+# --- Models, photos, metrics ----------------------------------------------------------------
+def bundle_dir(quantize: str) -> Path:
+    return RESULTS_DIR / f"bundle-{quantize}"
+
+
+def ensure_bundle(quantize: str, log=print) -> Path:
+    """bench/results/bundle-<quantize>/ of the shipped models, built with convert/to_tfjs.py when missing."""
+    if quantize not in PRECISIONS:
+        raise ValueError(f"--quantize must be one of {sorted(PRECISIONS)}, got {quantize!r}")
+    out = bundle_dir(quantize)
+    if not (out / "manifest.json").is_file():
+        log(f"building the {PRECISIONS[quantize]} bundle of the shipped models into {out} (about a minute)")
+        cmd = [sys.executable, str(ROOT / "convert" / "to_tfjs.py"), "--beauty", str(SHIPPED["beauty"]),
+               "--keypoints", str(SHIPPED["keypoints"]), "--quantize", quantize, "--out", str(out)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return out
+
+
+def load_photo(name: str):
+    """(H, W, 3) uint8 RGB of a fixture photo, decoded like the pipeline (facepack.data.images.load_rgb)."""
+    from facepack.data.images import load_rgb
+
+    return load_rgb(PHOTOS[name])
+
+
+def read_pts(path: Path):
+    """(P, 2) float64 points of an iBUG .pts file (version/n_points header, { x y ... })."""
+    import numpy as np
+
+    lines = Path(path).read_text().split("{", 1)[1].split("}", 1)[0].split()
+    return np.asarray(lines, dtype=np.float64).reshape(-1, 2)
+
+
+def nme(pred, true, fmt: str = "68") -> float:
+    """Inter-ocular NME of one face (facepack.metrics.nme_per_face); inf when there is no prediction."""
+    import numpy as np
+
+    from facepack.metrics import nme_per_face
+
+    if pred is None:
+        return float("inf")
+    pred = np.asarray(pred, dtype=np.float64)[None]
+    true = np.asarray(true, dtype=np.float64)[None]
+    return float(nme_per_face(pred, true, fmt)[0])
+
+
+def nearest_face(faces: list[dict], truth):
+    """The face whose box centre is nearest the centre of the ground-truth points (None if no face).
+
+    Mirrors training/evaluate.py:_end_to_end (which detection is "this face").
+    """
+    import numpy as np
+
+    if not faces:
+        return None
+    cx, cy = np.nanmean(np.asarray(truth, dtype=np.float64), axis=0)
+    return min(faces, key=lambda f: np.hypot(f["box"]["x"] + f["box"]["width"] / 2 - cx,
+                                             f["box"]["y"] + f["box"]["height"] / 2 - cy))
+
+
+def heldout_keypoint_faces(limit: int):
+    """Up to ``limit`` of the shipped keypoint model's held-out faces: [(path, (68, 2) points)].
+
+    Same split as training (training/train_keypoints.py:load_data with the run's seed and
+    val_fraction). [] when the dataset is not on this machine.
+    """
+    import numpy as np
+
+    if not (KEYPOINT_DATA / "training_frames_keypoints.csv").is_file():
+        return []
+    from facepack.data.keypoints import load_keypoints
+
+    args = json.loads((SHIPPED["keypoints"] / "run.json").read_text())["args"]
+    data = load_keypoints(KEYPOINT_DATA)
+    n = len(data.images)
+    order = np.random.default_rng(args["seed"]).permutation(n)
+    val = np.sort(order[: max(1, int(round(n * args["val_fraction"])))])
+    return [(data.images[i], np.asarray(data.points[i], dtype=np.float64)) for i in val[:limit]]
+
+
+class Stopwatch:
+    """ms since creation (or the last ``lap``)."""
+
+    def __init__(self):
+        self.t = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        ms, self.t = (now - self.t) * 1000.0, now
+        return ms
