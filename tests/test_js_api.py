@@ -26,7 +26,7 @@ CHECKS = [
     "models without the detector is an error", "unknown model set names it", "missing bundle names the file",
     "unknown analyze option names the key", "bad maxFaces names the option", "bad heatmaps names the option",
     "bad input is described", "wrong data length is described", "result shape", "no heatmap unless asked",
-    "RGBA, clamped, int32 tensor and 4-channel tensor inputs give the same faces",
+    "RGBA, clamped, int32/float32 tensor and 4-channel tensor inputs give the same faces",
     "maxFaces keeps the most confident", "minFaceSize above the face finds nothing",
     "a large minFaceSize skips pyramid levels too small for P-Net",
     "analyze after dispose is an error", "detector only: no model fields, heatmaps refused",

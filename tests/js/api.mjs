@@ -83,7 +83,7 @@ await check('no heatmap unless asked', async () => {
   const r = await analyzer.analyze(photo);
   return r.faces.length === 1 && !('heatmap' in r.faces[0]) ? true : JSON.stringify(Object.keys(r.faces[0] ?? {}));
 });
-await check('RGBA, clamped, int32 tensor and 4-channel tensor inputs give the same faces', async () => {
+await check('RGBA, clamped, int32/float32 tensor and 4-channel tensor inputs give the same faces', async () => {
   const n = photo.width * photo.height;
   const rgba = new Uint8ClampedArray(n * 4);
   for (let i = 0; i < n; i++) {
@@ -92,12 +92,13 @@ await check('RGBA, clamped, int32 tensor and 4-channel tensor inputs give the sa
   }
   const t3 = tf.tensor3d(Int32Array.from(photo.data), [photo.height, photo.width, 3], 'int32');
   const t4 = tf.tensor3d(Float32Array.from(rgba), [photo.height, photo.width, 4]);
+  const tf32 = tf.tensor3d(Float32Array.from(photo.data), [photo.height, photo.width, 3]);
   const before = tf.memory().numTensors;
   const results = [await analyzer.analyze({ data: rgba, width: photo.width, height: photo.height }),
-    await analyzer.analyze(t3), await analyzer.analyze(t4)];
+    await analyzer.analyze(t3), await analyzer.analyze(t4), await analyzer.analyze(tf32)];
   const after = tf.memory().numTensors;
-  const alive = !t3.isDisposed && !t4.isDisposed;
-  tf.dispose([t3, t4]);
+  const alive = !t3.isDisposed && !t4.isDisposed && !tf32.isDisposed && (await tf32.data()).length === photo.data.length;
+  tf.dispose([t3, t4, tf32]);
   if (!alive) return 'analyze disposed the caller\'s tensor';
   if (after !== before) return `tensors ${before} -> ${after}`;
   const bad = results.findIndex((r) => !sameFaces(r.faces, base.faces));
