@@ -35,10 +35,12 @@ export function backendOrder(requested, node) {
 export async function defaultWasmPaths() {
   let resolved = null;
   try {
-    resolved = import.meta.resolve('@tensorflow/tfjs-backend-wasm');
+    // Synchronous in browsers and Node >= 20.6; awaited for runtimes where it is still async.
+    resolved = await import.meta.resolve('@tensorflow/tfjs-backend-wasm');
   } catch (err) {
     return null;
   }
+  if (typeof resolved !== 'string') return null;
   const folder = new URL('.', resolved).href;
   if (isNode() && folder.startsWith('file:')) {
     const url = await import('node:url');
