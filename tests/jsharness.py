@@ -342,8 +342,6 @@ def build_parity_bundle(root: str | os.PathLike, fixtures_dir: str | os.PathLike
            "keypoints_run": root / "runs" / "keypoints" / "20000101-000000"}
     if (out["bundle"] / "manifest.json").is_file():
         return out
-    import keras
-
     from conftest import make_untrained_run
     from facepack.runs import load_run
 
@@ -357,7 +355,6 @@ def build_parity_bundle(root: str | os.PathLike, fixtures_dir: str | os.PathLike
             w, b = points.get_weights()
             points.set_weights([w * POINTS_GAIN, np.full_like(b, POINTS_CENTER)])
         model.save(out[f"{kind}_run"] / "model.keras")
-    keras.backend.clear_session()
     from facepack.export import build_bundle
 
     build_bundle(out["bundle"], beauty_run=out["beauty_run"], keypoints_run=out["keypoints_run"],
