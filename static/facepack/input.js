@@ -36,7 +36,8 @@ function fromPixelData({ data, width, height }) {
   if (![RGB, RGBA].includes(channels)) {
     throw new Error(`input {data, width, height}: expected ${width * height * RGB} (RGB) or ${width * height * RGBA} (RGBA) values, got ${data.length}`);
   }
-  const t = tf.tensor3d(Float32Array.from(data), [height, width, channels], 'float32');
+  const values = ArrayBuffer.isView(data) ? new Float32Array(data) : Float32Array.from(data); // typed: native copy
+  const t = tf.tensor3d(values, [height, width, channels], 'float32');
   try {
     return fromTensor(t);
   } finally {
