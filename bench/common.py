@@ -191,18 +191,47 @@ def nme(pred, true, fmt: str = "68") -> float:
     return float(nme_per_face(pred, true, fmt)[0])
 
 
-def nearest_face(faces: list[dict], truth):
-    """The face whose box centre is nearest the centre of the ground-truth points (None if no face).
+def match_face(faces: list[dict], truth):
+    """The detection that is the labelled face, or None (a miss).
 
-    Mirrors training/evaluate.py:_end_to_end (which detection is "this face").
+    The nearest box centre to the ground-truth points' centre (as training/evaluate.py:_end_to_end),
+    counted only when that centre lies inside the points' bounding box: on Einstein a detection
+    of the seated man is not a detection of Einstein.
     """
     import numpy as np
 
-    if not faces:
+    pts = np.asarray(truth, dtype=np.float64)
+    (x0, y0), (x1, y1) = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
+    cx, cy = np.nanmean(pts, axis=0)
+    best, best_d = None, float("inf")
+    for f in faces:
+        bx, by = f["box"]["x"] + f["box"]["width"] / 2, f["box"]["y"] + f["box"]["height"] / 2
+        d = float(np.hypot(bx - cx, by - cy))
+        if d < best_d:
+            best, best_d = f, d
+    if best is None:
         return None
-    cx, cy = np.nanmean(np.asarray(truth, dtype=np.float64), axis=0)
-    return min(faces, key=lambda f: np.hypot(f["box"]["x"] + f["box"]["width"] / 2 - cx,
-                                             f["box"]["y"] + f["box"]["height"] / 2 - cy))
+    bx, by = best["box"]["x"] + best["box"]["width"] / 2, best["box"]["y"] + best["box"]["height"] / 2
+    return best if (x0 <= bx <= x1 and y0 <= by <= y1) else None
+
+
+def nme_summary(values) -> dict:
+    """Per-face NMEs (inf = missed) -> {n, found, nme_mean_found, nme_median_all, failure_rate}.
+
+    failure: NME > spec failure_nme (0.10) or missed, over all faces.
+    """
+    import numpy as np
+
+    from facepack import spec
+
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        return {"n": 0, "found": 0, "nme_mean_found": None, "nme_median_all": None, "failure_rate": None}
+    found = np.isfinite(v)
+    return {"n": int(v.size), "found": int(found.sum()),
+            "nme_mean_found": float(v[found].mean()) if found.any() else None,
+            "nme_median_all": float(np.median(v)),
+            "failure_rate": float(np.mean(~(v <= spec.KEYPOINTS["failure_nme"])))}
 
 
 def heldout_keypoint_faces(limit: int):

@@ -1,0 +1,138 @@
+"""Bundle bytes per model and precision, and the time to the first result on a fresh page load.
+
+    python bench/bench_size.py            # 3 page loads per precision (about 1-2 minutes)
+    python bench/bench_size.py --quick    # 1 page load per precision
+
+Bytes: every file of the bundle's models (model.json + weight shards) of bench/results/bundle-<q>/
+(the shipped models, built with convert/to_tfjs.py --quantize q when missing), raw and gzipped
+(level 6, what a web server's compression would send). MTCNN is always float32.
+
+Time to first result: headless /usr/bin/chromium opens the harness page of bench/bench_speed.py
+(a local server with COOP/COEP and Cache-Control: no-store, a fresh browser each time: nothing is
+cached) with a job in its address; the page imports TF.js and the library, loads the models on
+the WASM backend (warm-up included) and analyses tests/fixtures/astronaut.png (raw RGB, with
+Grad-CAM). Reported: performance.now() (ms since navigation start) when the models are ready
+and when the first result is there; medians over --runs loads. JSON: bench/results/size.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+# Table column -> manifest model names.
+GROUPS = {"mtcnn": ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"), "beauty": ("beauty_features", "beauty_head"),
+          "keypoints": ("keypoints",)}
+RUNTIME_FILES = ("tf.fesm.js", "tf-backend-wasm.fesm.js", "tfjs-backend-wasm-threaded-simd.wasm")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="1 page load per precision")
+    p.add_argument("--runs", type=int, help="fresh page loads per precision (default 3; --quick 1)")
+    p.add_argument("--precisions", nargs="+", default=list(common.PRECISIONS), choices=list(common.PRECISIONS),
+                   help="bundle precisions (convert/to_tfjs.py --quantize values; default all)")
+    p.add_argument("--no-browser", action="store_true", help="bytes only: skip the page loads")
+    args = p.parse_args(argv)
+    args.runs = args.runs or (1 if args.quick else 3)
+    if args.runs < 1:
+        p.error(f"--runs must be >= 1, got {args.runs}")
+    return args
+
+
+def file_bytes(path: Path) -> tuple[int, int]:
+    """(raw bytes, gzip level-6 bytes) of one file."""
+    data = Path(path).read_bytes()
+    return len(data), len(gzip.compress(data, compresslevel=6, mtime=0))
+
+
+def model_bytes(bundle: Path) -> dict:
+    """{model folder name: {"raw", "gzip"}} for every folder of the bundle holding a model.json."""
+    out = {}
+    for model_json in sorted(Path(bundle).glob("*/model.json")):
+        sizes = [file_bytes(f) for f in sorted(model_json.parent.iterdir()) if f.is_file()]
+        out[model_json.parent.name] = {"raw": sum(s[0] for s in sizes), "gzip": sum(s[1] for s in sizes)}
+    return out
+
+
+def group_bytes(models: dict, key: str = "raw") -> dict:
+    """Sum per GROUPS column (and "total") of model_bytes output; KeyError names a missing model."""
+    out = {}
+    for group, names in GROUPS.items():
+        missing = [n for n in names if n not in models]
+        if missing:
+            raise KeyError(f"bundle has no model folder(s) {missing}; found {sorted(models)}")
+        out[group] = sum(models[n][key] for n in names)
+    out["total"] = sum(m[key] for m in models.values())
+    return out
+
+
+def runtime_bytes() -> int:
+    """Bytes of the TF.js files a page loads besides the models (WASM path)."""
+    from jsharness import NODE_MODULES, VENDOR_FILES
+
+    return sum((NODE_MODULES / VENDOR_FILES[name]).stat().st_size for name in RUNTIME_FILES)
+
+
+def first_results(quantize: str, runs: int, log) -> list[dict]:
+    from bench_speed import PAGE_MODULE, browser_jobs, harness_routes, photos, raw_jobs
+    from jsharness import chromium_page, page_html, playwright_session, static_server
+
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = raw_jobs({"astronaut": photos()["astronaut"]}, Path(tmp))
+        job = {"bundle": f"/bench/results/bundle-{quantize}", "backend": "wasm", "images": browser_jobs(jobs)}
+        out = []
+        with static_server(harness_routes(Path(tmp)), {"/bench.html": page_html(PAGE_MODULE, "facepack bench")}) as base, \
+                playwright_session() as pw:
+            for i in range(runs):
+                log(f"  first result {common.PRECISIONS[quantize]} load {i + 1}/{runs}")
+                with chromium_page(f"{base}/bench.html?first={quote(json.dumps(job))}", timeout_ms=300_000,
+                                   playwright=pw) as page:
+                    page.wait_for_function("() => window.firstResultValue !== undefined", timeout=300_000)
+                    value = page.evaluate("() => window.firstResultValue")
+                if "error" in value:
+                    raise RuntimeError(f"the page failed: {value['error']}; page errors: {page.errors}")
+                out.append(value)
+        return out
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    info = common.machine_info(chromium=not args.no_browser)
+    rows, data = [], {}
+    for q in args.precisions:
+        models = model_bytes(common.ensure_bundle(q, log))
+        raw, gz = group_bytes(models, "raw"), group_bytes(models, "gzip")
+        loads = [] if args.no_browser else first_results(q, args.runs, log)
+        ready = common.median(v["models_ready_ms"] for v in loads)
+        first = common.median(v["first_result_ms"] for v in loads)
+        data[common.PRECISIONS[q]] = {"models": models, "groups_raw": raw, "groups_gzip": gz, "page_loads": loads}
+        kb = lambda n: n / 1024  # noqa: E731
+        rows.append([common.PRECISIONS[q], kb(raw["mtcnn"]), kb(raw["beauty"]), kb(raw["keypoints"]), kb(raw["total"]),
+                     kb(gz["total"]), ready, first])
+    headers = ["precision", "MTCNN KiB", "beauty KiB", "keypoints KiB", "total KiB", "total gzip KiB",
+               "models ready ms", "first result ms"]
+    rt = runtime_bytes()
+    print(common.machine_line(info))
+    print(f"Bundles of models/shipped (beauty MobileNetV2-0.75@128 + Grad-CAM head, keypoints kpnet@96, MTCNN "
+          f"float32). The page also loads TF.js + the threaded-SIMD WASM binary: {rt / 1024:.0f} KiB. "
+          f"Page: Chromium, WASM backend, astronaut.png with Grad-CAM, median of {args.runs} fresh load(s), "
+          f"ms since navigation start.")
+    print(common.format_table(headers, rows))
+    out = {"machine": info, "args": vars(args), "runtime_bytes": rt, "precisions": data}
+    print(f"JSON: {common.write_json('size', out).relative_to(common.ROOT)}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
