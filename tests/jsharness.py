@@ -331,9 +331,9 @@ def _calibration_crops(fixtures_dir: Path, size: int) -> np.ndarray:
 
 
 def build_parity_bundle(root: str | os.PathLike, fixtures_dir: str | os.PathLike) -> dict:
-    """Untrained beauty + keypoint runs with calibrated BatchNorm, and their float32 bundle.
-
-    The keypoint head is scaled by POINTS_GAIN around POINTS_CENTER (see there).
+    """Untrained beauty + keypoint runs (conftest.make_untrained_run: calibrated BatchNorm) and
+    their float32 bundle; the beauty model at PARITY_BEAUTY_INPUT_PX, the keypoint head scaled by
+    POINTS_GAIN around POINTS_CENTER (see there). ``fixtures_dir`` is kept for callers' symmetry.
 
     Built once per ``root`` (later calls reuse it). Returns {"bundle", "beauty_run", "keypoints_run"}.
     """
@@ -345,16 +345,14 @@ def build_parity_bundle(root: str | os.PathLike, fixtures_dir: str | os.PathLike
     from conftest import make_untrained_run
     from facepack.runs import load_run
 
+    # make_untrained_run calibrates BatchNorm (calibrate_batchnorm on _calibration_crops).
     make_untrained_run("beauty", out["beauty_run"], input_size=PARITY_BEAUTY_INPUT_PX)
     make_untrained_run("keypoints", out["keypoints_run"])
-    for kind in ("beauty", "keypoints"):
-        model, _ = load_run(out[f"{kind}_run"])
-        calibrate_batchnorm(model, _calibration_crops(fixtures_dir, int(model.input_shape[1])))
-        if kind == "keypoints":
-            points = model.get_layer("points")
-            w, b = points.get_weights()
-            points.set_weights([w * POINTS_GAIN, np.full_like(b, POINTS_CENTER)])
-        model.save(out[f"{kind}_run"] / "model.keras")
+    model, _ = load_run(out["keypoints_run"])
+    points = model.get_layer("points")
+    w, b = points.get_weights()
+    points.set_weights([w * POINTS_GAIN, np.full_like(b, POINTS_CENTER)])
+    model.save(out["keypoints_run"] / "model.keras")
     from facepack.export import build_bundle
 
     build_bundle(out["bundle"], beauty_run=out["beauty_run"], keypoints_run=out["keypoints_run"],
