@@ -291,3 +291,52 @@ def test_node_check_failure_keeps_old_bundle(old_bundle, untrained_runs, monkeyp
         build_bundle(old_bundle, keypoints_run=untrained_runs["keypoints"], models=["keypoints"],
                      node_check=True, log=None)
     assert snapshot(old_bundle) == before
+
+
+# --- graph-model fallback ------------------------------------------------------------------------
+
+def _ops_model(path: Path) -> Path:
+    """A Keras 3 model using raw ops (no tf_keras twin) and a conv + scalar add (a scalar bias)."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((16, 16, 3), name="x")
+    y = keras.layers.Conv2D(8, 3, name="c")(inp)
+    y = keras.ops.sqrt(keras.ops.abs(y) + 3.0)
+    y = keras.layers.Conv2D(4, 1, name="c2")(y) + 3.0
+    y = keras.layers.ReLU(6.0, name="r")(y)
+    y = keras.layers.GlobalAveragePooling2D(name="g")(y)
+    y = keras.layers.Dense(3, name="d")(y)
+    keras.Model(inp, y).save(path)
+    return path
+
+
+@pytest.mark.node
+def test_unbridgeable_model_becomes_a_checked_graph_model(tmp_path):
+    from facepack.export.node_check import node_available
+
+    ok, why = node_available()
+    if not ok:
+        pytest.skip(why)
+    out = tmp_path / "b"
+    code = _cli().main(["--model", str(_ops_model(tmp_path / "ops.keras")), "--name", "ops", "--out", str(out)])
+    assert code == 0
+    entry = json.loads((out / "manifest.json").read_text())["models"]["ops"]
+    assert entry["format"] == "graph-model"
+    assert entry["parity"]["read_back"].startswith("TF.js") and entry["parity"]["tfjs"]["backend"] == "wasm"
+    assert entry["parity"]["max_abs_diff"] <= entry["parity"]["tolerance"]
+    assert any("widened 1 scalar biases" in n for n in entry["bridge_notes"])
+
+
+@pytest.mark.node
+def test_scalar_bias_widening_is_what_makes_wasm_work(tmp_path, monkeypatch):
+    from facepack.export import tfjs_io
+    from facepack.export.node_check import node_available
+
+    ok, why = node_available()
+    if not ok:
+        pytest.skip(why)
+    monkeypatch.setattr(tfjs_io, "widen_scalar_biases", lambda model_json, values: [])
+    with pytest.raises(RuntimeError, match="rank-1 bias"):
+        build_bundle(tmp_path / "b", user_model=_ops_model(tmp_path / "ops.keras"), user_name="ops", log=None)
+    assert not (tmp_path / "b").exists()

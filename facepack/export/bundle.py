@@ -26,9 +26,8 @@ import numpy as np
 from facepack.export import manifest as manifest_mod
 from facepack.export import sources
 from facepack.export.tfjs_io import (PRECISION, check_quantize, file_entries, load_layers_model,
-                                     predict_list, save_layers_model)
+                                     predict_list, save_graph_model, save_layers_model)
 
-FORMAT = "layers-model"
 # Parity tolerances per precision (float32: float rounding only; quantised weights: the
 # measured error of quantisation, see the README's size/accuracy table):
 # float32 fails if max |ref - got| > MAX_ABS_REL_TOL * max(1, max |ref|);
@@ -86,26 +85,33 @@ def export_one(item: sources.Export, root: Path, quantize: str, log=print, loade
     folder = root / item.name
     if folder.exists():
         shutil.rmtree(folder)
-    save_layers_model(item.model, folder, quantize)
-    loaded = load_layers_model(folder)
-    if loaded_models is not None:
-        loaded_models[item.name] = loaded
-    check = parity(item.reference(item.probe), predict_list(loaded, item.probe), precision, item.name)
+    if item.format == "graph-model":
+        _, notes = save_graph_model(item.keras3, folder, quantize)
+        item.meta.setdefault("bridge_notes", []).extend(notes)
+        got = _graph_outputs_in_node(root, item)
+    else:
+        save_layers_model(item.model, folder, quantize)
+        loaded = load_layers_model(folder)
+        if loaded_models is not None:
+            loaded_models[item.name] = loaded
+        got = predict_list(loaded, item.probe)
+    check = parity(item.reference(item.probe), got, precision, item.name)
     files = file_entries(root, folder)
-    model = item.model
+    model = item.model if item.model is not None else item.keras3
     entry = {
         "path": item.name,
-        "format": FORMAT,
+        "format": item.format,
         "role": item.meta.get("role", item.name),
         "files": files,
         "bytes": sum(f["bytes"] for f in files),
         "inputs": manifest_mod.tensor_specs(model.inputs, [t.name.split(":")[0] for t in model.inputs]),
-        "outputs": manifest_mod.tensor_specs(model.outputs, item.output_names or model.output_names),
+        "outputs": manifest_mod.tensor_specs(model.outputs, item.output_names or _output_names(model)),
         "input_size": item.meta.get("input_size"),
         "backbone": item.meta.get("backbone"),
         "precision": precision,
         "parity": {**check, "probe": item.probe_desc,
-                   "against": "mtcnn package" if item.name.startswith("mtcnn_") else "Keras 3 model"},
+                   "against": "mtcnn package" if item.name.startswith("mtcnn_") else "Keras 3 model",
+                   "read_back": "TF.js in Node (wasm)" if item.format == "graph-model" else "tensorflowjs -> tf_keras"},
         **{k: v for k, v in item.meta.items() if k not in ("role", "input_size", "backbone")},
     }
     _log(log, f"  {item.name}: {entry['bytes'] / 1e6:.2f} MB {precision}, max abs diff "
@@ -131,6 +137,28 @@ def beauty_score_check(items: dict, loaded: dict, entries: dict, log=print) -> N
     if not np.isfinite(change) or change > SCORE_TOL_POINTS[precision]:
         raise ParityError(f"beauty model ({precision}): the exported expected score differs from the Keras model "
                           f"by {change:.3g} points, above the tolerance {SCORE_TOL_POINTS[precision]} points")
+
+
+def _output_names(model) -> list[str]:
+    names = getattr(model, "output_names", None)
+    return list(names) if names else [t.name.split("/")[0].split(":")[0] for t in model.outputs]
+
+
+def _graph_outputs_in_node(root: Path, item) -> list:
+    """A graph model cannot be read back into Python: run it in TF.js (Node, WASM) instead."""
+    import json as _json
+    import tempfile
+
+    from facepack.export.node_check import node_available, run_node
+
+    ok, why = node_available()
+    if not ok:
+        raise RuntimeError(f"model {item.name!r} needs the graph-model format, whose parity check runs TF.js in "
+                           f"Node, which is not possible here ({why})")
+    (root / manifest_mod.MANIFEST_FILE).write_text(_json.dumps(
+        {"spec": {}, "models": {item.name: {"path": item.name, "format": "graph-model"}}}))
+    with tempfile.TemporaryDirectory(prefix="facepack-graph-") as work:
+        return run_node(root, "wasm", [(item.name, item.probe)], Path(work))[0]
 
 
 # --- atomic replacement -------------------------------------------------------------------

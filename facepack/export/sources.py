@@ -21,7 +21,7 @@ import numpy as np
 
 from facepack import spec
 from facepack.export import mtcnn_nets
-from facepack.export.bridge import to_tf_keras
+from facepack.export.bridge import BridgeError, to_tf_keras
 from facepack.export.tfjs_io import predict_list
 
 PROBE_BATCH = 2
@@ -41,6 +41,8 @@ class Export:
     meta: dict = field(default_factory=dict)  # manifest fields: backbone, input_size, run, role...
     output_names: list | None = None
     quantizable: bool = True
+    format: str = "layers-model"  # or "graph-model": ``keras3`` is written via a SavedModel
+    keras3: object = None
 
 
 def image_probe(h: int, w: int, seed: int = PROBE_SEED, batch: int = PROBE_BATCH) -> np.ndarray:
@@ -141,7 +143,10 @@ def user_model_exports(path: Path, name: str) -> list[Export]:
     if not Path(path).is_file():
         raise ValueError(f"--model: expected a Keras 3 .keras file, got {str(path)!r} (not a file)")
     model3 = keras.models.load_model(path, compile=False)
-    model2, notes = to_tf_keras(model3, tf_keras, name=name)
+    try:
+        model2, notes, fmt = *to_tf_keras(model3, tf_keras, name=name), "layers-model"
+    except BridgeError as err:  # not expressible as TF.js layers: a graph model (checked in Node)
+        model2, notes, fmt = None, [f"layers format impossible ({err}); exported as a graph model"], "graph-model"
     shape = tuple(model3.input_shape)
     if any(d is None for d in shape[1:]):
         raise ValueError(f"--model {path}: input shape {shape} must be fixed apart from the batch dimension")
@@ -149,6 +154,7 @@ def user_model_exports(path: Path, name: str) -> list[Export]:
         np.random.default_rng(PROBE_SEED).normal(0, 1, (PROBE_BATCH,) + shape[1:]).astype(np.float32)
     return [Export(name, model2, lambda x: predict_list(model3, x), probe,
                    f"{PROBE_BATCH} seeded inputs of shape {list(probe.shape[1:])}",
+                   format=fmt, keras3=model3,
                    meta={"role": "user", "backbone": None,
                          "input_size": shape[1] if len(shape) == 4 else None,
                          "run": {"source": str(path), "synthetic": False}, "bridge_notes": notes})]

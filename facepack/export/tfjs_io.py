@@ -101,3 +101,84 @@ def file_entries(root: str | Path, folder: str | Path) -> list[dict]:
     root, folder = Path(root), Path(folder)
     return [{"path": p.relative_to(root).as_posix(), "bytes": p.stat().st_size, "sha256": sha256(p)}
             for p in sorted(folder.rglob("*")) if p.is_file()]
+
+
+# --- graph models (a SavedModel through the converter), for models the layers format cannot hold ---
+
+FUSED_WITH_BIAS = ("_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul")
+
+
+def _bias_width(node: dict, shapes: dict) -> int | None:
+    """Output channels of a fused conv/matmul node, from its filter's shape."""
+    filt = shapes.get(node["input"][1].split(":")[0])
+    if filt is None:
+        return None
+    if node["op"] == "FusedDepthwiseConv2dNative":
+        return int(filt[2] * filt[3])
+    return int(filt[-1])
+
+
+def widen_scalar_biases(model_json: dict, values: dict) -> list[str]:
+    """Give every rank-0 bias of a fused conv/matmul the rank-1 shape TF.js WASM requires.
+
+    (The grappler remapper fuses `conv(x) + 3.0` into a conv with a scalar bias; TF.js WASM
+    then fails with "FusedConv2D only supports rank-1 bias but got rank 0".) Returns the
+    names of the weights widened; ``values`` ({name: array}) is updated in place.
+    """
+    shapes = {name: list(v.shape) for name, v in values.items()}
+    widened = []
+    for node in model_json["modelTopology"].get("node", []):
+        if node["op"] not in FUSED_WITH_BIAS or len(node["input"]) < 3:
+            continue
+        bias = node["input"][2].split(":")[0]
+        if bias in values and values[bias].ndim == 0:
+            width = _bias_width(node, shapes)
+            if width is None:
+                continue
+            scalar = values[bias]
+            name = f"{bias}__rank1_{width}"
+            values[name] = np.full((width,), scalar, dtype=scalar.dtype)
+            node["input"][2] = name  # the scalar Const stays for any other user
+            widened.append(name)
+    for name in widened:  # a Const node per new weight, as the converter writes them
+        model_json["modelTopology"]["node"].append(
+            {"name": name, "op": "Const", "attr": {"dtype": {"type": "DT_FLOAT"},
+                                                  "value": {"tensor": {"dtype": "DT_FLOAT",
+                                                                       "tensorShape": {"dim": [{"size": str(values[name].shape[0])}]}}}}})
+    return widened
+
+
+def save_graph_model(model3, folder: str | Path, quantize: str = "none") -> tuple[Path, list[str]]:
+    """Write a Keras 3 model as a TF.js graph model (model.export -> SavedModel -> converter).
+
+    Scalar biases are widened for WASM (widen_scalar_biases) and large weights quantised as in
+    save_layers_model. Returns (folder, notes).
+    """
+    import tempfile
+
+    tfjs = _tensorflowjs()
+    from tensorflowjs.read_weights import read_weights
+    from tensorflowjs.write_weights import write_weights
+
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="facepack-savedmodel-") as saved:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model3.export(saved, format="tf_saved_model", verbose=False)
+        tfjs.converters.convert_tf_saved_model(saved, str(folder))
+    model_json = json.loads((folder / MODEL_JSON).read_text())
+    entries = read_weights(model_json["weightsManifest"], str(folder), flatten=True)
+    values = {e["name"]: np.asarray(e["data"]) for e in entries}
+    widened = widen_scalar_biases(model_json, values)
+    dtype = QUANTIZE[check_quantize(quantize)]
+    names = [n for n, v in values.items() if v.size >= QUANT_MIN_ELEMENTS and v.dtype == np.float32]
+    dtype_map = {dtype: [glob.escape(n) for n in names]} if dtype and names else None
+    for group in model_json["weightsManifest"]:
+        for path in group["paths"]:
+            (folder / path).unlink()
+    group = [{"name": n, "data": v} for n, v in values.items()]
+    model_json["weightsManifest"] = write_weights([group], str(folder), write_manifest=False,
+                                                  quantization_dtype_map=dtype_map)
+    (folder / MODEL_JSON).write_text(json.dumps(model_json))
+    notes = [f"graph model; widened {len(widened)} scalar biases to rank 1 for WASM"] if widened else ["graph model"]
+    return folder, notes
