@@ -68,6 +68,60 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def trainer_parser(prog: str, doc: str, defaults: dict, synthetic: dict, data_help: str):
+    """An argparse parser with the flags every trainer shares; the trainer adds its own."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog=prog, description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Defaults for real data: " + ", ".join(f"{k}={v}" for k, v in defaults.items())
+        + ".\nWithout --data: " + ", ".join(f"{k}={v}" for k, v in synthetic.items()) + ".")
+    p.add_argument("--data", help=data_help + "; a .npz from training/pack_dataset.py; omit for synthetic data")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--n-synthetic", type=int, help="samples in the synthetic dataset (no --data)")
+    p.add_argument("--skip-bad", action="store_true", help="report and skip bad rows/images instead of failing")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder (loses at most one epoch)")
+    p.add_argument("--distribute", action="store_true", help="data-parallel over all visible accelerators")
+    p.add_argument("--runs", default=None, help="runs root (default: runs/)")
+    p.add_argument("--max-minutes", type=float, help="stop training (then evaluate and save) before this wall time")
+    p.add_argument("--stop-after", type=int, metavar="EPOCHS",
+                   help="stop after this many epochs, the learning-rate schedule still planned for --epochs")
+    p.add_argument("--max-train", type=int, help="use at most this many training samples (quick trials)")
+    return p
+
+
+def fill_defaults(args, defaults: dict, synthetic: dict) -> dict:
+    """Every default filled exactly once: the flag, else the synthetic preset (no --data), else defaults."""
+    preset = dict(defaults)
+    if not args.data:
+        preset.update(synthetic)
+    cfg = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in preset.items()}
+    cfg["n_synthetic"] = args.n_synthetic or preset.get("n_synthetic", synthetic["n_synthetic"])
+    for key in ("data", "skip_bad", "distribute", "max_train", "max_minutes", "stop_after"):
+        cfg[key] = getattr(args, key)
+    for key in ("epochs", "batch_size"):
+        if cfg[key] < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {cfg[key]}")
+    if not 0.0 < cfg["val_fraction"] < 1.0:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {cfg['val_fraction']}")
+    return cfg
+
+
+def open_run(kind: str, cfg: dict, runs_root=None, resume=None):
+    """(run_dir, epochs already done, History): a fresh run folder, or the one --resume names."""
+    if resume:
+        run_dir = Path(resume)
+        if not (run_dir / "resume.json").is_file():
+            raise TrainingError(f"--resume: {run_dir} has no resume.json (finished or never started)")
+    else:
+        run_dir = new_run_dir(kind, runs_root)
+        save_config(run_dir, cfg)
+    done = resume_point(run_dir)
+    history = History.load(run_dir / "history.csv") if done else History(run_dir / "history.csv")
+    history.rows = history.rows[:done]
+    return run_dir, done, history
+
+
 def seed_everything(seed: int) -> None:
     import keras
 

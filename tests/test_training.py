@@ -185,3 +185,10 @@ def test_nan_bookkeeping_unit():
     assert cb.model.stop_training
     with pytest.raises(training.TrainingError, match="batch 3"):
         training.check_nan(state)
+
+
+def test_distribute_runs_the_same_script_data_parallel(synthetic_root):
+    out = _train("keypoints", [*TINY_KEYPOINTS, "--epochs", "1", "--distribute", "--runs",
+                               str(synthetic_root / "dist_runs")], synthetic_root)
+    assert "--distribute: MirroredStrategy over 1 replica(s)" in out.stdout
+    assert (_only_run(synthetic_root / "dist_runs", "keypoints") / "model.keras").is_file()

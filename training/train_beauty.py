@@ -62,12 +62,9 @@ SYNTHETIC = {  # a fresh machine with no dataset: train something small, fast, t
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="train_beauty.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Defaults for real data: " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items())
-        + ".\nWithout --data: " + ", ".join(f"{k}={v}" for k, v in SYNTHETIC.items()) + ".")
-    p.add_argument("--data", help="SCUT-FBP5500 folder (release or reduced layout); omit for synthetic data")
+    from facepack.training import trainer_parser
+
+    p = trainer_parser("train_beauty.py", __doc__, DEFAULTS, SYNTHETIC, "SCUT-FBP5500 folder (release or reduced layout)")
     p.add_argument("--labels", help="labels file for the reduced layout (default: the only *.txt beside Images/)")
     p.add_argument("--split", default="60-40", help="release layout protocol: 60-40 or cv1..cv5 (default 60-40)")
     p.add_argument("--val-fraction", type=float, help="reduced layout: fraction held out for validation")
@@ -86,35 +83,16 @@ def parse_args(argv):
     p.add_argument("--dropout", type=float)
     p.add_argument("--alpha", type=float, help="MobileNet width multiplier (e.g. 0.5, 0.75, 1.0)")
     p.add_argument("--bn-momentum", type=float, help="BatchNormalization moving-average momentum")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--n-synthetic", type=int, help="images in the synthetic dataset (no --data)")
-    p.add_argument("--skip-bad", action="store_true", help="report and skip bad rows/images instead of failing")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder (loses at most one epoch)")
-    p.add_argument("--distribute", action="store_true", help="data-parallel over all visible accelerators")
-    p.add_argument("--runs", default=None, help="runs root (default: runs/)")
-    p.add_argument("--max-minutes", type=float, help="stop training (then evaluate and save) before this wall time")
-    p.add_argument("--stop-after", type=int, metavar="EPOCHS",
-                   help="stop after this many epochs, the learning-rate schedule still planned for --epochs")
-    p.add_argument("--max-train", type=int, help="use at most this many training images (quick trials)")
     return p.parse_args(argv)
 
 
 def resolve_config(args) -> dict:
-    """Fill every default exactly once: CLI value, else synthetic preset (no --data), else DEFAULTS."""
-    preset = dict(DEFAULTS)
-    if not args.data:
-        preset.update(SYNTHETIC)
-    cfg = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in preset.items()}
-    cfg["n_synthetic"] = args.n_synthetic or preset.get("n_synthetic", SYNTHETIC["n_synthetic"])
-    cfg["max_minutes"] = args.max_minutes
-    cfg["stop_after"] = args.stop_after
-    for key in ("epochs", "batch_size"):
-        if cfg[key] < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {cfg[key]}")
+    """Fill every default exactly once (facepack.training.fill_defaults), then check this trainer's flags."""
+    from facepack.training import fill_defaults
+
+    cfg = fill_defaults(args, DEFAULTS, SYNTHETIC)
     if cfg["head_epochs"] < 0:
         raise ValueError(f"--head-epochs must be >= 0, got {cfg['head_epochs']}")
-    if not 0.0 < cfg["val_fraction"] < 1.0:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {cfg['val_fraction']}")
     if cfg["label_sigma"] < 0:
         raise ValueError(f"--label-sigma must be >= 0 (bins), got {cfg['label_sigma']}")
     weights = str(cfg["weights"])
@@ -124,9 +102,7 @@ def resolve_config(args) -> dict:
         raise ValueError(f"--weights must be imagenet, none or an existing file, got {weights!r}")
     if cfg["weights"] is None and cfg["head_epochs"] and args.head_epochs is None:
         cfg["head_epochs"] = 0  # a random backbone gains nothing from a frozen phase
-    for key in ("split", "labels", "skip_bad", "distribute", "max_train"):
-        cfg[key] = getattr(args, key)
-    cfg["data"] = args.data
+    cfg["split"], cfg["labels"] = args.split, args.labels
     return cfg
 
 
@@ -283,16 +259,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
     print(f"data: {ds_info['name']} ({ds_info.get('layout', '?')} layout{', SYNTHETIC' if d['synthetic'] else ''}): "
           f"{d['n_train']} train, {d['n_val']} validation ({ds_info['held_out']})")
 
-    if resume:
-        run_dir = Path(resume)
-        if not (run_dir / "resume.json").is_file():
-            raise TrainingError(f"--resume: {run_dir} has no resume.json (finished or never started)")
-    else:
-        run_dir = training.new_run_dir("beauty", runs_root)
-        training.save_config(run_dir, cfg)
-    done = training.resume_point(run_dir)
-    history = training.History.load(run_dir / "history.csv") if done else training.History(run_dir / "history.csv")
-    history.rows = history.rows[:done]
+    run_dir, done, history = training.open_run("beauty", cfg, runs_root, resume)
 
     train_ds, val_ds = d["train"], d["val"]
     steps = int(np.ceil(d["n_train"] / cfg["batch_size"]))

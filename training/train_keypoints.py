@@ -50,12 +50,9 @@ SYNTHETIC = {"epochs": 25, "n_synthetic": 800, "lr": 5e-3}  # NME 0.052 vs mean 
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="train_keypoints.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Defaults for real data: " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items())
-        + ".\nWithout --data: " + ", ".join(f"{k}={v}" for k, v in SYNTHETIC.items()) + ".")
-    p.add_argument("--data", help="68-point dataset folder/CSV or Kaggle training.csv; omit for synthetic data")
+    from facepack.training import trainer_parser
+
+    p = trainer_parser("train_keypoints.py", __doc__, DEFAULTS, SYNTHETIC, "68-point dataset folder/CSV or Kaggle training.csv")
     p.add_argument("--backbone", choices=["kpnet", "mobilenet_v2"])
     p.add_argument("--input-size", type=int, help="square crop in pixels")
     p.add_argument("--width", type=int, help="kpnet base width (channels)")
@@ -65,35 +62,16 @@ def parse_args(argv):
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--bn-momentum", type=float, help="BatchNormalization moving-average momentum")
     p.add_argument("--val-fraction", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--n-synthetic", type=int, help="faces in the synthetic dataset (no --data)")
-    p.add_argument("--skip-bad", action="store_true", help="report and skip bad rows/images instead of failing")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder (loses at most one epoch)")
-    p.add_argument("--distribute", action="store_true", help="data-parallel over all visible accelerators")
-    p.add_argument("--runs", default=None, help="runs root (default: runs/)")
-    p.add_argument("--max-minutes", type=float, help="stop training (then evaluate and save) before this wall time")
-    p.add_argument("--stop-after", type=int, metavar="EPOCHS",
-                   help="stop after this many epochs, the learning-rate schedule still planned for --epochs")
-    p.add_argument("--max-train", type=int, help="use at most this many training faces (quick trials)")
     return p.parse_args(argv)
 
 
 def resolve_config(args) -> dict:
-    """Fill every default exactly once: CLI value, else synthetic preset (no --data), else DEFAULTS."""
-    preset = dict(DEFAULTS)
-    if not args.data:
-        preset.update(SYNTHETIC)
-    cfg = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in preset.items()}
-    cfg["n_synthetic"] = args.n_synthetic or preset.get("n_synthetic", SYNTHETIC["n_synthetic"])
-    cfg["max_minutes"] = args.max_minutes
-    cfg["stop_after"] = args.stop_after
-    for key in ("epochs", "batch_size", "width"):
-        if cfg[key] < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {cfg[key]}")
-    if not 0.0 < cfg["val_fraction"] < 1.0:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {cfg['val_fraction']}")
-    for key in ("skip_bad", "distribute", "max_train", "data"):
-        cfg[key] = getattr(args, key)
+    """Fill every default exactly once (facepack.training.fill_defaults), then check this trainer's flags."""
+    from facepack.training import fill_defaults
+
+    cfg = fill_defaults(args, DEFAULTS, SYNTHETIC)
+    if cfg["width"] < 1:
+        raise ValueError(f"--width must be >= 1, got {cfg['width']}")
     return cfg
 
 
@@ -229,17 +207,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
     d = prepare_data(keras, cfg)
     print(f"data: {d['dataset']['name']} ({d['format']}-point{', SYNTHETIC' if d['synthetic'] else ''}): "
           f"{d['n_train']} train, {d['n_val']} validation")
-    if resume:
-        run_dir = Path(resume)
-        if not (run_dir / "resume.json").is_file():
-            raise training.TrainingError(f"--resume: {run_dir} has no resume.json (finished or never started)")
-    else:
-        run_dir = training.new_run_dir("keypoints", runs_root)
-        training.save_config(run_dir, cfg)
-    done = training.resume_point(run_dir)
-    history = training.History.load(run_dir / "history.csv") if done else training.History(run_dir / "history.csv")
-    history.rows = history.rows[:done]
-
+    run_dir, done, history = training.open_run("keypoints", cfg, runs_root, resume)
     train_ds, val_ds = d["train"], d["val"]
     steps = int(np.ceil(d["n_train"] / cfg["batch_size"]))
     deadline = (time.time() + 60 * cfg["max_minutes"]) if cfg.get("max_minutes") else None

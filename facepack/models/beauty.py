@@ -83,7 +83,7 @@ def split_for_gradcam(keras, model):
     features_model: image -> last feature map (N, h, w, C); head_model: feature map -> scores.
     """
     features = model.get_layer(FEATURES_LAYER).output
-    features_model = keras.Model(model.inputs, features, name=model.name + "_features")
+    features_model = keras.Model(model.input, features, name=model.name + "_features")
     fmap = keras.Input(tuple(features.shape[1:]), name="feature_map")
     y = model.get_layer(POOL_LAYER)(fmap)
     if "head_dropout" in [layer.name for layer in model.layers]:
