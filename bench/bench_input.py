@@ -41,9 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, help="timed train_on_batch steps after 2 untimed (default 10; --quick 3)")
     p.add_argument("--synthetic", action="store_true", help="use synthetic data even when the datasets are present")
     args = p.parse_args(argv)
-    args.images = args.images or (128 if args.quick else 256)
-    args.batches = args.batches or (10 if args.quick else 30)
-    args.steps = args.steps or (3 if args.quick else 10)
+    args.images = (128 if args.quick else 256) if args.images is None else args.images
+    args.batches = (10 if args.quick else 30) if args.batches is None else args.batches
+    args.steps = (3 if args.quick else 10) if args.steps is None else args.steps
     if args.images < 2 * BATCH or args.steps < 1 or args.batches < 1:
         p.error(f"--images must be >= {2 * BATCH}, --steps and --batches >= 1, got {args.images}, {args.steps}, {args.batches}")
     return args

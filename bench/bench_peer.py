@@ -49,7 +49,7 @@ def parse_args(argv=None):
                    help="our bundle (convert/to_tfjs.py --quantize value; default float16, what the main job ships)")
     args = p.parse_args(argv)
     args.faces = (30 if args.quick else 100) if args.faces is None else args.faces
-    args.repeat = args.repeat or (2 if args.quick else 4)
+    args.repeat = (2 if args.quick else 4) if args.repeat is None else args.repeat
     if args.repeat < 2 or args.faces < 0:
         p.error(f"--repeat must be >= 2 and --faces >= 0, got {args.repeat} and {args.faces}")
     return args

@@ -43,7 +43,7 @@ def parse_args(argv=None):
                    help="bundle precisions (convert/to_tfjs.py --quantize values; default all)")
     p.add_argument("--no-browser", action="store_true", help="bytes only: skip the page loads")
     args = p.parse_args(argv)
-    args.runs = args.runs or (1 if args.quick else 3)
+    args.runs = (1 if args.quick else 3) if args.runs is None else args.runs
     if args.runs < 1:
         p.error(f"--runs must be >= 1, got {args.runs}")
     return args

@@ -81,8 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--skip", nargs="+", default=[], choices=["node", "node-cpu", "chromium", "webgl", "python"],
                    help="configurations to leave out")
     args = p.parse_args(argv)
-    args.runs = args.runs or (1 if args.quick else 3)
-    args.repeat = args.repeat or (2 if args.quick else 4)
+    args.runs = (1 if args.quick else 3) if args.runs is None else args.runs
+    args.repeat = (2 if args.quick else 4) if args.repeat is None else args.repeat
     for flag in ("runs", "repeat"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
