@@ -71,6 +71,8 @@ export async function useBackend(requested, { wasmPaths = null } = {}) {
   const failures = [];
   for (const name of order) {
     if (name === 'wasm') await configureWasm(wasmPaths);
+    // (Not WEBGL_USE_SHAPES_UNIFORMS: it cuts WebGL shader compiles ~3x here but breaks the beauty
+    // and keypoint models' outputs in TF.js 4.22 - tests/test_parity_browser.py catches it.)
     let ok = false;
     try {
       ok = await tf.setBackend(name);
