@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
         raise SystemExit("error: --model and --name go together (got "
                          f"--model {args.model}, --name {args.name})")
     out = args.out or (ROOT / "dist" / f"models-{args.name}" if args.model else DEFAULT_OUT)
+    target = out  # what a failure leaves unchanged
     try:
         build_bundle(out, beauty_run=args.beauty, keypoints_run=args.keypoints, quantize=args.quantize,
                      models=args.only, runs_root=args.runs_root, user_model=args.model, user_name=args.name,
@@ -79,16 +81,21 @@ def main(argv=None) -> int:
         if args.npm is not None:
             from facepack.export.npm import build_npm_package
 
+            target = args.npm
             build_npm_package(out, args.npm, name=args.npm_name or (args.name or "facepack"),
                               version=args.npm_version, pack=not args.no_pack, log=main_log)
     except (ValueError, RuntimeError) as err:
-        print(f"error: {err}\n{out} was left unchanged.", file=sys.stderr)
+        print(f"error: {err}\n{target} was left unchanged.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"interrupted: {out} was left unchanged.", file=sys.stderr)
+        print(f"interrupted: {target} was left unchanged.", file=sys.stderr)
         return 130
+    except Exception:  # unexpected (a TensorFlow error...): the traceback, and the guarantee
+        traceback.print_exc()
+        print(f"error: conversion failed unexpectedly (traceback above); {target} was left unchanged.",
+              file=sys.stderr)
+        return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

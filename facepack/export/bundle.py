@@ -1,11 +1,15 @@
 """Building a bundle: every Export -> TF.js model folder, parity-checked, plus manifest.json.
 
 Steps for each model (``export_one``):
-  1. write the tf_keras model with the tensorflowjs converter (quantised if asked);
-  2. read the written model back into tf_keras and run it on the probe batch;
+  1. write it with the tensorflowjs converter (quantised if asked): a layers model from the
+     tf_keras twin (bridge.py), or a graph model from a SavedModel when the layers format cannot
+     hold the architecture;
+  2. read it back (layers: tensorflowjs -> tf_keras; graph: TF.js in Node) and run the probe;
   3. compare with the reference (Keras 3 model / mtcnn package): the max abs difference goes
      into the manifest and must be within the tolerance for the precision, else ParityError;
   4. list its files with sizes and sha256.
+Then the beauty pair is checked end to end (expected score), and with ``node_check`` every
+model is run in TF.js itself (node_check.py, WASM) and held to the same tolerance.
 
 ``build_bundle`` writes everything into a temporary folder next to ``out_dir`` and only then
 swaps it into place (``atomic_replace``): a failed or interrupted conversion leaves the previous
