@@ -69,26 +69,31 @@ def test_beauty_backbone_equal_in_tfjs(backbone_bundles, backbone, backend, tmp_
 
 
 @pytest.fixture(scope="module")
-def keypoint_bundle(tmp_path_factory):
-    """(bundle dir, Keras 3 model) of a calibrated kpnet keypoint model."""
+def keypoint_bundles(tmp_path_factory):
+    """{backbone: (bundle dir, Keras 3 model)} of calibrated keypoint models, every backbone."""
     import keras
 
+    from facepack.models.keypoints import BACKBONES as KP_BACKBONES
     from facepack.runs import load_run
 
-    root = tmp_path_factory.mktemp("kp")
-    run = calibrated_run("keypoints", root / "run")
-    build_bundle(root / "models", keypoints_run=run, models=["keypoints"], log=None)
-    return root / "models", load_run(run, keras)[0]
+    out = {}
+    for backbone in KP_BACKBONES:
+        root = tmp_path_factory.mktemp(f"kp_{backbone}")
+        run = calibrated_run("keypoints", root / "run", backbone=backbone)
+        build_bundle(root / "models", keypoints_run=run, models=["keypoints"], log=None)
+        out[backbone] = (root / "models", load_run(run, keras)[0])
+    return out
 
 
 @pytest.mark.parametrize("backend", NODE_BACKENDS)
-def test_keypoints_equal_in_tfjs(keypoint_bundle, backend, tmp_path):
-    bundle, model = keypoint_bundle
+@pytest.mark.parametrize("backbone", ["kpnet", "mobilenet_v2"])
+def test_keypoints_equal_in_tfjs(keypoint_bundles, backbone, backend, tmp_path):
+    bundle, model = keypoint_bundles[backbone]
     x = image_probe(96, 96, seed=3)
     ref = np.asarray(model(x))
     assert np.abs(ref).max() > 0.1, "calibration failed: outputs vanished, the test would be vacuous"
     (got,), = run_node(bundle, backend, [("keypoints", x)], tmp_path)
-    assert_close(got, ref, f"keypoints/{backend}")
+    assert_close(got, ref, f"keypoints {backbone}/{backend}")
 
 
 @pytest.mark.parametrize("backend", NODE_BACKENDS)
@@ -129,7 +134,7 @@ window.pageReady = true;
 """
 
 
-def test_all_models_equal_in_browser_webgl(backbone_bundles, keypoint_bundle, tiny_bundle, tmp_path):
+def test_all_models_equal_in_browser_webgl(backbone_bundles, keypoint_bundles, tiny_bundle, tmp_path):
     """Every backbone, the keypoint model and the MTCNN nets on WebGL in Chromium."""
     import keras
 
@@ -142,7 +147,7 @@ def test_all_models_equal_in_browser_webgl(backbone_bundles, keypoint_bundle, ti
 
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    routes = {"/inputs/": inputs, "/bundles/kp/": keypoint_bundle[0], "/bundles/tiny/": tiny_bundle}
+    routes = {"/inputs/": inputs, "/bundles/tiny/": tiny_bundle}
     cases = []  # (bundle key, model name, input, expected outputs)
 
     def add(key, name, x, expected):
@@ -158,7 +163,9 @@ def test_all_models_equal_in_browser_webgl(backbone_bundles, keypoint_bundle, ti
         add(backbone, "beauty_features", x, [fmap])
         add(backbone, "beauty_head", fmap, [np.asarray(model(x))])
     kx = image_probe(96, 96, seed=22)
-    add("kp", "keypoints", kx, [np.asarray(keypoint_bundle[1](kx))])
+    for backbone, (bundle, model) in keypoint_bundles.items():
+        routes[f"/bundles/kp_{backbone}/"] = bundle
+        add(f"kp_{backbone}", "keypoints", kx, [np.asarray(model(kx))])
     for net, (h, w, n) in {"pnet": (41, 33, 2), "rnet": (24, 24, 4), "onet": (48, 48, 3)}.items():
         x = image_probe(h, w, seed=23, batch=n)
         add("tiny", f"mtcnn_{net}", x, package_forward(net, x))
