@@ -7,12 +7,16 @@ Bytes: every file of the bundle's models (model.json + weight shards) of bench/r
 (the shipped models, built with convert/to_tfjs.py --quantize q when missing), raw and gzipped
 (level 6, what a web server's compression would send). MTCNN is always float32.
 
-Time to first result: headless /usr/bin/chromium opens the harness page of bench/bench_speed.py
-(a local server with COOP/COEP and Cache-Control: no-store, a fresh browser each time: nothing is
-cached) with a job in its address; the page imports TF.js and the library, loads the models on
-the WASM backend (warm-up included) and analyses tests/fixtures/astronaut.png (raw RGB, with
-Grad-CAM). Reported: performance.now() (ms since navigation start) when the models are ready
-and when the first result is there; medians over --runs loads. JSON: bench/results/size.json.
+Time to first result, a fresh headless /usr/bin/chromium each load (nothing cached), WASM
+backend, tests/fixtures/astronaut.png, performance.now() = ms since navigation start:
+  page     the real page (server.create_app serving the bundle and static/vendor/, as
+           `python server.py --models DIR`) at /?backend=wasm: "ready" is when the page says so
+           (models loaded and warmed up); then the photo is chosen in its file input at once, and
+           "first result" is when the page has the analysed result (decode, analysis with
+           Grad-CAM); the driver's round trip (a few ms) is included
+  harness  the minimal page of bench/bench_speed.py (COOP/COEP, no-store), which starts
+           loading at once from its address and analyses the raw RGB pixels: the library alone
+Medians over --runs loads. JSON: bench/results/size.json.
 """
 
 from __future__ import annotations
@@ -32,6 +36,19 @@ import common  # noqa: E402
 GROUPS = {"mtcnn": ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"), "beauty": ("beauty_features", "beauty_head"),
           "keypoints": ("keypoints",)}
 RUNTIME_FILES = ("tf.fesm.js", "tf-backend-wasm.fesm.js", "tfjs-backend-wasm-threaded-simd.wasm")
+VENDOR_DIR = common.ROOT / "static" / "vendor"  # python scripts/vendor_tfjs.py writes it
+# In-page polls (every 5 ms) that resolve with performance.now(); Playwright runs them over CDP,
+# which the page's CSP allows (wait_for_function would eval a string, which it refuses).
+PAGE_READY_JS = """() => new Promise((resolve) => { const tick = () => {
+  const state = document.body.dataset.state;
+  if (state === 'ready' || state === 'error') resolve({ state, ms: performance.now() }); else setTimeout(tick, 5); };
+  tick(); })"""
+PAGE_RESULT_JS = """() => new Promise((resolve) => { const tick = () => {
+  const r = window.facepackLastResult;
+  if (r) resolve({ ms: performance.now(), faces: r.faces.length, backend: r.backend });
+  else if (document.body.dataset.state === 'error') resolve({ error: document.getElementById('message').textContent });
+  else setTimeout(tick, 5); };
+  tick(); })"""
 
 
 def parse_args(argv=None):
@@ -105,6 +122,56 @@ def first_results(quantize: str, runs: int, log) -> list[dict]:
         return out
 
 
+def _serve(app):
+    """The Flask app on a free port in a thread (as tests/test_page.py serves it)."""
+    import threading
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args, **kwargs):
+            pass
+
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def page_first_results(quantize: str, runs: int, log) -> list[dict]:
+    """Fresh loads of the real page (server.py) on the bundle: ready and first-result ms."""
+    import server
+    from jsharness import CHROMIUM, CHROMIUM_ARGS, playwright_session
+
+    if not (VENDOR_DIR / "tf.fesm.js").is_file():
+        raise FileNotFoundError(f"{VENDOR_DIR} has no TF.js copy; run python scripts/vendor_tfjs.py")
+    args = server.parse_args(["--models", str(common.bundle_dir(quantize)), "--vendor", str(VENDOR_DIR)])
+    httpd = _serve(server.create_app(server.config_from_args(args)))
+    out = []
+    try:
+        with playwright_session() as pw:
+            for i in range(runs):
+                log(f"  page (server.py) {common.PRECISIONS[quantize]} load {i + 1}/{runs}")
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page()
+                    page.set_default_timeout(300_000)
+                    page.goto(f"http://127.0.0.1:{httpd.server_port}/?backend=wasm")
+                    ready = page.evaluate(PAGE_READY_JS)
+                    if ready["state"] != "ready":
+                        raise RuntimeError(f"the page did not get ready: {page.text_content('#message')}")
+                    page.set_input_files("#file-input", str(common.PHOTOS["astronaut"]))
+                    result = page.evaluate(PAGE_RESULT_JS)
+                finally:
+                    browser.close()
+                if "error" in result:
+                    raise RuntimeError(f"the page failed on astronaut.png: {result['error']}")
+                out.append({"ready_ms": ready["ms"], "first_result_ms": result["ms"], "faces": result["faces"],
+                            "backend": result["backend"]})
+    finally:
+        httpd.shutdown()
+    return out
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -114,20 +181,22 @@ def main(argv=None) -> dict:
         models = model_bytes(common.ensure_bundle(q, log))
         raw, gz = group_bytes(models, "raw"), group_bytes(models, "gzip")
         loads = [] if args.no_browser else first_results(q, args.runs, log)
-        ready = common.median(v["models_ready_ms"] for v in loads)
-        first = common.median(v["first_result_ms"] for v in loads)
-        data[common.PRECISIONS[q]] = {"models": models, "groups_raw": raw, "groups_gzip": gz, "page_loads": loads}
+        page_loads = [] if args.no_browser else page_first_results(q, args.runs, log)
+        data[common.PRECISIONS[q]] = {"models": models, "groups_raw": raw, "groups_gzip": gz,
+                                      "harness_loads": loads, "page_loads": page_loads}
         kb = lambda n: n / 1024  # noqa: E731
         rows.append([common.PRECISIONS[q], kb(raw["mtcnn"]), kb(raw["beauty"]), kb(raw["keypoints"]), kb(raw["total"]),
-                     kb(gz["total"]), ready, first])
+                     kb(gz["total"]), common.median(v["ready_ms"] for v in page_loads),
+                     common.median(v["first_result_ms"] for v in page_loads),
+                     common.median(v["models_ready_ms"] for v in loads), common.median(v["first_result_ms"] for v in loads)])
     headers = ["precision", "MTCNN KiB", "beauty KiB", "keypoints KiB", "total KiB", "total gzip KiB",
-               "models ready ms", "first result ms"]
+               "page: ready ms", "page: first result ms", "harness: ready ms", "harness: first result ms"]
     rt = runtime_bytes()
     print(common.machine_line(info))
     print(f"Bundles of models/shipped (beauty MobileNetV2-0.75@128 + Grad-CAM head, keypoints kpnet@96, MTCNN "
           f"float32). The page also loads TF.js + the threaded-SIMD WASM binary: {rt / 1024:.0f} KiB. "
-          f"Page: Chromium, WASM backend, astronaut.png with Grad-CAM, median of {args.runs} fresh load(s), "
-          f"ms since navigation start.")
+          f"Chromium, WASM backend, astronaut.png, median of {args.runs} fresh load(s) each, ms since "
+          f"navigation start; page = server.py's page, harness = the library alone (see --help).")
     print(common.format_table(headers, rows))
     out = {"machine": info, "args": vars(args), "runtime_bytes": rt, "precisions": data}
     print(f"JSON: {common.write_json('size', out).relative_to(common.ROOT)}")
