@@ -162,8 +162,8 @@ def test_only_keeps_the_other_models(old_bundle, untrained_runs):
     assert set(m["models"]) == EXPECTED_MODELS
     after = snapshot(old_bundle)
     for path, data in before.items():
-        if path.startswith(("mtcnn_", "beauty_")):
-            assert after[path] == data, path
+        if path != "manifest.json":  # others carried over; keypoints rebuilt from the same run:
+            assert after[path] == data, path  # the conversion is deterministic, byte for byte
     manifest_mod.verify_files(old_bundle)
 
 
