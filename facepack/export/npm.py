@@ -83,6 +83,21 @@ def models_table(manifest: dict) -> str:
     return "\n".join(rows)
 
 
+def metrics_lines(manifest: dict) -> str:
+    """One line per trained run (deduplicated): its test metrics as recorded in run.json."""
+    seen, lines = set(), []
+    for name, m in manifest["models"].items():
+        run = m.get("run", {})
+        numbers = {k: v for k, v in (run.get("metrics") or {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        key = run.get("path") or name
+        if numbers and key not in seen:
+            seen.add(key)
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in numbers.items())
+            lines.append(f"- `{name}` ({m.get('backbone')}, {m.get('input_size')} px): {shown}")
+    return ("Test metrics of the trained runs (from their run.json):\n\n" + "\n".join(lines)) if lines else ""
+
+
 def terms(manifest: dict, face: bool) -> str:
     lines = []
     for name, m in manifest["models"].items():
@@ -104,6 +119,7 @@ def readme_values(manifest: dict, name: str, version: str, example: str, face: b
     return {
         "NAME": name, "VERSION": version, "EXAMPLE": example.strip(), "API": FACE_API if face else GENERIC_API,
         "MODELS_TABLE": models_table(manifest),
+        "METRICS": metrics_lines(manifest),
         "SYNTHETIC_NOTE": ("**Note:** at least one model in this package was trained on synthetic data or is "
                            "untrained (manifest.json `synthetic: true`); its outputs are placeholders, not "
                            "meaningful predictions.") if synthetic else "",
@@ -160,7 +176,8 @@ def build_npm_package(bundle_dir, npm_dir, name: str = "facepack", version: str 
         (tmp / "index.js").write_text(_render((TEMPLATES / "index.js").read_text(), values))
         shutil.copy2(TEMPLATES / "index.d.ts", tmp / "index.d.ts")
         readme = readme_values(manifest, name, version, example, face)
-        (tmp / "README.md").write_text(_render((TEMPLATES / "README.template.md").read_text(), readme))
+        text = _render((TEMPLATES / "README.template.md").read_text(), readme)
+        (tmp / "README.md").write_text(re.sub(r"\n{3,}", "\n\n", text))
         pkg = json.loads(_render((TEMPLATES / "package.template.json").read_text(),
                                  {"NAME": name, "VERSION": version,
                                   "DESCRIPTION": readme["DESCRIPTION"].replace('"', "'")}))
