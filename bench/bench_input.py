@@ -11,7 +11,8 @@ For each model the shipped configuration trains:
 the input pipeline (facepack.data.tfdata.beauty_dataset / keypoint_dataset, training=True:
 decode by content, resize/crop, augmentation) is timed alone, uncached (every image decoded, as
 in the first epoch) and cached (decoded images in memory, augmentation only: every later epoch),
-with facepack.data.tfdata.measure_images_per_second over --batches batches (the set repeated); then a few train_on_batch steps of the model
+with facepack.data.tfdata.measure_images_per_second over --batches batches (the set repeated);
+then a few train_on_batch steps of the model
 (random initial weights, Keras 3 on its configured backend, this CPU) on one real batch.
 If a dataset is missing, the generator's synthetic data in the same layout is used (the table
 says so). Ratio > 1: the input pipeline outpaces training. JSON: bench/results/input.json.
@@ -45,7 +46,8 @@ def parse_args(argv=None):
     args.batches = (10 if args.quick else 30) if args.batches is None else args.batches
     args.steps = (3 if args.quick else 10) if args.steps is None else args.steps
     if args.images < 2 * BATCH or args.steps < 1 or args.batches < 1:
-        p.error(f"--images must be >= {2 * BATCH}, --steps and --batches >= 1, got {args.images}, {args.steps}, {args.batches}")
+        p.error(f"--images must be >= {2 * BATCH}, --steps and --batches >= 1, "
+                f"got {args.images}, {args.steps}, {args.batches}")
     return args
 
 
@@ -151,7 +153,8 @@ def main(argv=None) -> dict:
     print(f"Batch {BATCH}; input: {args.batches} batches after 1 warm-up batch (the set repeated); "
           f"train: mean of {args.steps} train_on_batch steps after 2 untimed, on one real batch.")
     print(common.format_table(headers, rows))
-    print(f"JSON: {common.write_json('input', {'machine': info, 'args': vars(args), 'models': out}).relative_to(common.ROOT)}")
+    path = common.write_json("input", {"machine": info, "args": vars(args), "models": out})
+    print(f"JSON: {path.relative_to(common.ROOT)}")
     return out
 
 

@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 PEER_PACKAGE = common.PEER_DIR / "node_modules" / "@vladmandic" / "face-api"
-PEER_MODELS = {"tiny": "tiny_face_detector_model", "ssd": "ssd_mobilenetv1_model", "landmarks": "face_landmark_68_model"}
+PEER_MODELS = {"tiny": "tiny_face_detector_model", "ssd": "ssd_mobilenetv1_model",
+               "landmarks": "face_landmark_68_model"}
 PEER_CROP_PX = 112  # faceLandmark68Net's input size
 INSTALL = "npm install --prefix bench/peer @vladmandic/face-api"
 
@@ -208,7 +209,8 @@ def main(argv=None) -> dict:
     rows = [
         ["facepack MTCNN", kib(our_bytes["mtcnn"]), *[ours_ms[n]["detect"] for n in names], None,
          *detector_cells(found["ours"])],
-        ["face-api TinyFaceDetector", kib(peer_bytes["tiny"]), *[warm(theirs_ms[n]["tiny"]["detect_ms"]) for n in names],
+        ["face-api TinyFaceDetector", kib(peer_bytes["tiny"]),
+         *[warm(theirs_ms[n]["tiny"]["detect_ms"]) for n in names],
          None, *detector_cells(found["tiny"])],
         ["face-api SSD MobileNetV1", kib(peer_bytes["ssd"]), *[warm(theirs_ms[n]["ssd"]["detect_ms"]) for n in names],
          None, *detector_cells(found["ssd"])],
@@ -227,7 +229,7 @@ def main(argv=None) -> dict:
     ]
     n_data = len(faces) - 1
     headers = ["method", "model KiB", "ms astronaut", "ms einstein", "ms per crop", "Einstein NME",
-               f"YTF found", "YTF NME mean (found)", "YTF NME median (all)", "YTF failure"]
+               "YTF found", "YTF NME mean (found)", "YTF NME median (all)", "YTF failure"]
     print(common.machine_line(info) + f", face-api {info['face_api']} (Node, WASM, "
           f"{theirs['versions']['threads']} thread)")
     print(f"Ours: the {common.PRECISIONS[args.precision]} bundle of models/shipped; ms: warm median of "

@@ -108,7 +108,8 @@ def first_results(quantize: str, runs: int, log) -> list[dict]:
         jobs = raw_jobs({"astronaut": photos()["astronaut"]}, Path(tmp))
         job = {"bundle": f"/bench/results/bundle-{quantize}", "backend": "wasm", "images": browser_jobs(jobs)}
         out = []
-        with static_server(harness_routes(Path(tmp)), {"/bench.html": page_html(PAGE_MODULE, "facepack bench")}) as base, \
+        pages = {"/bench.html": page_html(PAGE_MODULE, "facepack bench")}
+        with static_server(harness_routes(Path(tmp)), pages) as base, \
                 playwright_session() as pw:
             for i in range(runs):
                 log(f"  first result {common.PRECISIONS[quantize]} load {i + 1}/{runs}")
@@ -188,7 +189,8 @@ def main(argv=None) -> dict:
         rows.append([common.PRECISIONS[q], kb(raw["mtcnn"]), kb(raw["beauty"]), kb(raw["keypoints"]), kb(raw["total"]),
                      kb(gz["total"]), common.median(v["ready_ms"] for v in page_loads),
                      common.median(v["first_result_ms"] for v in page_loads),
-                     common.median(v["models_ready_ms"] for v in loads), common.median(v["first_result_ms"] for v in loads)])
+                     common.median(v["models_ready_ms"] for v in loads),
+                     common.median(v["first_result_ms"] for v in loads)])
     headers = ["precision", "MTCNN KiB", "beauty KiB", "keypoints KiB", "total KiB", "total gzip KiB",
                "page: ready ms", "page: first result ms", "harness: ready ms", "harness: first result ms"]
     rt = runtime_bytes()

@@ -206,12 +206,14 @@ def main(argv=None) -> dict:
         if not {"chromium", "webgl"} <= set(args.skip):
             from jsharness import page_html, playwright_session, static_server
 
-            with static_server(harness_routes(tmp), {"/bench.html": page_html(PAGE_MODULE, "facepack bench")}) as base, \
+            pages = {"/bench.html": page_html(PAGE_MODULE, "facepack bench")}
+            with static_server(harness_routes(tmp), pages) as base, \
                     playwright_session() as pw:
                 if "chromium" not in args.skip:
                     for q in args.precisions:
                         configs.append({"where": "chromium", "backend": "wasm", "precision": common.PRECISIONS[q],
-                                        "result": chromium_config(pw, base, q, "wasm", jobs, args.runs, args.repeat, log)})
+                                        "result": chromium_config(pw, base, q, "wasm", jobs, args.runs, args.repeat,
+                                                                  log)})
                 if "webgl" not in args.skip:
                     configs.append({"where": "chromium", "backend": "webgl (SwiftShader)", "precision": "float32",
                                     "result": chromium_config(pw, base, "none", "webgl", jobs[:1], 1,
