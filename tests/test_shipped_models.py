@@ -116,3 +116,26 @@ def test_shipped_models_score_the_fixture_face_sensibly(fixtures_dir):
     iod = np.linalg.norm(right_eye - left_eye)
     assert np.linalg.norm(pts[36:42].mean(axis=0) - left_eye) < 0.35 * iod
     assert np.linalg.norm(pts[42:48].mean(axis=0) - right_eye) < 0.35 * iod
+
+
+def test_js_equals_python_on_the_shipped_models(shipped_bundle, fixtures_dir, tmp_path):
+    """What users run: the float16 bundle of the shipped models in Node (WASM) against the Keras
+    models in the Python reference, with the parity tolerances (float16 moves the beauty score
+    by ~0.003 points and keypoints by ~0.02 px, well inside them)."""
+    from jsharness import assert_parity, compare_faces, node_ready, python_reference, run_node, write_raw
+
+    from facepack.data.images import load_rgb
+
+    ok, why = node_ready()
+    if not ok:
+        pytest.skip(why)
+    photos = {"astronaut": load_rgb(fixtures_dir / "astronaut.png"), "einstein": load_rgb(fixtures_dir / "einstein.jpg")}
+    py = python_reference({"beauty_run": SHIPPED / "beauty", "keypoints_run": SHIPPED / "keypoints"}, photos)
+    images = [{**write_raw(rgb, tmp_path / f"{name}.rgb", name), "options": {"heatmaps": True}}
+              for name, rgb in photos.items()]
+    js = {r["name"]: r for r in run_node("analyze.mjs", {"bundle": str(shipped_bundle), "backend": "wasm",
+                                                         "images": images}, timeout=600)["results"]}
+    for name, result in py.items():
+        assert len(result["faces"]) == 1  # the seated man in einstein.jpg; the astronaut
+        err = compare_faces(result["faces"], js[name]["faces"])
+        assert_parity(name, err, result["faces"], js[name]["faces"])
