@@ -122,6 +122,25 @@ def open_run(kind: str, cfg: dict, runs_root=None, resume=None):
     return run_dir, done, history
 
 
+def run_main(argv, parse_args, resolve_config, train):
+    """A trainer's main(argv): --resume continues with the interrupted run's own configuration."""
+    args = parse_args(argv)
+    if args.resume:
+        return train(load_config(args.resume), resume=args.resume)
+    return train(resolve_config(args), runs_root=args.runs)
+
+
+def run_summary(history: "History", n_train: int, pipeline_ips: float, train_seconds: float) -> dict:
+    """Timing fields of run.json: seconds per epoch (median of the last phase), throughput."""
+    rows = history.rows
+    last_phase = rows[-1].get("phase") if rows else None
+    secs = [r["seconds"] for r in rows if r.get("phase") == last_phase]
+    per_epoch = float(np.median(secs)) if secs else None
+    return {"seconds_per_epoch": per_epoch, "train_seconds": train_seconds, "epochs_done": len(rows),
+            "throughput": {"input_pipeline_images_per_s": pipeline_ips,
+                           "training_images_per_s": (n_train / per_epoch) if per_epoch else None}}
+
+
 def seed_everything(seed: int) -> None:
     import keras
 

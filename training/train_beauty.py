@@ -295,8 +295,6 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
     if cols:
         training_curves({k: v for k, v in cols.items() if k not in ("epoch", "seconds")}, run_dir / "curves.png",
                         title=f"beauty {cfg['backbone']}@{cfg['input_size']}")
-    epoch_secs = [r["seconds"] for r in history.rows if r.get("phase") == "full"] or [r["seconds"] for r in history.rows]
-    pipe_ips = d["pipeline_ips"]()
     info = {
         "model": "beauty", "backbone": cfg["backbone"], "input_size": cfg["input_size"], "alpha": cfg["alpha"],
         "dropout": cfg["dropout"], "synthetic": d["synthetic"],
@@ -305,11 +303,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
         "metrics": metrics,
         "args": {k: v for k, v in cfg.items()},
         "versions": training.versions(),
-        "seconds_per_epoch": float(np.median(epoch_secs)) if epoch_secs else None,
-        "train_seconds": train_seconds,
-        "epochs_done": len(history.rows),
-        "throughput": {"input_pipeline_images_per_s": pipe_ips,
-                       "training_images_per_s": (d["n_train"] / float(np.median(epoch_secs))) if epoch_secs else None},
+        **training.run_summary(history, d["n_train"], d["pipeline_ips"](), train_seconds),
     }
     training.finish_run(run_dir, info)
     print(f"run written to {run_dir}")
@@ -317,12 +311,9 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
 
 
 def main(argv=None) -> Path:
-    args = parse_args(argv)
-    if args.resume:  # the interrupted run's own configuration, not today's flags
-        from facepack.training import load_config
+    from facepack.training import run_main
 
-        return train(load_config(args.resume), resume=args.resume)
-    return train(resolve_config(args), runs_root=args.runs)
+    return run_main(argv, parse_args, resolve_config, train)
 
 
 if __name__ == "__main__":

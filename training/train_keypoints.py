@@ -238,17 +238,12 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
     if cols:
         training_curves({k: v for k, v in cols.items() if k not in ("epoch", "seconds", "phase")},
                         run_dir / "curves.png", title=f"keypoints {cfg['backbone']}@{cfg['input_size']}")
-    epoch_secs = [r["seconds"] for r in history.rows]
     info = {
         "model": "keypoints", "backbone": cfg["backbone"], "input_size": cfg["input_size"],
         "width": cfg["width"], "num_points": d["num_points"], "format": d["format"], "synthetic": d["synthetic"],
         "pretrained": "none (from scratch)", "dataset": d["dataset"],
         "metrics": metrics, "args": dict(cfg), "versions": training.versions(),
-        "seconds_per_epoch": float(np.median(epoch_secs)) if epoch_secs else None,
-        "train_seconds": train_seconds,
-        "epochs_done": len(history.rows),
-        "throughput": {"input_pipeline_images_per_s": d["pipeline_ips"](),
-                       "training_images_per_s": (d["n_train"] / float(np.median(epoch_secs))) if epoch_secs else None},
+        **training.run_summary(history, d["n_train"], d["pipeline_ips"](), train_seconds),
     }
     training.finish_run(run_dir, info)
     print(f"run written to {run_dir}")
@@ -256,12 +251,9 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
 
 
 def main(argv=None) -> Path:
-    args = parse_args(argv)
-    if args.resume:
-        from facepack.training import load_config
+    from facepack.training import run_main
 
-        return train(load_config(args.resume), resume=args.resume)
-    return train(resolve_config(args), runs_root=args.runs)
+    return run_main(argv, parse_args, resolve_config, train)
 
 
 if __name__ == "__main__":
