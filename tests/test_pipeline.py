@@ -67,7 +67,7 @@ def test_beauty_is_the_expected_score(result, pipe, astronaut):
     crops, squares = pipeline.crop(astronaut, result["faces"], "beauty", pipe.beauty_size)
     assert squares[0] == pytest.approx(pipeline.face_square(face["box"], "beauty"))
     again = pipeline.beauty(pipe.beauty_model, crops)[0]
-    assert again["score"] == pytest.approx(face["beauty"]["score"], abs=1e-6)
+    assert again["score"] == pytest.approx(face["beauty"]["score"], abs=1e-4)  # float32 eager vs tf.function
 
 
 def test_detection_is_the_detect_stage(result, pipe, astronaut):
@@ -252,7 +252,7 @@ def test_compiled_models_give_the_eager_numbers(pipe, astronaut, result):
     crops, squares = pipeline.crop(astronaut, result["faces"], "beauty", pipe.beauty_size)
     eager = pipeline.beauty(pipe.beauty_model, crops)[0]
     compiled = pipeline.beauty(pipe.predictor("beauty"), crops)[0]
-    np.testing.assert_allclose(compiled["distribution"], eager["distribution"], atol=1e-7)
+    np.testing.assert_allclose(compiled["distribution"], eager["distribution"], atol=1e-5)  # float32: graph fusions reorder sums
     kp_crops, kp_squares = pipeline.crop(astronaut, result["faces"], "keypoints", pipe.keypoint_size)
     np.testing.assert_allclose(pipeline.keypoints(pipe.predictor("keypoints"), kp_crops, kp_squares),
                                pipeline.keypoints(pipe.keypoint_model, kp_crops, kp_squares), atol=1e-4)
