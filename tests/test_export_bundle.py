@@ -340,3 +340,13 @@ def test_scalar_bias_widening_is_what_makes_wasm_work(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="rank-1 bias"):
         build_bundle(tmp_path / "b", user_model=_ops_model(tmp_path / "ops.keras"), user_name="ops", log=None)
     assert not (tmp_path / "b").exists()
+
+
+def test_manifest_shows_no_local_absolute_paths(tiny_bundle):
+    """The manifest is served publicly: run folders appear relative, never as /home/... paths."""
+    import json
+
+    text = (tiny_bundle / "manifest.json").read_text()
+    runs = [m["run"]["path"] for m in json.loads(text)["models"].values() if "run" in m and "path" in m["run"]]
+    assert runs and all(not p.startswith("/") for p in runs)
+    assert str(tiny_bundle.parent.parent) not in text

@@ -54,11 +54,23 @@ def image_probe(h: int, w: int, seed: int = PROBE_SEED, batch: int = PROBE_BATCH
     return np.clip(base[None] + noise, 0, 255).astype(np.float32)
 
 
+def _public_run_path(run_dir: Path) -> str:
+    """The run's folder as the manifest may show it (it is served publicly): relative to the
+    project when inside it, else its last two parts (e.g. beauty/<stamp>), never a local absolute path."""
+    from facepack.runs import PROJECT_ROOT
+
+    resolved = Path(run_dir).resolve()
+    try:
+        return resolved.relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return f"{resolved.parent.name}/{resolved.name}"
+
+
 def run_meta(run_dir: Path, info: dict) -> dict:
     """The manifest's "run" block for a trained run folder."""
     dataset = info.get("dataset") or {}
     return {
-        "path": str(run_dir),
+        "path": _public_run_path(run_dir),
         "metrics": info.get("metrics", {}),
         "dataset": {"name": dataset.get("name", "unknown"), "terms": dataset.get("terms", "unknown")},
         "synthetic": bool(info.get("synthetic", dataset.get("synthetic", False))),
