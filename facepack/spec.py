@@ -79,7 +79,7 @@ KEYPOINTS = {
             "count": 68,
             "left_eye_outer": 36,
             "right_eye_outer": 45,
-            # MTCNN box -> box of these points, see DETECTOR_TO_POINTS_BOX below (measured there)
+            # MTCNN box -> box of these points (measured: see the note above detect_size below)
             "detector_to_points_box": {"scale": 0.828, "dx": 0.018, "dy": 0.143},
         },
         "15": {
@@ -196,9 +196,6 @@ def crop_to_image(u: float, v: float, x0: float, y0: float, side: float) -> tupl
 #   "15": the Kaggle-15 points derived from the same 68 (eye centres = eye means, corners 36/39/
 #         42/45, brow ends 17/21/22/26, nose tip 30, mouth corners 48/54, lips 51/57): scale 0.626
 #         (0.569..0.701), dx 0.024 (-0.054..0.110), dy 0.059 (0.022..0.089) (no jaw).
-# DETECTOR_TO_POINTS_BOX (and the manifest's top-level "detector_to_points_box") is the 68-point
-# mapping, kept for readers written before the per-format entries.
-DETECTOR_TO_POINTS_BOX = KEYPOINTS["formats"]["68"]["detector_to_points_box"]
 
 
 def detect_size(h: int, w: int) -> tuple[int, int]:
@@ -229,7 +226,6 @@ def spec_dict() -> dict:
         "color_order": COLOR_ORDER,
         "detect_max_side_px": DETECT_MAX_SIDE_PX,
         "detect_resize_method": DETECT_RESIZE_METHOD,
-        "detector_to_points_box": dict(DETECTOR_TO_POINTS_BOX),
         "resize_half_pixel_centers": RESIZE_HALF_PIXEL_CENTERS,
         "mtcnn": dict(MTCNN),
         "landmarks5": list(LANDMARKS5),

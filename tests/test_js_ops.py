@@ -143,12 +143,13 @@ def _cases():
     add({"op": "cropToImage", "points": points, "square": squares[0]},
         ("close", crop_mod.crop_points_to_image(np.asarray(points), squares[0])))
     dict_boxes = [{"x": b[0], "y": b[1], "width": b[2], "height": b[3]} for b in boxes]
-    add({"op": "detectorToPointsBox", "boxes": dict_boxes, "mapping": SPEC["detector_to_points_box"]},
+    add({"op": "detectorToPointsBox", "boxes": dict_boxes,
+         "mapping": SPEC["keypoints"]["formats"]["68"]["detector_to_points_box"]},
         ("dicts", [crop_mod.detector_to_points_box(b) for b in dict_boxes]))
     from facepack import pipeline
-    for kind in ("beauty", "keypoints"):
-        add({"op": "faceSquare", "boxes": dict_boxes, "kind": kind, "spec": SPEC},
-            ("close", [pipeline.face_square(b, kind) for b in dict_boxes]))
+    for kind, fmt in (("beauty", "68"), ("keypoints", "68"), ("keypoints", "15")):
+        add({"op": "faceSquare", "boxes": dict_boxes, "kind": kind, "format": fmt, "spec": SPEC},
+            ("close", [pipeline.face_square(b, kind, keypoint_format=fmt) for b in dict_boxes]))
     img = _rand_image(60, 45)
     squares = [spec.square_box(*b, 0.25) for b in boxes]
     add({"op": "cropSquares", "image": _img_json(img), "squares": squares, "size": 32, "spec": SPEC},

@@ -38,7 +38,7 @@ export function cropToImage(u, v, x0, y0, side) {
 /**
  * MTCNN box -> estimated box of the keypoints (mirrors facepack/crop.py:detector_to_points_box).
  * @param {{x:number,y:number,width:number,height:number}} box
- * @param {{scale:number,dx:number,dy:number}} mapping manifest spec.detector_to_points_box
+ * @param {{scale:number,dx:number,dy:number}} mapping manifest spec.keypoints.formats[format].detector_to_points_box
  */
 export function detectorToPointsBox(box, mapping) {
   const side = Math.max(box.width, box.height);
@@ -50,14 +50,22 @@ export function detectorToPointsBox(box, mapping) {
 
 /**
  * The crop rule of each model (mirrors facepack/pipeline.py:CROP_RULES): its margin and
- * whether the detector box is first mapped to the keypoints' box.
+ * whether the detector box is first mapped to the keypoints' box, by the keypoint model's
+ * format (mirrors facepack/crop.py:points_box_mapping).
  * @param {object} spec manifest.json "spec"
+ * @param {string} [pointsFormat] the keypoint model's manifest "points_format" ("68" | "15");
+ *   without it (no keypoint model loaded) there is no keypoint rule
  */
-export function cropRules(spec) {
-  return {
-    beauty: { margin: spec.beauty.crop_margin, pointsBox: null },
-    keypoints: { margin: spec.keypoints.crop_margin, pointsBox: spec.detector_to_points_box },
-  };
+export function cropRules(spec, pointsFormat) {
+  const rules = { beauty: { margin: spec.beauty.crop_margin, pointsBox: null }, keypoints: null };
+  if (pointsFormat !== undefined) {
+    const format = spec.keypoints.formats[pointsFormat];
+    if (!format) {
+      throw new Error(`keypoint model: "points_format" must be one of ${Object.keys(spec.keypoints.formats).join(', ')}, got ${JSON.stringify(pointsFormat)}`);
+    }
+    rules.keypoints = { margin: spec.keypoints.crop_margin, pointsBox: format.detector_to_points_box };
+  }
+  return rules;
 }
 
 /** The [x0, y0, side] square a model sees for a face box (mirrors facepack/pipeline.py:face_square). */

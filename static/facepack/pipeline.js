@@ -104,7 +104,7 @@ export async function detectStage(detector, spec, image, opts) {
  * @param {(key: string) => void} [lap]
  */
 export async function describeFaces(sets, spec, image, faces, opts, lap = () => {}) {
-  const rules = cropRules(spec);
+  const rules = cropRules(spec, sets.keypoints?.model.entry.points_format);
   const owned = [];
   try {
     // 3. crop

@@ -59,7 +59,7 @@ const OPS = {
   cropBoxToTf: (c) => c.squares.map(([x0, y0, side]) => cropBoxToTf(x0, y0, side, c.size, c.imageH, c.imageW)),
   cropToImage: (c) => c.points.map(([u, v]) => cropToImage(u, v, ...c.square)),
   detectorToPointsBox: (c) => c.boxes.map((b) => detectorToPointsBox(b, c.mapping)),
-  faceSquare: (c) => c.boxes.map((b) => faceSquare(b, cropRules(c.spec)[c.kind])),
+  faceSquare: (c) => c.boxes.map((b) => faceSquare(b, cropRules(c.spec, c.format)[c.kind])),
   cropSquares: (c) => { const x = image(c.image); const y = cropSquares(x, c.squares, c.size, c.spec); x.dispose(); return flat(y); },
   detectSize: (c) => c.sizes.map(([h, w]) => detectSize(h, w, c.spec)),
   resizeForDetection: async (c) => {
