@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,3 +193,14 @@ def test_distribute_runs_the_same_script_data_parallel(synthetic_root):
                                str(synthetic_root / "dist_runs")], synthetic_root)
     assert "--distribute: MirroredStrategy over 1 replica(s)" in out.stdout
     assert (_only_run(synthetic_root / "dist_runs", "keypoints") / "model.keras").is_file()
+
+
+def test_kaggle15_format_trains_with_missing_points_masked(synthetic_root, tmp_path):
+    from facepack.data.synthetic import make_kaggle15_csv
+
+    csv = make_kaggle15_csv(tmp_path / "training.csv", n=60, seed=2)
+    _train("keypoints", ["--data", str(csv), "--input-size", "32", "--width", "8", "--batch-size", "16",
+                         "--epochs", "1", "--runs", str(tmp_path / "runs")], synthetic_root)
+    info = json.loads((_only_run(tmp_path / "runs", "keypoints") / "run.json").read_text())
+    assert info["num_points"] == 15 and info["format"] == "15"
+    assert np.isfinite(info["metrics"]["nme_mean"])  # NaN targets never reach the loss or the metric
