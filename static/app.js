@@ -290,12 +290,12 @@ async function startAnalyzer(backend) {
     page.analyzerReady = null;
     return null;
   }
-  setState('ready');
   $('load-label').textContent = 'Models loaded';
   const used = analyzer.backend; // the library falls back along its own order
   reportFallback(backend, used);
   await showBackend(used);
   showMessage('ok', 'ready', 'Ready: choose or drop a photo, or start the camera.');
+  setState('ready'); // last: once the page says ready, its message and backend are shown too
   return analyzer;
 }
 
