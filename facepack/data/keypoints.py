@@ -134,6 +134,16 @@ def _parse_coords(cells: list[str], names: list[str]) -> np.ndarray | str:
     return pts
 
 
+def _keypoint_data(csv_path: Path, root: Path, images: list, points: list, fmt: str, problems) -> KeypointData:
+    """The loaders' common ending: no usable row is an error; synthetic folders say so."""
+    if not images:
+        raise DatasetError(f"{csv_path}: no usable rows")
+    info = synthetic_info(root)
+    name = (info.get("name") or f"synthetic {fmt}-point faces") if info is not None else {"68": NAME68, "15": NAME15}[fmt]
+    return KeypointData(images=images, points=np.stack(points).astype(np.float32), format=fmt,
+                        synthetic=info is not None, problems=list(problems.messages), root=root, name=name)
+
+
 def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: str = "header") -> KeypointData:
     """The 68-point CSV: rows ``file, x0, y0, ..., x67, y67``; images in ``image_dir``.
 
@@ -182,12 +192,7 @@ def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: s
                 points.append(pts)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise DatasetError(f"{where(csv_path, reader.line_num)}: not readable as CSV ({exc})") from None
-    if not images:
-        raise DatasetError(f"{csv_path}: no usable rows")
-    info = synthetic_info(root)
-    return KeypointData(images=images, points=np.stack(points).astype(np.float32), format="68",
-                        synthetic=info is not None, problems=list(problems.messages), root=root,
-                        name=(info.get("name") or "synthetic 68-point faces") if info is not None else NAME68)
+    return _keypoint_data(csv_path, root, images, points, "68", problems)
 
 
 def _fast_ints(raw: str) -> np.ndarray | None:
@@ -284,10 +289,4 @@ def load_kaggle15(csv_path, skip_bad: bool = False) -> KeypointData:
                 points.append(pts)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise DatasetError(f"{where(csv_path, reader.line_num)}: not readable as CSV ({exc})") from None
-    if not images:
-        raise DatasetError(f"{csv_path}: no usable rows")
-    root = csv_path.parent
-    info = synthetic_info(root)
-    return KeypointData(images=images, points=np.stack(points).astype(np.float32), format="15",
-                        synthetic=info is not None, problems=list(problems.messages), root=root,
-                        name=(info.get("name") or "synthetic 15-point faces") if info is not None else NAME15)
+    return _keypoint_data(csv_path, csv_path.parent, images, points, "15", problems)
