@@ -18,6 +18,23 @@ it supports that compute the same function (checked numerically by the exporter'
   DepthwiseConv2D (rank 4) or diagonal Dense (rank 2) whose scale and bias are measured by
   probing the Keras 3 layer at 0 and 1 (so any affine per-channel layer is reproduced).
 * ``GlobalAveragePooling2D(keepdims=True)`` (TF.js ignores keepDims) -> GAP + Reshape((1, 1, C)).
+* ``Conv1D(padding="causal")`` (TF.js has no causal padding) -> ZeroPadding1D((dilation * (k - 1), 0))
+  + the same Conv1D with ``padding="valid"``.
+* ``SeparableConv2D`` (TF.js rejects the ``kernel_*`` fields tf_keras writes into its config) ->
+  DepthwiseConv2D (no bias) + a 1x1 Conv2D carrying the bias and activation.
+
+Config translation: Keras 3 keys that tf_keras spells differently are renamed (``_RENAMED_KEYS``,
+e.g. LeakyReLU ``negative_slope`` -> ``alpha``); wrappers (Bidirectional, TimeDistributed) have
+their inner layer configs translated the same way; a Keras 3 option that tf_keras cannot express
+and that changes inference (``_INERT`` lists the values that do not) raises BridgeError naming the
+layer and the key rather than being dropped. Keyword arguments of a call (``use_causal_mask``,
+``key=``, masks) are passed on; MultiHeadAttention is built by calling it (tf_keras' from_config
+cannot read a Keras 3 config).
+
+Layers that tf_keras has but TF.js 4.22 lacks (GroupNormalization, UnitNormalization, Attention,
+MultiHeadAttention, GRU(reset_after=True), Keras-exact Resizing / bilinear UpSampling2D, ReLU with
+negative_slope/threshold, ELU(alpha)) are written as they are; the library registers TF.js
+implementations of them (static/facepack/layers/index.js).
 
 The final layer of each replacement keeps the original name, so the layer names the rest of
 the code relies on (``features``, ``pool``, ``scores``) survive.
@@ -34,8 +51,17 @@ _BASE_LAYER_KEYS = {"name", "trainable", "dtype", "dynamic", "input_dim", "input
                     "batch_input_shape", "batch_size", "weights", "activity_regularizer", "autocast"}
 # Keras 3 config keys that carry no inference semantics (initializers etc. are dropped too).
 _DROP_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
-# Keras 3 keys that only matter for training (renorm is off unless "renorm" is kept).
-_HARMLESS = {"renorm_momentum", "renorm_clipping", "synchronized"}
+# Keras 3 keys that only matter for training, or only together with another key handled below.
+_HARMLESS = {"renorm_momentum", "renorm_clipping", "synchronized", "seed", "dropout", "recurrent_dropout",
+             "zero_output_for_mask", "fill_mode", "fill_value"}
+# Keras 3 keys tf_keras lacks, with the value(s) under which dropping them changes nothing.
+_INERT = {"renorm": (False,), "rms_scaling": (False,), "quantization_config": (None,), "use_gate": (False,),
+          "sliding_window": (None,), "pad_to_aspect_ratio": (False,), "antialias": (False,),
+          "data_format": ("channels_last",), "unroll": (False,), "flash_attention": (None, False)}
+# Keras 3 key -> tf_keras key, per layer class.
+_RENAMED_KEYS = {"LeakyReLU": {"negative_slope": "alpha"}}
+# Keras 3 wrappers whose config holds whole layer configs under these keys.
+_WRAPPED_KEYS = {"Bidirectional": ("layer", "backward_layer"), "TimeDistributed": ("layer",)}
 _ACTIVATION_RENAMES = {"silu": "swish"}
 _HARD_ACTIVATIONS = {"hard_sigmoid", "hard_silu", "hard_swish"}
 _PER_CHANNEL_AFFINE = {"Normalization"}
@@ -57,16 +83,50 @@ def _activation_name(act):
     return act
 
 
-def sanitize_config(tf_keras, class_name: str, config: dict) -> tuple[dict, list[str]]:
-    """Keras 3 layer config -> kwargs the tf_keras class accepts; returns (config, dropped keys)."""
+def _check_dropped(class_name: str, config: dict, dropped: list[str]) -> None:
+    """Raise BridgeError for a dropped Keras 3 key whose value changes inference."""
+    for key in dropped:
+        if key.endswith(_DROP_SUFFIXES) or key in _HARMLESS:
+            continue
+        value = config[key]
+        inert = _INERT.get(key, (None, False))
+        if value not in inert:
+            raise BridgeError(f"layer {config.get('name')!r} ({class_name}): Keras 3 option {key}={value!r} has no "
+                              f"tf_keras/TF.js equivalent; use {key}={inert[0]!r} or export as a graph model")
+
+
+def _check_mirror(config: dict, backward) -> None:
+    """A Bidirectional's backward layer must be its forward layer run backwards (all TF.js can build)."""
+    if backward is None:
+        return
+    forward = config["layer"]
+    ignore = {"name", "go_backwards"}
+    same = (backward["class_name"] == forward["class_name"]
+            and {k: v for k, v in backward["config"].items() if k not in ignore}
+            == {k: v for k, v in forward["config"].items() if k not in ignore}
+            and backward["config"].get("go_backwards") != forward["config"].get("go_backwards"))
+    if not same:
+        raise BridgeError(f"layer {config.get('name')!r} (Bidirectional): a backward_layer that differs from the "
+                          f"forward layer has no TF.js equivalent")
+
+
+def sanitize_config(tf_keras, class_name: str, config: dict, strict: bool = True) -> tuple[dict, list[str]]:
+    """Keras 3 layer config -> kwargs the tf_keras class accepts; returns (config, dropped keys).
+
+    Renames the keys tf_keras spells differently, translates wrapped layer configs recursively
+    (to {"class_name", "config"} dicts tf_keras deserialises) and, when ``strict``, raises
+    BridgeError for a dropped key that changes inference (see _check_dropped).
+    """
     cls = getattr(tf_keras.layers, class_name, None)
     if cls is None:
         raise BridgeError(f"layer class {class_name!r} (layer {config.get('name')!r}) does not exist in tf_keras")
     params = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs", "args"}
     allowed = params | _BASE_LAYER_KEYS
+    renames = _RENAMED_KEYS.get(class_name, {})
     out, dropped = {}, []
     for key, value in config.items():
-        if key.endswith(_DROP_SUFFIXES) or key not in allowed:
+        key_out = renames.get(key, key)
+        if key.endswith(_DROP_SUFFIXES) or key_out not in allowed:
             dropped.append(key)
             continue
         if key == "dtype":
@@ -74,7 +134,19 @@ def sanitize_config(tf_keras, class_name: str, config: dict) -> tuple[dict, list
         if key == "activation":
             value = _activation_name(value)
             value = _ACTIVATION_RENAMES.get(value, value)
-        out[key] = value
+        if class_name == "Bidirectional" and key == "backward_layer":
+            _check_mirror(config, value)  # TF.js builds the backward layer from the forward one
+            continue
+        if key in _WRAPPED_KEYS.get(class_name, ()) and isinstance(value, dict):
+            inner_cls = value["class_name"]
+            if _needs_rewrite(inner_cls, value["config"]) or _activation_name(value["config"].get("activation")) in _HARD_ACTIVATIONS:
+                raise BridgeError(f"layer {config.get('name')!r} ({class_name}): wrapped {inner_cls} "
+                                  f"{value['config'].get('name')!r} needs a rewrite the bridge does not do inside a wrapper")
+            inner, _ = sanitize_config(tf_keras, inner_cls, value["config"], strict)
+            value = {"class_name": inner_cls, "config": inner}
+        out[key_out] = value
+    if strict:
+        _check_dropped(class_name, config, dropped)
     return out, dropped
 
 
@@ -206,6 +278,63 @@ def _as_list(pairs):
     return pairs
 
 
+def _needs_rewrite(class_name: str, config: dict) -> bool:
+    """True for the layers to_tf_keras replaces (they cannot be rebuilt from their config alone)."""
+    return ((class_name == "Conv1D" and config.get("padding") == "causal") or class_name in _REBUILT
+            or class_name in _PER_CHANNEL_AFFINE or _is_per_channel_rescaling(class_name, config)
+            or (class_name == "GlobalAveragePooling2D" and bool(config.get("keepdims"))))
+
+
+def _call_kwargs(node: dict, tensors: dict, lname: str) -> dict:
+    """The keyword arguments of a Keras 3 call, tensors resolved; ``training`` is dropped (inference)."""
+    kwargs = {k: _resolve(v, tensors) for k, v in (node.get("kwargs") or {}).items() if k != "training"}
+    if kwargs.get("return_attention_scores"):
+        raise BridgeError(f"layer {lname!r}: return_attention_scores=True is not supported; export the attention output only")
+    kwargs.pop("return_attention_scores", None)
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _causal_conv1d(tf_keras, x, cfg: dict, lname: str):
+    """Conv1D(padding="causal") -> ZeroPadding1D((dilation * (k - 1), 0)) + Conv1D(padding="valid")."""
+    kernel = cfg["kernel_size"][0] if isinstance(cfg["kernel_size"], (list, tuple)) else cfg["kernel_size"]
+    dilation = cfg["dilation_rate"][0] if isinstance(cfg["dilation_rate"], (list, tuple)) else cfg["dilation_rate"]
+    x = tf_keras.layers.ZeroPadding1D((int(dilation) * (int(kernel) - 1), 0), name=f"{lname}__causal_pad")(x)
+    clean, _ = sanitize_config(tf_keras, "Conv1D", {**cfg, "padding": "valid"})
+    layer = tf_keras.layers.Conv1D.from_config(clean)
+    return layer, layer(x)
+
+
+def _separable_conv2d(tf_keras, x, cfg: dict, lname: str, layer3):
+    """SeparableConv2D -> DepthwiseConv2D (no bias) + 1x1 Conv2D (bias, activation); weights set here."""
+    L = tf_keras.layers
+    clean, _ = sanitize_config(tf_keras, "SeparableConv2D", cfg)
+    depthwise = L.DepthwiseConv2D(clean["kernel_size"], strides=clean["strides"], padding=clean["padding"],
+                                  depth_multiplier=clean["depth_multiplier"], dilation_rate=clean["dilation_rate"],
+                                  data_format=clean.get("data_format"), use_bias=False, name=f"{lname}__depthwise")
+    pointwise = L.Conv2D(clean["filters"], 1, use_bias=clean["use_bias"], activation=clean.get("activation"),
+                         data_format=clean.get("data_format"), name=lname)
+    y = pointwise(depthwise(x))
+    weights = layer3.get_weights()
+    depthwise.set_weights(weights[:1])
+    pointwise.set_weights(weights[1:])
+    return y
+
+
+def _multi_head_attention(tf_keras, args: list, kwargs: dict, cfg: dict, lname: str):
+    """tf_keras MultiHeadAttention built by calling it (its from_config wants query_shape & co.)."""
+    clean, _ = sanitize_config(tf_keras, "MultiHeadAttention", cfg)
+    for key in ("query_shape", "key_shape", "value_shape"):
+        clean.pop(key, None)
+    layer = tf_keras.layers.MultiHeadAttention(**clean)
+    query, value = (args + [kwargs.pop("value", None)])[:2] if len(args) < 2 else args[:2]
+    if len(args) > 2:
+        kwargs["key"] = args[2]
+    return layer, layer(query, value, **kwargs)
+
+
+_REBUILT = {"SeparableConv2D", "MultiHeadAttention"}
+
+
 def to_tf_keras(model3, tf_keras, name: str | None = None):
     """Rebuild ``model3`` (Keras 3) in ``tf_keras`` with the same weights.
 
@@ -226,12 +355,13 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
             continue
         for node_index, node in enumerate(entry["inbound_nodes"]):
             args = _resolve(node["args"], tensors)
+            kwargs = _call_kwargs(node, tensors, lname)
             x = args[0] if len(args) == 1 else args
             if node_index > 0:
                 layer = created.get(lname)
                 if layer is None:
                     raise BridgeError(f"layer {lname!r}: shared replaced layers are not supported")
-                y = layer(x)
+                y = layer(*args, **kwargs)
             elif _is_scalar_op(cls, args):
                 y = _scalar_op(tf_keras, cls, args, lname)
                 notes.append(f"{lname}: op {cls} with a constant -> Rescaling")
@@ -249,24 +379,40 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
                 pooled = L.GlobalAveragePooling2D(name=f"{lname}__gap")(x)
                 y = L.Reshape((1, 1, int(x.shape[-1])), name=lname)(pooled)
                 notes.append(f"{lname}: GlobalAveragePooling2D(keepdims) -> GAP + Reshape")
+            elif cls == "SeparableConv2D":
+                y = _separable_conv2d(tf_keras, x, cfg, lname, model3.get_layer(lname))
+                fixed.add(lname)
+                notes.append(f"{lname}: SeparableConv2D -> DepthwiseConv2D + 1x1 Conv2D")
+            elif cls == "MultiHeadAttention":
+                created[lname], y = _multi_head_attention(tf_keras, list(args), kwargs, cfg, lname)
             else:
                 act = _activation_name(cfg.get("activation"))
                 hard = act in _HARD_ACTIVATIONS and cls != "Activation"
                 if hard:
                     cfg["activation"] = "linear"
-                clean, dropped = sanitize_config(tf_keras, cls, cfg)
-                if hard:
-                    clean["name"] = f"{lname}__linear"
-                layer = getattr(L, cls).from_config(clean)
+                if cls == "Conv1D" and cfg.get("padding") == "causal":
+                    if hard:
+                        cfg["name"] = f"{lname}__linear"
+                    layer, y = _causal_conv1d(tf_keras, x, cfg, lname)
+                    notes.append(f"{lname}: Conv1D(padding='causal') -> ZeroPadding1D + Conv1D(padding='valid')")
+                else:
+                    clean, _ = sanitize_config(tf_keras, cls, cfg)
+                    if hard:
+                        clean["name"] = f"{lname}__linear"
+                    try:
+                        layer = getattr(L, cls).from_config(clean)
+                    except (TypeError, ValueError, KeyError) as err:
+                        raise BridgeError(f"layer {lname!r} ({cls}): tf_keras cannot rebuild it from its config "
+                                          f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+                    try:
+                        y = layer(*args, **kwargs)
+                    except TypeError as err:
+                        raise BridgeError(f"layer {lname!r} ({cls}): tf_keras rejects the call arguments "
+                                          f"{sorted(kwargs)} ({str(err).splitlines()[0][:200]})") from None
                 created[lname] = layer
-                y = layer(x)
                 if hard:
                     y = _hard_activation(tf_keras, y, act, lname)
                     notes.append(f"{lname}: activation {act} split off")
-                meaningful = [k for k in dropped if not k.endswith(_DROP_SUFFIXES) and k not in _HARMLESS
-                              and cfg.get(k) not in (None, False, 0, [], {})]
-                if meaningful:
-                    notes.append(f"{lname}: dropped Keras 3 config keys {meaningful}")
             outs = y if isinstance(y, (list, tuple)) else [y]
             for i, t in enumerate(outs):
                 tensors[(lname, node_index, i)] = t

@@ -8,6 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import './layers/index.js'; // registers the custom layers/kernels bundles may need (layers/index.js)
+
 export const MANIFEST_FILE = 'manifest.json';
 const MODEL_FILE = 'model.json';
 

@@ -1,0 +1,97 @@
+/**
+ * Activations and activation layers whose Keras options TF.js 4.22 drops or refuses:
+ * ReLU(max_value, negative_slope, threshold) (TF.js honours max_value only), ELU(alpha)
+ * (TF.js throws unless alpha = 1), and the activation names 'leaky_relu' and 'exponential'
+ * (tf_keras writes them; TF.js has no such activation). The two layer names are re-registered.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** mirrors keras/src/activations/activations.py:relu (and ReLU layer). */
+export function kerasRelu(x, negativeSlope = 0, maxValue = null, threshold = 0) {
+  return tf.tidy(() => {
+    let y = threshold !== 0 ? x.mul(tf.greater(x, threshold).cast(x.dtype)) : tf.relu(x);
+    if (maxValue != null) y = tf.minimum(y, maxValue);
+    if (negativeSlope !== 0) y = y.sub(tf.relu(tf.neg(x).add(threshold)).mul(negativeSlope));
+    return y;
+  });
+}
+
+export class ReLU extends tf.layers.Layer {
+  static className = 'ReLU';
+
+  constructor(config) {
+    super(config);
+    this.maxValue = config.maxValue ?? null;
+    this.negativeSlope = config.negativeSlope ?? 0;
+    this.threshold = config.threshold ?? 0;
+    this.supportsMasking = true;
+  }
+
+  computeOutputShape(inputShape) {
+    return inputShape;
+  }
+
+  call(inputs) {
+    return kerasRelu(Array.isArray(inputs) ? inputs[0] : inputs, this.negativeSlope, this.maxValue, this.threshold);
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), maxValue: this.maxValue, negativeSlope: this.negativeSlope, threshold: this.threshold };
+  }
+}
+tf.serialization.registerClass(ReLU);
+
+/** mirrors keras/src/layers/activations/elu.py: x if x > 0 else alpha * (exp(x) - 1). */
+export class ELU extends tf.layers.Layer {
+  static className = 'ELU';
+
+  constructor(config) {
+    super(config);
+    this.alpha = config.alpha ?? 1;
+    this.supportsMasking = true;
+  }
+
+  computeOutputShape(inputShape) {
+    return inputShape;
+  }
+
+  call(inputs) {
+    return tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      return tf.where(tf.greater(x, 0), x, tf.elu(x).mul(this.alpha));
+    });
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), alpha: this.alpha };
+  }
+}
+tf.serialization.registerClass(ELU);
+
+/** 'leaky_relu' as an activation name: Keras 3 and tf.nn default slope 0.2. */
+export class LeakyReluActivation extends tf.serialization.Serializable {
+  static className = 'leakyRelu';
+
+  apply(x) {
+    return tf.leakyRelu(x, 0.2);
+  }
+
+  getConfig() {
+    return {};
+  }
+}
+tf.serialization.registerClass(LeakyReluActivation);
+
+/** 'exponential' as an activation name. */
+export class ExponentialActivation extends tf.serialization.Serializable {
+  static className = 'exponential';
+
+  apply(x) {
+    return tf.exp(x);
+  }
+
+  getConfig() {
+    return {};
+  }
+}
+tf.serialization.registerClass(ExponentialActivation);

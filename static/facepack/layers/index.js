@@ -1,0 +1,38 @@
+/**
+ * TF.js layers, activations and graph ops that TF.js 4.22 lacks or computes differently from
+ * Keras, registered on import (tf.serialization.registerClass / tf.registerOp) so that
+ * tf.loadLayersModel and tf.loadGraphModel find them. static/facepack/io.js imports this module,
+ * so the page, Node and the npm package all have them. The exporter
+ * (facepack/export/bridge.py) writes these class names as tf_keras does; each one has a parity
+ * test against Keras on the cpu and wasm backends (tests/test_js_layers.py) and on WebGL.
+ *
+ * Registered class names (layers model):
+ *
+ *   GroupNormalization   new                         normalization.js
+ *   UnitNormalization    new                         normalization.js
+ *   Attention            new (dot/concat, causal)    attention.js
+ *   MultiHeadAttention   new (rank 3, causal, masks) attention.js
+ *   GRU                  replaces TF.js' (reset_after=True; False runs TF.js' GRUCell)  recurrent.js
+ *   GRUCellResetAfter    new (the cell of the above)  recurrent.js
+ *   Resizing             replaces TF.js' (keeps the batch axis; half-pixel centres; crop_to_aspect_ratio)  resizing.js
+ *   UpSampling2D         replaces TF.js' (bilinear with half-pixel centres)  resizing.js
+ *   ReLU                 replaces TF.js' (negative_slope, threshold)  activations.js
+ *   ELU                  replaces TF.js' (alpha != 1)  activations.js
+ *   ZeroPadding1D        new (also the causal Conv1D rewrite)  padding.js
+ *   Functional           replaces TF.js' (call arguments of Attention / MultiHeadAttention)  functional.js
+ *   activations 'leaky_relu' (slope 0.2) and 'exponential'  activations.js
+ *
+ * Graph-model ops: Erfc (exact GELU)  ops.js
+ */
+export { Attention, MultiHeadAttention } from './attention.js';
+export { ELU, ReLU, kerasRelu } from './activations.js';
+export { Functional, hoistCallArgs } from './functional.js';
+export { GroupNormalization, UnitNormalization } from './normalization.js';
+export { REGISTERED_OPS, erfc } from './ops.js';
+export { ZeroPadding1D } from './padding.js';
+export { GRU, GRUCellResetAfter } from './recurrent.js';
+export { Resizing, UpSampling2D, aspectCrop, kerasResize } from './resizing.js';
+
+/** Class names registered by this module (see the table above). */
+export const REGISTERED_LAYERS = ['GroupNormalization', 'UnitNormalization', 'Attention', 'MultiHeadAttention',
+  'GRU', 'GRUCellResetAfter', 'Resizing', 'UpSampling2D', 'ReLU', 'ELU', 'ZeroPadding1D', 'Functional'];

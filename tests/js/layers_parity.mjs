@@ -1,0 +1,51 @@
+// Run many exported TF.js layers models on one backend in one Node process, for
+// tests/test_js_layers.py (the custom layers of static/facepack/layers/ against Keras).
+//
+//   node tests/js/layers_parity.mjs JOB.json
+//
+// JOB.json: {"backend": "cpu"|"wasm", "out": DIR,
+//            "models": [{"name", "dir" (holding model.json), "inputs": [{"file", "shape"}]}]}
+// Inputs are raw little-endian float32. Output k of model i goes to DIR/<i>_<k>.f32. Prints
+// {backend, results: [{name, shapes, files} | {name, error}]}: one failing model does not stop the rest.
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import * as tf from '@tensorflow/tfjs';
+
+import { useBackend } from '../../static/facepack/backend.js';
+// io.js registers the custom layers (import './layers/index.js'), as the page and the npm package do.
+import { loadArtifacts } from '../../static/facepack/io.js';
+
+const job = JSON.parse(await readFile(process.argv[2], 'utf8'));
+const active = await useBackend(job.backend);
+const results = [];
+for (const [i, spec] of job.models.entries()) {
+  try {
+    const artifacts = await loadArtifacts(path.join(spec.dir, 'model.json'));
+    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    const xs = [];
+    for (const input of spec.inputs) {
+      const buf = await readFile(input.file);
+      xs.push(tf.tensor(new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4), input.shape, 'float32'));
+    }
+    const before = tf.memory().numTensors;
+    const out = model.predict(xs.length === 1 ? xs[0] : xs);
+    const outs = Array.isArray(out) ? out : [out];
+    const files = [];
+    for (const [k, t] of outs.entries()) {
+      const file = path.join(job.out, `${i}_${k}.f32`);
+      const values = await t.data();
+      await writeFile(file, Buffer.from(values.buffer, values.byteOffset, values.byteLength));
+      files.push(file);
+    }
+    const shapes = outs.map((t) => t.shape);
+    tf.dispose(outs);
+    const leaked = tf.memory().numTensors - before;
+    tf.dispose(xs);
+    model.dispose();
+    results.push(leaked ? { name: spec.name, error: `leaked ${leaked} tensors` } : { name: spec.name, shapes, files });
+  } catch (err) {
+    results.push({ name: spec.name, error: String(err && err.message ? err.message : err).split('\n')[0] });
+  }
+}
+console.log(JSON.stringify({ backend: active, results }));
