@@ -7,12 +7,19 @@ Examples:
   python convert/to_tfjs.py --npm                # also build the npm package in dist/npm/
   python convert/to_tfjs.py --model my.keras --name mynet --npm   # your own Keras 3 model
 
-Every model is written with the tensorflowjs converter as a TF.js layers model (model.json +
-weight shards), read back and compared with the Keras model on a probe batch, then run in TF.js itself (Node,
-WASM backend) on the same batch; the max abs differences are recorded in manifest.json and the
-conversion fails if one exceeds the tolerance for the precision. The bundle is written to a temporary folder and swapped in only when
-complete: a failed conversion leaves the previous bundle untouched. The work is done by
-facepack.export; this file only parses arguments.
+The face models are written with the tensorflowjs converter as TF.js layers models (model.json +
+weight shards), read back and compared with the Keras model on a probe batch, then run in TF.js
+itself (Node, WASM backend) on the same batch; the max abs differences are recorded in
+manifest.json and the conversion fails if one exceeds the tolerance for the precision.
+
+--model is the same as the `facepack-export` console script (facepack.export.export_model): the
+layers model, else the graph model (model.export), each accepted only when TF.js runs it on
+--backends (default cpu,wasm) and matches Keras on probes from the model's input specs (and
+--sample); else one line saying which layer/op failed where. See `facepack-export --help`.
+
+The bundle is written to a temporary folder and swapped in only when complete: a failed
+conversion leaves the previous bundle untouched. The work is done by facepack.export; this file
+only parses arguments.
 """
 
 from __future__ import annotations
@@ -54,6 +61,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="export your own Keras 3 model instead (bundle + manifest + parity; with --npm, a "
                         "package exposing load(dir, NAME).predict)")
     p.add_argument("--name", default=None, help="manifest name of --model (letters, digits, _ . -)")
+    p.add_argument("--sample", type=Path, default=None, metavar="X.npz",
+                   help="with --model: real inputs to check parity on too (arrays named after the inputs, or arr_0..)")
+    p.add_argument("--custom-objects", default=None, metavar="MODULE.py",
+                   help="with --model: your module defining (and registering) the model's custom layers")
+    p.add_argument("--unsafe", action="store_true",
+                   help="with --model: allow Lambda layers / Python code in the file (only for files you trust)")
+    p.add_argument("--backends", default="cpu,wasm",
+                   help="with --model: TF.js backends the export must match Keras on (cpu,wasm | none); default cpu,wasm")
+    p.add_argument("--license", default=None,
+                   help="with --model: licence of the weights for the manifest (default \"unknown, given by the user\")")
     p.add_argument("--npm", nargs="?", type=Path, const=DEFAULT_NPM, default=None, metavar="DIR",
                    help=f"also build the npm package in DIR (default {DEFAULT_NPM.relative_to(ROOT)}/) and pack it")
     p.add_argument("--npm-name", default=None, help="npm package name (default facepack, or NAME with --model)")
@@ -67,17 +84,27 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from facepack.export.bundle import build_bundle, main_log
-
     if (args.model is None) != (args.name is None):
         raise SystemExit("error: --model and --name go together (got "
                          f"--model {args.model}, --name {args.name})")
     out = args.out or (ROOT / "dist" / f"models-{args.name}" if args.model else DEFAULT_OUT)
     target = out  # what a failure leaves unchanged
+    if args.model is not None:
+        from facepack.export.cli import run
+
+        if args.no_node_check:
+            args.backends = "none"
+        args.out = out
+        code = run(args, prog="convert/to_tfjs.py")
+        if code != 0 or args.npm is None:
+            return code
+    from facepack.export.bundle import build_bundle, main_log
+
     try:
-        build_bundle(out, beauty_run=args.beauty, keypoints_run=args.keypoints, quantize=args.quantize,
-                     models=args.only, runs_root=args.runs_root, user_model=args.model, user_name=args.name,
-                     keep_others=bool(args.only), node_check=not args.no_node_check, log=main_log)
+        if args.model is None:
+            build_bundle(out, beauty_run=args.beauty, keypoints_run=args.keypoints, quantize=args.quantize,
+                         models=args.only, runs_root=args.runs_root, keep_others=bool(args.only),
+                         node_check=not args.no_node_check, log=main_log)
         if args.npm is not None:
             from facepack.export.npm import build_npm_package
 
@@ -96,6 +123,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

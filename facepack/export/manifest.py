@@ -21,17 +21,21 @@ FORMAT_VERSION = 1
 
 
 def versions() -> dict:
-    """Versions of the libraries that produced the bundle."""
-    import keras
-    import tensorflow as tf
-    import tf_keras
+    """Versions of the libraries that produced the bundle (from the installed distributions:
+    importing tensorflowjs would pull in TF Decision Forests and JAX just for a version)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     import facepack
-    from facepack.export.tfjs_io import _tensorflowjs
 
-    tensorflowjs = _tensorflowjs()
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "tf_keras": tf_keras.__version__,
-            "tensorflowjs": tensorflowjs.__version__, "facepack": getattr(facepack, "__version__", "0.1.0")}
+    out = {}
+    for key, dist in (("tensorflow", "tensorflow"), ("keras", "keras"), ("tf_keras", "tf_keras"),
+                      ("tensorflowjs", "tensorflowjs")):
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = "not installed"
+    out["facepack"] = getattr(facepack, "__version__", "0.1.0")
+    return out
 
 
 def now_iso() -> str:

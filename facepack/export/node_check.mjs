@@ -1,12 +1,16 @@
-// Run exported models of a bundle in Node on one TF.js backend and write their outputs, through
-// the repo's JS library (static/facepack/generic.js). Driven by facepack/export/node_check.py;
-// mirrors facepack/export/bundle.py:export_one (its parity check, on the Python side).
+// Run exported models of a bundle in Node on one or more TF.js backends and write their outputs,
+// through the repo's JS library (static/facepack/generic.js, predictAsync: graph models with
+// control flow included). Driven by facepack/export/node_check.py; mirrors the parity checks of
+// facepack/export/keras_export.py and bundle.py on the Python side.
 //
-//   node facepack/export/node_check.mjs BUNDLE BACKEND JOB.json
+//   node facepack/export/node_check.mjs BUNDLE BACKENDS JOB.json     (BACKENDS: "cpu,wasm")
 //
-// JOB.json: {"requests": [{"name": "keypoints", "input": "x.f32", "shape": [2, 96, 96, 3]}], "out": "DIR"}
-// Inputs are raw little-endian float32; each output k of request i is written to
-// DIR/<i>_<k>.f32 and described in DIR/result.json ({backend, results: [{name, shapes, files}]}).
+// JOB.json: {"requests": [{"name": "m", "inputs": [{"file": "x.bin", "shape": [2, 8], "dtype": "int32"}]}],
+//            "out": "DIR"}
+// Inputs are raw little-endian float32 / int32 (bool: one byte each). Output k of request i on
+// backend b goes to DIR/<b>_<i>_<k>.bin; DIR/result.json is {backends: {b: active name},
+// results: {b: [{name, shapes, dtypes, files} | {name, error}]}}. A failing request (load or
+// run) is recorded with its error message and the others still run.
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -15,32 +19,67 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../static/facepack/backend.js';
 import { load } from '../../static/facepack/generic.js';
 
-const [bundle, backend, jobPath] = process.argv.slice(2);
-if (!bundle || !backend || !jobPath) {
-  console.error('usage: node node_check.mjs BUNDLE BACKEND JOB.json');
+const [bundle, backendList, jobPath] = process.argv.slice(2);
+if (!bundle || !backendList || !jobPath) {
+  console.error('usage: node node_check.mjs BUNDLE BACKENDS JOB.json');
   process.exit(2);
 }
 const job = JSON.parse(await readFile(jobPath, 'utf8'));
-const active = await useBackend(backend);
-if (active !== backend) throw new Error(`backend ${backend} requested, ${active} in use`);
-const results = [];
-for (const [i, req] of job.requests.entries()) {
-  const buf = await readFile(req.input);
-  const data = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-  const net = await load(bundle, req.name);
-  const before = tf.memory().numTensors;
-  const out = net.predict({ data, shape: req.shape });
-  const outs = Array.isArray(out) ? out : [out];
-  const files = [];
-  for (const [k, t] of outs.entries()) {
-    const file = path.join(job.out, `${i}_${k}.f32`);
-    const values = await t.data();
-    await writeFile(file, Buffer.from(values.buffer, values.byteOffset, values.byteLength));
-    files.push(file);
-  }
-  results.push({ name: req.name, shapes: outs.map((t) => t.shape), files });
-  tf.dispose(outs);
-  if (tf.memory().numTensors !== before) throw new Error(`${req.name}: leaked ${tf.memory().numTensors - before} tensors`);
-  net.dispose();
+
+async function readInput(spec) {
+  const buf = await readFile(spec.file);
+  const dtype = spec.dtype || 'float32';
+  const data = dtype === 'int32' ? new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4)
+    : dtype === 'bool' ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
+      : new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  return { data, shape: spec.shape, dtype };
 }
-await writeFile(path.join(job.out, 'result.json'), JSON.stringify({ backend: active, results }));
+
+async function runOne(backend, i, req) {
+  const inputs = await Promise.all(req.inputs.map(readInput));
+  const net = await load(bundle, req.name);
+  try {
+    const before = tf.memory().numTensors;
+    const out = await net.predictAsync(inputs.length === 1 ? inputs[0] : inputs);
+    const outs = Array.isArray(out) ? out : [out];
+    const files = [];
+    for (const [k, t] of outs.entries()) {
+      const file = path.join(job.out, `${backend}_${i}_${k}.bin`);
+      const values = t.dtype === 'bool' ? Uint8Array.from(await t.data()) : await t.data();
+      await writeFile(file, Buffer.from(values.buffer, values.byteOffset, values.byteLength));
+      files.push(file);
+    }
+    const result = { name: req.name, shapes: outs.map((t) => t.shape), dtypes: outs.map((t) => t.dtype), files };
+    tf.dispose(outs);
+    const leaked = tf.memory().numTensors - before;
+    if (leaked !== 0) throw new Error(`${req.name}: leaked ${leaked} tensors`);
+    return result;
+  } finally {
+    net.dispose();
+  }
+}
+
+const backends = {};
+const results = {};
+for (const backend of backendList.split(',')) {
+  let active = null;
+  try {
+    active = await useBackend(backend);
+  } catch (err) {
+    active = `failed: ${err.message}`;
+  }
+  backends[backend] = active;
+  results[backend] = [];
+  for (const [i, req] of job.requests.entries()) {
+    if (active !== backend) {
+      results[backend].push({ name: req.name, error: `TF.js backend ${backend} requested, ${active} in use` });
+      continue;
+    }
+    try {
+      results[backend].push(await runOne(backend, i, req));
+    } catch (err) {
+      results[backend].push({ name: req.name, error: String((err && err.message) || err) });
+    }
+  }
+}
+await writeFile(path.join(job.out, 'result.json'), JSON.stringify({ backends, results }));

@@ -32,25 +32,76 @@ def node_available() -> tuple[bool, str]:
     return True, ""
 
 
-def run_node(bundle: Path, backend: str, requests: list, work: Path) -> list[list[np.ndarray]]:
-    """Outputs of each (model name, input batch) of ``bundle`` in Node on ``backend``."""
+# numpy dtype <-> the file format node_check.mjs reads and writes
+_NP_DTYPES = {"float32": "<f4", "int32": "<i4", "bool": "u1"}
+
+
+def tfjs_dtype(dtype) -> str:
+    """The TF.js dtype an array of numpy ``dtype`` is sent as: float32, int32 or bool."""
+    kind = np.dtype(dtype).kind
+    return "bool" if kind == "b" else "int32" if kind in "iu" else "float32"
+
+
+class NodeRunError(RuntimeError):
+    """TF.js could not load or run one model on one backend (message: the TF.js error)."""
+
+
+def _as_inputs(x) -> list[np.ndarray]:
+    if isinstance(x, dict):
+        return list(x.values())
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return [x]
+
+
+def run_node_backends(bundle: Path, backends, requests: list, work: Path) -> dict:
+    """Run every (model name, inputs) of ``bundle`` on each backend, in ONE Node process.
+
+    inputs: one array, or a list of arrays in the manifest's input order (dtype float*, int* or
+    bool; sent as float32 / int32 / bool). Returns {backend: [list of output arrays, or a
+    NodeRunError when TF.js failed to load or run that request on that backend]}.
+    Raises RuntimeError when Node itself fails.
+    """
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     reqs = []
     for i, (name, x) in enumerate(requests):
-        path = work / f"in_{i}.f32"
-        np.ascontiguousarray(x, dtype="<f4").tofile(path)
-        reqs.append({"name": name, "input": str(path), "shape": list(x.shape)})
+        specs = []
+        for j, arr in enumerate(_as_inputs(x)):
+            dtype = tfjs_dtype(np.asarray(arr).dtype)
+            path = work / f"in_{i}_{j}.bin"
+            np.ascontiguousarray(arr, dtype=_NP_DTYPES[dtype]).tofile(path)
+            specs.append({"file": str(path), "shape": list(np.shape(arr)), "dtype": dtype})
+        reqs.append({"name": name, "inputs": specs})
     job = work / "job.json"
     job.write_text(json.dumps({"requests": reqs, "out": str(work)}))
-    proc = subprocess.run([shutil.which("node") or "node", str(SCRIPT), str(bundle), backend, str(job)],
+    backends = list(backends)
+    proc = subprocess.run([shutil.which("node") or "node", str(SCRIPT), str(bundle), ",".join(backends), str(job)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
-    if proc.returncode != 0:
-        raise RuntimeError(f"TF.js ({backend}, Node) could not run the exported models:\n{proc.stderr[-3000:]}")
+    if proc.returncode != 0 or not (work / "result.json").is_file():
+        raise RuntimeError(f"TF.js ({','.join(backends)}, Node) could not run the exported models:\n{proc.stderr[-3000:]}")
     result = json.loads((work / "result.json").read_text())
-    if result["backend"] != backend:
-        raise RuntimeError(f"TF.js backend {backend!r} requested, {result['backend']!r} in use")
-    return [[np.fromfile(f, "<f4").reshape(s) for f, s in zip(r["files"], r["shapes"])] for r in result["results"]]
+    out = {}
+    for backend in backends:
+        rows = []
+        for r in result["results"][backend]:
+            if "error" in r:
+                rows.append(NodeRunError(r["error"]))
+            else:
+                rows.append([np.fromfile(f, _NP_DTYPES.get(d, "<f4")).reshape(s)
+                             for f, s, d in zip(r["files"], r["shapes"], r["dtypes"])])
+        out[backend] = rows
+    return out
+
+
+def run_node(bundle: Path, backend: str, requests: list, work: Path) -> list[list[np.ndarray]]:
+    """Outputs of each (model name, inputs) of ``bundle`` in Node on ``backend``; raises
+    RuntimeError naming the backend and TF.js' message when a model fails there."""
+    rows = run_node_backends(bundle, [backend], requests, work)[backend]
+    for (name, _), row in zip(requests, rows):
+        if isinstance(row, Exception):
+            raise RuntimeError(f"TF.js ({backend}, Node) could not run the exported model {name!r}: {row}")
+    return rows
 
 
 def check_in_node(bundle: Path, items: list, entries: dict, backend: str = "wasm", log=print) -> None:

@@ -148,9 +148,16 @@ def keypoints_exports(run_dir: Path) -> list[Export]:
 
 
 def user_model_exports(path: Path, name: str) -> list[Export]:
-    """A user's own Keras 3 model file, exported as-is under ``name``."""
+    """A user's own Keras 3 model file, exported as-is under ``name`` (build_bundle's path; the
+    full exporter with its fallback on any failure is keras_export.export_model).
+
+    Probes come from the model's input specs (keras_export.make_probes: token ids, masks,
+    several inputs); ``probe`` is one array, or a list for several inputs.
+    """
     import keras
     import tf_keras
+
+    from facepack.export.keras_export import input_specs, keras_outputs, make_probes
 
     if not Path(path).is_file():
         raise ValueError(f"--model: expected a Keras 3 .keras file, got {str(path)!r} (not a file)")
@@ -159,14 +166,12 @@ def user_model_exports(path: Path, name: str) -> list[Export]:
         model2, notes, fmt = *to_tf_keras(model3, tf_keras, name=name), "layers-model"
     except BridgeError as err:  # not expressible as TF.js layers: a graph model (checked in Node)
         model2, notes, fmt = None, [f"layers format impossible ({err}); exported as a graph model"], "graph-model"
-    shape = tuple(model3.input_shape)
-    if any(d is None for d in shape[1:]):
-        raise ValueError(f"--model {path}: input shape {shape} must be fixed apart from the batch dimension")
-    probe = image_probe(shape[1], shape[2]) if len(shape) == 4 and shape[-1] == 3 else \
-        np.random.default_rng(PROBE_SEED).normal(0, 1, (PROBE_BATCH,) + shape[1:]).astype(np.float32)
-    return [Export(name, model2, lambda x: predict_list(model3, x), probe,
-                   f"{PROBE_BATCH} seeded inputs of shape {list(probe.shape[1:])}",
-                   format=fmt, keras3=model3,
+    specs = input_specs(model3)
+    probe = make_probes(model3, specs)
+    x = probe.arrays[0] if len(probe.arrays) == 1 else probe.arrays
+    shape = specs[0].shape
+    return [Export(name, model2, lambda x: keras_outputs(model3, x if isinstance(x, list) else [x]), x,
+                   probe.desc, format=fmt, keras3=model3,
                    meta={"role": "user", "backbone": None,
-                         "input_size": shape[1] if len(shape) == 4 else None,
-                         "run": {"source": str(path), "synthetic": False}, "bridge_notes": notes})]
+                         "input_size": shape[1] if len(specs) == 1 and len(shape) == 4 else None,
+                         "run": {"source": Path(path).name, "synthetic": False}, "bridge_notes": notes})]

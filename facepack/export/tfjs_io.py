@@ -119,11 +119,14 @@ def _bias_width(node: dict, shapes: dict) -> int | None:
 
 
 def widen_scalar_biases(model_json: dict, values: dict) -> list[str]:
-    """Give every rank-0 bias of a fused conv/matmul the rank-1 shape TF.js WASM requires.
+    """Give every bias of a fused conv/matmul the rank-1 shape TF.js WASM requires.
 
-    (The grappler remapper fuses `conv(x) + 3.0` into a conv with a scalar bias; TF.js WASM
-    then fails with "FusedConv2D only supports rank-1 bias but got rank 0".) Returns the
-    names of the weights widened; ``values`` ({name: array}) is updated in place.
+    The grappler remapper fuses `conv(x) + 3.0` into a conv with a rank-0 bias, and
+    `conv(x) + c` with c of shape (1, 1, 1, C) (a per-channel constant, e.g. a folded
+    Normalization or a broadcast weight) into one with a rank-4 bias; TF.js WASM then fails with
+    "FusedConv2D only supports rank-1 bias but got rank N". A bias whose dimensions are all 1
+    but the last becomes a rank-1 weight of the conv's width (broadcast when its last dim is
+    1). Returns the names of the weights added; ``values`` ({name: array}) is updated in place.
     """
     shapes = {name: list(v.shape) for name, v in values.items()}
     widened = []
@@ -131,15 +134,18 @@ def widen_scalar_biases(model_json: dict, values: dict) -> list[str]:
         if node["op"] not in FUSED_WITH_BIAS or len(node["input"]) < 3:
             continue
         bias = node["input"][2].split(":")[0]
-        if bias in values and values[bias].ndim == 0:
-            width = _bias_width(node, shapes)
-            if width is None:
-                continue
-            scalar = values[bias]
-            name = f"{bias}__rank1_{width}"
-            values[name] = np.full((width,), scalar, dtype=scalar.dtype)
-            node["input"][2] = name  # the scalar Const stays for any other user
-            widened.append(name)
+        if bias not in values or values[bias].ndim == 1:
+            continue
+        value = values[bias]
+        if value.ndim > 1 and any(d != 1 for d in value.shape[:-1]):
+            continue  # not a per-channel bias: left as is (WASM will say so; the exporter falls back)
+        width = _bias_width(node, shapes)
+        if width is None or (value.ndim > 0 and value.shape[-1] not in (1, width)):
+            continue
+        name = f"{bias}__rank1_{width}"
+        values[name] = np.broadcast_to(value.reshape(-1), (width,)).astype(value.dtype)
+        node["input"][2] = name  # the original Const stays for any other user
+        widened.append(name)
     for name in widened:  # a Const node per new weight, as the converter writes them
         model_json["modelTopology"]["node"].append(
             {"name": name, "op": "Const", "attr": {"dtype": {"type": "DT_FLOAT"},
@@ -148,11 +154,102 @@ def widen_scalar_biases(model_json: dict, values: dict) -> list[str]:
     return widened
 
 
-def save_graph_model(model3, folder: str | Path, quantize: str = "none") -> tuple[Path, list[str]]:
+_FUSED_ACTIVATIONS = {"Relu", "Relu6", "Elu", "Sigmoid", "Tanh", "LeakyRelu"}
+_UNFUSED_BASE = {"_FusedMatMul": "MatMul", "_FusedConv2D": "Conv2D", "FusedDepthwiseConv2dNative": "DepthwiseConv2dNative"}
+_BASE_ATTRS = {"MatMul": ("T", "transpose_a", "transpose_b"),
+               "Conv2D": ("T", "strides", "padding", "explicit_paddings", "data_format", "dilations", "use_cudnn_on_gpu"),
+               "DepthwiseConv2dNative": ("T", "strides", "padding", "explicit_paddings", "data_format", "dilations")}
+
+
+def _fused_ops(node: dict) -> list[str]:
+    import base64
+
+    raw = ((node.get("attr") or {}).get("fused_ops") or {}).get("list", {}).get("s", [])
+    return [base64.b64decode(x).decode() for x in raw]
+
+
+def unfuse_tensor_biases(model_json: dict, values: dict) -> list[str]:
+    """Split a fused conv/matmul whose "bias" is not a weight of the conv's width back into
+    conv/matmul + AddV2 (+ its activation); returns the names of the nodes split.
+
+    The converter fuses `x @ W + y` into _FusedMatMul even when y is a computed tensor (the
+    recurrent term of an LSTM cell) or a broadcast constant of rank > 1; TF.js WASM then fails
+    with "_FusedMatMul only supports rank-1 bias but got rank N". The cpu backend accepts both.
+    Run after widen_scalar_biases (per-channel constants become rank 1 there, staying fused).
+    """
+    nodes = model_json["modelTopology"].get("node", [])
+    added, split = [], []
+    for node in nodes:
+        if node["op"] not in _UNFUSED_BASE or len(node["input"]) < 3:
+            continue
+        bias = node["input"][2].split(":")[0]
+        if bias in values and (values[bias].ndim <= 1 or all(d == 1 for d in values[bias].shape[:-1])):
+            continue  # a weight of rank 0 / 1 / per-channel: widen_scalar_biases' job
+        ops = _fused_ops(node)
+        if not ops or ops[0] != "BiasAdd" or len(ops) > 2 or (len(ops) == 2 and ops[1] not in _FUSED_ACTIVATIONS):
+            continue
+        if int(((node.get("attr") or {}).get("num_args") or {}).get("i", 1)) != 1:
+            continue
+        base = _UNFUSED_BASE[node["op"]]
+        name, attr = node["name"], node.get("attr") or {}
+        data, extra_inputs = node["input"][:3], node["input"][3:]  # control inputs may follow
+        core = {"name": f"{name}/__unfused_{base}", "op": base, "input": data[:2] + extra_inputs,
+                "attr": {k: v for k, v in attr.items() if k in _BASE_ATTRS[base]}}
+        tdtype = attr.get("T", {"type": "DT_FLOAT"})
+        add = {"name": name if len(ops) == 1 else f"{name}/__unfused_add", "op": "AddV2",
+               "input": [core["name"], data[2]], "attr": {"T": tdtype}}
+        added += [core, add]
+        if len(ops) == 2:
+            act = {"name": name, "op": ops[1], "input": [add["name"]], "attr": {"T": tdtype}}
+            if ops[1] == "LeakyRelu":
+                act["attr"]["alpha"] = {"f": attr.get("leakyrelu_alpha", {}).get("f", 0.2)}
+            added.append(act)
+        node["name"] = None  # replaced
+        split.append(name)
+    model_json["modelTopology"]["node"] = [n for n in nodes if n["name"] is not None] + added
+    return split
+
+
+# Ops of TensorFlow's lowered control flow (v1 while loops / conds: RNN layers, masking).
+CONTROL_FLOW_OPS = frozenset({"Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond", "While",
+                              "StatelessWhile", "If", "StatelessIf"})
+
+
+def has_control_flow(model_json: dict) -> bool:
+    """True when the graph needs GraphModel.executeAsync (control flow ops)."""
+    topology = model_json["modelTopology"]
+    nodes = list(topology.get("node", []))
+    for fn in (topology.get("library") or {}).get("function", []):
+        nodes += fn.get("nodeDef", [])
+    return any(n["op"] in CONTROL_FLOW_OPS for n in nodes)
+
+
+def strip_control_inputs(model_json: dict) -> int:
+    """Drop the control-only inputs ("^node") of every node; returns how many were dropped.
+
+    TF.js' executeAsync treats a control input as a data input, and the ones SavedModel's
+    lowered while loops carry (Consts inside the loop body waiting on the frame's pivot, the
+    output Identity waiting on every loop Exit) leave it with "Cannot compute the outputs
+    [Identity] ... Consider providing the following inputs: []". An inference graph holds no
+    stateful op whose order they would guard; the exporter's parity check confirms the result.
+    """
+    dropped = 0
+    for node in model_json["modelTopology"].get("node", []):
+        inputs = node.get("input", [])
+        kept = [i for i in inputs if not i.startswith("^")]
+        dropped += len(inputs) - len(kept)
+        node["input"] = kept
+    return dropped
+
+
+def save_graph_model(model3, folder: str | Path, quantize: str = "none",
+                     input_signature=None) -> tuple[Path, list[str]]:
     """Write a Keras 3 model as a TF.js graph model (model.export -> SavedModel -> converter).
 
-    Scalar biases are widened for WASM (widen_scalar_biases) and large weights quantised as in
-    save_layers_model. Returns (folder, notes).
+    input_signature: passed to ``model.export`` (a tf.TensorSpec structure; default: the
+    model's own, which for a subclassed model fixes the batch size it was built with).
+    Fused biases are widened to rank 1 for WASM (widen_scalar_biases) and large weights
+    quantised as in save_layers_model. Returns (folder, notes).
     """
     import tempfile
 
@@ -164,12 +261,15 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none") -> tupl
     with tempfile.TemporaryDirectory(prefix="facepack-savedmodel-") as saved:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model3.export(saved, format="tf_saved_model", verbose=False)
+            model3.export(saved, format="tf_saved_model", verbose=False, input_signature=input_signature)
         tfjs.converters.convert_tf_saved_model(saved, str(folder))
     model_json = json.loads((folder / MODEL_JSON).read_text())
     entries = read_weights(model_json["weightsManifest"], str(folder), flatten=True)
     values = {e["name"]: np.asarray(e["data"]) for e in entries}
     widened = widen_scalar_biases(model_json, values)
+    unfused = unfuse_tensor_biases(model_json, values)
+    control = has_control_flow(model_json)
+    stripped = strip_control_inputs(model_json) if control else 0
     dtype = QUANTIZE[check_quantize(quantize)]
     names = [n for n, v in values.items() if v.size >= QUANT_MIN_ELEMENTS and v.dtype == np.float32]
     dtype_map = {dtype: [glob.escape(n) for n in names]} if dtype and names else None
@@ -181,4 +281,8 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none") -> tupl
                                                   quantization_dtype_map=dtype_map)
     (folder / MODEL_JSON).write_text(json.dumps(model_json))
     notes = [f"graph model; widened {len(widened)} scalar biases to rank 1 for WASM"] if widened else ["graph model"]
+    if unfused:
+        notes.append(f"split {len(unfused)} fused conv/matmul nodes whose bias is not a rank-1 weight (WASM)")
+    if control:
+        notes.append(f"control flow: needs executeAsync (predictAsync); dropped {stripped} control-only inputs")
     return folder, notes

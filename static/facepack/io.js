@@ -145,14 +145,83 @@ export async function loadModel(bundle, entry) {
 }
 
 /**
- * Run a loaded model on `inputs`, returning an array of tensors in the model's output order
- * (differentiable: usable inside tf.grad). Caller disposes.
- * @param {{model: object, format: string}} loaded
- * @param {tf.Tensor} inputs
+ * The inputs of a model as the array its TF.js model takes (layers) or as the map keyed by
+ * its signature (graph models with `signature_key`s in the manifest entry, written by
+ * facepack/export/keras_export.py). `inputs`: one tensor, an array in the manifest's input
+ * order, or an object keyed by the manifest's input names; an unknown or missing name throws.
+ * @param {{model: object, format: string, entry: object}} loaded
+ * @param {tf.Tensor|tf.Tensor[]|Object<string, tf.Tensor>} inputs
+ */
+export function modelInputs(loaded, inputs) {
+  const specs = (loaded.entry && loaded.entry.inputs) || [];
+  let list;
+  if (inputs instanceof tf.Tensor) list = [inputs];
+  else if (Array.isArray(inputs)) list = inputs;
+  else {
+    const names = specs.map((s) => s.name);
+    const unknown = Object.keys(inputs).filter((k) => !names.includes(k));
+    if (unknown.length || names.length === 0) {
+      throw new Error(`unknown input name(s) ${JSON.stringify(unknown)}; the model's inputs are ${JSON.stringify(names)}`);
+    }
+    const missing = names.filter((n) => !(n in inputs));
+    if (missing.length) throw new Error(`missing input(s) ${JSON.stringify(missing)}; the model's inputs are ${JSON.stringify(names)}`);
+    list = names.map((n) => inputs[n]);
+  }
+  if (specs.length && list.length !== specs.length) {
+    throw new Error(`the model takes ${specs.length} input(s) (${specs.map((s) => s.name).join(', ')}), got ${list.length}`);
+  }
+  if (loaded.format === 'graph-model') {
+    if (!specs.length || !specs.every((s) => s.signature_key)) return list.length === 1 ? list[0] : list;
+    return Object.fromEntries(specs.map((s, i) => [s.signature_key, list[i]]));
+  }
+  const modelNames = loaded.model.inputNames || [];
+  if (specs.length > 1 && specs.every((s) => modelNames.includes(s.name))) {
+    // the tf_keras twin's input order is its own; the manifest's order is the Keras model's
+    const byName = Object.fromEntries(specs.map((s, i) => [s.name, list[i]]));
+    list = modelNames.map((n) => byName[n]);
+  }
+  return list.length === 1 ? list[0] : list;
+}
+
+/** Output signature keys of a graph model entry (its manifest order), or undefined. */
+function outputKeys(loaded) {
+  const specs = (loaded.entry && loaded.entry.outputs) || [];
+  return specs.length && specs.every((s) => s.signature_key) ? specs.map((s) => s.signature_key) : undefined;
+}
+
+/** True when the manifest says the model needs runModelAsync (a graph model with control flow). */
+export function needsAsync(loaded) {
+  return !!(loaded.entry && loaded.entry.execution === 'async');
+}
+
+/**
+ * Run a loaded model on `inputs` (see modelInputs), returning an array of tensors in the
+ * manifest's output order (differentiable: usable inside tf.grad). Synchronous: a graph model
+ * with control flow (RNN loops, masking) throws; use runModelAsync for those. Caller disposes.
+ * @param {{model: object, format: string, entry: object}} loaded
+ * @param {tf.Tensor|tf.Tensor[]|Object<string, tf.Tensor>} inputs
  * @returns {tf.Tensor[]}
  */
 export function runModel(loaded, inputs) {
-  const out = loaded.format === 'layers-model' ? loaded.model.apply(inputs, { training: false })
-    : loaded.model.execute(inputs);
+  const x = modelInputs(loaded, inputs);
+  if (loaded.format === 'layers-model') {
+    const out = loaded.model.apply(x, { training: false });
+    return Array.isArray(out) ? out : [out];
+  }
+  if (needsAsync(loaded)) {
+    throw new Error(`model "${loaded.entry.path}" has control flow (manifest execution "async"): use predictAsync / runModelAsync`);
+  }
+  const out = loaded.model.execute(x, outputKeys(loaded));
+  return Array.isArray(out) ? out : [out];
+}
+
+/**
+ * runModel for every model, graph models with control flow included (GraphModel.executeAsync).
+ * Not differentiable through executeAsync; intermediate tensors are released. Caller disposes.
+ * @returns {Promise<tf.Tensor[]>}
+ */
+export async function runModelAsync(loaded, inputs) {
+  if (loaded.format === 'layers-model') return tf.tidy(() => runModel(loaded, inputs));
+  const out = await loaded.model.executeAsync(modelInputs(loaded, inputs), outputKeys(loaded));
   return Array.isArray(out) ? out : [out];
 }

@@ -1,0 +1,107 @@
+"""facepack-export: export any Keras 3 model to a TF.js bundle, checked in TF.js against Keras.
+
+  facepack-export MODEL.keras --name NAME [--out DIR] [--sample X.npz] [--custom-objects my_layers.py]
+                  [--unsafe] [--quantize none|float16|uint8] [--backends cpu,wasm] [--license TEXT]
+
+What it tries, in order (the first that passes is written):
+  1. layers model: the model rebuilt in tf_keras and written by the tensorflowjs converter;
+  2. graph model: model.export() -> SavedModel -> the converter (any traceable model: Lambda,
+     custom and subclassed layers, raw ops; RNNs and masking run with executeAsync/predictAsync).
+Each is accepted only when TF.js (in Node) loads it, runs it on every backend of --backends and
+matches Keras model(x) on probe inputs made from the model's input specs (token ids within the
+Embedding's input_dim, masks, raw RGB 0..255 when the model starts with Rescaling/Normalization on
+an image, else N(0, 1)) and on --sample when given: max |TF.js - Keras| <= 1e-4 * max(1, max |Keras|)
+per output (float32). If neither path passes, it prints one line naming the layer/op, the backend
+and what to do, and leaves --out unchanged.
+
+Output: OUT/manifest.json (path taken, precision, probe, per-backend differences, licence, why a
+path was rejected) + OUT/NAME/model.json + weight shards. Load it with
+`load(OUT, NAME)` from static/facepack/generic.js (predict / predictAsync).
+
+Exit codes: 0 written; 2 refused or bad arguments (one line on stderr); 1 unexpected error
+(traceback); 130 interrupted. In every failure --out is left unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+DEFAULT_OUT = "dist/models-NAME"
+
+
+def build_parser(prog: str = "facepack-export") -> argparse.ArgumentParser:
+    # mirrors facepack/export/keras_export.py:export_model (defaults are its own)
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, metavar="MODEL.keras", help="the Keras 3 model file (.keras)")
+    p.add_argument("--name", required=True, help="manifest name and folder of the model (letters, digits, _ . -)")
+    p.add_argument("--out", type=Path, default=None, help=f"bundle folder to (re)write (default {DEFAULT_OUT}/)")
+    p.add_argument("--sample", type=Path, default=None, metavar="X.npz",
+                   help="real inputs to check parity on too: arrays named after the model's inputs, or arr_0.. "
+                        "in input order, batch first (default: generated probes only)")
+    p.add_argument("--custom-objects", default=None, metavar="MODULE.py",
+                   help="a Python file (or module name) defining your custom layers; importing it registers them "
+                        "(@keras.saving.register_keras_serializable); its classes are passed as custom_objects")
+    p.add_argument("--unsafe", action="store_true",
+                   help="allow Lambda layers and other Python code stored in the file (safe_mode=False); only for "
+                        "files you trust (default: refused)")
+    p.add_argument("--quantize", choices=["none", "float16", "uint8"], default="none",
+                   help="weight precision (tensors >= 4096 values): float16 halves, uint8 quarters the size; "
+                        "default none (float32)")
+    p.add_argument("--backends", default="cpu,wasm",
+                   help="TF.js backends (Node) the export must run and match Keras on: comma-separated subset of "
+                        "cpu,wasm, or 'none' to skip TF.js (layers path checked by tensorflowjs read-back only); "
+                        "default cpu,wasm")
+    p.add_argument("--license", default=None,
+                   help="licence of the weights, recorded in the manifest (default \"unknown, given by the user\")")
+    p.add_argument("--quiet", action="store_true", help="print only errors")
+    return p
+
+
+def parse_backends(text: str) -> tuple:
+    text = (text or "").strip()
+    if text in ("", "none"):
+        return ()
+    return tuple(b.strip() for b in text.split(",") if b.strip())
+
+
+def run(args, prog: str = "facepack-export") -> int:
+    """Export with parsed ``args`` (shared by convert/to_tfjs.py --model); returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from facepack.export.keras_export import DEFAULT_LICENSE, ExportError, export_model
+
+    out = args.out or Path("dist") / f"models-{args.name}"
+
+    def log(message: str) -> None:
+        if not getattr(args, "quiet", False):
+            print(message, file=sys.stderr, flush=True)
+
+    try:
+        export_model(args.model, out, name=args.name, sample=args.sample, custom_objects=args.custom_objects,
+                     unsafe=args.unsafe, quantize=args.quantize, backends=parse_backends(args.backends),
+                     license=args.license or DEFAULT_LICENSE, log=log)
+    except ExportError as err:
+        print(f"{prog}: error: {err} ({out} left unchanged)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted: {out} left unchanged", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"{prog}: error: the export failed unexpectedly (traceback above); {out} left unchanged",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

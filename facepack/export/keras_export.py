@@ -1,0 +1,767 @@
+"""Any Keras 3 model -> a checked TF.js bundle, or one line that says why not.
+
+``export_model`` is the exporter's public entry point (the console script ``facepack-export``,
+facepack/export/cli.py, and ``python convert/to_tfjs.py --model`` call it). It tries, in order:
+
+  1. layers model: the Keras 3 model rebuilt in tf_keras (bridge.py:to_tf_keras), written with
+     the tensorflowjs converter (tfjs_io.save_layers_model);
+  2. graph model: ``model.export()`` -> SavedModel -> the converter (tfjs_io.save_graph_model).
+
+A path is accepted only when TF.js itself (Node: tfjs + tfjs-backend-wasm, node_check.py) loads
+the written model and runs it on EVERY requested backend, matching Keras ``model(x)`` on the
+probe inputs (and on the user's sample, when given) within the tolerance; any failure (the
+bridge raising, TF.js failing to load or run, a parity miss on one backend) moves on to the
+next path. If both fail, ``ExportError`` names the layer/op, the backend and what to do.
+
+Probe inputs come from the model's input specs (``make_probes``): int inputs are token ids
+within the smallest ``input_dim`` of the Embedding layers they feed, with trailing padding
+zeros when an Embedding has ``mask_zero``; float inputs feeding a Masking layer get masked
+trailing steps; a 3-channel image input whose first layer is Rescaling/Normalization gets raw
+RGB 0..255; every other float input N(0, 1). Variable dimensions get ``FREE_DIM``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_LICENSE = "unknown, given by the user"
+DEFAULT_BACKENDS = ("cpu", "wasm")
+NODE_BACKENDS = ("cpu", "wasm")  # what TF.js runs in Node without tfjs-node
+PATHS = ("layers-model", "graph-model")  # the order export_model tries
+# float32 acceptance, per output and backend: max |tfjs - keras| <= REL_TOL * max(1, max |keras|)
+# (float rounding only; the issue's "rel < 1e-4" bar). Quantised weights: bundle.RMS_REL_TOL.
+REL_TOL = 1e-4
+PROBE_BATCH = 2
+PROBE_SEED = 1234
+FREE_DIM = 8  # size given to a variable (None) non-batch dimension in probes
+FREE_DIM_IMAGE = 32  # ... of an image's height / width
+INT_RANGE_DEFAULT = 10  # token ids 0..9 for an int input that feeds no Embedding
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+MAX_REASON_CHARS = 300
+
+
+class ExportError(ValueError):
+    """The model cannot be exported; the message is ONE line naming the layer/op, the backend
+    (or the step: loading, bridge, converter) and what the user can do."""
+
+
+@dataclass
+class InputSpec:
+    """One model input: ``name`` (the Keras input name; signature key of the graph model),
+    ``shape`` (batch dim None), ``dtype`` (numpy name as Keras declares it)."""
+
+    name: str
+    shape: tuple
+    dtype: str
+
+    @property
+    def tfjs_dtype(self) -> str:
+        from facepack.export.node_check import tfjs_dtype
+
+        return tfjs_dtype(self.dtype)
+
+
+@dataclass
+class Probe:
+    """Input arrays (one per InputSpec, batch first) and how they were made."""
+
+    arrays: list
+    desc: str
+    kind: str  # "generated" | "sample"
+    detail: list = field(default_factory=list)  # one line per input
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def _one_line(err: BaseException | str) -> str:
+    text = str(err).strip() or type(err).__name__
+    line = " ".join(text.split("\n")[0].split())
+    if len(line) > MAX_REASON_CHARS:
+        line = line[: MAX_REASON_CHARS - 3] + "..."
+    return line
+
+
+def load_custom_objects(custom_objects) -> dict:
+    """{name: class or function} from a dict (returned as is), a path to a ``module.py`` or an
+    importable module name. Importing the module runs its ``@keras.saving.
+    register_keras_serializable`` decorators; its public classes and functions are returned too."""
+    if custom_objects is None:
+        return {}
+    if isinstance(custom_objects, dict):
+        return dict(custom_objects)
+    spec_text = str(custom_objects)
+    path = Path(spec_text)
+    try:
+        if path.suffix == ".py" or path.exists():
+            if not path.is_file():
+                raise ExportError(f"--custom-objects: expected a Python file with your Keras layers, "
+                                  f"got {spec_text!r} (not a file)")
+            name = f"facepack_user_objects_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            if str(path.resolve().parent) not in sys.path:  # its own sibling imports
+                sys.path.insert(0, str(path.resolve().parent))
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(spec_text)
+    except ExportError:
+        raise
+    except Exception as err:
+        raise ExportError(f"--custom-objects {spec_text}: importing it failed ({type(err).__name__}: "
+                          f"{_one_line(err)}); fix the module so that it imports on its own") from None
+    return {k: v for k, v in vars(module).items()
+            if not k.startswith("_") and (inspect.isclass(v) or inspect.isfunction(v))
+            and getattr(v, "__module__", None) == module.__name__}
+
+
+def load_keras_model(model_or_path, custom_objects=None, unsafe: bool = False, log=print):
+    """A Keras 3 model from a model object or a .keras / .h5 file; errors as ExportError."""
+    import keras
+
+    objects = load_custom_objects(custom_objects)
+    if unsafe:
+        _log(log, "warning: --unsafe: the model file may run arbitrary Python code (Lambda layers, "
+                  "custom functions) while it loads; use it only for files you trust")
+    if not isinstance(model_or_path, (str, Path)):
+        if not isinstance(model_or_path, keras.Model):
+            raise ExportError(f"model: expected a keras.Model or a path to a .keras file, got "
+                              f"{type(model_or_path).__name__}")
+        return model_or_path
+    path = Path(model_or_path)
+    if not path.is_file():
+        raise ExportError(f"--model: expected a Keras 3 .keras file, got {str(path)!r} (not a file)")
+    try:
+        with keras.saving.custom_object_scope(objects):
+            return keras.models.load_model(path, compile=False, custom_objects=objects, safe_mode=not unsafe)
+    except Exception as err:
+        text = str(err)
+        if "safe_mode" in text or "unsafe_deserialization" in text:
+            what = re.search(r"`(\w+)` layer", text)
+            raise ExportError(f"--model {path.name}: layer {what.group(1) if what else 'Lambda'} holds Python code, "
+                              f"which loading refuses in safe mode; pass --unsafe (unsafe=True) if you trust the "
+                              f"file") from None
+        unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+        if unknown:
+            raise ExportError(f"--model {path.name}: unknown layer or function {unknown.group(1)!r}; pass "
+                              f"--custom-objects your_module.py (the module that defines and registers it)") from None
+        raise ExportError(f"--model {path.name}: Keras could not load it ({type(err).__name__}: "
+                          f"{_one_line(err)})") from None
+
+
+def _replace_mixed_policy(value):
+    if isinstance(value, dict):
+        if value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and \
+                str((value.get("config") or {}).get("name", "")).startswith("mixed_"):
+            return {**value, "config": {**value["config"], "name": "float32"}}
+        return {k: _replace_mixed_policy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_mixed_policy(v) for v in value]
+    if isinstance(value, str) and value in ("mixed_float16", "mixed_bfloat16"):
+        return "float32"
+    return value
+
+
+def mixed_policy(model) -> str | None:
+    """"mixed_float16" / "mixed_bfloat16" if any layer computes in a mixed precision policy."""
+    for layer in [model, *model._flatten_layers(include_self=False)]:
+        name = getattr(getattr(layer, "dtype_policy", None), "name", "")
+        if str(name).startswith("mixed_"):
+            return str(name)
+    return None
+
+
+def float32_twin(model, custom_objects=None):
+    """(model, policy): a mixed-precision functional/Sequential model rebuilt with float32
+    compute and the same (float32) weights; (model, None) for a float32 model."""
+    policy = mixed_policy(model)
+    if policy is None:
+        return model, None
+    try:
+        config = _replace_mixed_policy(model.get_config())
+        twin = type(model).from_config(config, custom_objects=load_custom_objects(custom_objects))
+        twin.set_weights(model.get_weights())
+    except Exception as err:
+        raise ExportError(f"model {model.name!r}: a {policy} model is exported as its float32 twin, which "
+                          f"could not be rebuilt ({_one_line(err)}); save it with the float32 policy") from None
+    return twin, policy
+
+
+# --- inputs and probes -------------------------------------------------------------------
+
+def _flat_inputs(model) -> list:
+    try:
+        return list(model.inputs)
+    except AttributeError:
+        return []
+
+
+def input_specs(model) -> list[InputSpec]:
+    """One InputSpec per model input, in the order of ``model.inputs`` (dict inputs: sorted keys).
+
+    A subclassed model has no symbolic inputs: its build shape is used (dtype float32); one
+    that was never built raises ExportError.
+    """
+    tensors = _flat_inputs(model)
+    if tensors:
+        return [InputSpec(t.name, (None,) + tuple(t.shape[1:]), str(t.dtype)) for t in tensors]
+    build = getattr(model, "_build_shapes_dict", None) or {}
+    shapes = list(build.values())
+    if len(shapes) != 1:
+        raise ExportError(f"model {model.name!r} ({type(model).__name__}): a subclassed model must have been built "
+                          f"on one input before saving (call it once on an example); its input shape is unknown")
+    shape = shapes[0]
+    if isinstance(shape, dict) or (isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict))):
+        raise ExportError(f"model {model.name!r} ({type(model).__name__}): a subclassed model with several inputs "
+                          f"cannot be traced; wrap it in a functional model (keras.Input(...) per input)")
+    return [InputSpec("inputs", (None,) + tuple(shape[1:]), "float32")]
+
+
+def _keras_history_inputs(tensor, inputs: dict, memo: dict) -> set:
+    """Indices of the model inputs ``tensor`` depends on (walking _keras_history)."""
+    key = id(tensor)
+    if key in memo:
+        return memo[key]
+    memo[key] = set()
+    if key in inputs:
+        memo[key] = {inputs[key]}
+        return memo[key]
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return memo[key]
+    op, node_index, _ = history
+    nodes = getattr(op, "_inbound_nodes", [])
+    deps = set()
+    if node_index < len(nodes):
+        for t in nodes[node_index].input_tensors:
+            deps |= _keras_history_inputs(t, inputs, memo)
+    memo[key] = deps
+    return deps
+
+
+def _consumers(model, specs) -> list[list]:
+    """For each input: the layers (at any depth of the top-level graph) fed by it, with
+    ``direct`` = the layers taking the input tensor itself."""
+    tensors = _flat_inputs(model)
+    out = [{"all": [], "direct": []} for _ in specs]
+    if not tensors:
+        return out
+    index = {id(t): i for i, t in enumerate(tensors)}
+    memo: dict = {}
+    for layer in model.layers:
+        for node in getattr(layer, "_inbound_nodes", []):
+            deps = set()
+            direct = set()
+            for t in node.input_tensors:
+                deps |= _keras_history_inputs(t, index, memo)
+                if id(t) in index:
+                    direct.add(index[id(t)])
+            inner = [layer, *layer._flatten_layers(include_self=False)] if hasattr(layer, "_flatten_layers") else [layer]
+            first = [layer]
+            if hasattr(layer, "layers") and getattr(layer, "layers", None):  # a nested model: its first layer too
+                first.append(layer.layers[0])
+            for i in deps:
+                out[i]["all"].extend(inner)
+            for i in direct:
+                out[i]["direct"].extend(first)
+    return out
+
+
+def _concrete(shape: tuple, rank4_image: bool) -> tuple:
+    dims = []
+    for axis, d in enumerate(shape[1:], start=1):
+        if d is None:
+            d = FREE_DIM_IMAGE if rank4_image and axis in (1, 2) else FREE_DIM
+        dims.append(int(d))
+    return (PROBE_BATCH, *dims)
+
+
+def make_probes(model, specs: list[InputSpec], seed: int = PROBE_SEED) -> Probe:
+    """Deterministic probe inputs from the input specs (see the module docstring)."""
+    from facepack.export.sources import image_probe
+
+    rng = np.random.default_rng(seed)
+    consumers = _consumers(model, specs)
+    arrays, details = [], []
+    for spec, used in zip(specs, consumers):
+        layers_all, direct = used["all"], used["direct"]
+        names = {type(layer).__name__ for layer in layers_all}
+        image = len(spec.shape) == 4 and spec.shape[-1] == 3 and \
+            any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in direct)
+        shape = _concrete(spec.shape, len(spec.shape) == 4)
+        kind = np.dtype(spec.dtype).kind
+        if kind in "iu":
+            embeddings = [layer for layer in layers_all if type(layer).__name__ == "Embedding"]
+            if not embeddings and not layers_all:  # unknown graph (subclassed): any Embedding in the model
+                embeddings = [layer for layer in model._flatten_layers() if type(layer).__name__ == "Embedding"]
+            high = min((int(e.input_dim) for e in embeddings), default=INT_RANGE_DEFAULT)
+            mask_zero = any(getattr(e, "mask_zero", False) for e in embeddings)
+            x = rng.integers(1 if mask_zero else 0, high, shape)
+            what = f"token ids in [0, {high})" + (" (Embedding input_dim)" if embeddings else "")
+            if mask_zero and len(shape) >= 2:
+                pad = max(1, shape[1] // 4)
+                x[-1, shape[1] - pad:] = 0
+                what += f", last {pad} steps of item {shape[0] - 1} padded with 0 (mask_zero)"
+            x = x.astype(spec.dtype)
+        elif kind == "b":
+            x = rng.integers(0, 2, shape).astype(bool)
+            what = "random booleans"
+        elif image:
+            x = image_probe(shape[1], shape[2], seed=seed, batch=shape[0])
+            what = "raw RGB 0..255 images (the model starts with Rescaling/Normalization)"
+        else:
+            x = rng.normal(0.0, 1.0, shape).astype(np.float32)
+            what = "N(0, 1)"
+        if kind == "f" and "Masking" in names and len(shape) >= 3:
+            masking = next(layer for layer in layers_all if type(layer).__name__ == "Masking")
+            pad = max(1, shape[1] // 4)
+            x[-1, shape[1] - pad:] = float(masking.mask_value)
+            what += f", last {pad} steps of item {shape[0] - 1} = mask_value {masking.mask_value:g} (Masking)"
+        arrays.append(x)
+        details.append(f"{spec.name} {list(shape)} {np.asarray(x).dtype}: {what}")
+    return Probe(arrays, f"{PROBE_BATCH} seeded inputs: " + "; ".join(details), "generated", details)
+
+
+def read_sample(sample, specs: list[InputSpec]) -> Probe:
+    """The user's inputs from an .npz (arrays named after the inputs, or arr_0.. in order) or a
+    dict / list of arrays; each is checked against its input's shape and cast to its dtype."""
+    if isinstance(sample, (str, Path)):
+        path = Path(sample)
+        if not path.is_file():
+            raise ExportError(f"--sample: expected an .npz file of input arrays, got {str(path)!r} (not a file)")
+        with np.load(path, allow_pickle=False) as data:
+            sample = {k: data[k] for k in data.files}
+        where = path.name
+    else:
+        where = "sample"
+    if isinstance(sample, np.ndarray):
+        sample = [sample]
+    if isinstance(sample, dict):
+        names = [s.name for s in specs]
+        if all(n in sample for n in names):
+            arrays = [sample[n] for n in names]
+        elif all(f"arr_{i}" in sample for i in range(len(specs))):
+            arrays = [sample[f"arr_{i}"] for i in range(len(specs))]
+        else:
+            raise ExportError(f"--sample {where}: expected arrays named {names} (or arr_0.. in input order), "
+                              f"got {sorted(sample)}")
+    else:
+        arrays = list(sample)
+        if len(arrays) != len(specs):
+            raise ExportError(f"--sample {where}: the model takes {len(specs)} inputs, got {len(arrays)} arrays")
+    out = []
+    for spec, arr in zip(specs, arrays):
+        arr = np.asarray(arr)
+        if arr.ndim != len(spec.shape) or any(d is not None and d != a for d, a in zip(spec.shape[1:], arr.shape[1:])):
+            raise ExportError(f"--sample {where}: input {spec.name!r} needs shape {list(spec.shape)} (None: any), "
+                              f"got {list(arr.shape)}")
+        if np.dtype(spec.dtype).kind in "iub" and arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            raise ExportError(f"--sample {where}: input {spec.name!r} is {spec.dtype}, got non-integer floats")
+        out.append(arr.astype(spec.dtype if np.dtype(spec.dtype).kind != "f" else np.float32))
+    details = [f"{s.name} {list(a.shape)} {a.dtype}" for s, a in zip(specs, out)]
+    return Probe(out, f"the user's sample {where}: " + "; ".join(details), "sample", details)
+
+
+def keras_outputs(model, arrays: list) -> list[np.ndarray]:
+    """``model(x, training=False)`` with ``arrays`` packed as the model's input structure;
+    outputs flattened (dict outputs: sorted keys, as keras.tree.flatten)."""
+    import warnings
+
+    import keras
+
+    struct = getattr(model, "_inputs_struct", None)
+    if struct is not None and len(arrays) > 0 and len(keras.tree.flatten(struct)) == len(arrays):
+        x = keras.tree.pack_sequence_as(struct, list(arrays))
+    else:
+        x = arrays[0] if len(arrays) == 1 else list(arrays)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        out = model(x, training=False)
+    return [np.asarray(keras.ops.convert_to_numpy(o)) for o in keras.tree.flatten(out)]
+
+
+def output_keys(model, count: int) -> list[str]:
+    """Signature keys of the outputs ``model.export()`` writes, in keras.tree.flatten order."""
+    import keras
+
+    struct = getattr(model, "_outputs_struct", None)
+    if isinstance(struct, dict):
+        return [str(k) for k in sorted(struct)]
+    return [f"output_{i}" for i in range(count)]
+
+
+def output_names(model, count: int) -> list[str]:
+    import keras
+
+    struct = getattr(model, "_outputs_struct", None)
+    if isinstance(struct, dict):
+        return [str(k) for k in sorted(struct)]
+    names = list(getattr(model, "output_names", None) or [])
+    if len(names) == count:
+        return [str(n) for n in names]
+    return [f"output_{i}" for i in range(count)]
+
+
+# --- parity --------------------------------------------------------------------------------
+
+def compare(reference: list, got: list, precision: str) -> dict:
+    """{"max_abs_diff", "rel_diff", "rel_rms", "ok", "why"} of TF.js outputs vs Keras.
+
+    float32: ok when every output k has max|got - ref| <= REL_TOL * max(1, max|ref|);
+    float16/uint8: rms(got - ref) / rms(ref) <= bundle.RMS_REL_TOL[precision].
+    """
+    from facepack.export.bundle import RMS_REL_TOL
+
+    if len(reference) != len(got):
+        return {"ok": False, "why": f"{len(got)} outputs, Keras has {len(reference)}",
+                "max_abs_diff": float("inf"), "rel_diff": float("inf"), "rel_rms": float("inf")}
+    worst_abs, worst_rel, err2, ref2 = 0.0, 0.0, 0.0, 0.0
+    why = ""
+    for k, (ref, out) in enumerate(zip(reference, got)):
+        ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64)
+        if ref.shape != out.shape:
+            return {"ok": False, "why": f"output {k} has shape {list(out.shape)}, Keras {list(ref.shape)}",
+                    "max_abs_diff": float("inf"), "rel_diff": float("inf"), "rel_rms": float("inf")}
+        diff = float(np.abs(ref - out).max()) if ref.size else 0.0
+        if not np.isfinite(diff):
+            diff = float("inf")
+        scale = max(1.0, float(np.abs(ref).max()) if ref.size else 0.0)
+        rel = diff / scale
+        if rel > worst_rel:
+            worst_rel = rel
+            if precision == "float32" and rel > REL_TOL:
+                why = f"output {k} differs from Keras by {diff:.3g} (relative {rel:.2g} > {REL_TOL:g})"
+        worst_abs = max(worst_abs, diff)
+        err2 += float(((ref - out) ** 2).mean()) if ref.size else 0.0
+        ref2 += float((ref ** 2).mean()) if ref.size else 0.0
+    rel_rms = float(np.sqrt(err2 / ref2)) if ref2 > 0 else float(np.sqrt(err2))
+    if precision == "float32":
+        ok = worst_rel <= REL_TOL
+    else:
+        ok = np.isfinite(rel_rms) and rel_rms <= RMS_REL_TOL[precision]
+        if not ok:
+            why = f"rms difference {rel_rms:.3g} of Keras' > {RMS_REL_TOL[precision]:g} ({precision} weights)"
+    return {"ok": bool(ok), "why": why, "max_abs_diff": worst_abs, "rel_diff": worst_rel, "rel_rms": rel_rms}
+
+
+# --- the two paths ---------------------------------------------------------------------------
+
+def _log(log, message: str) -> None:
+    if log is not None:
+        log(message)
+
+
+class _Rejected(Exception):
+    """One path failed; the message is the one-line reason (names layer/op and backend)."""
+
+
+def _write_layers(model, folder: Path, name: str, quantize: str) -> tuple[list, dict]:
+    """Bridge + converter; (notes, extra entry fields)."""
+    import tf_keras
+
+    from facepack.export.bridge import to_tf_keras
+    from facepack.export.tfjs_io import save_layers_model
+
+    try:
+        model2, notes = to_tf_keras(model, tf_keras, name=name)
+    except Exception as err:
+        raise _Rejected(f"tf_keras bridge: {_one_line(err)}") from None
+    try:
+        save_layers_model(model2, folder, quantize)
+    except Exception as err:
+        raise _Rejected(f"tensorflowjs converter (layers): {_one_line(err)}") from None
+    return notes, {}
+
+
+def _write_graph(model, folder: Path, specs: list[InputSpec], quantize: str, n_outputs: int) -> tuple[list, dict]:
+    """model.export -> SavedModel -> converter; (notes, extra entry fields: signature keys, execution)."""
+    import json
+
+    from facepack.export.tfjs_io import MODEL_JSON, has_control_flow, save_graph_model
+
+    try:
+        _, notes = save_graph_model(model, folder, quantize, input_signature=_input_signature(model, specs))
+    except Exception as err:
+        text = _one_line(err)
+        op = re.search(r"[Uu]nsupported [Oo]ps?[^:]*: *([A-Za-z0-9_, ]+)", str(err))
+        if op:
+            text = f"TF.js has no kernel for op(s) {op.group(1).strip()} ({text})"
+        raise _Rejected(f"SavedModel/tensorflowjs converter: {text}") from None
+    model_json = json.loads((folder / MODEL_JSON).read_text())
+    signature = model_json.get("signature") or {}
+    sig_inputs, sig_outputs = list((signature.get("inputs") or {})), list((signature.get("outputs") or {}))
+    if len(specs) == 1 and len(sig_inputs) == 1:
+        in_keys = sig_inputs
+    elif all(s.name in sig_inputs for s in specs):
+        in_keys = [s.name for s in specs]
+    else:
+        raise _Rejected(f"graph model: its signature inputs {sig_inputs} do not name the Keras inputs "
+                        f"{[s.name for s in specs]}")
+    out_keys = output_keys(model, n_outputs)
+    if not all(k in sig_outputs for k in out_keys):
+        if n_outputs == 1 and len(sig_outputs) == 1:
+            out_keys = sig_outputs
+        else:
+            raise _Rejected(f"graph model: its signature outputs {sig_outputs} are not the expected {out_keys}")
+    execution = "async" if has_control_flow(model_json) else "sync"
+    return notes, {"input_keys": in_keys, "output_keys": out_keys, "execution": execution}
+
+
+def _input_signature(model, specs: list[InputSpec]):
+    """A tf.TensorSpec structure like the model's input structure, batch None."""
+    import keras
+    import tensorflow as tf
+
+    tspecs = [tf.TensorSpec((None,) + tuple(s.shape[1:]), tf.as_dtype(s.dtype), name=s.name) for s in specs]
+    struct = getattr(model, "_inputs_struct", None)
+    if struct is not None and len(keras.tree.flatten(struct)) == len(tspecs):
+        packed = keras.tree.pack_sequence_as(struct, tspecs)
+        return [packed]
+    return [tspecs[0]] if len(tspecs) == 1 else [tspecs]
+
+
+def _check_in_tfjs(root: Path, name: str, probes: list[Probe], refs: list, backends, precision: str) -> dict:
+    """Run every probe on every backend (one Node process); {backend: {max_abs_diff, rel_diff,
+    rel_rms, probes: {kind: ...}}}; raises _Rejected with the first failure."""
+    from facepack.export.node_check import run_node_backends
+
+    with tempfile.TemporaryDirectory(prefix="facepack-node-") as work:
+        try:
+            results = run_node_backends(root, backends, [(name, p.arrays) for p in probes], Path(work))
+        except Exception as err:
+            raise _Rejected(f"TF.js in Node: {_one_line(err)}") from None
+    measured = {}
+    for backend in backends:
+        rows = results[backend]
+        per = {}
+        for probe, ref, got in zip(probes, refs, rows):
+            if isinstance(got, Exception):
+                raise _Rejected(f"TF.js {backend}: {_one_line(got)}")
+            check = compare(ref, got, precision)
+            if not check["ok"]:
+                raise _Rejected(f"TF.js {backend} on the {probe.kind} probe: {check['why']}")
+            per[probe.kind] = {k: check[k] for k in ("max_abs_diff", "rel_diff", "rel_rms")}
+        measured[backend] = {
+            "max_abs_diff": max(v["max_abs_diff"] for v in per.values()),
+            "rel_diff": max(v["rel_diff"] for v in per.values()),
+            "rel_rms": max(v["rel_rms"] for v in per.values()),
+            "probes": per,
+        }
+    return measured
+
+
+def _check_in_python(folder: Path, probes: list[Probe], refs: list, precision: str) -> dict:
+    """No backends requested: read a layers model back with tensorflowjs (tf_keras semantics)."""
+    from facepack.export.tfjs_io import load_layers_model, predict_list
+
+    loaded = load_layers_model(folder)
+    per = {}
+    for probe, ref in zip(probes, refs):
+        x = probe.arrays[0] if len(probe.arrays) == 1 else list(probe.arrays)
+        check = compare(ref, predict_list(loaded, x), precision)
+        if not check["ok"]:
+            raise _Rejected(f"tensorflowjs read-back on the {probe.kind} probe: {check['why']}")
+        per[probe.kind] = {k: check[k] for k in ("max_abs_diff", "rel_diff", "rel_rms")}
+    return {"max_abs_diff": max(v["max_abs_diff"] for v in per.values()),
+            "rel_diff": max(v["rel_diff"] for v in per.values()),
+            "rel_rms": max(v["rel_rms"] for v in per.values()), "probes": per}
+
+
+def _write_temp_manifest(root: Path, name: str, entry: dict) -> None:
+    """The minimal manifest generic.js needs to load the model (before parity is known)."""
+    import json
+
+    from facepack.export import manifest as manifest_mod
+
+    (root / manifest_mod.MANIFEST_FILE).write_text(json.dumps({"spec": {}, "models": {name: entry}}))
+
+
+def _advice(reasons: dict) -> str:
+    text = " ".join(reasons.values())
+    if "Unknown layer" in text or "Unknown op" in text or "no kernel" in text or "not supported" in text.lower():
+        return ("replace that layer/op with one TF.js supports, or register a TF.js layer/kernel for it "
+                "(static/facepack/layers/)")
+    if "differs from Keras" in text:
+        return "TF.js computes a different function for a layer of this model; report it with the model"
+    return "see README 'Exporting any Keras model' for the supported layers"
+
+
+# --- the entry point -----------------------------------------------------------------------
+
+def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objects=None, unsafe: bool = False,
+                 quantize: str = "none", backends=DEFAULT_BACKENDS, license: str = DEFAULT_LICENSE,
+                 log=print) -> dict:
+    """Export one Keras 3 model as a TF.js bundle at ``out_dir``; returns the manifest dict.
+
+    Args:
+      model_or_path: a ``keras.Model`` (functional, Sequential or subclassed and built) or a path
+        to a .keras file.
+      out_dir: the bundle folder, written atomically (``out_dir/manifest.json`` +
+        ``out_dir/<name>/model.json`` + weight shards); a failure leaves it unchanged.
+      name: the model's manifest key and folder name (letters, digits, ``_ . -``).
+      sample: the user's real inputs: an .npz path (arrays named after the inputs, or arr_0..
+        in input order), a dict {input name: array} or a list of arrays; batch first. Parity is
+        then also checked on it (besides the generated probe).
+      custom_objects: a dict {name: class}, or a path to a ``module.py`` / a module name whose
+        import registers the model's custom layers (``@keras.saving.register_keras_serializable``).
+      unsafe: allow Lambda layers and other Python code in the file (safe_mode=False); warns.
+      quantize: "none" (float32) | "float16" | "uint8" weights (tensors >= 4096 elements).
+      backends: TF.js backends (Node) on which the export must load, run and match Keras,
+        a subset of ("cpu", "wasm"); () skips TF.js (layers path read back by tensorflowjs only).
+      license: the licence of the weights, recorded in the manifest (run.license).
+      log: called with progress lines (None: silent).
+
+    Path order: layers model (tf_keras bridge) -> graph model (model.export). A path is rejected
+    when the bridge/converter raises, TF.js cannot load or run the bundle on a backend, or
+    parity fails there (float32: max|tfjs - keras| <= REL_TOL * max(1, max|keras|) per output;
+    quantised: bundle.RMS_REL_TOL). The manifest entry records ``format`` (the path taken),
+    ``precision``, ``parity`` (probe, per-backend differences under ``parity.backends``),
+    ``export.tried`` (each path and why it was rejected), ``export.float32_twin_of`` for mixed
+    precision models, ``execution`` ("async": graph model with control flow, use predictAsync),
+    and ``run.license``.
+
+    Raises:
+      ExportError (a ValueError): one line naming the layer/op, the backend or step, and what to
+        do; e.g. both paths failed, Lambda without ``unsafe``, an unknown custom layer, a bad
+        ``sample``, Node missing while ``backends`` is non-empty.
+    """
+    from facepack.export import manifest as manifest_mod
+    from facepack.export.bundle import atomic_replace
+    from facepack.export.node_check import node_available
+    from facepack.export.tfjs_io import PRECISION, check_quantize, file_entries
+
+    t0 = time.perf_counter()
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        raise ExportError(f"--name: expected letters, digits, _ . - (a folder and manifest key), got {name!r}")
+    try:
+        check_quantize(quantize)
+    except ValueError as err:
+        raise ExportError(str(err)) from None
+    backends = tuple(backends or ())
+    bad = [b for b in backends if b not in NODE_BACKENDS]
+    if bad:
+        raise ExportError(f"--backends: expected a subset of {list(NODE_BACKENDS)} (TF.js in Node), got {bad}")
+    if backends:
+        ok, why = node_available()
+        if not ok:
+            raise ExportError(f"--backends {','.join(backends)}: TF.js cannot run in Node here ({why}); install node "
+                              f"and run `npm install`, or pass --backends none")
+    precision = PRECISION[quantize]
+
+    model = load_keras_model(model_or_path, custom_objects, unsafe, log)
+    model, mixed = float32_twin(model, custom_objects)
+    notes: list[str] = []
+    if mixed:
+        notes.append(f"exported as the float32 twin of this {mixed} model (TF.js computes in float32)")
+        _log(log, f"note: {model.name} uses {mixed}: exported as its float32 twin (same weights, float32 compute)")
+    specs = input_specs(model)
+    probes = [make_probes(model, specs)]
+    if sample is not None:
+        probes.append(read_sample(sample, specs))
+    try:
+        refs = [keras_outputs(model, p.arrays) for p in probes]
+    except Exception as err:
+        raise ExportError(f"model {model.name!r}: Keras itself fails on the probe inputs ({_one_line(err)}); "
+                          f"pass --sample inputs.npz with valid inputs") from None
+    n_out = len(refs[0])
+    out_names = output_names(model, n_out)
+    source = Path(model_or_path).name if isinstance(model_or_path, (str, Path)) else f"keras.Model {model.name!r}"
+    _log(log, f"exporting {source} as {name!r}: {len(specs)} input(s), {n_out} output(s); probe: {probes[0].desc}")
+
+    tried = []
+    with atomic_replace(out_dir) as tmp:
+        folder = tmp / name
+        for path in PATHS:
+            t1 = time.perf_counter()
+            if folder.exists():
+                shutil.rmtree(folder)
+            try:
+                if path == "layers-model":
+                    path_notes, extra = _write_layers(model, folder, name, quantize)
+                else:
+                    path_notes, extra = _write_graph(model, folder, specs, quantize, n_out)
+                entry = _entry(name, path, specs, refs, out_names, extra, precision)
+                _write_temp_manifest(tmp, name, entry)
+                if backends:
+                    measured = _check_in_tfjs(tmp, name, probes, refs, backends, precision)
+                elif path == "layers-model":
+                    measured = {"python": _check_in_python(folder, probes, refs, precision)}
+                else:
+                    raise _Rejected("a graph model can only be checked in TF.js; pass backends")
+            except _Rejected as err:
+                tried.append({"path": path, "ok": False, "reason": str(err)})
+                _log(log, f"  {path}: rejected ({err}) [{time.perf_counter() - t1:.1f} s]")
+                continue
+            tried.append({"path": path, "ok": True})
+            _log(log, f"  {path}: " + ", ".join(f"{b} max abs diff {m['max_abs_diff']:.2e} (rel {m['rel_diff']:.1e})"
+                                                 for b, m in measured.items()) + f" [{time.perf_counter() - t1:.1f} s]")
+            break
+        else:
+            reasons = {t["path"]: t["reason"] for t in tried}
+            raise ExportError(f"cannot export {name!r} to TF.js: " + "; ".join(f"{p}: {r}" for p, r in reasons.items())
+                              + f". What to do: {_advice(reasons)}")
+        files = file_entries(tmp, folder)
+        worst = max(measured.values(), key=lambda m: m["rel_diff"])
+        tolerance = REL_TOL * max(1.0, max(float(np.abs(r).max()) if np.size(r) else 0.0
+                                           for ref in refs for r in ref))
+        entry.update({
+            "files": files,
+            "bytes": sum(f["bytes"] for f in files),
+            "parity": {
+                "max_abs_diff": worst["max_abs_diff"], "rel_rms": worst["rel_rms"],
+                "tolerance": tolerance if precision == "float32" else _rms_tol(precision),
+                "criterion": "max_abs_diff" if precision == "float32" else "rel_rms",
+                "rel_tol": REL_TOL, "probe": " | ".join(p.desc for p in probes),
+                "against": "Keras 3 model" + (f" (float32 twin of {mixed})" if mixed else ""),
+                "read_back": f"TF.js in Node ({', '.join(backends)})" if backends else "tensorflowjs -> tf_keras",
+                "backends": measured,
+                **({"tfjs": {"backend": backends[-1], "max_abs_diff": measured[backends[-1]]["max_abs_diff"]}}
+                   if backends else {}),
+            },
+            "license": license,
+            "run": {"source": source, "synthetic": False, "license": license},
+            "export": {"path": entry["format"], "tried": tried, "precision": precision,
+                       "probes": [{"kind": p.kind, "inputs": p.detail} for p in probes],
+                       "notes": notes + path_notes,
+                       **({"float32_twin_of": mixed} if mixed else {})},
+            "bridge_notes": notes + path_notes,
+        })
+        manifest = manifest_mod.build_manifest({name: entry})
+        manifest_mod.write_manifest(tmp, manifest)
+        manifest_mod.verify_files(tmp, manifest)
+    _log(log, f"wrote {out_dir} ({entry['format']}, {precision}, {entry['bytes'] / 1e6:.2f} MB) in "
+              f"{time.perf_counter() - t0:.1f} s")
+    return manifest
+
+
+def _rms_tol(precision: str) -> float:
+    from facepack.export.bundle import RMS_REL_TOL
+
+    return RMS_REL_TOL[precision]
+
+
+def _entry(name: str, path: str, specs: list[InputSpec], refs: list, out_names: list, extra: dict,
+           precision: str) -> dict:
+    """The manifest entry's loading fields (what generic.js needs), before parity is known."""
+    inputs = [{"name": s.name, "shape": list(s.shape), "dtype": s.tfjs_dtype} for s in specs]
+    outputs = [{"name": n, "shape": [None] + list(np.shape(r))[1:]} for n, r in zip(out_names, refs[0])]
+    if path == "graph-model":
+        for spec, key in zip(inputs, extra["input_keys"]):
+            spec["signature_key"] = key
+        for spec, key in zip(outputs, extra["output_keys"]):
+            spec["signature_key"] = key
+    return {"path": name, "format": path, "role": "user", "inputs": inputs, "outputs": outputs,
+            "input_size": int(specs[0].shape[1]) if len(specs) == 1 and len(specs[0].shape) == 4
+            and specs[0].shape[1] is not None else None,
+            "backbone": None, "precision": precision,
+            "execution": extra.get("execution", "sync")}
