@@ -2,9 +2,10 @@
 
 The JavaScript twin (static/facepack/crop.js) computes the same squares with the same pure
 functions (spec.square_box, spec.crop_box_to_tf, spec.crop_to_image, read from the manifest's
-constants) and samples with ``tf.image.cropAndResize``, which matches
-``tf.image.crop_and_resize`` used here: bilinear, ``extrapolation_value = spec.CROP_PAD_VALUE``
-for samples outside the photo (so faces touching the border are padded, never shifted).
+constants) and samples with static/facepack/ops/bounded_crop.js, which reproduces
+``tf.image.crop_and_resize`` used here (the CPU kernel's float32 arithmetic, bit for bit, on any
+photo size): bilinear, ``extrapolation_value = spec.CROP_PAD_VALUE`` for samples outside the
+photo (so faces touching the border are padded, never shifted).
 
 Conventions: a square is ``(x0, y0, side)`` in continuous image pixels (pixel i spans [i, i+1));
 crop pixel i samples the photo at ``x0 + (i + 0.5) * side / S`` (its centre), so crop units
@@ -60,7 +61,11 @@ def crop_squares(rgb: np.ndarray, squares, out_size: int) -> np.ndarray:
     if not squares:
         return np.zeros((0, out_size, out_size, 3), dtype=np.float32)
     h, w = int(rgb.shape[0]), int(rgb.shape[1])
-    image = tf.convert_to_tensor(np.asarray(rgb, dtype=np.float32)[None])
+    # uint8 stays uint8 (the kernel reads each tap as float: the same numbers, a quarter of the
+    # memory on a 108 MP photo). The JS twin, static/facepack/ops/bounded_crop.js, writes this
+    # kernel's float32 arithmetic out, since TF.js's cropAndResize misreads large photos on WASM.
+    arr = np.asarray(rgb)
+    image = tf.convert_to_tensor((arr if arr.dtype == np.uint8 else arr.astype(np.float32))[None])
     boxes = tf_crop_boxes(squares, out_size, h, w)
     crops = tf.image.crop_and_resize(image, boxes, np.zeros(len(squares), dtype=np.int32),
                                      (out_size, out_size), method=spec.CROP_METHOD,

@@ -1,11 +1,11 @@
 /**
- * Square face crops by the spec's crop rule, sampled with tf.image.cropAndResize.
+ * Square face crops by the spec's crop rule, sampled as tf.image.crop_and_resize samples them.
  *
  * Mirrors facepack/crop.py and facepack/pipeline.py:face_square / CROP_RULES; the geometry
  * functions mirror facepack/spec.py (square_box, crop_box_to_tf, crop_to_image) and read every
  * number (margins, the detector-to-points mapping, the pad value) from the manifest's spec.
  */
-import * as tf from '@tensorflow/tfjs';
+import { boundedCropAndResize } from './ops/bounded_crop.js';
 
 /** Face box -> square [x0, y0, side] (mirrors facepack/spec.py:square_box). */
 export function squareBox(x, y, w, h, margin) {
@@ -75,19 +75,20 @@ export function faceSquare(box, rule) {
 }
 
 /**
- * Crops [N, size, size, 3] float32 of `image` for the squares (mirrors facepack/crop.py:crop_squares).
- * Caller disposes.
+ * Crops [N, size, size, 3] float32 of `image` for the squares (mirrors facepack/crop.py:crop_squares,
+ * which runs tf.image.crop_and_resize on the full photo). Sampled by
+ * ops/bounded_crop.js:boundedCropAndResize, the kernel's float32 arithmetic written out, so the
+ * crops equal Python's on any photo size and backend (TF.js's own cropAndResize reads wrong
+ * pixels past ~2^24 values into the photo on WASM). Caller disposes.
  * @param {tf.Tensor3D} image float32 [H, W, 3] raw RGB
  * @param {number[][]} squares [x0, y0, side] each
  * @param {number} size output side (pixels)
  * @param {object} spec manifest.json "spec" (crop.method, crop.pad_value)
+ * @param {ArrayLike<number>} [pixels] `await image.data()` if the caller has it (read once per photo)
+ * @returns {Promise<tf.Tensor4D>}
  */
-export function cropSquares(image, squares, size, spec) {
+export async function cropSquares(image, squares, size, spec, pixels = null) {
   const [h, w] = image.shape;
-  return tf.tidy(() => {
-    if (!squares.length) return tf.zeros([0, size, size, image.shape[2]]);
-    const boxes = squares.map(([x0, y0, side]) => cropBoxToTf(x0, y0, side, size, h, w));
-    return tf.image.cropAndResize(tf.expandDims(image, 0), tf.tensor2d(boxes, [boxes.length, 4]),
-      tf.zeros([boxes.length], 'int32'), [size, size], spec.crop.method, spec.crop.pad_value);
-  });
+  const boxes = squares.map(([x0, y0, side]) => cropBoxToTf(x0, y0, side, size, h, w));
+  return boundedCropAndResize(image, boxes, [size, size], spec.crop.pad_value, { method: spec.crop.method, pixels });
 }

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { runModel } from './io.js';
 import { areaResizePixels } from './ops/area_resize.js';
+import { boundedCropAndResize } from './ops/bounded_crop.js';
 import {
   adjustBoxes, adjustLandmarks, buildScalePyramid, generateBoundingBoxes, limitBoxes, patchBoxes,
   pickMatches, replaceScores, resizeToSquare, scaledShape, upscaleBoxes,
@@ -92,18 +93,15 @@ export async function proposeBoxes(pnet, image, p) {
  * Patches of `boxes` resized to size x size, cut as the package does
  * (mirrors mtcnn/utils/images.py:extract_patches). Caller disposes.
  */
-export function extractPatches(image, boxes, size, padValue) {
+export async function extractPatches(image, boxes, size, padValue) {
   const [height, width] = image.shape;
-  return tf.tidy(() => tf.image.cropAndResize(
-    tf.expandDims(image, 0), tf.tensor2d(patchBoxes(boxes, height, width), [boxes.length, 4]),
-    tf.zeros([boxes.length], 'int32'), [size, size], 'bilinear', padValue,
-  ));
+  return boundedCropAndResize(image, patchBoxes(boxes, height, width), [size, size], padValue, { preferKernel: true });
 }
 
 /** Stage 2 (mirrors StageRNet.__call__). */
 export async function refineBoxes(rnet, image, boxes, p) {
   if (!boxes.length) return [];
-  const patches = extractPatches(image, boxes, p.rnetInput, p.patchPadValue);
+  const patches = await extractPatches(image, boxes, p.rnetInput, p.patchPadValue);
   let out;
   try {
     out = await runNet(rnet, 'rnet', patches);
@@ -120,7 +118,7 @@ export async function refineBoxes(rnet, image, boxes, p) {
 /** Stage 3 (mirrors StageONet.__call__): boxes with landmarks [x1..x5, y1..y5]. */
 export async function outputBoxes(onet, image, boxes, p) {
   if (!boxes.length) return [];
-  const patches = extractPatches(image, boxes, p.onetInput, p.patchPadValue);
+  const patches = await extractPatches(image, boxes, p.onetInput, p.patchPadValue);
   let out;
   try {
     out = await runNet(onet, 'onet', patches);

@@ -109,11 +109,13 @@ export async function describeFaces(sets, spec, image, faces, opts, lap = () => 
   try {
     // 3. crop
     const crops = {};
+    // The photo's values, read once for both crops (ops/bounded_crop.js samples them on the CPU).
+    const pixels = faces.length && (sets.keypoints || sets.beauty) ? await image.data() : null;
     for (const [kind, model] of [['keypoints', sets.keypoints?.model], ['beauty', sets.beauty?.features]]) {
       if (!model) continue;
       const size = inputSize(model);
       const squares = faces.map((f) => faceSquare(f.box, rules[kind]));
-      crops[kind] = { squares, size, tensor: cropSquares(image, squares, size, spec) };
+      crops[kind] = { squares, size, tensor: await cropSquares(image, squares, size, spec, pixels) };
       owned.push(crops[kind].tensor);
     }
     lap('crop');

@@ -54,13 +54,13 @@ const OPS = {
   pickMatches: (c) => toRows(B.pickMatches(toBoxes(c.boxes), c.threshold)),
   limitBoxes: (c) => toRows(B.limitBoxes(toBoxes(c.boxes), c.width, c.height)),
   toPackageJson: (c) => toBoxes(c.boxes).map((b) => B.toPackageJson(b, c.names)),
-  extractPatches: (c) => { const x = image(c.image); const y = extractPatches(x, toBoxes(c.boxes), c.size, c.padValue); x.dispose(); return flat(y); },
+  extractPatches: async (c) => { const x = image(c.image); const y = await extractPatches(x, toBoxes(c.boxes), c.size, c.padValue); x.dispose(); return flat(y); },
   squareBox: (c) => c.boxes.map(([x, y, w, h]) => squareBox(x, y, w, h, c.margin)),
   cropBoxToTf: (c) => c.squares.map(([x0, y0, side]) => cropBoxToTf(x0, y0, side, c.size, c.imageH, c.imageW)),
   cropToImage: (c) => c.points.map(([u, v]) => cropToImage(u, v, ...c.square)),
   detectorToPointsBox: (c) => c.boxes.map((b) => detectorToPointsBox(b, c.mapping)),
   faceSquare: (c) => c.boxes.map((b) => faceSquare(b, cropRules(c.spec, c.format)[c.kind])),
-  cropSquares: (c) => { const x = image(c.image); const y = cropSquares(x, c.squares, c.size, c.spec); x.dispose(); return flat(y); },
+  cropSquares: async (c) => { const x = image(c.image); const y = await cropSquares(x, c.squares, c.size, c.spec); x.dispose(); return flat(y); },
   detectSize: (c) => c.sizes.map(([h, w]) => detectSize(h, w, c.spec)),
   resizeForDetection: async (c) => {
     const x = image(c.image);
