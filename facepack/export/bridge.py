@@ -285,9 +285,42 @@ def _needs_rewrite(class_name: str, config: dict) -> bool:
             or (class_name == "GlobalAveragePooling2D" and bool(config.get("keepdims"))))
 
 
-def _call_kwargs(node: dict, tensors: dict, lname: str) -> dict:
-    """The keyword arguments of a Keras 3 call, tensors resolved; ``training`` is dropped (inference)."""
-    kwargs = {k: _resolve(v, tensors) for k, v in (node.get("kwargs") or {}).items() if k != "training"}
+def _refs(value):
+    """Names of the layers whose tensors a (nested) Keras 3 call argument refers to."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        return [value["config"]["keras_history"][0]]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _refs(v)]
+    return []
+
+
+def _mask_only_layers(config: dict) -> set:
+    """Op nodes that only compute a ``mask=`` argument (Keras 3 records Masking's not_equal/any);
+    tf_keras recomputes those masks itself, so they are skipped and the argument dropped."""
+    uses: dict = {}
+    for entry in config["layers"]:
+        for node in entry.get("inbound_nodes", []):
+            for name in _refs(node.get("args")):
+                uses.setdefault(name, []).append(("arg", entry["name"]))
+            for key, value in (node.get("kwargs") or {}).items():
+                for name in _refs(value):
+                    uses.setdefault(name, []).append(("mask" if key == "mask" else "arg", entry["name"]))
+    outputs = {p[0] for p in _as_list(config["output_layers"])}
+    mask_only: set = set()
+    for entry in reversed(config["layers"]):
+        name = entry["name"]
+        if entry["class_name"] == "InputLayer" or name in outputs or name not in uses:
+            continue
+        if all(kind == "mask" or user in mask_only for kind, user in uses[name]):
+            mask_only.add(name)
+    return mask_only
+
+
+def _call_kwargs(node: dict, tensors: dict, lname: str, skipped: set = frozenset()) -> dict:
+    """The keyword arguments of a Keras 3 call, tensors resolved; ``training`` is dropped (inference),
+    and so is an argument computed only by ``skipped`` nodes."""
+    kwargs = {k: _resolve(v, tensors) for k, v in (node.get("kwargs") or {}).items()
+              if k != "training" and not (_refs(v) and set(_refs(v)) <= skipped)}
     if kwargs.get("return_attention_scores"):
         raise BridgeError(f"layer {lname!r}: return_attention_scores=True is not supported; export the attention output only")
     kwargs.pop("return_attention_scores", None)
@@ -333,6 +366,11 @@ def _multi_head_attention(tf_keras, args: list, kwargs: dict, cfg: dict, lname: 
 
 
 _REBUILT = {"SeparableConv2D", "MultiHeadAttention"}
+# Identity at inference (TF.js lacks these classes): the output is the input.
+_INFERENCE_IDENTITY = {"Identity", "SpatialDropout2D", "SpatialDropout3D", "ActivityRegularization"}
+# Layers the bridge refuses, with the reason (they work on strings or hashed ids TF.js layers lack).
+_REFUSED = {name: "string/vocabulary preprocessing has no TF.js layer; apply it before the model"
+            for name in ("Hashing", "StringLookup", "IntegerLookup", "TextVectorization", "HashedCrossing")}
 
 
 def to_tf_keras(model3, tf_keras, name: str | None = None):
@@ -347,17 +385,26 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
     fixed: set = set()  # names of layers whose weights were set by a replacement
     notes: list[str] = []
     L = tf_keras.layers
+    skipped = _mask_only_layers(config)
     for entry in config["layers"]:
         cls, cfg, lname = entry["class_name"], dict(entry["config"]), entry["name"]
+        if cls in _REFUSED:
+            raise BridgeError(f"layer {lname!r} ({cls}): {_REFUSED[cls]}")
+        if lname in skipped:
+            notes.append(f"{lname}: op {cls} computes a mask only; tf_keras recomputes it")
+            continue
         if cls == "InputLayer":
             shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
             tensors[(lname, 0, 0)] = tf_keras.Input(shape=tuple(shape[1:]), name=lname, dtype=_dtype_name(cfg.get("dtype")))
             continue
         for node_index, node in enumerate(entry["inbound_nodes"]):
             args = _resolve(node["args"], tensors)
-            kwargs = _call_kwargs(node, tensors, lname)
+            kwargs = _call_kwargs(node, tensors, lname, skipped)
             x = args[0] if len(args) == 1 else args
-            if node_index > 0:
+            if cls in _INFERENCE_IDENTITY:
+                y = x
+                notes.append(f"{lname}: {cls} is the identity at inference -> removed")
+            elif node_index > 0:
                 layer = created.get(lname)
                 if layer is None:
                     raise BridgeError(f"layer {lname!r}: shared replaced layers are not supported")

@@ -2,7 +2,8 @@
  * Activations and activation layers whose Keras options TF.js 4.22 drops or refuses:
  * ReLU(max_value, negative_slope, threshold) (TF.js honours max_value only), ELU(alpha)
  * (TF.js throws unless alpha = 1), and the activation names 'leaky_relu' and 'exponential'
- * (tf_keras writes them; TF.js has no such activation). The two layer names are re-registered.
+ * (tf_keras writes them; TF.js has no such activation), and Softmax over any axis or several axes
+ * (TF.js: the last axis only). The three layer names are re-registered.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -95,3 +96,34 @@ export class ExponentialActivation extends tf.serialization.Serializable {
   }
 }
 tf.serialization.registerClass(ExponentialActivation);
+
+/** mirrors keras/src/layers/activations/softmax.py (without masks): any axis, or several. */
+export class Softmax extends tf.layers.Layer {
+  static className = 'Softmax';
+
+  constructor(config) {
+    super(config);
+    this.axis = config.axis ?? -1;
+  }
+
+  computeOutputShape(inputShape) {
+    return inputShape;
+  }
+
+  call(inputs) {
+    return tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const axes = [].concat(this.axis).map((a) => (a < 0 ? a + x.rank : a));
+      if (axes.length > 1) return tf.exp(x.sub(tf.logSumExp(x, axes, true)));
+      if (axes[0] === x.rank - 1) return tf.softmax(x);
+      const perm = [...Array(x.rank).keys()];
+      [perm[axes[0]], perm[x.rank - 1]] = [perm[x.rank - 1], perm[axes[0]]];
+      return tf.softmax(x.transpose(perm)).transpose(perm);
+    });
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), axis: this.axis };
+  }
+}
+tf.serialization.registerClass(Softmax);

@@ -16,23 +16,31 @@
  *   GRUCellResetAfter    new (the cell of the above)  recurrent.js
  *   Resizing             replaces TF.js' (keeps the batch axis; half-pixel centres; crop_to_aspect_ratio)  resizing.js
  *   UpSampling2D         replaces TF.js' (bilinear with half-pixel centres)  resizing.js
+ *   CenterCrop           replaces TF.js' (batched input; smart_resize when smaller)  resizing.js
  *   ReLU                 replaces TF.js' (negative_slope, threshold)  activations.js
  *   ELU                  replaces TF.js' (alpha != 1)  activations.js
- *   ZeroPadding1D        new (also the causal Conv1D rewrite)  padding.js
+ *   Softmax              replaces TF.js' (any axis, several axes)  activations.js
+ *   ZeroPadding1D        new (also the causal Conv1D rewrite)  reshaping.js
+ *   Cropping1D, UpSampling1D, ZeroPadding3D, Cropping3D, UpSampling3D,
+ *   GlobalAveragePooling3D, GlobalMaxPooling3D   new (weight-free)  reshaping.js
  *   Functional           replaces TF.js' (call arguments of Attention / MultiHeadAttention)  functional.js
  *   activations 'leaky_relu' (slope 0.2) and 'exponential'  activations.js
  *
  * Graph-model ops: Erfc (exact GELU)  ops.js
  */
 export { Attention, MultiHeadAttention } from './attention.js';
-export { ELU, ReLU, kerasRelu } from './activations.js';
+export { ELU, ReLU, Softmax, kerasRelu } from './activations.js';
 export { Functional, hoistCallArgs } from './functional.js';
 export { GroupNormalization, UnitNormalization } from './normalization.js';
 export { REGISTERED_OPS, erfc } from './ops.js';
-export { ZeroPadding1D } from './padding.js';
+export {
+  Cropping1D, Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling1D, UpSampling3D, ZeroPadding1D,
+  ZeroPadding3D,
+} from './reshaping.js';
 export { GRU, GRUCellResetAfter } from './recurrent.js';
-export { Resizing, UpSampling2D, aspectCrop, kerasResize } from './resizing.js';
+export { CenterCrop, Resizing, UpSampling2D, aspectCrop, kerasResize } from './resizing.js';
 
 /** Class names registered by this module (see the table above). */
 export const REGISTERED_LAYERS = ['GroupNormalization', 'UnitNormalization', 'Attention', 'MultiHeadAttention',
-  'GRU', 'GRUCellResetAfter', 'Resizing', 'UpSampling2D', 'ReLU', 'ELU', 'ZeroPadding1D', 'Functional'];
+  'GRU', 'GRUCellResetAfter', 'Resizing', 'UpSampling2D', 'CenterCrop', 'ReLU', 'ELU', 'Softmax', 'ZeroPadding1D', 'Cropping1D', 'UpSampling1D', 'ZeroPadding3D', 'Cropping3D', 'UpSampling3D',
+  'GlobalAveragePooling3D', 'GlobalMaxPooling3D', 'Functional'];

@@ -1,7 +1,8 @@
 /**
- * Resizing and UpSampling2D with Keras semantics (tf.image.resize: half-pixel centres, no
- * antialiasing). TF.js 4.22's Resizing drops the batch axis, and its bilinear UpSampling2D
- * samples without half-pixel centres; both class names are re-registered here.
+ * Resizing, UpSampling2D and CenterCrop with Keras semantics (tf.image.resize: half-pixel
+ * centres, no antialiasing). TF.js 4.22's Resizing drops the batch axis, its bilinear
+ * UpSampling2D samples without half-pixel centres, and its CenterCrop fails on batched models;
+ * the three class names are re-registered here.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -10,6 +11,12 @@ const METHODS = ['bilinear', 'nearest'];
 function checkInterpolation(name, interpolation) {
   if (!METHODS.includes(interpolation)) {
     throw new Error(`${name}: interpolation ${JSON.stringify(interpolation)} is not supported in TF.js (use ${METHODS.join(' or ')})`);
+  }
+}
+
+function channelsLastOnly(name, dataFormat) {
+  if (dataFormat != null && dataFormat !== 'channelsLast') {
+    throw new Error(`${name}: only data_format channels_last is supported, got ${dataFormat}`);
   }
 }
 
@@ -42,6 +49,7 @@ export class Resizing extends tf.layers.Layer {
     this.width = config.width;
     this.interpolation = config.interpolation ?? 'bilinear';
     this.cropToAspectRatio = config.cropToAspectRatio ?? false;
+    channelsLastOnly(this.name, config.dataFormat);
     checkInterpolation(this.name, this.interpolation);
   }
 
@@ -103,3 +111,41 @@ export class UpSampling2D extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(UpSampling2D);
+
+/**
+ * mirrors keras/src/layers/preprocessing/image_preprocessing/center_crop.py: a centred crop, or
+ * when the input is smaller than the target, the aspect-ratio crop + bilinear resize of
+ * smart_resize. (TF.js 4.22's CenterCrop rejects batched inputs at load time.)
+ */
+export class CenterCrop extends tf.layers.Layer {
+  static className = 'CenterCrop';
+
+  constructor(config) {
+    super(config);
+    this.height = config.height;
+    this.width = config.width;
+    channelsLastOnly(this.name, config.dataFormat);
+  }
+
+  computeOutputShape(inputShape) {
+    return [inputShape[0], this.height, this.width, inputShape[3]];
+  }
+
+  call(inputs) {
+    return tf.tidy(() => {
+      let x = Array.isArray(inputs) ? inputs[0] : inputs;
+      if (x.dtype !== 'float32') x = x.cast('float32');
+      const [hDiff, wDiff] = [x.shape[1] - this.height, x.shape[2] - this.width];
+      if (hDiff >= 0 && wDiff >= 0) {
+        return x.slice([0, Math.trunc(hDiff / 2), Math.trunc(wDiff / 2), 0], [-1, this.height, this.width, -1]);
+      }
+      const [top, left, h, w] = aspectCrop(x.shape[1], x.shape[2], this.height, this.width);
+      return kerasResize(x.slice([0, top, left, 0], [-1, h, w, -1]), this.height, this.width, 'bilinear');
+    });
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), height: this.height, width: this.width };
+  }
+}
+tf.serialization.registerClass(CenterCrop);

@@ -1,0 +1,183 @@
+/**
+ * Weight-free reshaping and pooling layers that TF.js 4.22 lacks, channels last only:
+ * ZeroPadding1D (also used by the bridge for causal Conv1D: facepack/export/bridge.py:_causal_conv1d),
+ * Cropping1D, UpSampling1D, ZeroPadding3D, Cropping3D, UpSampling3D, GlobalAveragePooling3D,
+ * GlobalMaxPooling3D. Each mirrors the Keras layer of the same name (keras/src/layers/reshaping/,
+ * keras/src/layers/pooling/).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Keras' padding/cropping argument for `dims` spatial axes -> [[before, after], ...]. */
+export function pairs(value, dims, fallback) {
+  const v = value ?? fallback;
+  if (typeof v === 'number') return Array.from({ length: dims }, () => [v, v]);
+  if (dims === 1) return [Array.isArray(v) ? [v[0], v[1]] : [v, v]];
+  return v.map((p) => (Array.isArray(p) ? [p[0], p[1]] : [p, p]));
+}
+
+function one(inputs) {
+  return Array.isArray(inputs) ? inputs[0] : inputs;
+}
+
+function channelsLast(layer, dataFormat) {
+  if (dataFormat != null && dataFormat !== 'channelsLast') {
+    throw new Error(`${layer}: only data_format channels_last is supported, got ${dataFormat}`);
+  }
+}
+
+class SpatialLayer extends tf.layers.Layer {
+  /** @param {number} dims spatial axes (after batch, before channels) */
+  constructor(config, dims) {
+    super(config);
+    this.dims = dims;
+    channelsLast(this.name, config.dataFormat);
+  }
+}
+
+class Padding extends SpatialLayer {
+  constructor(config, dims) {
+    super(config, dims);
+    this.padding = pairs(config.padding, dims, 1);
+  }
+
+  computeOutputShape(s) {
+    return s.map((d, i) => (i === 0 || i > this.dims || d == null ? d : d + this.padding[i - 1][0] + this.padding[i - 1][1]));
+  }
+
+  call(inputs) {
+    return tf.tidy(() => tf.pad(one(inputs), [[0, 0], ...this.padding, [0, 0]]));
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), padding: this.padding };
+  }
+}
+
+class Cropping extends SpatialLayer {
+  constructor(config, dims) {
+    super(config, dims);
+    this.cropping = pairs(config.cropping, dims, 1);
+  }
+
+  computeOutputShape(s) {
+    return s.map((d, i) => (i === 0 || i > this.dims || d == null ? d : d - this.cropping[i - 1][0] - this.cropping[i - 1][1]));
+  }
+
+  call(inputs) {
+    return tf.tidy(() => {
+      const x = one(inputs);
+      const begin = [0, ...this.cropping.map((c) => c[0]), 0];
+      const size = x.shape.map((d, i) => (i === 0 || i > this.dims ? -1 : d - this.cropping[i - 1][0] - this.cropping[i - 1][1]));
+      return x.slice(begin, size);
+    });
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), cropping: this.cropping };
+  }
+}
+
+class UpSampling extends SpatialLayer {
+  constructor(config, dims) {
+    super(config, dims);
+    const size = config.size ?? 2;
+    this.size = typeof size === 'number' ? Array(dims).fill(size) : [...size];
+  }
+
+  computeOutputShape(s) {
+    return s.map((d, i) => (i === 0 || i > this.dims || d == null ? d : d * this.size[i - 1]));
+  }
+
+  /** Keras: ops.repeat along each spatial axis (every element `size` times, in place). */
+  call(inputs) {
+    return tf.tidy(() => {
+      let x = one(inputs);
+      this.size.forEach((s, k) => {
+        const axis = k + 1;
+        const shape = x.shape;
+        const reps = [...shape.map(() => 1), 1];
+        reps[axis + 1] = s;
+        x = x.expandDims(axis + 1).tile(reps);
+        x = x.reshape([...shape.slice(0, axis), shape[axis] * s, ...shape.slice(axis + 1)]);
+      });
+      return x;
+    });
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), size: this.size };
+  }
+}
+
+class GlobalPooling3D extends SpatialLayer {
+  constructor(config, reduce) {
+    super(config, 3);
+    this.keepdims = config.keepdims ?? false;
+    this.reduce = reduce;
+  }
+
+  computeOutputShape(s) {
+    return this.keepdims ? [s[0], 1, 1, 1, s[4]] : [s[0], s[4]];
+  }
+
+  call(inputs) {
+    return tf.tidy(() => this.reduce(one(inputs), [1, 2, 3], this.keepdims));
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), keepdims: this.keepdims };
+  }
+}
+
+export class ZeroPadding1D extends Padding {
+  static className = 'ZeroPadding1D';
+
+  constructor(config) { super(config, 1); }
+}
+
+export class ZeroPadding3D extends Padding {
+  static className = 'ZeroPadding3D';
+
+  constructor(config) { super(config, 3); }
+}
+
+export class Cropping1D extends Cropping {
+  static className = 'Cropping1D';
+
+  constructor(config) { super(config, 1); }
+}
+
+export class Cropping3D extends Cropping {
+  static className = 'Cropping3D';
+
+  constructor(config) { super(config, 3); }
+}
+
+export class UpSampling1D extends UpSampling {
+  static className = 'UpSampling1D';
+
+  constructor(config) { super(config, 1); }
+}
+
+export class UpSampling3D extends UpSampling {
+  static className = 'UpSampling3D';
+
+  constructor(config) { super(config, 3); }
+}
+
+export class GlobalAveragePooling3D extends GlobalPooling3D {
+  static className = 'GlobalAveragePooling3D';
+
+  constructor(config) { super(config, tf.mean); }
+}
+
+export class GlobalMaxPooling3D extends GlobalPooling3D {
+  static className = 'GlobalMaxPooling3D';
+
+  constructor(config) { super(config, tf.max); }
+}
+
+for (const cls of [ZeroPadding1D, ZeroPadding3D, Cropping1D, Cropping3D, UpSampling1D, UpSampling3D,
+  GlobalAveragePooling3D, GlobalMaxPooling3D]) {
+  tf.serialization.registerClass(cls);
+}
