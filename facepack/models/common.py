@@ -22,6 +22,9 @@ NORMALIZATION = {
     "tf": (np.eye(3, dtype=np.float32) / 127.5, -np.ones(3, dtype=np.float32)),
     # efficientnet (without built-in preprocessing): x unchanged (its own layers rescale).
     "identity": (np.eye(3, dtype=np.float32), np.zeros(3, dtype=np.float32)),
+    # EfficientNet-Lite (facepack/models/importers.py): (x - 127) / 128, the official Lite
+    # builder's MEAN_RGB / STDDEV_RGB.
+    "lite": (np.eye(3, dtype=np.float32) / 128.0, -np.full(3, 127.0 / 128.0, dtype=np.float32)),
     # x / 255.
     "unit": (np.eye(3, dtype=np.float32) / 255.0, np.zeros(3, dtype=np.float32)),
 }
