@@ -9,14 +9,15 @@ per backend (tests/js/layers_parity.mjs), and once batched in Chromium on WebGL.
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from jsharness import node_ready, run_node
+from jsharness import ROOT, node_ready, run_node
 
 # Largest |TF.js - Keras| / max(1, max |Keras|) allowed (float32 kernels, different op order).
 REL_TOL = 1e-4
@@ -56,6 +57,13 @@ def _gelu_dense(keras):
     return _seq(keras, (6,), keras.layers.Dense(5, activation="gelu"), keras.layers.Activation("gelu"))
 
 
+def _dot(keras):
+    a, b = keras.Input((4, 3)), keras.Input((5, 3))
+    return keras.Model([a, b], keras.layers.Dot(axes=2, normalize=True)([a, b]))
+
+
+# name -> builder(keras). The first block are the layers of issue 11 (each needed a bridge rewrite
+# or a custom TF.js layer); the second, other Keras layers checked the same way.
 CASES = {
     "conv1d_causal": lambda k: _seq(k, (12, 3), k.layers.Conv1D(4, 3, padding="causal", dilation_rate=2)),
     "separable_conv2d": lambda k: _seq(k, (8, 8, 3), k.layers.SeparableConv2D(4, 3, depth_multiplier=2, padding="same")),
@@ -75,8 +83,46 @@ CASES = {
     "mha_cross": lambda k: _mha(k, cross=True, num_heads=3, key_dim=2, value_dim=4),
     "leaky_relu": lambda k: _seq(k, (6,), k.layers.LeakyReLU(negative_slope=0.2)),
     "relu_slope_threshold": lambda k: _seq(k, (6,), k.layers.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2)),
-    "elu_softmax_axis": lambda k: _seq(k, (4, 5), k.layers.ELU(alpha=0.5), k.layers.Softmax(axis=1)),
+    "elu_alpha_softmax_axis": lambda k: _seq(k, (4, 5), k.layers.ELU(alpha=0.5), k.layers.Softmax(axis=1)),
+    "softmax_two_axes": lambda k: _seq(k, (4, 5), k.layers.Softmax(axis=(1, 2))),
     "gelu_exact": _gelu_dense,
+    # -- other layer kinds
+    "masking_lstm": lambda k: _seq(k, (6, 3), k.layers.Masking(0.0), k.layers.LSTM(4)),
+    "layer_norm_two_axes": lambda k: _seq(k, (4, 5, 3), k.layers.LayerNormalization(axis=[-2, -1])),
+    "conv2d_transpose": lambda k: _seq(k, (5, 5, 3), k.layers.Conv2DTranspose(4, 3, strides=2, padding="same")),
+    "conv3d": lambda k: _seq(k, (4, 5, 5, 2), k.layers.Conv3D(3, 3, padding="same")),
+    "conv_lstm2d": lambda k: _seq(k, (3, 5, 5, 2), k.layers.ConvLSTM2D(3, 3, padding="same")),
+    "spatial_dropout2d": lambda k: _seq(k, (5, 5, 3), k.layers.SpatialDropout2D(0.3), k.layers.Conv2D(2, 1)),
+    "identity": lambda k: _seq(k, (4,), k.layers.Identity(), k.layers.Dense(2)),
+    "cropping1d": lambda k: _seq(k, (8, 3), k.layers.Cropping1D((1, 2))),
+    "cropping3d": lambda k: _seq(k, (4, 4, 4, 2), k.layers.Cropping3D(((1, 0), (0, 1), (1, 1)))),
+    "zero_padding3d": lambda k: _seq(k, (2, 2, 2, 2), k.layers.ZeroPadding3D(1)),
+    "upsampling1d": lambda k: _seq(k, (4, 3), k.layers.UpSampling1D(2)),
+    "upsampling3d": lambda k: _seq(k, (2, 2, 2, 2), k.layers.UpSampling3D((2, 1, 3))),
+    "global_pooling3d": lambda k: _seq(k, (3, 3, 3, 2), k.layers.GlobalMaxPooling3D(keepdims=True), k.layers.GlobalAveragePooling3D()),
+    "center_crop": lambda k: _seq(k, (8, 9, 3), k.layers.CenterCrop(5, 4)),
+    "permute_repeat": lambda k: _seq(k, (4, 5), k.layers.Permute((2, 1)), k.layers.Flatten(), k.layers.RepeatVector(2)),
+    "dot_normalize": _dot,
+    "activations": lambda k: _seq(k, (6,), k.layers.Dense(5, activation="relu6"), k.layers.Dense(5, activation="mish"),
+                                  k.layers.Dense(5, activation="leaky_relu"), k.layers.Dense(5, activation="selu"),
+                                  k.layers.Dense(5, activation="exponential"), k.layers.Activation("log_softmax")),
+}
+# Cases whose probe needs more than N(0, 1) noise: name -> fn(list of inputs) in place.
+PROBE_EDITS = {
+    "masking_lstm": lambda xs: xs[0].__setitem__((0, 4, slice(None)), 0.0) or xs[0].__setitem__((1, 1, slice(None)), 0.0),
+    # exponential of a random dense layer: keep its inputs small so outputs stay O(1)
+    "activations": lambda xs: xs[0].__imul__(0.3),
+}
+# The classes of static/facepack/layers/ (index.js REGISTERED_LAYERS) each case exercises.
+CUSTOM_LAYERS = {
+    "conv1d_causal": "ZeroPadding1D", "group_norm": "GroupNormalization", "unit_norm": "UnitNormalization",
+    "attention_dot": "Attention", "attention_concat_causal": "Attention", "gru_reset_after": "GRU",
+    "bidirectional_gru": "GRU", "resizing_bilinear": "Resizing", "resizing_nearest_crop": "Resizing",
+    "upsampling_bilinear": "UpSampling2D", "mha_self_causal": "MultiHeadAttention", "mha_cross": "MultiHeadAttention",
+    "relu_slope_threshold": "ReLU", "elu_alpha_softmax_axis": ("ELU", "Softmax"), "softmax_two_axes": "Softmax",
+    "cropping1d": "Cropping1D", "cropping3d": "Cropping3D", "zero_padding3d": "ZeroPadding3D",
+    "upsampling1d": "UpSampling1D", "upsampling3d": "UpSampling3D", "global_pooling3d": ("GlobalMaxPooling3D", "GlobalAveragePooling3D"),
+    "center_crop": "CenterCrop",
 }
 
 
@@ -97,9 +143,12 @@ def randomize_weights(model, seed: int = SEED) -> None:
         layer.set_weights(new)
 
 
-def probe_inputs(model, seed: int = SEED) -> list[np.ndarray]:
+def probe_inputs(model, name: str = "", seed: int = SEED) -> list[np.ndarray]:
     rng = np.random.default_rng(seed + 1)
-    return [rng.normal(0.0, 1.0, (BATCH,) + tuple(t.shape[1:])).astype(np.float32) for t in model.inputs]
+    xs = [rng.normal(0.0, 1.0, (BATCH,) + tuple(t.shape[1:])).astype(np.float32) for t in model.inputs]
+    if name in PROBE_EDITS:
+        PROBE_EDITS[name](xs)
+    return xs
 
 
 def export_case(keras, tf_keras, name: str, folder: Path):
@@ -109,7 +158,7 @@ def export_case(keras, tf_keras, name: str, folder: Path):
 
     model3 = CASES[name](keras)
     randomize_weights(model3)
-    xs = probe_inputs(model3)
+    xs = probe_inputs(model3, name)
     expected = predict_list(model3, xs if len(xs) > 1 else xs[0])
     model2, _ = to_tf_keras(model3, tf_keras, name=name)
     save_layers_model(model2, folder)
@@ -126,7 +175,8 @@ def run_cases(exported: dict, backend: str, work: Path) -> dict:
             path = work / f"{name}_in{j}.f32"
             np.ascontiguousarray(x, "<f4").tofile(path)
             inputs.append({"file": str(path), "shape": list(x.shape)})
-        models.append({"name": name, "dir": str(folder), "inputs": inputs})
+        models.append({"name": name, "op": name, "inputs": inputs} if folder is None
+                      else {"name": name, "dir": str(folder), "inputs": inputs})
     result = run_node("layers_parity.mjs", {"backend": backend, "out": str(work), "models": models}, timeout=600)
     assert result["backend"] == backend
     out = {}
@@ -144,3 +194,139 @@ def rel_error(expected: list, got: list) -> float:
             return float("inf")
         worst = max(worst, float(np.max(np.abs(e - g))) / max(1.0, float(np.max(np.abs(e)))))
     return worst
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+pytestmark = pytest.mark.skipif(not node_ready()[0], reason=node_ready()[1])
+BACKENDS = ("cpu", "wasm")
+# WebGL (SwiftShader in CI) computes exp/tanh/division in its own float32 shader code.
+WEBGL_REL_TOL = 1e-4
+# erfc (Numerical Recipes erfcc, fractional error < 1.2e-7) evaluated in float32, absolute error.
+ERFC_ABS_TOL = 1e-6
+# ... and relative where erfc is small (x > 2): float32 rounding of -x^2 (up to 81) in the exponent
+# alone moves exp() by up to ~81 * 2^-24 relative; measured 1.1e-5.
+ERFC_TAIL_REL_TOL = 3e-5
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """{case: (folder, inputs, Keras outputs)} for every case of CASES, exported once."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    import tf_keras
+
+    root = tmp_path_factory.mktemp("js_layers")
+    return {name: (root / name, *export_case(keras, tf_keras, name, root / name)) for name in CASES}
+
+
+@pytest.fixture(scope="module")
+def gelu_graph(tmp_path_factory):
+    """Exact GELU as a TF.js GRAPH model: the converter emits Erfc, which only our registerOp supplies."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    from facepack.export.tfjs_io import _tensorflowjs, predict_list
+
+    root = tmp_path_factory.mktemp("gelu_graph")
+    model = _gelu_dense(keras)
+    randomize_weights(model)
+    xs = probe_inputs(model)
+    model.export(str(root / "saved"), format="tf_saved_model", verbose=False)
+    _tensorflowjs().converters.convert_tf_saved_model(str(root / "saved"), str(root / "graph"), skip_op_check=True)
+    ops = {n["op"] for n in json.loads((root / "graph" / "model.json").read_text())["modelTopology"]["node"]}
+    return root / "graph", xs, predict_list(model, xs[0]), ops
+
+
+@pytest.fixture(scope="module")
+def node_results(exported, gelu_graph, tmp_path_factory):
+    """{backend: {case: outputs | error}} - one Node process per backend for all cases."""
+    grid = np.linspace(-9.0, 9.0, 721, dtype=np.float32).reshape(1, -1)
+    models = {**exported, "gelu_graph": gelu_graph[:3], "erfc": (None, [grid], None)}
+    out = {}
+    for backend in BACKENDS:
+        out[backend] = run_cases(models, backend, tmp_path_factory.mktemp(f"js_layers_{backend}"))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(CASES))
+def test_layer_matches_keras(name, backend, exported, node_results):
+    got = node_results[backend][name]
+    assert not isinstance(got, str), f"{name} on {backend}: {got}"
+    err = rel_error(exported[name][2], got)
+    assert err < REL_TOL, f"{name} on {backend}: relative error {err:.2e}"
+
+
+def test_probes_exercise_the_layers(exported):
+    """A probe that gives (near) constant outputs would pass any parity check."""
+    for name, (_, _, expected) in exported.items():
+        spread = max(float(np.std(e)) for e in expected)
+        assert spread > 1e-2, f"{name}: Keras outputs barely vary (std {spread:.1e})"
+
+
+def test_every_custom_layer_has_a_case():
+    index = (ROOT / "static" / "facepack" / "layers" / "index.js").read_text()
+    registered = set(re.findall(r"'(\w+)'", index[index.index("REGISTERED_LAYERS"):]))
+    covered = {c for v in CUSTOM_LAYERS.values() for c in ((v,) if isinstance(v, str) else v)}
+    covered |= {"Functional", "GRUCellResetAfter"}  # used by the Attention/MHA and GRU cases
+    assert registered - covered == set(), f"registered layers without a parity case: {registered - covered}"
+    assert covered - {"Functional", "GRUCellResetAfter"} <= registered
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_erfc_op_in_a_graph_model(backend, gelu_graph, node_results):
+    folder, xs, expected, ops = gelu_graph
+    assert "Erfc" in ops, f"the converter wrote no Erfc op (ops: {sorted(ops)})"
+    got = node_results[backend]["gelu_graph"]
+    assert not isinstance(got, str), f"graph model with Erfc on {backend}: {got}"
+    assert rel_error(expected, got) < REL_TOL
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_erfc_accuracy(backend, node_results):
+    x = np.linspace(-9.0, 9.0, 721)
+    want = np.array([math.erfc(v) for v in x])
+    got = node_results[backend]["erfc"][0].reshape(-1).astype(np.float64)
+    assert np.max(np.abs(got - want)) < ERFC_ABS_TOL
+    tail = x > 2  # relative accuracy where erfc is small (the GELU tail)
+    assert np.max(np.abs(got[tail] - want[tail]) / want[tail]) < ERFC_TAIL_REL_TOL
+
+
+def test_custom_layers_on_webgl_in_chromium(exported, gelu_graph):
+    """The custom layers (and the Erfc op) in a page on WebGL: one Chromium, one batched job."""
+    from jsharness import JS_DIR, chromium_page, chromium_ready, page_html, static_server, wait_for_global
+
+    ready, why = chromium_ready()
+    if not ready:
+        pytest.skip(why)
+    cases = {name: exported[name] for name in CUSTOM_LAYERS}
+    root = Path(gelu_graph[0]).parent.parent  # both tmp folders share pytest's base temp
+    models, expected = [], {}
+    for name, (folder, xs, want) in {**cases, "gelu_graph": gelu_graph[:3]}.items():
+        url = "/cases/" + Path(folder).relative_to(root).as_posix() + "/model.json"
+        models.append({"name": name, "url": url, "inputs": [{"data": x.ravel().tolist(), "shape": list(x.shape)} for x in xs]})
+        expected[name] = want
+    grid = np.linspace(-9.0, 9.0, 721, dtype=np.float32)
+    models.append({"name": "erfc", "op": "erfc", "inputs": [{"data": grid.tolist(), "shape": [721]}]})
+    pages = {"/layers.html": page_html((JS_DIR / "layers_page.js").read_text())}
+    with static_server({"/cases/": root}, pages) as url, chromium_page(url + "/layers.html", webgl=True) as page:
+        wait_for_global(page, "layersReady")
+        run = page.evaluate("(job) => window.runLayers(job)", {"backend": "webgl", "models": models})
+    if run["backend"] != "webgl":
+        pytest.skip(f"WebGL unavailable in this Chromium (got {run['backend']})")
+    failures = []
+    for r in run["results"]:
+        if "error" in r:
+            failures.append(f"{r['name']}: {r['error']}")
+            continue
+        got = [np.asarray(o["data"], np.float32).reshape(o["shape"]) for o in r["outputs"]]
+        if r["name"] == "erfc":
+            err = float(np.max(np.abs(got[0] - np.array([math.erfc(v) for v in grid.astype(np.float64)]))))
+            if err >= ERFC_ABS_TOL:
+                failures.append(f"erfc: abs error {err:.2e}")
+            continue
+        err = rel_error(expected[r["name"]], got)
+        if err >= WEBGL_REL_TOL:
+            failures.append(f"{r['name']}: relative error {err:.2e}")
+    assert not failures, "; ".join(failures)

@@ -4,7 +4,8 @@
 //   node tests/js/layers_parity.mjs JOB.json
 //
 // JOB.json: {"backend": "cpu"|"wasm", "out": DIR,
-//            "models": [{"name", "dir" (holding model.json), "inputs": [{"file", "shape"}]}]}
+//            "models": [{"name", "dir" (holding model.json), "inputs": [{"file", "shape"}]}
+//                       | {"name", "op": "erfc", "inputs": [...]}]}   (a registered function, no model)
 // Inputs are raw little-endian float32. Output k of model i goes to DIR/<i>_<k>.f32. Prints
 // {backend, results: [{name, shapes, files} | {name, error}]}: one failing model does not stop the rest.
 import { readFile, writeFile } from 'node:fs/promises';
@@ -15,14 +16,22 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../static/facepack/backend.js';
 // io.js registers the custom layers (import './layers/index.js'), as the page and the npm package do.
 import { loadArtifacts } from '../../static/facepack/io.js';
+import { erfc } from '../../static/facepack/layers/index.js';
+
+const OPS = { erfc };
+
+async function loadAny(dir) {
+  const artifacts = await loadArtifacts(path.join(dir, 'model.json'));
+  const handler = tf.io.fromMemory(artifacts);
+  return artifacts.format === 'graph-model' ? tf.loadGraphModel(handler) : tf.loadLayersModel(handler);
+}
 
 const job = JSON.parse(await readFile(process.argv[2], 'utf8'));
 const active = await useBackend(job.backend);
 const results = [];
 for (const [i, spec] of job.models.entries()) {
   try {
-    const artifacts = await loadArtifacts(path.join(spec.dir, 'model.json'));
-    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    const model = spec.op ? { predict: (x) => OPS[spec.op](x), dispose() {} } : await loadAny(spec.dir);
     const xs = [];
     for (const input of spec.inputs) {
       const buf = await readFile(input.file);

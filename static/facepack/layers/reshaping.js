@@ -44,8 +44,20 @@ class Padding extends SpatialLayer {
     return s.map((d, i) => (i === 0 || i > this.dims || d == null ? d : d + this.padding[i - 1][0] + this.padding[i - 1][1]));
   }
 
+  /** One spatial axis at a time on a rank-3 view (TF.js WebGL cannot compile a rank-5 pad shader). */
   call(inputs) {
-    return tf.tidy(() => tf.pad(one(inputs), [[0, 0], ...this.padding, [0, 0]]));
+    return tf.tidy(() => {
+      let x = one(inputs);
+      this.padding.forEach(([before, after], k) => {
+        const shape = x.shape;
+        const axis = k + 1;
+        const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+        const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+        const padded = tf.pad(x.reshape([outer, shape[axis], inner]), [[0, 0], [before, after], [0, 0]]);
+        x = padded.reshape([...shape.slice(0, axis), shape[axis] + before + after, ...shape.slice(axis + 1)]);
+      });
+      return x;
+    });
   }
 
   getConfig() {
