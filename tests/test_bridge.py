@@ -1,0 +1,128 @@
+"""facepack/export/bridge.py: Keras 3 configs translated to tf_keras, rewrites, and loud refusals.
+
+Python only (tf_keras outputs against Keras 3); the TF.js side of the same layers is
+tests/test_js_layers.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+keras = pytest.importorskip("keras")
+tf_keras = pytest.importorskip("tf_keras")
+
+from facepack.export.bridge import BridgeError, sanitize_config, to_tf_keras  # noqa: E402
+
+# tf_keras vs Keras 3, same float32 kernels: largest |difference| / max(1, max |Keras|).
+REL_TOL = 1e-5
+
+
+def _seq(shape, *layers):
+    inp = keras.Input(shape)
+    y = inp
+    for layer in layers:
+        y = layer(y)
+    return keras.Model(inp, y)
+
+
+def _noisy(model, seed=3):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in layer.get_weights()])
+    return model
+
+
+def _same(model3, xs):
+    model2, notes = to_tf_keras(model3, tf_keras)
+    want = np.asarray(model3(xs))
+    got = np.asarray(model2(xs))
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) / max(1.0, np.max(np.abs(want))) < REL_TOL
+    return model2, notes
+
+
+def test_renamed_key_reaches_tf_keras():
+    clean, dropped = sanitize_config(tf_keras, "LeakyReLU", {"name": "lr", "negative_slope": 0.2, "trainable": True})
+    assert clean == {"name": "lr", "alpha": 0.2, "trainable": True} and dropped == []
+
+
+def test_leaky_relu_slope_survives():
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(2, 6)
+    model2, _ = _same(_seq((6,), keras.layers.LeakyReLU(negative_slope=0.2)), x)
+    assert model2.layers[-1].get_config()["alpha"] == pytest.approx(0.2)
+
+
+def test_dropped_option_that_changes_inference_is_refused():
+    model = _seq((4, 5), keras.layers.LayerNormalization(rms_scaling=True, name="ln"))
+    with pytest.raises(BridgeError, match=r"layer 'ln' \(LayerNormalization\).*rms_scaling=True"):
+        to_tf_keras(model, tf_keras)
+
+
+def test_string_preprocessing_is_refused_by_name():
+    model = _seq((3,), keras.layers.Hashing(5, name="hash"))
+    with pytest.raises(BridgeError, match=r"layer 'hash' \(Hashing\): string/vocabulary preprocessing"):
+        to_tf_keras(model, tf_keras)
+
+
+def test_bidirectional_with_a_different_backward_layer_is_refused():
+    layer = keras.layers.Bidirectional(keras.layers.LSTM(3), backward_layer=keras.layers.GRU(3, go_backwards=True),
+                                       name="bi")
+    with pytest.raises(BridgeError, match=r"layer 'bi' \(Bidirectional\): a backward_layer that differs"):
+        to_tf_keras(_seq((5, 2), layer), tf_keras)
+
+
+def test_causal_conv1d_becomes_left_padding_and_a_valid_conv():
+    model = _noisy(_seq((9, 2), keras.layers.Conv1D(3, 3, padding="causal", dilation_rate=2, name="conv")))
+    x = np.random.default_rng(0).normal(size=(2, 9, 2)).astype(np.float32)
+    model2, notes = _same(model, x)
+    pad = model2.get_layer("conv__causal_pad")
+    assert pad.get_config()["padding"] == (4, 0)  # dilation 2 * (kernel 3 - 1)
+    assert model2.get_layer("conv").get_config()["padding"] == "valid"
+    assert any("causal" in n for n in notes)
+
+
+def test_separable_conv2d_becomes_depthwise_and_pointwise():
+    model = _noisy(_seq((6, 6, 3), keras.layers.SeparableConv2D(4, 3, strides=2, depth_multiplier=2,
+                                                                  activation="relu", name="sep")))
+    x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    model2, _ = _same(model, x)
+    assert [type(l).__name__ for l in model2.layers[1:]] == ["DepthwiseConv2D", "Conv2D"]
+
+
+def test_wrapped_layers_are_translated_with_their_weights():
+    model = _noisy(_seq((4, 5, 5, 2), keras.layers.TimeDistributed(keras.layers.Conv2D(3, 3)),
+                        keras.layers.TimeDistributed(keras.layers.Flatten()),
+                        keras.layers.Bidirectional(keras.layers.GRU(2))))
+    x = np.random.default_rng(2).normal(size=(2, 4, 5, 5, 2)).astype(np.float32)
+    _same(model, x)
+
+
+def test_multi_head_attention_is_built_by_calling_it():
+    q, v = keras.Input((4, 6)), keras.Input((5, 3))
+    y = keras.layers.MultiHeadAttention(2, 3, value_dim=2, name="mha")(q, v, use_causal_mask=False)
+    model = _noisy(keras.Model([q, v], y))
+    rng = np.random.default_rng(4)
+    xs = [rng.normal(size=(2, 4, 6)).astype(np.float32), rng.normal(size=(2, 5, 3)).astype(np.float32)]
+    _same(model, xs)
+
+
+def test_mask_only_ops_are_skipped_and_the_mask_still_applies():
+    model = _noisy(_seq((6, 3), keras.layers.Masking(0.0), keras.layers.LSTM(4)))
+    x = np.random.default_rng(5).normal(size=(2, 6, 3)).astype(np.float32)
+    x[0, 3:] = 0.0  # masked steps: Keras skips them, so the tf_keras rebuild must too
+    model2, notes = _same(model, x)
+    assert not any(type(l).__name__ in ("NotEqual", "Any") for l in model2.layers)
+    assert any("computes a mask only" in n for n in notes)
+
+
+def test_inference_identity_layers_are_removed():
+    model = _noisy(_seq((5, 5, 2), keras.layers.SpatialDropout2D(0.5), keras.layers.Identity(), keras.layers.Conv2D(2, 1)))
+    x = np.random.default_rng(6).normal(size=(2, 5, 5, 2)).astype(np.float32)
+    model2, _ = _same(model, x)
+    assert [type(l).__name__ for l in model2.layers[1:]] == ["Conv2D"]
