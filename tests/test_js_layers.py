@@ -274,6 +274,15 @@ def test_every_custom_layer_has_a_case():
     assert covered - {"Functional", "GRUCellResetAfter"} <= registered
 
 
+def test_python_knows_the_registered_graph_ops():
+    from facepack.export.bridge import JS_REGISTERED_OPS
+
+    ops_js = (ROOT / "static" / "facepack" / "layers" / "ops.js").read_text()
+    listed = re.search(r"REGISTERED_OPS = \[([^\]]*)\]", ops_js).group(1)
+    registered = re.findall(r"registerOp\('(\w+)'", ops_js)
+    assert sorted(re.findall(r"'(\w+)'", listed)) == sorted(registered) == sorted(JS_REGISTERED_OPS)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_erfc_op_in_a_graph_model(backend, gelu_graph, node_results):
     folder, xs, expected, ops = gelu_graph
