@@ -20,6 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import numpy as np  # noqa: E402
+
 
 def main(argv=None) -> Path:
     p = argparse.ArgumentParser(prog="pack_dataset.py", description=__doc__.split("\n\n")[0])
@@ -28,6 +30,9 @@ def main(argv=None) -> Path:
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--input-size", type=int, help="square size in pixels (default: the trainer's)")
     p.add_argument("--split", default="60-40", help="beauty, release layout: 60-40 or cv1..cv5")
+    p.add_argument("--cv-fold", type=int, help="beauty, reduced layout: hold out fold K of 5 (as the trainer)")
+    p.add_argument("--crop", choices=["face", "image"],
+                   help="beauty: the page's detector crop (default for real data) or the whole image")
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-bad", action="store_true")
@@ -41,8 +46,11 @@ def main(argv=None) -> Path:
 
         cfg = trainer.resolve_config(trainer.parse_args(_trainer_argv(args)))
         train, val, data, held_out = trainer.load_data(cfg)
-        meta = {"dataset": trainer.dataset_info(data, held_out, train, val, dataset_fingerprint), "seed": args.seed}
-        out = pack_beauty(train, val, cfg["input_size"], args.out, meta)
+        train_sq, val_sq, crops = trainer.crop_squares(cfg, train, val)
+        meta = {"dataset": dict(trainer.dataset_info(data, held_out, train, val, dataset_fingerprint), crop=crops),
+                "seed": args.seed}
+        squares = None if train_sq is None else np.concatenate([train_sq, val_sq])
+        out = pack_beauty(train, val, cfg["input_size"], args.out, meta, squares=squares)
         print(f"packed {len(train)} train + {len(val)} validation images at {cfg['input_size']} px -> {out} "
               f"({out.stat().st_size / 1e6:.1f} MB)")
     else:
@@ -68,6 +76,8 @@ def _trainer_argv(args) -> list[str]:
         argv += ["--skip-bad"]
     if args.kind == "beauty":
         argv += ["--split", args.split]
+        argv += ["--cv-fold", str(args.cv_fold)] if args.cv_fold else []
+        argv += ["--crop", args.crop] if args.crop else []
     return argv
 
 

@@ -53,11 +53,14 @@ DEFAULTS = {
     "dropout": 0.0,
     "alpha": 1.0,  # MobileNet width multiplier
     "bn_momentum": 0.9,  # Keras' 0.999 needs thousands of steps before validation means anything
+    "crop": "face",  # face: the page's detector crop (MTCNN box -> spec square rule); image: whole image
     "seed": 0,
 }
+CV_FOLDS = 5  # --cv-fold: folds of the reduced layout's labels
 SYNTHETIC = {  # a fresh machine with no dataset: train something small, fast, that really learns
     "backbone": "mobilenet_v2", "input_size": 64, "weights": "none", "head_epochs": 0,
     "epochs": 15, "batch_size": 32, "lr": 0.03, "label_sigma": 3.0, "n_synthetic": 600,
+    "crop": "image",  # synthetic faces are drawn to fill the frame; no detector pass
 }
 
 
@@ -68,6 +71,12 @@ def parse_args(argv):
     p.add_argument("--labels", help="labels file for the reduced layout (default: the only *.txt beside Images/)")
     p.add_argument("--split", default="60-40", help="release layout protocol: 60-40 or cv1..cv5 (default 60-40)")
     p.add_argument("--val-fraction", type=float, help="reduced layout: fraction held out for validation")
+    p.add_argument("--cv-fold", type=int, choices=range(1, CV_FOLDS + 1), metavar="K",
+                   help=f"reduced layout: hold out fold K of {CV_FOLDS} (folds seeded by --seed; fold 1 is the "
+                   "default 20 %% hold-out) instead of --val-fraction")
+    p.add_argument("--crop", choices=["face", "image"],
+                   help="face: train on the page's crop (MTCNN box -> spec square, boxes cached under "
+                   "~/.cache/facepack/faces); image: the whole dataset image")
     p.add_argument("--backbone", choices=spec.BEAUTY["backbones"])
     p.add_argument("--input-size", type=int, help="square input in pixels")
     p.add_argument("--weights", help="imagenet | none | PATH to backbone weights (.h5) | a weight set that ships "
@@ -116,7 +125,7 @@ def resolve_config(args) -> dict:
     cfg["weight_set"] = pretrained_weight_set(cfg["backbone"], cfg["weights"])  # ValueError on a misfit
     if cfg["weights"] is None and cfg["head_epochs"] and args.head_epochs is None:
         cfg["head_epochs"] = 0  # a random backbone gains nothing from a frozen phase
-    cfg["split"], cfg["labels"] = args.split, args.labels
+    cfg["split"], cfg["labels"], cfg["cv_fold"] = args.split, args.labels, args.cv_fold
     return cfg
 
 
@@ -138,10 +147,17 @@ def load_data(cfg: dict):
     else:
         rng = np.random.default_rng(cfg["seed"])
         order = rng.permutation(len(data.train))
-        n_val = max(1, int(round(len(order) * cfg["val_fraction"])))
-        val = [data.train[i] for i in order[:n_val]]
-        train = [data.train[i] for i in order[n_val:]]
-        held_out = f"{n_val} images ({cfg['val_fraction']:.0%}) held out of the labels by seed {cfg['seed']}"
+        if cfg.get("cv_fold"):
+            k = cfg["cv_fold"]
+            lo, hi = (len(order) * (k - 1)) // CV_FOLDS, (len(order) * k) // CV_FOLDS
+            val = [data.train[i] for i in order[lo:hi]]
+            train = [data.train[i] for i in np.concatenate([order[:lo], order[hi:]])]
+            held_out = f"fold {k} of {CV_FOLDS} ({hi - lo} images) of the labels, folds by seed {cfg['seed']}"
+        else:
+            n_val = max(1, int(round(len(order) * cfg["val_fraction"])))
+            val = [data.train[i] for i in order[:n_val]]
+            train = [data.train[i] for i in order[n_val:]]
+            held_out = f"{n_val} images ({cfg['val_fraction']:.0%}) held out of the labels by seed {cfg['seed']}"
     if cfg["max_train"]:
         train = train[: cfg["max_train"]]
     if len(train) < 2:
@@ -246,15 +262,32 @@ def prepare_data(keras, cfg: dict) -> dict:
     from facepack.data.tfdata import beauty_dataset, measure_images_per_second
 
     train_set, val_set, data, held_out = load_data(cfg)
+    train_sq, val_sq, crops = crop_squares(cfg, train_set, val_set)
     train_ds = beauty_dataset(train_set, cfg["input_size"], cfg["batch_size"], training=True,
-                              seed=cfg["seed"], label_sigma=cfg["label_sigma"])
+                              seed=cfg["seed"], label_sigma=cfg["label_sigma"], squares=train_sq)
     val_ds = beauty_dataset(val_set, cfg["input_size"], cfg["batch_size"], training=False,
-                            label_sigma=cfg["label_sigma"])
+                            label_sigma=cfg["label_sigma"], squares=val_sq)
     steps = int(np.ceil(len(train_set) / cfg["batch_size"]))
     return {"train": train_ds, "val": val_ds, "n_train": len(train_set), "n_val": len(val_set),
             "val_scores": np.array([s.score for s in val_set]), "synthetic": bool(data.synthetic),
-            "dataset": dataset_info(data, held_out, train_set, val_set, dataset_fingerprint),
+            "dataset": dict(dataset_info(data, held_out, train_set, val_set, dataset_fingerprint), crop=crops),
             "pipeline_ips": lambda: measure_images_per_second(train_ds, batches=min(10, steps))}
+
+
+def crop_squares(cfg: dict, train_set, val_set):
+    """(train squares | None, validation squares | None, crop description) for --crop."""
+    if cfg.get("crop", "image") == "image":
+        return None, None, {"rule": "whole image resized"}
+    from facepack.data.facecrops import face_squares
+
+    squares, report = face_squares([s.path for s in list(train_set) + list(val_set)])
+    fallback = report["fallback_whole_image"]
+    print(f"face crops: {report['detected']} detected, {len(fallback)} without a face (whole image used"
+          f"{': ' + ', '.join(fallback[:5]) if fallback else ''}), {report['multiple_faces']} with several faces")
+    info = {"rule": f"MTCNN box -> spec square, margin {spec.BEAUTY['crop_margin']} (the page's crop)",
+            "detected": report["detected"], "no_face_whole_image": len(fallback),
+            "multiple_faces": report["multiple_faces"]}
+    return squares[: len(train_set)], squares[len(train_set):], info
 
 
 def dataset_info(data, held_out: str, train_set, val_set, fingerprint) -> dict:

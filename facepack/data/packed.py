@@ -66,12 +66,16 @@ def _collect(ds) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def pack_beauty(train, val, size: int, out_path, meta: dict, quality: int = JPEG_QUALITY) -> Path:
-    """BeautySample lists -> .npz (images at size x size as beauty_dataset's validation path)."""
+def pack_beauty(train, val, size: int, out_path, meta: dict, quality: int = JPEG_QUALITY, squares=None) -> Path:
+    """BeautySample lists -> .npz (images at size x size as beauty_dataset's validation path).
+
+    squares: optional (len(train) + len(val), 3) crops (x0, y0, side), e.g. the page's detector
+    crops (facepack.data.facecrops.face_squares); None packs the whole images.
+    """
     from facepack.data.tfdata import beauty_dataset
 
     samples = list(train) + list(val)
-    images, _ = _collect(beauty_dataset(samples, size, 64, training=False, cache=False))
+    images, _ = _collect(beauty_dataset(samples, size, 64, training=False, cache=False, squares=squares))
     blob, offsets = _encode(np.clip(np.round(images), 0, 255).astype(np.uint8), quality)
     is_val = np.array([0] * len(train) + [1] * len(val), dtype=np.uint8)
     scores = np.array([s.score for s in samples], dtype=np.float32)

@@ -97,11 +97,15 @@ def _finish(ds: tf.data.Dataset, batch_size: int, training: bool) -> tf.data.Dat
 
 # --- Beauty -------------------------------------------------------------------------------------
 def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, seed: int = 0,
-                   label_sigma: float = 0.0, cache: bool = True, photometric: bool = True) -> tf.data.Dataset:
+                   label_sigma: float = 0.0, cache: bool = True, photometric: bool = True,
+                   squares=None) -> tf.data.Dataset:
     """BeautySample list -> batches of (images (B,S,S,3) float32 0..255, labels (B,101) float32).
 
     The whole image is resized to SxS (bilinear, half-pixel centres, no antialias) and cached as
-    uint8. Training adds a random horizontal flip, a small zoom/shift (crop_and_resize of a
+    uint8; with ``squares`` ((N, 3) x0, y0, side in image pixels, e.g. the detector crops of
+    facepack.data.facecrops.face_squares) each square is cropped instead, exactly as the page
+    crops a face (crop_and_resize by spec.crop_box_to_tf, padded with spec.CROP_PAD_VALUE).
+    Training adds a random horizontal flip, a small zoom/shift (crop_and_resize of a
     jittered box inside the image) and small brightness/contrast jitter, and shuffles every epoch.
     cache: True (memory), False, or a file name prefix for tf.data's on-disk cache.
     """
@@ -112,14 +116,24 @@ def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, se
     size = int(input_size)
     paths = [str(s.path) for s in samples]
     labels = beauty_labels([s.score for s in samples], label_sigma)
+    if squares is not None:
+        squares = np.asarray(squares, dtype=np.float32)
+        if squares.shape != (len(samples), 3):
+            raise ValueError(f"squares must have shape ({len(samples)}, 3), got {squares.shape}")
 
-    def load(path, label):
+    def load(path, label, square=None):
         img = tf.numpy_function(_decode, [path], tf.uint8, stateful=False)
         img.set_shape([None, None, 3])
-        img = tf.image.resize(img, [size, size], method="bilinear", antialias=False)
+        if square is None:
+            img = tf.image.resize(img, [size, size], method="bilinear", antialias=False)
+        else:  # the detector crop (mirrors facepack/pipeline.py:crop)
+            img = _crop(img, square[0], square[1], square[2], size)
         return tf.cast(tf.round(tf.clip_by_value(img, 0.0, 255.0)), tf.uint8), label
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if squares is None:
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels, squares))
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = _cache(ds, cache)
     if not training:
