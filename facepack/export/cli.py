@@ -31,6 +31,26 @@ import traceback
 from pathlib import Path
 
 DEFAULT_OUT = "dist/models-NAME"
+# Optional imports of TensorFlow (tf.lite -> jax) and Keras (plot utilities -> matplotlib,
+# array slicing -> pandas), each guarded by try/except ImportError there, that an export never
+# uses: ~1-3 s of start-up. Blocked only while this CLI imports TensorFlow and Keras.
+SKIPPED_AT_STARTUP = ("jax", "matplotlib", "pandas")
+
+
+def import_lean() -> None:
+    """Import tensorflow and keras with SKIPPED_AT_STARTUP unavailable, then make those
+    importable again (a user's --custom-objects module may import them itself)."""
+    if "keras" in sys.modules:
+        return
+    blocked = [m for m in SKIPPED_AT_STARTUP if m not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # "import jax" raises ImportError
+    try:
+        import keras  # noqa: F401  (imports tensorflow)
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
 
 
 def build_parser(prog: str = "facepack-export") -> argparse.ArgumentParser:
@@ -72,6 +92,7 @@ def run(args, prog: str = "facepack-export") -> int:
     """Export with parsed ``args`` (shared by convert/to_tfjs.py --model); returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import_lean()
     from facepack.export.keras_export import DEFAULT_LICENSE, ExportError, export_model
 
     out = args.out or Path("dist") / f"models-{args.name}"

@@ -84,8 +84,12 @@ class Probe:
 # --- loading -------------------------------------------------------------------------------
 
 def _one_line(err: BaseException | str) -> str:
+    """The first line of an error, collapsed, with the exception type when the message alone
+    says little (KeyError: 0); at most MAX_REASON_CHARS."""
     text = str(err).strip() or type(err).__name__
     line = " ".join(text.split("\n")[0].split())
+    if isinstance(err, (KeyError, IndexError, TypeError, AttributeError, NotImplementedError)):
+        line = f"{type(err).__name__}: {line}"
     if len(line) > MAX_REASON_CHARS:
         line = line[: MAX_REASON_CHARS - 3] + "..."
     return line
@@ -493,9 +497,9 @@ def _write_graph(model, folder: Path, specs: list[InputSpec], quantize: str, n_o
         _, notes = save_graph_model(model, folder, quantize, input_signature=_input_signature(model, specs))
     except Exception as err:
         text = _one_line(err)
-        op = re.search(r"[Uu]nsupported [Oo]ps?[^:]*: *([A-Za-z0-9_, ]+)", str(err))
-        if op:
-            text = f"TF.js has no kernel for op(s) {op.group(1).strip()} ({text})"
+        if "Unsupported Ops" in str(err):  # the converter lists them on the following lines
+            ops = sorted({w for w in re.split(r"[\s,]+", str(err).split("\n", 1)[-1]) if re.match(r"^[A-Z]\w*$", w)})
+            text = f"TF.js has no kernel for op(s) {', '.join(ops) or '?'}"
         raise _Rejected(f"SavedModel/tensorflowjs converter: {text}") from None
     model_json = json.loads((folder / MODEL_JSON).read_text())
     signature = model_json.get("signature") or {}
@@ -600,7 +604,7 @@ def _advice(reasons: dict) -> str:
 
 def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objects=None, unsafe: bool = False,
                  quantize: str = "none", backends=DEFAULT_BACKENDS, license: str = DEFAULT_LICENSE,
-                 log=print) -> dict:
+                 paths=PATHS, log=print) -> dict:
     """Export one Keras 3 model as a TF.js bundle at ``out_dir``; returns the manifest dict.
 
     Args:
@@ -619,6 +623,8 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
       backends: TF.js backends (Node) on which the export must load, run and match Keras,
         a subset of ("cpu", "wasm"); () skips TF.js (layers path read back by tensorflowjs only).
       license: the licence of the weights, recorded in the manifest (run.license).
+      paths: the formats to try, in order (default PATHS: "layers-model", "graph-model"); e.g.
+        ("graph-model",) to measure or force the graph path.
       log: called with progress lines (None: silent).
 
     Path order: layers model (tf_keras bridge) -> graph model (model.export). A path is rejected
@@ -657,6 +663,9 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
             raise ExportError(f"--backends {','.join(backends)}: TF.js cannot run in Node here ({why}); install node "
                               f"and run `npm install`, or pass --backends none")
     precision = PRECISION[quantize]
+    paths = tuple(paths)
+    if not paths or any(p not in PATHS for p in paths):
+        raise ExportError(f"paths: expected a non-empty sequence of {list(PATHS)}, got {list(paths)}")
 
     model = load_keras_model(model_or_path, custom_objects, unsafe, log)
     model, mixed = float32_twin(model, custom_objects)
@@ -681,7 +690,7 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
     tried = []
     with atomic_replace(out_dir) as tmp:
         folder = tmp / name
-        for path in PATHS:
+        for path in paths:
             t1 = time.perf_counter()
             if folder.exists():
                 shutil.rmtree(folder)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -27,12 +28,44 @@ MODEL_JSON = "model.json"
 
 
 def _tensorflowjs():
-    """The tensorflowjs package (TFDF, which it imports, would otherwise import IPython under
-    pytest's captured stdout to print a welcome message)."""
+    """The whole tensorflowjs package (its __init__ imports every converter: TF Decision
+    Forests, TF Hub and JAX, ~1-2 s). TFDF would otherwise import IPython under pytest's
+    captured stdout to print a welcome message. Prefer ``tfjs_module`` for one submodule."""
     os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
     import tensorflowjs
 
     return tensorflowjs
+
+
+def tfjs_module(name: str):
+    """One submodule of tensorflowjs (e.g. "converters.keras_h5_conversion") WITHOUT running the
+    package's __init__ files, which import all converters (TFDF, TF Hub, JAX): the layers path
+    needs none of them. While it imports, empty stand-ins for ``tensorflowjs`` and
+    ``tensorflowjs.converters`` hold the package paths; they are removed afterwards, so a later
+    ``import tensorflowjs`` runs the real __init__ (reusing the submodules already loaded)."""
+    import importlib
+    import importlib.util
+    import types
+
+    full = f"tensorflowjs.{name}"
+    if full in sys.modules:
+        return sys.modules[full]
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+    stubs = []
+    if "tensorflowjs" not in sys.modules:
+        spec = importlib.util.find_spec("tensorflowjs")
+        root = list(spec.submodule_search_locations)
+        for pkg, path in (("tensorflowjs", root), ("tensorflowjs.converters", [os.path.join(root[0], "converters")])):
+            module = types.ModuleType(pkg)
+            module.__path__ = path
+            module.__package__ = pkg
+            sys.modules[pkg] = module
+            stubs.append(pkg)
+    try:
+        return importlib.import_module(full)
+    finally:
+        for pkg in stubs:
+            sys.modules.pop(pkg, None)
 
 
 def check_quantize(quantize: str) -> str:
@@ -47,10 +80,10 @@ def weight_specs(folder: str | Path) -> list[dict]:
     return [w for group in manifest for w in group["weights"]]
 
 
-def _save(tfjs, model, folder: Path, dtype_map) -> None:
+def _save(h5_conversion, model, folder: Path, dtype_map) -> None:
     with warnings.catch_warnings():  # tensorflowjs saves via a temporary HDF5 file ("legacy format")
         warnings.simplefilter("ignore", UserWarning)
-        tfjs.converters.save_keras_model(model, str(folder), quantization_dtype_map=dtype_map)
+        h5_conversion.save_keras_model(model, str(folder), quantization_dtype_map=dtype_map)
     if not (folder / MODEL_JSON).is_file():
         raise RuntimeError(f"tensorflowjs wrote no {MODEL_JSON} into {folder}")
 
@@ -61,7 +94,7 @@ def save_layers_model(model, folder: str | Path, quantize: str = "none") -> Path
     Quantised: written once in float32 to learn the converter's weight names, then again with
     the weights of >= QUANT_MIN_ELEMENTS elements mapped to the quantisation dtype.
     """
-    tfjs = _tensorflowjs()
+    tfjs = tfjs_module("converters.keras_h5_conversion")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _save(tfjs, model, folder, None)
@@ -76,7 +109,7 @@ def save_layers_model(model, folder: str | Path, quantize: str = "none") -> Path
 
 def load_layers_model(folder: str | Path):
     """Read an exported layers model back into tf_keras (weights dequantised)."""
-    return _tensorflowjs().converters.load_keras_model(str(Path(folder) / MODEL_JSON))
+    return tfjs_module("converters.keras_tfjs_loader").load_keras_model(str(Path(folder) / MODEL_JSON))
 
 
 def predict_list(model, x) -> list[np.ndarray]:
@@ -253,16 +286,16 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none",
     """
     import tempfile
 
-    tfjs = _tensorflowjs()
-    from tensorflowjs.read_weights import read_weights
-    from tensorflowjs.write_weights import write_weights
+    conversion = tfjs_module("converters.tf_saved_model_conversion_v2")
+    read_weights = tfjs_module("read_weights").read_weights
+    write_weights = tfjs_module("write_weights").write_weights
 
     folder = Path(folder)
     with tempfile.TemporaryDirectory(prefix="facepack-savedmodel-") as saved:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model3.export(saved, format="tf_saved_model", verbose=False, input_signature=input_signature)
-        tfjs.converters.convert_tf_saved_model(saved, str(folder))
+        conversion.convert_tf_saved_model(saved, str(folder))
     model_json = json.loads((folder / MODEL_JSON).read_text())
     entries = read_weights(model_json["weightsManifest"], str(folder), flatten=True)
     values = {e["name"]: np.asarray(e["data"]) for e in entries}

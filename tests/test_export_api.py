@@ -1,0 +1,339 @@
+"""facepack.export.export_model / facepack-export (facepack/export/keras_export.py, cli.py).
+
+One small model per case the exporter's core owns (several inputs, token ids, Masking + LSTM
+through executeAsync, Lambda with/without --unsafe, a registered custom layer via
+--custom-objects, a subclassed model, a model without weights, a fused conv bias of rank 4, a
+mixed_float16 model, --sample), all exported once in a module fixture. Besides what each export
+measured itself, every written bundle is run again here, all in ONE Node process on cpu and wasm,
+against Keras outputs computed by this test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from export_support import NODE
+
+pytestmark = [pytest.mark.node, pytest.mark.skipif(NODE is None, reason="node is not installed")]
+
+BACKENDS = ("cpu", "wasm")
+REL_TOL = 1e-4  # max |TF.js - Keras| / max(1, max |Keras|), per output (float32 rounding only)
+SAMPLE_ROWS = 3
+
+CUSTOM_MODULE = textwrap.dedent('''
+    import keras
+
+
+    @keras.saving.register_keras_serializable(package="facepack_test")
+    class ScaledTanh(keras.layers.Layer):
+        """tanh(x @ w) * scale: a layer no TF.js or tf_keras class knows."""
+
+        def __init__(self, units=4, scale=2.0, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.scale = units, scale
+
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1], self.units), initializer="random_normal")
+
+        def call(self, x):
+            return keras.ops.tanh(keras.ops.matmul(x, self.w)) * self.scale
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units, "scale": self.scale}
+''')
+
+
+def _models(tmp):
+    """{case: (model object or .keras path, export kwargs, Keras model to compare with)}."""
+    import keras
+
+    from facepack.export.keras_export import load_custom_objects
+
+    keras.utils.set_random_seed(7)
+    L = keras.layers
+    out = {}
+
+    a, b = L.Input((8,), name="a"), L.Input((4,), name="b")
+    two = keras.Model([a, b], L.Dense(3, name="d")(L.Concatenate(name="cat")([a, b])))
+    np.savez(tmp / "two.npz", a=np.linspace(-3, 3, SAMPLE_ROWS * 8, dtype=np.float32).reshape(SAMPLE_ROWS, 8),
+             b=np.full((SAMPLE_ROWS, 4), 5.0, np.float32))
+    out["two_inputs"] = (two, {"sample": tmp / "two.npz"}, two)
+
+    tokens = L.Input((10,), dtype="int32", name="tokens")
+    e = L.Embedding(50, 6, mask_zero=True, name="emb")(tokens)
+    emb = keras.Model(tokens, L.Dense(2, name="d")(L.GlobalAveragePooling1D(name="gap")(e)))
+    out["embedding"] = (emb, {}, emb)
+
+    seq = L.Input((7, 3), name="seq")
+    lstm = keras.Model(seq, L.LSTM(5, name="lstm")(L.Masking(0.0, name="mask")(seq)))
+    out["masking_lstm"] = (lstm, {"paths": ("graph-model",)}, lstm)
+
+    x = L.Input((4,), name="x")
+    lam = keras.Model(x, L.Dense(3, name="d")(L.Lambda(lambda t: t * 3.0 + 1.0, name="lam")(x)))
+    lam.save(tmp / "lambda.keras")
+    out["lambda_unsafe"] = (tmp / "lambda.keras", {"unsafe": True}, lam)
+
+    module = tmp / "my_layers.py"
+    module.write_text(CUSTOM_MODULE)
+    scaled = load_custom_objects(module)["ScaledTanh"]
+    x = L.Input((6,), name="x")
+    custom = keras.Model(x, scaled(3, name="scaled")(x))
+    custom.save(tmp / "custom.keras")
+    keras.saving.get_custom_objects().pop("facepack_test>ScaledTanh")  # as in a fresh process
+    out["custom_objects"] = (tmp / "custom.keras", {"custom_objects": module}, custom)
+
+    class Doubled(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = L.Dense(3)
+
+        def call(self, inputs):
+            return self.dense(inputs) * 2.0 - 1.0
+
+    sub = Doubled(name="doubled")
+    sub(np.zeros((1, 5), np.float32))
+    out["subclassed"] = (sub, {}, sub)
+
+    x = L.Input((3, 4), name="x")
+    flat = keras.Model(x, L.Flatten(name="flat")(x))
+    out["no_weights"] = (flat, {}, flat)
+
+    # a learned position embedding (1, H, W, C) added to a patch conv: the converter fuses it
+    # into the conv as a rank-4 bias, which TF.js WASM rejects unless it is split again
+    x = L.Input((8, 8, 3), name="x")
+    y = L.Conv2D(4, 3, use_bias=False, name="patches")(x)
+    pos = np.random.default_rng(3).normal(0.0, 1.0, (1, 6, 6, 4)).astype(np.float32)
+    rank4 = keras.Model(x, keras.ops.add(y, pos))
+    out["rank4_bias"] = (rank4, {}, rank4)
+
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        x = L.Input((8,), name="x")
+        y = L.Dense(6, activation="relu", name="d1")(x)
+        mixed = keras.Model(x, L.Dense(2, dtype="float32", name="d2")(y))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    out["mixed_float16"] = (mixed, {}, mixed)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """{case: (manifest, bundle dir, Keras model)} for every case, exported on cpu and wasm."""
+    from facepack.export import export_model
+
+    tmp = tmp_path_factory.mktemp("export_api")
+    out = {}
+    for case, (model, kwargs, keras_model) in _models(tmp).items():
+        bundle = tmp / "bundles" / case
+        manifest = export_model(model, bundle, name=case, backends=BACKENDS, log=None, **kwargs)
+        out[case] = (manifest, bundle, keras_model)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rerun(exported, tmp_path_factory):
+    """Every exported model run again in ONE Node process on cpu and wasm, on the probe inputs
+    rebuilt here: {case: {backend: outputs}} plus the Keras outputs {case: outputs}."""
+    from facepack.export import manifest as manifest_mod
+    from facepack.export.keras_export import input_specs, keras_outputs, make_probes
+    from facepack.export.node_check import run_node_backends
+
+    root = tmp_path_factory.mktemp("all")
+    entries, requests, keras_outs = {}, [], {}
+    for case, (manifest, bundle, keras_model) in exported.items():
+        shutil.copytree(bundle / case, root / case)
+        entries[case] = manifest["models"][case]
+        model = keras_model
+        if case == "mixed_float16":
+            from facepack.export.keras_export import float32_twin
+
+            model = float32_twin(keras_model)[0]
+        probe = make_probes(model, input_specs(model), seed=99)
+        requests.append((case, probe.arrays))
+        keras_outs[case] = keras_outputs(model, probe.arrays)
+    (root / manifest_mod.MANIFEST_FILE).write_text(json.dumps({"spec": {}, "models": entries}))
+    results = run_node_backends(root, BACKENDS, requests, root / "work")
+    return {case: {b: results[b][i] for b in BACKENDS} for i, (case, _) in enumerate(requests)}, keras_outs
+
+
+CASES = ["two_inputs", "embedding", "masking_lstm", "lambda_unsafe", "custom_objects", "subclassed",
+         "no_weights", "rank4_bias", "mixed_float16"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_case_matches_keras_on_cpu_and_wasm(exported, rerun, case):
+    outs, keras_outs = rerun
+    manifest, bundle, _ = exported[case]
+    entry = manifest["models"][case]
+    for backend in BACKENDS:
+        got = outs[case][backend]
+        assert not isinstance(got, Exception), f"{case}/{backend}: {got}"
+        ref = keras_outs[case]
+        assert len(got) == len(ref)
+        for g, r in zip(got, ref):
+            assert g.shape == r.shape, f"{case}/{backend}"
+            rel = float(np.abs(g.astype(np.float64) - r).max()) / max(1.0, float(np.abs(r).max()))
+            assert rel < REL_TOL, f"{case}/{backend}: relative difference {rel:.3g}"
+        measured = entry["parity"]["backends"][backend]
+        assert measured["rel_diff"] < REL_TOL
+    assert entry["export"]["tried"][-1] == {"path": entry["format"], "ok": True}
+    assert entry["license"] == entry["run"]["license"] == "unknown, given by the user"
+    assert (bundle / case / "model.json").is_file()
+
+
+def test_layers_path_first_graph_path_when_it_fails(exported):
+    fmt = {case: exported[case][0]["models"][case]["format"] for case in CASES}
+    assert fmt["two_inputs"] == fmt["no_weights"] == fmt["mixed_float16"] == "layers-model"
+    for case in ("lambda_unsafe", "custom_objects", "subclassed", "rank4_bias", "embedding"):
+        tried = exported[case][0]["models"][case]["export"]["tried"]
+        assert fmt[case] == "graph-model" and tried[0]["path"] == "layers-model" and not tried[0]["ok"], case
+        assert tried[0]["reason"] and "\n" not in tried[0]["reason"]
+
+
+def test_parity_failure_in_tfjs_falls_back_to_the_graph_model(exported):
+    """TF.js' GlobalAveragePooling1D ignores the Embedding's mask_zero: the layers model loads and
+    runs but differs from Keras on the padded probe, so the graph model is taken instead."""
+    tried = exported["embedding"][0]["models"]["embedding"]["export"]["tried"]
+    assert tried[0]["path"] == "layers-model" and "differs from Keras" in tried[0]["reason"]
+    assert tried[0]["reason"].startswith("TF.js cpu on the generated probe: output 0")
+
+
+def test_masking_lstm_is_an_async_graph_model(exported):
+    entry = exported["masking_lstm"][0]["models"]["masking_lstm"]
+    assert entry["format"] == "graph-model" and entry["execution"] == "async"
+    assert "Masking" in entry["parity"]["probe"]  # the probe masks steps
+
+
+def test_probes_follow_input_specs(exported):
+    emb = exported["embedding"][0]["models"]["embedding"]
+    assert [{k: i[k] for k in ("name", "shape", "dtype")} for i in emb["inputs"]] == \
+        [{"name": "tokens", "shape": [None, 10], "dtype": "int32"}]
+    assert "token ids in [0, 50)" in emb["parity"]["probe"] and "mask_zero" in emb["parity"]["probe"]
+    two = exported["two_inputs"][0]["models"]["two_inputs"]
+    assert [i["name"] for i in two["inputs"]] == ["a", "b"]
+
+
+def test_sample_is_checked_too(exported):
+    entry = exported["two_inputs"][0]["models"]["two_inputs"]
+    for backend in BACKENDS:
+        assert set(entry["parity"]["backends"][backend]["probes"]) == {"generated", "sample"}
+    assert f"a [{SAMPLE_ROWS}, 8]" in entry["parity"]["probe"]
+
+
+def test_rank4_bias_is_split_for_wasm(exported):
+    notes = exported["rank4_bias"][0]["models"]["rank4_bias"]["export"]["notes"]
+    assert any("split 1 fused conv/matmul" in n for n in notes)
+
+
+def test_no_weights_bundle_has_only_model_json(exported):
+    entry = exported["no_weights"][0]["models"]["no_weights"]
+    assert [f["path"] for f in entry["files"]] == ["no_weights/model.json"]
+
+
+def test_mixed_float16_says_float32_twin(exported):
+    entry = exported["mixed_float16"][0]["models"]["mixed_float16"]
+    assert entry["export"]["float32_twin_of"] == "mixed_float16"
+    assert any("float32 twin" in n for n in entry["export"]["notes"])
+
+
+# --- refusals and the CLI ----------------------------------------------------------------------
+
+def _one_line_error(excinfo) -> str:
+    text = str(excinfo.value)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+def test_lambda_without_unsafe_is_refused(exported, tmp_path):
+    from facepack.export import ExportError, export_model
+
+    path = exported["lambda_unsafe"][1].parent.parent / "lambda.keras"
+    with pytest.raises(ExportError) as excinfo:
+        export_model(path, tmp_path / "b", name="lam", log=None)
+    assert "layer Lambda" in _one_line_error(excinfo) and "--unsafe" in str(excinfo.value)
+    assert not (tmp_path / "b").exists()
+
+
+def test_unknown_custom_layer_names_the_flag(exported, tmp_path):
+    import keras
+
+    from facepack.export import ExportError, export_model
+
+    keras.saving.get_custom_objects().pop("facepack_test>ScaledTanh", None)  # the fixture's import registered it
+    path = exported["custom_objects"][1].parent.parent / "custom.keras"
+    with pytest.raises(ExportError) as excinfo:
+        export_model(path, tmp_path / "b", name="c", log=None)
+    assert "'ScaledTanh'" in _one_line_error(excinfo) and "--custom-objects" in str(excinfo.value)
+
+
+def test_refusal_names_the_op_and_each_path(tmp_path):
+    import keras
+
+    from facepack.export import ExportError, export_model
+
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, keras.ops.erfinv(keras.ops.tanh(keras.layers.Dense(4, name="d")(x))))
+    old = tmp_path / "b"
+    old.mkdir()
+    (old / "keep.txt").write_text("old bundle")
+    with pytest.raises(ExportError) as excinfo:
+        export_model(model, old, name="inv", log=None)
+    text = _one_line_error(excinfo)
+    assert text.startswith("cannot export 'inv' to TF.js: layers-model: ")
+    assert "graph-model: " in text and "Erfinv" in text and "What to do:" in text
+    assert (old / "keep.txt").read_text() == "old bundle"
+
+
+def test_bad_arguments_name_the_flag(tmp_path):
+    from facepack.export import ExportError, export_model
+
+    for kwargs, flag in (({"name": "bad name"}, "--name"), ({"name": "n", "backends": ("webgl",)}, "--backends"),
+                         ({"name": "n", "quantize": "int4"}, "--quantize")):
+        with pytest.raises(ExportError, match=flag):
+            export_model(tmp_path / "missing.keras", tmp_path / "b", log=None, **kwargs)
+    with pytest.raises(ExportError, match="--model: expected a Keras 3 .keras file"):
+        export_model(tmp_path / "missing.keras", tmp_path / "b", name="n", log=None)
+
+
+def test_cli_help_and_exit_codes(exported, tmp_path, capsys):
+    from facepack.export.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for words in ("layers model", "graph model", "--sample", "--custom-objects", "--unsafe", "--quantize",
+                  "--backends", "--license", "default cpu,wasm", "Exit codes"):
+        assert words in text, words
+    path = exported["lambda_unsafe"][1].parent.parent / "lambda.keras"
+    assert main([str(path), "--name", "lam", "--out", str(tmp_path / "refused"), "--quiet"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facepack-export:")]
+    assert len(lines) == 1 and "--unsafe" in lines[0] and "left unchanged" in lines[0]
+    code = main([str(path), "--name", "lam", "--out", str(tmp_path / "ok"), "--unsafe", "--quiet",
+                 "--license", "CC-BY-4.0"])
+    assert code == 0
+    manifest = json.loads((tmp_path / "ok" / "manifest.json").read_text())
+    assert manifest["models"]["lam"]["run"]["license"] == "CC-BY-4.0"
+
+
+def test_to_tfjs_model_flag_calls_the_same_exporter(exported, tmp_path):
+    from export_support import ROOT
+
+    sys.path.insert(0, str(ROOT / "convert"))
+    try:
+        import to_tfjs
+    finally:
+        sys.path.pop(0)
+    path = exported["lambda_unsafe"][1].parent.parent / "lambda.keras"
+    assert to_tfjs.main(["--model", str(path), "--name", "lam", "--out", str(tmp_path / "b")]) == 2
+    assert to_tfjs.main(["--model", str(path), "--name", "lam", "--out", str(tmp_path / "b"), "--unsafe",
+                         "--backends", "wasm"]) == 0
+    entry = json.loads((tmp_path / "b" / "manifest.json").read_text())["models"]["lam"]
+    assert list(entry["parity"]["backends"]) == ["wasm"] and entry["format"] == "graph-model"
