@@ -74,7 +74,9 @@ export async function proposeBoxes(pnet, image, p) {
   for (const scale of scales) {
     const [h, w] = scaledShape(height, width, scale);
     if (!pnetAccepts(pnet, h, w)) continue;
-    const level = tf.tensor4d(areaResizePixels(pixels, height, width, channels, h, w), [1, h, w, channels]);
+    // Centred on the normalisation offset: the package resizes the normalised photo (area_resize.js).
+    const level = tf.tensor4d(areaResizePixels(pixels, height, width, channels, h, w, p.normalizeOffset),
+      [1, h, w, channels]);
     let out;
     try {
       out = await runNet(pnet, 'pnet', level);

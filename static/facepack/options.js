@@ -110,6 +110,7 @@ export function detectorParams(spec, minFaceSize) {
     rnetInput: m.rnet_input_px,
     onetInput: m.onet_input_px,
     patchPadValue: m.patch_pad_value,
+    normalizeOffset: m.normalize.offset, // the pyramid is resized centred on it (ops/area_resize.js)
     landmarkCount: spec.landmarks5.length,
     landmarkNames: spec.landmarks5,
   };

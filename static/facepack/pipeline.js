@@ -84,7 +84,7 @@ export function warmUp(sets, spec) {
  * @param {{minFaceSize: number, maxFaces: number|null}} opts resolved analyze options
  */
 export async function detectStage(detector, spec, image, opts) {
-  const det = resizeForDetection(image, spec);
+  const det = await resizeForDetection(image, spec);
   try {
     const boxes = await detectFaces(detector, det.image, detectorParams(spec, opts.minFaceSize));
     return boxesToFaces(boxes, det.sx, det.sy, spec.landmarks5).slice(0, opts.maxFaces ?? undefined);

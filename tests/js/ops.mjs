@@ -36,7 +36,7 @@ const OPS = {
   areaWeights: (c) => Array.from(areaWeights(c.in, c.out)),
   areaResize: (c) => {
     const [h, w, ch] = c.image.shape;
-    return { data: Array.from(areaResizePixels(Float32Array.from(c.image.data), h, w, ch, c.out[0], c.out[1])), shape: [c.out[0], c.out[1], ch] };
+    return { data: Array.from(areaResizePixels(Float32Array.from(c.image.data), h, w, ch, c.out[0], c.out[1], c.offset ?? 0)), shape: [c.out[0], c.out[1], ch] };
   },
   pyramid: (c) => {
     const scales = B.buildScalePyramid(c.width, c.height, c.minFaceSize, c.scaleFactor, c.minSize);
@@ -64,7 +64,7 @@ const OPS = {
   detectSize: (c) => c.sizes.map(([h, w]) => detectSize(h, w, c.spec)),
   resizeForDetection: async (c) => {
     const x = image(c.image);
-    const r = resizeForDetection(x, c.spec);
+    const r = await resizeForDetection(x, c.spec);
     const out = { sy: r.sy, sx: r.sx, resized: r.resized, ...(await flat(r.image)) };
     if (r.resized) x.dispose();
     return out;

@@ -11,6 +11,15 @@
  * (areaResizePixels): far cheaper than dense matmuls (measured on a busy 2-core machine, the
  * whole pyramid of a 1024 x 817 photo: 1.4 s as WASM matmuls, 0.17 s as these loops) and summed
  * in float64. Twin: tests/test_js_ops.py compares with tf.image.resize.
+ *
+ * The kernel is NOT affine-invariant: its cell bounds o * s are float32, so one output cell's
+ * weights sum to 1 only up to their rounding (measured 1 +- 8e-5 for a 1280 x 996 photo at the
+ * first pyramid scale, growing with the side). The package resizes the NORMALISED photo
+ * (x - 127.5) / 128, so resizing raw pixels and normalising after (inside the net) moves every
+ * level by 127.5 * (sum - 1) = up to 0.01 grey levels: P-Net probabilities then differ by ~1e-3,
+ * which reorders near-equal candidates before NMS and changes the surviving boxes on crowded
+ * photos (issue 12, item 2). areaResizePixels therefore takes the offset that normalises to 0 and
+ * resizes data - offset (then adds it back): the same numbers as the package's resize.
  */
 
 const f32 = Math.fround;
@@ -59,11 +68,14 @@ export function areaWeights(inSize, outSize) {
 }
 
 /**
- * AREA-resize row-major [h, w, c] pixels to [outH, outW, c].
+ * AREA-resize row-major [h, w, c] pixels to [outH, outW, c]: offset + resize(data - offset).
  * @param {Float32Array|Uint8Array} data
+ * @param {number} [offset] the value that normalises to 0 (the MTCNN pyramid: the manifest's
+ *   spec.mtcnn.normalize.offset, so that the result equals the package's resize of the
+ *   normalised photo; see the note at the top). 0: tf.image.resize(data, method="area").
  * @returns {Float32Array}
  */
-export function areaResizePixels(data, h, w, c, outH, outW) {
+export function areaResizePixels(data, h, w, c, outH, outW, offset = 0) {
   if (data.length !== h * w * c) throw new Error(`area resize: expected ${h * w * c} values for ${h}x${w}x${c}, got ${data.length}`);
   const rowTaps = areaTaps(h, outH);
   const colTaps = areaTaps(w, outW);
@@ -76,7 +88,7 @@ export function areaResizePixels(data, h, w, c, outH, outW) {
     for (let k = 0; k < index.length; k++) {
       const src = index[k] * rowStride;
       const wk = weight[k];
-      for (let j = 0; j < rowStride; j++) tmp[dst + j] += wk * data[src + j];
+      for (let j = 0; j < rowStride; j++) tmp[dst + j] += wk * (data[src + j] - offset);
     }
   }
   // Pass 2: columns. out[y, x] = sum_j A_w[x, j] * tmp[y, j]
@@ -88,7 +100,7 @@ export function areaResizePixels(data, h, w, c, outH, outW) {
       for (let ch = 0; ch < c; ch++) {
         let sum = 0;
         for (let k = 0; k < index.length; k++) sum += weight[k] * tmp[y * rowStride + index[k] * c + ch];
-        out[dst + ch] = sum;
+        out[dst + ch] = sum + offset;
       }
     }
   }
