@@ -126,3 +126,21 @@ def test_inference_identity_layers_are_removed():
     x = np.random.default_rng(6).normal(size=(2, 5, 5, 2)).astype(np.float32)
     model2, _ = _same(model, x)
     assert [type(l).__name__ for l in model2.layers[1:]] == ["Conv2D"]
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: keras.layers.DepthwiseConv1D(3, strides=2, padding="same", depth_multiplier=2, name="c"),
+    lambda: keras.layers.SeparableConv1D(4, 3, dilation_rate=2, name="c"),
+    lambda: keras.layers.Conv1DTranspose(4, 3, strides=2, name="c"),
+], ids=["depthwise", "separable", "transpose"])
+def test_1d_convs_tf_js_lacks_become_2d_convs(layer):
+    model = _noisy(_seq((9, 3), layer()))
+    x = np.random.default_rng(7).normal(size=(2, 9, 3)).astype(np.float32)
+    model2, notes = _same(model, x)
+    assert model2.layers[-1].name == "c" and any("(k, 1) kernel" in n for n in notes)
+
+
+def test_option_the_js_layer_lacks_is_refused_at_export():
+    model = _seq((8, 8, 3), keras.layers.Resizing(4, 4, interpolation="bicubic", name="rs"))
+    with pytest.raises(BridgeError, match=r"layer 'rs' \(Resizing\): interpolation='bicubic' is not implemented"):
+        to_tf_keras(model, tf_keras)

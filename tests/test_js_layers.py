@@ -89,6 +89,10 @@ CASES = {
     # -- other layer kinds
     "masking_lstm": lambda k: _seq(k, (6, 3), k.layers.Masking(0.0), k.layers.LSTM(4)),
     "layer_norm_two_axes": lambda k: _seq(k, (4, 5, 3), k.layers.LayerNormalization(axis=[-2, -1])),
+    "depthwise_conv2d_dilated": lambda k: _seq(k, (9, 9, 3), k.layers.DepthwiseConv2D(3, dilation_rate=(2, 3), depth_multiplier=2, padding="same")),
+    "depthwise_conv1d": lambda k: _seq(k, (9, 3), k.layers.DepthwiseConv1D(3, strides=2, padding="same", activation="relu")),
+    "separable_conv1d_dilated": lambda k: _seq(k, (8, 3), k.layers.SeparableConv1D(4, 3, dilation_rate=2, depth_multiplier=2)),
+    "conv1d_transpose": lambda k: _seq(k, (6, 3), k.layers.Conv1DTranspose(4, 3, strides=2, padding="same")),
     "conv2d_transpose": lambda k: _seq(k, (5, 5, 3), k.layers.Conv2DTranspose(4, 3, strides=2, padding="same")),
     "conv3d": lambda k: _seq(k, (4, 5, 5, 2), k.layers.Conv3D(3, 3, padding="same")),
     "conv_lstm2d": lambda k: _seq(k, (3, 5, 5, 2), k.layers.ConvLSTM2D(3, 3, padding="same")),
@@ -122,7 +126,8 @@ CUSTOM_LAYERS = {
     "relu_slope_threshold": "ReLU", "elu_alpha_softmax_axis": ("ELU", "Softmax"), "softmax_two_axes": "Softmax",
     "cropping1d": "Cropping1D", "cropping3d": "Cropping3D", "zero_padding3d": "ZeroPadding3D",
     "upsampling1d": "UpSampling1D", "upsampling3d": "UpSampling3D", "global_pooling3d": ("GlobalMaxPooling3D", "GlobalAveragePooling3D"),
-    "center_crop": "CenterCrop",
+    "center_crop": "CenterCrop", "depthwise_conv2d_dilated": "DepthwiseConv2D",
+    "separable_conv1d_dilated": "DepthwiseConv2D",
 }
 
 

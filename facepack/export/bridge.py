@@ -371,7 +371,70 @@ def _multi_head_attention(tf_keras, args: list, kwargs: dict, cfg: dict, lname: 
     return layer, layer(query, value, **kwargs)
 
 
-_REBUILT = {"SeparableConv2D", "MultiHeadAttention"}
+def _one(value) -> int:
+    return int(value[0] if isinstance(value, (list, tuple)) else value)
+
+
+def _conv1d_via_2d(tf_keras, x, cls: str, cfg: dict, lname: str, layer3):
+    """DepthwiseConv1D / SeparableConv1D / Conv1DTranspose (TF.js has none of them) -> the 2D layer
+    on a (T, 1, C) view: Reshape + the 2D twin with a (k, 1) kernel + Reshape back; weights set here."""
+    L = tf_keras.layers
+    clean, _ = sanitize_config(tf_keras, cls, cfg)
+    if clean.get("data_format", "channels_last") != "channels_last":
+        raise BridgeError(f"layer {lname!r} ({cls}): only data_format='channels_last' is supported")
+    k, stride, dilation = _one(clean["kernel_size"]), _one(clean["strides"]), _one(clean.get("dilation_rate", 1))
+    padding = clean["padding"]
+    if padding == "causal":
+        x = L.ZeroPadding1D((dilation * (k - 1), 0), name=f"{lname}__causal_pad")(x)
+        padding = "valid"
+    common = dict(strides=(stride, 1), padding=padding, dilation_rate=(dilation, 1))
+    act = clean.get("activation") or "linear"
+    weights = layer3.get_weights()
+    y = L.Reshape((-1, 1, int(x.shape[-1])), name=f"{lname}__as_2d")(x)
+    if cls == "DepthwiseConv1D":
+        conv = L.DepthwiseConv2D((k, 1), depth_multiplier=clean["depth_multiplier"], use_bias=clean["use_bias"],
+                                 activation=act, name=f"{lname}__2d", **common)
+        y = conv(y)
+        conv.set_weights([weights[0][:, None]] + weights[1:])
+    elif cls == "SeparableConv1D":
+        depthwise = L.DepthwiseConv2D((k, 1), depth_multiplier=clean["depth_multiplier"], use_bias=False,
+                                      name=f"{lname}__depthwise", **common)
+        pointwise = L.Conv2D(clean["filters"], 1, use_bias=clean["use_bias"], activation=act, name=f"{lname}__2d")
+        y = pointwise(depthwise(y))
+        depthwise.set_weights([weights[0][:, None]])
+        pointwise.set_weights([weights[1][:, None]] + weights[2:])
+    else:  # Conv1DTranspose
+        if clean.get("output_padding") is not None:
+            raise BridgeError(f"layer {lname!r} (Conv1DTranspose): output_padding has no TF.js equivalent")
+        if dilation != 1:
+            raise BridgeError(f"layer {lname!r} (Conv1DTranspose): dilation_rate {dilation} has no TF.js equivalent")
+        conv = L.Conv2DTranspose(clean["filters"], (k, 1), strides=(stride, 1), padding=padding,
+                                 use_bias=clean["use_bias"], activation=act, name=f"{lname}__2d")
+        y = conv(y)
+        conv.set_weights([weights[0][:, None]] + weights[1:])
+    return L.Reshape((-1, int(y.shape[-1])), name=lname)(y)
+
+
+# Keras 3 layer options the library's TF.js layers (static/facepack/layers/) do not implement:
+# class -> (config key, allowed values). Refused here so the exporter falls back with a reason.
+_JS_LIMITS = {
+    "GroupNormalization": [("axis", (-1,))],
+    "Resizing": [("interpolation", ("bilinear", "nearest")), ("data_format", ("channels_last", None))],
+    "UpSampling2D": [("interpolation", ("bilinear", "nearest")), ("data_format", ("channels_last", None))],
+    "CenterCrop": [("data_format", ("channels_last", None))],
+    "MultiHeadAttention": [("attention_axes", (None, (1,), [1], (-2,), [-2]))],
+}
+
+
+def _check_js_limits(cls: str, cfg: dict, lname: str) -> None:
+    for key, allowed in _JS_LIMITS.get(cls, ()):
+        if cfg.get(key) not in allowed:
+            raise BridgeError(f"layer {lname!r} ({cls}): {key}={cfg.get(key)!r} is not implemented by the TF.js "
+                              f"layer (supported: {[a for a in allowed if a is not None]})")
+
+
+_REBUILT = {"SeparableConv2D", "MultiHeadAttention", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose"}
+_CONV1D_VIA_2D = {"DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose"}
 # Identity at inference (TF.js lacks these classes): the output is the input.
 _INFERENCE_IDENTITY = {"Identity", "SpatialDropout2D", "SpatialDropout3D", "ActivityRegularization"}
 # Layers the bridge refuses, with the reason (they work on strings or hashed ids TF.js layers lack).
@@ -396,6 +459,7 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
         cls, cfg, lname = entry["class_name"], dict(entry["config"]), entry["name"]
         if cls in _REFUSED:
             raise BridgeError(f"layer {lname!r} ({cls}): {_REFUSED[cls]}")
+        _check_js_limits(cls, cfg, lname)
         if lname in skipped:
             notes.append(f"{lname}: op {cls} computes a mask only; tf_keras recomputes it")
             continue
@@ -436,6 +500,10 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
                 y = _separable_conv2d(tf_keras, x, cfg, lname, model3.get_layer(lname))
                 fixed.add(lname)
                 notes.append(f"{lname}: SeparableConv2D -> DepthwiseConv2D + 1x1 Conv2D")
+            elif cls in _CONV1D_VIA_2D:
+                y = _conv1d_via_2d(tf_keras, x, cls, cfg, lname, model3.get_layer(lname))
+                fixed.add(lname)
+                notes.append(f"{lname}: {cls} -> Reshape + 2D twin with a (k, 1) kernel + Reshape")
             elif cls == "MultiHeadAttention":
                 created[lname], y = _multi_head_attention(tf_keras, list(args), kwargs, cfg, lname)
             else:

@@ -17,6 +17,7 @@
  *   Resizing             replaces TF.js' (keeps the batch axis; half-pixel centres; crop_to_aspect_ratio)  resizing.js
  *   UpSampling2D         replaces TF.js' (bilinear with half-pixel centres)  resizing.js
  *   CenterCrop           replaces TF.js' (batched input; smart_resize when smaller)  resizing.js
+ *   DepthwiseConv2D      replaces TF.js' (dilation_rate was ignored)  conv.js
  *   ReLU                 replaces TF.js' (negative_slope, threshold)  activations.js
  *   ELU                  replaces TF.js' (alpha != 1)  activations.js
  *   Softmax              replaces TF.js' (any axis, several axes)  activations.js
@@ -30,6 +31,7 @@
  */
 export { Attention, MultiHeadAttention } from './attention.js';
 export { ELU, ReLU, Softmax, kerasRelu } from './activations.js';
+export { DepthwiseConv2D } from './conv.js';
 export { Functional, hoistCallArgs } from './functional.js';
 export { GroupNormalization, UnitNormalization } from './normalization.js';
 export { REGISTERED_OPS, erfc } from './ops.js';
@@ -41,6 +43,9 @@ export { GRU, GRUCellResetAfter } from './recurrent.js';
 export { CenterCrop, Resizing, UpSampling2D, aspectCrop, kerasResize } from './resizing.js';
 
 /** Class names registered by this module (see the table above). */
-export const REGISTERED_LAYERS = ['GroupNormalization', 'UnitNormalization', 'Attention', 'MultiHeadAttention',
-  'GRU', 'GRUCellResetAfter', 'Resizing', 'UpSampling2D', 'CenterCrop', 'ReLU', 'ELU', 'Softmax', 'ZeroPadding1D', 'Cropping1D', 'UpSampling1D', 'ZeroPadding3D', 'Cropping3D', 'UpSampling3D',
-  'GlobalAveragePooling3D', 'GlobalMaxPooling3D', 'Functional'];
+export const REGISTERED_LAYERS = [
+  'GroupNormalization', 'UnitNormalization', 'Attention', 'MultiHeadAttention', 'GRU', 'GRUCellResetAfter',
+  'Resizing', 'UpSampling2D', 'CenterCrop', 'DepthwiseConv2D', 'ReLU', 'ELU', 'Softmax', 'ZeroPadding1D',
+  'Cropping1D', 'UpSampling1D', 'ZeroPadding3D', 'Cropping3D', 'UpSampling3D', 'GlobalAveragePooling3D',
+  'GlobalMaxPooling3D', 'Functional',
+];
