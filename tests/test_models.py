@@ -19,6 +19,7 @@ def _image_batch(size, n=2):
 @pytest.mark.parametrize("mode,preprocess", [
     ("caffe", lambda x: keras.applications.resnet50.preprocess_input(x.copy())),
     ("tf", lambda x: keras.applications.mobilenet_v2.preprocess_input(x.copy())),
+    ("lite", lambda x: (x - 127.0) / 128.0),  # EfficientNet-Lite (official builder's MEAN_RGB / STDDEV_RGB)
 ])
 def test_input_norm_equals_keras_preprocess_input(mode, preprocess):
     from facepack.models.common import input_norm
