@@ -112,6 +112,10 @@ def _models(tmp):
     rank4 = keras.Model(x, keras.ops.add(y, pos))
     out["rank4_bias"] = (rank4, {}, rank4)
 
+    x = L.Input((6,), name="x")  # Keras 3 gelu is exact: the graph holds Erfc, a kernel the JS library adds
+    gelu = keras.Model(x, L.Dense(3, name="d2")(L.Dense(8, activation="gelu", name="d1")(x)))
+    out["gelu_graph"] = (gelu, {"paths": ("graph-model",)}, gelu)
+
     keras.config.set_dtype_policy("mixed_float16")
     try:
         x = L.Input((8,), name="x")
@@ -164,7 +168,7 @@ def rerun(exported, tmp_path_factory):
 
 
 CASES = ["two_inputs", "embedding", "masking_lstm", "lambda_unsafe", "custom_objects", "subclassed",
-         "no_weights", "rank4_bias", "mixed_float16"]
+         "no_weights", "rank4_bias", "mixed_float16", "gelu_graph"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -230,6 +234,11 @@ def test_sample_is_checked_too(exported):
 def test_rank4_bias_is_split_for_wasm(exported):
     notes = exported["rank4_bias"][0]["models"]["rank4_bias"]["export"]["notes"]
     assert any("split 1 fused conv/matmul" in n for n in notes)
+
+
+def test_exact_gelu_graph_uses_the_js_erfc_kernel(exported):
+    notes = exported["gelu_graph"][0]["models"]["gelu_graph"]["export"]["notes"]
+    assert any("op(s) Erfc run by the JS library" in n for n in notes)
 
 
 def test_no_weights_bundle_has_only_model_json(exported):

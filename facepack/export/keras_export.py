@@ -491,15 +491,15 @@ def _write_graph(model, folder: Path, specs: list[InputSpec], quantize: str, n_o
     """model.export -> SavedModel -> converter; (notes, extra entry fields: signature keys, execution)."""
     import json
 
-    from facepack.export.tfjs_io import MODEL_JSON, has_control_flow, save_graph_model
+    from facepack.export.tfjs_io import MODEL_JSON, has_control_flow, save_graph_model, unsupported_ops
 
     try:
         _, notes = save_graph_model(model, folder, quantize, input_signature=_input_signature(model, specs))
     except Exception as err:
         text = _one_line(err)
-        if "Unsupported Ops" in str(err):  # the converter lists them on the following lines
-            ops = sorted({w for w in re.split(r"[\s,]+", str(err).split("\n", 1)[-1]) if re.match(r"^[A-Z]\w*$", w)})
-            text = f"TF.js has no kernel for op(s) {', '.join(ops) or '?'}"
+        ops = unsupported_ops(err)
+        if ops:
+            text = f"TF.js has no kernel for op(s) {', '.join(ops)} (nor does static/facepack/layers/ops.js)"
         raise _Rejected(f"SavedModel/tensorflowjs converter: {text}") from None
     model_json = json.loads((folder / MODEL_JSON).read_text())
     signature = model_json.get("signature") or {}

@@ -243,6 +243,28 @@ def unfuse_tensor_biases(model_json: dict, values: dict) -> list[str]:
     return split
 
 
+# The graph ops the JS library registers itself (tf.registerOp): single-sourced in the JS.
+JS_OPS_FILE = Path(__file__).resolve().parent.parent.parent / "static" / "facepack" / "layers" / "ops.js"
+
+
+def js_registered_ops() -> set[str]:
+    """Op names of ``REGISTERED_OPS`` in static/facepack/layers/ops.js (empty if absent)."""
+    import re
+
+    if not JS_OPS_FILE.is_file():
+        return set()
+    found = re.search(r"REGISTERED_OPS\s*=\s*\[([^\]]*)\]", JS_OPS_FILE.read_text())
+    return set(re.findall(r"['\"]([A-Za-z0-9_]+)['\"]", found.group(1))) if found else set()
+
+
+def unsupported_ops(err: BaseException) -> list[str]:
+    """The op names of the converter's "Unsupported Ops in the model ...\nA, B" error, else []."""
+    text = str(err)
+    if not text.startswith("Unsupported Ops"):
+        return []
+    return [op.strip() for op in text.split("\n", 1)[-1].split(",") if op.strip()]
+
+
 # Ops of TensorFlow's lowered control flow (v1 while loops / conds: RNN layers, masking).
 CONTROL_FLOW_OPS = frozenset({"Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond", "While",
                               "StatelessWhile", "If", "StatelessIf"})
@@ -295,7 +317,15 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none",
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model3.export(saved, format="tf_saved_model", verbose=False, input_signature=input_signature)
-        conversion.convert_tf_saved_model(saved, str(folder))
+        try:
+            conversion.convert_tf_saved_model(saved, str(folder))
+            js_ops = []
+        except ValueError as err:  # ops TF.js lacks: fine when static/facepack/layers supplies them all
+            js_ops = unsupported_ops(err)
+            if not js_ops or not set(js_ops) <= js_registered_ops():
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+            conversion.convert_tf_saved_model(saved, str(folder), skip_op_check=True)
     model_json = json.loads((folder / MODEL_JSON).read_text())
     entries = read_weights(model_json["weightsManifest"], str(folder), flatten=True)
     values = {e["name"]: np.asarray(e["data"]) for e in entries}
@@ -314,6 +344,8 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none",
                                                   quantization_dtype_map=dtype_map)
     (folder / MODEL_JSON).write_text(json.dumps(model_json))
     notes = [f"graph model; widened {len(widened)} scalar biases to rank 1 for WASM"] if widened else ["graph model"]
+    if js_ops:
+        notes.append(f"op(s) {', '.join(js_ops)} run by the JS library's own kernels (static/facepack/layers/ops.js)")
     if unfused:
         notes.append(f"split {len(unfused)} fused conv/matmul nodes whose bias is not a rank-1 weight (WASM)")
     if control:
