@@ -61,3 +61,14 @@ def test_cv_folds_partition_the_labels(reduced):
     # fold 1 is the default 20 % hold-out (same seed, same permutation)
     _, default_val, _, _ = train_beauty.load_data(_cfg(["--data", str(reduced)]))
     assert {s.path.name for s in default_val} == held[0]
+
+
+def test_held_out_metrics_report_bias_and_groups():
+    names = ["AF1.jpg", "AF2.jpg", "AM1.jpg", "AM2.jpg", "CF1.jpg", "CF2.jpg", "CM1.jpg", "CM2.jpg"]
+    true = np.array([2.0, 3.0, 2.0, 3.0, 2.0, 4.0, 1.0, 3.0])
+    pred = true - np.array([0.1, 0.1, 0.2, 0.2, -0.1, -0.1, 0.4, 0.0])
+    m = train_beauty.held_out_metrics(pred, true, names)
+    assert m["mean_signed_error"] == pytest.approx(-0.1)
+    assert sorted(m["groups"]) == ["AF", "AM", "CF", "CM"] and m["groups"]["CF"]["mean_signed_error"] == pytest.approx(0.1)
+    assert m["groups"]["CM"]["mae"] == pytest.approx(0.2) and m["groups"]["AF"]["pc"] == pytest.approx(1.0)
+    assert "groups" not in train_beauty.held_out_metrics(pred, true)

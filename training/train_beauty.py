@@ -224,14 +224,37 @@ def compile_phase(keras, model, cfg: dict, phase: str, steps: int):
 # ---------------------------------------------------------------------------------------------
 # Train / Evaluate
 # ---------------------------------------------------------------------------------------------
-def evaluate(model, val_batches, val_scores, cfg, run_dir: Path | None = None) -> tuple[dict, np.ndarray]:
-    """Held-out PC / MAE / RMSE on 1..5 (and the scatter plot when run_dir is given)."""
+GROUPS = ("AF", "AM", "CF", "CM")  # SCUT-FBP5500 file-name prefixes: Asian/Caucasian female/male
+
+
+def held_out_metrics(pred, true, names=None) -> dict:
+    """PC / MAE / RMSE / n on 1..5, the mean signed error (predicted - true; < 0: scores too low),
+    and the same per SCUT group (AF/AM/CF/CM, from the file-name prefix) when ``names`` are given."""
     from facepack.metrics import beauty_metrics
+
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    metrics = dict(beauty_metrics(pred, true), mean_signed_error=float(np.mean(pred - true)))
+    if names is not None:
+        prefix = np.array([str(n)[:2].upper() for n in names])
+        groups = {}
+        for g in GROUPS:
+            sel = prefix == g
+            if sel.sum() >= 2:
+                groups[g] = dict(beauty_metrics(pred[sel], true[sel]),
+                                 mean_signed_error=float(np.mean(pred[sel] - true[sel])))
+        if groups:
+            metrics["groups"] = groups
+    return metrics
+
+
+def evaluate(model, val_batches, val_scores, cfg, run_dir: Path | None = None,
+             val_names=None) -> tuple[dict, np.ndarray]:
+    """Held-out metrics (held_out_metrics) on 1..5, and the scatter plot when run_dir is given."""
     from facepack.models.beauty import expected_score, score_to_1to5
 
     probs = model.predict(val_batches, verbose=0)
     pred = score_to_1to5(expected_score(probs))
-    metrics = beauty_metrics(pred, np.asarray(val_scores))
+    metrics = held_out_metrics(pred, val_scores, val_names)
     if run_dir is not None:
         from facepack.plots import score_scatter
 
@@ -255,7 +278,7 @@ def prepare_data(keras, cfg: dict) -> dict:
         val_b = packed_batches(keras, packed, cfg["batch_size"], False, label_sigma=cfg["label_sigma"])
         is_val = packed["is_val"] == 1
         return {"train": train_b, "val": val_b, "n_train": int((~is_val).sum()), "n_val": int(is_val.sum()),
-                "val_scores": packed["scores"][is_val], "dataset": dict(meta["dataset"], packed=str(cfg["data"])),
+                "val_scores": packed["scores"][is_val], "val_names": packed["names"][is_val], "dataset": dict(meta["dataset"], packed=str(cfg["data"])),
                 "synthetic": bool(meta["dataset"]["synthetic"]),
                 "pipeline_ips": lambda: pipeline_images_per_second(train_b)}
     from facepack.data.scut import dataset_fingerprint
@@ -270,6 +293,7 @@ def prepare_data(keras, cfg: dict) -> dict:
     steps = int(np.ceil(len(train_set) / cfg["batch_size"]))
     return {"train": train_ds, "val": val_ds, "n_train": len(train_set), "n_val": len(val_set),
             "val_scores": np.array([s.score for s in val_set]), "synthetic": bool(data.synthetic),
+            "val_names": [Path(s.path).name for s in val_set],
             "dataset": dict(dataset_info(data, held_out, train_set, val_set, dataset_fingerprint), crop=crops),
             "pipeline_ips": lambda: measure_images_per_second(train_ds, batches=min(10, steps))}
 
@@ -351,8 +375,14 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
             start = end
         train_seconds = time.perf_counter() - t_train
 
-    metrics, _ = evaluate(model, val_ds, d["val_scores"], cfg, run_dir)
-    print(f"held-out: PC {metrics['pc']:.4f}  MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  (1..5, n={metrics['n']})")
+    metrics, pred = evaluate(model, val_ds, d["val_scores"], cfg, run_dir, d["val_names"])
+    np.savez(run_dir / "held_out_predictions.npz", names=np.asarray(d["val_names"]), pred_1to5=pred,
+             true_1to5=np.asarray(d["val_scores"]))
+    print(f"held-out: PC {metrics['pc']:.4f}  MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  "
+          f"mean signed error {metrics['mean_signed_error']:+.4f}  (1..5, n={metrics['n']})")
+    for g, m in metrics.get("groups", {}).items():
+        print(f"  {g}: PC {m['pc']:.4f}  MAE {m['mae']:.4f}  RMSE {m['rmse']:.4f}  "
+              f"mean signed error {m['mean_signed_error']:+.4f}  (n={m['n']})")
     training.save_model(keras, model, run_dir / "model.keras")
     cols = history.columns()
     from facepack.plots import training_curves
