@@ -144,3 +144,18 @@ def test_option_the_js_layer_lacks_is_refused_at_export():
     model = _seq((8, 8, 3), keras.layers.Resizing(4, 4, interpolation="bicubic", name="rs"))
     with pytest.raises(BridgeError, match=r"layer 'rs' \(Resizing\): interpolation='bicubic' is not implemented"):
         to_tf_keras(model, tf_keras)
+
+
+def test_masked_cross_attention_is_refused():
+    """TF.js gives a layer only its first input's Keras mask at predict time."""
+    ids = keras.Input((6,), dtype="int32")
+    e = keras.layers.Embedding(10, 4, mask_zero=True)(ids)
+    y = keras.layers.Attention(name="att")([e, keras.layers.Dense(4)(e)])
+    with pytest.raises(BridgeError, match=r"layer 'att' \(Attention\): Keras masks on inputs that are not one"):
+        to_tf_keras(keras.Model(ids, y), tf_keras)
+
+
+def test_zero_output_for_mask_reaches_tf_keras():
+    model = _seq((5, 3), keras.layers.LSTM(2, return_sequences=True, zero_output_for_mask=True, name="rnn"))
+    model2, _ = to_tf_keras(model, tf_keras)
+    assert model2.get_layer("rnn").get_config()["zero_output_for_mask"] is True

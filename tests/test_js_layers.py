@@ -53,6 +53,20 @@ def _mha(keras, cross: bool, causal: bool = False, **kwargs):
     return keras.Model([q, v, k], y)
 
 
+def _masked(keras, layer):
+    """Token ids (0 = padding) -> Embedding(mask_zero=True) -> ``layer(keras, embedded)``: Keras masks."""
+    ids = keras.Input((6,), dtype="int32")
+    return keras.Model(ids, layer(keras, keras.layers.Embedding(10, 4, mask_zero=True)(ids)))
+
+
+def _token_ids(xs):
+    """Probe -> int32 ids in 1..9 with trailing padding (sample 0: 2 padded steps, sample 1: 4)."""
+    ids = 1 + (np.abs(np.round(xs[0] * 3)).astype(np.int32) % 9)
+    ids[0, 4:] = 0
+    ids[1, 2:] = 0
+    xs[0] = ids
+
+
 def _gelu_dense(keras):
     return _seq(keras, (6,), keras.layers.Dense(5, activation="gelu"), keras.layers.Activation("gelu"))
 
@@ -87,6 +101,12 @@ CASES = {
     "softmax_two_axes": lambda k: _seq(k, (4, 5), k.layers.Softmax(axis=(1, 2))),
     "gelu_exact": _gelu_dense,
     # -- other layer kinds
+    "masked_attention": lambda k: _masked(k, lambda k, e: k.layers.Attention(use_scale=True)([e, e])),
+    "masked_mha_causal": lambda k: _masked(k, lambda k, e: k.layers.MultiHeadAttention(2, 3)(e, e, use_causal_mask=True)),
+    "masked_mha_dropout": lambda k: _masked(k, lambda k, e: k.layers.MultiHeadAttention(2, 3, dropout=0.1)(e, e)),
+    "masked_bidirectional_lstm": lambda k: _masked(k, lambda k, e: k.layers.Bidirectional(k.layers.LSTM(3, return_sequences=True))(e)),
+    "masked_bidirectional_gru": lambda k: _masked(k, lambda k, e: k.layers.Bidirectional(k.layers.GRU(3, return_sequences=True))(e)),
+    "masked_simple_rnn_backwards": lambda k: _masked(k, lambda k, e: k.layers.SimpleRNN(3, return_sequences=True, go_backwards=True, zero_output_for_mask=True)(e)),
     "masking_lstm": lambda k: _seq(k, (6, 3), k.layers.Masking(0.0), k.layers.LSTM(4)),
     "layer_norm_two_axes": lambda k: _seq(k, (4, 5, 3), k.layers.LayerNormalization(axis=[-2, -1])),
     "depthwise_conv2d_dilated": lambda k: _seq(k, (9, 9, 3), k.layers.DepthwiseConv2D(3, dilation_rate=(2, 3), depth_multiplier=2, padding="same")),
@@ -113,6 +133,9 @@ CASES = {
 }
 # Cases whose probe needs more than N(0, 1) noise: name -> fn(list of inputs) in place.
 PROBE_EDITS = {
+    **{name: _token_ids for name in ("masked_attention", "masked_mha_causal", "masked_mha_dropout",
+                                     "masked_bidirectional_lstm", "masked_bidirectional_gru",
+                                     "masked_simple_rnn_backwards")},
     "masking_lstm": lambda xs: xs[0].__setitem__((0, 4, slice(None)), 0.0) or xs[0].__setitem__((1, 1, slice(None)), 0.0),
     # exponential of a random dense layer: keep its inputs small so outputs stay O(1)
     "activations": lambda xs: xs[0].__imul__(0.3),
@@ -127,7 +150,10 @@ CUSTOM_LAYERS = {
     "cropping1d": "Cropping1D", "cropping3d": "Cropping3D", "zero_padding3d": "ZeroPadding3D",
     "upsampling1d": "UpSampling1D", "upsampling3d": "UpSampling3D", "global_pooling3d": ("GlobalMaxPooling3D", "GlobalAveragePooling3D"),
     "center_crop": "CenterCrop", "depthwise_conv2d_dilated": "DepthwiseConv2D",
-    "separable_conv1d_dilated": "DepthwiseConv2D",
+    "separable_conv1d_dilated": "DepthwiseConv2D", "masked_attention": "Attention",
+    "masked_mha_causal": "MultiHeadAttention", "masked_mha_dropout": "MultiHeadAttention",
+    "masked_bidirectional_lstm": ("Bidirectional", "LSTM"), "masked_bidirectional_gru": ("Bidirectional", "GRU"),
+    "masked_simple_rnn_backwards": "SimpleRNN",
 }
 
 

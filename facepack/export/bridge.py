@@ -53,11 +53,14 @@ _BASE_LAYER_KEYS = {"name", "trainable", "dtype", "dynamic", "input_dim", "input
 _DROP_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 # Keras 3 keys that only matter for training, or only together with another key handled below.
 _HARMLESS = {"renorm_momentum", "renorm_clipping", "synchronized", "seed", "dropout", "recurrent_dropout",
-             "zero_output_for_mask", "fill_mode", "fill_value"}
+             "fill_mode", "fill_value"}
+# Keys a tf_keras class takes through **kwargs (so not in its signature), per class.
+_KWARGS_KEYS = {cls: {"zero_output_for_mask"} for cls in ("LSTM", "GRU", "SimpleRNN")}
 # Keras 3 keys tf_keras lacks, with the value(s) under which dropping them changes nothing.
 _INERT = {"renorm": (False,), "rms_scaling": (False,), "quantization_config": (None,), "use_gate": (False,),
           "sliding_window": (None,), "pad_to_aspect_ratio": (False,), "antialias": (False,),
-          "data_format": ("channels_last",), "unroll": (False,), "flash_attention": (None, False)}
+          "data_format": ("channels_last",), "unroll": (False,), "flash_attention": (None, False),
+          "zero_output_for_mask": (False,)}
 # Keras 3 key -> tf_keras key, per layer class.
 _RENAMED_KEYS = {"LeakyReLU": {"negative_slope": "alpha"}}
 # Keras 3 wrappers whose config holds whole layer configs under these keys.
@@ -127,7 +130,7 @@ def sanitize_config(tf_keras, class_name: str, config: dict, strict: bool = True
     if cls is None:
         raise BridgeError(f"layer class {class_name!r} (layer {config.get('name')!r}) does not exist in tf_keras")
     params = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs", "args"}
-    allowed = params | _BASE_LAYER_KEYS
+    allowed = params | _BASE_LAYER_KEYS | _KWARGS_KEYS.get(class_name, set())
     renames = _RENAMED_KEYS.get(class_name, {})
     out, dropped = {}, []
     for key, value in config.items():
@@ -359,6 +362,16 @@ def _separable_conv2d(tf_keras, x, cfg: dict, lname: str, layer3):
     return y
 
 
+def _check_attention_masks(cls: str, args: list, kwargs: dict, lname: str) -> None:
+    """TF.js hands a layer only its FIRST input's Keras mask at predict time, so masked inputs
+    to Attention / MultiHeadAttention are exported only for self-attention (one tensor)."""
+    flat = [t for a in args for t in (a if isinstance(a, (list, tuple)) else [a])]
+    flat += [v for k, v in kwargs.items() if k in ("value", "key")]
+    if any(getattr(t, "_keras_mask", None) is not None for t in flat) and any(t is not flat[0] for t in flat):
+        raise BridgeError(f"layer {lname!r} ({cls}): Keras masks on inputs that are not one and the same tensor "
+                          f"reach TF.js layers only in part; pass attention_mask= explicitly or export a graph model")
+
+
 def _multi_head_attention(tf_keras, args: list, kwargs: dict, cfg: dict, lname: str):
     """tf_keras MultiHeadAttention built by calling it (its from_config wants query_shape & co.)."""
     clean, _ = sanitize_config(tf_keras, "MultiHeadAttention", cfg)
@@ -368,6 +381,7 @@ def _multi_head_attention(tf_keras, args: list, kwargs: dict, cfg: dict, lname: 
     query, value = (args + [kwargs.pop("value", None)])[:2] if len(args) < 2 else args[:2]
     if len(args) > 2:
         kwargs["key"] = args[2]
+    _check_attention_masks("MultiHeadAttention", [query, value], kwargs, lname)
     return layer, layer(query, value, **kwargs)
 
 
@@ -525,6 +539,8 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
                     except (TypeError, ValueError, KeyError) as err:
                         raise BridgeError(f"layer {lname!r} ({cls}): tf_keras cannot rebuild it from its config "
                                           f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+                    if cls == "Attention":
+                        _check_attention_masks(cls, list(args), kwargs, lname)
                     try:
                         y = layer(*args, **kwargs)
                     except TypeError as err:

@@ -18,8 +18,33 @@ function causalMask(queryLength, keyLength) {
   });
 }
 
+/** Attention's masked softmax (attention.py:_apply_scores): masked scores lowered by 1e9. */
 function softmaxWithMask(scores, mask) {
   return mask == null ? tf.softmax(scores) : tf.softmax(scores.sub(tf.scalar(1).sub(mask).mul(MASK_PENALTY)));
+}
+
+/**
+ * MultiHeadAttention's masked softmax: masked scores set to -1e9 (a fully masked row gives a
+ * uniform row), as Keras 3's dot_product_attention path does
+ * (keras/src/backend/tensorflow/nn.py:_apply_masks); with dropout > 0 Keras takes its Softmax-layer
+ * path instead (keras/src/layers/activations/softmax.py), which also zeroes the masked weights.
+ */
+function softmaxWhereMask(scores, mask, zeroMasked) {
+  if (mask == null) return tf.softmax(scores);
+  const keep = tf.greater(mask, 0.5);
+  const weights = tf.softmax(tf.where(keep, scores, tf.fill(scores.shape, -MASK_PENALTY)));
+  return zeroMasked ? tf.where(keep, weights, 0) : weights;
+}
+
+/**
+ * The Keras masks of [query, value, key] at predict time. TF.js passes only the first input's
+ * mask (tfjs-layers executor.ts: kwargs.mask = inputMasks[0]); the exporter allows masked
+ * inputs only when every input is the same tensor (self-attention), where that mask is all of them.
+ */
+function inputMasks(mask, sameInputs) {
+  if (Array.isArray(mask)) return mask;
+  if (mask == null) return [];
+  return sameInputs ? [mask, mask, mask] : [mask];
 }
 
 /** mirrors keras/src/layers/attention/attention.py (inputs [query, value] or [query, value, key]). */
@@ -51,13 +76,13 @@ export class Attention extends tf.layers.Layer {
   }
 
   computeMask(inputs, mask) {
-    return Array.isArray(mask) ? mask[0] ?? null : null;
+    return (Array.isArray(mask) ? mask[0] : mask) ?? null;
   }
 
   call(inputs, kwargs) {
     return tf.tidy(() => {
       const [query, value, key = value] = inputs;
-      const masks = Array.isArray(kwargs?.mask) ? kwargs.mask : [];
+      const masks = inputMasks(kwargs?.mask, this.callArgs.sameInputs);
       let scores;
       if (this.scoreMode === 'dot') {
         scores = tf.matMul(query, key, false, true);
@@ -99,6 +124,7 @@ export class MultiHeadAttention extends tf.layers.Layer {
     this.keyDim = config.keyDim;
     this.valueDim = config.valueDim ?? config.keyDim;
     this.useBias = config.useBias ?? true;
+    this.dropout = config.dropout ?? 0;
     this.outputShape_ = config.outputShape ?? null;
     this.attentionAxes = config.attentionAxes ?? null;
     this.callArgs = config.callArgs ?? {};
@@ -106,7 +132,8 @@ export class MultiHeadAttention extends tf.layers.Layer {
     if (axes != null && !(axes.length === 1 && (axes[0] === 1 || axes[0] === -2))) {
       throw new Error(`${this.name}: attention_axes ${JSON.stringify(this.attentionAxes)} is not supported (only the sequence axis of rank-3 inputs)`);
     }
-    const known = new Set(['tensorNames', 'useCausalMask', 'value', 'key', 'attentionMask']);
+    this.supportsMasking = true;
+    const known = new Set(['tensorNames', 'sameInputs', 'useCausalMask', 'value', 'key', 'attentionMask']);
     for (const k of Object.keys(this.callArgs)) {
       if (!known.has(k)) throw new Error(`${this.name}: call argument ${k} is not supported`);
     }
@@ -161,19 +188,27 @@ export class MultiHeadAttention extends tf.layers.Layer {
     return y.reshape([b, l, this.numHeads, dim]).transpose([0, 2, 1, 3]);
   }
 
-  call(inputs) {
+  computeMask(inputs, mask) {
+    return (Array.isArray(mask) ? mask[0] : mask) ?? null;
+  }
+
+  call(inputs, kwargs) {
     return tf.tidy(() => {
       const { query, value, key, attentionMask } = this.split(inputs);
+      // mirrors multi_head_attention.py:_compute_attention_mask: query [B, T, 1] & value, key [B, 1, S]
+      const [queryMask, valueMask, keyMask] = inputMasks(kwargs?.mask, this.callArgs.sameInputs);
       const q = this.project(query, this.queryDense, this.keyDim).mul(1 / Math.sqrt(this.keyDim));
       const k = this.project(key, this.keyDense, this.keyDim);
       const v = this.project(value, this.valueDense, this.valueDim);
       const scores = tf.matMul(q, k, false, true); // (B, heads, T, S)
-      let mask = attentionMask != null ? attentionMask.cast('float32').expandDims(1) : null;
-      if (this.callArgs.useCausalMask) {
-        const causal = causalMask(scores.shape[2], scores.shape[3]).expandDims(1);
-        mask = mask == null ? causal : mask.mul(causal);
-      }
-      const context = tf.matMul(softmaxWithMask(scores, mask), v); // (B, heads, T, value_dim)
+      const parts = [];
+      if (queryMask != null) parts.push(queryMask.cast('float32').expandDims(-1));
+      if (valueMask != null) parts.push(valueMask.cast('float32').expandDims(-2));
+      if (keyMask != null && key !== value) parts.push(keyMask.cast('float32').expandDims(-2));
+      if (this.callArgs.useCausalMask) parts.push(causalMask(scores.shape[2], scores.shape[3]));
+      if (attentionMask != null) parts.push(attentionMask.cast('float32'));
+      const mask = parts.length ? parts.reduce((a, b) => a.mul(b)).expandDims(1) : null; // heads axis
+      const context = tf.matMul(softmaxWhereMask(scores, mask, this.dropout > 0), v); // (B, heads, T, value_dim)
       const [b, , t] = context.shape;
       const flat = context.transpose([0, 2, 1, 3]).reshape([b * t, this.numHeads * this.valueDim]);
       const out = this.outputKernel.read().shape[2];
@@ -185,7 +220,7 @@ export class MultiHeadAttention extends tf.layers.Layer {
 
   getConfig() {
     return { ...super.getConfig(), numHeads: this.numHeads, keyDim: this.keyDim, valueDim: this.valueDim,
-      useBias: this.useBias, outputShape: this.outputShape_, attentionAxes: this.attentionAxes, callArgs: this.callArgs };
+      useBias: this.useBias, dropout: this.dropout, outputShape: this.outputShape_, attentionAxes: this.attentionAxes, callArgs: this.callArgs };
   }
 }
 tf.serialization.registerClass(MultiHeadAttention);

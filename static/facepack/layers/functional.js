@@ -8,8 +8,8 @@
  * model.predict() drops per-call kwargs altogether. So the 'Functional' class is re-registered
  * with a fromConfig that, for the layers named in CALL_ARG_LAYERS only, (1) appends each tensor
  * reference to the node's inputs, in the order it appears, and (2) moves every call argument
- * into the layer's config as `callArgs` ({tensorNames: ['value', 'key'], useCausalMask: true}),
- * where the layer reads it. Other layers' nodes are left as TF.js reads them.
+ * into the layer's config as `callArgs` ({tensorNames: ['value', 'key'], useCausalMask: true,
+ * sameInputs: false}), where the layer reads it (sameInputs: every input is the same tensor). Other layers' nodes are left as TF.js reads them.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -52,6 +52,8 @@ export function hoistCallArgs(config) {
         }
       }
       args.tensorNames = tensorNames;
+      const refs = [...node, ...extra].map((entry) => `${entry[0]}/${entry[1]}/${entry[2]}`);
+      args.sameInputs = refs.every((r) => r === refs[0]);
       if (callArgs && JSON.stringify(callArgs) !== JSON.stringify(args)) {
         throw new Error(`layer ${layer.name}: shared with different call arguments (${JSON.stringify(callArgs)} vs ${JSON.stringify(args)}); not supported`);
       }

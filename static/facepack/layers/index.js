@@ -14,6 +14,8 @@
  *   MultiHeadAttention   new (rank 3, causal, masks) attention.js
  *   GRU                  replaces TF.js' (reset_after=True; False runs TF.js' GRUCell)  recurrent.js
  *   GRUCellResetAfter    new (the cell of the above)  recurrent.js
+ *   LSTM, SimpleRNN      replace TF.js' (zero_output_for_mask)  recurrent.js
+ *   Bidirectional        replaces TF.js' (zero_output_for_mask = return_sequences, as Keras)  recurrent.js
  *   Resizing             replaces TF.js' (keeps the batch axis; half-pixel centres; crop_to_aspect_ratio)  resizing.js
  *   UpSampling2D         replaces TF.js' (bilinear with half-pixel centres)  resizing.js
  *   CenterCrop           replaces TF.js' (batched input; smart_resize when smaller)  resizing.js
@@ -39,12 +41,13 @@ export {
   Cropping1D, Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling1D, UpSampling3D, ZeroPadding1D,
   ZeroPadding3D,
 } from './reshaping.js';
-export { GRU, GRUCellResetAfter } from './recurrent.js';
+export { Bidirectional, GRU, GRUCellResetAfter, LSTM, SimpleRNN } from './recurrent.js';
 export { CenterCrop, Resizing, UpSampling2D, aspectCrop, kerasResize } from './resizing.js';
 
 /** Class names registered by this module (see the table above). */
 export const REGISTERED_LAYERS = [
   'GroupNormalization', 'UnitNormalization', 'Attention', 'MultiHeadAttention', 'GRU', 'GRUCellResetAfter',
+  'LSTM', 'SimpleRNN', 'Bidirectional',
   'Resizing', 'UpSampling2D', 'CenterCrop', 'DepthwiseConv2D', 'ReLU', 'ELU', 'Softmax', 'ZeroPadding1D',
   'Cropping1D', 'UpSampling1D', 'ZeroPadding3D', 'Cropping3D', 'UpSampling3D', 'GlobalAveragePooling3D',
   'GlobalMaxPooling3D', 'Functional',

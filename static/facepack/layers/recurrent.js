@@ -1,14 +1,45 @@
 /**
- * GRU with Keras 3's default reset_after=True (TF.js 4.22's GRUCell throws on it).
+ * Recurrent layers with the Keras semantics TF.js 4.22 lacks:
  *
- * Re-registers the class name 'GRU' (so Bidirectional(GRU) finds it too): reset_after=False
- * runs TF.js' own GRUCell unchanged; reset_after=True uses GRUCellResetAfter below. Weights as
- * tf_keras writes them: <layer>/gru_cell/kernel (D, 3u), recurrent_kernel (u, 3u), and a bias of
- * shape (2, 3u) (input bias, recurrent bias). Inference only: dropout is not applied.
+ * - GRU with Keras 3's default reset_after=True (TF.js' GRUCell throws on it): reset_after=False
+ *   runs TF.js' own GRUCell unchanged; reset_after=True uses GRUCellResetAfter below. Weights as
+ *   tf_keras writes them: <layer>/gru_cell/kernel (D, 3u), recurrent_kernel (u, 3u), and a bias
+ *   of shape (2, 3u) (input bias, recurrent bias). Inference only: dropout is not applied.
+ * - zero_output_for_mask: masked steps of a returned sequence are zeros (Keras; TF.js repeats the
+ *   previous output). LSTM, GRU and SimpleRNN read it from their config, and Bidirectional sets
+ *   it to return_sequences on both directions, as Keras' Bidirectional does.
+ *
+ * Re-registered class names: GRU, LSTM, SimpleRNN, Bidirectional.
  */
 import * as tf from '@tensorflow/tfjs';
 
 const BuiltinGRUCell = tf.layers.gruCell({ units: 1 }).constructor;
+const BuiltinLSTM = tf.layers.lstm({ units: 1 }).constructor;
+const BuiltinSimpleRNN = tf.layers.simpleRNN({ units: 1 }).constructor;
+const BuiltinBidirectional = tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 1 }) }).constructor;
+
+/**
+ * The RNN output with masked steps zeroed (keras/src/backend/tensorflow/rnn.py, zero_output_for_mask):
+ * `out` is the sequence (B, T, U), or [sequence, ...states]; `mask` (B, T) in input order (the
+ * sequence of a go_backwards layer is in reversed order, and so is the mask applied to it).
+ */
+function zeroMaskedSteps(layer, out, mask) {
+  if (!layer.zeroOutputForMask || !layer.returnSequences || mask == null) return out;
+  const seq = Array.isArray(out) ? out[0] : out;
+  let m = mask.cast(seq.dtype);
+  if (layer.goBackwards) m = tf.reverse(m, 1);
+  const zeroed = seq.mul(m.expandDims(-1));
+  return Array.isArray(out) ? [zeroed, ...out.slice(1)] : zeroed;
+}
+
+function rnnCall(layer, call, inputs, kwargs) {
+  return tf.tidy(() => {
+    const mask = kwargs == null ? null : kwargs.mask;
+    const training = kwargs == null ? null : kwargs.training;
+    const initialState = kwargs == null ? null : kwargs.initialState;
+    return zeroMaskedSteps(layer, call({ mask, training, initialState }), mask);
+  });
+}
 
 /** mirrors keras/src/layers/rnn/gru.py:GRUCell.call with reset_after=True. */
 export class GRUCellResetAfter extends BuiltinGRUCell {
@@ -65,16 +96,16 @@ export class GRU extends tf.RNN {
   constructor(args) {
     const { cell, ...rest } = args;
     super({ ...rest, cell: args.resetAfter ? new GRUCellResetAfter(rest) : new BuiltinGRUCell(rest) });
+    this.zeroOutputForMask = args.zeroOutputForMask ?? false;
   }
 
   // mirrors tfjs-layers recurrent.ts GRU.call: per-call masks and state only
   call(inputs, kwargs) {
-    return tf.tidy(() => {
-      const mask = kwargs == null ? null : kwargs.mask;
-      const training = kwargs == null ? null : kwargs.training;
-      const initialState = kwargs == null ? null : kwargs.initialState;
-      return super.call(inputs, { mask, training, initialState });
-    });
+    return rnnCall(this, (kw) => super.call(inputs, kw), inputs, kwargs);
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), zeroOutputForMask: this.zeroOutputForMask };
   }
 
   static fromConfig(cls, config) {
@@ -82,3 +113,52 @@ export class GRU extends tf.RNN {
   }
 }
 tf.serialization.registerClass(GRU);
+
+export class LSTM extends BuiltinLSTM {
+  static className = 'LSTM';
+
+  constructor(args) {
+    super(args);
+    this.zeroOutputForMask = args.zeroOutputForMask ?? false;
+  }
+
+  call(inputs, kwargs) {
+    return rnnCall(this, (kw) => super.call(inputs, kw), inputs, kwargs);
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), zeroOutputForMask: this.zeroOutputForMask };
+  }
+}
+tf.serialization.registerClass(LSTM);
+
+export class SimpleRNN extends BuiltinSimpleRNN {
+  static className = 'SimpleRNN';
+
+  constructor(args) {
+    super(args);
+    this.zeroOutputForMask = args.zeroOutputForMask ?? false;
+  }
+
+  call(inputs, kwargs) {
+    return rnnCall(this, (kw) => super.call(inputs, kw), inputs, kwargs);
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), zeroOutputForMask: this.zeroOutputForMask };
+  }
+}
+tf.serialization.registerClass(SimpleRNN);
+
+/** mirrors keras/src/layers/rnn/bidirectional.py: both directions get zero_output_for_mask = return_sequences. */
+export class Bidirectional extends BuiltinBidirectional {
+  static className = 'Bidirectional';
+
+  constructor(args) {
+    super(args);
+    for (const layer of [this.forwardLayer, this.backwardLayer]) {
+      if ('zeroOutputForMask' in layer) layer.zeroOutputForMask = this.returnSequences;
+    }
+  }
+}
+tf.serialization.registerClass(Bidirectional);
