@@ -65,6 +65,11 @@ def _models(tmp):
              b=np.full((SAMPLE_ROWS, 4), 5.0, np.float32))
     out["two_inputs"] = (two, {"sample": tmp / "two.npz"}, two)
 
+    a, b = L.Input((8,), name="a"), L.Input((4,), name="b")  # dict in, dict out (two outputs)
+    c = L.Concatenate(name="cat")([a, b])
+    dict_io = keras.Model({"a": a, "b": b}, {"q": L.Dense(2, name="q")(c), "p": L.Dense(3, name="p")(c)})
+    out["dict_io"] = (dict_io, {}, dict_io)
+
     tokens = L.Input((10,), dtype="int32", name="tokens")
     e = L.Embedding(50, 6, mask_zero=True, name="emb")(tokens)
     emb = keras.Model(tokens, L.Dense(2, name="d")(L.GlobalAveragePooling1D(name="gap")(e)))
@@ -159,15 +164,19 @@ def rerun(exported, tmp_path_factory):
             from facepack.export.keras_export import float32_twin
 
             model = float32_twin(keras_model)[0]
-        probe = make_probes(model, input_specs(model), seed=99)
-        requests.append((case, probe.arrays))
+        specs = input_specs(model)
+        probe = make_probes(model, specs, seed=99)
+        if len(specs) > 1:  # by input name, in reverse order: generic.js must map names, not positions
+            requests.append((case, {s.name: a for s, a in reversed(list(zip(specs, probe.arrays)))}))
+        else:
+            requests.append((case, probe.arrays))
         keras_outs[case] = keras_outputs(model, probe.arrays)
     (root / manifest_mod.MANIFEST_FILE).write_text(json.dumps({"spec": {}, "models": entries}))
     results = run_node_backends(root, BACKENDS, requests, root / "work")
     return {case: {b: results[b][i] for b in BACKENDS} for i, (case, _) in enumerate(requests)}, keras_outs
 
 
-CASES = ["two_inputs", "embedding", "masking_lstm", "lambda_unsafe", "custom_objects", "subclassed",
+CASES = ["two_inputs", "dict_io", "embedding", "masking_lstm", "lambda_unsafe", "custom_objects", "subclassed",
          "no_weights", "rank4_bias", "mixed_float16", "gelu_graph"]
 
 
@@ -222,6 +231,12 @@ def test_probes_follow_input_specs(exported):
     assert "token ids in [0, 50)" in emb["parity"]["probe"] and "mask_zero" in emb["parity"]["probe"]
     two = exported["two_inputs"][0]["models"]["two_inputs"]
     assert [i["name"] for i in two["inputs"]] == ["a", "b"]
+
+
+def test_dict_outputs_keep_keras_order(exported):
+    entry = exported["dict_io"][0]["models"]["dict_io"]
+    assert [o["name"] for o in entry["outputs"]] == ["p", "q"]  # keras.tree.flatten: sorted keys
+    assert [o["shape"] for o in entry["outputs"]] == [[None, 3], [None, 2]]
 
 
 def test_sample_is_checked_too(exported):

@@ -5,8 +5,9 @@
 //
 //   node facepack/export/node_check.mjs BUNDLE BACKENDS JOB.json     (BACKENDS: "cpu,wasm")
 //
-// JOB.json: {"requests": [{"name": "m", "inputs": [{"file": "x.bin", "shape": [2, 8], "dtype": "int32"}]}],
-//            "out": "DIR"}
+// JOB.json: {"requests": [{"name": "m", "inputs": [{"file": "x.bin", "shape": [2, 8], "dtype": "int32",
+//                                                 "key": "tokens"}]}], "out": "DIR"}
+// (with "key" on every input, predictAsync gets an object by input name, else an array / one input)
 // Inputs are raw little-endian float32 / int32 (bool: one byte each). Output k of request i on
 // backend b goes to DIR/<b>_<i>_<k>.bin; DIR/result.json is {backends: {b: active name},
 // results: {b: [{name, shapes, dtypes, files} | {name, error}]}}. A failing request (load or
@@ -40,7 +41,10 @@ async function runOne(backend, i, req) {
   const net = await load(bundle, req.name);
   try {
     const before = tf.memory().numTensors;
-    const out = await net.predictAsync(inputs.length === 1 ? inputs[0] : inputs);
+    const byName = req.inputs.length > 0 && req.inputs.every((s) => s.key);
+    const x = byName ? Object.fromEntries(req.inputs.map((s, k) => [s.key, inputs[k]]))
+      : (inputs.length === 1 ? inputs[0] : inputs);
+    const out = await net.predictAsync(x);
     const outs = Array.isArray(out) ? out : [out];
     const files = [];
     for (const [k, t] of outs.entries()) {

@@ -46,19 +46,20 @@ class NodeRunError(RuntimeError):
     """TF.js could not load or run one model on one backend (message: the TF.js error)."""
 
 
-def _as_inputs(x) -> list[np.ndarray]:
+def _as_inputs(x) -> list[tuple[str | None, np.ndarray]]:
     if isinstance(x, dict):
-        return list(x.values())
+        return [(str(k), v) for k, v in x.items()]
     if isinstance(x, (list, tuple)):
-        return list(x)
-    return [x]
+        return [(None, v) for v in x]
+    return [(None, x)]
 
 
 def run_node_backends(bundle: Path, backends, requests: list, work: Path) -> dict:
     """Run every (model name, inputs) of ``bundle`` on each backend, in ONE Node process.
 
-    inputs: one array, or a list of arrays in the manifest's input order (dtype float*, int* or
-    bool; sent as float32 / int32 / bool). Returns {backend: [list of output arrays, or a
+    inputs: one array, a list of arrays in the manifest's input order, or a dict {input name:
+    array} (passed to predictAsync as an object by name); dtype float*, int* or bool, sent as
+    float32 / int32 / bool. Returns {backend: [list of output arrays, or a
     NodeRunError when TF.js failed to load or run that request on that backend]}.
     Raises RuntimeError when Node itself fails.
     """
@@ -67,11 +68,12 @@ def run_node_backends(bundle: Path, backends, requests: list, work: Path) -> dic
     reqs = []
     for i, (name, x) in enumerate(requests):
         specs = []
-        for j, arr in enumerate(_as_inputs(x)):
+        for j, (key, arr) in enumerate(_as_inputs(x)):
             dtype = tfjs_dtype(np.asarray(arr).dtype)
             path = work / f"in_{i}_{j}.bin"
             np.ascontiguousarray(arr, dtype=_NP_DTYPES[dtype]).tofile(path)
-            specs.append({"file": str(path), "shape": list(np.shape(arr)), "dtype": dtype})
+            specs.append({"file": str(path), "shape": list(np.shape(arr)), "dtype": dtype,
+                          **({"key": key} if key is not None else {})})
         reqs.append({"name": name, "inputs": specs})
     job = work / "job.json"
     job.write_text(json.dumps({"requests": reqs, "out": str(work)}))
