@@ -40,7 +40,7 @@ def _noisy(model, seed=3):
 
 def _same(model3, xs):
     model2, notes = to_tf_keras(model3, tf_keras)
-    want = np.asarray(model3(xs))
+    want = np.asarray(model3(xs, training=False))
     got = np.asarray(model2(xs))
     assert got.shape == want.shape
     assert np.max(np.abs(got - want)) / max(1.0, np.max(np.abs(want))) < REL_TOL
@@ -159,3 +159,13 @@ def test_zero_output_for_mask_reaches_tf_keras():
     model = _seq((5, 3), keras.layers.LSTM(2, return_sequences=True, zero_output_for_mask=True, name="rnn"))
     model2, _ = to_tf_keras(model, tf_keras)
     assert model2.get_layer("rnn").get_config()["zero_output_for_mask"] is True
+
+
+def test_random_augmentations_are_removed():
+    """Keras' augmentation layers return their input at inference; TF.js has none of them."""
+    L = keras.layers
+    model = _noisy(_seq((8, 8, 3), L.RandomFlip(), L.RandomRotation(0.2), L.RandomZoom(0.2), L.RandomContrast(0.3),
+                        L.RandAugment(), L.Conv2D(2, 3)))
+    x = np.random.default_rng(8).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    model2, _ = _same(model, x)
+    assert [type(l).__name__ for l in model2.layers[1:]] == ["Conv2D"]

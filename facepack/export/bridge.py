@@ -449,8 +449,14 @@ def _check_js_limits(cls: str, cfg: dict, lname: str) -> None:
 
 _REBUILT = {"SeparableConv2D", "MultiHeadAttention", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose"}
 _CONV1D_VIA_2D = {"DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose"}
-# Identity at inference (TF.js lacks these classes): the output is the input.
-_INFERENCE_IDENTITY = {"Identity", "SpatialDropout2D", "SpatialDropout3D", "ActivityRegularization"}
+# Identity at inference (TF.js lacks these classes): the output is the input. The random image
+# augmentations were each checked to return their input with training=False (Keras 3.x).
+_INFERENCE_IDENTITY = {"Identity", "SpatialDropout2D", "SpatialDropout3D", "ActivityRegularization",
+                       "AugMix", "CutMix", "MixUp", "RandAugment", "RandomBrightness", "RandomColorDegeneration",
+                       "RandomColorJitter", "RandomContrast", "RandomElasticTransform", "RandomErasing",
+                       "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert",
+                       "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation",
+                       "RandomSharpness", "RandomShear", "RandomTranslation", "RandomZoom", "Solarization"}
 # Layers the bridge refuses, with the reason (they work on strings or hashed ids TF.js layers lack).
 _REFUSED = {name: "string/vocabulary preprocessing has no TF.js layer; apply it before the model"
             for name in ("Hashing", "StringLookup", "IntegerLookup", "TextVectorization", "HashedCrossing")}
