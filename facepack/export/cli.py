@@ -10,9 +10,9 @@ What it tries, in order (the first that passes is written):
 Each is accepted only when TF.js (in Node) loads it, runs it on every backend of --backends and
 matches Keras model(x) on probe inputs made from the model's input specs (token ids within the
 Embedding's input_dim, masks, raw RGB 0..255 when the model starts with Rescaling/Normalization on
-an image, else N(0, 1)) and on --sample when given: max |TF.js - Keras| <= 1e-4 * max(1, max |Keras|)
-per output (float32). If neither path passes, it prints one line naming the layer/op, the backend
-and what to do, and leaves --out unchanged.
+an image, else N(0, 1)) and on --sample when given: max |TF.js - Keras| <= 1e-4 * max |Keras| per
+output (float32; outputs below 1e-3 in magnitude: 1e-7 absolute). If neither path passes, it
+prints one line naming the layer/op, the backend and what to do, and leaves --out unchanged.
 
 Output: OUT/manifest.json (path taken, precision, probe, per-backend differences, licence, why a
 path was rejected) + OUT/NAME/model.json + weight shards. Load it with
