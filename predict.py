@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="smallest face the detector looks for, in pixels of the detection image "
                              f"(photos over {spec.DETECT_MAX_SIDE_PX} px are downscaled first; "
                              f"default: {spec.MTCNN['min_face_size_px']})")
+    parser.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                        help="drop detected faces whose detector confidence (0..1) is below P "
+                             f"(default: {spec.FACE_FILTER['min_confidence']})")
+    parser.add_argument("--min-box-size", type=float, default=None, metavar="PX",
+                        help="drop detected faces whose box's longer side is under PX photo pixels "
+                             f"(default: {spec.FACE_FILTER['min_box_size_px']})")
     return parser
 
 
@@ -147,7 +153,8 @@ def run(args) -> int:
             rgb = decode(path, name=display)
             decode_ms = (time.perf_counter() - t0) * 1000.0
             result = pipe.analyze(rgb, heatmaps=args.heatmap, max_faces=args.max_faces,
-                                  min_face_size=args.min_face_size)
+                                  min_face_size=args.min_face_size, min_confidence=args.min_confidence,
+                                  min_box_size=args.min_box_size)
             result["timings_ms"]["decode"] += decode_ms  # the file was decoded here, not in analyze
             result["timings_ms"]["total"] += decode_ms
         except ImageDecodeError as exc:
@@ -168,7 +175,8 @@ def run(args) -> int:
     summary = {"photos": len(photos), "faces": len(rows), "unreadable": len(errors)}
     (out / "results.json").write_text(json.dumps(
         {"models": pipe.runs, "options": {"heatmap": args.heatmap, "max_faces": args.max_faces,
-                                          "min_face_size": args.min_face_size},
+                                          "min_face_size": args.min_face_size,
+                                          "min_confidence": args.min_confidence, "min_box_size": args.min_box_size},
          "summary": summary, "photos": photos, "errors": errors}, indent=1))
     plots_predict.contact_sheet(thumbs).save(out / "contact_sheet.png")
     _print_summary(len(photos), len(rows), errors, out)
@@ -191,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.min_face_size is not None and not args.min_face_size > 0:
         print(f"predict.py: error: --min-face-size must be > 0 pixels, got {args.min_face_size}", file=sys.stderr)
+        return 2
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        print(f"predict.py: error: --min-confidence must be from 0 to 1, got {args.min_confidence}", file=sys.stderr)
+        return 2
+    if args.min_box_size is not None and not 0.0 <= args.min_box_size < float("inf"):
+        print(f"predict.py: error: --min-box-size must be >= 0 pixels, got {args.min_box_size}", file=sys.stderr)
         return 2
     return run(args)
 

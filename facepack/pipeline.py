@@ -11,8 +11,8 @@ outputs so parity tests can compare them one by one:
     keypoints(model, crops, squares)          -> [[[x, y], ...], ...] in photo pixels
     gradcam(features, head, crops, squares)   -> [{grid, crop_size, square}]  facepack.gradcam
 
-Order inside ``FacePipeline.analyze``: decode, detect (keep ``max_faces`` most confident),
-crop (beauty square: spec.BEAUTY crop_margin; keypoint square: detector box mapped by the
+Order inside ``FacePipeline.analyze``: decode, detect, filter (``min_confidence``, ``min_box_size``:
+spec.FACE_FILTER defaults), keep the ``max_faces`` most confident, crop (beauty square: spec.BEAUTY crop_margin; keypoint square: detector box mapped by the
 format's detector_to_points_box, then spec.KEYPOINTS crop_margin), keypoints, beauty, Grad-CAM.
 
 ``FacePipeline`` holds the models (no module-level singletons):
@@ -61,6 +61,13 @@ def decode(image, name: str | None = None) -> np.ndarray:
 def detect(detector, rgb: np.ndarray, options: dict | None = None) -> list[dict]:
     """MTCNN faces {box, score, landmarks5} in photo pixels, confidence descending."""
     return mtcnn_detector.detect_faces(detector, rgb, options)
+
+
+def filter_faces(faces: list[dict], min_confidence: float, min_box_size: float) -> list[dict]:
+    """The faces with score >= min_confidence (0..1) and max(box width, height) >= min_box_size
+    (photo pixels), order kept (spec.FACE_FILTER; mirrors static/facepack/pipeline.js:filterFaces)."""
+    return [f for f in faces
+            if f["score"] >= min_confidence and max(f["box"]["width"], f["box"]["height"]) >= min_box_size]
 
 
 def face_square(box: dict, kind: str, keypoint_format: str = "68") -> tuple[float, float, float]:
@@ -154,7 +161,7 @@ def keypoint_count(model, keypoint_format: str | None) -> int:
     return width // 2
 
 
-def _check_call_options(heatmaps, max_faces, min_face_size) -> None:
+def _check_call_options(heatmaps, max_faces, min_face_size, min_confidence, min_box_size) -> None:
     if not isinstance(heatmaps, bool):
         raise ValueError(f"heatmaps must be True or False, got {heatmaps!r}")
     if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1):
@@ -162,6 +169,12 @@ def _check_call_options(heatmaps, max_faces, min_face_size) -> None:
     if min_face_size is not None and (isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float))
                                       or not min_face_size > 0):
         raise ValueError(f"min_face_size must be a number > 0 (pixels) or None, got {min_face_size!r}")
+    if min_confidence is not None and (isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float))
+                                       or not 0.0 <= min_confidence <= 1.0):
+        raise ValueError(f"min_confidence must be a number from 0 to 1 or None, got {min_confidence!r}")
+    if min_box_size is not None and (isinstance(min_box_size, bool) or not isinstance(min_box_size, (int, float))
+                                     or not 0.0 <= min_box_size < float("inf")):
+        raise ValueError(f"min_box_size must be a number >= 0 (pixels) or None, got {min_box_size!r}")
 
 
 # --- Pipeline -------------------------------------------------------------------------------
@@ -234,13 +247,18 @@ class FacePipeline:
         return self._gradcam_models
 
     def analyze(self, image, heatmaps: bool = False, max_faces: int | None = None,
-                min_face_size: float | None = None, name: str | None = None) -> dict:
+                min_face_size: float | None = None, name: str | None = None, min_confidence: float | None = None,
+                min_box_size: float | None = None) -> dict:
         """Photo (path, bytes, array) -> {"faces", "timings_ms", "image": {width, height}}.
 
-        max_faces keeps the most confident faces; min_face_size (pixels of the detection image)
-        overrides the detector option for this call. No face -> "faces": [].
+        min_confidence (0..1) and min_box_size (photo pixels, the box's longer side) drop detected
+        faces below them (filter_faces; None: spec.FACE_FILTER's min_confidence / min_box_size_px);
+        then max_faces keeps the most confident faces; min_face_size (pixels of the detection
+        image) overrides the detector option for this call. No face -> "faces": [].
         """
-        _check_call_options(heatmaps, max_faces, min_face_size)
+        _check_call_options(heatmaps, max_faces, min_face_size, min_confidence, min_box_size)
+        min_confidence = spec.FACE_FILTER["min_confidence"] if min_confidence is None else float(min_confidence)
+        min_box_size = spec.FACE_FILTER["min_box_size_px"] if min_box_size is None else float(min_box_size)
         if heatmaps:
             self.gradcam_models()
         ms = dict.fromkeys(TIMING_KEYS, 0.0)
@@ -259,7 +277,7 @@ class FacePipeline:
         options = dict(self.detector_options)
         if min_face_size is not None:
             options["min_face_size"] = min_face_size
-        faces = detect(self.detector, rgb, options)[:max_faces]
+        faces = filter_faces(detect(self.detector, rgb, options), min_confidence, min_box_size)[:max_faces]
         lap("detect")
         run_beauty = self.beauty_model is not None and bool(faces)
         run_keypoints = self.keypoint_model is not None and bool(faces)

@@ -24,6 +24,22 @@ DETECT_MAX_SIDE_PX = 1280
 DETECT_RESIZE_METHOD = "bilinear"
 RESIZE_HALF_PIXEL_CENTERS = True
 
+# Transparent pixels (spec.premultiply_alpha): images with an alpha channel are composited onto
+# black before anything else, colour c -> round(c * alpha / 255) (8-bit values), in Python
+# (facepack/data/images.py) and in JavaScript for every input kind (static/facepack/input.js).
+# Why this rule and not "drop alpha, keep the stored colour": a browser canvas stores colour
+# premultiplied by alpha, so the page, ImageData, canvases and (on cpu/wasm) tf.browser.fromPixels
+# lose the colour under alpha 0 and round it under partial alpha; measured in Chromium on 4096
+# random RGBA pixels, getImageData returns colour 255 off under alpha 0, but round(c' * alpha /
+# 255) of what it returns equals round(c * alpha / 255) of the file's colour for every pixel,
+# and WebGL (which keeps the colour) gives the same after the rule. So this rule is the one
+# every decode path can reproduce exactly.
+ALPHA_RULE = "premultiply"
+# PNG integrity (facepack/data/png_check.py): a PNG with a chunk that fails its CRC, or that ends
+# inside a chunk, is refused on both sides with the same words (Python's PIL and Chromium each
+# refuse only some such files, and not the same ones).
+PNG_CHECKSUMS = "refuse"
+
 # --- MTCNN (the `mtcnn` 1.0.0 package's defaults, written out) -----------------------------
 MTCNN = {
     "min_face_size_px": 20,
@@ -45,6 +61,19 @@ MTCNN = {
     "patch_pad_value": 127.5,
 }
 LANDMARKS5 = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
+
+# --- Face filter (after detection, before max_faces; facepack/pipeline.py:filter_faces) ---------
+# A detected face is kept when score >= min_confidence and max(box width, height) >=
+# min_box_size_px (pixels of the input photo). Per-call settings: Python analyze(min_confidence=,
+# min_box_size=), predict.py --min-confidence/--min-box-size, JS analyze options minConfidence /
+# minBoxSize, the page's two fields; these are their defaults. Unlike MTCNN["min_face_size_px"]
+# (where the detector's pyramid starts, detection-image pixels) the filter never changes what
+# the detector computes, only which of its faces are returned.
+# Measured: bench/bench_detector_thresholds.py (see its table in bench/README.md).
+FACE_FILTER = {
+    "min_confidence": 0.9,
+    "min_box_size_px": 20,
+}
 
 # --- Crop rule (shared by training and inference) -----------------------------------------
 # A face box (x, y, w, h) becomes a square of side max(w, h) * (1 + 2 * margin), centred on
@@ -181,6 +210,15 @@ def crop_box_to_tf(x0: float, y0: float, side: float, out_size: int,
     return first_y / hy, first_x / hx, last_y / hy, last_x / hx
 
 
+def premultiply_alpha(rgba):
+    """(H, W, 4) uint8 -> (H, W, 3) uint8 composited onto black (ALPHA_RULE):
+    round(c * a / 255) == (2 * c * a + 255) // 510 (no ties: 2 * c * a is even, 255 odd)."""
+    import numpy as np
+
+    arr = np.asarray(rgba, dtype=np.int32)
+    return ((2 * arr[..., :3] * arr[..., 3:4] + 255) // 510).astype(np.uint8)
+
+
 def crop_to_image(u: float, v: float, x0: float, y0: float, side: float) -> tuple[float, float]:
     """Crop-relative (0..1) point -> image pixels (continuous coordinates, pixel edges at ints)."""
     return x0 + u * side, y0 + v * side
@@ -230,6 +268,9 @@ def spec_dict() -> dict:
         "resize_half_pixel_centers": RESIZE_HALF_PIXEL_CENTERS,
         "mtcnn": dict(MTCNN),
         "landmarks5": list(LANDMARKS5),
+        "face_filter": dict(FACE_FILTER),
+        "alpha_rule": ALPHA_RULE,
+        "png_checksums": PNG_CHECKSUMS,
         "crop": {"pad_value": CROP_PAD_VALUE, "method": CROP_METHOD},
         "beauty": {k: v for k, v in BEAUTY.items()},
         "keypoints": KEYPOINTS,

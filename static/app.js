@@ -12,6 +12,8 @@
  * window.facepackCspViolations.
  */
 
+import { pngProblem } from './facepack/png.js';
+
 // --- Page constants (page-only: none of these is a model or pipeline constant) ----------------
 const STATUS_URL = '/api/status';
 const MODELS_URL = '/models/';
@@ -317,6 +319,7 @@ async function boot() {
     try {
       page.manifest = await fetchJson(`${MODELS_URL}manifest.json`);
       renderModels(page.manifest);
+      fillFilterFields(page.manifest);
     } catch (err) {
       addNotice('manifest-bad', 'error', `${MODELS_URL}manifest.json could not be read (${err.message}). Rebuild it with `,
         code(page.status.models.command), '.');
@@ -364,12 +367,17 @@ function sniffImageType(bytes) {
 
 /**
  * File -> {canvas, imageData} of its pixels, decoded by content (EXIF orientation applied, no
- * colour management: facepack/data/images.py:load_rgb does the same with PIL).
+ * colour management: facepack/data/images.py:load_rgb does the same with PIL). Transparent
+ * pixels: the canvas keeps colour premultiplied by alpha, and the library composites RGBA onto
+ * black (spec.alpha_rule), which equals Python's rule exactly on these pixels.
  * @throws {PageError} 'not-image' | 'corrupt-image'
  */
 async function decodeImage(file) {
-  const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
-  const sniffed = sniffImageType(head);
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const sniffed = sniffImageType(bytes.subarray(0, 16));
+  // The PNG integrity rule (manifest spec.png_checksums; facepack/data/png_check.py words it the same).
+  const problem = pngProblem(bytes);
+  if (problem) throw new PageError('corrupt-image', `“${file.name}” is not a readable image (${problem}).`);
   let bitmap;
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: 'from-image', colorSpaceConversion: 'none',
@@ -411,6 +419,33 @@ function maxFacesSetting() {
 }
 
 /**
+ * The face filter fields (minConfidence 0..1, minBoxSize photo pixels) as analyze() options, or a
+ * PageError naming the field. Their defaults come from the manifest (fillFilterFields).
+ */
+function filterSettings() {
+  const read = (id, label, ok, expected) => {
+    const raw = $(id).value.trim();
+    const value = Number(raw);
+    if (raw === '' || !Number.isFinite(value) || !ok(value)) {
+      throw new PageError(`bad-${id}`, `“${label}” must be ${expected}, got “${raw}”.`);
+    }
+    return value;
+  };
+  return {
+    minConfidence: read('min-confidence', 'Min confidence', (v) => v >= 0 && v <= 1, 'a number from 0 to 1'),
+    minBoxSize: read('min-box-size', 'Min face px', (v) => v >= 0, 'a number of pixels, 0 or more'),
+  };
+}
+
+/** Fill the face filter fields with the bundle's defaults (manifest spec.face_filter), once. */
+function fillFilterFields(manifest) {
+  const filter = manifest.spec?.face_filter;
+  if (!filter) return;
+  if ($('min-confidence').value === '') $('min-confidence').value = String(filter.min_confidence);
+  if ($('min-box-size').value === '') $('min-box-size').value = String(filter.min_box_size_px);
+}
+
+/**
  * Analyse pixels; asks for one face more than the limit to know whether there were more.
  * @returns {Promise<object>} the library's result with faces cut to the limit, plus
  *   {limit, moreFacesThanLimit}
@@ -419,7 +454,8 @@ async function runAnalysis(imageData) {
   const limit = maxFacesSetting();
   const analyzer = page.analyzer ?? await page.analyzerReady;
   if (!analyzer) throw new PageError('models-missing', 'The models are not loaded (see the notice above).');
-  const result = await analyzer.analyze(imageData, { maxFaces: limit + 1, heatmaps: $('heatmap-toggle').checked });
+  const result = await analyzer.analyze(imageData, { maxFaces: limit + 1, heatmaps: $('heatmap-toggle').checked,
+    ...filterSettings() });
   const more = result.faces.length > limit;
   return { ...result, faces: result.faces.slice(0, limit), limit, moreFacesThanLimit: more };
 }
@@ -797,9 +833,11 @@ function wireEvents() {
     if (needsHeatmaps && !page.camera.running) analyzeSource();
     else if (page.lastResult && page.source) drawScene($('view'), page.source.canvas, page.lastResult, page.overlays);
   });
-  $('max-faces').addEventListener('change', () => {
-    if (page.source && !page.camera.running) analyzeSource();
-  });
+  for (const id of ['max-faces', 'min-confidence', 'min-box-size']) {
+    $(id).addEventListener('change', () => {
+      if (page.source && !page.camera.running) analyzeSource();
+    });
+  }
 }
 
 window.facepackLastResult = null;

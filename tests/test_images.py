@@ -39,15 +39,18 @@ def test_grayscale_becomes_three_equal_channels():
         np.testing.assert_array_equal(out[:, :, c], g)
 
 
-def test_rgba_drops_alpha_and_keeps_the_stored_colours():
+def test_rgba_is_composited_onto_black():
+    """spec.ALPHA_RULE: c -> round(c * alpha / 255), the pixels a browser canvas keeps (tests/test_alpha_decode.py)."""
     a = np.zeros((4, 4, 4), np.uint8)
     a[..., :3] = (100, 150, 200)
-    a[..., 3] = 0  # fully transparent: colours must still be the stored ones, not black
+    a[..., 3] = 0  # fully transparent: black, as the page sees it
     a[0, 0] = (1, 2, 3, 255)
+    a[2, 2] = (100, 150, 200, 128)
     out = load_rgb(_encode(Image.fromarray(a, "RGBA"), "PNG"))
     assert out.shape == (4, 4, 3)
-    np.testing.assert_array_equal(out[1, 1], (100, 150, 200))
+    np.testing.assert_array_equal(out[1, 1], (0, 0, 0))
     np.testing.assert_array_equal(out[0, 0], (1, 2, 3))
+    np.testing.assert_array_equal(out[2, 2], (50, 75, 100))  # 100 * 128 / 255 = 50.2, 150 -> 75.3, 200 -> 100.4
 
 
 def test_rgba_png_named_jpg_is_decoded_by_content(tmp_path):
@@ -60,12 +63,14 @@ def test_rgba_png_named_jpg_is_decoded_by_content(tmp_path):
 
 def test_la_and_palette_with_transparency():
     la = Image.fromarray(np.dstack([np.full((4, 4), 77, np.uint8), np.zeros((4, 4), np.uint8)]), "LA")
+    np.testing.assert_array_equal(load_rgb(_encode(la, "PNG"))[2, 2], (0, 0, 0))  # alpha 0: onto black
+    la = Image.fromarray(np.dstack([np.full((4, 4), 77, np.uint8), np.full((4, 4), 255, np.uint8)]), "LA")
     np.testing.assert_array_equal(load_rgb(_encode(la, "PNG"))[2, 2], (77, 77, 77))
     p = Image.fromarray(_halves()).convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
-    p.info["transparency"] = 0
-    out = load_rgb(_encode(p, "PNG", transparency=0))
+    transparent = p.getpixel((0, 0))  # the palette index of the red half
+    out = load_rgb(_encode(p, "PNG", transparency=transparent))
     assert out.shape == (8, 12, 3)
-    assert np.abs(out[0, 0].astype(int) - RED).max() <= 2 and np.abs(out[0, 11].astype(int) - BLUE).max() <= 2
+    assert out[0, 0].max() == 0 and np.abs(out[0, 11].astype(int) - BLUE).max() <= 2
 
 
 def test_exif_orientation_is_applied():
@@ -121,6 +126,8 @@ def test_arrays_of_every_supported_shape_and_dtype():
     assert load_rgb(g[:, :, None]).shape == (3, 5, 3)
     rgba = np.zeros((3, 5, 4), np.uint8)
     rgba[..., 0] = 50
+    np.testing.assert_array_equal(load_rgb(rgba)[0, 0], (0, 0, 0))  # alpha 0: onto black (spec.ALPHA_RULE)
+    rgba[..., 3] = 255
     np.testing.assert_array_equal(load_rgb(rgba)[0, 0], (50, 0, 0))
     np.testing.assert_array_equal(load_rgb(np.full((2, 2), 65535, np.uint16))[0, 0], (255, 255, 255))
     np.testing.assert_array_equal(load_rgb(np.full((2, 2, 3), 12.6, np.float32))[0, 0], (13, 13, 13))

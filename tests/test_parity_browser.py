@@ -67,7 +67,7 @@ def _run_page(url, job, webgl=False, page=None, playwright=None):
     out = page.evaluate("(job) => window.runJob(job)", job)
     decoded = None
     if any(i.get("blob") for i in job["images"]):
-        decoded = page.evaluate("(u) => window.decodeBlob(u)", f"/data/{EXIF_NAME}.jpg")
+        decoded = page.evaluate("([u, b]) => window.decodeBlob(u, b)", [f"/data/{EXIF_NAME}.jpg", job["bundle"]])
     out["errors"] = list(page.errors)
     out["decoded"] = decoded
     return out

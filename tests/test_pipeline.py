@@ -132,7 +132,7 @@ def variants(tmp_path_factory, astronaut):
         "array": (astronaut.copy(), astronaut, 0),
         "jpeg_named_png": (None, astronaut, BOX_TOL_LOSSY_PX),  # decoded by content, not extension
         "grayscale": (_png(Image.fromarray(gray), d / "gray.png"), gray_rgb, 0),
-        "rgba": (_png(Image.fromarray(rgba, "RGBA"), d / "rgba.png"), astronaut, 0),
+        "rgba": (_png(Image.fromarray(rgba, "RGBA"), d / "rgba.png"), spec.premultiply_alpha(rgba), 0),  # onto black
         "png16": (_png(Image.fromarray(gray.astype(np.uint16) * 257), d / "gray16.png"), gray_rgb, 0),
         "cmyk_jpeg": (None, astronaut, BOX_TOL_LOSSY_PX),
         "exif_rotated": (None, tall, BOX_TOL_LOSSY_PX),
@@ -202,13 +202,17 @@ def test_max_faces_keeps_the_most_confident(pipe, astronaut, monkeypatch):
     fake = [{"box": {"x": 10.0 * i, "y": 10.0, "width": 40.0, "height": 40.0}, "score": 0.99 - 0.1 * i,
              "landmarks5": {n: [20.0, 20.0] for n in spec.LANDMARKS5}} for i in range(3)]
     monkeypatch.setattr(pipeline, "detect", lambda *a, **k: [dict(f) for f in fake])
-    res = pipe.analyze(astronaut, max_faces=2)
+    res = pipe.analyze(astronaut, max_faces=2, min_confidence=0.0)  # max_faces counts after the face filter
     assert [f["score"] for f in res["faces"]] == [0.99, 0.89]
+    kept = [s for s in (0.99, 0.89, 0.79) if s >= spec.FACE_FILTER["min_confidence"]][:2]  # 40 px boxes: size passes
+    assert [f["score"] for f in pipe.analyze(astronaut, max_faces=2)["faces"]] == kept
     assert all("beauty" in f and "keypoints" in f for f in res["faces"])
 
 
 @pytest.mark.parametrize("kwargs, match", [({"max_faces": 0}, "max_faces"), ({"heatmaps": "yes"}, "heatmaps"),
-                                           ({"min_face_size": -5}, "min_face_size")])
+                                           ({"min_face_size": -5}, "min_face_size"),
+                                           ({"min_confidence": 2}, "min_confidence"),
+                                           ({"min_box_size": -1}, "min_box_size")])
 def test_bad_call_options_name_the_option(pipe, kwargs, match):
     with pytest.raises(ValueError, match=match):
         pipe.analyze(np.zeros((20, 20, 3), np.uint8), **kwargs)

@@ -14,6 +14,9 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facepack import spec
+from facepack.data.png_check import png_problem
+
 ImageInput = Union[str, os.PathLike, bytes, bytearray, np.ndarray, Image.Image]
 
 
@@ -34,9 +37,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         arr = np.clip(np.round(np.asarray(img)), 0, 255).astype(np.uint8)
         return np.repeat(arr[:, :, None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        # Drop alpha (composite on black would change colours where alpha < 255: we keep the
-        # colour channels as stored, as the keypoint dataset's RGBA PNGs expect).
-        img = img.convert("RGBA").convert("RGB")
+        return spec.premultiply_alpha(np.asarray(img.convert("RGBA")))  # spec.ALPHA_RULE: onto black
     elif img.mode != "RGB":
         img = img.convert("RGB")  # L, P, CMYK (PIL inverts Adobe CMYK correctly), YCbCr, 1
     return np.asarray(img, dtype=np.uint8).copy()
@@ -55,7 +56,7 @@ def array_to_rgb(arr: np.ndarray, name: str = "array") -> np.ndarray:
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
     elif a.shape[2] == 4:
-        a = a[:, :, :3]
+        a = spec.premultiply_alpha(a)  # spec.ALPHA_RULE
     return np.ascontiguousarray(a)
 
 
@@ -77,6 +78,9 @@ def load_rgb(source: ImageInput, name: str | None = None) -> np.ndarray:
         if not path.is_file():
             raise ImageDecodeError(f"{label}: no such image file")
         data = path.read_bytes()
+    problem = png_problem(data)  # spec.PNG_CHECKSUMS: refused here and on the page alike
+    if problem:
+        raise ImageDecodeError(f"{label}: not a readable image ({problem})")
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()

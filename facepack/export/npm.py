@@ -40,7 +40,8 @@ MTCNN_TERMS = ("MTCNN weights: from the `mtcnn` 1.0.0 Python package (ipazc/mtcn
 FACE_API = """- `createFaceAnalyzer(modelConfig?)` -> `{analyze(input, options?), dispose(), backend, manifest, models}`.
   `modelConfig`: `modelUrl` (default: this package's `models/`), `backend` (`'auto'`: WASM then CPU
   in Node), `models` (`['detector', 'beauty', 'keypoints']`), `wasmPaths`. `analyze` options:
-  `maxFaces` (null: all), `minFaceSize` (null: from the manifest), `heatmaps` (false).
+  `maxFaces` (null: all), `minConfidence` and `minBoxSize` (null: the manifest's `spec.face_filter`;
+  faces below either are dropped), `minFaceSize` (null: from the manifest), `heatmaps` (false).
   Each face: `{box: {x, y, width, height}, score, landmarks5, keypoints, beauty: {score, distribution}, heatmap?}`
   in input-image pixels; beauty scores are on 0..100.
 - `loadModel(name, dirOrUrl?)` -> `{predict(input), dispose(), entry, manifest}`: any model of

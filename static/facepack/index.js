@@ -54,7 +54,7 @@ export async function createFaceAnalyzer(modelConfig) {
     let t = tStart;
     const lap = (key) => { const now = performance.now(); timings[key] += now - t; t = now; };
     // 1. decode
-    const image = await toRgbTensor(input);
+    const image = await toRgbTensor(input, spec);
     try {
       const [height, width] = image.shape;
       lap('decode');

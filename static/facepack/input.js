@@ -5,11 +5,15 @@
  * bytes (Node, ImageData), and in a browser HTMLImageElement, HTMLCanvasElement,
  * OffscreenCanvas, HTMLVideoElement, ImageBitmap, ImageData, and Blob/File (decoded with
  * createImageBitmap, EXIF orientation applied as facepack/data/images.py:load_rgb does).
- * Alpha is dropped, not composited (as load_rgb).
+ * Alpha: every input with an alpha channel is composited onto black by the manifest's
+ * spec.alpha_rule ("premultiply": colour c -> round(c * alpha / 255), facepack/spec.py:
+ * premultiply_alpha), the one rule every browser decode path reproduces exactly (a canvas keeps
+ * colour premultiplied). PNG files with a damaged chunk are refused (png.js, spec.png_checksums).
  */
 import * as tf from '@tensorflow/tfjs';
 
 import { resizeBilinearPixels } from './ops/resize_bilinear.js';
+import { pngProblem } from './png.js';
 
 const RGB = 3;
 const RGBA = 4;
@@ -23,11 +27,34 @@ function isBrowserPixels(x) {
   return kinds.some((k) => typeof globalThis[k] !== 'undefined' && x instanceof globalThis[k]);
 }
 
+const ALPHA_MAX = 255; // 8-bit alpha: opaque
+
+/** round(c * a / 255) of 8-bit values as floor((2 * c * a + 255) / 510): no ties, exact in float32. */
+function premultiply(c, a) {
+  return Math.floor((2 * c * a + ALPHA_MAX) / (2 * ALPHA_MAX));
+}
+
+/** [H, W, 4] tensor -> float32 [H, W, 3] composited onto black (spec.alpha_rule). Caller disposes. */
+function premultiplyTensor(rgba) {
+  return tf.tidy(() => {
+    const x = tf.cast(rgba, 'float32');
+    const rgb = tf.slice(x, [0, 0, 0], [-1, -1, RGB]);
+    const alpha = tf.slice(x, [0, 0, RGB], [-1, -1, 1]);
+    return tf.floor(tf.div(tf.add(tf.mul(tf.mul(rgb, alpha), 2), ALPHA_MAX), 2 * ALPHA_MAX));
+  });
+}
+
+function checkAlphaRule(spec) {
+  if (spec.alpha_rule !== 'premultiply') {
+    throw new Error(`manifest spec.alpha_rule: only "premultiply" is implemented, got ${JSON.stringify(spec.alpha_rule)} (re-export the bundle with convert/to_tfjs.py)`);
+  }
+}
+
 function fromTensor(t) {
   if (t.rank !== 3 || ![RGB, RGBA].includes(t.shape[2])) {
     throw new Error(`input tensor: expected shape [height, width, 3 or 4], got [${t.shape}]`);
   }
-  return tf.tidy(() => tf.cast(t.shape[2] === RGB ? t : tf.slice(t, [0, 0, 0], [-1, -1, RGB]), 'float32'));
+  return t.shape[2] === RGB ? tf.tidy(() => tf.cast(t, 'float32')) : premultiplyTensor(t);
 }
 
 function fromPixelData({ data, width, height }) {
@@ -38,22 +65,34 @@ function fromPixelData({ data, width, height }) {
   if (![RGB, RGBA].includes(channels)) {
     throw new Error(`input {data, width, height}: expected ${width * height * RGB} (RGB) or ${width * height * RGBA} (RGBA) values, got ${data.length}`);
   }
-  const values = ArrayBuffer.isView(data) ? new Float32Array(data) : Float32Array.from(data); // typed: native copy
-  const t = tf.tensor3d(values, [height, width, channels], 'float32');
-  try {
-    return fromTensor(t);
-  } finally {
-    t.dispose();
+  if (channels === RGB) {
+    const values = ArrayBuffer.isView(data) ? new Float32Array(data) : Float32Array.from(data); // typed: native copy
+    return tf.tensor3d(values, [height, width, RGB], 'float32');
   }
+  const rgb = new Float32Array(width * height * RGB);
+  for (let i = 0, j = 0; j < rgb.length; i += RGBA, j += RGB) {
+    const a = data[i + RGB];
+    rgb[j] = premultiply(data[i], a);
+    rgb[j + 1] = premultiply(data[i + 1], a);
+    rgb[j + 2] = premultiply(data[i + 2], a);
+  }
+  return tf.tensor3d(rgb, [height, width, RGB], 'float32');
+}
+
+/** Browser pixels -> float32 [H, W, 3]: read with alpha (fromPixels 4 channels), then the rule. */
+function fromBrowserPixels(source) {
+  return tf.tidy(() => premultiplyTensor(tf.browser.fromPixels(source, RGBA)));
 }
 
 async function fromBlob(blob) {
   if (typeof createImageBitmap === 'undefined') throw new Error('input Blob/File: createImageBitmap is not available here');
+  const problem = pngProblem(new Uint8Array(await blob.arrayBuffer()));
+  if (problem) throw new Error(`input Blob/File: not a readable image (${problem})`);
   const bitmap = await createImageBitmap(blob, {
     imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none',
   });
   try {
-    return tf.tidy(() => tf.cast(tf.browser.fromPixels(bitmap, RGB), 'float32'));
+    return fromBrowserPixels(bitmap);
   } finally {
     bitmap.close();
   }
@@ -61,12 +100,15 @@ async function fromBlob(blob) {
 
 /**
  * Any accepted input -> float32 [H, W, 3] tensor (caller disposes).
+ * @param {*} input see the module comment
+ * @param {object} spec manifest.json "spec" (alpha_rule)
  * @returns {Promise<tf.Tensor3D>}
  */
-export async function toRgbTensor(input) {
+export async function toRgbTensor(input, spec) {
+  checkAlphaRule(spec);
   if (input instanceof tf.Tensor) return fromTensor(input);
   if (isBlob(input)) return fromBlob(input);
-  if (isBrowserPixels(input)) return tf.tidy(() => tf.cast(tf.browser.fromPixels(input, RGB), 'float32'));
+  if (isBrowserPixels(input)) return fromBrowserPixels(input);
   if (input && typeof input === 'object' && 'data' in input && 'width' in input && 'height' in input) {
     return fromPixelData(input);
   }

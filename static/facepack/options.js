@@ -21,8 +21,22 @@ export const MODEL_CONFIG_DEFAULTS = Object.freeze({
 export const ANALYZE_DEFAULTS = Object.freeze({
   /** Keep at most this many faces (highest detector score first); null: all. */
   maxFaces: null,
-  /** Smallest face to look for, pixels of the input; null: the manifest's spec.mtcnn.min_face_size_px. */
+  /**
+   * Where the detector's search starts: smallest face it looks for, in pixels of the image it
+   * sees (photos over spec.detect_max_side_px are downscaled first); null: the manifest's
+   * spec.mtcnn.min_face_size_px.
+   */
   minFaceSize: null,
+  /**
+   * Drop detected faces whose detector confidence (0..1) is below this; null: the manifest's
+   * spec.face_filter.min_confidence. Applied before maxFaces (mirrors facepack/pipeline.py:filter_faces).
+   */
+  minConfidence: null,
+  /**
+   * Drop detected faces whose box's longer side is under this many input-image pixels; null:
+   * the manifest's spec.face_filter.min_box_size_px. Applied before maxFaces.
+   */
+  minBoxSize: null,
   /** Compute a Grad-CAM heatmap per face (needs the beauty model). */
   heatmaps: false,
 });
@@ -81,6 +95,18 @@ export function resolveAnalyzeOptions(options, spec) {
   if (out.minFaceSize === null) out.minFaceSize = spec.mtcnn.min_face_size_px;
   if (!(typeof out.minFaceSize === 'number' && out.minFaceSize > 0)) {
     throw new Error(`analyze options.minFaceSize: expected a positive number of pixels, got ${JSON.stringify(out.minFaceSize)}`);
+  }
+  const filter = spec.face_filter;
+  if (!filter) {
+    throw new Error('manifest spec.face_filter is missing (a bundle exported before it existed): re-export it with convert/to_tfjs.py');
+  }
+  if (out.minConfidence === null) out.minConfidence = filter.min_confidence;
+  if (!(typeof out.minConfidence === 'number' && out.minConfidence >= 0 && out.minConfidence <= 1)) {
+    throw new Error(`analyze options.minConfidence: expected a number from 0 to 1, got ${JSON.stringify(out.minConfidence)}`);
+  }
+  if (out.minBoxSize === null) out.minBoxSize = filter.min_box_size_px;
+  if (!(typeof out.minBoxSize === 'number' && out.minBoxSize >= 0 && Number.isFinite(out.minBoxSize))) {
+    throw new Error(`analyze options.minBoxSize: expected a number of pixels >= 0, got ${JSON.stringify(out.minBoxSize)}`);
   }
   if (typeof out.heatmaps !== 'boolean') {
     throw new Error(`analyze options.heatmaps: expected true or false, got ${JSON.stringify(out.heatmaps)}`);

@@ -76,18 +76,32 @@ export function warmUp(sets, spec) {
 }
 
 /**
- * Stage 2: faces {box, score, landmarks5} in photo pixels, confidence descending, at most maxFaces
- * (mirrors facepack/pipeline.py:detect + the [:max_faces] of analyze).
+ * The faces with score >= minConfidence and max(box width, height) >= minBoxSize (photo pixels),
+ * order kept (mirrors facepack/pipeline.py:filter_faces; defaults: manifest spec.face_filter).
+ * @param {object[]} faces {box, score, ...}
+ * @param {number} minConfidence 0..1
+ * @param {number} minBoxSize pixels
+ */
+export function filterFaces(faces, minConfidence, minBoxSize) {
+  return faces.filter((f) => f.score >= minConfidence && Math.max(f.box.width, f.box.height) >= minBoxSize);
+}
+
+/**
+ * Stage 2: faces {box, score, landmarks5} in photo pixels, confidence descending, filtered
+ * (filterFaces), at most maxFaces (mirrors facepack/pipeline.py:detect, filter_faces and the
+ * [:max_faces] of analyze).
  * @param {object} detector loaded {pnet, rnet, onet}
  * @param {object} spec manifest spec
  * @param {tf.Tensor3D} image float32 [H, W, 3]
- * @param {{minFaceSize: number, maxFaces: number|null}} opts resolved analyze options
+ * @param {{minFaceSize: number, minConfidence: number, minBoxSize: number, maxFaces: number|null}} opts
+ *   resolved analyze options
  */
 export async function detectStage(detector, spec, image, opts) {
   const det = await resizeForDetection(image, spec);
   try {
     const boxes = await detectFaces(detector, det.image, detectorParams(spec, opts.minFaceSize));
-    return boxesToFaces(boxes, det.sx, det.sy, spec.landmarks5).slice(0, opts.maxFaces ?? undefined);
+    const faces = boxesToFaces(boxes, det.sx, det.sy, spec.landmarks5);
+    return filterFaces(faces, opts.minConfidence, opts.minBoxSize).slice(0, opts.maxFaces ?? undefined);
   } finally {
     if (det.resized) det.image.dispose();
   }

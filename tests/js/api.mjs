@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 
 import { createFaceAnalyzer, load } from '../../static/facepack/index.js';
 import { loadManifest } from '../../static/facepack/io.js';
-import { detectorParams } from '../../static/facepack/options.js';
+import { detectorParams, resolveAnalyzeOptions } from '../../static/facepack/options.js';
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const checks = {};
@@ -63,6 +63,30 @@ await check('bad maxFaces names the option', () => throwsMentioning(
   () => analyzer.analyze(photo, { maxFaces: 0 }), 'maxFaces'));
 await check('bad heatmaps names the option', () => throwsMentioning(
   () => analyzer.analyze(photo, { heatmaps: 'yes' }), 'heatmaps'));
+await check('misspelt minConfidance names the key', () => throwsMentioning(
+  () => analyzer.analyze(photo, { minConfidance: 0.5 }), 'minConfidance'));
+await check('bad minConfidence names the option', () => throwsMentioning(
+  () => analyzer.analyze(photo, { minConfidence: 1.5 }), 'minConfidence'));
+await check('bad minBoxSize names the option', () => throwsMentioning(
+  () => analyzer.analyze(photo, { minBoxSize: -1 }), 'minBoxSize'));
+await check('face filter defaults come from the manifest', () => {
+  const spec = analyzer.manifest.spec;
+  const own = resolveAnalyzeOptions({}, spec);
+  if (own.minConfidence !== spec.face_filter.min_confidence || own.minBoxSize !== spec.face_filter.min_box_size_px) {
+    return `defaults ${own.minConfidence}, ${own.minBoxSize} vs manifest ${JSON.stringify(spec.face_filter)}`;
+  }
+  const other = resolveAnalyzeOptions({}, { ...spec, face_filter: { min_confidence: 0.125, min_box_size_px: 7 } });
+  return other.minConfidence === 0.125 && other.minBoxSize === 7 ? true : JSON.stringify(other);
+});
+await check('a face exactly at both thresholds is kept, just above either is dropped', async () => {
+  const f = base.faces[0];
+  const side = Math.max(f.box.width, f.box.height);
+  const at = await analyzer.analyze(photo, { minConfidence: f.score, minBoxSize: side });
+  const overScore = await analyzer.analyze(photo, { minConfidence: Math.min(1, f.score + 1e-6), minBoxSize: 0 });
+  const overSide = await analyzer.analyze(photo, { minConfidence: 0, minBoxSize: side + 1e-6 });
+  const counts = [at.faces.length, overScore.faces.length, overSide.faces.length];
+  return JSON.stringify(counts) === '[1,0,0]' ? true : `kept ${counts}`;
+});
 await check('bad input is described', () => throwsMentioning(() => analyzer.analyze('photo.jpg'), 'input', 'String'));
 await check('wrong data length is described', () => throwsMentioning(
   () => analyzer.analyze({ data: new Uint8Array(10), width: 4, height: 4 }), 'RGBA', '10'));
@@ -88,7 +112,7 @@ await check('RGBA, clamped, int32/float32 tensor and 4-channel tensor inputs giv
   const rgba = new Uint8ClampedArray(n * 4);
   for (let i = 0; i < n; i++) {
     rgba.set(photo.data.subarray(i * 3, i * 3 + 3), i * 4);
-    rgba[i * 4 + 3] = 128; // alpha is dropped, not composited
+    rgba[i * 4 + 3] = 255; // opaque: the alpha rule (spec.alpha_rule) leaves the colours as they are
   }
   const t3 = tf.tensor3d(Int32Array.from(photo.data), [photo.height, photo.width, 3], 'int32');
   const t4 = tf.tensor3d(Float32Array.from(rgba), [photo.height, photo.width, 4]);

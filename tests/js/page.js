@@ -1,5 +1,5 @@
 // Module script of the browser test page (tests/test_parity_browser.py, tests/test_js_leaks.py):
-// exposes window.runJob(job) and window.decodeBlob(url), then sets window.pageReady.
+// exposes window.runJob(job) and window.decodeBlob(url, bundle), then sets window.pageReady.
 // job: {bundle (URL), backend, repeat?, images: [{name, url, width?, height?, blob?: true, options?}]}
 import * as tf from '@tensorflow/tfjs';
 
@@ -29,9 +29,10 @@ window.runJob = async (job) => {
   return { backend: analyzer.backend, results, tensors, isolated: self.crossOriginIsolated };
 };
 
-window.decodeBlob = async (url) => {
+window.decodeBlob = async (url, bundle) => {
   const blob = await (await fetch(url)).blob();
-  const t = await toRgbTensor(blob);
+  const { spec } = await (await fetch(`${bundle}/manifest.json`)).json();
+  const t = await toRgbTensor(blob, spec);
   try {
     return { shape: t.shape, data: Array.from(await t.data()) };
   } finally {

@@ -1,0 +1,273 @@
+"""Transparent and damaged PNGs decode to the same pixels (or the same refusal) in Python and the browser.
+
+Rules (facepack/spec.py): ALPHA_RULE "premultiply" - RGBA is composited onto black, colour
+c -> round(c * alpha / 255) - and PNG_CHECKSUMS "refuse" - a PNG with a chunk failing its CRC,
+or ending inside a chunk, is refused with the same words (facepack/data/png_check.py,
+static/facepack/png.js). Checked here:
+
+- Python: the rule's integer formula, every PIL mode with alpha, the PNG check per chunk;
+- Node: png.js gives Python's words on the same bytes;
+- Chromium: the library's Blob input, the page's own path (createImageBitmap -> canvas ->
+  getImageData -> the library), an <img> and a canvas all give Python's load_rgb pixels exactly,
+  on the cpu, wasm and (SwiftShader) webgl backends; damaged PNGs are refused with Python's words.
+(tests/test_page.py drives the real page with the same files.)
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facepack import spec
+from facepack.data.images import ImageDecodeError, load_rgb
+from facepack.data.png_check import png_problem
+from jsharness import (WEBGL_ARGS, chromium_page, chromium_ready, node_ready, page_html, playwright_session, run_node,
+                       static_server, wait_for_global)
+
+FULLY_TRANSPARENT = 0
+RNG = np.random.default_rng(12)
+
+
+# --- Test images (made here) -------------------------------------------------------------------
+def png_bytes(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+def chunks(data: bytes) -> list[tuple[str, int, int]]:
+    """[(type, offset, length)] of a PNG's chunks."""
+    out, pos = [], 8
+    while pos < len(data):
+        n, = struct.unpack(">I", data[pos:pos + 4])
+        out.append((data[pos + 4:pos + 8].decode("ascii"), pos, n))
+        pos += 12 + n
+    return out
+
+
+def with_bad_crc(data: bytes, kind: str) -> bytes:
+    """``data`` with the CRC of its first ``kind`` chunk flipped (the chunk's bytes intact)."""
+    _, pos, n = next(c for c in chunks(data) if c[0] == kind)
+    out = bytearray(data)
+    out[pos + 8 + n] ^= 0x5A
+    return bytes(out)
+
+
+def transparent_pngs(astronaut: np.ndarray) -> dict:
+    """{name: PNG bytes}: the astronaut fully transparent (its colours kept under alpha 0), partly
+    transparent (opaque centre fading out, random colour noise under the fully transparent
+    corners, random alpha in a band), grey + alpha (LA) and a palette PNG with a transparent index."""
+    h, w = astronaut.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    fade = np.clip(1.6 - np.hypot(yy - h / 2, xx - w / 2) / (0.35 * w), 0, 1)
+    alpha = (fade * 255).astype(np.uint8)
+    alpha[40:80] = RNG.integers(0, 256, (40, w), dtype=np.uint8)
+    colours = astronaut.copy()
+    hidden = alpha == FULLY_TRANSPARENT
+    colours[hidden] = RNG.integers(0, 256, (int(hidden.sum()), 3), dtype=np.uint8)
+    full = np.dstack([astronaut, np.zeros((h, w), np.uint8)])
+    grey = np.dstack([np.asarray(Image.fromarray(astronaut).convert("L")), alpha])
+    palette = Image.fromarray(astronaut).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    return {"fully_transparent": png_bytes(Image.fromarray(full, "RGBA")),
+            "partly_transparent": png_bytes(Image.fromarray(np.dstack([colours, alpha]), "RGBA")),
+            "grey_alpha": png_bytes(Image.fromarray(grey, "LA")),
+            "palette_transparent": png_bytes(palette, transparency=0)}
+
+
+@pytest.fixture(scope="module")
+def astronaut(fixtures_dir) -> np.ndarray:
+    return load_rgb(fixtures_dir / "astronaut.png")
+
+
+@pytest.fixture(scope="module")
+def pngs(astronaut) -> dict:
+    return transparent_pngs(astronaut[128:384, 128:384])
+
+
+@pytest.fixture(scope="module")
+def damaged(fixtures_dir) -> dict:
+    """{name: bytes}: one CRC flipped per chunk kind of a PNG with text and pHYs chunks, and a truncated file."""
+    good = png_bytes(Image.open(fixtures_dir / "astronaut.png").convert("RGB").resize((64, 64)),
+                     pnginfo=_text_info(), dpi=(72, 72))
+    out = {f"bad_crc_{kind}": with_bad_crc(good, kind) for kind in ("IHDR", "tEXt", "pHYs", "IDAT", "IEND")}
+    out["truncated"] = good[:len(good) // 2]
+    out["good"] = good
+    return out
+
+
+def _text_info():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "facepack test")
+    return info
+
+
+# --- Python --------------------------------------------------------------------------------
+def test_premultiply_formula_is_round_half_free():
+    c, a = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    rgba = np.dstack([c, c, c, a]).astype(np.uint8)
+    exact = np.round(c * a / 255.0)
+    assert not np.any(np.isclose((c * a / 255.0) % 1.0, 0.5)), "a tie would make 'round' ambiguous"
+    np.testing.assert_array_equal(spec.premultiply_alpha(rgba)[..., 0], exact)
+
+
+@pytest.mark.parametrize("name", ["fully_transparent", "partly_transparent", "grey_alpha", "palette_transparent"])
+def test_python_composites_alpha_onto_black(pngs, name):
+    rgba = np.asarray(Image.open(io.BytesIO(pngs[name])).convert("RGBA"))
+    np.testing.assert_array_equal(load_rgb(pngs[name]), spec.premultiply_alpha(rgba))
+    if name == "fully_transparent":
+        assert load_rgb(pngs[name]).max() == 0
+
+
+def test_python_refuses_every_damaged_png(damaged):
+    assert png_problem(damaged["good"]) is None
+    np.testing.assert_array_equal(load_rgb(damaged["good"]).shape, (64, 64, 3))
+    for name, data in damaged.items():
+        if name == "good":
+            continue
+        problem = png_problem(data)
+        assert problem and problem.startswith("damaged PNG"), name
+        if name.startswith("bad_crc_"):
+            assert f"its {name[len('bad_crc_'):]} chunk fails its CRC check" in problem
+        with pytest.raises(ImageDecodeError, match="damaged PNG"):
+            load_rgb(data, name=f"{name}.png")
+
+
+def test_the_rules_are_in_the_manifest_spec():
+    d = spec.spec_dict()
+    assert (d["alpha_rule"], d["png_checksums"]) == ("premultiply", "refuse")
+
+
+# --- Node: png.js words ---------------------------------------------------------------------
+@pytest.mark.skipif(not node_ready()[0], reason=node_ready()[1])
+def test_png_js_gives_pythons_words(damaged, pngs, tmp_path):
+    files = {**damaged, **pngs, "not_png": b"GIF89a" + bytes(30),
+             "bad_type": damaged["good"][:12] + b"\x01\x02\x03\x04" + damaged["good"][16:]}
+    paths = {}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        paths[name] = str(tmp_path / name)
+    script = tmp_path / "png_check.mjs"
+    script.write_text(
+        "import { readFileSync } from 'node:fs';\n"
+        f"import {{ pngProblem, crc32 }} from '{(spec_root() / 'static/facepack/png.js').as_uri()}';\n"
+        "const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));\n"
+        "const out = {};\n"
+        "for (const [name, path] of Object.entries(job.paths)) out[name] = pngProblem(new Uint8Array(readFileSync(path)));\n"
+        "out.crc = crc32(new TextEncoder().encode(job.text));\n"
+        "process.stdout.write(JSON.stringify(out));\n")
+    out = run_node(script, {"paths": paths, "text": "facepack"})
+    assert out.pop("crc") == zlib.crc32(b"facepack")
+    for name, data in files.items():
+        assert out[name] == png_problem(data), name
+    assert out["bad_type"] is not None and out["not_png"] is None
+
+
+def spec_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent
+
+
+# --- Chromium: every decode path, every backend -------------------------------------------------
+DECODE_PAGE = """
+import * as tf from '@tensorflow/tfjs';
+import { toRgbTensor } from '/facepack/input.js';
+import { useBackend } from '/facepack/backend.js';
+
+const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+window.decodeAll = async (job) => {
+  const backend = await useBackend(job.backend);
+  const out = { backend, pixels: {}, refused: {} };
+  // Pixels as base64 bytes (after the rule every value is an integer 0..255; a non-integer
+  // would show up as a mismatch): long number arrays are slow to bring back through CDP.
+  const read = async (input) => {
+    const t = await toRgbTensor(input, job.spec);
+    try {
+      const values = await t.data();
+      const bytes = Uint8Array.from(values, (v) => (Number.isInteger(v) && v >= 0 && v <= 255 ? v : 0));
+      const exact = values.every((v, i) => v === bytes[i]);
+      let text = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return exact ? btoa(text) : `not 8-bit values (${values.find((v, i) => v !== bytes[i])})`;
+    } finally { t.dispose(); }
+  };
+  for (const [name, data] of Object.entries(job.pngs)) {
+    const blob = new Blob([b64(data)], { type: 'image/png' });
+    // The page's path (static/app.js decodeImage + pixelsOf): bitmap -> 2D canvas -> getImageData.
+    const bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', colorSpaceConversion: 'none',
+      premultiplyAlpha: 'none' });
+    const canvas = document.createElement('canvas');
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(bitmap, 0, 0);
+    const imageData = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    const img = new Image();
+    img.src = URL.createObjectURL(blob);
+    await img.decode();
+    out.pixels[name] = {
+      blob: await read(blob), page: await read({ data: imageData.data, width: imageData.width, height: imageData.height }),
+      imagedata: await read(imageData), bitmap: await read(bitmap), image: await read(img), canvas: await read(canvas),
+    };
+    bitmap.close();
+  }
+  for (const [name, data] of Object.entries(job.damaged)) {
+    try { await read(new Blob([b64(data)], { type: 'image/png' })); out.refused[name] = null; } catch (err) { out.refused[name] = err.message; }
+  }
+  out.tensors = tf.memory().numTensors;
+  return out;
+};
+window.pageReady = true;
+"""
+
+
+@pytest.fixture(scope="module")
+def browser_runs(pngs, damaged) -> dict:
+    ok, why = chromium_ready()
+    if not ok or not node_ready()[0]:
+        pytest.skip(why or node_ready()[1])
+    enc = lambda d: {k: base64.b64encode(v).decode() for k, v in d.items()}  # noqa: E731
+    job = {"spec": spec.spec_dict(), "pngs": enc(pngs), "damaged": enc({k: v for k, v in damaged.items() if k != "good"})}
+    runs = {}
+    with static_server(pages={"/decode.html": page_html(DECODE_PAGE)}) as base, playwright_session() as p:
+        for backend, webgl in (("wasm", False), ("cpu", False), ("webgl", True)):
+            with chromium_page(f"{base}/decode.html", webgl=webgl, playwright=p) as page:
+                wait_for_global(page, "pageReady")
+                runs[backend] = page.evaluate("(job) => window.decodeAll(job)", {**job, "backend": backend})
+                runs[backend]["errors"] = list(page.errors)
+    return runs
+
+
+@pytest.mark.parametrize("backend", ["wasm", "cpu", "webgl"])
+def test_browser_decodes_pythons_pixels(browser_runs, pngs, backend):
+    run = browser_runs[backend]
+    if backend == "webgl" and run["backend"] != "webgl":
+        pytest.skip(f"WebGL did not start in this Chromium (got {run['backend']})")
+    assert run["backend"] == backend and run["tensors"] == 0
+    assert not [e for e in run["errors"] if "404" not in e], run["errors"]  # (a 404: the favicon)
+    for name, data in pngs.items():
+        want = load_rgb(data).astype(np.int32).ravel()
+        for path, got in run["pixels"][name].items():
+            assert not got.startswith("not"), f"{backend} {name} via {path}: {got}"
+            diff = np.abs(np.frombuffer(base64.b64decode(got), np.uint8).astype(np.int32) - want)
+            assert diff.max() == 0, f"{backend} {name} via {path}: {int((diff > 0).sum())} values differ, max {diff.max()}"
+
+
+def test_browser_refuses_damaged_pngs_with_pythons_words(browser_runs, damaged):
+    for name, message in browser_runs["wasm"]["refused"].items():
+        assert message is not None, f"{name} was decoded"
+        assert png_problem(damaged[name]) in message, (name, message)
+
+
+def test_report(browser_runs, artifacts_dir):
+    (artifacts_dir / "alpha_decode.json").write_text(json.dumps(
+        {b: {"backend": r["backend"], "refused": r["refused"]} for b, r in browser_runs.items()}, indent=2))
