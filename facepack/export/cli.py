@@ -31,15 +31,16 @@ import traceback
 from pathlib import Path
 
 DEFAULT_OUT = "dist/models-NAME"
-# Optional imports of TensorFlow (tf.lite -> jax) and Keras (plot utilities -> matplotlib,
-# array slicing -> pandas), each guarded by try/except ImportError there, that an export never
-# uses: ~1-3 s of start-up. Blocked only while this CLI imports TensorFlow and Keras.
-SKIPPED_AT_STARTUP = ("jax", "matplotlib", "pandas")
+# Optional imports of TensorFlow (tf.lite -> jax), Keras 3 (plot utilities -> matplotlib, cv2;
+# array slicing -> pandas) and tf_keras (data adapters -> pandas), each guarded by try/except
+# ImportError there, that an export never uses: ~2-3 s of start-up. Blocked only while this CLI
+# imports TensorFlow, Keras and tf_keras.
+SKIPPED_AT_STARTUP = ("jax", "matplotlib", "pandas", "cv2")
 
 
 def import_lean() -> None:
-    """Import tensorflow and keras with SKIPPED_AT_STARTUP unavailable, then make those
-    importable again (a user's --custom-objects module may import them itself)."""
+    """Import tensorflow, keras and tf_keras with SKIPPED_AT_STARTUP unavailable, then make
+    those importable again (a user's --custom-objects module may import them itself)."""
     if "keras" in sys.modules:
         return
     blocked = [m for m in SKIPPED_AT_STARTUP if m not in sys.modules]
@@ -47,6 +48,7 @@ def import_lean() -> None:
         sys.modules[name] = None  # "import jax" raises ImportError
     try:
         import keras  # noqa: F401  (imports tensorflow)
+        import tf_keras  # noqa: F401
     finally:
         for name in blocked:
             if sys.modules.get(name, 0) is None:
