@@ -114,6 +114,8 @@ CASES = {
     "separable_conv1d_dilated": lambda k: _seq(k, (8, 3), k.layers.SeparableConv1D(4, 3, dilation_rate=2, depth_multiplier=2)),
     "conv1d_transpose": lambda k: _seq(k, (6, 3), k.layers.Conv1DTranspose(4, 3, strides=2, padding="same")),
     "conv2d_transpose": lambda k: _seq(k, (5, 5, 3), k.layers.Conv2DTranspose(4, 3, strides=2, padding="same")),
+    "conv3d_transpose_same": lambda k: _seq(k, (3, 3, 2, 2), k.layers.Conv3DTranspose(3, 3, strides=2, padding="same")),
+    "conv3d_transpose_valid": lambda k: _seq(k, (2, 3, 3, 2), k.layers.Conv3DTranspose(3, (2, 3, 1), strides=(1, 2, 3))),
     "conv3d": lambda k: _seq(k, (4, 5, 5, 2), k.layers.Conv3D(3, 3, padding="same")),
     "conv_lstm2d": lambda k: _seq(k, (3, 5, 5, 2), k.layers.ConvLSTM2D(3, 3, padding="same")),
     "spatial_dropout2d": lambda k: _seq(k, (5, 5, 3), k.layers.SpatialDropout2D(0.3), k.layers.Conv2D(2, 1)),
@@ -153,7 +155,8 @@ CUSTOM_LAYERS = {
     "separable_conv1d_dilated": "DepthwiseConv2D", "masked_attention": "Attention",
     "masked_mha_causal": "MultiHeadAttention", "masked_mha_dropout": "MultiHeadAttention",
     "masked_bidirectional_lstm": ("Bidirectional", "LSTM"), "masked_bidirectional_gru": ("Bidirectional", "GRU"),
-    "masked_simple_rnn_backwards": "SimpleRNN",
+    "masked_simple_rnn_backwards": "SimpleRNN", "conv3d_transpose_same": "Conv3DTranspose",
+    "conv3d_transpose_valid": "Conv3DTranspose",
 }
 
 

@@ -1,9 +1,13 @@
 /**
- * DepthwiseConv2D with dilation_rate. TF.js 4.22's layer ignores it (tfjs-layers
- * convolutional_depthwise.ts: "TODO(cais): Add support for dilation"), so a dilated depthwise
- * conv ran undilated with a wrong output shape; the class name is re-registered with a call()
- * that passes the dilations to tf.depthwiseConv2d. Also carries the bridge's DepthwiseConv1D /
- * SeparableConv1D rewrites (facepack/export/bridge.py:_conv1d_via_2d).
+ * Convolutions TF.js 4.22 gets wrong; both class names are re-registered:
+ *
+ * - DepthwiseConv2D ignored dilation_rate (tfjs-layers convolutional_depthwise.ts: "TODO(cais):
+ *   Add support for dilation"): a dilated depthwise conv ran undilated with a wrong output shape.
+ *   call() passes the dilations to tf.depthwiseConv2d. Also carries the bridge's DepthwiseConv1D /
+ *   SeparableConv1D rewrites (facepack/export/bridge.py:_conv1d_via_2d).
+ * - Conv3DTranspose: the WASM backend's Conv3DBackpropInputV2 kernel returns wrong values (zeros
+ *   for stride 2). call() computes the transposed conv as a plain conv3d of the zero-dilated,
+ *   padded input with the flipped kernel, on every backend.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -47,3 +51,61 @@ export class DepthwiseConv2D extends BuiltinDepthwiseConv2D {
   }
 }
 tf.serialization.registerClass(DepthwiseConv2D);
+
+const BuiltinConv3DTranspose = tf.layers.conv3dTranspose({ filters: 1, kernelSize: 1 }).constructor;
+
+/** `x` with zeros inserted between elements (stride - 1 each) and `before`/`after` zeros, per spatial axis,
+ * working on rank-3 views (TF.js WebGL cannot compile rank-5 pad shaders). */
+function dilateAndPad(x, strides, before, after) {
+  let y = x;
+  strides.forEach((s, k) => {
+    const axis = k + 1;
+    const shape = y.shape;
+    const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+    const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const n = shape[axis];
+    let v = y.reshape([outer * n, 1, inner]);
+    if (s > 1) v = tf.pad(v, [[0, 0], [0, s - 1], [0, 0]]).reshape([outer, n * s, inner]).slice([0, 0, 0], [-1, (n - 1) * s + 1, -1]);
+    else v = v.reshape([outer, n, inner]);
+    v = tf.pad(v, [[0, 0], [before[k], after[k]], [0, 0]]);
+    y = v.reshape([...shape.slice(0, axis), v.shape[1], ...shape.slice(axis + 1)]);
+  });
+  return y;
+}
+
+/** mirrors keras/src/layers/convolutional/conv3d_transpose.py (channels last, dilation 1, no output_padding). */
+export class Conv3DTranspose extends BuiltinConv3DTranspose {
+  static className = 'Conv3DTranspose';
+
+  constructor(args) {
+    super(args);
+    if (this.dataFormat !== 'channelsLast') throw new Error(`${this.name}: only data_format channels_last is supported`);
+  }
+
+  call(inputs) {
+    return tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const kernel = this.kernel.read(); // (kd, kh, kw, filters, in)
+      const k = kernel.shape.slice(0, 3);
+      const s = this.strides;
+      // full transposed output: (d - 1) * s + k, by a valid conv3d over the dilated input padded by k - 1
+      const full = dilateAndPad(x, s, k.map((v) => v - 1), k.map((v) => v - 1));
+      // flipping all three spatial axes = reversing their flattened index (WebGL has no rank-5 reverse)
+      const [kd, kh, kw, filters, channels] = kernel.shape;
+      const flipped = tf.reverse(kernel.reshape([kd * kh * kw, filters, channels]), 0)
+        .reshape(kernel.shape).transpose([0, 1, 2, 4, 3]);
+      let y = tf.conv3d(full, flipped, 1, 'valid');
+      // Keras' output length (deconv_output_length): valid d * s + max(k - s, 0), same d * s (cropped
+      // max(k - s, 0) / 2 from the start); zeros at the end where the full output is shorter (k < s)
+      const extra = k.map((kv, i) => Math.max(kv - s[i], 0));
+      const size = x.shape.slice(1, 4).map((d, i) => d * s[i] + (this.padding === 'same' ? 0 : extra[i]));
+      const start = this.padding === 'same' ? extra.map((e) => Math.floor(e / 2)) : [0, 0, 0];
+      const short = size.map((o, i) => Math.max(0, start[i] + o - y.shape[i + 1]));
+      if (short.some((v) => v > 0)) y = dilateAndPad(y, [1, 1, 1], [0, 0, 0], short);
+      y = y.slice([0, ...start, 0], [-1, ...size, -1]);
+      if (this.useBias) y = y.add(this.bias.read());
+      return this.activation != null ? this.activation.apply(y) : y;
+    });
+  }
+}
+tf.serialization.registerClass(Conv3DTranspose);
