@@ -318,6 +318,85 @@ def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(page, photos, 
     assert page.errors == []
 
 
+# --- Transparent and damaged PNGs, the face filter fields ------------------------------------------
+@pytest.fixture(scope="module")
+def special_photos(tmp_path_factory, fixtures_dir, untrained_runs) -> dict:
+    """Transparent and damaged PNGs (tests/test_alpha_decode.py makes them) and Python's results on them."""
+    from PIL import Image, PngImagePlugin
+
+    from facepack.pipeline import FacePipeline
+    from test_alpha_decode import transparent_pngs, with_bad_crc
+
+    out = tmp_path_factory.mktemp("special")
+    astronaut = np.asarray(Image.open(fixtures_dir / "astronaut.png").convert("RGB"))
+    files = {f"{k}.png": v for k, v in transparent_pngs(astronaut).items() if k in ("fully_transparent", "partly_transparent")}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "facepack")
+    buf = io.BytesIO()
+    Image.fromarray(astronaut).save(buf, "PNG", pnginfo=info)
+    files.update({f"bad_crc_{kind}.png": with_bad_crc(buf.getvalue(), kind) for kind in ("tEXt", "IDAT")})
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    pipe = FacePipeline.from_runs(untrained_runs["beauty"], untrained_runs["keypoints"])
+    results = {}
+    for name in files:
+        try:
+            results[name] = pipe.analyze(out / name)
+        except ValueError as exc:  # ImageDecodeError
+            results[name] = str(exc)
+    results["astronaut_min_box"] = pipe.analyze(fixtures_dir / "astronaut.png", min_box_size=1000.0)
+    return {"dir": out, "py": results}
+
+
+def test_transparent_pngs_are_analysed_like_python(page, special_photos):
+    """spec.ALPHA_RULE on both sides: a fully transparent photo is black (no face), a partly
+    transparent one gives Python's faces (tests/test_alpha_decode.py checks the pixels)."""
+    py = special_photos["py"]
+    assert py["fully_transparent.png"]["faces"] == []
+    outcome = choose(page, str(special_photos["dir"] / "fully_transparent.png"))
+    assert (outcome["code"], outcome["kind"]) == ("no-face", "warning"), outcome
+    assert len(py["partly_transparent.png"]["faces"]) == 1
+    outcome = choose(page, str(special_photos["dir"] / "partly_transparent.png"))
+    assert outcome["code"] == "ok", outcome
+    assert_faces_match(last_result(page)["faces"], py["partly_transparent.png"]["faces"])
+
+
+def test_damaged_pngs_are_refused_like_python(page, special_photos):
+    """spec.PNG_CHECKSUMS: a bad CRC in tEXt (Chromium alone would decode it) and in IDAT (PIL
+    alone would) is refused on both sides with the same words."""
+    from facepack.data.png_check import png_problem
+
+    for name in ("bad_crc_tEXt.png", "bad_crc_IDAT.png"):
+        problem = png_problem((special_photos["dir"] / name).read_bytes())
+        assert problem and problem in special_photos["py"][name]
+        outcome = choose(page, str(special_photos["dir"] / name))
+        assert (outcome["code"], outcome["kind"]) == ("corrupt-image", "error"), outcome
+        assert name in outcome["text"] and problem in outcome["text"]
+
+
+def test_face_filter_fields_start_at_the_manifest_defaults(page, special_photos, tiny_bundle, photos, python_results):
+    import json
+
+    spec_filter = json.loads((tiny_bundle / "manifest.json").read_text())["spec"]["face_filter"]
+    assert float(page.input_value("#min-confidence")) == spec_filter["min_confidence"]
+    assert float(page.input_value("#min-box-size")) == spec_filter["min_box_size_px"]
+    page.fill("#min-box-size", "1000")
+    outcome = choose(page, str(photos["astronaut"]))
+    assert special_photos["py"]["astronaut_min_box"]["faces"] == []
+    assert (outcome["code"], outcome["kind"]) == ("no-face", "warning"), outcome
+    before = message(page)["seq"]
+    page.fill("#min-confidence", "1.5")
+    page.dispatch_event("#min-confidence", "change")
+    outcome = settle(page, before)
+    assert outcome["code"] == "bad-min-confidence" and "“1.5”" in outcome["text"]
+    page.fill("#min-confidence", str(spec_filter["min_confidence"]))
+    page.fill("#min-box-size", str(spec_filter["min_box_size_px"]))
+    outcome = choose(page, str(photos["astronaut"]))
+    assert outcome["code"] == "ok"
+    assert_faces_match(last_result(page)["faces"], python_results["astronaut"]["faces"])
+    assert page.errors == []
+
+
 # --- Camera -------------------------------------------------------------------------------------------
 def test_camera_with_a_fake_stream(page):
     page.click("#camera-button")
