@@ -169,3 +169,9 @@ def test_random_augmentations_are_removed():
     x = np.random.default_rng(8).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
     model2, _ = _same(model, x)
     assert [type(l).__name__ for l in model2.layers[1:]] == ["Conv2D"]
+
+
+def test_activation_tf_keras_lacks_is_named():
+    model = _seq((4,), keras.layers.Dense(3, activation="celu", name="d"))
+    with pytest.raises(BridgeError, match=r"layer 'd' \(Dense\): activation 'celu' has no tf_keras/TF.js equivalent"):
+        to_tf_keras(model, tf_keras)

@@ -140,9 +140,18 @@ def sanitize_config(tf_keras, class_name: str, config: dict, strict: bool = True
             continue
         if key == "dtype":
             value = _dtype_name(value)
-        if key == "activation":
+        if key in ("activation", "recurrent_activation"):
             value = _activation_name(value)
             value = _ACTIVATION_RENAMES.get(value, value)
+            if key == "recurrent_activation" and value in _HARD_ACTIVATIONS:
+                raise BridgeError(f"layer {config.get('name')!r} ({class_name}): recurrent_activation {value!r} is "
+                                  f"relu6(x + 3) / 6 in Keras 3 but 0.2 x + 0.5 in tf_keras/TF.js; use 'sigmoid'")
+            if isinstance(value, str) and value not in _HARD_ACTIVATIONS:
+                try:
+                    tf_keras.activations.get(value)
+                except (ValueError, TypeError):
+                    raise BridgeError(f"layer {config.get('name')!r} ({class_name}): activation {value!r} has no "
+                                      f"tf_keras/TF.js equivalent") from None
         if class_name == "Bidirectional" and key == "backward_layer":
             _check_mirror(config, value)  # TF.js builds the backward layer from the forward one
             continue
