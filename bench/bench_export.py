@@ -186,8 +186,9 @@ def main(argv=None) -> dict:
         results[name] = {"family": prep.entry.family, "case": prep.entry.case, "slow": prep.entry.slow,
                          "facepack": {**fp, "backends": fp_v, "outcome": fp_outcome, "cell": cell(fp, fp_v)},
                          "official": routes, "official_best": best}
-        fp_cell = "ok" if fp_outcome == "match" else (f"{fp['format']}: " if fp["format"] else "") + cell(fp, fp_v)
-        fp_cell = fp_cell if fp_outcome == "match" else f"{fp_outcome}: {fp_cell}"
+        fp_cell = cell(fp, fp_v) if fp["status"] != "exported" else \
+            "ok" if fp_outcome == "match" else f"wrong ({fp['format']}): {cell(fp, fp_v)}"
+        fp_cell = fp_cell.replace("ExportError: cannot export", "").replace(f"{name!r} to TF.js: ", "")
         table.append([name, fp_cell[:70], best or "-"] + [routes[r]["cell"][:45] if r in routes else "-" for r in OFFICIAL])
 
     def totals(kind):

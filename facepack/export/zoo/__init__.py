@@ -175,7 +175,8 @@ def _branches(shape, *make_layers, merge="concat", pre=None):
     def builder(keras):
         inp = keras.Input(shape)
         x = pre(keras)(inp) if pre else inp
-        outs = [keras.layers.Flatten()(make(keras)(x)) for make in make_layers]
+        outs = [make(keras)(x) for make in make_layers]
+        outs = [keras.layers.Flatten()(y) if len(y.shape) > 2 else y for y in outs]
         return keras.Model(inp, keras.layers.Concatenate()(outs) if len(outs) > 1 else outs[0])
     return builder
 
@@ -361,7 +362,8 @@ def _tabular_sample(rng, model):
 def _app(fn_name: str, size: int, **kw):
     def builder(keras):
         fn = getattr(keras.applications, fn_name)
-        return fn(input_shape=(size, size, 3), weights=None, classes=10, **kw)
+        # logits (no softmax): a random network's softmax saturates to one-hot, hiding differences
+        return fn(input_shape=(size, size, 3), weights=None, classes=10, classifier_activation=None, **kw)
     return builder
 
 
@@ -463,6 +465,8 @@ ZOO: tuple[ZooModel, ...] = (
     # --- reshaping ----------------------------------------------------------------------------
     ZooModel("reshape_permute_flatten", "reshaping", _chain((4, 6), _L("Reshape", (3, 8)), _L("Permute", (2, 1)),
                                                             _L("Flatten"), _L("Dense", 4))),
+    ZooModel("flatten_rank2", "reshaping", _chain((6,), _L("Dense", 4), _L("Flatten"), _L("Dense", 3)),
+             reason="Keras 3's Flatten accepts a rank-2 input (identity); TF.js' wants rank >= 3"),
     ZooModel("repeat_vector", "reshaping", _chain((5,), _L("Dense", 3), _L("RepeatVector", 4), _L("Flatten"))),
     ZooModel("crop_pad_upsample_1d", "reshaping", _chain((8, 3), _L("Cropping1D", (1, 2)), _L("ZeroPadding1D", (2, 1)),
                                                          _L("UpSampling1D", 2), _L("Conv1D", 2, 3))),
