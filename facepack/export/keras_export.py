@@ -221,7 +221,12 @@ def input_specs(model) -> list[InputSpec]:
     """
     tensors = _flat_inputs(model)
     if tensors:
-        return [InputSpec(t.name, (None,) + tuple(t.shape[1:]), str(t.dtype)) for t in tensors]
+        specs = [InputSpec(t.name, (None,) + tuple(t.shape[1:]), str(t.dtype)) for t in tensors]
+        for spec in specs:
+            if spec.dtype == "string":
+                raise ExportError(f"input {spec.name!r} is a string tensor, which a TF.js model cannot take; export "
+                                  f"the model from after its StringLookup/TextVectorization (token ids in)")
+        return specs
     build = getattr(model, "_build_shapes_dict", None) or {}
     shapes = list(build.values())
     if len(shapes) != 1:
@@ -600,7 +605,8 @@ def _advice(reasons: dict) -> str:
                 "(static/facepack/layers/)")
     if "differs from Keras" in text:
         return "TF.js computes a different function for a layer of this model; report it with the model"
-    return "see README 'Exporting any Keras model' for the supported layers"
+    return ("replace the layer named above with one TF.js or static/facepack/layers/index.js supports (the "
+            "list is there), or export the part of the model before it")
 
 
 # --- the entry point -----------------------------------------------------------------------

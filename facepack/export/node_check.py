@@ -81,7 +81,10 @@ def run_node_backends(bundle: Path, backends, requests: list, work: Path) -> dic
     proc = subprocess.run([shutil.which("node") or "node", str(SCRIPT), str(bundle), ",".join(backends), str(job)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     if proc.returncode != 0 or not (work / "result.json").is_file():
-        raise RuntimeError(f"TF.js ({','.join(backends)}, Node) could not run the exported models:\n{proc.stderr[-3000:]}")
+        lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("    at ")]
+        last = lines[-1].strip() if lines else f"exit code {proc.returncode}"
+        raise RuntimeError(f"TF.js ({','.join(backends)}, Node) could not run the exported models: {last}\n"
+                           f"{proc.stderr[-3000:]}")
     result = json.loads((work / "result.json").read_text())
     out = {}
     for backend in backends:
