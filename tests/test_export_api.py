@@ -362,3 +362,17 @@ def test_to_tfjs_model_flag_calls_the_same_exporter(exported, tmp_path):
                          "--backends", "wasm"]) == 0
     entry = json.loads((tmp_path / "b" / "manifest.json").read_text())["models"]["lam"]
     assert list(entry["parity"]["backends"]) == ["wasm"] and entry["format"] == "graph-model"
+
+
+def test_build_bundle_user_model_takes_several_inputs(exported, tmp_path):
+    """build_bundle(user_model=...) (the face-bundle route) probes every input too (it raised
+    "TypeError: 'tuple' object cannot be interpreted as an integer" on a 2-input model)."""
+    from facepack.export import build_bundle
+
+    path = tmp_path / "two.keras"
+    exported["two_inputs"][2].save(path)
+    manifest = build_bundle(tmp_path / "b", user_model=path, user_name="two", node_check=True, log=None)
+    entry = manifest["models"]["two"]
+    assert entry["parity"]["max_abs_diff"] <= entry["parity"]["tolerance"]
+    assert entry["parity"]["tfjs"]["max_abs_diff"] <= entry["parity"]["tolerance"]
+    assert "a [2, 8] float32" in entry["parity"]["probe"] and "b [2, 4] float32" in entry["parity"]["probe"]
