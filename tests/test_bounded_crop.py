@@ -40,6 +40,7 @@ CROP_EXACT_TOL = 0.0  # pixel values 0..255: the JS writes out the TF kernel's f
 FACE_SCALE = 2  # the 512 px astronaut fixture pasted at 1024 px: its face (~214 px) stays
 #                 detectable after the 1280 px detection downscale of a 24 MP photo (~46 px)
 MARGIN_PX = 40  # the pasted face's distance from the bottom-right corner
+DETECT_RESIZE_TOL = 0.0  # 0..255: input.js's downscale writes out tf.image.resize's float32 kernel
 
 
 def phone_canvas(height: int, width: int, face: np.ndarray) -> np.ndarray:
@@ -120,6 +121,82 @@ def test_bounded_crop_report(op_results, artifacts_dir):
                         for backend in ("cpu", "wasm")}
     (artifacts_dir / "bounded_crop.json").write_text(json.dumps(report, indent=2))
     assert set(report) == set(SIZES)
+
+
+# --- WebGL (Chromium, SwiftShader): the 12 MP photo held as a texture ---------------------------
+WEBGL_PAGE = """
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '/facepack/backend.js';
+import { resizeForDetection } from '/facepack/input.js';
+import { boundedCropAndResize } from '/facepack/ops/bounded_crop.js';
+
+const b64 = (f32) => {
+  const bytes = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+};
+window.cropJob = async (job) => {
+  const backend = await useBackend('webgl');
+  const [h, w, c] = job.shape;
+  const raw = new Uint8Array(await (await fetch(job.url)).arrayBuffer());
+  const image = tf.tensor3d(Float32Array.from(raw), [h, w, c]);
+  // TF.js's own kernel first: it uploads the photo to a texture, so the bounded crop then reads
+  // it back from the GPU (as after any GPU op on the photo).
+  const native = tf.tidy(() => tf.image.cropAndResize(tf.expandDims(image, 0), tf.tensor2d(job.boxes),
+    tf.zeros([job.boxes.length], 'int32'), [job.size, job.size], 'bilinear', 0));
+  const nativeB64 = b64(await native.data());
+  let t = performance.now();
+  const crops = await boundedCropAndResize(image, job.boxes, [job.size, job.size], 0);
+  const bounded = b64(await crops.data());
+  const ms = performance.now() - t;
+  const det = await resizeForDetection(image, job.spec);
+  const detected = b64(await det.image.data());
+  tf.dispose([image, det.image, crops, native]);
+  return { backend, detected, detectedShape: det.image.shape, bounded, native: nativeB64, ms,
+           tensors: tf.memory().numTensors };
+};
+window.pageReady = true;
+"""
+
+
+def test_bounded_crop_on_webgl_12mp(face, tmp_path, artifacts_dir):
+    """The same crops as Python with the 12 MP photo in a WebGL texture (headless Chromium, SwiftShader)."""
+    from facepack import spec
+    from facepack.detect.mtcnn_detector import resize_for_detection
+    from jsharness import chromium_page, chromium_ready, page_html, static_server, wait_for_global
+
+    ready, why_not = chromium_ready()
+    if not ready:
+        pytest.skip(why_not)
+    h, w = SIZES["12mp"]
+    canvas = phone_canvas(h, w, face)
+    squares = crop_squares_of(h, w)
+    py = crop_mod.crop_squares(canvas, squares, CROP_SIZE_PX)
+    py_det, _ = resize_for_detection(canvas)
+    canvas.tofile(tmp_path / "12mp.rgb")
+    del canvas
+    job = {"url": "/data/12mp.rgb", "shape": [h, w, 3], "spec": spec.spec_dict(), "size": CROP_SIZE_PX,
+           "boxes": crop_mod.tf_crop_boxes(squares, CROP_SIZE_PX, h, w).astype(np.float64).tolist()}
+    with static_server({"/data/": tmp_path}, {"/crop.html": page_html(WEBGL_PAGE)}) as base:
+        with chromium_page(f"{base}/crop.html", webgl=True) as page:
+            wait_for_global(page, "pageReady")
+            out = page.evaluate("(job) => window.cropJob(job)", job)
+    if out["backend"] != "webgl":
+        pytest.skip(f"WebGL did not start in this Chromium (got {out['backend']})")
+    import base64
+
+    def f32(text, shape):
+        return np.frombuffer(base64.b64decode(text), np.float32).reshape(shape)
+
+    bounded, native = f32(out["bounded"], py.shape), f32(out["native"], py.shape)
+    detected = f32(out["detected"], py_det.shape)
+    report = {"bounded_max_abs": float(np.abs(bounded - py).max()), "native_max_abs": float(np.abs(native - py).max()),
+              "detection_resize_max_abs": float(np.abs(detected - py_det).max()), "bounded_ms": out["ms"]}
+    (artifacts_dir / "bounded_crop_webgl.json").write_text(json.dumps(report, indent=2))
+    assert out["tensors"] == 0
+    assert report["bounded_max_abs"] <= CROP_EXACT_TOL, report
+    assert report["detection_resize_max_abs"] <= DETECT_RESIZE_TOL, report
 
 
 # --- The whole pipeline at 12 and 24 MP --------------------------------------------------------

@@ -59,10 +59,13 @@ export async function createFaceAnalyzer(modelConfig) {
       const [height, width] = image.shape;
       lap('decode');
       // 2. detect
-      const faces = await detectStage(sets.detector, spec, image, opts);
+      // The photo's values, read once: the detection downscale and the crops sample them on the
+      // CPU (input.js:resizeForDetection, ops/bounded_crop.js), exact on any photo size and backend.
+      const pixels = await image.data();
+      const faces = await detectStage(sets.detector, spec, image, opts, pixels);
       lap('detect');
       // 3-4. crop, keypoints, beauty, Grad-CAM
-      await describeFaces(sets, spec, image, faces, opts, lap);
+      await describeFaces(sets, spec, image, faces, opts, lap, pixels);
       timings.total = performance.now() - tStart;
       return { faces, backend: tf.getBackend(), timings, image: { width, height } };
     } finally {

@@ -134,9 +134,12 @@ export function detectSize(h, w, spec) {
  * resize is needed; otherwise a new tensor (caller disposes it). The resize is TF's own float32
  * kernel written out (ops/resize_bilinear.js): tf.image.resizeBilinear is up to 0.03 grey
  * levels off, enough to change NMS survivors on crowded photos (issue 12).
+ * @param {tf.Tensor3D} image float32 [H, W, 3]
+ * @param {object} spec manifest spec
+ * @param {ArrayLike<number>} [pixels] `await image.data()` when the caller has it (read once per photo)
  * @returns {Promise<{image: tf.Tensor3D, sy: number, sx: number, resized: boolean}>}
  */
-export async function resizeForDetection(image, spec) {
+export async function resizeForDetection(image, spec, pixels = null) {
   const [h, w] = image.shape;
   const [newH, newW] = detectSize(h, w, spec);
   if (newH === h && newW === w) return { image, sy: 1.0, sx: 1.0, resized: false };
@@ -147,6 +150,7 @@ export async function resizeForDetection(image, spec) {
     throw new Error(`manifest spec.resize_half_pixel_centers: only true is implemented, got ${JSON.stringify(spec.resize_half_pixel_centers)}`);
   }
   const c = image.shape[2];
-  const resized = tf.tensor3d(resizeBilinearPixels(await image.data(), h, w, c, newH, newW), [newH, newW, c], 'float32');
+  const values = pixels ?? await image.data();
+  const resized = tf.tensor3d(resizeBilinearPixels(values, h, w, c, newH, newW), [newH, newW, c], 'float32');
   return { image: resized, sy: newH / h, sx: newW / w, resized: true };
 }

@@ -95,9 +95,10 @@ export function filterFaces(faces, minConfidence, minBoxSize) {
  * @param {tf.Tensor3D} image float32 [H, W, 3]
  * @param {{minFaceSize: number, minConfidence: number, minBoxSize: number, maxFaces: number|null}} opts
  *   resolved analyze options
+ * @param {ArrayLike<number>} [pixels] `await image.data()` when the caller has it (read once per photo)
  */
-export async function detectStage(detector, spec, image, opts) {
-  const det = await resizeForDetection(image, spec);
+export async function detectStage(detector, spec, image, opts, pixels = null) {
+  const det = await resizeForDetection(image, spec, pixels);
   try {
     const boxes = await detectFaces(detector, det.image, detectorParams(spec, opts.minFaceSize));
     const faces = boxesToFaces(boxes, det.sx, det.sy, spec.landmarks5);
@@ -116,20 +117,21 @@ export async function detectStage(detector, spec, image, opts) {
  * @param {object[]} faces detectStage output (modified in place and returned)
  * @param {{heatmaps: boolean}} opts
  * @param {(key: string) => void} [lap]
+ * @param {ArrayLike<number>} [pixels] `await image.data()` when the caller has it (read once per photo)
  */
-export async function describeFaces(sets, spec, image, faces, opts, lap = () => {}) {
+export async function describeFaces(sets, spec, image, faces, opts, lap = () => {}, pixels = null) {
   const rules = cropRules(spec, sets.keypoints?.model.entry.points_format);
   const owned = [];
   try {
     // 3. crop
     const crops = {};
     // The photo's values, read once for both crops (ops/bounded_crop.js samples them on the CPU).
-    const pixels = faces.length && (sets.keypoints || sets.beauty) ? await image.data() : null;
+    const values = pixels ?? (faces.length && (sets.keypoints || sets.beauty) ? await image.data() : null);
     for (const [kind, model] of [['keypoints', sets.keypoints?.model], ['beauty', sets.beauty?.features]]) {
       if (!model) continue;
       const size = inputSize(model);
       const squares = faces.map((f) => faceSquare(f.box, rules[kind]));
-      crops[kind] = { squares, size, tensor: await cropSquares(image, squares, size, spec, pixels) };
+      crops[kind] = { squares, size, tensor: await cropSquares(image, squares, size, spec, values) };
       owned.push(crops[kind].tensor);
     }
     lap('crop');
