@@ -486,7 +486,7 @@ function showOutcome(result) {
   const n = result.faces.length;
   if (n === 0) {
     showMessage('warning', 'no-face', `No face found in “${page.source.label}”. Try a photo where the face is larger, `,
-      'lit from the front and not turned far away.');
+      'lit from the front and not turned far away (faces under “Min confidence” or “Min face px” are not shown).');
   } else if (result.moreFacesThanLimit) {
     showMessage('warning', 'too-many-faces', `More than ${result.limit} face${result.limit > 1 ? 's' : ''} found; showing the `,
       `${result.limit} the detector is most sure of. Raise “Max faces” to see more.`);
