@@ -106,6 +106,35 @@ def test_exit_status_two_without_trained_runs(predict, tmp_path, fixtures_dir, m
 def test_bad_numbers_are_usage_errors(predict, tmp_path, capsys):
     assert predict.main(["x.jpg", "--out", str(tmp_path), "--max-faces", "0"]) == 2
     assert "--max-faces" in capsys.readouterr().err
+    assert predict.main(["x.jpg", "--out", str(tmp_path), "--min-confidence", "1.5"]) == 2
+    assert "--min-confidence" in capsys.readouterr().err
+    assert predict.main(["x.jpg", "--out", str(tmp_path), "--min-box-size", "-1"]) == 2
+    assert "--min-box-size" in capsys.readouterr().err
+
+
+def test_face_filter_flags_reach_the_pipeline(predict, tmp_path, monkeypatch):
+    """--min-confidence / --min-box-size become analyze(min_confidence=, min_box_size=) (spec.FACE_FILTER)."""
+    seen = {}
+
+    class Pipe:
+        runs = {}
+
+        @classmethod
+        def from_runs(cls, *args, **kwargs):
+            return cls()
+
+        def analyze(self, rgb, **kwargs):
+            seen.update(kwargs)
+            return {"faces": [], "timings_ms": {"decode": 0.0, "total": 0.0}, "image": {"width": 1, "height": 1}}
+
+    monkeypatch.setattr("facepack.pipeline.FacePipeline", Pipe)  # predict.run imports it when it runs
+    photo = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(photo)
+    assert predict.main([str(photo), "--out", str(tmp_path / "out"), "--min-confidence", "0.5",
+                         "--min-box-size", "33"]) == 0
+    assert (seen["min_confidence"], seen["min_box_size"]) == (0.5, 33.0)
 
 
 def test_help_explains(predict, capsys):
