@@ -1,0 +1,392 @@
+"""Parity sweep: the JS library against the Python reference on N generated photos.
+
+    python bench/bench_parity.py                 # 60 photos, Node WASM (about 10 minutes on 2 busy cores)
+    python bench/bench_parity.py --n 500         # the issue-12 sweep (hours on 2 cores)
+    python bench/bench_parity.py --quick         # 12 photos up to 12 MP, Node WASM
+    python bench/bench_parity.py --js node-wasm,chromium-wasm,chromium-webgl --n 40
+
+Photos (deterministic in --seed and the photo's index): face images from ../shared/datasets
+(SCUT-FBP5500 350x350 portraits, YouTube-Faces tight crops; FACEPACK_DATASETS points elsewhere)
+and the fixture faces (tests/fixtures), pasted as squares at random positions and sizes (some
+overlapping) into canvases from 320x240 to 12000x9000 (most 0.3-4 MP, a few 12-108 MP; --max-mp
+caps them), groups of 1-40 faces, on a textured or photo background; then greyscale (12 %),
+partial alpha (10 %, PNG), a stored EXIF orientation 2-8 (15 %), JPEG quality 30-95 (70 %) or PNG.
+Python decodes the file (facepack.pipeline.decode: EXIF applied, alpha rule), and both sides
+analyse those same pixels (JS gets raw RGB), so the sweep measures the pipelines, not the decoders.
+
+Reference: facepack/pipeline.py:FacePipeline (Keras models, the `mtcnn` package). JS: the same
+models as a TF.js bundle (default: the shipped models, float32, bench/results/bundle-none/ built
+with convert/to_tfjs.py; --quantize float16 for the page's bundle), Grad-CAM on, default options.
+Per quantity the table gives the worst difference over the photos, the photo that gave it and
+how many photos meet issue 12's target; photos whose detection input exceeds 2^24 values
+(cropping/resizing indices past float32's exact range) get their own rows. JSON with every
+photo's numbers: bench/results/parity.json; the worst photos are kept in bench/results/parity_photos/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+DATASETS = Path(os.environ.get("FACEPACK_DATASETS", common.ROOT.parent / "shared" / "datasets"))
+FIXTURE_FACE_SQUARES = {"astronaut.png": [(153, 47, 140)], "einstein.jpg": [(326, 250, 140), (116, 612, 75)]}
+JS_TARGETS = ("node-wasm", "chromium-wasm", "chromium-webgl")
+BIG_VALUES = 2 ** 24  # H * W * 3 beyond this: TF.js kernels that index in float32 may misread
+
+# Canvas long side (px): tiers and their weights (a phone photo is 4032 px, 108 MP is 12000 x 9000).
+SIZE_TIERS = [((320, 800), 0.25), ((800, 1280), 0.22), ((1280, 2000), 0.25), ((2000, 4032), 0.18),
+              ((4032, 6000), 0.06), ((6000, 12000), 0.04)]
+ASPECTS = [(4, 3), (3, 4), (16, 9), (9, 16), (1, 1), (3, 2)]
+MAX_FACES = 40
+P_GREY, P_ALPHA, P_EXIF, P_JPEG = 0.12, 0.10, 0.15, 0.70
+JPEG_QUALITY = (30, 95)
+MIN_FACE_DET_PX = 30  # pasted square side in detection-image pixels (smaller ones are rarely found)
+
+# Issue 12's targets (JS vs Python, same pixels), units in the names.
+TARGETS = {  # key: (label, comparison, target)
+    "count": ("faces found equal", "==", 0),
+    "box_iou_min": ("box IoU (min)", ">=", 0.999),
+    "box_px": ("box corner |Δ| px", "<=", None),
+    "score_abs": ("detector confidence |Δ|", "<=", 1e-3),
+    "landmark_px": ("5 landmarks |Δ| px", "<=", 0.1),
+    "beauty_points": ("beauty |Δ| points (0..100)", "<=", 0.02),
+    "keypoint_px": ("68 keypoints |Δ| px", "<=", 0.1),
+    "heatmap_agreement_min": ("Grad-CAM correlation (min)", ">=", 0.999),
+}
+
+
+# --- Photos ---------------------------------------------------------------------------------
+def face_sources(datasets: Path = DATASETS) -> list[tuple[str, Path, tuple | None]]:
+    """[(kind, path, square or None)]: dataset face images (whole image) and fixture face squares."""
+    sources = []
+    for kind, folder, pattern in (("scut", datasets / "scut-fbp5500-train" / "Images", "*.jpg"),
+                                  ("ytf", datasets / "youtube-faces-keypoints-train" / "training", "*.jpg")):
+        if folder.is_dir():
+            sources += [(kind, p, None) for p in sorted(folder.glob(pattern))]
+    for name, squares in FIXTURE_FACE_SQUARES.items():
+        sources += [("fixture", common.FIXTURES / name, sq) for sq in squares]
+    return sources
+
+
+def _load_face(source, side: int):
+    from PIL import Image
+
+    kind, path, square = source
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        if square is not None:
+            x0, y0, s = square
+            img = img.crop((x0, y0, x0 + s, y0 + s))
+        elif img.width != img.height:  # tight crops: pad to a square with their own edge colour
+            s = max(img.size)
+            canvas = Image.new("RGB", (s, s), img.getpixel((0, 0)))
+            canvas.paste(img, ((s - img.width) // 2, (s - img.height) // 2))
+            img = canvas
+        return img.resize((side, side), Image.LANCZOS)
+
+
+def _background(rng, h: int, w: int, sources):
+    """uint8 (h, w, 3): colour blotches + a tiled noise texture, or a blurred face image."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    if rng.random() < 0.3:
+        img = _load_face(sources[int(rng.integers(len(sources)))], 64).filter(ImageFilter.GaussianBlur(2))
+        base = img.resize((w, h), Image.BICUBIC)
+    else:
+        low = rng.integers(30, 226, (max(2, h // 96 + 2), max(2, w // 96 + 2), 3)).astype(np.uint8)
+        base = Image.fromarray(low).resize((w, h), Image.BICUBIC)
+    out = np.asarray(base, dtype=np.int16)
+    tile = rng.integers(-20, 21, (128, 128, 3)).astype(np.int16)
+    for y in range(0, h, 128):
+        out[y:y + 128] += np.tile(tile, (1, w // 128 + 1, 1))[: min(128, h - y), :w]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+EXIF_STORE = {  # orientation -> PIL transpose that stores an upright image so the tag shows it upright
+    2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_90",
+    7: "TRANSVERSE", 8: "ROTATE_270"}
+
+
+def make_photo(index: int, seed: int, sources, max_mp: float) -> tuple[bytes, dict]:
+    """(encoded file bytes, description) of photo ``index``; deterministic in (seed, index)."""
+    import numpy as np
+    from PIL import Image
+
+    from facepack import spec
+
+    rng = np.random.default_rng([seed, index])
+    tiers, weights = zip(*SIZE_TIERS)
+    while True:
+        lo, hi = tiers[int(rng.choice(len(tiers), p=np.asarray(weights) / sum(weights)))]
+        long_side = int(rng.integers(lo, hi + 1))
+        a, b = ASPECTS[int(rng.integers(len(ASPECTS)))]
+        w, h = (long_side, long_side * b // a) if a >= b else (long_side * a // b, long_side)
+        w, h = max(w, 240), max(h, 240)
+        if w * h <= max_mp * 1e6:
+            break
+    if rng.random() < 0.05:
+        w, h = (12000, 9000) if max_mp >= 108 else (w, h)
+    canvas = _background(rng, h, w, sources)
+    det_scale = spec.detect_scale(h, w)
+    min_side = int(math.ceil(MIN_FACE_DET_PX / det_scale))
+    n = int(min(MAX_FACES, max(1, round(math.exp(rng.uniform(0, math.log(MAX_FACES)))))))
+    max_side = max(min_side, int(min(h, w) * (0.9 if n == 1 else 0.6 / math.sqrt(n))))
+    placed, used = [], []
+    for _ in range(400 * n):
+        if len(placed) == n:
+            break
+        s = int(math.exp(rng.uniform(math.log(min_side), math.log(max_side + 1))))
+        if s >= min(h, w):
+            continue
+        x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
+        gap = -s // 6
+        if any(x < px + ps + gap and px < x + s + gap and y < py + ps + gap and py < y + s + gap for px, py, ps in placed):
+            continue
+        src = sources[int(rng.integers(len(sources)))]
+        canvas[y:y + s, x:x + s] = np.asarray(_load_face(src, s))
+        placed.append((x, y, s))
+        used.append(src[0])
+    desc = {"index": index, "width": w, "height": h, "faces_pasted": len(placed),
+            "face_px": [min(p[2] for p in placed), max(p[2] for p in placed)] if placed else None,
+            "sources": sorted(set(used))}
+    img = Image.fromarray(canvas)
+    big = w * h > 24e6
+    if rng.random() < P_GREY:
+        img = img.convert("L")
+        desc["grey"] = True
+    fmt = "JPEG" if (big or rng.random() < P_JPEG) else "PNG"
+    if fmt == "PNG" and rng.random() < P_ALPHA / (1 - P_JPEG):
+        alpha = np.full((h, w), 255, np.uint8)
+        x0, x1 = sorted(rng.integers(0, w, 2))
+        alpha[:, x0:x1] = rng.integers(0, 256)  # a band of constant partial (or zero) alpha
+        img = img.convert("RGBA" if img.mode == "RGB" else "LA")
+        img.putalpha(Image.fromarray(alpha))
+        desc["alpha_band"] = [int(x0), int(x1)]
+    exif = Image.Exif()
+    if rng.random() < P_EXIF:
+        orientation = int(rng.integers(2, 9))
+        img = img.transpose(getattr(Image.Transpose, EXIF_STORE[orientation]))
+        exif[0x0112] = orientation
+        desc["exif_orientation"] = orientation
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
+        img.save(buf, format="JPEG", quality=quality, exif=exif.tobytes())
+        desc["jpeg_quality"] = quality
+    else:
+        img.save(buf, format="PNG", exif=exif.tobytes())
+        desc["png"] = True
+    return buf.getvalue(), desc
+
+
+def describe(desc: dict) -> str:
+    """One short line naming a photo: index, size, faces and transforms."""
+    parts = [f"#{desc['index']} {desc['width']}x{desc['height']}", f"{desc['faces_pasted']} faces"]
+    if desc.get("face_px"):
+        parts.append(f"{desc['face_px'][0]}-{desc['face_px'][1]} px")
+    for key, label in (("grey", "grey"), ("alpha_band", "alpha"), ("exif_orientation", "exif")):
+        if key in desc:
+            parts.append(label if desc[key] is True else f"{label} {desc[key]}")
+    parts.append(f"jpeg q{desc['jpeg_quality']}" if "jpeg_quality" in desc else "png")
+    return ", ".join(parts)
+
+
+# --- Running both sides -----------------------------------------------------------------------
+def photo_errors(py_faces: list, js_faces: list) -> dict:
+    """compare_faces plus the largest box-corner difference (px) and the count difference."""
+    from jsharness import compare_faces
+
+    err = compare_faces(py_faces, js_faces)
+    err["count"] = abs(err["count_py"] - err["count_js"])
+    err["box_px"] = max((abs(p["box"][k] - j["box"][k]) for p, j in zip(py_faces, js_faces) for k in p["box"]),
+                        default=None)
+    return err
+
+
+def run_node_chunk(bundle: Path, images: list[dict]) -> dict:
+    """{name: faces} from one Node process (tests/js/analyze.mjs, WASM)."""
+    from jsharness import run_node
+
+    out = run_node("analyze.mjs", {"bundle": str(bundle), "backend": "wasm", "images": images}, timeout=3600)
+    return {r["name"]: r["faces"] for r in out["results"]}
+
+
+def run_chromium_chunk(bundle: Path, data_dir: Path, images: list[dict], webgl: bool) -> dict:
+    """{name: faces} from one headless Chromium page (tests/js/page.js), WASM or WebGL."""
+    from jsharness import JS_DIR, chromium_page, page_html, static_server, wait_for_global
+
+    pages = {"/index.html": page_html((JS_DIR / "page.js").read_text())}
+    job = {"bundle": "/models", "backend": "webgl" if webgl else "wasm",
+           "images": [{"name": i["name"], "url": f"/data/{Path(i['path']).name}", "width": i["width"],
+                       "height": i["height"], "options": i["options"]} for i in images]}
+    with static_server({"/data/": data_dir, "/models/": bundle}, pages) as url:
+        with chromium_page(url + "/index.html", webgl=webgl, timeout_ms=3_600_000) as page:
+            wait_for_global(page, "pageReady")
+            out = page.evaluate("(job) => window.runJob(job)", job)
+    return {r["name"]: r["faces"] for r in out["results"]}
+
+
+def summarize(records: list[dict], target: str) -> dict:
+    """Worst value per quantity (and its photo) and how many photos meet the target, per size group."""
+    groups = {"all": [r for r in records if target in r["errors"]],
+              "> 2^24 values": [r for r in records if target in r["errors"] and r["big"]]}
+    out = {}
+    for group, recs in groups.items():
+        rows = {}
+        for key, (label, op, goal) in TARGETS.items():
+            vals = [(r["errors"][target][key], r) for r in recs if r["errors"][target].get(key) is not None]
+            if not vals:
+                rows[key] = {"label": label, "worst": None, "photo": None, "within": 0, "n": 0, "target": goal}
+                continue
+            worst_val, worst_rec = (min if op == ">=" else max)(vals, key=lambda t: t[0])
+            ok = (lambda v: v >= goal) if op == ">=" else (lambda v: v <= goal) if goal is not None else None
+            within = sum(1 for v, _ in vals if ok(v)) if ok else None
+            rows[key] = {"label": label, "op": op, "target": goal, "worst": worst_val, "photo": worst_rec["desc"],
+                         "photo_line": describe(worst_rec["desc"]), "within": within, "n": len(vals)}
+        out[group] = {"photos": len(recs), "rows": rows}
+    return out
+
+
+def table(summary: dict, target: str) -> str:
+    rows = []
+    for group, block in summary.items():
+        if not block["photos"]:
+            continue
+        for key, row in block["rows"].items():
+            goal = "-" if row["target"] is None else f"{row['op']} {row['target']:g}"
+            worst = row["worst"]
+            cell = (None if worst is None else f"{worst:.0f}" if key == "count"
+                    else f"{worst:.6f}" if row["op"] == ">=" else f"{worst:.3g}")
+            within = "-" if row.get("within") is None else f"{row['within']}/{row['n']}"
+            rows.append([f"{group} ({block['photos']})", row["label"], goal, cell, within, row.get("photo_line") or "-"])
+    headers = ["photos", "quantity", "target", f"worst ({target})", "within target", "photo of the worst"]
+    return common.format_table(headers, rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--n", type=int, default=60, help="number of photos (default 60)")
+    parser.add_argument("--seed", type=int, default=0, help="photo seed (default 0)")
+    parser.add_argument("--start", type=int, default=0, help="index of the first photo (default 0)")
+    parser.add_argument("--quick", action="store_true", help="12 photos of at most 12 MP")
+    parser.add_argument("--max-mp", type=float, default=108.0, help="largest canvas, megapixels (default 108)")
+    parser.add_argument("--js", default="node-wasm", help=f"comma-separated, of {','.join(JS_TARGETS)} (default node-wasm)")
+    parser.add_argument("--quantize", default="none", help="bundle precision: none (float32), float16, uint8")
+    parser.add_argument("--chunk", type=int, default=20, help="photos per JS process (default 20)")
+    parser.add_argument("--out", default="parity", help="name of the JSON under bench/results/ (default parity)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop after the chunk that ends past this many minutes (the table covers the photos done)")
+    args = parser.parse_args(argv)
+    targets = [t.strip() for t in args.js.split(",") if t.strip()]
+    bad = [t for t in targets if t not in JS_TARGETS]
+    if bad:
+        raise ValueError(f"--js: expected names from {list(JS_TARGETS)}, got {bad}")
+    if args.n < 1:
+        raise ValueError(f"--n: expected at least 1 photo, got {args.n}")
+    n, max_mp = (12, min(args.max_mp, 12.2)) if args.quick else (args.n, args.max_mp)
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    info = common.machine_info(chromium=any(t.startswith("chromium") for t in targets))
+    print(common.machine_line(info), flush=True)
+    bundle = common.ensure_bundle(args.quantize)
+    sources = face_sources()
+    kinds = sorted({s[0] for s in sources})
+    print(f"{n} photos (seed {args.seed}), faces from {kinds} ({len(sources)} images), JS: {targets}, "
+          f"bundle {common.PRECISIONS[args.quantize]}", flush=True)
+
+    import numpy as np
+
+    from facepack.pipeline import FacePipeline, decode
+    from jsharness import write_raw
+
+    pipe = FacePipeline.from_runs(common.SHIPPED["beauty"], common.SHIPPED["keypoints"])
+    work = Path(tempfile.mkdtemp(prefix="bench_parity_"))
+    keep = common.RESULTS_DIR / "parity_photos"
+    records = []
+    t0 = time.perf_counter()
+    try:
+        indices = list(range(args.start, args.start + n))
+        for c0 in range(0, len(indices), args.chunk):
+            chunk, images = [], []
+            for i in indices[c0:c0 + args.chunk]:
+                data, desc = make_photo(i, args.seed, sources, max_mp)
+                name = f"p{i:05d}"
+                (work / f"{name}.{'jpg' if 'jpeg_quality' in desc else 'png'}").write_bytes(data)
+                rgb = decode(data, name)
+                t = time.perf_counter()
+                py = pipe.analyze(rgb, heatmaps=True)
+                py_ms = (time.perf_counter() - t) * 1000
+                images.append({**write_raw(rgb, work / f"{name}.rgb", name), "options": {"heatmaps": True}})
+                big = rgb.shape[0] * rgb.shape[1] * 3 > BIG_VALUES
+                chunk.append({"name": name, "desc": desc, "big": big, "py_faces": py["faces"], "py_ms": py_ms,
+                              "decoded": list(rgb.shape[:2]), "errors": {}})
+                del rgb
+            for target in targets:
+                t = time.perf_counter()
+                try:
+                    if target == "node-wasm":
+                        js = run_node_chunk(bundle, images)
+                    else:
+                        js = run_chromium_chunk(bundle, work, images, webgl=target == "chromium-webgl")
+                except Exception as exc:  # a crashed chunk is reported, the sweep goes on
+                    print(f"  {target}: chunk from photo {chunk[0]['name']} failed: {str(exc)[-400:]}", flush=True)
+                    js = {}
+                ms = (time.perf_counter() - t) * 1000 / max(1, len(images))
+                for rec in chunk:
+                    if rec["name"] in js:
+                        rec["errors"][target] = photo_errors(rec["py_faces"], js[rec["name"]])
+                        rec.setdefault("js_ms_per_photo", {})[target] = ms
+            for rec in chunk:
+                for target, err in rec["errors"].items():
+                    bad = (err["count"] or (err["box_iou_min"] is not None and err["box_iou_min"] < 0.999)
+                           or (err["beauty_points"] or 0) > 0.02)
+                    if bad:  # keep the photos that miss a target, to look at
+                        keep.mkdir(parents=True, exist_ok=True)
+                        src = next(work.glob(f"{rec['name']}.*[gp]"))
+                        shutil.copy(src, keep / src.name)
+                rec["py_faces"] = len(rec.pop("py_faces"))
+                records.append(rec)
+            for f in work.iterdir():
+                f.unlink()
+            print(f"  {len(records)}/{n} photos, {time.perf_counter() - t0:.0f} s", flush=True)
+            write_results(args, info, targets, records, n, max_mp, t0)  # after every chunk: a stopped run keeps its photos
+            if args.minutes is not None and time.perf_counter() - t0 > args.minutes * 60:
+                print(f"  stopped after {args.minutes:g} minutes (--minutes)", flush=True)
+                break
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    path, summaries = write_results(args, info, targets, records, n, max_mp, t0)
+    for target in targets:
+        print(f"\n{target}: JS vs Python over {len(records)} photos, worst per quantity (issue 12 targets)")
+        print(table(summaries[target], target))
+    print(f"\nJSON: {path}")
+    return 0
+
+
+def write_results(args, info, targets, records, n, max_mp, t0):
+    """bench/results/<--out>.json with the summaries and every photo's numbers; (path, summaries)."""
+    summaries = {t: summarize(records, t) for t in targets}
+    path = common.write_json(args.out, {"machine": info, "args": vars(args), "photos_planned": n,
+                                        "photos_done": len(records), "max_mp": max_mp,
+                                        "targets": {k: v[1:] for k, v in TARGETS.items()},
+                                        "seconds": time.perf_counter() - t0, "summary": summaries,
+                                        "records": records})
+    return path, summaries
+
+
+if __name__ == "__main__":
+    sys.exit(main())
