@@ -376,3 +376,44 @@ def test_build_bundle_user_model_takes_several_inputs(exported, tmp_path):
     assert entry["parity"]["max_abs_diff"] <= entry["parity"]["tolerance"]
     assert entry["parity"]["tfjs"]["max_abs_diff"] <= entry["parity"]["tolerance"]
     assert "a [2, 8] float32" in entry["parity"]["probe"] and "b [2, 4] float32" in entry["parity"]["probe"]
+
+
+def test_sync_predict_of_a_control_flow_model_names_predict_async(exported):
+    """generic.js: predict() on a graph model with control flow says to use predictAsync."""
+    import subprocess
+
+    from export_support import ROOT
+
+    bundle = exported["masking_lstm"][1]
+    script = (f"import {{ load }} from {json.dumps(str(ROOT / 'static' / 'facepack' / 'generic.js'))};\n"
+              f"const net = await load({json.dumps(str(bundle))}, 'masking_lstm');\n"
+              "const x = { data: new Float32Array(2 * 7 * 3).fill(0.5), shape: [2, 7, 3] };\n"
+              "try { net.predict(x); console.log('NO ERROR'); } catch (err) { console.log(err.message); }\n"
+              "const y = await net.predictAsync(x);\n"
+              "console.log(JSON.stringify({ async: net.async, shape: y.shape }));\n")
+    proc = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip() and not line.startswith(("=", "Hi,"))]
+    assert "use predictAsync" in lines[0], lines
+    assert json.loads(lines[-1]) == {"async": True, "shape": [2, 5]}
+
+
+def test_float16_weights_are_held_to_the_rms_tolerance(tmp_path):
+    from facepack.export import export_model
+    from facepack.export.bundle import RMS_REL_TOL
+
+    import keras
+
+    from facepack.export.tfjs_io import QUANT_MIN_ELEMENTS
+
+    keras.utils.set_random_seed(11)
+    x = keras.Input((64,), name="x")
+    model = keras.Model(x, keras.layers.Dense(128, name="d")(x))  # 8192 kernel values: quantised
+    assert 64 * 128 >= QUANT_MIN_ELEMENTS
+    entry = export_model(model, tmp_path / "b", name="q", quantize="float16", backends=("wasm",),
+                         log=None)["models"]["q"]
+    assert entry["precision"] == entry["export"]["precision"] == "float16"
+    assert entry["parity"]["criterion"] == "rel_rms" and entry["parity"]["tolerance"] == RMS_REL_TOL["float16"]
+    # float16 rounding of the kernel (relative ~2^-11 per value) shows; far below the tolerance
+    assert 1e-5 < entry["parity"]["backends"]["wasm"]["rel_rms"] <= RMS_REL_TOL["float16"]
