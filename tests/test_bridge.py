@@ -175,3 +175,17 @@ def test_activation_tf_keras_lacks_is_named():
     model = _seq((4,), keras.layers.Dense(3, activation="celu", name="d"))
     with pytest.raises(BridgeError, match=r"layer 'd' \(Dense\): activation 'celu' has no tf_keras/TF.js equivalent"):
         to_tf_keras(model, tf_keras)
+
+
+def test_nested_models_are_rebuilt_recursively():
+    base_in = keras.Input((6, 6, 2))
+    base = keras.Model(base_in, keras.layers.Conv2D(3, 3)(base_in), name="base")
+    head = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2)], name="head")
+    inp = keras.Input((6, 6, 2))
+    model = _noisy(keras.Model(inp, head(base(inp))))
+    for inner in (base, head):
+        _noisy(inner, seed=9)
+    x = np.random.default_rng(10).normal(size=(2, 6, 6, 2)).astype(np.float32)
+    model2, notes = _same(model, x)
+    assert [type(l).__name__ for l in model2.layers[1:]] == ["Functional", "Functional"]
+    assert any(n.startswith("head/") for n in notes)

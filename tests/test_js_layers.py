@@ -67,6 +67,16 @@ def _token_ids(xs):
     xs[0] = ids
 
 
+def _nested(keras):
+    """Transfer-learning shape: a functional base model and a Sequential head used as layers."""
+    L = keras.layers
+    base_in = keras.Input((8, 8, 3))
+    base = keras.Model(base_in, L.GlobalAveragePooling2D()(L.BatchNormalization()(L.Conv2D(4, 3)(base_in))), name="base")
+    head = keras.Sequential([keras.Input((4,)), L.Dense(5, activation="relu"), L.Dense(2)], name="head")
+    inp = keras.Input((8, 8, 3))
+    return keras.Model(inp, head(base(inp)))
+
+
 def _gelu_dense(keras):
     return _seq(keras, (6,), keras.layers.Dense(5, activation="gelu"), keras.layers.Activation("gelu"))
 
@@ -107,6 +117,7 @@ CASES = {
     "masked_bidirectional_lstm": lambda k: _masked(k, lambda k, e: k.layers.Bidirectional(k.layers.LSTM(3, return_sequences=True))(e)),
     "masked_bidirectional_gru": lambda k: _masked(k, lambda k, e: k.layers.Bidirectional(k.layers.GRU(3, return_sequences=True))(e)),
     "masked_simple_rnn_backwards": lambda k: _masked(k, lambda k, e: k.layers.SimpleRNN(3, return_sequences=True, go_backwards=True, zero_output_for_mask=True)(e)),
+    "nested_models": _nested,
     "masking_lstm": lambda k: _seq(k, (6, 3), k.layers.Masking(0.0), k.layers.LSTM(4)),
     "layer_norm_two_axes": lambda k: _seq(k, (4, 5, 3), k.layers.LayerNormalization(axis=[-2, -1])),
     "depthwise_conv2d_dilated": lambda k: _seq(k, (9, 9, 3), k.layers.DepthwiseConv2D(3, dilation_rate=(2, 3), depth_multiplier=2, padding="same")),

@@ -14,7 +14,7 @@ it supports that compute the same function (checked numerically by the exporter'
   0.2 x + 0.5) -> Rescaling(offset 3) -> ReLU(max 6) -> Rescaling(1/6);
   ``hard_silu``/``hard_swish`` -> Multiply([x, hard_sigmoid(x)]); ``silu`` -> ``swish``.
   A conv/dense layer with such an activation becomes the layer (linear) + the chain above.
-* ``Normalization`` and per-channel ``Rescaling`` (EfficientNet) -> a fixed 1x1
+* ``Normalization``, per-channel ``Rescaling`` (EfficientNet) and ``LayerScale`` (ConvNeXt) -> a fixed 1x1
   DepthwiseConv2D (rank 4) or diagonal Dense (rank 2) whose scale and bias are measured by
   probing the Keras 3 layer at 0 and 1 (so any affine per-channel layer is reproduced).
 * ``GlobalAveragePooling2D(keepdims=True)`` (TF.js ignores keepDims) -> GAP + Reshape((1, 1, C)).
@@ -22,6 +22,13 @@ it supports that compute the same function (checked numerically by the exporter'
   + the same Conv1D with ``padding="valid"``.
 * ``SeparableConv2D`` (TF.js rejects the ``kernel_*`` fields tf_keras writes into its config) ->
   DepthwiseConv2D (no bias) + a 1x1 Conv2D carrying the bias and activation.
+* ``DepthwiseConv1D``, ``SeparableConv1D``, ``Conv1DTranspose`` (not in TF.js) -> Reshape to
+  (T, 1, C) + the 2D layer with a (k, 1) kernel + Reshape back.
+* A model used as a layer (``base = MobileNetV2(...); y = base(x)``) -> a nested tf_keras model,
+  rebuilt recursively.
+* Layers that are the identity at inference (``Identity``, ``SpatialDropout2D/3D``, the random
+  augmentation layers) are removed; op nodes that only compute a ``mask=`` argument (Keras 3
+  records Masking's not_equal/any) are skipped, tf_keras recomputes the mask.
 
 Config translation: Keras 3 keys that tf_keras spells differently are renamed (``_RENAMED_KEYS``,
 e.g. LeakyReLU ``negative_slope`` -> ``alpha``); wrappers (Bidirectional, TimeDistributed) have
@@ -31,10 +38,14 @@ layer and the key rather than being dropped. Keyword arguments of a call (``use_
 ``key=``, masks) are passed on; MultiHeadAttention is built by calling it (tf_keras' from_config
 cannot read a Keras 3 config).
 
-Layers that tf_keras has but TF.js 4.22 lacks (GroupNormalization, UnitNormalization, Attention,
-MultiHeadAttention, GRU(reset_after=True), Keras-exact Resizing / bilinear UpSampling2D, ReLU with
-negative_slope/threshold, ELU(alpha)) are written as they are; the library registers TF.js
-implementations of them (static/facepack/layers/index.js).
+Layers that tf_keras has but TF.js 4.22 lacks or gets wrong (GroupNormalization,
+UnitNormalization, Attention, MultiHeadAttention, GRU(reset_after=True), zero_output_for_mask,
+Keras-exact Resizing / bilinear UpSampling2D / CenterCrop, ReLU(negative_slope, threshold),
+ELU(alpha), Softmax(axis), dilated DepthwiseConv2D, Conv3DTranspose on WASM, 1D/3D padding,
+cropping and upsampling) are written as they are; the library registers TF.js implementations
+of them (static/facepack/layers/index.js). Options those implementations lack are refused here
+(``_JS_LIMITS``) so that the exporter falls back to a graph model with a reason. String
+preprocessing layers (``_REFUSED``) are refused outright.
 
 The final layer of each replacement keeps the original name, so the layer names the rest of
 the code relies on (``features``, ``pool``, ``scores``) survive.
@@ -67,7 +78,7 @@ _RENAMED_KEYS = {"LeakyReLU": {"negative_slope": "alpha"}}
 _WRAPPED_KEYS = {"Bidirectional": ("layer", "backward_layer"), "TimeDistributed": ("layer",)}
 _ACTIVATION_RENAMES = {"silu": "swish"}
 _HARD_ACTIVATIONS = {"hard_sigmoid", "hard_silu", "hard_swish"}
-_PER_CHANNEL_AFFINE = {"Normalization"}
+_PER_CHANNEL_AFFINE = {"Normalization", "LayerScale"}  # LayerScale: keras.applications.convnext
 
 
 # Graph-model ops TF.js 4.22 lacks that the library registers (mirrors REGISTERED_OPS of
@@ -458,7 +469,10 @@ def _check_js_limits(cls: str, cfg: dict, lname: str) -> None:
                               f"layer (supported: {[a for a in allowed if a is not None]})")
 
 
-_REBUILT = {"SeparableConv2D", "MultiHeadAttention", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose"}
+# A model used as a layer (transfer learning: base = MobileNetV2(...); y = base(x)) is rebuilt as
+# a nested tf_keras model, recursively.
+_NESTED_MODELS = {"Functional", "Sequential", "Model"}
+_REBUILT = {"Functional", "Sequential", "Model", "SeparableConv2D", "MultiHeadAttention", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose"}
 _CONV1D_VIA_2D = {"DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose"}
 # Identity at inference (TF.js lacks these classes): the output is the input. The random image
 # augmentations were each checked to return their input with training=False (Keras 3.x).
@@ -527,6 +541,12 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
                 pooled = L.GlobalAveragePooling2D(name=f"{lname}__gap")(x)
                 y = L.Reshape((1, 1, int(x.shape[-1])), name=lname)(pooled)
                 notes.append(f"{lname}: GlobalAveragePooling2D(keepdims) -> GAP + Reshape")
+            elif cls in _NESTED_MODELS:
+                inner, inner_notes = to_tf_keras(model3.get_layer(lname), tf_keras, name=lname)
+                created[lname] = inner
+                fixed.add(lname)
+                y = inner(*args, **kwargs)
+                notes.extend(f"{lname}/{n}" for n in inner_notes)
             elif cls == "SeparableConv2D":
                 y = _separable_conv2d(tf_keras, x, cfg, lname, model3.get_layer(lname))
                 fixed.add(lname)
