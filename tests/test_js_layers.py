@@ -127,6 +127,9 @@ CASES = {
     "conv2d_transpose": lambda k: _seq(k, (5, 5, 3), k.layers.Conv2DTranspose(4, 3, strides=2, padding="same")),
     "conv3d_transpose_same": lambda k: _seq(k, (3, 3, 2, 2), k.layers.Conv3DTranspose(3, 3, strides=2, padding="same")),
     "conv3d_transpose_valid": lambda k: _seq(k, (2, 3, 3, 2), k.layers.Conv3DTranspose(3, (2, 3, 1), strides=(1, 2, 3))),
+    "conv2d_groups": lambda k: _seq(k, (6, 6, 4), k.layers.Conv2D(6, 3, groups=2, strides=2, padding="same", activation="relu")),
+    "conv2d_groups_depthwise": lambda k: _seq(k, (6, 6, 3), k.layers.Conv2D(6, 3, groups=3, padding="same")),
+    "conv1d_groups": lambda k: _seq(k, (8, 4), k.layers.Conv1D(4, 3, groups=4, dilation_rate=2)),
     "conv3d": lambda k: _seq(k, (4, 5, 5, 2), k.layers.Conv3D(3, 3, padding="same")),
     "conv_lstm2d": lambda k: _seq(k, (3, 5, 5, 2), k.layers.ConvLSTM2D(3, 3, padding="same")),
     "spatial_dropout2d": lambda k: _seq(k, (5, 5, 3), k.layers.SpatialDropout2D(0.3), k.layers.Conv2D(2, 1)),
@@ -167,7 +170,8 @@ CUSTOM_LAYERS = {
     "masked_mha_causal": "MultiHeadAttention", "masked_mha_dropout": "MultiHeadAttention",
     "masked_bidirectional_lstm": ("Bidirectional", "LSTM"), "masked_bidirectional_gru": ("Bidirectional", "GRU"),
     "masked_simple_rnn_backwards": "SimpleRNN", "conv3d_transpose_same": "Conv3DTranspose",
-    "conv3d_transpose_valid": "Conv3DTranspose",
+    "conv3d_transpose_valid": "Conv3DTranspose", "conv2d_groups": "Conv2D", "conv1d_groups": "Conv1D",
+    "conv2d_groups_depthwise": "Conv2D",
 }
 
 

@@ -457,6 +457,7 @@ _JS_LIMITS = {
     "UpSampling2D": [("interpolation", ("bilinear", "nearest")), ("data_format", ("channels_last", None))],
     "CenterCrop": [("data_format", ("channels_last", None))],
     "MultiHeadAttention": [("attention_axes", (None, (1,), [1], (-2,), [-2]))],
+    "Conv3D": [("groups", (1, None))],
     "Conv3DTranspose": [("dilation_rate", (1, (1, 1, 1), [1, 1, 1])), ("output_padding", (None,)),
                         ("data_format", ("channels_last", None))],
 }

@@ -1,5 +1,5 @@
 /**
- * Convolutions TF.js 4.22 gets wrong; both class names are re-registered:
+ * Convolutions TF.js 4.22 gets wrong; their class names are re-registered:
  *
  * - DepthwiseConv2D ignored dilation_rate (tfjs-layers convolutional_depthwise.ts: "TODO(cais):
  *   Add support for dilation"): a dilated depthwise conv ran undilated with a wrong output shape.
@@ -8,6 +8,8 @@
  * - Conv3DTranspose: the WASM backend's Conv3DBackpropInputV2 kernel returns wrong values (zeros
  *   for stride 2). call() computes the transposed conv as a plain conv3d of the zero-dilated,
  *   padded input with the flipped kernel, on every backend.
+ * - Conv1D and Conv2D with groups > 1 (TF.js has no grouped convolution: the kernel shape did not
+ *   even load): one convolution per channel group, concatenated; groups = 1 runs TF.js' own call.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -109,3 +111,69 @@ export class Conv3DTranspose extends BuiltinConv3DTranspose {
   }
 }
 tf.serialization.registerClass(Conv3DTranspose);
+
+/** TF.js' Conv1D / Conv2D class extended with Keras' `groups` (keras/src/layers/convolutional/base_conv.py). */
+function groupedConv(Builtin, className, rank) {
+  const Grouped = class extends Builtin {
+    constructor(args) {
+      super(args);
+      this.groups = args.groups ?? 1;
+      if (this.groups > 1 && this.dataFormat !== 'channelsLast') {
+        throw new Error(`${this.name}: grouped convolution needs data_format channels_last`);
+      }
+    }
+
+    build(inputShape) {
+      if (this.groups === 1) {
+        super.build(inputShape);
+        return;
+      }
+      const s = Array.isArray(inputShape[0]) ? inputShape[0] : inputShape;
+      const inputDim = s[s.length - 1];
+      if (inputDim % this.groups !== 0 || this.filters % this.groups !== 0) {
+        throw new Error(`${this.name}: ${inputDim} channels / ${this.filters} filters are not divisible into ${this.groups} groups`);
+      }
+      this.kernel = this.addWeight('kernel', [...this.kernelSize, inputDim / this.groups, this.filters], null,
+        this.kernelInitializer, this.kernelRegularizer, true, this.kernelConstraint);
+      this.bias = this.useBias ? this.addWeight('bias', [this.filters], null, this.biasInitializer, this.biasRegularizer,
+        true, this.biasConstraint) : null;
+      this.built = true;
+    }
+
+    call(inputs, kwargs) {
+      if (this.groups === 1) return super.call(inputs, kwargs);
+      return tf.tidy(() => {
+        const x = Array.isArray(inputs) ? inputs[0] : inputs;
+        const channels = x.shape[x.rank - 1];
+        if (rank === 2 && this.groups === channels) { // one input channel per group: a depthwise conv
+          const [kh, kw] = this.kernelSize;
+          const kernel = this.kernel.read().reshape([kh, kw, channels, this.filters / channels]);
+          const dil = [].concat(this.dilationRate);
+          let y = tf.depthwiseConv2d(x, kernel, this.strides, this.padding, 'NHWC', dil.length === 1 ? [dil[0], dil[0]] : dil);
+          if (this.bias) y = y.add(this.bias.read());
+          return this.activation != null ? this.activation.apply(y) : y;
+        }
+        const xs = tf.split(x, this.groups, -1);
+        const ks = tf.split(this.kernel.read(), this.groups, -1);
+        const dil = [].concat(this.dilationRate);
+        const parts = xs.map((xi, g) => (rank === 1
+          ? tf.conv1d(xi, ks[g], this.strides[0], this.padding, 'NWC', dil[0])
+          : tf.conv2d(xi, ks[g], this.strides, this.padding, 'NHWC', dil.length === 1 ? [dil[0], dil[0]] : dil)));
+        let y = tf.concat(parts, -1);
+        if (this.bias) y = y.add(this.bias.read());
+        return this.activation != null ? this.activation.apply(y) : y;
+      });
+    }
+
+    getConfig() {
+      return { ...super.getConfig(), groups: this.groups };
+    }
+  };
+  Object.defineProperty(Grouped, 'className', { value: className });
+  Object.defineProperty(Grouped, 'name', { value: className });
+  tf.serialization.registerClass(Grouped);
+  return Grouped;
+}
+
+export const Conv1D = groupedConv(tf.layers.conv1d({ filters: 1, kernelSize: 1 }).constructor, 'Conv1D', 1);
+export const Conv2D = groupedConv(tf.layers.conv2d({ filters: 1, kernelSize: 1 }).constructor, 'Conv2D', 2);
