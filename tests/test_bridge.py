@@ -189,3 +189,9 @@ def test_nested_models_are_rebuilt_recursively():
     model2, notes = _same(model, x)
     assert [type(l).__name__ for l in model2.layers[1:]] == ["Functional", "Functional"]
     assert any(n.startswith("head/") for n in notes)
+
+
+def test_einsum_equation_the_js_layer_lacks_is_refused():
+    model = _seq((3, 4), keras.layers.EinsumDense("...b,bc->...c", output_shape=5, name="ein"))
+    with pytest.raises(BridgeError, match=r"layer 'ein' \(EinsumDense\): equation '...b,bc->...c' is not implemented"):
+        to_tf_keras(model, tf_keras)

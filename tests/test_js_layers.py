@@ -130,6 +130,10 @@ CASES = {
     "conv2d_groups": lambda k: _seq(k, (6, 6, 4), k.layers.Conv2D(6, 3, groups=2, strides=2, padding="same", activation="relu")),
     "conv2d_groups_depthwise": lambda k: _seq(k, (6, 6, 3), k.layers.Conv2D(6, 3, groups=3, padding="same")),
     "conv1d_groups": lambda k: _seq(k, (8, 4), k.layers.Conv1D(4, 3, groups=4, dilation_rate=2)),
+    "einsum_dense": lambda k: _seq(k, (5, 4), k.layers.EinsumDense("abc,cd->abd", output_shape=(None, 3), bias_axes="d", activation="tanh")),
+    "einsum_dense_heads": lambda k: _seq(k, (5, 4), k.layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="de"),
+                                         k.layers.EinsumDense("abde,dec->abc", output_shape=(None, 4), bias_axes="c")),
+    "einsum_dense_transposed": lambda k: _seq(k, (4, 6), k.layers.EinsumDense("abc,bd->adc", output_shape=(3, 6), bias_axes="d")),
     "conv3d": lambda k: _seq(k, (4, 5, 5, 2), k.layers.Conv3D(3, 3, padding="same")),
     "conv_lstm2d": lambda k: _seq(k, (3, 5, 5, 2), k.layers.ConvLSTM2D(3, 3, padding="same")),
     "spatial_dropout2d": lambda k: _seq(k, (5, 5, 3), k.layers.SpatialDropout2D(0.3), k.layers.Conv2D(2, 1)),
@@ -171,7 +175,8 @@ CUSTOM_LAYERS = {
     "masked_bidirectional_lstm": ("Bidirectional", "LSTM"), "masked_bidirectional_gru": ("Bidirectional", "GRU"),
     "masked_simple_rnn_backwards": "SimpleRNN", "conv3d_transpose_same": "Conv3DTranspose",
     "conv3d_transpose_valid": "Conv3DTranspose", "conv2d_groups": "Conv2D", "conv1d_groups": "Conv1D",
-    "conv2d_groups_depthwise": "Conv2D",
+    "conv2d_groups_depthwise": "Conv2D", "einsum_dense": "EinsumDense", "einsum_dense_heads": "EinsumDense",
+    "einsum_dense_transposed": "EinsumDense",
 }
 
 

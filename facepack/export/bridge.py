@@ -463,7 +463,23 @@ _JS_LIMITS = {
 }
 
 
+def _einsum_supported(equation: str) -> bool:
+    """mirrors static/facepack/layers/einsum_dense.js:parseEquation (one matMul, no "...")."""
+    import re
+
+    m = re.fullmatch(r"([a-z]+),([a-z]+)->([a-z]+)", equation.replace(" ", ""))
+    if not m:
+        return False
+    inp, ker, out = m.groups()
+    contracted = {c for c in inp if c in ker and c not in out}
+    free = {c for c in inp if c in out and c not in ker} | {c for c in ker if c in out and c not in inp}
+    return set(inp + ker) <= contracted | free and len(free) == len(out)
+
+
 def _check_js_limits(cls: str, cfg: dict, lname: str) -> None:
+    if cls == "EinsumDense" and not _einsum_supported(str(cfg.get("equation"))):
+        raise BridgeError(f"layer {lname!r} (EinsumDense): equation {cfg.get('equation')!r} is not implemented by the "
+                          f"TF.js layer (letters only, each a free input, free kernel or contracted axis)")
     for key, allowed in _JS_LIMITS.get(cls, ()):
         if cfg.get(key) not in allowed:
             raise BridgeError(f"layer {lname!r} ({cls}): {key}={cfg.get(key)!r} is not implemented by the TF.js "

@@ -22,6 +22,7 @@
  *   DepthwiseConv2D      replaces TF.js' (dilation_rate was ignored)  conv.js
  *   Conv3DTranspose      replaces TF.js' (WASM kernel wrong; computed as conv3d)  conv.js
  *   Conv1D, Conv2D       replace TF.js' (groups > 1)  conv.js
+ *   EinsumDense          new (one matMul; no "..." equations)  einsum_dense.js
  *   ReLU                 replaces TF.js' (negative_slope, threshold)  activations.js
  *   ELU                  replaces TF.js' (alpha != 1)  activations.js
  *   Softmax              replaces TF.js' (any axis, several axes)  activations.js
@@ -36,6 +37,7 @@
 export { Attention, MultiHeadAttention } from './attention.js';
 export { ELU, ReLU, Softmax, kerasRelu } from './activations.js';
 export { Conv1D, Conv2D, Conv3DTranspose, DepthwiseConv2D } from './conv.js';
+export { EinsumDense } from './einsum_dense.js';
 export { Functional, hoistCallArgs } from './functional.js';
 export { GroupNormalization, UnitNormalization } from './normalization.js';
 export { REGISTERED_OPS, erfc } from './ops.js';
@@ -50,7 +52,7 @@ export { CenterCrop, Resizing, UpSampling2D, aspectCrop, kerasResize } from './r
 export const REGISTERED_LAYERS = [
   'GroupNormalization', 'UnitNormalization', 'Attention', 'MultiHeadAttention', 'GRU', 'GRUCellResetAfter',
   'LSTM', 'SimpleRNN', 'Bidirectional',
-  'Resizing', 'UpSampling2D', 'CenterCrop', 'DepthwiseConv2D', 'Conv3DTranspose', 'Conv1D', 'Conv2D', 'ReLU', 'ELU', 'Softmax', 'ZeroPadding1D',
+  'Resizing', 'UpSampling2D', 'CenterCrop', 'DepthwiseConv2D', 'Conv3DTranspose', 'Conv1D', 'Conv2D', 'EinsumDense', 'ReLU', 'ELU', 'Softmax', 'ZeroPadding1D',
   'Cropping1D', 'UpSampling1D', 'ZeroPadding3D', 'Cropping3D', 'UpSampling3D', 'GlobalAveragePooling3D',
   'GlobalMaxPooling3D', 'Functional',
 ];
