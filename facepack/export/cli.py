@@ -94,6 +94,19 @@ def run(args, prog: str = "facepack-export") -> int:
     """Export with parsed ``args`` (shared by convert/to_tfjs.py --model); returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from facepack.export.node_check import NodeSession, node_available
+
+    backends = parse_backends(args.backends)
+    # TF.js starts in Node now and overlaps TensorFlow's import (export_model checks the rest)
+    session = NodeSession(backends) if backends and set(backends) <= {"cpu", "wasm"} and node_available()[0] else None
+    try:
+        return _run(args, prog, backends, session)
+    finally:
+        if session is not None:
+            session.close()
+
+
+def _run(args, prog: str, backends: tuple, session) -> int:
     import_lean()
     from facepack.export.keras_export import DEFAULT_LICENSE, ExportError, export_model
 
@@ -105,8 +118,8 @@ def run(args, prog: str = "facepack-export") -> int:
 
     try:
         export_model(args.model, out, name=args.name, sample=args.sample, custom_objects=args.custom_objects,
-                     unsafe=args.unsafe, quantize=args.quantize, backends=parse_backends(args.backends),
-                     license=args.license or DEFAULT_LICENSE, log=log)
+                     unsafe=args.unsafe, quantize=args.quantize, backends=backends,
+                     license=args.license or DEFAULT_LICENSE, log=log, _node_session=session)
     except ExportError as err:
         print(f"{prog}: error: {err} ({out} left unchanged)", file=sys.stderr)
         return 2

@@ -542,14 +542,15 @@ def _input_signature(model, specs: list[InputSpec]):
     return [tspecs[0]] if len(tspecs) == 1 else [tspecs]
 
 
-def _check_in_tfjs(root: Path, name: str, probes: list[Probe], refs: list, backends, precision: str) -> dict:
+def _check_in_tfjs(root: Path, name: str, probes: list[Probe], refs: list, backends, precision: str,
+                   session=None) -> dict:
     """Run every probe on every backend (one Node process); {backend: {max_abs_diff, rel_diff,
     rel_rms, probes: {kind: ...}}}; raises _Rejected with the first failure."""
     from facepack.export.node_check import run_node_backends
 
     with tempfile.TemporaryDirectory(prefix="facepack-node-") as work:
         try:
-            results = run_node_backends(root, backends, [(name, p.arrays) for p in probes], Path(work))
+            results = run_node_backends(root, backends, [(name, p.arrays) for p in probes], Path(work), session)
         except Exception as err:
             raise _Rejected(f"TF.js in Node: {_one_line(err)}") from None
     measured = {}
@@ -613,7 +614,7 @@ def _advice(reasons: dict) -> str:
 
 def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objects=None, unsafe: bool = False,
                  quantize: str = "none", backends=DEFAULT_BACKENDS, license: str = DEFAULT_LICENSE,
-                 paths=PATHS, log=print) -> dict:
+                 paths=PATHS, log=print, _node_session=None) -> dict:
     """Export one Keras 3 model as a TF.js bundle at ``out_dir``; returns the manifest dict.
 
     Args:
@@ -635,6 +636,8 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
       paths: the formats to try, in order (default PATHS: "layers-model", "graph-model"); e.g.
         ("graph-model",) to measure or force the graph path.
       log: called with progress lines (None: silent).
+      _node_session: a node_check.NodeSession over ``backends`` started by the caller (the CLI
+        starts it before importing TensorFlow); it is not closed here.
 
     Path order: layers model (tf_keras bridge) -> graph model (model.export). A path is rejected
     when the bridge/converter raises, TF.js cannot load or run the bundle on a backend, or
@@ -654,7 +657,7 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
     """
     from facepack.export import manifest as manifest_mod
     from facepack.export.bundle import atomic_replace
-    from facepack.export.node_check import node_available
+    from facepack.export.node_check import NodeSession, node_available
     from facepack.export.tfjs_io import PRECISION, check_quantize, file_entries
 
     t0 = time.perf_counter()
@@ -678,90 +681,98 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
     if not paths or any(p not in PATHS for p in paths):
         raise ExportError(f"paths: expected a non-empty sequence of {list(PATHS)}, got {list(paths)}")
 
-    model = load_keras_model(model_or_path, custom_objects, unsafe, log)
-    model, mixed = float32_twin(model, custom_objects)
-    notes: list[str] = []
-    if mixed:
-        notes.append(f"exported as the float32 twin of this {mixed} model (TF.js computes in float32)")
-        _log(log, f"note: {model.name} uses {mixed}: exported as its float32 twin (same weights, float32 compute)")
-    specs = input_specs(model)
-    probes = [make_probes(model, specs)]
-    if sample is not None:
-        probes.append(read_sample(sample, specs))
+    # TF.js starts loading in Node now, while Keras loads and the converter runs (node_check.NodeSession)
+    if _node_session is not None and list(_node_session.backends) != list(backends):
+        raise ExportError(f"_node_session runs {_node_session.backends}, not the requested backends {list(backends)}")
+    session = _node_session or (NodeSession(backends) if backends else None)
     try:
-        refs = [keras_outputs(model, p.arrays) for p in probes]
-    except Exception as err:
-        raise ExportError(f"model {model.name!r}: Keras itself fails on the probe inputs ({_one_line(err)}); "
-                          f"pass --sample inputs.npz with valid inputs") from None
-    n_out = len(refs[0])
-    out_names = output_names(model, n_out)
-    source = Path(model_or_path).name if isinstance(model_or_path, (str, Path)) else f"keras.Model {model.name!r}"
-    _log(log, f"exporting {source} as {name!r}: {len(specs)} input(s), {n_out} output(s); probe: {probes[0].desc}")
+        model = load_keras_model(model_or_path, custom_objects, unsafe, log)
+        model, mixed = float32_twin(model, custom_objects)
+        notes: list[str] = []
+        if mixed:
+            notes.append(f"exported as the float32 twin of this {mixed} model (TF.js computes in float32)")
+            _log(log, f"note: {model.name} uses {mixed}: exported as its float32 twin (same weights, float32 compute)")
+        specs = input_specs(model)
+        probes = [make_probes(model, specs)]
+        if sample is not None:
+            probes.append(read_sample(sample, specs))
+        try:
+            refs = [keras_outputs(model, p.arrays) for p in probes]
+        except Exception as err:
+            raise ExportError(f"model {model.name!r}: Keras itself fails on the probe inputs ({_one_line(err)}); "
+                              f"pass --sample inputs.npz with valid inputs") from None
+        n_out = len(refs[0])
+        out_names = output_names(model, n_out)
+        source = Path(model_or_path).name if isinstance(model_or_path, (str, Path)) else f"keras.Model {model.name!r}"
+        _log(log, f"exporting {source} as {name!r}: {len(specs)} input(s), {n_out} output(s); probe: {probes[0].desc}")
 
-    tried = []
-    with atomic_replace(out_dir) as tmp:
-        folder = tmp / name
-        for path in paths:
-            t1 = time.perf_counter()
-            if folder.exists():
-                shutil.rmtree(folder)
-            try:
-                if path == "layers-model":
-                    path_notes, extra = _write_layers(model, folder, name, quantize)
-                else:
-                    path_notes, extra = _write_graph(model, folder, specs, quantize, n_out)
-                entry = _entry(name, path, specs, refs, out_names, extra, precision)
-                _write_temp_manifest(tmp, name, entry)
-                if backends:
-                    measured = _check_in_tfjs(tmp, name, probes, refs, backends, precision)
-                elif path == "layers-model":
-                    measured = {"python": _check_in_python(folder, probes, refs, precision)}
-                else:
-                    raise _Rejected("a graph model can only be checked in TF.js; pass backends")
-            except _Rejected as err:
-                tried.append({"path": path, "ok": False, "reason": str(err)})
-                _log(log, f"  {path}: rejected ({err}) [{time.perf_counter() - t1:.1f} s]")
-                continue
-            tried.append({"path": path, "ok": True})
-            _log(log, f"  {path}: " + ", ".join(f"{b} max abs diff {m['max_abs_diff']:.2e} (rel {m['rel_diff']:.1e})"
-                                                 for b, m in measured.items()) + f" [{time.perf_counter() - t1:.1f} s]")
-            break
-        else:
-            reasons = {t["path"]: t["reason"] for t in tried}
-            raise ExportError(f"cannot export {name!r} to TF.js: " + "; ".join(f"{p}: {r}" for p, r in reasons.items())
-                              + f". What to do: {_advice(reasons)}")
-        files = file_entries(tmp, folder)
-        worst = max(measured.values(), key=lambda m: m["rel_diff"])
-        tolerance = REL_TOL * max(SCALE_FLOOR, max(float(np.abs(r).max()) if np.size(r) else 0.0
-                                           for ref in refs for r in ref))
-        entry.update({
-            "files": files,
-            "bytes": sum(f["bytes"] for f in files),
-            "parity": {
-                "max_abs_diff": worst["max_abs_diff"], "rel_rms": worst["rel_rms"],
-                "tolerance": tolerance if precision == "float32" else _rms_tol(precision),
-                "criterion": "max_abs_diff" if precision == "float32" else "rel_rms",
-                "rel_tol": REL_TOL, "probe": " | ".join(p.desc for p in probes),
-                "against": "Keras 3 model" + (f" (float32 twin of {mixed})" if mixed else ""),
-                "read_back": f"TF.js in Node ({', '.join(backends)})" if backends else "tensorflowjs -> tf_keras",
-                "backends": measured,
-                **({"tfjs": {"backend": backends[-1], "max_abs_diff": measured[backends[-1]]["max_abs_diff"]}}
-                   if backends else {}),
-            },
-            "license": license,
-            "run": {"source": source, "synthetic": False, "license": license},
-            "export": {"path": entry["format"], "tried": tried, "precision": precision,
-                       "probes": [{"kind": p.kind, "inputs": p.detail} for p in probes],
-                       "notes": notes + path_notes,
-                       **({"float32_twin_of": mixed} if mixed else {})},
-            "bridge_notes": notes + path_notes,
-        })
-        manifest = manifest_mod.build_manifest({name: entry})
-        manifest_mod.write_manifest(tmp, manifest)
-        manifest_mod.verify_files(tmp, manifest)
-    _log(log, f"wrote {out_dir} ({entry['format']}, {precision}, {entry['bytes'] / 1e6:.2f} MB) in "
-              f"{time.perf_counter() - t0:.1f} s")
-    return manifest
+        tried = []
+        with atomic_replace(out_dir) as tmp:
+            folder = tmp / name
+            for path in paths:
+                t1 = time.perf_counter()
+                if folder.exists():
+                    shutil.rmtree(folder)
+                try:
+                    if path == "layers-model":
+                        path_notes, extra = _write_layers(model, folder, name, quantize)
+                    else:
+                        path_notes, extra = _write_graph(model, folder, specs, quantize, n_out)
+                    entry = _entry(name, path, specs, refs, out_names, extra, precision)
+                    _write_temp_manifest(tmp, name, entry)
+                    if backends:
+                        measured = _check_in_tfjs(tmp, name, probes, refs, backends, precision, session)
+                    elif path == "layers-model":
+                        measured = {"python": _check_in_python(folder, probes, refs, precision)}
+                    else:
+                        raise _Rejected("a graph model can only be checked in TF.js; pass backends")
+                except _Rejected as err:
+                    tried.append({"path": path, "ok": False, "reason": str(err)})
+                    _log(log, f"  {path}: rejected ({err}) [{time.perf_counter() - t1:.1f} s]")
+                    continue
+                tried.append({"path": path, "ok": True})
+                _log(log, f"  {path}: " + ", ".join(f"{b} max abs diff {m['max_abs_diff']:.2e} (rel {m['rel_diff']:.1e})"
+                                                     for b, m in measured.items()) + f" [{time.perf_counter() - t1:.1f} s]")
+                break
+            else:
+                reasons = {t["path"]: t["reason"] for t in tried}
+                raise ExportError(f"cannot export {name!r} to TF.js: " + "; ".join(f"{p}: {r}" for p, r in reasons.items())
+                                  + f". What to do: {_advice(reasons)}")
+            files = file_entries(tmp, folder)
+            worst = max(measured.values(), key=lambda m: m["rel_diff"])
+            tolerance = REL_TOL * max(SCALE_FLOOR, max(float(np.abs(r).max()) if np.size(r) else 0.0
+                                               for ref in refs for r in ref))
+            entry.update({
+                "files": files,
+                "bytes": sum(f["bytes"] for f in files),
+                "parity": {
+                    "max_abs_diff": worst["max_abs_diff"], "rel_rms": worst["rel_rms"],
+                    "tolerance": tolerance if precision == "float32" else _rms_tol(precision),
+                    "criterion": "max_abs_diff" if precision == "float32" else "rel_rms",
+                    "rel_tol": REL_TOL, "probe": " | ".join(p.desc for p in probes),
+                    "against": "Keras 3 model" + (f" (float32 twin of {mixed})" if mixed else ""),
+                    "read_back": f"TF.js in Node ({', '.join(backends)})" if backends else "tensorflowjs -> tf_keras",
+                    "backends": measured,
+                    **({"tfjs": {"backend": backends[-1], "max_abs_diff": measured[backends[-1]]["max_abs_diff"]}}
+                       if backends else {}),
+                },
+                "license": license,
+                "run": {"source": source, "synthetic": False, "license": license},
+                "export": {"path": entry["format"], "tried": tried, "precision": precision,
+                           "probes": [{"kind": p.kind, "inputs": p.detail} for p in probes],
+                           "notes": notes + path_notes,
+                           **({"float32_twin_of": mixed} if mixed else {})},
+                "bridge_notes": notes + path_notes,
+            })
+            manifest = manifest_mod.build_manifest({name: entry})
+            manifest_mod.write_manifest(tmp, manifest)
+            manifest_mod.verify_files(tmp, manifest)
+        _log(log, f"wrote {out_dir} ({entry['format']}, {precision}, {entry['bytes'] / 1e6:.2f} MB) in "
+                  f"{time.perf_counter() - t0:.1f} s")
+        return manifest
+    finally:
+        if session is not None and session is not _node_session:
+            session.close()
 
 
 def _rms_tol(precision: str) -> float:

@@ -4,6 +4,7 @@
 // facepack/export/keras_export.py and bundle.py on the Python side.
 //
 //   node facepack/export/node_check.mjs BUNDLE BACKENDS JOB.json     (BACKENDS: "cpu,wasm")
+//   node facepack/export/node_check.mjs --serve BACKENDS -           (jobs named on stdin, see below)
 //
 // JOB.json: {"requests": [{"name": "m", "inputs": [{"file": "x.bin", "shape": [2, 8], "dtype": "int32",
 //                                                 "key": "tokens"}]}], "out": "DIR"}
@@ -20,12 +21,11 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../static/facepack/backend.js';
 import { load } from '../../static/facepack/generic.js';
 
-const [bundle, backendList, jobPath] = process.argv.slice(2);
-if (!bundle || !backendList || !jobPath) {
-  console.error('usage: node node_check.mjs BUNDLE BACKENDS JOB.json');
+const [bundleArg, backendList, jobArg] = process.argv.slice(2);
+if (!bundleArg || !backendList || !jobArg) {
+  console.error('usage: node node_check.mjs BUNDLE BACKENDS JOB.json | node node_check.mjs --serve BACKENDS -');
   process.exit(2);
 }
-const job = JSON.parse(await readFile(jobPath, 'utf8'));
 
 async function readInput(spec) {
   const buf = await readFile(spec.file);
@@ -36,7 +36,7 @@ async function readInput(spec) {
   return { data, shape: spec.shape, dtype };
 }
 
-async function runOne(backend, i, req) {
+async function runOne(bundle, job, backend, i, req) {
   const inputs = await Promise.all(req.inputs.map(readInput));
   const net = await load(bundle, req.name);
   try {
@@ -63,27 +63,57 @@ async function runOne(backend, i, req) {
   }
 }
 
-const backends = {};
-const results = {};
-for (const backend of backendList.split(',')) {
-  let active = null;
-  try {
-    active = await useBackend(backend);
-  } catch (err) {
-    active = `failed: ${err.message}`;
-  }
-  backends[backend] = active;
-  results[backend] = [];
-  for (const [i, req] of job.requests.entries()) {
-    if (active !== backend) {
-      results[backend].push({ name: req.name, error: `TF.js backend ${backend} requested, ${active} in use` });
-      continue;
-    }
+/** Run one job on every backend of `backendList`; writes job.out/result.json. */
+async function runJob(bundle, job) {
+  const backends = {};
+  const results = {};
+  for (const backend of backendList.split(',')) {
+    let active = null;
     try {
-      results[backend].push(await runOne(backend, i, req));
+      active = await useBackend(backend);
     } catch (err) {
-      results[backend].push({ name: req.name, error: String((err && err.message) || err) });
+      active = `failed: ${err.message}`;
+    }
+    backends[backend] = active;
+    results[backend] = [];
+    for (const [i, req] of job.requests.entries()) {
+      if (active !== backend) {
+        results[backend].push({ name: req.name, error: `TF.js backend ${backend} requested, ${active} in use` });
+        continue;
+      }
+      try {
+        results[backend].push(await runOne(bundle, job, backend, i, req));
+      } catch (err) {
+        results[backend].push({ name: req.name, error: String((err && err.message) || err) });
+      }
     }
   }
+  await writeFile(path.join(job.out, 'result.json'), JSON.stringify({ backends, results }));
 }
-await writeFile(path.join(job.out, 'result.json'), JSON.stringify({ backends, results }));
+
+if (bundleArg === '--serve') {
+  // Started ahead of time by node_check.py:NodeSession: load TF.js and start every backend now,
+  // then run each job named on stdin ({"bundle", "requests", "out"}, one path per line), answering
+  // "done" (or "failed <message>") on stdout; exits when stdin closes.
+  for (const backend of backendList.split(',')) {
+    try {
+      await useBackend(backend);
+    } catch (err) {
+      // reported per request when a job runs
+    }
+  }
+  process.stdout.write('ready\n');
+  const { createInterface } = await import('node:readline');
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (!line.trim()) continue;
+    try {
+      const job = JSON.parse(await readFile(line.trim(), 'utf8'));
+      await runJob(job.bundle, job);
+      process.stdout.write('done\n');
+    } catch (err) {
+      process.stdout.write(`failed ${String((err && err.message) || err).split('\n')[0]}\n`);
+    }
+  }
+} else {
+  await runJob(bundleArg, JSON.parse(await readFile(jobArg, 'utf8')));
+}

@@ -54,15 +54,8 @@ def _as_inputs(x) -> list[tuple[str | None, np.ndarray]]:
     return [(None, x)]
 
 
-def run_node_backends(bundle: Path, backends, requests: list, work: Path) -> dict:
-    """Run every (model name, inputs) of ``bundle`` on each backend, in ONE Node process.
-
-    inputs: one array, a list of arrays in the manifest's input order, or a dict {input name:
-    array} (passed to predictAsync as an object by name); dtype float*, int* or bool, sent as
-    float32 / int32 / bool. Returns {backend: [list of output arrays, or a
-    NodeRunError when TF.js failed to load or run that request on that backend]}.
-    Raises RuntimeError when Node itself fails.
-    """
+def _write_job(bundle: Path, requests: list, work: Path) -> Path:
+    """Input files + job.json for node_check.mjs; returns the job's path."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     reqs = []
@@ -76,16 +69,12 @@ def run_node_backends(bundle: Path, backends, requests: list, work: Path) -> dic
                           **({"key": key} if key is not None else {})})
         reqs.append({"name": name, "inputs": specs})
     job = work / "job.json"
-    job.write_text(json.dumps({"requests": reqs, "out": str(work)}))
-    backends = list(backends)
-    proc = subprocess.run([shutil.which("node") or "node", str(SCRIPT), str(bundle), ",".join(backends), str(job)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
-    if proc.returncode != 0 or not (work / "result.json").is_file():
-        lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("    at ")]
-        last = lines[-1].strip() if lines else f"exit code {proc.returncode}"
-        raise RuntimeError(f"TF.js ({','.join(backends)}, Node) could not run the exported models: {last}\n"
-                           f"{proc.stderr[-3000:]}")
-    result = json.loads((work / "result.json").read_text())
+    job.write_text(json.dumps({"bundle": str(bundle), "requests": reqs, "out": str(work)}))
+    return job
+
+
+def _read_results(work: Path, backends) -> dict:
+    result = json.loads((Path(work) / "result.json").read_text())
     out = {}
     for backend in backends:
         rows = []
@@ -97,6 +86,108 @@ def run_node_backends(bundle: Path, backends, requests: list, work: Path) -> dic
                              for f, s, d in zip(r["files"], r["shapes"], r["dtypes"])])
         out[backend] = rows
     return out
+
+
+def _last_error_line(stderr: str, returncode) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("    at ")]
+    return lines[-1].strip() if lines else f"exit code {returncode}"
+
+
+class NodeSession:
+    """A Node process (node_check.mjs --serve) started AHEAD of the work: it loads TF.js and starts
+    every backend while Python is still importing TensorFlow and converting (on two cores the
+    two overlap), then runs jobs on demand. Use as a context manager; ``run`` is
+    run_node_backends' contract.
+    """
+
+    def __init__(self, backends, timeout_s: float = 600.0):
+        self.backends = list(backends)
+        self.timeout_s = timeout_s
+        self._start()
+
+    def _start(self) -> None:
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen([shutil.which("node") or "node", str(SCRIPT), "--serve", ",".join(self.backends), "-"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=ROOT)
+        self._buffer = b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()[-3000:]
+
+    def _read_line(self) -> str:
+        import os
+        import select
+        import time
+
+        deadline = time.monotonic() + self.timeout_s
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"TF.js ({','.join(self.backends)}, Node) did not answer within {self.timeout_s:.0f} s")
+            ready, _, _ = select.select([self._proc.stdout], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self._proc.stdout.fileno(), 65536)
+            if not chunk:
+                code = self._proc.wait()
+                raise RuntimeError(f"TF.js ({','.join(self.backends)}, Node) stopped: "
+                                   f"{_last_error_line(self._stderr_text(), code)}\n{self._stderr_text()}")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def run(self, bundle: Path, requests: list, work: Path) -> dict:
+        job = _write_job(bundle, requests, work)
+        if self._proc.poll() is not None:  # a crash in an earlier job (a WASM abort): start afresh
+            self._stderr.close()
+            self._start()
+        self._proc.stdin.write(f"{job}\n".encode())
+        self._proc.stdin.flush()
+        while True:  # skip "ready" and TF.js' own console lines
+            line = self._read_line().strip()
+            if line == "done":
+                return _read_results(work, self.backends)
+            if line.startswith("failed "):
+                raise RuntimeError(f"TF.js ({','.join(self.backends)}, Node) could not run the job: {line[7:]}")
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            try:
+                self._proc.stdin.close()
+                self._proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+                self._proc.wait()
+        self._stderr.close()
+
+
+def run_node_backends(bundle: Path, backends, requests: list, work: Path, session: NodeSession | None = None) -> dict:
+    """Run every (model name, inputs) of ``bundle`` on each backend, in ONE Node process
+    (``session``'s, when given: started ahead, backends as its own).
+
+    inputs: one array, a list of arrays in the manifest's input order, or a dict {input name:
+    array} (passed to predictAsync as an object by name); dtype float*, int* or bool, sent as
+    float32 / int32 / bool. Returns {backend: [list of output arrays, or a NodeRunError when
+    TF.js failed to load or run that request on that backend]}.
+    Raises RuntimeError when Node itself fails.
+    """
+    if session is not None:
+        return session.run(bundle, requests, work)
+    job = _write_job(bundle, requests, work)
+    backends = list(backends)
+    proc = subprocess.run([shutil.which("node") or "node", str(SCRIPT), str(bundle), ",".join(backends), str(job)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    if proc.returncode != 0 or not (Path(work) / "result.json").is_file():
+        raise RuntimeError(f"TF.js ({','.join(backends)}, Node) could not run the exported models: "
+                           f"{_last_error_line(proc.stderr, proc.returncode)}\n{proc.stderr[-3000:]}")
+    return _read_results(work, backends)
 
 
 def run_node(bundle: Path, backend: str, requests: list, work: Path) -> list[list[np.ndarray]]:
