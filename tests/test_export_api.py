@@ -137,13 +137,16 @@ def _models(tmp):
 def exported(tmp_path_factory):
     """{case: (manifest, bundle dir, Keras model)} for every case, exported on cpu and wasm."""
     from facepack.export import export_model
+    from facepack.export.node_check import NodeSession
 
     tmp = tmp_path_factory.mktemp("export_api")
     out = {}
-    for case, (model, kwargs, keras_model) in _models(tmp).items():
-        bundle = tmp / "bundles" / case
-        manifest = export_model(model, bundle, name=case, backends=BACKENDS, log=None, **kwargs)
-        out[case] = (manifest, bundle, keras_model)
+    with NodeSession(BACKENDS) as session:  # one Node process for every export's check
+        for case, (model, kwargs, keras_model) in _models(tmp).items():
+            bundle = tmp / "bundles" / case
+            manifest = export_model(model, bundle, name=case, backends=BACKENDS, log=None, _node_session=session,
+                                    **kwargs)
+            out[case] = (manifest, bundle, keras_model)
     return out
 
 
