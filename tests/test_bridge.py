@@ -195,3 +195,13 @@ def test_einsum_equation_the_js_layer_lacks_is_refused():
     model = _seq((3, 4), keras.layers.EinsumDense("...b,bc->...c", output_shape=5, name="ein"))
     with pytest.raises(BridgeError, match=r"layer 'ein' \(EinsumDense\): equation '...b,bc->...c' is not implemented"):
         to_tf_keras(model, tf_keras)
+
+
+def test_keras3_op_or_merge_on_masked_inputs_is_refused():
+    """Keras 3 ops drop masks and its merges OR them; tf_keras/TF.js layers do neither."""
+    ids = keras.Input((6,), dtype="int32")
+    e = keras.layers.Embedding(10, 4, mask_zero=True)(ids)
+    for y, pattern in ((e + e, r"\(Add\): a Keras 3 op on inputs carrying a Keras mask"),
+                       (keras.layers.Maximum(name="mx")([e, e]), r"layer 'mx' \(Maximum\): a merge layer on inputs")):
+        with pytest.raises(BridgeError, match=pattern):
+            to_tf_keras(keras.Model(ids, y), tf_keras)

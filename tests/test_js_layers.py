@@ -59,6 +59,18 @@ def _masked(keras, layer):
     return keras.Model(ids, layer(keras, keras.layers.Embedding(10, 4, mask_zero=True)(ids)))
 
 
+def _transformer_fn(keras):
+    return lambda x: _transformer(keras, x)
+
+
+def _transformer(keras, x):
+    """Self-attention (its input also used by the residual), LayerNorm, GELU MLP, BiGRU, pooling."""
+    L = keras.layers
+    x = L.LayerNormalization()(x + L.MultiHeadAttention(2, 4)(x, x))
+    x = L.LayerNormalization()(x + L.Dense(4)(L.Dense(8, activation="gelu")(x)))
+    return L.GlobalAveragePooling1D()(L.Bidirectional(L.GRU(3, return_sequences=True))(x))
+
+
 def _token_ids(xs):
     """Probe -> int32 ids in 1..9 with trailing padding (sample 0: 2 padded steps, sample 1: 4)."""
     ids = 1 + (np.abs(np.round(xs[0] * 3)).astype(np.int32) % 9)
@@ -75,6 +87,15 @@ def _nested(keras):
     head = keras.Sequential([keras.Input((4,)), L.Dense(5, activation="relu"), L.Dense(2)], name="head")
     inp = keras.Input((8, 8, 3))
     return keras.Model(inp, head(base(inp)))
+
+
+def _repeated_inputs(keras):
+    """One tensor fed twice to a layer AND used elsewhere (TF.js released it too early)."""
+    L = keras.layers
+    inp = keras.Input((6,))
+    x = L.Dense(4)(inp)
+    square = L.Multiply()([x, x])
+    return keras.Model(inp, L.Subtract()([L.Add()([square, x, x * x]), x]))
 
 
 def _gelu_dense(keras):
@@ -118,6 +139,12 @@ CASES = {
     "masked_bidirectional_gru": lambda k: _masked(k, lambda k, e: k.layers.Bidirectional(k.layers.GRU(3, return_sequences=True))(e)),
     "masked_simple_rnn_backwards": lambda k: _masked(k, lambda k, e: k.layers.SimpleRNN(3, return_sequences=True, go_backwards=True, zero_output_for_mask=True)(e)),
     "nested_models": _nested,
+    "masked_reshape_pooling": lambda k: _masked(k, lambda k, e: k.layers.Concatenate()([
+        k.layers.GlobalAveragePooling1D()(e), k.layers.Flatten()(k.layers.Reshape((12, 2))(e))])),
+    "repeated_inputs": _repeated_inputs,
+    "merges": lambda k: _seq(k, (4, 3), k.layers.Dense(3), lambda x: k.layers.Maximum()([
+        k.layers.Average()([x, k.layers.Minimum()([x, k.layers.Dense(3)(x)])]), k.layers.Multiply()([x, x]) - x])),
+    "transformer_block": lambda k: _seq(k, (6, 4), _transformer_fn(k)),
     "masking_lstm": lambda k: _seq(k, (6, 3), k.layers.Masking(0.0), k.layers.LSTM(4)),
     "layer_norm_two_axes": lambda k: _seq(k, (4, 5, 3), k.layers.LayerNormalization(axis=[-2, -1])),
     "depthwise_conv2d_dilated": lambda k: _seq(k, (9, 9, 3), k.layers.DepthwiseConv2D(3, dilation_rate=(2, 3), depth_multiplier=2, padding="same")),
@@ -153,7 +180,7 @@ CASES = {
 }
 # Cases whose probe needs more than N(0, 1) noise: name -> fn(list of inputs) in place.
 PROBE_EDITS = {
-    **{name: _token_ids for name in ("masked_attention", "masked_mha_causal", "masked_mha_dropout",
+    **{name: _token_ids for name in ("masked_attention", "masked_mha_causal", "masked_mha_dropout", "masked_reshape_pooling",
                                      "masked_bidirectional_lstm", "masked_bidirectional_gru",
                                      "masked_simple_rnn_backwards")},
     "masking_lstm": lambda xs: xs[0].__setitem__((0, 4, slice(None)), 0.0) or xs[0].__setitem__((1, 1, slice(None)), 0.0),
@@ -176,7 +203,10 @@ CUSTOM_LAYERS = {
     "masked_simple_rnn_backwards": "SimpleRNN", "conv3d_transpose_same": "Conv3DTranspose",
     "conv3d_transpose_valid": "Conv3DTranspose", "conv2d_groups": "Conv2D", "conv1d_groups": "Conv1D",
     "conv2d_groups_depthwise": "Conv2D", "einsum_dense": "EinsumDense", "einsum_dense_heads": "EinsumDense",
-    "einsum_dense_transposed": "EinsumDense",
+    "einsum_dense_transposed": "EinsumDense", "repeated_inputs": ("Multiply", "Add", "Subtract"),
+    "merges": ("Maximum", "Average", "Minimum", "Multiply", "Subtract"),
+    "transformer_block": ("MultiHeadAttention", "Add", "Bidirectional", "GRU", "GlobalAveragePooling1D"),
+    "masked_reshape_pooling": ("Reshape", "GlobalAveragePooling1D"),
 }
 
 

@@ -345,6 +345,40 @@ def _mask_only_layers(config: dict) -> set:
     return mask_only
 
 
+def _distinct_inputs(tf_keras, args: list, lname: str) -> list:
+    """``args`` with every repeat of a tensor passed through a linear Activation of its own.
+
+    TF.js 4.22 counts a tensor's consumers per layer but releases it per input slot
+    (tfjs-layers executor.ts), so ``Multiply()([x, x])`` would dispose ``x`` while another layer
+    still needs it ("Tensor is disposed"). Attention/MultiHeadAttention are exempt: the library's
+    Functional (static/facepack/layers/functional.js) dedupes their inputs itself.
+    """
+    seen: set = set()
+    count = [0]
+
+    def fix(a):
+        if isinstance(a, (list, tuple)):
+            return [fix(v) for v in a]
+        if hasattr(a, "shape") and hasattr(a, "dtype"):
+            if id(a) in seen:
+                count[0] += 1
+                return tf_keras.layers.Activation("linear", name=f"{lname}__repeat{count[0]}")(a)
+            seen.add(id(a))
+        return a
+
+    return [fix(a) for a in args]
+
+
+def _check_no_masks(cls: str, args: list, lname: str, what: str) -> None:
+    """Keras 3 ops (``x + y``) drop Keras masks and Keras 3 merge layers OR them and zero masked
+    values, where tf_keras/TF.js layers AND them and keep the values; TF.js also keeps handing a
+    mask to later layers once one was computed. Masked inputs there are refused (graph model)."""
+    flat = [t for a in args for t in (a if isinstance(a, (list, tuple)) else [a])]
+    if any(getattr(t, "_keras_mask", None) is not None for t in flat):
+        raise BridgeError(f"layer {lname!r} ({cls}): {what} on inputs carrying a Keras mask (Embedding(mask_zero=True), "
+                          f"Masking) is not reproduced by TF.js layers; export as a graph model")
+
+
 def _call_kwargs(node: dict, tensors: dict, lname: str, skipped: set = frozenset()) -> dict:
     """The keyword arguments of a Keras 3 call, tensors resolved; ``training`` is dropped (inference),
     and so is an argument computed only by ``skipped`` nodes."""
@@ -486,6 +520,7 @@ def _check_js_limits(cls: str, cfg: dict, lname: str) -> None:
                               f"layer (supported: {[a for a in allowed if a is not None]})")
 
 
+_MERGE_CLASSES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 # A model used as a layer (transfer learning: base = MobileNetV2(...); y = base(x)) is rebuilt as
 # a nested tf_keras model, recursively.
 _NESTED_MODELS = {"Functional", "Sequential", "Model"}
@@ -542,10 +577,12 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
                     raise BridgeError(f"layer {lname!r}: shared replaced layers are not supported")
                 y = layer(*args, **kwargs)
             elif _is_scalar_op(cls, args):
+                _check_no_masks(cls, list(args), lname, "a Keras 3 op")
                 y = _scalar_op(tf_keras, cls, args, lname)
                 notes.append(f"{lname}: op {cls} with a constant -> Rescaling")
             elif _is_binary_tensor_op(cls, args):
-                y = getattr(L, _MERGE_LAYERS[cls])(name=lname)(args)
+                _check_no_masks(cls, list(args), lname, "a Keras 3 op")
+                y = getattr(L, _MERGE_LAYERS[cls])(name=lname)(_distinct_inputs(tf_keras, args, lname))
             elif cls in _PER_CHANNEL_AFFINE or _is_per_channel_rescaling(cls, cfg):
                 scale, bias = _probe_affine(model3.get_layer(lname), tuple(x.shape))
                 y = _affine_layer(tf_keras, x, scale, bias, lname)
@@ -595,6 +632,10 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
                                           f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
                     if cls == "Attention":
                         _check_attention_masks(cls, list(args), kwargs, lname)
+                    else:
+                        if cls in _MERGE_CLASSES:
+                            _check_no_masks(cls, list(args), lname, "a merge layer")
+                        args = _distinct_inputs(tf_keras, list(args), lname)
                     try:
                         y = layer(*args, **kwargs)
                     except TypeError as err:

@@ -38,7 +38,12 @@ for (const [i, spec] of job.models.entries()) {
       xs.push(tf.tensor(new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4), input.shape, 'float32'));
     }
     const before = tf.memory().numTensors;
-    const out = model.predict(xs.length === 1 ? xs[0] : xs);
+    // as the library runs a layers model (io.js runModel: apply), twice: a second call must not
+    // see state left by the first
+    const run = () => (model instanceof tf.LayersModel ? model.apply(xs.length === 1 ? xs[0] : xs, { training: false })
+      : model.predict(xs.length === 1 ? xs[0] : xs));
+    tf.dispose(run());
+    const out = run();
     const outs = Array.isArray(out) ? out : [out];
     const files = [];
     for (const [k, t] of outs.entries()) {

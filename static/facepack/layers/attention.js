@@ -6,6 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { callInputs } from './functional.js';
+
 // mirrors keras/src/layers/attention/attention.py:_apply_scores (1e9 for float32 scores)
 const MASK_PENALTY = 1e9;
 
@@ -47,6 +49,8 @@ function inputMasks(mask, sameInputs) {
   return sameInputs ? [mask, mask, mask] : [mask];
 }
 
+const ATTENTION_INPUTS = ['query', 'value', 'key'];
+
 /** mirrors keras/src/layers/attention/attention.py (inputs [query, value] or [query, value, key]). */
 export class Attention extends tf.layers.Layer {
   static className = 'Attention';
@@ -71,7 +75,7 @@ export class Attention extends tf.layers.Layer {
   }
 
   computeOutputShape(inputShape) {
-    const [q, v] = inputShape;
+    const { query: q, value: v } = callInputs(inputShape, this.callArgs, ATTENTION_INPUTS);
     return [...q.slice(0, -1), v[v.length - 1]];
   }
 
@@ -81,7 +85,7 @@ export class Attention extends tf.layers.Layer {
 
   call(inputs, kwargs) {
     return tf.tidy(() => {
-      const [query, value, key = value] = inputs;
+      const { query, value, key = value } = callInputs(inputs, this.callArgs, ATTENTION_INPUTS);
       const masks = inputMasks(kwargs?.mask, this.callArgs.sameInputs);
       let scores;
       if (this.scoreMode === 'dot') {
@@ -133,7 +137,7 @@ export class MultiHeadAttention extends tf.layers.Layer {
       throw new Error(`${this.name}: attention_axes ${JSON.stringify(this.attentionAxes)} is not supported (only the sequence axis of rank-3 inputs)`);
     }
     this.supportsMasking = true;
-    const known = new Set(['tensorNames', 'sameInputs', 'useCausalMask', 'value', 'key', 'attentionMask']);
+    const known = new Set(['names', 'index', 'sameInputs', 'useCausalMask']);
     for (const k of Object.keys(this.callArgs)) {
       if (!known.has(k)) throw new Error(`${this.name}: call argument ${k} is not supported`);
     }
@@ -146,14 +150,10 @@ export class MultiHeadAttention extends tf.layers.Layer {
     return out[0];
   }
 
-  /** [query, value, key?, attentionMask?] from the inputs list and callArgs.tensorNames. */
+  /** {query, value, key, attentionMask?} (tensors or shapes): key defaults to value, value to query. */
   split(inputs) {
-    // a list of tensors or of shapes, or one tensor / one shape (self-attention on one input)
-    const list = Array.isArray(inputs) && (inputs[0] instanceof tf.Tensor || Array.isArray(inputs[0]))
-      ? inputs : [inputs];
-    const named = { query: list[0] };
-    (this.callArgs.tensorNames ?? []).forEach((name, i) => { named[name] = list[1 + i]; });
-    named.value = named.value ?? list[0];
+    const named = callInputs(inputs, this.callArgs, ['query', 'value', 'key']);
+    named.value = named.value ?? named.query;
     named.key = named.key ?? named.value;
     return named;
   }

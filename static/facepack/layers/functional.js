@@ -8,13 +8,17 @@
  * model.predict() drops per-call kwargs altogether. So the 'Functional' class is re-registered
  * with a fromConfig that, for the layers named in CALL_ARG_LAYERS only, (1) appends each tensor
  * reference to the node's inputs, in the order it appears, and (2) moves every call argument
- * into the layer's config as `callArgs` ({tensorNames: ['value', 'key'], useCausalMask: true,
- * sameInputs: false}), where the layer reads it (sameInputs: every input is the same tensor). Other layers' nodes are left as TF.js reads them.
+ * into the layer's config as `callArgs` ({names, index, useCausalMask: true, sameInputs: false}),
+ * where the layer reads it (callInputs; sameInputs: every input is the same tensor). Other layers' nodes are left as TF.js reads them.
  */
 import * as tf from '@tensorflow/tfjs';
 
-/** Class names whose inbound kwargs are turned into inputs + config.callArgs. */
-export const CALL_ARG_LAYERS = new Set(['Attention', 'MultiHeadAttention']);
+/** Class names whose inbound kwargs are turned into inputs + config.callArgs, with the names of
+ * the call's positional tensor arguments as tf_keras writes them (the rest come as kwargs). */
+export const CALL_ARG_LAYERS = new Map([
+  ['Attention', ['query', 'value', 'key']],
+  ['MultiHeadAttention', ['query']],
+]);
 
 // mirrors toCamelCase of tfjs-layers (generic_utils.ts), which convertPythonicToTs applied to the names
 function camel(name) {
@@ -29,40 +33,56 @@ function isTensorRef(value) {
 
 /**
  * The model config with CALL_ARG_LAYERS' call arguments rewritten (see the module doc); a new
- * object, `config` is not changed.
+ * object, `config` is not changed. Each distinct tensor becomes ONE input of the node: TF.js
+ * counts a tensor's consumers per layer but releases it per input slot, so a tensor fed twice
+ * to one layer (self-attention) would be disposed while another layer still needs it.
+ * callArgs: {names: ['query', 'value'], index: [0, 0], sameInputs, ...the other call arguments}.
  * @param {object} config a Functional config after convertPythonicToTs ({layers: [...], ...})
  */
 export function hoistCallArgs(config) {
   const byCamel = new Map(config.layers.map((l) => [camel(l.name), l.name]));
   const layers = config.layers.map((layer) => {
-    if (!CALL_ARG_LAYERS.has(layer.className) || !layer.inboundNodes) return layer;
+    const positional = CALL_ARG_LAYERS.get(layer.className);
+    if (!positional || !layer.inboundNodes) return layer;
     let callArgs = null;
     const inboundNodes = layer.inboundNodes.map((node) => {
       const kwargs = Object.assign({}, ...node.map((entry) => entry[3] || {}));
-      const tensorNames = [];
-      const extra = [];
+      const named = node.map((entry, i) => [positional[i], [entry[0], entry[1], entry[2]]]);
       const args = {};
       for (const [key, value] of Object.entries(kwargs)) {
-        if (isTensorRef(value)) {
-          const name = byCamel.get(value[0]) ?? value[0];
-          tensorNames.push(key);
-          extra.push([name, value[1], value[2], {}]);
-        } else {
-          args[key] = value;
-        }
+        if (isTensorRef(value)) named.push([key, [byCamel.get(value[0]) ?? value[0], value[1], value[2]]]);
+        else args[key] = value;
       }
-      args.tensorNames = tensorNames;
-      const refs = [...node, ...extra].map((entry) => `${entry[0]}/${entry[1]}/${entry[2]}`);
-      args.sameInputs = refs.every((r) => r === refs[0]);
+      const distinct = [];
+      const index = named.map(([, ref]) => {
+        const key = ref.join('/');
+        let i = distinct.findIndex((d) => d.join('/') === key);
+        if (i < 0) i = distinct.push(ref) - 1;
+        return i;
+      });
+      Object.assign(args, { names: named.map(([name]) => name), index, sameInputs: distinct.length === 1 });
       if (callArgs && JSON.stringify(callArgs) !== JSON.stringify(args)) {
         throw new Error(`layer ${layer.name}: shared with different call arguments (${JSON.stringify(callArgs)} vs ${JSON.stringify(args)}); not supported`);
       }
       callArgs = args;
-      return [...node.map((entry) => [entry[0], entry[1], entry[2], {}]), ...extra];
+      return distinct.map((ref) => [...ref, {}]);
     });
     return { ...layer, config: { ...layer.config, callArgs }, inboundNodes };
   });
   return { ...config, layers };
+}
+
+/**
+ * {name: tensor or shape} of a hoisted layer's call: `inputs` is what TF.js passes (one tensor /
+ * shape, or a list), `callArgs` what hoistCallArgs stored. Without callArgs (a layer built in
+ * JS), the inputs are taken positionally as `names`.
+ */
+export function callInputs(inputs, callArgs, names) {
+  const list = Array.isArray(inputs) && (inputs[0] instanceof tf.Tensor || Array.isArray(inputs[0])) ? inputs : [inputs];
+  const out = {};
+  if (callArgs && callArgs.names) callArgs.names.forEach((name, j) => { out[name] = list[callArgs.index[j]]; });
+  else names.forEach((name, j) => { if (j < list.length) out[name] = list[j]; });
+  return out;
 }
 
 /** tf_keras' functional model class, read through hoistCallArgs. */

@@ -23,6 +23,9 @@
  *   Conv3DTranspose      replaces TF.js' (WASM kernel wrong; computed as conv3d)  conv.js
  *   Conv1D, Conv2D       replace TF.js' (groups > 1)  conv.js
  *   EinsumDense          new (one matMul; no "..." equations)  einsum_dense.js
+ *   Add, Multiply, Average, Maximum, Minimum   replace TF.js' (Keras' output mask)  merge.js
+ *   Subtract             new  merge.js
+ *   Reshape, GlobalAveragePooling1D   replace TF.js' (Keras masks: dropped / masked mean)  reshaping.js
  *   ReLU                 replaces TF.js' (negative_slope, threshold)  activations.js
  *   ELU                  replaces TF.js' (alpha != 1)  activations.js
  *   Softmax              replaces TF.js' (any axis, several axes)  activations.js
@@ -38,12 +41,13 @@ export { Attention, MultiHeadAttention } from './attention.js';
 export { ELU, ReLU, Softmax, kerasRelu } from './activations.js';
 export { Conv1D, Conv2D, Conv3DTranspose, DepthwiseConv2D } from './conv.js';
 export { EinsumDense } from './einsum_dense.js';
-export { Functional, hoistCallArgs } from './functional.js';
+export { Functional, callInputs, hoistCallArgs } from './functional.js';
+export { Add, Average, Maximum, Minimum, Multiply, Subtract, mergeMask } from './merge.js';
 export { GroupNormalization, UnitNormalization } from './normalization.js';
 export { REGISTERED_OPS, erfc } from './ops.js';
 export {
-  Cropping1D, Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling1D, UpSampling3D, ZeroPadding1D,
-  ZeroPadding3D,
+  Cropping1D, Cropping3D, GlobalAveragePooling1D, GlobalAveragePooling3D, GlobalMaxPooling3D, Reshape, UpSampling1D,
+  UpSampling3D, ZeroPadding1D, ZeroPadding3D,
 } from './reshaping.js';
 export { Bidirectional, GRU, GRUCellResetAfter, LSTM, SimpleRNN } from './recurrent.js';
 export { CenterCrop, Resizing, UpSampling2D, aspectCrop, kerasResize } from './resizing.js';
@@ -54,5 +58,6 @@ export const REGISTERED_LAYERS = [
   'LSTM', 'SimpleRNN', 'Bidirectional',
   'Resizing', 'UpSampling2D', 'CenterCrop', 'DepthwiseConv2D', 'Conv3DTranspose', 'Conv1D', 'Conv2D', 'EinsumDense', 'ReLU', 'ELU', 'Softmax', 'ZeroPadding1D',
   'Cropping1D', 'UpSampling1D', 'ZeroPadding3D', 'Cropping3D', 'UpSampling3D', 'GlobalAveragePooling3D',
-  'GlobalMaxPooling3D', 'Functional',
+  'GlobalMaxPooling3D', 'Add', 'Multiply', 'Average', 'Maximum', 'Minimum', 'Subtract', 'Reshape', 'GlobalAveragePooling1D',
+  'Functional',
 ];

@@ -3,7 +3,8 @@
  * ZeroPadding1D (also used by the bridge for causal Conv1D: facepack/export/bridge.py:_causal_conv1d),
  * Cropping1D, UpSampling1D, ZeroPadding3D, Cropping3D, UpSampling3D, GlobalAveragePooling3D,
  * GlobalMaxPooling3D. Each mirrors the Keras layer of the same name (keras/src/layers/reshaping/,
- * keras/src/layers/pooling/).
+ * keras/src/layers/pooling/). Re-registered with Keras' mask handling: Reshape (drops the mask),
+ * GlobalAveragePooling1D (mean over the unmasked steps).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -193,3 +194,47 @@ for (const cls of [ZeroPadding1D, ZeroPadding3D, Cropping1D, Cropping3D, UpSampl
   GlobalAveragePooling3D, GlobalMaxPooling3D]) {
   tf.serialization.registerClass(cls);
 }
+
+const BuiltinReshape = tf.layers.reshape({ targetShape: [1] }).constructor;
+
+/** Reshape drops the Keras mask (Keras 3 and tf_keras do; TF.js 4.22's layer does not support masks). */
+export class Reshape extends BuiltinReshape {
+  static className = 'Reshape';
+
+  constructor(args) {
+    super(args);
+    this.supportsMasking = true;
+  }
+
+  computeMask() {
+    return null;
+  }
+}
+tf.serialization.registerClass(Reshape);
+
+const BuiltinGAP1D = tf.layers.globalAveragePooling1d({}).constructor;
+
+/** mirrors keras/src/layers/pooling/global_average_pooling1d.py: the mean over unmasked steps. */
+export class GlobalAveragePooling1D extends BuiltinGAP1D {
+  static className = 'GlobalAveragePooling1D';
+
+  constructor(args) {
+    super(args);
+    this.supportsMasking = true;
+  }
+
+  computeMask() {
+    return null;
+  }
+
+  call(inputs, kwargs) {
+    const mask = kwargs == null ? null : [].concat(kwargs.mask)[0];
+    if (mask == null) return super.call(inputs, kwargs);
+    return tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const m = mask.cast(x.dtype).expandDims(-1);
+      return tf.sum(x.mul(m), 1).div(tf.sum(m, 1));
+    });
+  }
+}
+tf.serialization.registerClass(GlobalAveragePooling1D);
