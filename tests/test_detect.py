@@ -139,3 +139,18 @@ def test_large_photo_is_detected_on_a_downscaled_copy_and_mapped_back(detector, 
     big_box = faces[0]["box"]
     for key in ("x", "y", "width", "height"):
         assert big_box[key] == pytest.approx(3 * small[key], abs=12), key
+
+
+def test_stable_score_order_breaks_ties_by_row_and_is_restored():
+    """Issue 12: the package's np.argsort is unstable (SIMD sorts chosen by the CPU); ties must
+    come out in one defined order (descending: later row first), the JS port's order."""
+    from mtcnn.utils import bboxes
+
+    scores = np.asarray([0.5, 1.0, 0.7, 1.0, 1.0, 0.2] * 8)  # > 16 rows: not an insertion sort
+    rows = np.arange(len(scores))[:, None]
+    original = bboxes.sort_by_scores
+    with md.stable_score_order():
+        got = bboxes.sort_by_scores(rows, scores, ascending=False)[:, 0]
+    assert bboxes.sort_by_scores is original
+    expected = sorted(range(len(scores)), key=lambda i: (-scores[i], -i))
+    assert got.tolist() == expected

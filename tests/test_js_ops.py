@@ -107,6 +107,14 @@ def _cases():
         ref = pkg_boxes.smart_nms_from_bboxes(_pkg(rows), threshold=thr, method=method, initial_sort=initial_sort)
         add({"op": "nms", "boxes": rows.tolist(), "threshold": thr, "method": method, "initialSort": initial_sort},
             ("rows", ref[:, 1:6]))
+    # NMS with tied scores (trained nets saturate at 1.0): the reference's stable tie order
+    # (mtcnn_detector.stable_score_order) and the JS must keep the same boxes
+    rows = _rand_boxes(60, spread=60.0)
+    rows[:, 4] = RNG.choice([1.0, np.float32(0.99999994), 0.75], 60)
+    with mtcnn_detector.stable_score_order():
+        ref = pkg_boxes.smart_nms_from_bboxes(_pkg(rows), threshold=0.5, method="union", initial_sort=True)
+    add({"op": "nms", "boxes": rows.tolist(), "threshold": 0.5, "method": "union", "initialSort": True},
+        ("rows", ref[:, 1:6]))
     # P-Net map -> boxes
     h, w = 9, 13
     reg = RNG.normal(0, 0.1, (1, h, w, 4)).astype(np.float32)
@@ -114,6 +122,12 @@ def _cases():
     prob = np.stack([1 - face, face], axis=-1).astype(np.float32)
     thr = SPEC["mtcnn"]["threshold_pnet"]
     ref = pkg_boxes.generate_bounding_box(tf.constant(reg), tf.constant(prob), thr)
+    add({"op": "generateBoundingBoxes", "reg": reg.ravel().tolist(), "prob": prob.ravel().tolist(), "h": h, "w": w,
+         "threshold": thr, "stride": 2, "cellSize": SPEC["mtcnn"]["min_size_px"]}, ("rows", ref[:, 1:6]))
+    face = np.where(RNG.uniform(0, 1, (1, h, w)) < 0.5, 1.0, face).astype(np.float32)  # many ties at 1.0
+    prob = np.stack([1 - face, face], axis=-1).astype(np.float32)
+    with mtcnn_detector.stable_score_order():
+        ref = pkg_boxes.generate_bounding_box(tf.constant(reg), tf.constant(prob), thr)
     add({"op": "generateBoundingBoxes", "reg": reg.ravel().tolist(), "prob": prob.ravel().tolist(), "h": h, "w": w,
          "threshold": thr, "stride": 2, "cellSize": SPEC["mtcnn"]["min_size_px"]}, ("rows", ref[:, 1:6]))
     rows = _rand_boxes(12)

@@ -22,9 +22,23 @@ What the package does that a port must copy (read from mtcnn/utils, mtcnn/stages
 
 Coordinates are continuous image coordinates as the package gives them (pixel ``i`` spans
 ``[i, i + 1)`` by our convention; the package itself does not define it).
+
+One deviation, on purpose (``stable_score_order``): the package orders boxes before each NMS
+with ``np.argsort(scores)[::-1]``, whose default kind is not stable, and numpy 2 on x86 runs it
+through SIMD sorts picked by the CPU (AVX-512 / AVX2 / plain introsort), so boxes with EQUAL
+scores come out in an order that depends on the machine. Trained P/R/O-Nets saturate at
+probability 1.0 (float32) for clear faces, so such ties are common, and the tie order decides
+which of two overlapping boxes NMS keeps (issue 12: 5 of 40 generated photos ended with boxes
+up to 4 px apart between Python and the JS port for this reason alone). While the package runs,
+its ``sort_by_scores`` uses a stable argsort: ties keep a defined order (descending: the later
+row first), the same on every machine and in static/facepack/ops/nms.js:argsortDescending.
+Distinct scores are ordered exactly as before.
 """
 
 from __future__ import annotations
+
+import contextlib
+import threading
 
 import numpy as np
 
@@ -43,6 +57,8 @@ OPTION_KEYS = {
     "nms_rnet": "nms_rnet",
     "nms_onet": "nms_onet",
 }
+# stable_score_order patches a module attribute of the package: one detect_faces at a time.
+_PACKAGE_LOCK = threading.RLock()
 # The package's default post-processing, passed explicitly (see the module docstring).
 POSTPROCESS = {"fit_to_image": True, "limit_boundaries_landmarks": False}
 # Columns of the package's numpy output (box_format="xywh").
@@ -96,13 +112,33 @@ def resize_for_detection(rgb: np.ndarray) -> tuple[np.ndarray, tuple[float, floa
     return resized.numpy(), (new_h / h, new_w / w)
 
 
+def _stable_sort_by_scores(tensor, scores, ascending=True):
+    """mtcnn.utils.bboxes.sort_by_scores with a stable argsort (see the module docstring)."""
+    order = np.argsort(scores, kind="stable")
+    return tensor[order if ascending else order[::-1]]
+
+
+@contextlib.contextmanager
+def stable_score_order():
+    """While active, the package's box sorting breaks score ties by row order (stable argsort)."""
+    from mtcnn.utils import bboxes
+
+    original = bboxes.sort_by_scores
+    bboxes.sort_by_scores = _stable_sort_by_scores
+    try:
+        yield
+    finally:
+        bboxes.sort_by_scores = original
+
+
 def run_detector(detector, image: np.ndarray, options: dict) -> np.ndarray:
     """The package's own output for one float32 image: (N, 16) float64 rows, [] -> (0, 16).
 
     Row: [image_id, x, y, w, h, confidence, 5 landmark x, 5 landmark y] (package order).
     """
-    rows = detector.detect_faces(np.asarray(image, dtype=np.float32), box_format="xywh",
-                                 output_type="numpy", **POSTPROCESS, **options)
+    with _PACKAGE_LOCK, stable_score_order():
+        rows = detector.detect_faces(np.asarray(image, dtype=np.float32), box_format="xywh",
+                                     output_type="numpy", **POSTPROCESS, **options)
     rows = np.asarray(rows, dtype=np.float64)
     if rows.size == 0:
         return np.zeros((0, 16))

@@ -10,7 +10,10 @@
 
 /**
  * Indices that sort `scores` descending, as numpy's argsort(scores)[::-1] on a stable sort
- * (ties: the later index first).
+ * (ties: the later index first). The package's own argsort is unstable and its tie order depends
+ * on numpy's SIMD dispatch (the CPU); the Python reference runs it stable
+ * (facepack/detect/mtcnn_detector.py:stable_score_order), so ties - common, trained nets give
+ * probability 1.0 - keep the same boxes on both sides.
  * @param {ArrayLike<number>} scores
  * @returns {number[]}
  */
