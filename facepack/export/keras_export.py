@@ -404,8 +404,6 @@ def keras_outputs(model, arrays: list) -> list[np.ndarray]:
 
 def output_keys(model, count: int) -> list[str]:
     """Signature keys of the outputs ``model.export()`` writes, in keras.tree.flatten order."""
-    import keras
-
     struct = getattr(model, "_outputs_struct", None)
     if isinstance(struct, dict):
         return [str(k) for k in sorted(struct)]
@@ -413,8 +411,8 @@ def output_keys(model, count: int) -> list[str]:
 
 
 def output_names(model, count: int) -> list[str]:
-    import keras
-
+    """Manifest names of the outputs, in keras.tree.flatten order (dict keys, else the model's
+    output names, else output_<i>)."""
     struct = getattr(model, "_outputs_struct", None)
     if isinstance(struct, dict):
         return [str(k) for k in sorted(struct)]

@@ -146,16 +146,22 @@ class NodeSession:
     def run(self, bundle: Path, requests: list, work: Path) -> dict:
         job = _write_job(bundle, requests, work)
         if self._proc.poll() is not None:  # a crash in an earlier job (a WASM abort): start afresh
-            self._stderr.close()
-            self._start()
+            self._restart()
         self._proc.stdin.write(f"{job}\n".encode())
         self._proc.stdin.flush()
         while True:  # skip "ready" and TF.js' own console lines
             line = self._read_line().strip()
             if line == "done":
-                return _read_results(work, self.backends)
+                results = _read_results(work, self.backends)
+                if any(isinstance(row, Exception) for rows in results.values() for row in rows):
+                    self._restart()  # a failed run can leave the WASM heap corrupt ("memory access out of bounds")
+                return results
             if line.startswith("failed "):
                 raise RuntimeError(f"TF.js ({','.join(self.backends)}, Node) could not run the job: {line[7:]}")
+
+    def _restart(self) -> None:
+        self.close()
+        self._start()
 
     def close(self) -> None:
         if self._proc.poll() is None:

@@ -187,7 +187,10 @@ def widen_scalar_biases(model_json: dict, values: dict) -> list[str]:
     return widened
 
 
-_FUSED_ACTIVATIONS = {"Relu", "Relu6", "Elu", "Sigmoid", "Tanh", "LeakyRelu"}
+_FUSED_ACTIVATIONS = {"Relu", "Relu6", "Elu", "Sigmoid", "Tanh", "LeakyRelu"}  # what unfusing can emit
+# Fused activations every TF.js 4.22 backend implements (the cpu backend throws "Activation tanh
+# has not been implemented for the CPU backend" for a _FusedMatMul ending in Tanh).
+TFJS_FUSED_ACTIVATIONS = {"Relu", "Relu6", "Elu", "Sigmoid", "LeakyRelu"}
 _UNFUSED_BASE = {"_FusedMatMul": "MatMul", "_FusedConv2D": "Conv2D", "FusedDepthwiseConv2dNative": "DepthwiseConv2dNative"}
 _BASE_ATTRS = {"MatMul": ("T", "transpose_a", "transpose_b"),
                "Conv2D": ("T", "strides", "padding", "explicit_paddings", "data_format", "dilations", "use_cudnn_on_gpu"),
@@ -202,8 +205,9 @@ def _fused_ops(node: dict) -> list[str]:
 
 
 def unfuse_tensor_biases(model_json: dict, values: dict) -> list[str]:
-    """Split a fused conv/matmul whose "bias" is not a weight of the conv's width back into
-    conv/matmul + AddV2 (+ its activation); returns the names of the nodes split.
+    """Split a fused conv/matmul whose "bias" is not a weight of the conv's width, or whose
+    fused activation a TF.js backend lacks (Tanh), back into conv/matmul + AddV2 (+ its
+    activation); returns the names of the nodes split.
 
     The converter fuses `x @ W + y` into _FusedMatMul even when y is a computed tensor (the
     recurrent term of an LSTM cell) or a broadcast constant of rank > 1; TF.js WASM then fails
@@ -216,11 +220,12 @@ def unfuse_tensor_biases(model_json: dict, values: dict) -> list[str]:
         if node["op"] not in _UNFUSED_BASE or len(node["input"]) < 3:
             continue
         bias = node["input"][2].split(":")[0]
-        if bias in values and (values[bias].ndim <= 1 or all(d == 1 for d in values[bias].shape[:-1])):
-            continue  # a weight of rank 0 / 1 / per-channel: widen_scalar_biases' job
         ops = _fused_ops(node)
         if not ops or ops[0] != "BiasAdd" or len(ops) > 2 or (len(ops) == 2 and ops[1] not in _FUSED_ACTIVATIONS):
             continue
+        vector_bias = bias in values and (values[bias].ndim <= 1 or all(d == 1 for d in values[bias].shape[:-1]))
+        if vector_bias and (len(ops) == 1 or ops[1] in TFJS_FUSED_ACTIVATIONS):
+            continue  # TF.js runs it fused (a rank 0 / per-channel bias is widen_scalar_biases' job)
         if int(((node.get("attr") or {}).get("num_args") or {}).get("i", 1)) != 1:
             continue
         base = _UNFUSED_BASE[node["op"]]
@@ -347,7 +352,8 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none",
     if js_ops:
         notes.append(f"op(s) {', '.join(js_ops)} run by the JS library's own kernels (static/facepack/layers/ops.js)")
     if unfused:
-        notes.append(f"split {len(unfused)} fused conv/matmul nodes whose bias is not a rank-1 weight (WASM)")
+        notes.append(f"split {len(unfused)} fused conv/matmul nodes whose bias is not a rank-1 weight (WASM) "
+                     f"or whose activation TF.js cannot fuse")
     if control:
         notes.append(f"control flow: needs executeAsync (predictAsync); dropped {stripped} control-only inputs")
     return folder, notes
