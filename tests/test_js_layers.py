@@ -139,6 +139,9 @@ CASES = {
     "masked_bidirectional_gru": lambda k: _masked(k, lambda k, e: k.layers.Bidirectional(k.layers.GRU(3, return_sequences=True))(e)),
     "masked_simple_rnn_backwards": lambda k: _masked(k, lambda k, e: k.layers.SimpleRNN(3, return_sequences=True, go_backwards=True, zero_output_for_mask=True)(e)),
     "nested_models": _nested,
+    "mask_consumed_then_rnn": lambda k: _masked(k, lambda k, e: k.layers.LSTM(3)(k.layers.RepeatVector(4)(
+        k.layers.Dense(3)(k.layers.LSTM(3)(e))))),
+    "mask_dropped_by_reshape": lambda k: _masked(k, lambda k, e: k.layers.GRU(3)(k.layers.Reshape((6, 4))(e))),
     "masked_reshape_pooling": lambda k: _masked(k, lambda k, e: k.layers.Concatenate()([
         k.layers.GlobalAveragePooling1D()(e), k.layers.Flatten()(k.layers.Reshape((12, 2))(e))])),
     "repeated_inputs": _repeated_inputs,
@@ -181,6 +184,7 @@ CASES = {
 # Cases whose probe needs more than N(0, 1) noise: name -> fn(list of inputs) in place.
 PROBE_EDITS = {
     **{name: _token_ids for name in ("masked_attention", "masked_mha_causal", "masked_mha_dropout", "masked_reshape_pooling",
+                                     "mask_consumed_then_rnn", "mask_dropped_by_reshape",
                                      "masked_bidirectional_lstm", "masked_bidirectional_gru",
                                      "masked_simple_rnn_backwards")},
     "masking_lstm": lambda xs: xs[0].__setitem__((0, 4, slice(None)), 0.0) or xs[0].__setitem__((1, 1, slice(None)), 0.0),
@@ -207,6 +211,7 @@ CUSTOM_LAYERS = {
     "merges": ("Maximum", "Average", "Minimum", "Multiply", "Subtract"),
     "transformer_block": ("MultiHeadAttention", "Add", "Bidirectional", "GRU", "GlobalAveragePooling1D"),
     "masked_reshape_pooling": ("Reshape", "GlobalAveragePooling1D"),
+    "mask_consumed_then_rnn": ("Functional", "LSTM"), "mask_dropped_by_reshape": ("Functional", "Reshape", "GRU"),
 }
 
 

@@ -23,7 +23,9 @@ window.runLayers = async (job) => {
     try {
       const model = spec.op ? { predict: (x) => OPS[spec.op](x), dispose() {} } : await loadAny(spec.url);
       const xs = spec.inputs.map((i) => tf.tensor(i.data, i.shape, 'float32'));
-      const out = model.predict(xs.length === 1 ? xs[0] : xs);
+      const x = xs.length === 1 ? xs[0] : xs;
+      // as the library runs a layers model (io.js runModel: apply)
+      const out = model instanceof tf.LayersModel ? model.apply(x, { training: false }) : model.predict(x);
       const outs = Array.isArray(out) ? out : [out];
       const outputs = [];
       for (const t of outs) outputs.push({ shape: t.shape, data: Array.from(await t.data()) });

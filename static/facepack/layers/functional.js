@@ -85,12 +85,52 @@ export function callInputs(inputs, callArgs, names) {
   return out;
 }
 
-/** tf_keras' functional model class, read through hoistCallArgs. */
+/**
+ * tf_keras' functional model class, read through hoistCallArgs, and run (apply / call on
+ * tensors, as io.js runModel does) with Keras' per-tensor masks: TF.js 4.22's executor hands
+ * every later layer the last mask it saw (its kwargs object is shared across layers and never
+ * cleared), so a mask that Keras drops (after a Reshape, an LSTM returning its last state, a
+ * pooling) kept masking the layers after it. Here each layer gets the masks of its own inputs
+ * (mirrors keras/src/models/functional.py:_run_through_graph). model.predict() still runs
+ * TF.js' own executor.
+ */
 export class Functional extends tf.LayersModel {
   static className = 'Functional';
 
   static fromConfig(cls, config, customObjects = {}, fastWeightInit = false) {
     return super.fromConfig(cls, hoistCallArgs(config), customObjects, fastWeightInit);
+  }
+
+  call(inputs, kwargs = {}) {
+    return tf.tidy(() => {
+      const xs = Array.isArray(inputs) ? inputs : [inputs];
+      const given = kwargs.mask == null ? [] : [].concat(kwargs.mask);
+      const values = new Map(); // symbolic tensor id -> [tensor, mask | null]
+      this.inputs.forEach((t, i) => values.set(t.id, [xs[i], given[i] ?? null]));
+      const depths = Object.keys(this.nodesByDepth).map(Number).sort((a, b) => b - a);
+      for (const depth of depths) {
+        for (const node of this.nodesByDepth[depth]) {
+          const layer = node.outboundLayer;
+          if (layer.getClassName() === 'InputLayer') continue;
+          const got = node.inputTensors.map((t) => values.get(t.id));
+          if (!got.length || got.some((g) => g == null)) continue;
+          const single = got.length === 1;
+          const tensors = single ? got[0][0] : got.map((g) => g[0]);
+          const masks = single ? got[0][1] : (got.some((g) => g[1] != null) ? got.map((g) => g[1]) : null);
+          const callKwargs = { ...(node.callArgs || {}), training: kwargs.training ?? false };
+          if (callKwargs.mask == null) callKwargs.mask = masks;
+          const out = [].concat(layer.call(tensors, callKwargs));
+          const outMask = layer.supportsMasking ? layer.computeMask(tensors, masks) : null;
+          const outMasks = Array.isArray(outMask) ? outMask : [outMask];
+          node.outputTensors.forEach((t, i) => values.set(t.id, [out[i], outMasks[i] ?? null]));
+        }
+      }
+      const outs = this.outputs.map((t) => {
+        if (!values.has(t.id)) throw new Error(`${this.name}: could not compute output ${t.name}`);
+        return values.get(t.id)[0];
+      });
+      return outs.length === 1 ? outs[0] : outs;
+    });
   }
 }
 tf.serialization.registerClass(Functional);
