@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -111,7 +112,8 @@ def run_official(route: str, source, out_dir: Path) -> dict:
 def cell(route_result: dict, verdicts: dict) -> str:
     """A table cell: ok | wrong/run error per backend | the conversion failure."""
     if route_result["status"] != "exported":
-        return f"{route_result['status']}: {route_result['message'][:60]}"
+        message = re.sub(r"^ExportError: cannot export '[^']*' to TF.js: ", "", route_result["message"])
+        return f"{route_result['status']}: {message[:60]}"
     if all(v["ok"] for v in verdicts.values()):
         return "ok"
     bad = []
@@ -188,7 +190,6 @@ def main(argv=None) -> dict:
                          "official": routes, "official_best": best}
         fp_cell = cell(fp, fp_v) if fp["status"] != "exported" else \
             "ok" if fp_outcome == "match" else f"wrong ({fp['format']}): {cell(fp, fp_v)}"
-        fp_cell = fp_cell.replace("ExportError: cannot export", "").replace(f"{name!r} to TF.js: ", "")
         table.append([name, fp_cell[:70], best or "-"] + [routes[r]["cell"][:45] if r in routes else "-" for r in OFFICIAL])
 
     def totals(kind):
