@@ -1,7 +1,7 @@
 """facepack's exporter next to the official tensorflowjs_converter on the same Keras 3 models.
 
-    python bench/bench_export.py            # the whole zoo (about 15-25 minutes on 2 cores)
-    python bench/bench_export.py --quick    # the fast zoo rows only (what the conformance test runs)
+    python bench/bench_export.py            # the whole zoo: 111 models (36 min on 2 shared cores at load 10)
+    python bench/bench_export.py --quick    # the fast zoo rows only (those the default test run checks)
     python bench/bench_export.py --only lstm causal_conv1d
 
 Models: facepack/export/zoo (one per issue-11 layer kind and per Keras layer family, a few

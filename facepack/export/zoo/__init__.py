@@ -21,7 +21,7 @@ hide mistakes (a dropped bias, an ignored moving variance).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -412,10 +412,8 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("leaky_relu_0_2", "issue", _chain((6,), _L("Dense", 8), _L("LeakyReLU", negative_slope=0.2)), case=14),
     ZooModel("lambda", "issue", _lambda, case=15, unsafe=True),
     ZooModel("custom_layer", "issue", _custom_layer, case=16, custom_objects=True),
-    ZooModel("subclassed", "issue", _subclassed, case=17, source="object", expect="refuse",
-             refuse_words=("subclassed", "two_tower"),
-             reason="no layers config; its traced graph fuses Dense+tanh into _FusedMatMul(Tanh), which TF.js "
-                    "4.22 cpu and wasm do not implement",
+    ZooModel("subclassed", "issue", _subclassed, case=17, source="object",
+             reason="no layers config: a graph model (its fused Dense+tanh is split for TF.js)",
              sampler=lambda rng, model: [rng.normal(0.0, 1.0, (BATCH, 6)).astype(np.float32)]),
     ZooModel("masking_lstm", "issue", _masking_lstm, case=18, sampler=_masked_steps),
     ZooModel("exact_gelu", "issue", _exact_gelu, case=19),
@@ -464,8 +462,7 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("additive_attention", "attention", _additive_attention),
     ZooModel("mha_cross", "attention", _mha_cross),
     # --- merging ------------------------------------------------------------------------------
-    ZooModel("merging", "merging", _merging, expect="refuse", refuse_words=("Subtract",),
-             reason="TF.js 4.22 has no Subtract layer; the graph path rejects the signature's input names"),
+    ZooModel("merging", "merging", _merging, reason="TF.js 4.22 has no Subtract layer: static/facepack/layers/"),
     ZooModel("dot_3d", "merging", _dot_3d),
     # --- reshaping ----------------------------------------------------------------------------
     ZooModel("reshape_permute_flatten", "reshaping", _chain((4, 6), _L("Reshape", (3, 8)), _L("Permute", (2, 1)),
@@ -532,6 +529,13 @@ ZOO: tuple[ZooModel, ...] = (
                 if name == "sparsemax" else {}))
     for name in ACTIVATIONS
 )
+
+
+# Family rows that a faster row already covers in kind: checked in the slow set only, to keep the
+# default test run within its CI budget (tests/test_export_conformance.py).
+SLOW_FAMILY_ROWS = frozenset({"stacked_lstm", "go_backwards_lstm", "conv_lstm2d", "mha_cross", "dense_rank3",
+                              "crop_pad_upsample_3d", "depthwise_conv1d", "resizing_nearest"})
+ZOO = tuple(replace(e, slow=True) if e.name in SLOW_FAMILY_ROWS else e for e in ZOO)
 
 
 def get(name: str) -> ZooModel:
