@@ -23,7 +23,8 @@ come in another order (the signature's output_0..): the best-matching order is t
 official converter is called through its Python API (tensorflowjs.converters.converter.convert,
 the function behind the tensorflowjs_converter command, same arguments).
 
-"official best": the first route (in the order above) that matches on both backends ("-": none). JSON: bench/results/export.json; bundles under bench/results/export/.
+"official best": the first route (in the order above) that matches on both backends ("-": none).
+JSON: bench/results/export.json; bundles under bench/results/export/.
 """
 
 from __future__ import annotations
