@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         if args.no_node_check:
             args.backends = "none"
         args.out = out
-        code = run(args, prog="convert/to_tfjs.py")
+        code = run(args, prog="convert/to_tfjs.py", model_flag="--model")
         if code != 0 or args.npm is None:
             return code
     from facepack.export.bundle import build_bundle, main_log

@@ -20,6 +20,8 @@ import pytest
 
 from export_support import NODE
 
+from facepack.export.keras_export import CLI_FLAGS
+
 pytestmark = [pytest.mark.node, pytest.mark.skipif(NODE is None, reason="node is not installed")]
 
 BACKENDS = ("cpu", "wasm")
@@ -326,7 +328,8 @@ def test_lambda_without_unsafe_is_refused(exported, tmp_path):
     path = exported["lambda_unsafe"][1].parent.parent / "lambda.keras"
     with pytest.raises(ExportError) as excinfo:
         export_model(path, tmp_path / "b", name="lam", log=None)
-    assert "layer Lambda" in _one_line_error(excinfo) and "--unsafe" in str(excinfo.value)
+    assert "layer Lambda" in _one_line_error(excinfo) and "unsafe=True" in str(excinfo.value)
+    assert "--unsafe" in excinfo.value.render(CLI_FLAGS)
     assert not (tmp_path / "b").exists()
 
 
@@ -339,7 +342,7 @@ def test_unknown_custom_layer_names_the_flag(exported, tmp_path):
     path = exported["custom_objects"][1].parent.parent / "custom.keras"
     with pytest.raises(ExportError) as excinfo:
         export_model(path, tmp_path / "b", name="c", log=None)
-    assert "'ScaledTanh'" in _one_line_error(excinfo) and "--custom-objects" in str(excinfo.value)
+    assert "'ScaledTanh'" in _one_line_error(excinfo) and "custom_objects=your_module.py" in str(excinfo.value)
 
 
 def test_refusal_names_the_op_and_each_path(tmp_path):
@@ -352,6 +355,7 @@ def test_refusal_names_the_op_and_each_path(tmp_path):
     old = tmp_path / "b"
     old.mkdir()
     (old / "keep.txt").write_text("old bundle")
+    (old / "manifest.json").write_text(json.dumps({"format_version": 1, "models": {}}))  # a bundle: refused otherwise
     with pytest.raises(ExportError) as excinfo:
         export_model(model, old, name="inv", log=None)
     text = _one_line_error(excinfo)
@@ -360,15 +364,20 @@ def test_refusal_names_the_op_and_each_path(tmp_path):
     assert (old / "keep.txt").read_text() == "old bundle"
 
 
-def test_bad_arguments_name_the_flag(tmp_path):
+def test_bad_arguments_name_the_parameter(tmp_path):
+    """The Python API names parameters (name=), the console its flags (--name): one mapping."""
     from facepack.export import ExportError, export_model
 
-    for kwargs, flag in (({"name": "bad name"}, "--name"), ({"name": "n", "backends": ("webgl",)}, "--backends"),
-                         ({"name": "n", "quantize": "int4"}, "--quantize")):
-        with pytest.raises(ExportError, match=flag):
+    for kwargs, word, flag in (({"name": "bad name"}, "name=", "--name "),
+                               ({"name": "n", "backends": ("webgl",)}, "backends=", "--backends "),
+                               ({"name": "n", "quantize": "int4"}, "quantize=", "--quantize ")):
+        with pytest.raises(ExportError) as excinfo:
             export_model(tmp_path / "missing.keras", tmp_path / "b", log=None, **kwargs)
-    with pytest.raises(ExportError, match="--model: expected a Keras 3 .keras file"):
+        assert str(excinfo.value).startswith(word) and "--" not in str(excinfo.value)
+        assert excinfo.value.render(CLI_FLAGS).startswith(flag)
+    with pytest.raises(ExportError, match="expected a Keras 3 .keras file .not found.") as excinfo:
         export_model(tmp_path / "missing.keras", tmp_path / "b", name="n", log=None)
+    assert excinfo.value.render(CLI_FLAGS).startswith("MODEL ")
 
 
 def test_cli_help_and_exit_codes(exported, tmp_path, capsys):
@@ -445,9 +454,9 @@ def test_sync_predict_of_a_control_flow_model_names_predict_async(exported):
 
 def test_float16_weights_are_held_to_the_rms_tolerance(tmp_path):
     from facepack.export import export_model
-    from facepack.export.bundle import RMS_REL_TOL
-
     import keras
+
+    from facepack.export.keras_export import QUANT_RMS_TOL as RMS_REL_TOL
 
     from facepack.export.tfjs_io import QUANT_MIN_ELEMENTS
 
@@ -459,5 +468,136 @@ def test_float16_weights_are_held_to_the_rms_tolerance(tmp_path):
                          log=None)["models"]["q"]
     assert entry["precision"] == entry["export"]["precision"] == "float16"
     assert entry["parity"]["criterion"] == "rel_rms" and entry["parity"]["tolerance"] == RMS_REL_TOL["float16"]
+    assert "rel_tol" not in entry["parity"]  # the float32 criterion's; it contradicted "rel_rms"
     # float16 rounding of the kernel (relative ~2^-11 per value) shows; far below the tolerance
     assert 1e-5 < entry["parity"]["backends"]["wasm"]["rel_rms"] <= RMS_REL_TOL["float16"]
+
+
+def _tree(folder) -> dict:
+    """{relative path: bytes} of every file under ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_out_keeps_other_models_and_refuses_a_foreign_folder(exported, tmp_path):
+    """--out that holds the user's files is refused (the swap would delete them); a bundle gets
+    NAME added and keeps its other models byte-identical."""
+    from facepack.export import ExportError, export_model
+
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("notes")
+    model = exported["no_weights"][2]
+    with pytest.raises(ExportError) as excinfo:
+        export_model(model, foreign, name="c", backends=(), log=None)
+    assert _one_line_error(excinfo).startswith("out_dir=") and "not a facepack bundle" in str(excinfo.value)
+    assert excinfo.value.render(CLI_FLAGS).startswith("--out ")
+    assert _tree(foreign) == {"notes.txt": b"notes"}
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(exported["two_inputs"][1], bundle)
+    before = _tree(bundle)
+    manifest = export_model(model, bundle, name="second", backends=(), log=None)
+    assert list(manifest["models"]) == ["two_inputs", "second"]
+    after = _tree(bundle)
+    assert {k: v for k, v in after.items() if k.startswith("two_inputs/")} == \
+        {k: v for k, v in before.items() if k.startswith("two_inputs/")}
+    assert json.loads(after["manifest.json"])["models"]["two_inputs"] == \
+        json.loads(before["manifest.json"])["models"]["two_inputs"]
+
+
+OUTLIER_WEIGHT = 40.0  # one kernel weight among N(0, 1/256) ones: uint8's 256 levels go to it
+
+
+def test_quantised_exports_are_held_to_measured_limits(exported, tmp_path):
+    """uint8 of a Dense 256->64->10 softmax model with one outlier weight: refused in one line that
+    suggests float16, the bundle left byte-identical; float16 passes, with the rel_rms criterion,
+    its limit and the top-1 agreement in the manifest."""
+    import keras
+
+    from facepack.export import ExportError, export_model
+    from facepack.export.keras_export import QUANT_RMS_TOL
+
+    keras.utils.set_random_seed(5)
+    x = keras.Input((256,), name="x")
+    model = keras.Model(x, keras.layers.Dense(10, activation="softmax", name="p")(
+        keras.layers.Dense(64, activation="relu", name="h")(x)))
+    kernel, bias = model.get_layer("h").get_weights()
+    kernel[3, 7] = OUTLIER_WEIGHT
+    model.get_layer("h").set_weights([kernel, bias])
+    bundle = tmp_path / "bundle"
+    shutil.copytree(exported["two_inputs"][1], bundle)
+    before = _tree(bundle)
+    with pytest.raises(ExportError) as excinfo:
+        export_model(model, bundle, name="outlier", quantize="uint8", backends=(), log=None)
+    text = _one_line_error(excinfo)
+    assert "with uint8 weights" in text and f"> {QUANT_RMS_TOL['uint8']:g}" in text
+    assert "quantize=float16" in text and "--quantize float16" in excinfo.value.render(CLI_FLAGS)
+    assert _tree(bundle) == before
+    lines = []
+    parity = export_model(model, bundle, name="outlier", quantize="float16", backends=(),
+                          log=lines.append)["models"]["outlier"]["parity"]
+    assert parity["criterion"] == "rel_rms" and parity["tolerance"] == QUANT_RMS_TOL["float16"]
+    assert "rel_tol" not in parity and parity["rel_rms"] <= QUANT_RMS_TOL["float16"]
+    assert parity["top1_agreement"] == 1.0 and parity["top1_rows"] == 2
+    assert any(line.startswith("criterion: rms(tfjs - keras) / rms(keras) <= 0.01 (float16") for line in lines)
+
+
+def test_sample_and_model_file_errors_say_what_is_wrong(exported, tmp_path):
+    from facepack.export import ExportError, export_model
+    from facepack.export.keras_export import _one_line
+
+    model = exported["two_inputs"][2]
+    cases = {"nan": ({"a": np.full((2, 8), np.nan, np.float32), "b": np.zeros((2, 4), np.float32)},
+                     "input 'a' holds 16 NaN/inf value(s) of 16"),
+             "batch": ({"a": np.zeros((3, 8), np.float32), "b": np.zeros((2, 4), np.float32)},
+                       "different batch sizes {'a': 3, 'b': 2}")}
+    for case, (sample, words) in cases.items():
+        with pytest.raises(ExportError) as excinfo:
+            export_model(model, tmp_path / case, name=case, sample=sample, backends=(), log=None)
+        assert _one_line_error(excinfo).startswith("sample=dict: ") and words in str(excinfo.value), case
+    (tmp_path / "junk.keras").write_text("not a zip")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"")
+    for path, words in ((tmp_path / "junk.keras", "not a .keras file (a .keras file is a zip archive)"),
+                        (saved, "SavedModel folders are not supported")):
+        with pytest.raises(ExportError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            export_model(path, tmp_path / "o", name="m", log=None)
+    keras_style = ValueError("Exception encountered when calling UpSampling2D.call().\n\n\x1b[1mUse a static "
+                             "shape; specify the `output_shape` argument.\x1b[0m\n\nArguments received by x:\n  • a")
+    assert _one_line(keras_style) == ("Exception encountered when calling UpSampling2D.call(). Use a static shape; "
+                                      "specify the `output_shape` argument")
+
+
+def test_probes_look_through_augmentation_and_vary_free_sizes():
+    import keras
+
+    from facepack.export.keras_export import (FREE_DIM_IMAGE, FREE_DIM_IMAGE_2, has_free_dims, input_specs,
+                                              make_probes)
+
+    L = keras.layers
+    x = keras.Input((None, None, 3), name="img")
+    aug = keras.Sequential([L.RandomFlip("horizontal"), L.RandomRotation(0.1)], name="aug")
+    model = keras.Model(x, L.GlobalAveragePooling2D()(L.Conv2D(2, 3)(L.Rescaling(1 / 255)(aug(x)))))
+    specs = input_specs(model)
+    first, second = make_probes(model, specs), make_probes(model, specs, second=True)
+    assert has_free_dims(specs) and first.kind == "generated" and second.kind == "generated-2"
+    assert first.arrays[0].shape[1:3] == (FREE_DIM_IMAGE, FREE_DIM_IMAGE) != second.arrays[0].shape[1:3] == \
+        (FREE_DIM_IMAGE_2, FREE_DIM_IMAGE_2)
+    assert first.arrays[0].max() > 1.0 and first.arrays[0].min() >= 0.0 and "raw RGB 0..255" in first.desc
+
+
+def test_cli_argument_errors_come_before_tensorflow(tmp_path):
+    """Bad --name / --backends / a missing MODEL exit 2 without importing TensorFlow."""
+    import subprocess
+
+    from export_support import ROOT
+
+    script = ("import sys\nfrom facepack.export.cli import main\n"
+              f"for argv in (['m.keras', '--name', 'bad name'], [{str(ROOT / 'README.md')!r}, '--name', 'n'], "
+              f"['{tmp_path}/missing.keras', '--name', 'n'], ['m.keras', '--name', 'n', '--backends', 'webgl']):\n"
+              "    print(main(argv), 'tensorflow' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.stdout.split("\n")[:4] == ["2 False"] * 4, proc.stdout + proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("facepack-export: error: ")]
+    assert [e.split(": ")[2].split(" ")[0] for e in errors] == ["--name", "MODEL", "MODEL", "--backends"], errors

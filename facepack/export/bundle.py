@@ -206,6 +206,18 @@ def atomic_replace(out_dir: str | Path):
 
 # --- the bundle ---------------------------------------------------------------------------
 
+def carry_over(out: Path, tmp: Path, old: dict, rebuilt: set) -> dict:
+    """Copy the models of the bundle at ``out`` (``old``: its manifest) that are not ``rebuilt``
+    (names, which are also folder names) into ``tmp``; returns their manifest entries, unchanged
+    (keep_others here, and export_model adding a model to a bundle)."""
+    entries = {}
+    for name, entry in old["models"].items():
+        if name not in rebuilt and entry["path"] not in rebuilt:
+            shutil.copytree(Path(out) / entry["path"], Path(tmp) / entry["path"])
+            entries[name] = entry
+    return entries
+
+
 def _collect(models, beauty_run, keypoints_run, runs_root, user_model, user_name) -> list:
     """The Export list for the requested model sets (resolving latest runs)."""
     from facepack.runs import resolve_run
@@ -255,11 +267,7 @@ def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "
     entries = {}
     with atomic_replace(out) as tmp:
         if old is not None:
-            rebuilt = {item.name for item in items}
-            for name, entry in old["models"].items():
-                if name not in rebuilt:
-                    shutil.copytree(out / entry["path"], tmp / entry["path"])
-                    entries[name] = entry
+            entries.update(carry_over(out, tmp, old, {item.name for item in items}))
         loaded = {}
         for item in items:
             _log(log, f"converting {item.name} ...")

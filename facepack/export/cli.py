@@ -1,6 +1,6 @@
 """facepack-export: export any Keras 3 model to a TF.js bundle, checked in TF.js against Keras.
 
-  facepack-export MODEL.keras --name NAME [--out DIR] [--sample X.npz] [--custom-objects my_layers.py]
+  facepack-export MODEL --name NAME [--out DIR] [--sample X.npz] [--custom-objects my_layers.py]
                   [--unsafe] [--quantize none|float16|uint8] [--backends cpu,wasm] [--license TEXT]
 
 What it tries, in order (the first that passes is written):
@@ -10,13 +10,24 @@ What it tries, in order (the first that passes is written):
 Each is accepted only when TF.js (in Node) loads it, runs it on every backend of --backends and
 matches Keras model(x) on probe inputs made from the model's input specs (token ids within the
 Embedding's input_dim, masks, raw RGB 0..255 when the model starts with Rescaling/Normalization on
-an image, else N(0, 1)) and on --sample when given: max |TF.js - Keras| <= 1e-4 * max |Keras| per
-output (float32; outputs below 1e-3 in magnitude: 1e-7 absolute). If neither path passes, it
-prints one line naming the layer/op, the backend and what to do, and leaves --out unchanged.
+an image, looking through augmentation layers, else N(0, 1); inputs of variable size are probed
+at two sizes) and on --sample when given. The criterion (printed): float32 weights
+max |TF.js - Keras| <= 1e-4 * max |Keras| per output (outputs below 1e-3 in magnitude: 1e-7
+absolute); --quantize float16 / uint8: rms(TF.js - Keras) / rms(Keras) over all outputs <= 0.01 /
+0.05 (keras_export.QUANT_RMS_TOL; measured 3e-4 / 1.5e-2 on a 1M-parameter Dense model, 4e-4 / 1e-2
+on MobileNetV2); a softmax classifier also gets its top-1 agreement recorded. If the quantised
+weights miss it, the error says so: use the higher precision. If neither path passes, it prints
+one line naming the layer/op, the backend and what to do, and leaves --out unchanged.
+
+MODEL is a Keras 3 .keras file (a zip archive; legacy Keras .h5 files are accepted too).
+SavedModel folders are not: load the model in Keras and model.save('m.keras').
 
 Output: OUT/manifest.json (path taken, precision, probe, per-backend differences, licence, why a
 path was rejected) + OUT/NAME/model.json + weight shards. Load it with
 `load(OUT, NAME)` from static/facepack/generic.js (predict / predictAsync).
+A bundle holds several models: exporting into an existing bundle adds (or replaces) NAME and keeps
+its other models. An --out folder that is neither empty nor a facepack bundle (no manifest.json)
+is refused, since the export replaces the folder.
 
 Exit codes: 0 written; 2 refused or bad arguments (one line on stderr); 1 unexpected error
 (traceback); 130 interrupted. In every failure --out is left unchanged.
@@ -58,9 +69,11 @@ def import_lean() -> None:
 def build_parser(prog: str = "facepack-export") -> argparse.ArgumentParser:
     # mirrors facepack/export/keras_export.py:export_model (defaults are its own)
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", type=Path, metavar="MODEL.keras", help="the Keras 3 model file (.keras)")
+    p.add_argument("model", type=Path, metavar="MODEL", help="the Keras 3 model file (.keras; legacy .h5 accepted)")
     p.add_argument("--name", required=True, help="manifest name and folder of the model (letters, digits, _ . -)")
-    p.add_argument("--out", type=Path, default=None, help=f"bundle folder to (re)write (default {DEFAULT_OUT}/)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"bundle folder: new, empty, or a facepack bundle to add NAME to (its other models are "
+                        f"kept); default {DEFAULT_OUT}/")
     p.add_argument("--sample", type=Path, default=None, metavar="X.npz",
                    help="real inputs to check parity on too: arrays named after the model's inputs, or arr_0.. "
                         "in input order, batch first (default: generated probes only)")
@@ -72,6 +85,7 @@ def build_parser(prog: str = "facepack-export") -> argparse.ArgumentParser:
                         "files you trust (default: refused)")
     p.add_argument("--quantize", choices=["none", "float16", "uint8"], default="none",
                    help="weight precision (tensors >= 4096 values): float16 halves, uint8 quarters the size; "
+                        "held to rms(TF.js - Keras) / rms(Keras) <= 0.01 (float16) / 0.05 (uint8), else refused; "
                         "default none (float32)")
     p.add_argument("--backends", default="cpu,wasm",
                    help="TF.js backends (Node) the export must run and match Keras on: comma-separated subset of "
@@ -90,23 +104,32 @@ def parse_backends(text: str) -> tuple:
     return tuple(b.strip() for b in text.split(",") if b.strip())
 
 
-def run(args, prog: str = "facepack-export") -> int:
-    """Export with parsed ``args`` (shared by convert/to_tfjs.py --model); returns the exit code."""
+def run(args, prog: str = "facepack-export", model_flag: str = "MODEL") -> int:
+    """Export with parsed ``args`` (shared by convert/to_tfjs.py --model, whose ``model_flag`` is
+    "--model"); returns the exit code. Argument errors exit 2 before TensorFlow is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from facepack.export.keras_export import CLI_FLAGS, ExportError, check_arguments
     from facepack.export.node_check import NodeSession, node_available
 
+    flags = {**CLI_FLAGS, "model": f"{model_flag} "}
     backends = parse_backends(args.backends)
+    out = args.out or Path("dist") / f"models-{args.name}"
+    try:  # fast: no TensorFlow yet
+        check_arguments(args.model, out, name=args.name, quantize=args.quantize, backends=backends)
+    except ExportError as err:
+        print(f"{prog}: error: {err.render(flags)}", file=sys.stderr)
+        return 2
     # TF.js starts in Node now and overlaps TensorFlow's import (export_model checks the rest)
     session = NodeSession(backends) if backends and set(backends) <= {"cpu", "wasm"} and node_available()[0] else None
     try:
-        return _run(args, prog, backends, session)
+        return _run(args, prog, backends, session, flags)
     finally:
         if session is not None:
             session.close()
 
 
-def _run(args, prog: str, backends: tuple, session) -> int:
+def _run(args, prog: str, backends: tuple, session, flags: dict) -> int:
     import_lean()
     from facepack.export.keras_export import DEFAULT_LICENSE, ExportError, export_model
 
@@ -121,7 +144,7 @@ def _run(args, prog: str, backends: tuple, session) -> int:
                      unsafe=args.unsafe, quantize=args.quantize, backends=backends,
                      license=args.license or DEFAULT_LICENSE, log=log, _node_session=session)
     except ExportError as err:
-        print(f"{prog}: error: {err} ({out} left unchanged)", file=sys.stderr)
+        print(f"{prog}: error: {err.render(flags)} ({out} left unchanged)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted: {out} left unchanged", file=sys.stderr)
