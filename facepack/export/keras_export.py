@@ -17,7 +17,9 @@ Probe inputs come from the model's input specs (``make_probes``): int inputs are
 within the smallest ``input_dim`` of the Embedding layers they feed, with trailing padding
 zeros when an Embedding has ``mask_zero``; float inputs feeding a Masking layer get masked
 trailing steps; a 3-channel image input whose first layer is Rescaling/Normalization gets raw
-RGB 0..255; every other float input N(0, 1). Variable dimensions get ``FREE_DIM``.
+RGB 0..255 (augmentation layers, identities at inference, are looked through); every other float
+input N(0, 1). Variable dimensions get ``FREE_DIM`` (``FREE_DIM_IMAGE`` for an image's height/width),
+and a second probe at ``FREE_DIM_2`` / ``FREE_DIM_IMAGE_2``.
 """
 
 from __future__ import annotations
@@ -42,12 +44,15 @@ PATHS = ("layers-model", "graph-model")  # the order export_model tries
 # (float rounding only; the issue's "rel < 1e-4" bar, relative to the output's own scale; outputs
 # all below SCALE_FLOOR in magnitude are held to REL_TOL * SCALE_FLOOR absolute).
 # Quantised weights (float16/uint8, user models): rms(tfjs - keras) / rms(keras) over every output
-# and probe <= QUANT_RMS_TOL[precision]. Measured (float16 / uint8): the tester's 1M-parameter
-# Dense model 2.9e-4 / 1.4e-2, zoo models (user_cnn_classifier, mobilenet_v2, efficientnet_b0,
-# resnet50_v2, ...) see the report; one kernel weight of 40 in a Dense 256->64->10 model (uint8
-# spends its 256 levels on the outlier) 0.97. The face models keep bundle.RMS_REL_TOL + their
-# end-to-end score check.
-QUANT_RMS_TOL = {"float16": 1e-2, "uint8": 5e-2}
+# and probe <= QUANT_RMS_TOL[precision]. Measured, float16 / uint8 (layers path, generated probes;
+# zoo models with seeded weights, facepack/export/zoo): the tester's 1M-parameter Dense model
+# 2.9e-4 / 1.5e-2; mobilenet_v2 4.0e-4 / 1.0e-2; efficientnet_b0 2.4e-4 / 8.8e-3;
+# mobilenet_v3_small 1.3e-4 / 9.8e-3; resnet50_v2 (the worst) 7.0e-4 / 4.6e-2. A Dense 256->64->10
+# model with ONE kernel weight of 40 (uint8 spends its 256 levels on that outlier): 1.6e-4 / 0.92
+# (the tester saw 26/64 top-1 classes agree). Limits: float16 14x, uint8 2x above the worst
+# healthy model; the outlier is 9x above. The face models keep bundle.RMS_REL_TOL and their
+# end-to-end score check (bundle.SCORE_TOL_POINTS).
+QUANT_RMS_TOL = {"float16": 1e-2, "uint8": 1e-1}
 REL_TOL = 1e-4
 SCALE_FLOOR = 1e-3
 PROBE_BATCH = 2
@@ -801,7 +806,8 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
     parity fails there (float32: max|tfjs - keras| <= REL_TOL * max(SCALE_FLOOR, max|keras|) per
     output, REL_TOL 1e-4, SCALE_FLOOR 1e-3; manifest ``parity.backends[b].rel_diff`` is the worst
     max|tfjs - keras| / max(SCALE_FLOOR, max|keras|);
-    quantised: bundle.RMS_REL_TOL). The manifest entry records ``format`` (the path taken),
+    quantised: rms(tfjs - keras) / rms(keras) <= QUANT_RMS_TOL[precision]; a softmax classifier's
+    top-1 agreement is recorded as ``parity.top1_agreement``). The manifest entry records ``format`` (the path taken),
     ``precision``, ``parity`` (probe, per-backend differences under ``parity.backends``),
     ``export.tried`` (each path and why it was rejected), ``export.float32_twin_of`` for mixed
     precision models, ``execution`` ("async": graph model with control flow, use predictAsync),
