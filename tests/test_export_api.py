@@ -498,6 +498,7 @@ def test_out_keeps_other_models_and_refuses_a_foreign_folder(exported, tmp_path)
     before = _tree(bundle)
     manifest = export_model(model, bundle, name="second", backends=(), log=None)
     assert list(manifest["models"]) == ["two_inputs", "second"]
+    assert manifest["spec"] == {}  # user models only: no face settings (they were ~6 KB)
     after = _tree(bundle)
     assert {k: v for k, v in after.items() if k.startswith("two_inputs/")} == \
         {k: v for k, v in before.items() if k.startswith("two_inputs/")}

@@ -862,7 +862,8 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
         top1 = is_classifier(model, refs[0])
         out_names = output_names(model, n_out)
         source = Path(model_or_path).name if isinstance(model_or_path, (str, Path)) else f"keras.Model {model.name!r}"
-        _log(log, f"exporting {source} as {name!r}: {len(specs)} input(s), {n_out} output(s); probe: {probes[0].desc}")
+        _log(log, f"exporting {source} as {name!r}: {len(specs)} input(s), {n_out} output(s); probe: "
+                  + " | ".join(p.desc for p in probes))
 
         tried = []
         criterion = (f"max|tfjs - keras| <= {REL_TOL:g} * max(|keras|, {SCALE_FLOOR:g}) per output" if precision == "float32"

@@ -18,6 +18,9 @@ from facepack import spec
 SCHEMA_PATH = Path(__file__).with_name("manifest_schema.json")
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
+# the face pipeline settings a bundle needs once it holds a face model (role other than "user");
+# a bundle of user models only (facepack-export) has "spec": {}
+FACE_SPEC_KEYS = ("spec_version", "mtcnn", "beauty", "keypoints", "crop", "gradcam")
 
 
 def versions() -> dict:
@@ -49,9 +52,12 @@ def tensor_specs(tensors, names=None) -> list[dict]:
 
 
 def build_manifest(models: dict, created: str | None = None) -> dict:
-    """The manifest dict for ``models`` ({name: entry}); "synthetic" if any model's run is."""
+    """The manifest dict for ``models`` ({name: entry}); "synthetic" if any model's run is.
+    "spec" is the face pipeline's (spec.spec_dict()) unless every model is a user model (role
+    "user"): then {}."""
     synthetic = any(bool((m.get("run") or {}).get("synthetic")) for m in models.values())
-    return {"format_version": FORMAT_VERSION, "spec": spec.spec_dict(), "models": models,
+    face = not models or any(m.get("role") != "user" for m in models.values())
+    return {"format_version": FORMAT_VERSION, "spec": spec.spec_dict() if face else {}, "models": models,
             "synthetic": synthetic, "versions": versions(), "created": created or now_iso()}
 
 
@@ -123,6 +129,11 @@ def schema_errors(value, schema: dict, where: str = "$") -> list[str]:
 def validate(manifest: dict) -> None:
     """Raise ValueError listing every schema violation of ``manifest``."""
     errors = schema_errors(manifest, load_schema())
+    models, settings = manifest.get("models"), manifest.get("spec")
+    if isinstance(models, dict) and isinstance(settings, dict) and \
+            any(isinstance(m, dict) and m.get("role") != "user" for m in models.values()):
+        errors += [f"$.spec: missing required key {k!r} (a bundle with face models)" for k in FACE_SPEC_KEYS
+                   if k not in settings]
     if errors:
         raise ValueError("manifest.json does not match facepack/export/manifest_schema.json:\n  " + "\n  ".join(errors))
 
