@@ -849,8 +849,6 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
             _log(log, f"note: {model.name} uses {mixed}: exported as its float32 twin (same weights, float32 compute)")
         specs = input_specs(model)
         probes = [make_probes(model, specs)]
-        if has_free_dims(specs):  # variable sizes: a second probe at other sizes
-            probes.append(make_probes(model, specs, seed=PROBE_SEED + 1, second=True))
         if sample is not None:
             probes.append(read_sample(sample, specs))
         try:
@@ -858,6 +856,13 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
         except Exception as err:
             raise ExportError(f"model {name!r}: Keras itself fails on the probe inputs ({_one_line(err)}); "
                               f"pass @{{sample}}inputs.npz with valid inputs") from None
+        if has_free_dims(specs):  # variable sizes: a second probe at other sizes, when Keras takes them
+            second = make_probes(model, specs, seed=PROBE_SEED + 1, second=True)
+            try:
+                refs.insert(1, keras_outputs(model, second.arrays))
+                probes.insert(1, second)
+            except Exception as err:
+                notes.append(f"no second-size probe: Keras fails on {second.desc} ({_one_line(err)})")
         n_out = len(refs[0])
         top1 = is_classifier(model, refs[0])
         out_names = output_names(model, n_out)
