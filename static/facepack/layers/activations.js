@@ -6,6 +6,7 @@
  * (TF.js: the last axis only). The three layer names are re-registered.
  */
 import * as tf from '@tensorflow/tfjs';
+import { SameShapeLayer, one } from './common.js';
 
 /** mirrors keras/src/activations/activations.py:relu (and ReLU layer). */
 export function kerasRelu(x, negativeSlope = 0, maxValue = null, threshold = 0) {
@@ -17,102 +18,72 @@ export function kerasRelu(x, negativeSlope = 0, maxValue = null, threshold = 0) 
   });
 }
 
-export class ReLU extends tf.layers.Layer {
+export class ReLU extends SameShapeLayer {
   static className = 'ReLU';
 
   constructor(config) {
-    super(config);
-    this.maxValue = config.maxValue ?? null;
-    this.negativeSlope = config.negativeSlope ?? 0;
-    this.threshold = config.threshold ?? 0;
+    super(config, { maxValue: null, negativeSlope: 0, threshold: 0 });
     this.supportsMasking = true;
   }
 
-  computeOutputShape(inputShape) {
-    return inputShape;
-  }
-
   call(inputs) {
-    return kerasRelu(Array.isArray(inputs) ? inputs[0] : inputs, this.negativeSlope, this.maxValue, this.threshold);
-  }
-
-  getConfig() {
-    return { ...super.getConfig(), maxValue: this.maxValue, negativeSlope: this.negativeSlope, threshold: this.threshold };
+    return kerasRelu(one(inputs), this.negativeSlope, this.maxValue, this.threshold);
   }
 }
 tf.serialization.registerClass(ReLU);
 
 /** mirrors keras/src/layers/activations/elu.py: x if x > 0 else alpha * (exp(x) - 1). */
-export class ELU extends tf.layers.Layer {
+export class ELU extends SameShapeLayer {
   static className = 'ELU';
 
   constructor(config) {
-    super(config);
-    this.alpha = config.alpha ?? 1;
+    super(config, { alpha: 1 });
     this.supportsMasking = true;
-  }
-
-  computeOutputShape(inputShape) {
-    return inputShape;
   }
 
   call(inputs) {
     return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const x = one(inputs);
       return tf.where(tf.greater(x, 0), x, tf.elu(x).mul(this.alpha));
     });
-  }
-
-  getConfig() {
-    return { ...super.getConfig(), alpha: this.alpha };
   }
 }
 tf.serialization.registerClass(ELU);
 
-/** 'leaky_relu' as an activation name: Keras 3 and tf.nn default slope 0.2. */
-export class LeakyReluActivation extends tf.serialization.Serializable {
-  static className = 'leakyRelu';
+/** An activation given by name in a layer config (`className`): y = fn(x), no config. */
+function nameActivation(className, fn) {
+  const cls = class extends tf.serialization.Serializable {
+    static className = className;
 
-  apply(x) {
-    return tf.leakyRelu(x, 0.2);
-  }
+    apply(x) {
+      return fn(x);
+    }
 
-  getConfig() {
-    return {};
-  }
+    getConfig() {
+      return {};
+    }
+  };
+  tf.serialization.registerClass(cls);
+  return cls;
 }
-tf.serialization.registerClass(LeakyReluActivation);
+
+/** 'leaky_relu' as an activation name: Keras 3 and tf.nn default slope 0.2. */
+export const LeakyReluActivation = nameActivation('leakyRelu', (x) => tf.leakyRelu(x, 0.2));
 
 /** 'exponential' as an activation name. */
-export class ExponentialActivation extends tf.serialization.Serializable {
-  static className = 'exponential';
-
-  apply(x) {
-    return tf.exp(x);
-  }
-
-  getConfig() {
-    return {};
-  }
-}
-tf.serialization.registerClass(ExponentialActivation);
+export const ExponentialActivation = nameActivation('exponential', (x) => tf.exp(x));
 
 /** mirrors keras/src/layers/activations/softmax.py (without masks): any axis, or several. */
-export class Softmax extends tf.layers.Layer {
+export class Softmax extends SameShapeLayer {
   static className = 'Softmax';
 
   constructor(config) {
-    super(config);
-    this.axis = config.axis ?? -1;
-  }
-
-  computeOutputShape(inputShape) {
-    return inputShape;
+    super(config, { axis: -1 });
   }
 
   call(inputs) {
     return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const x = one(inputs);
       const axes = [].concat(this.axis).map((a) => (a < 0 ? a + x.rank : a));
       if (axes.length > 1) return tf.exp(x.sub(tf.logSumExp(x, axes, true)));
       if (axes[0] === x.rank - 1) return tf.softmax(x);
@@ -120,10 +91,6 @@ export class Softmax extends tf.layers.Layer {
       [perm[axes[0]], perm[x.rank - 1]] = [perm[x.rank - 1], perm[axes[0]]];
       return tf.softmax(x.transpose(perm)).transpose(perm);
     });
-  }
-
-  getConfig() {
-    return { ...super.getConfig(), axis: this.axis };
   }
 }
 tf.serialization.registerClass(Softmax);

@@ -4,6 +4,7 @@
  * weights are `<layer>/gamma`, `<layer>/beta` as tf_keras writes them.
  */
 import * as tf from '@tensorflow/tfjs';
+import { SameShapeLayer, one } from './common.js';
 
 function lastAxis(axis, rank, layer) {
   const a = Array.isArray(axis) ? axis : [axis];
@@ -14,16 +15,11 @@ function lastAxis(axis, rank, layer) {
 }
 
 /** mirrors keras/src/layers/normalization/group_normalization.py (channels last). */
-export class GroupNormalization extends tf.layers.Layer {
+export class GroupNormalization extends SameShapeLayer {
   static className = 'GroupNormalization';
 
   constructor(config) {
-    super(config);
-    this.groups = config.groups ?? 32;
-    this.axis = config.axis ?? -1;
-    this.epsilon = config.epsilon ?? 1e-3;
-    this.center = config.center ?? true;
-    this.scale = config.scale ?? true;
+    super(config, { groups: 32, axis: -1, epsilon: 1e-3, center: true, scale: true });
   }
 
   build(inputShape) {
@@ -36,13 +32,9 @@ export class GroupNormalization extends tf.layers.Layer {
     this.built = true;
   }
 
-  computeOutputShape(inputShape) {
-    return inputShape;
-  }
-
   call(inputs) {
     return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const x = one(inputs);
       const shape = x.shape;
       const channels = shape[shape.length - 1];
       const grouped = x.reshape([...shape.slice(0, -1), this.groups, channels / this.groups]);
@@ -56,37 +48,23 @@ export class GroupNormalization extends tf.layers.Layer {
       return y;
     });
   }
-
-  getConfig() {
-    return { ...super.getConfig(), groups: this.groups, axis: this.axis, epsilon: this.epsilon,
-      center: this.center, scale: this.scale };
-  }
 }
 tf.serialization.registerClass(GroupNormalization);
 
 /** mirrors keras/src/layers/normalization/unit_normalization.py: x / sqrt(max(sum(x^2), 1e-12)). */
-export class UnitNormalization extends tf.layers.Layer {
+export class UnitNormalization extends SameShapeLayer {
   static className = 'UnitNormalization';
 
   constructor(config) {
-    super(config);
-    this.axis = config.axis ?? -1;
-  }
-
-  computeOutputShape(inputShape) {
-    return inputShape;
+    super(config, { axis: -1 });
   }
 
   call(inputs) {
     return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const x = one(inputs);
       const squareSum = tf.sum(tf.square(x), this.axis, true);
       return x.mul(tf.rsqrt(tf.maximum(squareSum, 1e-12)));
     });
-  }
-
-  getConfig() {
-    return { ...super.getConfig(), axis: this.axis };
   }
 }
 tf.serialization.registerClass(UnitNormalization);

@@ -89,23 +89,35 @@ export class GRUCellResetAfter extends BuiltinGRUCell {
 }
 tf.serialization.registerClass(GRUCellResetAfter);
 
+/**
+ * `Base` (an RNN layer class) with Keras' zero_output_for_mask read from and written to its config,
+ * and each call run by rnnCall (per-call mask, training and initial state; masked steps zeroed).
+ */
+function withZeroOutputForMask(Base) {
+  return class extends Base {
+    constructor(args) {
+      super(args);
+      this.zeroOutputForMask = args.zeroOutputForMask ?? false;
+    }
+
+    // mirrors tfjs-layers recurrent.ts RNN.call: per-call masks and state only
+    call(inputs, kwargs) {
+      return rnnCall(this, (kw) => super.call(inputs, kw), inputs, kwargs);
+    }
+
+    getConfig() {
+      return { ...super.getConfig(), zeroOutputForMask: this.zeroOutputForMask };
+    }
+  };
+}
+
 /** 'GRU' as tf_keras writes it, either reset_after value. */
-export class GRU extends tf.RNN {
+export class GRU extends withZeroOutputForMask(tf.RNN) {
   static className = 'GRU';
 
   constructor(args) {
     const { cell, ...rest } = args;
     super({ ...rest, cell: args.resetAfter ? new GRUCellResetAfter(rest) : new BuiltinGRUCell(rest) });
-    this.zeroOutputForMask = args.zeroOutputForMask ?? false;
-  }
-
-  // mirrors tfjs-layers recurrent.ts GRU.call: per-call masks and state only
-  call(inputs, kwargs) {
-    return rnnCall(this, (kw) => super.call(inputs, kw), inputs, kwargs);
-  }
-
-  getConfig() {
-    return { ...super.getConfig(), zeroOutputForMask: this.zeroOutputForMask };
   }
 
   static fromConfig(cls, config) {
@@ -114,39 +126,13 @@ export class GRU extends tf.RNN {
 }
 tf.serialization.registerClass(GRU);
 
-export class LSTM extends BuiltinLSTM {
+export class LSTM extends withZeroOutputForMask(BuiltinLSTM) {
   static className = 'LSTM';
-
-  constructor(args) {
-    super(args);
-    this.zeroOutputForMask = args.zeroOutputForMask ?? false;
-  }
-
-  call(inputs, kwargs) {
-    return rnnCall(this, (kw) => super.call(inputs, kw), inputs, kwargs);
-  }
-
-  getConfig() {
-    return { ...super.getConfig(), zeroOutputForMask: this.zeroOutputForMask };
-  }
 }
 tf.serialization.registerClass(LSTM);
 
-export class SimpleRNN extends BuiltinSimpleRNN {
+export class SimpleRNN extends withZeroOutputForMask(BuiltinSimpleRNN) {
   static className = 'SimpleRNN';
-
-  constructor(args) {
-    super(args);
-    this.zeroOutputForMask = args.zeroOutputForMask ?? false;
-  }
-
-  call(inputs, kwargs) {
-    return rnnCall(this, (kw) => super.call(inputs, kw), inputs, kwargs);
-  }
-
-  getConfig() {
-    return { ...super.getConfig(), zeroOutputForMask: this.zeroOutputForMask };
-  }
 }
 tf.serialization.registerClass(SimpleRNN);
 

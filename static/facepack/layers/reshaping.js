@@ -7,6 +7,7 @@
  * GlobalAveragePooling1D (mean over the unmasked steps).
  */
 import * as tf from '@tensorflow/tfjs';
+import { channelsLastOnly, one, registerVariants } from './common.js';
 
 /** Keras' padding/cropping argument for `dims` spatial axes -> [[before, after], ...]. */
 export function pairs(value, dims, fallback) {
@@ -16,22 +17,12 @@ export function pairs(value, dims, fallback) {
   return v.map((p) => (Array.isArray(p) ? [p[0], p[1]] : [p, p]));
 }
 
-function one(inputs) {
-  return Array.isArray(inputs) ? inputs[0] : inputs;
-}
-
-function channelsLast(layer, dataFormat) {
-  if (dataFormat != null && dataFormat !== 'channelsLast') {
-    throw new Error(`${layer}: only data_format channels_last is supported, got ${dataFormat}`);
-  }
-}
-
 class SpatialLayer extends tf.layers.Layer {
   /** @param {number} dims spatial axes (after batch, before channels) */
   constructor(config, dims) {
     super(config);
     this.dims = dims;
-    channelsLast(this.name, config.dataFormat);
+    channelsLastOnly(this.name, config.dataFormat);
   }
 }
 
@@ -142,96 +133,54 @@ class GlobalPooling3D extends SpatialLayer {
   }
 }
 
-export class ZeroPadding1D extends Padding {
-  static className = 'ZeroPadding1D';
-
-  constructor(config) { super(config, 1); }
-}
-
-export class ZeroPadding3D extends Padding {
-  static className = 'ZeroPadding3D';
-
-  constructor(config) { super(config, 3); }
-}
-
-export class Cropping1D extends Cropping {
-  static className = 'Cropping1D';
-
-  constructor(config) { super(config, 1); }
-}
-
-export class Cropping3D extends Cropping {
-  static className = 'Cropping3D';
-
-  constructor(config) { super(config, 3); }
-}
-
-export class UpSampling1D extends UpSampling {
-  static className = 'UpSampling1D';
-
-  constructor(config) { super(config, 1); }
-}
-
-export class UpSampling3D extends UpSampling {
-  static className = 'UpSampling3D';
-
-  constructor(config) { super(config, 3); }
-}
-
-export class GlobalAveragePooling3D extends GlobalPooling3D {
-  static className = 'GlobalAveragePooling3D';
-
-  constructor(config) { super(config, tf.mean); }
-}
-
-export class GlobalMaxPooling3D extends GlobalPooling3D {
-  static className = 'GlobalMaxPooling3D';
-
-  constructor(config) { super(config, tf.max); }
-}
-
-for (const cls of [ZeroPadding1D, ZeroPadding3D, Cropping1D, Cropping3D, UpSampling1D, UpSampling3D,
-  GlobalAveragePooling3D, GlobalMaxPooling3D]) {
-  tf.serialization.registerClass(cls);
-}
+/** The registered layers: [class name, base class, its second constructor argument]. */
+export const {
+  ZeroPadding1D, ZeroPadding3D, Cropping1D, Cropping3D, UpSampling1D, UpSampling3D, GlobalAveragePooling3D,
+  GlobalMaxPooling3D,
+} = registerVariants([
+  ['ZeroPadding1D', Padding, 1],
+  ['ZeroPadding3D', Padding, 3],
+  ['Cropping1D', Cropping, 1],
+  ['Cropping3D', Cropping, 3],
+  ['UpSampling1D', UpSampling, 1],
+  ['UpSampling3D', UpSampling, 3],
+  ['GlobalAveragePooling3D', GlobalPooling3D, tf.mean],
+  ['GlobalMaxPooling3D', GlobalPooling3D, tf.max],
+]);
 
 const BuiltinReshape = tf.layers.reshape({ targetShape: [1] }).constructor;
 
+/** `Base` taking a Keras mask and passing none on (TF.js 4.22 refuses a mask on these layers). */
+function dropsMask(Base) {
+  return class extends Base {
+    constructor(args) {
+      super(args);
+      this.supportsMasking = true;
+    }
+
+    computeMask() {
+      return null;
+    }
+  };
+}
+
 /** Reshape drops the Keras mask (Keras 3 and tf_keras do; TF.js 4.22's layer does not support masks). */
-export class Reshape extends BuiltinReshape {
+export class Reshape extends dropsMask(BuiltinReshape) {
   static className = 'Reshape';
-
-  constructor(args) {
-    super(args);
-    this.supportsMasking = true;
-  }
-
-  computeMask() {
-    return null;
-  }
 }
 tf.serialization.registerClass(Reshape);
 
 const BuiltinGAP1D = tf.layers.globalAveragePooling1d({}).constructor;
 
 /** mirrors keras/src/layers/pooling/global_average_pooling1d.py: the mean over unmasked steps. */
-export class GlobalAveragePooling1D extends BuiltinGAP1D {
+export class GlobalAveragePooling1D extends dropsMask(BuiltinGAP1D) {
   static className = 'GlobalAveragePooling1D';
-
-  constructor(args) {
-    super(args);
-    this.supportsMasking = true;
-  }
-
-  computeMask() {
-    return null;
-  }
 
   call(inputs, kwargs) {
     const mask = kwargs == null ? null : [].concat(kwargs.mask)[0];
     if (mask == null) return super.call(inputs, kwargs);
     return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const x = one(inputs);
       const m = mask.cast(x.dtype).expandDims(-1);
       return tf.sum(x.mul(m), 1).div(tf.sum(m, 1));
     });

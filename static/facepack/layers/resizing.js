@@ -5,18 +5,13 @@
  * the three class names are re-registered here.
  */
 import * as tf from '@tensorflow/tfjs';
+import { channelsLastOnly, one } from './common.js';
 
 const METHODS = ['bilinear', 'nearest'];
 
 function checkInterpolation(name, interpolation) {
   if (!METHODS.includes(interpolation)) {
     throw new Error(`${name}: interpolation ${JSON.stringify(interpolation)} is not supported in TF.js (use ${METHODS.join(' or ')})`);
-  }
-}
-
-function channelsLastOnly(name, dataFormat) {
-  if (dataFormat != null && dataFormat !== 'channelsLast') {
-    throw new Error(`${name}: only data_format channels_last is supported, got ${dataFormat}`);
   }
 }
 
@@ -39,18 +34,16 @@ export function aspectCrop(height, width, targetHeight, targetWidth) {
   return [Math.trunc(f(height - cropHeight) / 2), Math.trunc(f(width - cropWidth) / 2), cropHeight, cropWidth];
 }
 
-/** mirrors keras/src/layers/preprocessing/image_preprocessing/resizing.py (channels last). */
-export class Resizing extends tf.layers.Layer {
-  static className = 'Resizing';
-
+/**
+ * The part Resizing and CenterCrop share: channels-last (B, H, W, C) in, (B, height, width, C) out,
+ * computed by the subclass's `resizeFloat32(x)` (x: the input cast to float32) under tf.tidy.
+ */
+class ToSizeLayer extends tf.layers.Layer {
   constructor(config) {
     super(config);
     this.height = config.height;
     this.width = config.width;
-    this.interpolation = config.interpolation ?? 'bilinear';
-    this.cropToAspectRatio = config.cropToAspectRatio ?? false;
     channelsLastOnly(this.name, config.dataFormat);
-    checkInterpolation(this.name, this.interpolation);
   }
 
   computeOutputShape(inputShape) {
@@ -59,19 +52,35 @@ export class Resizing extends tf.layers.Layer {
 
   call(inputs) {
     return tf.tidy(() => {
-      let x = Array.isArray(inputs) ? inputs[0] : inputs;
-      if (x.dtype !== 'float32') x = x.cast('float32');
-      if (this.cropToAspectRatio) {
-        const [top, left, h, w] = aspectCrop(x.shape[1], x.shape[2], this.height, this.width);
-        x = x.slice([0, top, left, 0], [-1, h, w, -1]);
-      }
-      return kerasResize(x, this.height, this.width, this.interpolation);
+      const x = one(inputs);
+      return this.resizeFloat32(x.dtype === 'float32' ? x : x.cast('float32'));
     });
   }
 
   getConfig() {
-    return { ...super.getConfig(), height: this.height, width: this.width, interpolation: this.interpolation,
-      cropToAspectRatio: this.cropToAspectRatio };
+    return { ...super.getConfig(), height: this.height, width: this.width };
+  }
+}
+
+/** mirrors keras/src/layers/preprocessing/image_preprocessing/resizing.py (channels last). */
+export class Resizing extends ToSizeLayer {
+  static className = 'Resizing';
+
+  constructor(config) {
+    super(config);
+    this.interpolation = config.interpolation ?? 'bilinear';
+    this.cropToAspectRatio = config.cropToAspectRatio ?? false;
+    checkInterpolation(this.name, this.interpolation);
+  }
+
+  resizeFloat32(x) {
+    if (!this.cropToAspectRatio) return kerasResize(x, this.height, this.width, this.interpolation);
+    const [top, left, h, w] = aspectCrop(x.shape[1], x.shape[2], this.height, this.width);
+    return kerasResize(x.slice([0, top, left, 0], [-1, h, w, -1]), this.height, this.width, this.interpolation);
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), interpolation: this.interpolation, cropToAspectRatio: this.cropToAspectRatio };
   }
 }
 tf.serialization.registerClass(Resizing);
@@ -97,7 +106,7 @@ export class UpSampling2D extends tf.layers.Layer {
 
   call(inputs) {
     return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const x = one(inputs);
       const [h, w] = [x.shape[1] * this.size[0], x.shape[2] * this.size[1]];
       // nearest with an integer factor repeats pixels (Keras: ops.repeat), which resizing
       // without half-pixel centres does exactly
@@ -117,35 +126,16 @@ tf.serialization.registerClass(UpSampling2D);
  * when the input is smaller than the target, the aspect-ratio crop + bilinear resize of
  * smart_resize. (TF.js 4.22's CenterCrop rejects batched inputs at load time.)
  */
-export class CenterCrop extends tf.layers.Layer {
+export class CenterCrop extends ToSizeLayer {
   static className = 'CenterCrop';
 
-  constructor(config) {
-    super(config);
-    this.height = config.height;
-    this.width = config.width;
-    channelsLastOnly(this.name, config.dataFormat);
-  }
-
-  computeOutputShape(inputShape) {
-    return [inputShape[0], this.height, this.width, inputShape[3]];
-  }
-
-  call(inputs) {
-    return tf.tidy(() => {
-      let x = Array.isArray(inputs) ? inputs[0] : inputs;
-      if (x.dtype !== 'float32') x = x.cast('float32');
-      const [hDiff, wDiff] = [x.shape[1] - this.height, x.shape[2] - this.width];
-      if (hDiff >= 0 && wDiff >= 0) {
-        return x.slice([0, Math.trunc(hDiff / 2), Math.trunc(wDiff / 2), 0], [-1, this.height, this.width, -1]);
-      }
-      const [top, left, h, w] = aspectCrop(x.shape[1], x.shape[2], this.height, this.width);
-      return kerasResize(x.slice([0, top, left, 0], [-1, h, w, -1]), this.height, this.width, 'bilinear');
-    });
-  }
-
-  getConfig() {
-    return { ...super.getConfig(), height: this.height, width: this.width };
+  resizeFloat32(x) {
+    const [hDiff, wDiff] = [x.shape[1] - this.height, x.shape[2] - this.width];
+    if (hDiff >= 0 && wDiff >= 0) {
+      return x.slice([0, Math.trunc(hDiff / 2), Math.trunc(wDiff / 2), 0], [-1, this.height, this.width, -1]);
+    }
+    const [top, left, h, w] = aspectCrop(x.shape[1], x.shape[2], this.height, this.width);
+    return kerasResize(x.slice([0, top, left, 0], [-1, h, w, -1]), this.height, this.width, 'bilinear');
   }
 }
 tf.serialization.registerClass(CenterCrop);
