@@ -12,10 +12,12 @@ What the package does around the nets (read from ``mtcnn/utils/images.py`` and t
   ``Flatten``; it is kept here as the same layer (TF.js supports Permute).
 * ``normalize_images``: (x - 127.5) / 128 is applied ONCE to the whole photo; the P-Net pyramid
   (AREA resize) and the R/O-Net patches (``tf.image.crop_and_resize``, extrapolation value 0)
-  are taken from the normalised photo. Both resizes are affine-invariant, so applying the
+  are taken from the normalised photo. Bilinear crops are affine-invariant, so applying the
   normalisation as the nets' first layer (``input_norm``, a fixed 1x1 Conv2D as in
   facepack/models/common.py) is equivalent, EXCEPT for crop padding: a patch pixel outside the
   photo is 0 after normalisation, i.e. 127.5 in raw pixels (spec.MTCNN["patch_pad_value"]).
+  TF's AREA resize is NOT exactly affine-invariant (its float32 cell weights sum to 1 +- 8e-5),
+  so the JS pyramid resizes ``x - offset`` and adds the offset back (static/facepack/ops/area_resize.js).
 * The exported nets therefore take raw RGB 0..255 (DESIGN.md contract 2), and
   ``spec.MTCNN["normalize"]`` documents the first layer.
 
