@@ -44,6 +44,7 @@ VENDOR_INDEX = "vendor.json"  # written by scripts/vendor_tfjs.py
 LIBRARY_ENTRY = "facepack/index.js"
 MODELS_COMMAND = "python convert/to_tfjs.py"
 VENDOR_COMMAND = "python scripts/vendor_tfjs.py"
+SERVER_THREADS = 8  # waitress worker threads: the page requests ~15 files at start-up
 ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS")
 
 MIME_TYPES = {
@@ -352,9 +353,19 @@ def main(argv: list[str] | None = None) -> int:
         if not st["present"]:
             print(f"warning: {what} missing in {st['dir']} ({', '.join(st['missing'][:3])}); "
                   f"build them with `{st['command']}`", file=sys.stderr)
-    print(f"facepack page on http://{args.host}:{args.port}/  (photos never leave the browser)")
-    app.run(host=args.host, port=args.port, threaded=True)
+    print(f"facepack page on http://{args.host}:{args.port}/  (photos never leave the browser)", flush=True)
+    serve(app, host=args.host, port=args.port, threads=SERVER_THREADS)
     return 0
+
+
+def serve(app, host: str, port: int, threads: int) -> None:
+    """Serve ``app`` with waitress (a production WSGI server; Flask's own server is for development).
+
+    Blocks until interrupted. ``threads``: worker threads (the page fetches ~15 files at start).
+    """
+    import waitress
+
+    waitress.serve(app, host=host, port=port, threads=threads, ident="facepack")
 
 
 if __name__ == "__main__":

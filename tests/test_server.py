@@ -393,3 +393,56 @@ def test_cli_defaults_and_models_flag(tmp_path):
     assert config["MODELS_DIR"] == tmp_path
     with pytest.raises(SystemExit):
         server.parse_args(["--port", "70000"])
+
+
+def test_main_serves_the_app_with_waitress_and_its_headers(tmp_path, monkeypatch):
+    """`python server.py` runs the real app under waitress (not Flask's development server):
+    started on a free port in a thread, a GET of / returns the page with COOP/COEP and the CSP."""
+    import socket
+
+    import waitress
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    captured = {}
+    real_create_server = waitress.create_server
+
+    def create_server(app, **kw):  # keep a handle to close the server after the check
+        captured["server"] = real_create_server(app, **kw)
+        return captured["server"]
+
+    monkeypatch.setattr(waitress, "create_server", create_server)
+
+    def serve(app, **kw):  # waitress.serve = create_server(...).run(), made stoppable here
+        create_server(app, **kw).run()
+
+    monkeypatch.setattr(waitress, "serve", serve)
+    thread = threading.Thread(target=server.main, args=(["--host", "127.0.0.1", "--port", str(port),
+                                                         "--models", str(tmp_path), "--vendor", str(tmp_path)],),
+                              daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if "server" in captured:
+                break
+            threading.Event().wait(0.05)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(50):
+            try:
+                conn.request("GET", "/")
+                break
+            except ConnectionRefusedError:
+                threading.Event().wait(0.1)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == 200
+        assert response.getheader("Server") == "facepack"  # waitress' ident: not Werkzeug
+        assert response.getheader("Cross-Origin-Opener-Policy") == "same-origin"
+        assert response.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+        assert "Content-Security-Policy" in {k for k, _ in response.getheaders()}
+        assert b"<html" in body.lower()
+    finally:
+        captured["server"].close()
+        thread.join(timeout=10)
