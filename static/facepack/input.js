@@ -137,12 +137,13 @@ export function detectSize(h, w, spec) {
  * @param {tf.Tensor3D} image float32 [H, W, 3]
  * @param {object} spec manifest spec
  * @param {ArrayLike<number>} [pixels] `await image.data()` when the caller has it (read once per photo)
- * @returns {Promise<{image: tf.Tensor3D, sy: number, sx: number, resized: boolean}>}
+ * @returns {Promise<{image: tf.Tensor3D, values: ArrayLike<number>|null, sy: number, sx: number, resized: boolean}>}
+ *   `values`: the detection image's values when they are at hand in JavaScript (no second read)
  */
 export async function resizeForDetection(image, spec, pixels = null) {
   const [h, w] = image.shape;
   const [newH, newW] = detectSize(h, w, spec);
-  if (newH === h && newW === w) return { image, sy: 1.0, sx: 1.0, resized: false };
+  if (newH === h && newW === w) return { image, values: pixels, sy: 1.0, sx: 1.0, resized: false };
   if (spec.detect_resize_method !== 'bilinear') {
     throw new Error(`manifest spec.detect_resize_method: only "bilinear" is implemented, got ${JSON.stringify(spec.detect_resize_method)}`);
   }
@@ -151,6 +152,7 @@ export async function resizeForDetection(image, spec, pixels = null) {
   }
   const c = image.shape[2];
   const values = pixels ?? await image.data();
-  const resized = tf.tensor3d(resizeBilinearPixels(values, h, w, c, newH, newW), [newH, newW, c], 'float32');
-  return { image: resized, sy: newH / h, sx: newW / w, resized: true };
+  const detValues = resizeBilinearPixels(values, h, w, c, newH, newW);
+  const resized = tf.tensor3d(detValues, [newH, newW, c], 'float32');
+  return { image: resized, values: detValues, sy: newH / h, sx: newW / w, resized: true };
 }

@@ -65,11 +65,12 @@ export function pnetAccepts(pnet, h, w) {
  * @param {object} pnet loaded net
  * @param {tf.Tensor3D} image float32 [H, W, 3] raw RGB
  * @param {object} p detector parameters (options.js:detectorParams)
+ * @param {ArrayLike<number>} [values] `image`'s values when the caller has them (not read again)
  */
-export async function proposeBoxes(pnet, image, p) {
+export async function proposeBoxes(pnet, image, p, values = null) {
   const [height, width, channels] = image.shape;
   const scales = buildScalePyramid(width, height, p.minFaceSize, p.scaleFactor, p.minSize);
-  const pixels = scales.length ? await image.data() : null;
+  const pixels = scales.length ? (values ?? await image.data()) : null;
   const perScale = [];
   for (const scale of scales) {
     const [h, w] = scaledShape(height, width, scale);
@@ -140,11 +141,12 @@ export async function outputBoxes(onet, image, boxes, p) {
  * @param {{pnet: object, rnet: object, onet: object}} nets loaded nets
  * @param {tf.Tensor3D} image float32 [H, W, 3] raw RGB 0..255
  * @param {object} p detector parameters (options.js:detectorParams)
+ * @param {ArrayLike<number>} [values] `image`'s values when the caller has them (not read again)
  * @returns {Promise<Array<{x1:number,y1:number,x2:number,y2:number,score:number,landmarks:number[]}>>}
  */
-export async function detectFaces(nets, image, p) {
+export async function detectFaces(nets, image, p, values = null) {
   const [height, width] = image.shape;
-  let boxes = await proposeBoxes(nets.pnet, image, p);
+  let boxes = await proposeBoxes(nets.pnet, image, p, values);
   boxes = await refineBoxes(nets.rnet, image, boxes, p);
   boxes = await outputBoxes(nets.onet, image, boxes, p);
   return limitBoxes(boxes, width, height);

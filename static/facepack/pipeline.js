@@ -100,7 +100,7 @@ export function filterFaces(faces, minConfidence, minBoxSize) {
 export async function detectStage(detector, spec, image, opts, pixels = null) {
   const det = await resizeForDetection(image, spec, pixels);
   try {
-    const boxes = await detectFaces(detector, det.image, detectorParams(spec, opts.minFaceSize));
+    const boxes = await detectFaces(detector, det.image, detectorParams(spec, opts.minFaceSize), det.values);
     const faces = boxesToFaces(boxes, det.sx, det.sy, spec.landmarks5);
     return filterFaces(faces, opts.minConfidence, opts.minBoxSize).slice(0, opts.maxFaces ?? undefined);
   } finally {
