@@ -1,6 +1,11 @@
 """Flask server for the facepack page: static files only, every photo stays in the browser.
 
-    python server.py [--host 127.0.0.1] [--port 8000] [--models DIR]
+    python server.py [--host 127.0.0.1] [--port 8000] [--models DIR] [--debug]
+
+Served by waitress (a production WSGI server: a fixed pool of SERVER_THREADS worker threads,
+idle connections closed after SERVER_CHANNEL_TIMEOUT_S, at most SERVER_CONNECTION_LIMIT open
+connections, request bodies capped: there are no uploads). ``--debug`` runs Werkzeug's
+development server with the debugger and reloader instead (127.0.0.1 only).
 
 Serves
   /                 static/index.html, with a Content-Security-Policy that allows its inline
@@ -15,8 +20,11 @@ with safe_join and then realpath-checked against their root, so ``..`` (plain, %
 double-encoded), absolute paths, backslashes, dotfiles and symlinks leading outside give 404.
 
 Every response carries COOP/COEP (the page is cross-origin isolated, so the WASM backend may
-use threads), CORP, nosniff and a CSP without 'unsafe-inline'. Weight shards (.bin) are
-immutable (ETag + one year); everything else revalidates (ETag + no-cache, 304 on a match).
+use threads), CORP, nosniff and a CSP without 'unsafe-inline'. Weight shards whose file name
+carries their content hash (``group1-shard1of1.<16 hex>.bin``, written by the exporter) are
+immutable (ETag + one year); everything else, model.json and manifest.json included, revalidates
+(ETag + no-cache, 304 on a match): a re-export reaches a returning visitor, whose cached
+model.json names the old shards, and no cache can pair new metadata with old weights.
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ LIBRARY_ENTRY = "facepack/index.js"
 MODELS_COMMAND = "python convert/to_tfjs.py"
 VENDOR_COMMAND = "python scripts/vendor_tfjs.py"
 SERVER_THREADS = 8  # waitress worker threads: the page requests ~15 files at start-up
+SERVER_CHANNEL_TIMEOUT_S = 30  # an idle connection (no bytes either way) is closed after this
+SERVER_CLEANUP_INTERVAL_S = 10  # how often waitress looks for idle connections
+SERVER_CONNECTION_LIMIT = 200  # open connections at most; more wait in the listen backlog
+SERVER_MAX_BODY_BYTES = 64 * 1024  # no uploads: GET/HEAD/OPTIONS carry no body worth more
 ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS")
 
 MIME_TYPES = {
@@ -68,7 +80,8 @@ MIME_TYPES = {
 DEFAULT_MIME = "application/octet-stream"
 CACHE_IMMUTABLE = "public, max-age=31536000, immutable"  # weight shards: content never changes
 CACHE_REVALIDATE = "no-cache"  # model.json, manifest.json, the page: always ask (ETag -> 304)
-IMMUTABLE_SUFFIXES = (".bin",)
+# content-named weight shards (facepack/export/tfjs_io.py:HASHED_SHARD_RE): only these are immutable
+HASHED_NAME = re.compile(r"\.[0-9a-f]{16}\.bin$")
 
 # The CSP: no 'unsafe-inline' anywhere. 'wasm-unsafe-eval' compiles the WASM backend; blob: in
 # script-src/worker-src is the WASM backend's pthread worker (tf-backend-wasm builds it from a
@@ -130,7 +143,8 @@ def mime_type(path: str | Path) -> str:
 
 
 def cache_control(path: str | Path) -> str:
-    return CACHE_IMMUTABLE if Path(path).suffix.lower() in IMMUTABLE_SUFFIXES else CACHE_REVALIDATE
+    """Immutable for a shard whose name carries its content hash; revalidate for everything else."""
+    return CACHE_IMMUTABLE if HASHED_NAME.search(Path(path).name) else CACHE_REVALIDATE
 
 
 def resolve_inside(root: str | Path, subpath: str) -> Path | None:
@@ -333,9 +347,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"model bundle folder with {MANIFEST} (default static/models; built by `{MODELS_COMMAND}`)")
     parser.add_argument("--vendor", default=str(DEFAULT_VENDOR_DIR),
                         help=f"vendored TF.js folder (default static/vendor; built by `{VENDOR_COMMAND}`)")
+    parser.add_argument("--debug", action="store_true",
+                        help="Werkzeug's development server with debugger and reloader (127.0.0.1 only), "
+                             "instead of waitress")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port: expected 0..65535, got {args.port}")
+    if args.debug and args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error(f"--debug: the Werkzeug debugger runs code typed into the browser; use --host 127.0.0.1, "
+                     f"got --host {args.host}")
     return args
 
 
@@ -354,18 +374,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {what} missing in {st['dir']} ({', '.join(st['missing'][:3])}); "
                   f"build them with `{st['command']}`", file=sys.stderr)
     print(f"facepack page on http://{args.host}:{args.port}/  (photos never leave the browser)", flush=True)
+    if args.debug:
+        print("debug: Werkzeug development server with debugger and reloader (not for production)", flush=True)
+        app.run(host=args.host, port=args.port, debug=True)
+        return 0
     serve(app, host=args.host, port=args.port, threads=SERVER_THREADS)
     return 0
 
 
-def serve(app, host: str, port: int, threads: int) -> None:
+def waitress_options(threads: int = SERVER_THREADS, **overrides) -> dict:
+    """The waitress settings (limits and timeouts above); ``overrides`` replace single ones (tests)."""
+    options = {"threads": threads, "channel_timeout": SERVER_CHANNEL_TIMEOUT_S,
+               "cleanup_interval": SERVER_CLEANUP_INTERVAL_S, "connection_limit": SERVER_CONNECTION_LIMIT,
+               "max_request_body_size": SERVER_MAX_BODY_BYTES, "asyncore_use_poll": True, "ident": "facepack"}
+    unknown = sorted(set(overrides) - set(options))
+    if unknown:
+        raise ValueError(f"waitress_options: unknown setting(s) {unknown}; expected some of {sorted(options)}")
+    options.update(overrides)
+    return options
+
+
+def serve(app, host: str, port: int, threads: int = SERVER_THREADS) -> None:
     """Serve ``app`` with waitress (a production WSGI server; Flask's own server is for development).
 
-    Blocks until interrupted. ``threads``: worker threads (the page fetches ~15 files at start).
+    Blocks until interrupted. ``threads``: worker threads (the page fetches ~15 files at start);
+    timeouts and limits: waitress_options (asyncore_use_poll: no select() limit of 1024 sockets).
     """
     import waitress
 
-    waitress.serve(app, host=host, port=port, threads=threads, ident="facepack")
+    waitress.serve(app, host=host, port=port, **waitress_options(threads))
 
 
 if __name__ == "__main__":

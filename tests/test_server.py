@@ -36,7 +36,10 @@ def _load_script(name: str, path: Path):
 vendor_tfjs = _load_script("vendor_tfjs", ROOT / "scripts" / "vendor_tfjs.py")
 
 SECRET = "facepack-test-secret-7f3a"
-SHARD = "keypoints/group1-shard1of1.bin"
+SHARD_BYTES = bytes(range(256)) * 8
+# a content-named shard as the exporter writes it (facepack/export/tfjs_io.py:hash_shard_names)
+SHARD = f"keypoints/group1-shard1of1.{hashlib.sha256(SHARD_BYTES).hexdigest()[:16]}.bin"
+UNHASHED_SHARD = "keypoints/group1-shard1of1.bin"  # the converter's own name: never immutable
 MODEL_JSON = "keypoints/model.json"
 
 
@@ -45,7 +48,7 @@ def _write_fake_bundle(models: Path) -> None:
     """A manifest listing one model of two files (enough for the server; not a real model)."""
     (models / "keypoints").mkdir(parents=True)
     (models / MODEL_JSON).write_text(json.dumps({"format": "layers-model", "weightsManifest": []}))
-    (models / SHARD).write_bytes(bytes(range(256)) * 8)
+    (models / SHARD).write_bytes(SHARD_BYTES)
     files = [{"path": p, "bytes": (models / p).stat().st_size, "sha256": "0" * 64} for p in (MODEL_JSON, SHARD)]
     manifest = {"spec": {"spec_version": 1}, "synthetic": True, "versions": {},
                 "models": {"keypoints": {"path": "keypoints", "format": "layers-model", "files": files,
@@ -182,6 +185,13 @@ def test_weight_shards_are_immutable_with_an_etag(client, site):
     assert again.status_code == 304 and again.data == b""
     other = client.get(f"/models/{SHARD}", headers={"If-None-Match": '"something-else"'})
     assert other.status_code == 200
+
+
+def test_only_content_named_shards_are_immutable():
+    assert server.cache_control("m/group1-shard1of1.0123456789abcdef.bin") == server.CACHE_IMMUTABLE
+    for name in ("m/group1-shard1of1.bin", "m/group1-shard1of1.0123456789ABCDEF.bin",
+                 "m/group1-shard1of1.0123456789abcde.bin", "m/model.json", "m/x.0123456789abcdef.json"):
+        assert server.cache_control(name) == "no-cache", name
 
 
 @pytest.mark.parametrize("path", ["/models/manifest.json", f"/models/{MODEL_JSON}", "/", "/app.js",
@@ -443,6 +453,135 @@ def test_main_serves_the_app_with_waitress_and_its_headers(tmp_path, monkeypatch
         assert response.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
         assert "Content-Security-Policy" in {k for k, _ in response.getheaders()}
         assert b"<html" in body.lower()
+        conn.close()  # an open keep-alive channel keeps waitress' loop running until channel_timeout
     finally:
         captured["server"].close()
         thread.join(timeout=10)
+
+
+def test_waitress_gets_timeouts_and_limits():
+    options = server.waitress_options()
+    assert options["channel_timeout"] == server.SERVER_CHANNEL_TIMEOUT_S == 30
+    assert options["connection_limit"] == server.SERVER_CONNECTION_LIMIT
+    assert options["max_request_body_size"] == server.SERVER_MAX_BODY_BYTES
+    assert options["asyncore_use_poll"] is True  # select() would fail past 1024 sockets
+    with pytest.raises(ValueError, match="unknown setting.*chanel_timeout"):
+        server.waitress_options(chanel_timeout=1)
+
+
+IDLE_SOCKETS = 60  # idle keep-alive connections opened against the server
+IDLE_TIMEOUT_S = 1  # channel_timeout for this test (the real one is SERVER_CHANNEL_TIMEOUT_S)
+
+
+def test_idle_sockets_hold_no_threads_and_are_closed(tmp_path):
+    """60 idle connections: requests are still answered at once, the server runs its fixed
+    pool of threads (not one per socket), and waitress closes the idle sockets after
+    channel_timeout."""
+    import socket
+    import time
+
+    import waitress
+
+    _write_fake_bundle(tmp_path / "models")
+    app = server.create_app({"MODELS_DIR": tmp_path / "models", "VENDOR_DIR": tmp_path})
+    srv = waitress.create_server(app, host="127.0.0.1", port=0,
+                                 **server.waitress_options(threads=2, channel_timeout=IDLE_TIMEOUT_S, cleanup_interval=1))
+    port = srv.socket.getsockname()[1]
+    before = threading.active_count()
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    idle = []
+    try:
+        for _ in range(IDLE_SOCKETS):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /models/manifest.json HTTP/1.1\r\nHost: x\r\n")  # never finished
+            idle.append(sock)
+        t0 = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/models/manifest.json")
+        assert conn.getresponse().status == 200
+        assert time.monotonic() - t0 < 2.0
+        assert threading.active_count() - before <= 2 + 1  # the pool + the server loop thread
+        deadline = time.monotonic() + IDLE_TIMEOUT_S + 5
+        closed = 0
+        for sock in idle:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                closed += sock.recv(1) == b""
+            except (socket.timeout, ConnectionResetError):
+                closed += 0
+        assert closed == IDLE_SOCKETS
+    finally:
+        for sock in idle:
+            sock.close()
+        srv.close()
+        thread.join(timeout=10)
+
+
+def test_debug_runs_werkzeug_on_loopback_only(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(server.Flask, "run", lambda self, **kw: calls.append(kw))
+    monkeypatch.setattr(server, "serve", lambda *a, **kw: pytest.fail("waitress must not start with --debug"))
+    assert server.main(["--debug", "--port", "8123", "--models", str(tmp_path), "--vendor", str(tmp_path)]) == 0
+    assert calls == [{"host": "127.0.0.1", "port": 8123, "debug": True}]
+    with pytest.raises(SystemExit):
+        server.parse_args(["--debug", "--host", "0.0.0.0"])
+
+
+def _visit(client, cache: dict, url: str) -> bytes:
+    """GET ``url`` as a browser cache would (RFC 9111 for the headers this server sends):
+    a fresh immutable entry is used without asking; a no-cache entry is revalidated with its ETag."""
+    entry = cache.get(url)
+    if entry and "immutable" in entry["cache_control"]:
+        return entry["body"]
+    headers = {"If-None-Match": entry["etag"]} if entry else {}
+    response = client.get(url, headers=headers)
+    if response.status_code == 304:
+        return entry["body"]
+    assert response.status_code == 200, url
+    cache[url] = {"etag": response.headers["ETag"], "cache_control": response.headers["Cache-Control"],
+                  "body": response.data}
+    return response.data
+
+
+def _export_fake_model(out: Path, weights: bytes) -> None:
+    """A bundle written the exporter's way: shards content-named by hash_shard_names, then
+    swapped into place atomically (atomic_replace)."""
+    from facepack.export.bundle import atomic_replace
+    from facepack.export.tfjs_io import hash_shard_names
+
+    with atomic_replace(out) as tmp:
+        (tmp / "net").mkdir()
+        (tmp / "net" / "group1-shard1of1.bin").write_bytes(weights)
+        (tmp / "net" / "model.json").write_text(json.dumps(
+            {"format": "layers-model", "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": []}]}))
+        hash_shard_names(tmp / "net")
+        (tmp / "manifest.json").write_text(json.dumps({"models": {"net": {"path": "net", "files": []}},
+                                                      "weights_sha256": hashlib.sha256(weights).hexdigest()}))
+
+
+def test_returning_visitor_gets_the_new_weights_after_a_re_export(tmp_path):
+    """A visitor loads the model (manifest, model.json, shards: cached by the rules above); the
+    model is re-exported with other weights; the returning visitor gets exactly the new weights
+    with the new metadata (before content-named shards it ran the cached old shard)."""
+    models = tmp_path / "models"
+    old, new = b"\x01" * 4096, b"\x02" * 4096
+    _export_fake_model(models, old)
+    client = server.create_app({"MODELS_DIR": models, "VENDOR_DIR": tmp_path}).test_client()
+    cache = {}
+
+    def load() -> tuple[dict, bytes]:
+        manifest = json.loads(_visit(client, cache, "/models/manifest.json"))
+        model = json.loads(_visit(client, cache, "/models/net/model.json"))
+        weights = b"".join(_visit(client, cache, f"/models/net/{p}") for p in model["weightsManifest"][0]["paths"])
+        return manifest, weights
+
+    manifest, weights = load()
+    assert weights == old and manifest["weights_sha256"] == hashlib.sha256(old).hexdigest()
+    shard_urls = [u for u in cache if u.endswith(".bin")]
+    assert len(shard_urls) == 1 and "immutable" in cache[shard_urls[0]]["cache_control"]
+    _export_fake_model(models, new)
+    manifest, weights = load()
+    assert weights == new and manifest["weights_sha256"] == hashlib.sha256(new).hexdigest()
+    assert len([u for u in cache if u.endswith(".bin")]) == 2  # the new shard has a new URL
+    assert client.get(shard_urls[0]).status_code == 404  # the old one is gone with the old bundle
