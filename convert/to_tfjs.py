@@ -4,6 +4,7 @@ Examples:
   python convert/to_tfjs.py                      # latest beauty + keypoint runs + MTCNN -> static/models/
   python convert/to_tfjs.py --only mtcnn         # rebuild only the MTCNN nets (other models kept)
   python convert/to_tfjs.py --beauty runs/beauty/20260101-120000 --quantize float16
+  python convert/to_tfjs.py --keypoints shipped  # the shipped keypoint model, whatever runs/ holds
   python convert/to_tfjs.py --npm                # also build the npm package in dist/npm/
   python convert/to_tfjs.py --model my.keras --name mynet --npm   # your own Keras 3 model
 
@@ -17,9 +18,18 @@ layers model, else the graph model (model.export), each accepted only when TF.js
 --backends (default cpu,wasm) and matches Keras on probes from the model's input specs (and
 --sample); else one line saying which layer/op failed where. See `facepack-export --help`.
 
-The bundle is written to a temporary folder and swapped in only when complete: a failed
-conversion leaves the previous bundle untouched. The work is done by facepack.export; this file
-only parses arguments.
+Which models: --beauty/--keypoints RUN name one (a run folder or its model.keras, a run name
+under runs/<model>/, "latest" or "shipped"); without them the newest run trained on real data
+that is not worse than the shipped model on its own metric is used, else models/shipped (the
+choice and the reason are printed; facepack/runs.py).
+
+Nothing is converted when the bundle at --out was built from the same models, options, code and
+tool versions (its manifest's build key); models whose key changed are rebuilt alone. --force
+rebuilds everything. The npm package is likewise rebuilt only when its inputs changed.
+
+The bundle is written to a temporary folder and swapped in with one atomic rename when complete:
+a failed or killed conversion leaves the previous bundle in place. One export at a time per
+folder (a lock; --lock-wait). The work is done by facepack.export; this file only parses arguments.
 """
 
 from __future__ import annotations
@@ -47,9 +57,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"bundle folder to (re)write (default {DEFAULT_OUT.relative_to(ROOT)}/, or "
                         "dist/models-NAME/ with --model)")
     p.add_argument("--beauty", metavar="RUN", default=None,
-                   help="beauty run folder (runs/beauty/<stamp>) or its model.keras (default: the latest run)")
+                   help="beauty run: a folder (runs/beauty/<stamp>) or its model.keras, a run name, 'latest' or "
+                        "'shipped' (default: the newest real-data run not worse than the shipped model, else shipped)")
     p.add_argument("--keypoints", metavar="RUN", default=None,
-                   help="keypoint run folder or its model.keras (default: the latest run)")
+                   help="keypoint run, as --beauty")
     p.add_argument("--runs-root", type=Path, default=None, help="where to look for the latest runs (default runs/)")
     p.add_argument("--only", action="append", choices=["mtcnn", "beauty", "keypoints"], default=None,
                    help="convert only these models (repeatable); the other models of an existing bundle "
@@ -79,6 +90,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="skip running every converted model in TF.js under Node (WASM backend) and comparing it "
                         "with Keras (on by default; needs node and node_modules)")
     p.add_argument("--no-pack", action="store_true", help="with --npm: skip `npm pack` (no tarball)")
+    p.add_argument("--force", action="store_true",
+                   help="convert even when the bundle's build key says sources, options and versions are unchanged")
+    p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="when another export is writing --out, wait up to SECONDS for it (default 0: fail at once)")
     return p.parse_args(argv)
 
 
@@ -98,19 +113,30 @@ def main(argv=None) -> int:
         code = run(args, prog="convert/to_tfjs.py", model_flag="--model")
         if code != 0 or args.npm is None:
             return code
-    from facepack.export.bundle import build_bundle, main_log
+    from facepack.export import bundle
 
+    if args.lock_wait < 0:
+        raise SystemExit(f"error: --lock-wait must be >= 0 seconds, got {args.lock_wait}")
+    main_log = bundle.main_log
     try:
-        if args.model is None:
-            build_bundle(out, beauty_run=args.beauty, keypoints_run=args.keypoints, quantize=args.quantize,
-                         models=args.only, runs_root=args.runs_root, keep_others=bool(args.only),
-                         node_check=not args.no_node_check, log=main_log)
-        if args.npm is not None:
-            from facepack.export.npm import build_npm_package
+        with bundle.export_lock(out, args.lock_wait, main_log):  # the npm package copies this very bundle
+            if args.model is None:
+                bundle.build_bundle(out, beauty_run=args.beauty, keypoints_run=args.keypoints, quantize=args.quantize,
+                                    models=args.only, runs_root=args.runs_root, keep_others=bool(args.only),
+                                    node_check=not args.no_node_check, skip_unchanged=not args.force,
+                                    lock_wait_s=args.lock_wait, log=main_log)
+            if args.npm is not None:
+                from facepack.export.npm import build_npm_package
 
-            target = args.npm
-            build_npm_package(out, args.npm, name=args.npm_name or (args.name or "facepack"),
-                              version=args.npm_version, pack=not args.no_pack, log=main_log)
+                target = args.npm
+                name = args.npm_name or (args.name or "facepack")
+                key = bundle.npm_key(out, name, args.npm_version, not args.no_pack)
+                if not args.force and bundle.npm_up_to_date(args.npm, key):
+                    main_log(f"{args.npm} is up to date (same bundle, library and package options); npm build skipped")
+                else:
+                    tarball = build_npm_package(out, args.npm, name=name, version=args.npm_version,
+                                                pack=not args.no_pack, log=main_log)
+                    bundle.record_npm_key(args.npm, key, tarball)
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}\n{target} was left unchanged.", file=sys.stderr)
         return 2

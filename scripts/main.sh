@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
-# The main job: set up, make sure there are models (your latest runs, else the shipped ones, else a
-# quick synthetic training run), export them for the browser, and serve the page.
-#   bash scripts/main.sh [--port 8000] [--host 127.0.0.1]
+# The main job: set up, make sure there are models, export them for the browser (only when
+# something changed), and serve the page.
+#   bash scripts/main.sh [--beauty RUN] [--keypoints RUN] [--force-export] [server.py options: --port 8000 --host 127.0.0.1 ...]
+# Models: --beauty/--keypoints RUN (a run folder, its model.keras, a run name, 'latest' or 'shipped');
+# by default the newest run trained on real data that is not worse than the shipped model, else
+# models/shipped (the choice and why are printed); with neither, a quick synthetic training run.
+# The export is skipped when static/models was built from the same models, options, code and
+# versions (its build key); --force-export converts anyway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+declare -a CHOICE=() SERVER_ARGS=() FORCE=()
+declare -A RUN=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --beauty|--keypoints)
+      [ $# -ge 2 ] || { echo "error: $1 needs a RUN (a run folder, its model.keras, a run name, latest or shipped)" >&2; exit 2; }
+      RUN[${1#--}]=$2; CHOICE+=("$1" "$2"); shift 2 ;;
+    --beauty=*|--keypoints=*)
+      opt=${1%%=*}; RUN[${opt#--}]=${1#*=}; CHOICE+=("$opt" "${1#*=}"); shift ;;
+    --force-export) FORCE=(--force); shift ;;
+    *) SERVER_ARGS+=("$1"); shift ;;
+  esac
+done
+
 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=3
 PY=.venv/bin/python
 
 for kind in beauty keypoints; do
-  if run=$($PY -c "import sys; from facepack.runs import latest_run; r = latest_run('$kind'); print(r or ''); sys.exit(r is None)"); then
-    printf '\n== %s model: %s\n' "$kind" "$run"
-  else
+  if [ -n "${RUN[$kind]:-}" ]; then
+    $PY -m facepack.runs "$kind" --run "${RUN[$kind]}" --quiet \
+      || { $PY -m facepack.runs "$kind" --run "${RUN[$kind]}"; exit 2; }
+  elif ! $PY -m facepack.runs "$kind" --quiet; then
     printf '\n== No %s model yet: training a small one on synthetic data (a few minutes)\n' "$kind"
     $PY "training/train_$kind.py"
   fi
 done
 
-printf '\n== Exporting the models for the browser and Node (static/models, dist/npm)\n'
-$PY convert/to_tfjs.py --quantize float16 --npm
+printf '\n== Models for the browser and Node (static/models, dist/npm; skipped when unchanged)\n'
+$PY convert/to_tfjs.py --quantize float16 --npm --lock-wait 900 ${CHOICE[@]+"${CHOICE[@]}"} ${FORCE[@]+"${FORCE[@]}"}
 
 printf '\n== Serving the page (Ctrl-C to stop)\n'
-exec $PY server.py "$@"
+exec $PY server.py ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"}

@@ -18,6 +18,8 @@ bundle byte-identical.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
@@ -165,43 +167,200 @@ def _graph_outputs_in_node(root: Path, item) -> list:
         return run_node(root, "wasm", [(item.name, item.probe)], Path(work))[0]
 
 
-# --- atomic replacement -------------------------------------------------------------------
+# --- atomic replacement ------------------------------------------------------------------
+# Every writer of a folder (build_bundle, export_model, the npm package) holds an exclusive
+# lock on ``.<name>.lock`` next to it, writes ``.<name>.tmp-<PID>`` and swaps it in with ONE
+# rename: renameat2(RENAME_EXCHANGE) (Linux; renamex_np(RENAME_SWAP) on macOS) exchanges the two
+# folders, so ``out`` always names a complete bundle, old or new; the old one, now at the temp
+# name, is deleted afterwards. A kill at any point leaves ``out`` complete plus at most one
+# temp folder, which the next writer removes (its PID is dead). Where no exchange exists the
+# swap is two renames (out -> .<name>.backup-<PID>, temp -> out); a backup left by a kill
+# between them (or by facepack before this change) is restored by the next writer.
 
-def _sibling(out: Path, tag: str) -> Path:
-    return out.parent / f".{out.name}.{tag}-{os.getpid()}"
+PAUSE_ENV = "FACEPACK_EXPORT_PAUSE_AT"  # test hook: comma-separated pause points (pause_point)
+NO_EXCHANGE_ENV = "FACEPACK_EXPORT_NO_EXCHANGE"  # test hook: "1" forces the two-rename swap
+PAUSE_POINTS = ("after-model", "before-swap", "after-backup", "after-swap")
+_HELD_LOCKS: dict = {}  # realpath of a locked folder -> [fd, depth] (re-entrant within a process)
+
+
+class ExportBusy(RuntimeError):
+    """Another process is writing the same folder (it holds the folder's lock)."""
+
+
+def pause_point(name: str) -> None:
+    """Test hook: when ``name`` is listed in $FACEPACK_EXPORT_PAUSE_AT, say so on stderr and
+    sleep (the kill tests send SIGKILL here). Points: PAUSE_POINTS."""
+    if name in os.environ.get(PAUSE_ENV, "").split(","):
+        print(f"facepack-export: paused at {name} (pid {os.getpid()})", file=sys.stderr, flush=True)
+        time.sleep(3600)
+
+
+def _sibling(out: Path, tag: str, pid: int | None = None) -> Path:
+    return out.parent / f".{out.name}.{tag}-{os.getpid() if pid is None else pid}"
+
+
+def lock_path(out_dir: str | Path) -> Path:
+    out = Path(out_dir).resolve()
+    return out.parent / f".{out.name}.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holder(fd: int) -> str:
+    """'PID n (command), since time' as the lock holder wrote it, or a generic phrase."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        return f"PID {info['pid']} ({info['command']}), since {info['started']}"
+    except (ValueError, KeyError, OSError):
+        return "another process (it has not written its PID yet)"
 
 
 @contextmanager
-def atomic_replace(out_dir: str | Path):
-    """Yield a fresh temp folder next to ``out_dir``; on success it becomes ``out_dir``.
+def export_lock(out_dir: str | Path, wait_s: float = 0.0, log=None):
+    """Hold the exclusive writer lock of ``out_dir`` (fcntl.flock on ``.<name>.lock`` beside it).
 
-    On any exception (or KeyboardInterrupt) the temp folder is removed and ``out_dir`` is
-    untouched. The swap is: out -> backup, temp -> out, delete backup (restored on failure).
+    Re-entrant within a process. When another process holds it: wait up to ``wait_s`` seconds
+    (saying so through ``log``), then raise ExportBusy naming that process (PID, command, start).
+    On first acquiring, leftovers of killed writers are cleaned up (``recover``).
+    """
+    import fcntl
+
+    out = Path(out_dir).resolve()
+    held = _HELD_LOCKS.get(out)
+    if held is not None:
+        held[1] += 1
+        try:
+            yield out
+        finally:
+            held[1] -= 1
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path(out), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline, said = time.monotonic() + max(0.0, wait_s), False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                who = _holder(fd)
+                if time.monotonic() >= deadline:
+                    waited = f" (waited {wait_s:g} s)" if wait_s > 0 else ""
+                    raise ExportBusy(f"{out} is being written by another export: {who}{waited}; wait for it "
+                                     f"to finish (or pass --lock-wait SECONDS), or stop that process") from None
+                if not said:
+                    _log(log, f"waiting up to {wait_s:g} s for {who}, which is writing {out}")
+                    said = True
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv) or sys.executable,
+                                  "started": manifest_mod.now_iso()}).encode(), 0)
+        _HELD_LOCKS[out] = [fd, 1]
+        try:
+            recover(out, log)
+            yield out
+        finally:
+            del _HELD_LOCKS[out]
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def recover(out_dir: str | Path, log=None) -> list[str]:
+    """Clean up after killed writers of ``out_dir`` (call with its lock held): a backup
+    (``.<name>.backup-PID``, PID dead) is moved back when ``out_dir`` is missing, else deleted;
+    temp folders (``.<name>.tmp-PID``, PID dead) are deleted. Returns what was done."""
+    out = Path(out_dir).resolve()
+    done = []
+    for tag in ("backup", "tmp"):
+        for path in sorted(out.parent.glob(f".{out.name}.{tag}-*")):
+            pid = path.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+                continue
+            if tag == "backup" and not os.path.lexists(out):
+                os.rename(path, out)
+                done.append(f"restored {out} from {path.name} (left by a killed export, PID {pid})")
+            elif path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"removed {path.name} (left by a killed export, PID {pid})")
+            else:
+                path.unlink(missing_ok=True)
+    for line in done:
+        _log(log, line)
+    return done
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two existing paths; False when this system/filesystem cannot."""
+    if os.environ.get(NO_EXCHANGE_ENV) == "1":
+        return False
+    import ctypes
+    import errno
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if hasattr(libc, "renameat2"):  # Linux, glibc >= 2.28
+        result = libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2)  # AT_FDCWD, RENAME_EXCHANGE
+    elif hasattr(libc, "renamex_np"):  # macOS
+        result = libc.renamex_np(os.fsencode(a), os.fsencode(b), 2)  # RENAME_SWAP
+    else:
+        return False
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), f"{a} <-> {b}")
+
+
+def swap_in(tmp: Path, out: Path) -> None:
+    """Make the complete folder ``tmp`` become ``out`` in one step (see the section comment)."""
+    pause_point("before-swap")
+    if not os.path.lexists(out):
+        os.rename(tmp, out)
+        return
+    if _exchange(tmp, out):
+        pause_point("after-swap")
+        shutil.rmtree(tmp, ignore_errors=True)  # the old folder, now at the temp name
+        return
+    backup = _sibling(out, "backup")
+    os.rename(out, backup)
+    try:
+        pause_point("after-backup")
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(backup, out)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+@contextmanager
+def atomic_replace(out_dir: str | Path, lock_wait_s: float = 0.0, log=None):
+    """Yield a fresh temp folder next to ``out_dir``; on success it becomes ``out_dir`` in one step.
+
+    Holds the folder's writer lock throughout (``export_lock``; ExportBusy when another process
+    writes it). On any exception (or KeyboardInterrupt) the temp folder is removed and
+    ``out_dir`` is untouched; a SIGKILL leaves ``out_dir`` complete (old or new).
     """
     out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp, backup = _sibling(out, "tmp"), _sibling(out, "backup")
-    for stale in (tmp, backup):
-        if stale.exists():
-            shutil.rmtree(stale)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    had_old = out.exists()
-    if had_old:
-        os.replace(out, backup)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if had_old:
-            os.replace(backup, out)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if had_old:
-        shutil.rmtree(backup, ignore_errors=True)
+    with export_lock(out, lock_wait_s, log):
+        tmp = _sibling(out, "tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            yield tmp
+            swap_in(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 # --- the bundle ---------------------------------------------------------------------------
@@ -218,34 +377,183 @@ def carry_over(out: Path, tmp: Path, old: dict, rebuilt: set) -> dict:
     return entries
 
 
-def _collect(models, beauty_run, keypoints_run, runs_root, user_model, user_name) -> list:
-    """The Export list for the requested model sets (resolving latest runs)."""
-    from facepack.runs import resolve_run
+# --- the build key: skip an export whose sources, options and versions are unchanged ---------
 
+BUILD_KEY_VERSION = 1
+ROOT = Path(__file__).resolve().parent.parent.parent
+# The code whose change changes a bundle: the exporter, the spec, the model builders, the JS
+# library (node check, npm package); hashed file by file into every set's key.
+KEY_SOURCES = ("facepack/__init__.py", "facepack/spec.py", "facepack/export", "facepack/models", "static/facepack")
+KEY_SUFFIXES = (".py", ".json", ".js", ".mjs")
+SET_OF_MODEL = {"mtcnn_pnet": "mtcnn", "mtcnn_rnet": "mtcnn", "mtcnn_onet": "mtcnn",
+                "beauty_features": "beauty", "beauty_head": "beauty", "keypoints": "keypoints"}
+
+
+def _tree_digest(paths, root: Path = ROOT) -> str:
+    """sha256 over (relative path, sha256) of every source file under ``paths`` (sorted)."""
+    from facepack.export.tfjs_io import sha256
+
+    digest = hashlib.sha256()
+    for rel in paths:
+        base = root / rel
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()
+                                                     and p.suffix in KEY_SUFFIXES and "__pycache__" not in p.parts)
+        for f in files:
+            digest.update(f"{f.relative_to(root).as_posix()}\0{sha256(f)}\n".encode())
+    return digest.hexdigest()
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def tool_versions() -> dict:
+    """Versions of everything that converts or checks (manifest.versions + numpy, Python, mtcnn, TF.js in node_modules)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = dict(manifest_mod.versions())
+    for dist in ("numpy", "mtcnn"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    out["python"] = ".".join(map(str, sys.version_info[:3]))
+    for pkg in ("tfjs", "tfjs-backend-wasm"):
+        path = ROOT / "node_modules" / "@tensorflow" / pkg / "package.json"
+        out[f"@tensorflow/{pkg}"] = json.loads(path.read_text())["version"] if path.is_file() else "not installed"
+    return out
+
+
+def _mtcnn_weights_digest() -> str:
+    import importlib.util
+
+    spec_ = importlib.util.find_spec("mtcnn")
+    if spec_ is None or not spec_.submodule_search_locations:
+        return "mtcnn not installed"
+    base = Path(list(spec_.submodule_search_locations)[0])
+    return _tree_digest([p.relative_to(base).as_posix() for p in sorted((base / "assets" / "weights").glob("*"))], base)
+
+
+def _run_digest(run_dir: Path) -> dict:
+    from facepack.export.tfjs_io import sha256
+
+    return {"path": sources._public_run_path(run_dir), "model.keras": sha256(run_dir / "model.keras"),
+            "run.json": sha256(run_dir / "run.json")}
+
+
+def build_key(runs: dict, quantize: str, node_check: bool) -> dict:
+    """{"version", "key", "sets": {set: key}, "inputs": {...}} for the model sets in ``runs``
+    ({"mtcnn": None, "beauty": run_dir, "keypoints": run_dir}); recorded as manifest["build"].
+
+    Each set's key covers its own source (the run's model.keras + run.json and public path; the
+    mtcnn package's weight files) and what all sets share: the exporter/spec/model/JS sources
+    (KEY_SOURCES), tool versions, quantize and node_check.
+    """
+    common = {"build_key_version": BUILD_KEY_VERSION, "format_version": manifest_mod.FORMAT_VERSION,
+              "code": _tree_digest(KEY_SOURCES), "versions": tool_versions(),
+              "options": {"quantize": quantize, "node_check": bool(node_check)}}
+    inputs = {name: (_run_digest(Path(run)) if run is not None else {"weights": _mtcnn_weights_digest()})
+              for name, run in runs.items()}
+    sets = {name: _digest([common, name, inputs[name]]) for name in runs}
+    return {"version": BUILD_KEY_VERSION, "key": _digest(sets), "sets": sets, "inputs": {"common": common, **inputs}}
+
+
+def _reusable_sets(out: Path, old: dict | None, key: dict) -> set:
+    """Model sets whose key matches the bundle at ``out`` and whose files are intact."""
+    if old is None:
+        return set()
+    old_sets = (old.get("build") or {}).get("sets") or {}
+    same = {name for name, k in key["sets"].items() if old_sets.get(name) == k}
+    have = {}
+    for model, entry in old.get("models", {}).items():
+        have.setdefault(SET_OF_MODEL.get(model), set()).add(model)
+    same = {name for name in same if {m for m, s in SET_OF_MODEL.items() if s == name} <= have.get(name, set())}
+    if same:
+        try:
+            manifest_mod.verify_files(out, {"models": {m: e for m, e in old["models"].items()
+                                                       if SET_OF_MODEL.get(m) in same}})
+        except (ValueError, KeyError, OSError):
+            return set()
+    return same
+
+
+NPM_KEY_FILE = ".facepack-build.json"  # in the npm package folder, written after `npm pack`
+NPM_KEY_SOURCES = ("static/facepack", "npm", "facepack/export/npm.py")
+
+
+def npm_key(bundle_dir: str | Path, name: str, version: str, pack: bool) -> str:
+    """sha256 over what the npm package is made of: the bundle's manifest.json (which lists every
+    model file's sha256), the JS library, the package templates and npm.py, name, version, pack."""
+    from facepack.export.tfjs_io import sha256
+
+    return _digest({"manifest": sha256(Path(bundle_dir) / manifest_mod.MANIFEST_FILE),
+                    "code": _tree_digest(NPM_KEY_SOURCES), "name": name, "version": version, "pack": bool(pack)})
+
+
+def npm_up_to_date(npm_dir: str | Path, key: str) -> bool:
+    """True when ``npm_dir`` was built with ``key`` (its NPM_KEY_FILE) and its tarball still exists."""
+    try:
+        info = json.loads((Path(npm_dir) / NPM_KEY_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    tarball = info.get("tarball")
+    return info.get("key") == key and (tarball is None or (Path(npm_dir).parent / tarball).is_file())
+
+
+def record_npm_key(npm_dir: str | Path, key: str, tarball: Path | None) -> None:
+    """Write NPM_KEY_FILE into the finished package folder (atomically: temp file + rename)."""
+    path = Path(npm_dir) / NPM_KEY_FILE
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"key": key, "tarball": tarball.name if tarball else None}) + "\n")
+    os.replace(tmp, path)
+
+
+# --- the bundle ---------------------------------------------------------------------------
+
+def _runs_for(models, beauty_run, keypoints_run, runs_root, log) -> dict:
+    """{set: run folder (None for mtcnn)} for the requested model sets, saying which run and why."""
+    from facepack.runs import describe_run
+
+    unknown = [m for m in models if m not in MODEL_SETS]
+    if unknown:
+        raise ValueError(f"--only must name models among {list(MODEL_SETS)}, got {unknown}")
+    runs = {}
+    for name in MODEL_SETS:
+        if name not in models:
+            continue
+        if name == "mtcnn":
+            runs[name] = None
+            continue
+        choice = describe_run(name, beauty_run if name == "beauty" else keypoints_run, runs_root)
+        _log(log, choice.message())
+        runs[name] = choice.path
+    return runs
+
+
+def _collect(runs: dict, user_model, user_name) -> list:
+    """The Export list for the model sets in ``runs`` (or the user's model)."""
     if user_model is not None:
         if not user_name:
             raise ValueError("--name: a model name is required with --model, got none")
         return sources.user_model_exports(Path(user_model), user_name)
-    unknown = [m for m in models if m not in MODEL_SETS]
-    if unknown:
-        raise ValueError(f"--only must name models among {list(MODEL_SETS)}, got {unknown}")
     items = []
-    if "mtcnn" in models:
+    if "mtcnn" in runs:
         items += sources.mtcnn_exports()
-    if "beauty" in models:
-        items += sources.beauty_exports(resolve_run("beauty", beauty_run, runs_root))
-    if "keypoints" in models:
-        items += sources.keypoints_exports(resolve_run("keypoints", keypoints_run, runs_root))
+    if "beauty" in runs:
+        items += sources.beauty_exports(runs["beauty"])
+    if "keypoints" in runs:
+        items += sources.keypoints_exports(runs["keypoints"])
     return items
 
 
 def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "none",
                  include_mtcnn: bool = True, *, models=None, runs_root=None, user_model=None,
                  user_name: str | None = None, keep_others: bool = False, node_check: bool = False,
-                 log=print, _after_model=None) -> dict:
+                 skip_unchanged: bool = False, lock_wait_s: float = 0.0, log=print, _after_model=None) -> dict:
     """Convert the models and write the bundle at ``out_dir`` atomically; returns the manifest.
 
-    beauty_run / keypoints_run: run folders (None: the latest run, facepack.runs.latest_run).
+    beauty_run / keypoints_run: runs as facepack.runs.resolve_run takes them (None: the run
+      facepack.runs.choose_run picks; which one and why is logged).
     quantize: "none" | "float16" | "uint8" (MTCNN nets always stay float32).
     models: which of MODEL_SETS to convert (default all; include_mtcnn=False drops "mtcnn").
     keep_others: keep the models of an existing bundle at ``out_dir`` that are not rebuilt
@@ -253,6 +561,10 @@ def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "
     user_model, user_name: export a user's own Keras 3 .keras file instead, as ``user_name``.
     node_check: also run every converted model in TF.js (Node, WASM backend) and hold it to the
       same tolerance (node_check.py); recorded as parity.tfjs in the manifest.
+    skip_unchanged: reuse the models of the bundle at ``out_dir`` whose build key (``build_key``:
+      sources, options, versions; manifest["build"]) is unchanged and whose files are intact;
+      when every requested set is reusable nothing is written and the old manifest is returned.
+    lock_wait_s: how long to wait for another export writing ``out_dir`` (then ExportBusy).
     _after_model: test hook called with the model name after each model is written.
     """
     check_quantize(quantize)
@@ -260,32 +572,56 @@ def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "
     if models is None:
         models = [m for m in MODEL_SETS if include_mtcnn or m != "mtcnn"]
     out = Path(out_dir)
-    old = None
-    if keep_others and (out / manifest_mod.MANIFEST_FILE).is_file():
-        old = manifest_mod.read_manifest(out)
-    items = _collect(list(models), beauty_run, keypoints_run, runs_root, user_model, user_name)
-    entries = {}
-    with atomic_replace(out) as tmp:
-        if old is not None:
-            entries.update(carry_over(out, tmp, old, {item.name for item in items}))
-        loaded = {}
-        for item in items:
-            _log(log, f"converting {item.name} ...")
-            entries[item.name] = export_one(item, tmp, quantize, log, loaded)
-            if _after_model is not None:
-                _after_model(item.name)
-        beauty_score_check({item.name: item for item in items}, loaded, entries, log)
-        manifest = manifest_mod.build_manifest(entries)
-        manifest_mod.write_manifest(tmp, manifest)
-        if node_check:
-            from facepack.export.node_check import check_in_node, node_available
-
-            ok, why = node_available()
-            if not ok:
-                raise RuntimeError(f"--node-check: cannot run TF.js in Node here ({why}); pass --no-node-check")
-            check_in_node(tmp, items, entries, log=log)
+    with export_lock(out, lock_wait_s, log):
+        old = None
+        if (keep_others or skip_unchanged) and (out / manifest_mod.MANIFEST_FILE).is_file():
+            old = manifest_mod.read_manifest(out)
+        key, reuse = None, set()
+        if user_model is None:
+            runs = _runs_for(list(models), beauty_run, keypoints_run, runs_root, log)
+            key = build_key(runs, quantize, node_check)
+            if skip_unchanged:
+                reuse = _reusable_sets(out, old, key)
+            if reuse and reuse == set(runs) and (keep_others or {SET_OF_MODEL.get(m) for m in old["models"]} <= reuse):
+                _log(log, f"{out} is up to date (build key {key['key'][:12]}: same models, options, code and "
+                          f"versions); export skipped (pass --force to rebuild)")
+                return old
+            if reuse:
+                _log(log, f"reusing {', '.join(sorted(reuse))} from {out} (unchanged build key)")
+            runs = {name: run for name, run in runs.items() if name not in reuse}
+        else:
+            runs = {}
+        items = _collect(runs, user_model, user_name)
+        entries = {}
+        with atomic_replace(out, lock_wait_s, log) as tmp:
+            if old is not None and (keep_others or reuse):
+                keep = (lambda m: True) if keep_others else (lambda m: SET_OF_MODEL.get(m) in reuse)
+                kept = {m: e for m, e in old["models"].items() if keep(m)}
+                entries.update(carry_over(out, tmp, {"models": kept}, {item.name for item in items}))
+            loaded = {}
+            for item in items:
+                _log(log, f"converting {item.name} ...")
+                entries[item.name] = export_one(item, tmp, quantize, log, loaded)
+                if _after_model is not None:
+                    _after_model(item.name)
+                pause_point("after-model")
+            beauty_score_check({item.name: item for item in items}, loaded, entries, log)
+            manifest = manifest_mod.build_manifest(entries)
+            if key is not None:
+                old_sets = ((old or {}).get("build") or {}).get("sets") or {}
+                sets = {s: k for s, k in old_sets.items() if keep_others and s not in key["sets"]}
+                sets.update(key["sets"])
+                manifest["build"] = {"key": _digest(sets), "sets": sets, "inputs": key["inputs"]}
             manifest_mod.write_manifest(tmp, manifest)
-        manifest_mod.verify_files(tmp, manifest)
+            if node_check:
+                from facepack.export.node_check import check_in_node, node_available
+
+                ok, why = node_available()
+                if not ok:
+                    raise RuntimeError(f"--node-check: cannot run TF.js in Node here ({why}); pass --no-node-check")
+                check_in_node(tmp, items, entries, log=log)
+                manifest_mod.write_manifest(tmp, manifest)
+            manifest_mod.verify_files(tmp, manifest)
     total = sum(e["bytes"] for e in entries.values())
     _log(log, f"wrote {out} ({len(entries)} models, {total / 1e6:.2f} MB) in {time.perf_counter() - t0:.1f} s")
     return manifest

@@ -2,6 +2,10 @@
 
 Thin wrappers over the ``tensorflowjs`` converter's Python API, imported lazily (it pulls in
 TF Decision Forests and JAX, several seconds).
+
+Weight shards are renamed after their content (``hash_shard_names``:
+``group1-shard1of1.<16 hex of sha256>.bin``, model.json rewritten to match), so a server may
+cache them forever (server.py) and no cache can pair a model.json with another export's weights.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -25,6 +30,9 @@ QUANTIZE = {"none": None, "float16": "float16", "uint8": "uint8"}
 QUANT_MIN_ELEMENTS = 4096
 PRECISION = {"none": "float32", "float16": "float16", "uint8": "uint8"}
 MODEL_JSON = "model.json"
+SHARD_HASH_CHARS = 16  # hex digits of the shard's sha256 in its file name (64 bits)
+# a content-named shard: <stem>.<16 hex>.bin (server.py serves exactly these as immutable)
+HASHED_SHARD_RE = re.compile(r"^(?P<stem>.+)\.(?P<hash>[0-9a-f]{%d})\.bin$" % SHARD_HASH_CHARS)
 
 
 def _tensorflowjs():
@@ -104,7 +112,31 @@ def save_layers_model(model, folder: str | Path, quantize: str = "none") -> Path
         shutil.rmtree(folder)
         folder.mkdir(parents=True)
         _save(tfjs, model, folder, {dtype: [glob.escape(n) for n in names]} if names else None)
+    hash_shard_names(folder)
     return folder
+
+
+def hash_shard_names(folder: str | Path) -> list[str]:
+    """Rename every weight shard of ``folder``/model.json to ``<stem>.<sha256[:16]>.bin`` and
+    rewrite its weightsManifest paths; returns the new names. Idempotent (a name that already
+    carries a hash gets the hash of its current content)."""
+    folder = Path(folder)
+    model_json = json.loads((folder / MODEL_JSON).read_text())
+    renamed = []
+    for group in model_json.get("weightsManifest", []):
+        paths = []
+        for rel in group["paths"]:
+            src = folder / rel
+            match = HASHED_SHARD_RE.match(src.name)
+            stem = match.group("stem") if match else (src.name[:-4] if src.name.endswith(".bin") else src.name)
+            name = f"{stem}.{sha256(src)[:SHARD_HASH_CHARS]}.bin"
+            if name != src.name:
+                os.replace(src, src.with_name(name))
+            paths.append(Path(rel).with_name(name).as_posix())
+            renamed.append(name)
+        group["paths"] = paths
+    (folder / MODEL_JSON).write_text(json.dumps(model_json))
+    return renamed
 
 
 def load_layers_model(folder: str | Path):
@@ -348,6 +380,7 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none",
     model_json["weightsManifest"] = write_weights([group], str(folder), write_manifest=False,
                                                   quantization_dtype_map=dtype_map)
     (folder / MODEL_JSON).write_text(json.dumps(model_json))
+    hash_shard_names(folder)
     notes = [f"graph model; widened {len(widened)} scalar biases to rank 1 for WASM"] if widened else ["graph model"]
     if js_ops:
         notes.append(f"op(s) {', '.join(js_ops)} run by the JS library's own kernels (static/facepack/layers/ops.js)")
