@@ -38,13 +38,16 @@ SCORE_TOL_POINTS = 1e-9  # expected score on 0..100 (float64 sum on both sides)
 
 RNG = np.random.default_rng(1234)
 SPEC = spec.spec_dict()
+# Levels above ~1/3 of the input are summed directly, smaller ones by prefix sums (ops/area_resize.js:
+# AreaResizer): (240, 180) -> (30, 22) and (100, 7) -> (13, 3) take the prefix-sum path.
 AREA_SHAPES = [((37, 53), (15, 22)), ((64, 48), (26, 19)), ((512, 512), (307, 307)), ((100, 7), (13, 3)),
-               ((23, 23), (23, 23))]
+               ((23, 23), (23, 23)), ((240, 180), (30, 22))]
+AREA_SHAPES_BEFORE_14 = 5
 PYRAMID_SIZES = [(512, 512), (1024, 817), (300, 1200), (13, 40), (20, 20), (1280, 721)]
 
 
-def _rand_image(h, w, c=3):
-    return RNG.integers(0, 256, (h, w, c)).astype(np.float32)
+def _rand_image(h, w, c=3, rng=None):
+    return (RNG if rng is None else rng).integers(0, 256, (h, w, c)).astype(np.float32)
 
 
 def _img_json(img):
@@ -75,18 +78,23 @@ def _cases():
         twins.append(twin)
 
     # AREA resize: tf.image.resize(method="area")
-    for (h, w), (oh, ow) in AREA_SHAPES:
-        img = _rand_image(h, w)
+    extra = np.random.default_rng(14)  # the cases added for issue 14 (RNG's sequence stays as it was)
+    for k, ((h, w), (oh, ow)) in enumerate(AREA_SHAPES):
+        img = _rand_image(h, w, rng=extra if k >= AREA_SHAPES_BEFORE_14 else None)
         ref = tf.image.resize(img[None], (oh, ow), method="area")[0].numpy()
         add({"op": "areaResize", "image": _img_json(img), "out": [oh, ow]}, ("area", ref))
     # P-Net pyramid levels as the package makes them: AREA resize of the NORMALISED photo; wide, so
     # the float32 cell bounds are coarse (weights sum to 1 +- 1e-4) and raw-then-normalise is off
-    img = _rand_image(40, 2600).round()
     m = SPEC["mtcnn"]
-    for s in pkg_images.build_scale_pyramid(2600, 40, m["min_face_size_px"], m["scale_factor"], m["min_size_px"])[:2]:
-        ref = pkg_images.scale_images(pkg_images.normalize_images(img[None]), s)[0].numpy()
-        add({"op": "areaResize", "image": _img_json(img), "out": list(ref.shape[:2]), "offset": m["normalize"]["offset"]},
-            ("pyramid_level", ref))
+    # 40 x 2600: wide, so the float32 cell bounds are coarse; 120 x 400: every level, the small
+    # ones by prefix sums (ops/area_resize.js:AreaResizer)
+    for (h, w), take in (((40, 2600), 2), ((120, 400), None)):
+        img = _rand_image(h, w, rng=None if take else extra).round()
+        scales = pkg_images.build_scale_pyramid(w, h, m["min_face_size_px"], m["scale_factor"], m["min_size_px"])
+        for s in scales[:take]:
+            ref = pkg_images.scale_images(pkg_images.normalize_images(img[None]), s)[0].numpy()
+            add({"op": "areaResize", "image": _img_json(img), "out": list(ref.shape[:2]),
+                 "offset": m["normalize"]["offset"]}, ("pyramid_level", ref))
     # pyramid: the package's scales and the sizes tf.image.resize gives for shape * scale
     for h, w in PYRAMID_SIZES:
         m = SPEC["mtcnn"]

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { runModel } from './io.js';
-import { areaResizePixels } from './ops/area_resize.js';
+import { AreaResizer } from './ops/area_resize.js';
 import { boundedCropAndResize } from './ops/bounded_crop.js';
 import {
   adjustBoxes, adjustLandmarks, buildScalePyramid, generateBoundingBoxes, limitBoxes, patchBoxes,
@@ -71,13 +71,14 @@ export async function proposeBoxes(pnet, image, p, values = null) {
   const [height, width, channels] = image.shape;
   const scales = buildScalePyramid(width, height, p.minFaceSize, p.scaleFactor, p.minSize);
   const pixels = scales.length ? (values ?? await image.data()) : null;
+  // One resizer for all levels: the small levels share its prefix sums (ops/area_resize.js).
+  // Centred on the normalisation offset: the package resizes the normalised photo.
+  const resizer = pixels && new AreaResizer(pixels, height, width, channels, p.normalizeOffset);
   const perScale = [];
   for (const scale of scales) {
     const [h, w] = scaledShape(height, width, scale);
     if (!pnetAccepts(pnet, h, w)) continue;
-    // Centred on the normalisation offset: the package resizes the normalised photo (area_resize.js).
-    const level = tf.tensor4d(areaResizePixels(pixels, height, width, channels, h, w, p.normalizeOffset),
-      [1, h, w, channels]);
+    const level = tf.tensor4d(resizer.resize(h, w), [1, h, w, channels]);
     let out;
     try {
       out = await runNet(pnet, 'pnet', level);

@@ -76,33 +76,131 @@ export function areaWeights(inSize, outSize) {
  * @returns {Float32Array}
  */
 export function areaResizePixels(data, h, w, c, outH, outW, offset = 0) {
-  if (data.length !== h * w * c) throw new Error(`area resize: expected ${h * w * c} values for ${h}x${w}x${c}, got ${data.length}`);
-  const rowTaps = areaTaps(h, outH);
-  const colTaps = areaTaps(w, outW);
-  const rowStride = w * c;
-  // Pass 1: rows. tmp[y] = sum_i A_h[y, i] * data[i]
-  const tmp = new Float64Array(outH * rowStride);
-  for (let y = 0; y < outH; y++) {
-    const { index, weight } = rowTaps[y];
-    const dst = y * rowStride;
-    for (let k = 0; k < index.length; k++) {
-      const src = index[k] * rowStride;
-      const wk = weight[k];
-      for (let j = 0; j < rowStride; j++) tmp[dst + j] += wk * (data[src + j] - offset);
-    }
+  return new AreaResizer(data, h, w, c, offset).resize(outH, outW);
+}
+
+/**
+ * Several AREA resizes of one photo (the P-Net pyramid), each equal to areaResizePixels.
+ *
+ * Pass 1 (rows) of a level needs, per output row, the overlap-weighted sum of the input rows its
+ * cell covers. Summed directly that reads about (in / out + 1) input rows per output row, so
+ * every level re-reads the whole photo. With column-wise prefix sums P[i] = sum_{k < i} row k
+ * (float64, built once per photo when a level wants it) the same sum is F(stop) - F(start),
+ * F(t) = P[floor t] + (t - floor t) * row[floor t]: four reads per output row, whatever the scale.
+ * Both give the kernel's weights exactly (t - floor t equals its float32 overlap: start and stop
+ * are float32 and the difference is a multiple of their ulp below 1) and differ only in float64
+ * rounding (|P| <= 255 * h, so ~1e-11 grey levels), far below the float32 output's resolution.
+ * A level uses the prefix sums when they cost fewer reads (4 * outH < h + outH: scales under
+ * about 1/3); the large first levels read directly. Pass 2 (columns) is always direct: it reads
+ * the small pass-1 result. Measured: see bench/README.md (issue 14).
+ */
+export class AreaResizer {
+  /**
+   * @param {Float32Array|Uint8Array} data row-major [h, w, c]
+   * @param {number} h
+   * @param {number} w
+   * @param {number} c
+   * @param {number} [offset] see areaResizePixels
+   */
+  constructor(data, h, w, c, offset = 0) {
+    if (data.length !== h * w * c) throw new Error(`area resize: expected ${h * w * c} values for ${h}x${w}x${c}, got ${data.length}`);
+    Object.assign(this, { data, h, w, c, offset, prefix: null });
   }
-  // Pass 2: columns. out[y, x] = sum_j A_w[x, j] * tmp[y, j]
-  const out = new Float32Array(outH * outW * c);
-  for (let y = 0; y < outH; y++) {
-    for (let x = 0; x < outW; x++) {
-      const { index, weight } = colTaps[x];
-      const dst = (y * outW + x) * c;
-      for (let ch = 0; ch < c; ch++) {
-        let sum = 0;
-        for (let k = 0; k < index.length; k++) sum += weight[k] * tmp[y * rowStride + index[k] * c + ch];
-        out[dst + ch] = sum + offset;
+
+  /** Column-wise prefix sums of data - offset, [h + 1, w * c] float64 (built on first use). */
+  rowPrefix() {
+    if (this.prefix) return this.prefix;
+    const { data, h, offset } = this;
+    const stride = this.w * this.c;
+    const prefix = new Float64Array((h + 1) * stride);
+    for (let i = 0; i < h; i++) {
+      const src = i * stride, prev = i * stride, dst = (i + 1) * stride;
+      for (let j = 0; j < stride; j++) prefix[dst + j] = prefix[prev + j] + (data[src + j] - offset);
+    }
+    this.prefix = prefix;
+    return prefix;
+  }
+
+  /**
+   * Pass 1 by prefix sums: tmp[y] = (F(stop_y) - F(start_y)) / scale (see the class note).
+   * @returns {Float64Array} [outH, w * c]
+   */
+  rowsByPrefix(outH) {
+    const { data, h, offset } = this;
+    const stride = this.w * this.c;
+    const prefix = this.rowPrefix();
+    const scale = f32(h / outH);
+    const tmp = new Float64Array(outH * stride);
+    // F(t) at a cell boundary t: the prefix row below t plus the covered part of row floor(t)
+    // (rows past the last are the last row again: the kernel's BoundIfNeeded).
+    const bound = (t) => {
+      const i = Math.min(Math.floor(t), h);
+      return { row: i, frac: t - i, src: Math.min(i, h - 1) * stride };
+    };
+    let lo = bound(0);
+    for (let y = 0; y < outH; y++) {
+      const hi = bound(f32((y + 1) * scale));
+      if (y > 0) lo = bound(f32(y * scale));
+      const dst = y * stride;
+      const pHi = hi.row * stride, pLo = lo.row * stride;
+      for (let j = 0; j < stride; j++) {
+        const fHi = prefix[pHi + j] + hi.frac * (data[hi.src + j] - offset);
+        const fLo = prefix[pLo + j] + lo.frac * (data[lo.src + j] - offset);
+        tmp[dst + j] = (fHi - fLo) / scale;
       }
     }
+    return tmp;
   }
-  return out;
+
+  /**
+   * Pass 1 summed directly: tmp[y] = sum_i A_h[y, i] * (data[i] - offset).
+   * @returns {Float64Array} [outH, w * c]
+   */
+  rowsDirect(outH) {
+    const { data, h, offset } = this;
+    const stride = this.w * this.c;
+    const rowTaps = areaTaps(h, outH);
+    const tmp = new Float64Array(outH * stride);
+    for (let y = 0; y < outH; y++) {
+      const { index, weight } = rowTaps[y];
+      const dst = y * stride;
+      for (let k = 0; k < index.length; k++) {
+        const src = index[k] * stride;
+        const wk = weight[k];
+        for (let j = 0; j < stride; j++) tmp[dst + j] += wk * (data[src + j] - offset);
+      }
+    }
+    return tmp;
+  }
+
+  /**
+   * One level: [outH, outW, c] float32, offset + resize(data - offset).
+   * @param {number} outH
+   * @param {number} outW
+   * @returns {Float32Array}
+   */
+  resize(outH, outW) {
+    const { h, w, c, offset } = this;
+    if (!(Number.isInteger(outH) && outH > 0 && Number.isInteger(outW) && outW > 0)) {
+      throw new Error(`area resize: sizes must be positive integers, got out=${outH}x${outW}`);
+    }
+    const tmp = 4 * outH < h + outH ? this.rowsByPrefix(outH) : this.rowsDirect(outH);
+    // Pass 2: columns. out[y, x] = sum_j A_w[x, j] * tmp[y, j]
+    const colTaps = areaTaps(w, outW);
+    const rowStride = w * c;
+    const out = new Float32Array(outH * outW * c);
+    for (let y = 0; y < outH; y++) {
+      const row = y * rowStride;
+      for (let x = 0; x < outW; x++) {
+        const { index, weight } = colTaps[x];
+        const dst = (y * outW + x) * c;
+        for (let ch = 0; ch < c; ch++) {
+          let sum = 0;
+          for (let k = 0; k < index.length; k++) sum += weight[k] * tmp[row + index[k] * c + ch];
+          out[dst + ch] = sum + offset;
+        }
+      }
+    }
+    return out;
+  }
 }

