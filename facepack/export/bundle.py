@@ -223,6 +223,16 @@ def _holder(fd: int) -> str:
         return "another process (it has not written its PID yet)"
 
 
+def _command_line(limit: int = 300) -> str:
+    """This process's command line (/proc/self/cmdline where there is one), at most ``limit`` chars."""
+    try:
+        words = Path("/proc/self/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        text = " ".join(w.decode(errors="replace") for w in words)
+    except OSError:
+        text = " ".join([sys.executable, *sys.argv])
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @contextmanager
 def export_lock(out_dir: str | Path, wait_s: float = 0.0, log=None):
     """Hold the exclusive writer lock of ``out_dir`` (fcntl.flock on ``.<name>.lock`` beside it).
@@ -261,7 +271,7 @@ def export_lock(out_dir: str | Path, wait_s: float = 0.0, log=None):
                     said = True
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv) or sys.executable,
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": _command_line(),
                                   "started": manifest_mod.now_iso()}).encode(), 0)
         _HELD_LOCKS[out] = [fd, 1]
         try:
