@@ -2,40 +2,37 @@
  * The facepack page: pick, drop or film a face, and analyse it in this browser with the facepack
  * library (static/facepack/index.js). Nothing is uploaded: the server only serves files.
  *
- * Sections: page constants / small DOM helpers / start-up (server status, manifest, library,
- * analyzer with download progress) / decoding a photo / analysing / drawing / result panels /
- * camera / event wiring.
+ * The analysis runs in a Web Worker (analysis-worker.js: decoding, the models on WASM or WebGL,
+ * Grad-CAM colouring, the annotated PNG); this thread only draws, so the page stays responsive
+ * while a photo is analysed. Every request carries an id: a result is drawn only on the photo
+ * (or camera frame) it was computed for.
  *
- * For tests: window.facepackLastResult (the last analysis, faces as drawn), body[data-state]
- * ('starting' | 'loading' | 'ready' | 'busy' | 'error'), #message[data-code] (the outcome of the
- * last action, a stable code given to showMessage) with data-seq counting messages, and
- * window.facepackCspViolations.
+ * Sections: page constants / small DOM helpers / start-up (server status, manifest, worker with
+ * download progress) / requests and results / the view (zoom and pan) / result panels /
+ * downloads / camera / event wiring.
+ *
+ * For tests: window.facepackLastResult (the last result drawn, with its `source` label),
+ * window.facepackDraws (one {photo, result} pair of labels per drawing of a result),
+ * window.facepackLabels (label boxes on the view, canvas pixels), window.facepackLongTasks
+ * (main-thread tasks over 50 ms: {start, duration} ms), body[data-state] ('starting' | 'loading'
+ * | 'ready' | 'busy' | 'error'), #message[data-code] (the outcome of the last action, a stable
+ * code given to showMessage) with data-seq counting messages, and window.facepackCspViolations.
  */
 
-import { pngProblem } from './facepack/png.js';
+import { drawFaces, FACE_COLORS } from './overlay.js';
 
 // --- Page constants (page-only: none of these is a model or pipeline constant) ----------------
 const STATUS_URL = '/api/status';
 const MODELS_URL = '/models/';
 const VENDOR_URL = '/vendor/';
-const LIBRARY_URL = './facepack/index.js';
-const MAX_VIEW_SIDE_PX = 1600; // the drawing canvas is at most this big; analysis uses full pixels
+const LIBRARY_URL = '/facepack/index.js';
+const WORKER_URL = '/analysis-worker.js';
 const MAX_FACES_LIMIT = 50; // upper bound of the "Max faces" field
 const FPS_SMOOTHING = 0.2; // weight of the newest frame in the camera's frame-rate average
-const FACE_COLORS = ['#ff3b6b', '#2fd0ff', '#ffd23f', '#7cff6b', '#c77dff', '#ff9f1c'];
-const HEATMAP_ALPHA = 0.55; // opacity of the hottest heatmap cell
-// Perceptual colormap (matplotlib "inferno", 6 stops) for the Grad-CAM overlay.
-const COLORMAP = [[0, 0, 4], [66, 10, 104], [147, 38, 103], [221, 81, 58], [252, 165, 10], [252, 255, 164]];
-// Magic numbers of the image formats browsers decode (to tell "corrupt image" from "not an image").
-const SIGNATURES = [
-  { type: 'PNG', bytes: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] },
-  { type: 'JPEG', bytes: [0xff, 0xd8, 0xff] },
-  { type: 'GIF', bytes: [0x47, 0x49, 0x46, 0x38] },
-  { type: 'BMP', bytes: [0x42, 0x4d] },
-  { type: 'ICO', bytes: [0x00, 0x00, 0x01, 0x00] },
-  { type: 'WebP', bytes: [0x52, 0x49, 0x46, 0x46], at8: [0x57, 0x45, 0x42, 0x50] },
-  { type: 'AVIF', at4: [0x66, 0x74, 0x79, 0x70] },
-];
+const ZOOM_STEP = 1.5; // one click of + / -
+const ZOOM_MAX = 16; // times the fitted size
+const WHEEL_ZOOM_PER_PX = 0.002; // wheel delta (px) -> log zoom
+const VIEW_MAX_HEIGHT_VH = 0.75; // the view is at most this fraction of the window's height
 
 /** A failure the page explains to the user; `code` is stable (tests read #message[data-code]). */
 class PageError extends Error {
@@ -110,15 +107,18 @@ const formatScore1to5 = (score) => score.toFixed(2); // 1..5
 const page = {
   status: null, // /api/status
   manifest: null, // /models/manifest.json
-  library: null, // the facepack module
-  analyzer: null,
-  analyzerReady: null, // Promise of the analyzer being built (or null)
+  worker: null,
+  started: false, // the worker was asked to load the models
+  analyzer: null, // {backend, reason, tfjs, wasmThreads} once the worker's models are ready
+  analyzerReady: null, // Promise of that (null when the models cannot load)
+  startError: null, // why the models did not load
   webgl: null, // 'WebGL 2' | 'WebGL 1' | null (probed once at start)
-  source: null, // {canvas, imageData, label} of the photo shown
-  lastResult: null,
-  overlays: [], // heatmap overlays of lastResult's faces
-  camera: { stream: null, running: false, frames: 0, fps: 0, lastTime: 0, loop: null },
-  busy: false,
+  nextId: 1,
+  photo: null, // {id, label, file, bitmap, width, height}: the photo shown (bitmap: display copy)
+  result: null, // {id, result, overlays, source} for page.photo
+  pending: new Map(), // id -> {kind: 'photo' | 'frame', label, limit} of requests not answered yet
+  view: { zoom: 1, cx: 0, cy: 0, drag: null },
+  camera: { stream: null, running: false, frames: 0, fps: 0, lastTime: 0, inFlight: null, video: null, result: null },
 };
 
 // --- Start-up ---------------------------------------------------------------------------------
@@ -154,51 +154,168 @@ function reportSetup(status) {
   return ok;
 }
 
-/** Files of the bundle as {url: {key, bytes}} (manifest paths are relative to the bundle root). */
-function bundleFiles(manifest, baseUrl) {
-  const files = new Map();
-  for (const entry of Object.values(manifest.models)) {
-    for (const file of entry.files ?? []) {
-      const url = new URL(file.path, baseUrl).href;
-      files.set(url, { key: url, bytes: file.bytes });
-    }
-  }
-  return files;
-}
-
-/**
- * Report download progress per completed file (Resource Timing), with sizes from the manifest.
- * @returns {() => void} stops tracking
- */
-function trackDownloads(manifest, onProgress) {
-  const files = bundleFiles(manifest, new URL(MODELS_URL, location.href));
-  const totals = new Map([...files.values()].map((f) => [f.key, f.bytes]));
-  const total = [...totals.values()].reduce((a, b) => a + b, 0);
-  const done = new Set();
-  const record = (entries) => {
-    for (const entry of entries) {
-      const file = files.get(entry.name.split(/[?#]/)[0]);
-      if (!file || done.has(file.key)) continue;
-      done.add(file.key);
-      const loaded = [...done].reduce((sum, key) => sum + totals.get(key), 0);
-      onProgress(loaded, total, done.size, totals.size);
-    }
-  };
-  onProgress(0, total, 0, totals.size);
-  if (typeof PerformanceObserver === 'undefined') return () => {};
-  const observer = new PerformanceObserver((list) => record(list.getEntries()));
-  observer.observe({ type: 'resource', buffered: true });
-  return () => {
-    record(observer.takeRecords()); // entries not yet delivered to the callback
-    observer.disconnect();
-  };
-}
 
 function showProgress(loaded, total, count, files) {
   $('load').hidden = false;
   $('load-progress').max = Math.max(total, 1);
   $('load-progress').value = loaded;
   $('load-text').textContent = `${formatBytes(loaded)} of ${formatBytes(total)} (${count} of ${files} files)`;
+}
+
+function showBackend(info) {
+  $('backend').textContent = info.backend;
+  $('backend').dataset.backend = info.backend;
+  $('backend').title = info.reason ?? '';
+  $('tfjs-version').textContent = info.tfjs;
+  if (info.backend === 'wasm') {
+    $('wasm-threads').textContent = `${info.wasmThreads} (${info.cores ?? '?'} logical cores)`;
+    $('wasm-threads').dataset.threads = String(info.wasmThreads);
+  } else {
+    $('wasm-threads').textContent = 'n/a (not on WASM)';
+    delete $('wasm-threads').dataset.threads;
+  }
+}
+
+/** The page's import map (index.html), which the worker applies to the library it imports. */
+function importMap() {
+  const script = document.querySelector('script[type="importmap"]');
+  return script ? JSON.parse(script.textContent).imports ?? {} : {};
+}
+
+/** A fresh analysis worker (decoding works at once; the models load on startAnalyzer). */
+function createWorker() {
+  if (page.worker) page.worker.terminate();
+  const worker = new Worker(WORKER_URL, { type: 'module' });
+  worker.addEventListener('message', (event) => {
+    if (worker === page.worker) onWorkerMessage(event.data);
+  });
+  worker.addEventListener('error', (event) => {
+    if (worker !== page.worker) return;
+    setState('error');
+    showMessage('error', 'worker-failed', `The analysis worker failed: ${event.message ?? 'it could not start'}.`);
+  });
+  page.worker = worker;
+  page.started = false;
+  page.analyzer = null;
+  page.pending.clear();
+  return worker;
+}
+
+/**
+ * Load the models on `backend` in a fresh worker; resolves to the worker's ready message or null
+ * (failures are shown). A named backend that cannot start falls back to 'auto', with a notice.
+ */
+function startAnalyzer(backend) {
+  const worker = page.started ? createWorker() : page.worker;
+  page.started = true;
+  page.startError = null;
+  setState('loading');
+  $('load-label').textContent = 'Downloading models';
+  showMessage('info', 'loading', `Loading the models on ${backend === 'auto' ? 'the best available backend' : backend}…`);
+  page.analyzerReady = new Promise((resolve) => { page.resolveReady = resolve; });
+  worker.postMessage({ type: 'start', backend, modelUrl: MODELS_URL, wasmPaths: VENDOR_URL, libraryUrl: LIBRARY_URL,
+    imports: importMap(), baseUrl: location.href, manifest: page.manifest });
+  page.requestedBackend = backend;
+  return page.analyzerReady;
+}
+
+function onReady(info) {
+  page.analyzer = info;
+  $('load-label').textContent = 'Models loaded';
+  const requested = page.requestedBackend;
+  if (page.fallbackFrom) {
+    addNotice('backend-fallback', 'warning', `The ${page.fallbackFrom} backend is not available in this browser`,
+      page.fallbackFrom === 'webgl' && !page.webgl ? ' (WebGL unavailable)' : '', `; using ${info.backend} instead.`);
+    page.fallbackFrom = null;
+  } else if (requested === 'auto' && info.backend !== 'webgl') {
+    addNotice('backend-fallback', 'info', `Using ${info.backend}: ${info.reason ?? `WebGL is ${page.webgl ? 'not usable' : 'unavailable'} here`}.`);
+  } else {
+    removeNotice('backend-fallback');
+  }
+  showBackend(info);
+  page.resolveReady(info);
+  const photo = page.photo;
+  if (photo && page.pending.has(photo.id)) {
+    showMessage('info', 'analysing', `Analysing “${photo.label}”…`);
+    setState('busy');
+  } else {
+    showMessage('ok', 'ready', 'Ready: choose or drop a photo, or start the camera.');
+    setState('ready'); // last: once the page says ready, its message and backend are shown too
+  }
+}
+
+function onStartFailed(msg) {
+  if (msg.code === 'backend-unavailable' && page.requestedBackend !== 'auto') {
+    page.fallbackFrom = page.requestedBackend;
+    const resolve = page.resolveReady;
+    const photo = page.photo;
+    const waiting = photo?.file && page.pending.has(photo.id);
+    startAnalyzer('auto').then(resolve);
+    if (waiting) sendPhoto(photo.file); // the new worker has not seen it
+    return;
+  }
+  page.startError = msg.message;
+  page.analyzerReady = null;
+  page.resolveReady(null);
+  setState('error');
+  showMessage('error', 'models-failed', `The models could not be loaded: ${msg.message}. `,
+    'If files are missing, build them with ', code(page.status.models.command), '.');
+}
+
+async function boot() {
+  window.addEventListener('securitypolicyviolation', (e) => {
+    window.facepackCspViolations.push(`${e.violatedDirective}: ${e.blockedURI}`);
+  });
+  watchLongTasks();
+  wireEvents();
+  showRuntime();
+  createWorker();
+  try {
+    page.status = await fetchJson(STATUS_URL);
+  } catch (err) {
+    setState('error');
+    showMessage('error', 'status-failed', `The server did not answer ${STATUS_URL}: ${err.message}.`);
+    return;
+  }
+  const runnable = reportSetup(page.status);
+  if (page.status.models.present) {
+    try {
+      page.manifest = await fetchJson(`${MODELS_URL}manifest.json`);
+      renderModels(page.manifest);
+      fillFilterFields(page.manifest);
+    } catch (err) {
+      addNotice('manifest-bad', 'error', `${MODELS_URL}manifest.json could not be read (${err.message}). Rebuild it with `,
+        code(page.status.models.command), '.');
+      return setState('error');
+    }
+  }
+  if (!runnable) {
+    setState('error');
+    const missing = ['vendor', 'models'].filter((k) => !page.status[k].present);
+    showMessage('error', missing.includes('models') ? 'models-missing' : 'setup-missing',
+      'The page cannot analyse photos until the set-up step has run: ',
+      ...missing.flatMap((k, i) => [i ? ' and ' : '', code(page.status[k].command)]), '.');
+    return;
+  }
+  await startAnalyzer(initialBackend());
+}
+
+/** The backend asked for in the address (?backend=wasm), else the selector's default. */
+function initialBackend() {
+  const select = $('backend-select');
+  const asked = new URLSearchParams(location.search).get('backend');
+  if (asked && [...select.options].some((o) => o.value === asked)) select.value = asked;
+  else if (asked) addNotice('backend-param', 'warning', `Unknown backend “${asked}” in the address; using ${select.value}.`);
+  return select.value;
+}
+
+/** Record main-thread tasks over 50 ms (window.facepackLongTasks), the page's responsiveness measure. */
+function watchLongTasks() {
+  window.facepackLongTasks = [];
+  if (!PerformanceObserver.supportedEntryTypes?.includes('longtask')) return;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.facepackLongTasks.push({ start: e.startTime, duration: e.duration });
+  }).observe({ type: 'longtask', buffered: true });
 }
 
 /**
@@ -227,186 +344,168 @@ function showRuntime() {
   $('webgl').textContent = page.webgl ?? 'unavailable';
 }
 
-/** Backend, WASM thread count and TF.js version, once an analyzer runs. */
-async function showBackend(backend) {
-  $('backend').textContent = backend;
-  $('backend').dataset.backend = backend;
-  try {
-    const tf = await import('@tensorflow/tfjs');
-    $('tfjs-version').textContent = tf.version.tfjs;
-    if (backend === 'wasm') {
-      const wasm = await import('@tensorflow/tfjs-backend-wasm');
-      const threads = wasm.getThreadsCount();
-      $('wasm-threads').textContent = `${threads} (${navigator.hardwareConcurrency ?? '?'} logical cores)`;
-      $('wasm-threads').dataset.threads = String(threads);
-    } else {
-      $('wasm-threads').textContent = 'n/a (not on WASM)';
-    }
-  } catch (err) {
-    $('wasm-threads').textContent = `unknown (${err.message})`;
-  }
+// --- Requests and results ---------------------------------------------------------------------
+/** analyze() options from the fields; asks for one face more than the limit to know whether there were more. */
+function analysisOptions(heatmaps) {
+  return { maxFaces: maxFacesSetting() + 1, heatmaps, ...filterSettings() };
 }
 
-/** Build (or rebuild, for another backend) the analyzer, showing download progress. */
-async function buildAnalyzer(backend) {
-  if (page.analyzer) {
-    page.analyzer.dispose();
-    page.analyzer = null;
-  }
-  setState('loading');
-  $('load-label').textContent = 'Downloading models';
-  showMessage('info', 'loading', `Loading the models on ${backend === 'auto' ? 'the best available backend' : backend}…`);
-  const stop = trackDownloads(page.manifest, showProgress);
-  try {
-    const analyzer = await page.library.createFaceAnalyzer({ modelUrl: MODELS_URL, backend, wasmPaths: VENDOR_URL });
-    page.analyzer = analyzer;
-    return analyzer;
-  } finally {
-    stop();
-  }
-}
-
-/** Say so when the backend in use is not the one asked for (e.g. WebGL unavailable). */
-function reportFallback(requested, used) {
-  if (requested !== 'auto' && requested !== used) {
-    addNotice('backend-fallback', 'warning', `The ${requested} backend is not available in this browser`,
-      requested === 'webgl' && !page.webgl ? ' (WebGL unavailable)' : '', `; using ${used} instead.`);
-  } else if (requested === 'auto' && used !== 'webgl') {
-    addNotice('backend-fallback', 'info', `WebGL is ${page.webgl ? 'not usable' : 'unavailable'} here; using ${used}.`);
-  } else {
-    removeNotice('backend-fallback');
-  }
-}
-
-/** Build the analyzer for `backend`; never rejects (failures are shown). Returns the analyzer or null. */
-async function startAnalyzer(backend) {
-  const pending = buildAnalyzer(backend).catch((err) => {
-    setState('error');
-    showMessage('error', 'models-failed', `The models could not be loaded: ${err.message}. `,
-      'If files are missing, build them with ', code(page.status.models.command), '.');
-    return null;
-  });
-  page.analyzerReady = pending;
-  const analyzer = await pending;
-  if (!analyzer) {
-    page.analyzerReady = null;
-    return null;
-  }
-  $('load-label').textContent = 'Models loaded';
-  const used = analyzer.backend; // the library falls back along its own order
-  reportFallback(backend, used);
-  await showBackend(used);
-  showMessage('ok', 'ready', 'Ready: choose or drop a photo, or start the camera.');
-  setState('ready'); // last: once the page says ready, its message and backend are shown too
-  return analyzer;
-}
-
-async function boot() {
-  window.addEventListener('securitypolicyviolation', (e) => {
-    window.facepackCspViolations.push(`${e.violatedDirective}: ${e.blockedURI}`);
-  });
-  wireEvents();
-  showRuntime();
-  try {
-    page.status = await fetchJson(STATUS_URL);
-  } catch (err) {
-    setState('error');
-    showMessage('error', 'status-failed', `The server did not answer ${STATUS_URL}: ${err.message}.`);
-    return;
-  }
-  const runnable = reportSetup(page.status);
-  if (page.status.models.present) {
-    try {
-      page.manifest = await fetchJson(`${MODELS_URL}manifest.json`);
-      renderModels(page.manifest);
-      fillFilterFields(page.manifest);
-    } catch (err) {
-      addNotice('manifest-bad', 'error', `${MODELS_URL}manifest.json could not be read (${err.message}). Rebuild it with `,
-        code(page.status.models.command), '.');
-      return setState('error');
-    }
-  }
-  if (!runnable) {
-    setState('error');
-    const missing = ['vendor', 'models'].filter((k) => !page.status[k].present);
-    showMessage('error', missing.includes('models') ? 'models-missing' : 'setup-missing',
-      'The page cannot analyse photos until the set-up step has run: ',
-      ...missing.flatMap((k, i) => [i ? ' and ' : '', code(page.status[k].command)]), '.');
-    return;
-  }
-  try {
-    page.library = await import(LIBRARY_URL);
-  } catch (err) {
-    setState('error');
-    showMessage('error', 'library-failed', `The facepack library could not be loaded: ${err.message}`);
-    return;
-  }
-  await startAnalyzer(initialBackend());
-}
-
-/** The backend asked for in the address (?backend=wasm), else the selector's default. */
-function initialBackend() {
-  const select = $('backend-select');
-  const asked = new URLSearchParams(location.search).get('backend');
-  if (asked && [...select.options].some((o) => o.value === asked)) select.value = asked;
-  else if (asked) addNotice('backend-param', 'warning', `Unknown backend “${asked}” in the address; using ${select.value}.`);
-  return select.value;
-}
-
-// --- Decoding a photo -------------------------------------------------------------------------
-function sniffImageType(bytes) {
-  const matches = (sig, offset) => sig.every((b, i) => bytes[offset + i] === b);
-  for (const s of SIGNATURES) {
-    if (s.bytes && !matches(s.bytes, 0)) continue;
-    if (s.at8 && !matches(s.at8, 8)) continue;
-    if (s.at4 && !matches(s.at4, 4)) continue;
-    return s.type;
-  }
-  return null;
+function request(kind, label, limit = null) {
+  const id = page.nextId++;
+  page.pending.set(id, { kind, label, limit });
+  return id;
 }
 
 /**
- * File -> {canvas, imageData} of its pixels, decoded by content (EXIF orientation applied, no
- * colour management: facepack/data/images.py:load_rgb does the same with PIL). Transparent
- * pixels: the canvas keeps colour premultiplied by alpha, and the library composites RGBA onto
- * black (spec.alpha_rule), which equals Python's rule exactly on these pixels.
- * @throws {PageError} 'not-image' | 'corrupt-image'
+ * Send a photo file to the worker; it becomes the photo shown, and any earlier request's result
+ * is no longer drawn. The worker decodes it (the view shows it as soon as it is decoded) and
+ * analyses it once the models are ready.
  */
-async function decodeImage(file) {
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  const sniffed = sniffImageType(bytes.subarray(0, 16));
-  // The PNG integrity rule (manifest spec.png_checksums; facepack/data/png_check.py words it the same).
-  const problem = pngProblem(bytes);
-  if (problem) throw new PageError('corrupt-image', `“${file.name}” is not a readable image (${problem}).`);
-  let bitmap;
+function sendPhoto(file) {
+  for (const [id, r] of page.pending) if (r.kind === 'photo') page.pending.delete(id); // superseded: never drawn
+  let options = null; // without models the worker only decodes the photo (and says why it stops there)
   try {
-    bitmap = await createImageBitmap(file, { imageOrientation: 'from-image', colorSpaceConversion: 'none',
-      premultiplyAlpha: 'none' });
+    if (page.analyzerReady) options = analysisOptions(true); // Grad-CAM always: the toggle only redraws
   } catch (err) {
-    if (sniffed) {
-      throw new PageError('corrupt-image', `“${file.name}” looks like a ${sniffed} image but cannot be decoded: the file is damaged or incomplete.`);
-    }
-    const type = file.type ? ` (${file.type})` : '';
-    throw new PageError('not-image', `“${file.name}”${type} is not an image this browser can read. Choose a JPEG, PNG, WebP, GIF or BMP photo.`);
+    reportError(err);
+    if (page.analyzer) setState('ready');
+    return;
   }
-  try {
-    if (!bitmap.width || !bitmap.height) throw new PageError('corrupt-image', `“${file.name}” has no pixels.`);
-    return pixelsOf(bitmap, bitmap.width, bitmap.height);
-  } finally {
-    bitmap.close();
+  const id = request('photo', file.name, options ? options.maxFaces - 1 : null);
+  page.photo = { id, label: file.name, file, bitmap: null, width: 0, height: 0 };
+  page.worker.postMessage({ type: 'photo', id, file, label: file.name, options });
+  if (page.analyzer) {
+    setState('busy');
+    showMessage('info', 'analysing', `Analysing “${file.name}”…`);
+  } else if (page.analyzerReady) {
+    showMessage('info', 'waiting', `“${file.name}” is loaded; it will be analysed as soon as the models are ready.`);
   }
 }
 
-/** Draw a bitmap, video or canvas to a new canvas of its size; returns {canvas, imageData}. */
-function pixelsOf(source, width, height) {
-  const canvas = document.createElement('canvas');
-  canvas.width = width;
-  canvas.height = height;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(source, 0, 0, width, height);
-  return { canvas, imageData: ctx.getImageData(0, 0, width, height) };
+/** Re-analyse the photo shown (after a setting changed). */
+function reanalyse() {
+  if (page.photo?.file && !page.camera.running) sendPhoto(page.photo.file);
 }
 
+function loadFile(file) {
+  if (!file) return;
+  stopCamera();
+  sendPhoto(file);
+}
+
+function onWorkerMessage(msg) {
+  switch (msg.type) {
+    case 'progress': return showProgress(msg.loaded, msg.total, msg.count, msg.files);
+    case 'ready': return onReady(msg);
+    case 'start-failed': return onStartFailed(msg);
+    case 'decoded': return onDecoded(msg);
+    case 'result': return onResult(msg);
+    case 'failed': return onFailed(msg);
+    case 'skipped': return page.pending.delete(msg.id);
+    case 'png': return onPng(msg);
+    default: return console.warn('analysis worker: unknown message', msg);
+  }
+}
+
+function onDecoded(msg) {
+  if (page.photo?.id !== msg.id) { // a newer photo was chosen meanwhile
+    msg.bitmap.close();
+    return;
+  }
+  page.photo.bitmap?.close();
+  Object.assign(page.photo, { bitmap: msg.bitmap, width: msg.width, height: msg.height });
+  page.result = null;
+  resetView();
+  drawView();
+  renderFaces(null, 'waiting');
+  $('download-json').disabled = true;
+  $('download-png').disabled = true;
+}
+
+function onResult(msg) {
+  const req = page.pending.get(msg.id);
+  page.pending.delete(msg.id);
+  const forPhoto = req?.kind === 'photo' && page.photo?.id === msg.id;
+  const forFrame = req?.kind === 'frame' && page.camera.running && page.camera.inFlight?.id === msg.id;
+  if (!forPhoto && !forFrame) { // superseded: never drawn
+    msg.overlays.forEach((o) => o?.close());
+    return;
+  }
+  const { limit } = req;
+  const result = { ...msg.result, faces: msg.result.faces.slice(0, limit), limit, moreFacesThanLimit: msg.result.faces.length > limit };
+  const entry = { id: msg.id, result, overlays: msg.overlays, source: req.label };
+  const holder = forFrame ? page.camera : page; // the camera's results never replace the photo's
+  holder.result?.overlays.forEach((o) => o?.close());
+  holder.result = entry;
+  window.facepackLastResult = { ...result, source: req.label };
+  $('download-json').disabled = false;
+  $('download-png').disabled = false;
+  if (forFrame) {
+    page.camera.inFlight.resolve();
+    return;
+  }
+  drawView();
+  renderFaces(result);
+  renderTimings(result.timings);
+  showOutcome(result, req.label);
+  setState('ready');
+}
+
+function onFailed(msg) {
+  if (['png-failed', 'no-result'].includes(msg.code) && page.pngRequest?.id === msg.id) {
+    page.pngRequest = null;
+    return showMessage('error', msg.code, `The annotated PNG could not be made: ${msg.message}.`);
+  }
+  const req = page.pending.get(msg.id);
+  page.pending.delete(msg.id);
+  if (req?.kind === 'frame' && page.camera.inFlight?.id === msg.id) {
+    page.camera.inFlight.resolve();
+    stopCamera();
+    return showMessage('error', msg.code, `The camera frame could not be analysed: ${msg.message}.`);
+  }
+  if (req?.kind !== 'photo' || page.photo?.id !== msg.id) return null; // superseded
+  if (msg.code !== 'models-missing' && !['too-large', 'corrupt-image', 'not-image', 'unsupported-format'].includes(msg.code)
+      && page.startError) {
+    msg.code = 'models-failed';
+  }
+  switch (msg.code) {
+    case 'models-missing':
+      showMessage('error', 'models-missing', `“${page.photo.label}” is shown, but it cannot be analysed: the models are not built. `,
+        'Build them with ', code(page.status?.models.command ?? 'python convert/to_tfjs.py'), ' and reload the page.');
+      break;
+    case 'models-failed':
+      showMessage('error', 'models-failed', `“${page.photo.label}” cannot be analysed: the models did not load (${page.startError}).`);
+      break;
+    case 'analysis-failed':
+      showMessage('error', 'analysis-failed', `The analysis failed: ${msg.message}`);
+      break;
+    default:
+      showMessage('error', msg.code, msg.message);
+  }
+  setState(page.analyzer ? 'ready' : (page.analyzerReady ? 'loading' : 'error'));
+  return null;
+}
+
+function showOutcome(result, label) {
+  const n = result.faces.length;
+  if (n === 0) {
+    showMessage('warning', 'no-face', `No face found in “${label}”. Try a photo where the face is larger, `,
+      'lit from the front and not turned far away (faces under “Min confidence” or “Min face px” are not shown).');
+  } else if (result.moreFacesThanLimit) {
+    const showing = `More than ${result.limit} face${result.limit > 1 ? 's' : ''} found; showing the ${result.limit} the detector is most sure of.`;
+    showMessage('warning', 'too-many-faces', showing, result.limit < MAX_FACES_LIMIT
+      ? ' Raise “Max faces” to see more.'
+      : ` ${MAX_FACES_LIMIT} is the most this page shows; crop the photo to see the others.`);
+  } else {
+    showMessage('ok', 'ok', `${n} face${n > 1 ? 's' : ''} analysed in ${formatMs(result.timings.total)} ms on ${result.backend}.`);
+  }
+}
+
+function reportError(err) {
+  if (err instanceof PageError) showMessage('error', err.code, err.message);
+  else showMessage('error', 'analysis-failed', `The analysis failed: ${err.message}`);
+  console.error(err);
+}
 // --- Analysing --------------------------------------------------------------------------------
 /** The "Max faces" field as an integer, or a PageError naming the field. */
 function maxFacesSetting() {
@@ -448,187 +547,164 @@ function fillFilterFields(manifest) {
 /**
  * Analyse pixels; asks for one face more than the limit to know whether there were more.
  * @returns {Promise<object>} the library's result with faces cut to the limit, plus
- *   {limit, moreFacesThanLimit}
- */
-async function runAnalysis(imageData) {
-  const limit = maxFacesSetting();
-  const analyzer = page.analyzer ?? await page.analyzerReady;
-  if (!analyzer) throw new PageError('models-missing', 'The models are not loaded (see the notice above).');
-  const result = await analyzer.analyze(imageData, { maxFaces: limit + 1, heatmaps: $('heatmap-toggle').checked,
-    ...filterSettings() });
-  const more = result.faces.length > limit;
-  return { ...result, faces: result.faces.slice(0, limit), limit, moreFacesThanLimit: more };
-}
 
-/** Analyse the current photo and show the outcome. */
-async function analyzeSource() {
-  if (!page.source || page.busy) return;
-  if (!page.analyzer && !page.analyzerReady) {
-    showMessage('error', 'models-missing', 'The photo is loaded, but the models are not (see the notice above).');
-    return;
+// --- The view: the photo at the width of its panel, zoom and pan ------------------------------
+/** Size the canvas to its panel (device pixels); returns {width, height, dpr}. */
+function sizeCanvas(canvas, imageWidth, imageHeight) {
+  const dpr = window.devicePixelRatio || 1;
+  const cssWidth = Math.max(1, canvas.parentElement.clientWidth);
+  const cssHeight = Math.max(1, Math.min(cssWidth * (imageHeight / imageWidth), window.innerHeight * VIEW_MAX_HEIGHT_VH));
+  const width = Math.round(cssWidth * dpr);
+  const height = Math.round(cssHeight * dpr);
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
   }
-  page.busy = true;
-  setState('busy');
-  showMessage('info', 'analysing', `Analysing “${page.source.label}”…`);
-  try {
-    const result = await runAnalysis(page.source.imageData);
-    await publish(result, page.source);
-    showOutcome(result);
-  } catch (err) {
-    reportError(err);
-  } finally {
-    page.busy = false;
-    setState(page.analyzer ? 'ready' : 'error');
-  }
+  canvas.style.height = `${cssHeight}px`;
+  return { width, height, dpr };
 }
 
-function showOutcome(result) {
-  const n = result.faces.length;
-  if (n === 0) {
-    showMessage('warning', 'no-face', `No face found in “${page.source.label}”. Try a photo where the face is larger, `,
-      'lit from the front and not turned far away (faces under “Min confidence” or “Min face px” are not shown).');
-  } else if (result.moreFacesThanLimit) {
-    showMessage('warning', 'too-many-faces', `More than ${result.limit} face${result.limit > 1 ? 's' : ''} found; showing the `,
-      `${result.limit} the detector is most sure of. Raise “Max faces” to see more.`);
-  } else {
-    showMessage('ok', 'ok', `${n} face${n > 1 ? 's' : ''} analysed in ${formatMs(result.timings.total)} ms on ${result.backend}.`);
-  }
+function resetView() {
+  const { width, height } = viewSource() ?? { width: 1, height: 1 };
+  Object.assign(page.view, { zoom: 1, cx: width / 2, cy: height / 2 });
 }
 
-function reportError(err) {
-  if (err instanceof PageError) showMessage('error', err.code, err.message);
-  else showMessage('error', 'analysis-failed', `The analysis failed: ${err.message}`);
-  console.error(err);
+/** What the view shows: {image, width, height} in photo pixels (camera: the live video), or null. */
+function viewSource() {
+  const cam = page.camera;
+  if (cam.running && cam.video?.videoWidth) return { image: cam.video, width: cam.video.videoWidth, height: cam.video.videoHeight };
+  if (page.photo?.bitmap) return { image: page.photo.bitmap, width: page.photo.width, height: page.photo.height };
+  return null;
 }
 
-/** Store, draw and list a result. */
-async function publish(result, source) {
-  page.lastResult = result;
-  page.overlays = await heatmapOverlays(result.faces);
-  window.facepackLastResult = { ...result, source: source.label };
-  drawScene($('view'), source.canvas, result, page.overlays);
-  renderFaces(result);
-  renderTimings(result.timings);
+/** Photo -> canvas mapping {scale, dx, dy, width, height} of the current zoom and pan (pan kept in bounds). */
+function viewTransform(size, src) {
+  const v = page.view;
+  const fit = Math.min(size.width / src.width, size.height / src.height);
+  const scale = fit * v.zoom;
+  // Keep the photo over the canvas where it is larger than it, centred where it is smaller.
+  const half = (extent) => extent / (2 * scale);
+  const clampCentre = (c, extent, photo) => (photo * scale <= extent ? photo / 2
+    : Math.min(Math.max(c, half(extent)), photo - half(extent)));
+  v.cx = clampCentre(v.cx, size.width, src.width);
+  v.cy = clampCentre(v.cy, size.height, src.height);
+  return { scale, dx: size.width / 2 - v.cx * scale, dy: size.height / 2 - v.cy * scale, width: size.width, height: size.height };
 }
 
-async function loadFile(file) {
-  if (!file) return;
-  stopCamera();
-  try {
-    const pixels = await decodeImage(file);
-    page.source = { ...pixels, label: file.name };
-  } catch (err) {
-    reportError(err);
-    return;
-  }
-  if (!page.analyzer && page.analyzerReady) {
-    showMessage('info', 'waiting', 'Photo loaded; waiting for the models…');
-    await page.analyzerReady;
-  }
-  if (!page.analyzer) {
-    drawScene($('view'), page.source.canvas, { faces: [] });
-    showMessage('error', 'models-missing', 'The photo is loaded, but the models are not (see the notice above).');
-    return;
-  }
-  await analyzeSource();
+/** The result of what the view shows (the camera's latest frame, or the photo), or null. */
+function shownResult() {
+  return page.camera.running ? page.camera.result : page.result;
 }
 
-// --- Drawing ----------------------------------------------------------------------------------
-function colormap(v) {
-  const t = Math.min(Math.max(v, 0), 1) * (COLORMAP.length - 1);
-  const i = Math.min(Math.floor(t), COLORMAP.length - 2);
-  const f = t - i;
-  return COLORMAP[i].map((c, k) => Math.round(c + f * (COLORMAP[i + 1][k] - c)));
-}
-
-/** Colour an upsampled heatmap ({width, height, data} in 0..1) into a canvas (alpha grows with the value). */
-function heatmapCanvas(map) {
-  const canvas = document.createElement('canvas');
-  canvas.width = map.width;
-  canvas.height = map.height;
+/** Draw the view: photo (or camera frame), and the result that belongs to it. */
+function drawView() {
+  const canvas = $('view');
+  const src = viewSource();
+  if (!src) return;
+  const size = sizeCanvas(canvas, src.width, src.height);
+  const t = viewTransform(size, src);
   const ctx = canvas.getContext('2d');
-  const img = ctx.createImageData(map.width, map.height);
-  for (let i = 0; i < map.width * map.height; i += 1) {
-    const v = Math.min(Math.max(Number(map.data[i]) || 0, 0), 1);
-    const [r, g, b] = colormap(v);
-    img.data.set([r, g, b, Math.round(255 * HEATMAP_ALPHA * v)], i * 4);
-  }
-  ctx.putImageData(img, 0, 0);
-  return canvas;
-}
-
-/**
- * One overlay per face ({canvas, square} or null): the library upsamples each Grad-CAM grid to
- * its crop (facepack/gradcam.py:upsample), drawn over the crop's square in the photo.
- */
-async function heatmapOverlays(faces) {
-  return Promise.all(faces.map(async (face) => {
-    if (!face.heatmap) return null;
-    const map = await page.library.heatmapToCrop(face.heatmap);
-    return { canvas: heatmapCanvas(map), square: face.heatmap.square };
-  }));
-}
-
-function drawPoint(ctx, x, y, radius, fill, stroke) {
-  ctx.beginPath();
-  ctx.arc(x, y, radius, 0, 2 * Math.PI);
-  ctx.fillStyle = fill;
-  ctx.fill();
-  if (stroke) {
-    ctx.strokeStyle = stroke;
-    ctx.stroke();
-  }
-}
-
-function drawFace(ctx, face, index, unit, overlay) {
-  const color = FACE_COLORS[index % FACE_COLORS.length];
-  const { x, y, width, height } = face.box;
-  if (overlay) {
-    const { x: sx, y: sy, side } = overlay.square;
-    ctx.drawImage(overlay.canvas, sx, sy, side, side);
-  }
-  ctx.lineWidth = 2 * unit;
-  ctx.strokeStyle = color;
-  ctx.strokeRect(x, y, width, height);
-  for (const [px, py] of face.keypoints ?? []) drawPoint(ctx, px, py, 1.6 * unit, color);
-  ctx.lineWidth = unit;
-  for (const [px, py] of Object.values(face.landmarks5 ?? {})) drawPoint(ctx, px, py, 3.5 * unit, '#ffffff', color);
-  if (face.beauty) {
-    const label = `${index + 1}: ${formatScore(face.beauty.score)} · ${formatScore1to5(face.beauty.score_1to5)}/5`;
-    ctx.font = `600 ${Math.round(14 * unit)}px system-ui, sans-serif`;
-    const pad = 4 * unit;
-    const w = ctx.measureText(label).width + 2 * pad;
-    const h = 20 * unit;
-    const top = y - h >= 0 ? y - h : y + height;
-    ctx.fillStyle = color;
-    ctx.fillRect(x - unit, top, w, h);
-    ctx.fillStyle = '#000000';
-    ctx.textBaseline = 'middle';
-    ctx.fillText(label, x - unit + pad, top + h / 2);
-  }
-}
-
-/** Photo (at most MAX_VIEW_SIDE_PX) with every face's box, points, score and optional heatmap. */
-function drawScene(canvas, image, result, overlays = []) {
-  const scale = Math.min(1, MAX_VIEW_SIDE_PX / Math.max(image.width, image.height));
-  canvas.width = Math.round(image.width * scale);
-  canvas.height = Math.round(image.height * scale);
-  const ctx = canvas.getContext('2d');
-  ctx.setTransform(scale, 0, 0, scale, 0, 0);
-  ctx.drawImage(image, 0, 0);
-  const unit = Math.max(1, Math.max(image.width, image.height) / 640);
-  const showHeatmaps = $('heatmap-toggle').checked;
-  result.faces.forEach((face, i) => drawFace(ctx, face, i, unit, showHeatmaps ? overlays[i] : null));
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, size.width, size.height);
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = page.view.zoom > 2 ? 'low' : 'high';
+  ctx.drawImage(src.image, t.dx, t.dy, src.width * t.scale, src.height * t.scale);
   canvas.classList.add('has-image');
-  const n = result.faces.length;
-  canvas.setAttribute('aria-label', `${page.source?.label ?? 'Camera frame'}: ${n} face${n === 1 ? '' : 's'} found`);
+  $('zoom-controls').hidden = false;
+  $('zoom-level').textContent = `${Math.round(page.view.zoom * 100)}%`;
+  const r = shownResult();
+  const label = page.camera.running ? 'camera frame' : page.photo.label;
+  const belongs = r && (page.camera.running || r.id === page.photo.id);
+  if (!belongs) {
+    window.facepackLabels = [];
+    canvas.setAttribute('aria-label', `${label}: being analysed`);
+    return;
+  }
+  window.facepackDraws.push({ photo: label, result: r.source });
+  window.facepackLabels = drawFaces(ctx, r.result.faces, t,
+    { overlays: r.overlays, heatmaps: $('heatmap-toggle').checked, unit: size.dpr });
+  const n = r.result.faces.length;
+  canvas.setAttribute('aria-label', `${label}: ${n} face${n === 1 ? '' : 's'} found`);
+}
+
+/** Zoom by `factor` keeping canvas point (px, py) (device pixels; default the centre) in place. */
+function zoomBy(factor, px = null, py = null) {
+  const src = viewSource();
+  if (!src) return;
+  const canvas = $('view');
+  const size = { width: canvas.width, height: canvas.height };
+  const before = viewTransform(size, src);
+  const x = px ?? size.width / 2;
+  const y = py ?? size.height / 2;
+  const photoX = (x - before.dx) / before.scale;
+  const photoY = (y - before.dy) / before.scale;
+  const v = page.view;
+  v.zoom = Math.min(Math.max(v.zoom * factor, 1), ZOOM_MAX);
+  const scale = Math.min(size.width / src.width, size.height / src.height) * v.zoom;
+  // the photo point under (x, y) stays there: centre = photo point - (canvas offset from centre) / scale
+  v.cx = photoX - (x - size.width / 2) / scale;
+  v.cy = photoY - (y - size.height / 2) / scale;
+  drawView();
+}
+
+function wireView() {
+  const canvas = $('view');
+  const toCanvas = (e) => {
+    const rect = canvas.getBoundingClientRect();
+    return [(e.clientX - rect.left) * (canvas.width / rect.width), (e.clientY - rect.top) * (canvas.height / rect.height)];
+  };
+  canvas.addEventListener('wheel', (e) => {
+    if (!viewSource()) return;
+    e.preventDefault();
+    zoomBy(Math.exp(-e.deltaY * WHEEL_ZOOM_PER_PX), ...toCanvas(e));
+  }, { passive: false });
+  canvas.addEventListener('pointerdown', (e) => {
+    if (!viewSource()) return;
+    canvas.setPointerCapture(e.pointerId);
+    page.view.drag = { x: e.clientX, y: e.clientY };
+    canvas.classList.add('dragging');
+  });
+  canvas.addEventListener('pointermove', (e) => {
+    const drag = page.view.drag;
+    const src = viewSource();
+    if (!drag || !src) return;
+    const rect = canvas.getBoundingClientRect();
+    const t = viewTransform({ width: canvas.width, height: canvas.height }, src);
+    const perCss = canvas.width / rect.width / t.scale; // photo pixels per CSS pixel
+    page.view.cx -= (e.clientX - drag.x) * perCss;
+    page.view.cy -= (e.clientY - drag.y) * perCss;
+    page.view.drag = { x: e.clientX, y: e.clientY };
+    drawView();
+  });
+  const endDrag = () => { page.view.drag = null; canvas.classList.remove('dragging'); };
+  canvas.addEventListener('pointerup', endDrag);
+  canvas.addEventListener('pointercancel', endDrag);
+  canvas.addEventListener('dblclick', (e) => zoomBy(page.view.zoom > 1 ? 1 / page.view.zoom : 2 * ZOOM_STEP, ...toCanvas(e)));
+  canvas.addEventListener('keydown', (e) => {
+    const step = 40 / (page.view.zoom || 1);
+    const keys = { '+': () => zoomBy(ZOOM_STEP), '=': () => zoomBy(ZOOM_STEP), '-': () => zoomBy(1 / ZOOM_STEP),
+      0: () => { resetView(); drawView(); }, ArrowLeft: () => { page.view.cx -= step; drawView(); },
+      ArrowRight: () => { page.view.cx += step; drawView(); }, ArrowUp: () => { page.view.cy -= step; drawView(); },
+      ArrowDown: () => { page.view.cy += step; drawView(); } };
+    if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
+  });
+  $('zoom-in').addEventListener('click', () => zoomBy(ZOOM_STEP));
+  $('zoom-out').addEventListener('click', () => zoomBy(1 / ZOOM_STEP));
+  $('zoom-fit').addEventListener('click', () => { resetView(); drawView(); });
+  new ResizeObserver(() => { if (!page.camera.running) drawView(); }).observe(canvas.parentElement);
 }
 
 // --- Result panels ----------------------------------------------------------------------------
-function renderFaces(result) {
-  $('face-count').textContent = String(result.faces.length);
-  $('face-count').dataset.count = String(result.faces.length);
-  const items = result.faces.map((face, i) => {
+/**
+ * The face list; each number matches the label on the photo.
+ * @param {object|null} result null: nothing to list (`status` 'waiting': a photo is being analysed)
+ */
+function renderFaces(result, status = 'empty') {
+  const faces = result?.faces ?? [];
+  $('face-count').textContent = String(faces.length);
+  $('face-count').dataset.count = String(faces.length);
+  $('faces').dataset.status = result ? (faces.length ? 'found' : 'none') : status;
+  const items = faces.map((face, i) => {
     const swatch = el('span', { class: 'swatch', 'aria-hidden': 'true' });
     swatch.style.backgroundColor = FACE_COLORS[i % FACE_COLORS.length];
     const { x, y, width, height } = face.box;
@@ -647,7 +723,6 @@ function renderFaces(result) {
   });
   $('faces').replaceChildren(...items);
 }
-
 function renderTimings(timings = {}) {
   for (const stage of ['decode', 'detect', 'crop', 'beauty', 'keypoints', 'gradcam', 'total']) {
     const cell = $(`t-${stage}`);
@@ -717,6 +792,53 @@ function renderModels(manifest) {
   $('terms').replaceChildren(...[...terms].map(([n, t]) => el('li', {}, el('strong', { text: `${n}: ` }), t)));
 }
 
+// --- Downloads --------------------------------------------------------------------------------
+/** File name stem of the photo shown ("group.jpg" -> "group"). */
+function stem() {
+  const label = shownResult()?.source ?? 'facepack';
+  return label.replace(/\.[^.]+$/, '').replace(/[^\w.-]+/g, '_') || 'facepack';
+}
+
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = el('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}
+
+/** The result shown as JSON: faces in photo pixels (DESIGN.md "Named results"), timings, settings. */
+function downloadJson() {
+  const r = shownResult();
+  if (!r) return;
+  const { faces, image, backend, timings, limit, moreFacesThanLimit } = r.result;
+  const doc = {
+    source: r.source, image, backend, timings, max_faces: limit, more_faces_than_limit: moreFacesThanLimit,
+    settings: { min_confidence: Number($('min-confidence').value), min_box_size_px: Number($('min-box-size').value) },
+    models: Object.fromEntries(Object.entries(page.manifest?.models ?? {}).map(([n, e]) => [n, { sha256: e.sha256 ?? null }])),
+    faces,
+  };
+  saveBlob(new Blob([`${JSON.stringify(doc, null, 2)}\n`], { type: 'application/json' }), `${stem()}.facepack.json`);
+  showMessage('ok', 'saved-json', `Saved ${stem()}.facepack.json.`);
+}
+
+/** Ask the worker for the photo at full size with the result drawn on it. */
+function downloadPng() {
+  const r = shownResult();
+  if (!r) return;
+  page.pngRequest = { id: r.id, name: `${stem()}.annotated.png` };
+  page.worker.postMessage({ type: 'annotated-png', id: r.id, heatmaps: $('heatmap-toggle').checked });
+  showMessage('info', 'saving-png', 'Drawing the annotated PNG…');
+}
+
+function onPng(msg) {
+  if (page.pngRequest?.id !== msg.id) return;
+  saveBlob(msg.blob, page.pngRequest.name);
+  showMessage('ok', 'saved-png', `Saved ${page.pngRequest.name}.`);
+  page.pngRequest = null;
+}
+
 // --- Camera -----------------------------------------------------------------------------------
 const nextFrame = () => new Promise((resolve) => requestAnimationFrame(resolve));
 
@@ -738,12 +860,12 @@ async function startCamera() {
   const video = $('camera');
   video.srcObject = stream;
   await video.play();
-  Object.assign(page.camera, { stream, running: true, frames: 0, fps: 0, lastTime: 0 });
+  Object.assign(page.camera, { stream, running: true, frames: 0, fps: 0, lastTime: 0, inFlight: null, video, result: null });
   $('camera-button').textContent = 'Stop camera';
   $('camera-button').setAttribute('aria-pressed', 'true');
   showMessage('info', 'camera', 'Camera on: analysing live frames.');
-  await page.analyzerReady;
-  page.camera.loop = cameraLoop();
+  resetView();
+  page.camera.loop = Promise.all([cameraDrawLoop(), cameraAnalysisLoop()]);
 }
 
 function stopCamera() {
@@ -752,35 +874,61 @@ function stopCamera() {
   cam.running = false;
   cam.stream.getTracks().forEach((t) => t.stop());
   cam.stream = null;
+  cam.inFlight?.resolve();
   $('camera').srcObject = null;
   $('camera-button').textContent = 'Start camera';
   $('camera-button').setAttribute('aria-pressed', 'false');
   $('fps').textContent = cam.frames ? `stopped (${cam.fps.toFixed(1)} fps, ${cam.frames} frames)` : '–';
+  cam.result?.overlays.forEach((o) => o?.close());
+  cam.result = null;
+  resetView();
+  drawView(); // the photo shown before the camera (if any), with its result
+  renderFaces(page.result?.result ?? null);
+  showMessage('info', 'camera-stopped', cam.frames
+    ? `Camera stopped after ${cam.frames} analysed frames (${cam.fps.toFixed(1)} fps). Choose a photo or start it again.`
+    : 'Camera stopped. Choose a photo or start it again.');
 }
 
-async function cameraLoop() {
-  const cam = page.camera;
-  const video = $('camera');
-  while (cam.running) {
-    if (video.videoWidth && page.analyzer && !page.busy) {
-      page.busy = true;
-      try {
-        const frame = pixelsOf(video, video.videoWidth, video.videoHeight);
-        page.source = { ...frame, label: 'camera frame' };
-        const result = await runAnalysis(frame.imageData);
-        if (!cam.running) break;
-        await publish(result, page.source);
-        updateFps(cam);
-        if (!result.faces.length) showMessage('info', 'camera-no-face', 'Camera on: no face in view.');
-        else showMessage('ok', 'camera', `Camera on: ${result.faces.length} face(s).`);
-      } catch (err) {
-        reportError(err);
-        stopCamera();
-      } finally {
-        page.busy = false;
-      }
-    }
+/** Draw the live video with the latest frame's result, every display frame. */
+async function cameraDrawLoop() {
+  while (page.camera.running) {
+    drawView();
     await nextFrame();
+  }
+}
+
+/** Send one frame at a time to the worker; the next is grabbed when the last result is in. */
+async function cameraAnalysisLoop() {
+  const cam = page.camera;
+  await page.analyzerReady;
+  while (cam.running) {
+    if (!page.analyzer || !cam.video.videoWidth) {
+      await nextFrame();
+      continue;
+    }
+    let options;
+    try {
+      options = analysisOptions($('heatmap-toggle').checked);
+    } catch (err) {
+      reportError(err);
+      stopCamera();
+      break;
+    }
+    const bitmap = await createImageBitmap(cam.video);
+    if (!cam.running) { bitmap.close(); break; }
+    const id = request('frame', 'camera frame', options.maxFaces - 1);
+    const done = new Promise((resolve) => { cam.inFlight = { id, resolve }; });
+    page.worker.postMessage({ type: 'frame', id, bitmap, options }, [bitmap]);
+    await done;
+    cam.inFlight = null;
+    if (!cam.running) break;
+    if (!cam.result) continue; // the frame failed (reported)
+    const { faces } = cam.result.result;
+    updateFps(cam);
+    renderFaces(cam.result.result);
+    renderTimings(cam.result.result.timings);
+    if (!faces.length) showMessage('info', 'camera-no-face', 'Camera on: no face in view.');
+    else showMessage('ok', 'camera', `Camera on: ${faces.length} face${faces.length > 1 ? 's' : ''}.`);
   }
 }
 
@@ -821,27 +969,25 @@ function wireEvents() {
   $('backend-select').addEventListener('change', async (e) => {
     const wasRunning = page.camera.running;
     stopCamera();
-    await page.camera.loop; // the frame being analysed must finish before its models are disposed
-    while (page.busy) await nextFrame();
-    if (!page.library || !page.manifest) return;
-    if (!await startAnalyzer(e.target.value)) return;
+    if (!page.manifest || !page.started) return;
+    // A fresh worker for the new backend: whatever the old one was doing is dropped with it.
+    const photo = page.photo;
+    const ready = startAnalyzer(e.target.value);
+    if (photo?.file) sendPhoto(photo.file);
+    if (!await ready) return;
     if (wasRunning) startCamera();
-    else if (page.source) analyzeSource();
   });
-  $('heatmap-toggle').addEventListener('change', () => {
-    const needsHeatmaps = $('heatmap-toggle').checked && page.lastResult?.faces.some((f) => !f.heatmap);
-    if (needsHeatmaps && !page.camera.running) analyzeSource();
-    else if (page.lastResult && page.source) drawScene($('view'), page.source.canvas, page.lastResult, page.overlays);
-  });
-  for (const id of ['max-faces', 'min-confidence', 'min-box-size']) {
-    $(id).addEventListener('change', () => {
-      if (page.source && !page.camera.running) analyzeSource();
-    });
-  }
+  $('heatmap-toggle').addEventListener('change', () => drawView()); // Grad-CAM is always computed for photos
+  for (const id of ['max-faces', 'min-confidence', 'min-box-size']) $(id).addEventListener('change', reanalyse);
+  $('download-json').addEventListener('click', downloadJson);
+  $('download-png').addEventListener('click', downloadPng);
+  wireView();
 }
 
 window.facepackLastResult = null;
 window.facepackCspViolations = [];
+window.facepackDraws = [];
+window.facepackLabels = [];
 boot().catch((err) => {
   setState('error');
   showMessage('error', 'page-failed', `The page failed to start: ${err.message}`);

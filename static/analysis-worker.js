@@ -1,0 +1,295 @@
+/**
+ * The page's analysis worker (module worker, started by app.js): decodes photos, runs the
+ * facepack analyzer (WASM or WebGL, both work in a worker: TF.js draws through OffscreenCanvas)
+ * and prepares what the page draws, so no analysis work runs on the page's main thread.
+ *
+ * Protocol (postMessage; ids are the page's request numbers):
+ *   page -> worker
+ *     {type: 'start', backend, modelUrl, wasmPaths, libraryUrl, imports, baseUrl, manifest}
+ *     {type: 'photo', id, file, label, options}    decode a File and analyse it
+ *     {type: 'frame', id, bitmap, options}          analyse a camera frame (ImageBitmap, transferred)
+ *     {type: 'annotated-png', id, heatmaps}         the last result drawn over its photo, as a PNG Blob
+ *   worker -> page
+ *     {type: 'progress', loaded, total, count, files}   model download (manifest sizes)
+ *     {type: 'ready', backend, reason, tfjs, wasmThreads, cores, isolated} | {type: 'start-failed', code, message}
+ *     {type: 'decoded', id, bitmap, width, height}      display copy of the photo (long side <= DISPLAY_MAX_SIDE_PX)
+ *     {type: 'result', id, result, overlays}            overlays: one coloured Grad-CAM ImageBitmap per face (or null)
+ *     {type: 'failed', id, code, message} | {type: 'skipped', id} | {type: 'png', id, blob}
+ *
+ * Queueing: photos are analysed one at a time, newest first; a photo chosen while another is
+ * decoding or analysing supersedes it (the older one is answered 'skipped' at the next step), and
+ * a photo that arrives before the models are ready waits for them. The page also checks ids, so
+ * a result is only ever drawn on the photo it belongs to.
+ *
+ * Decoding keeps the library's rules: createImageBitmap with premultiplyAlpha 'none' and
+ * imageOrientation 'from-image', the analyzer composites alpha by spec.alpha_rule
+ * (facepack/input.js), and PNGs with a damaged chunk are refused (facepack/png.js).
+ */
+import { headerSize, sniffImageType } from './image-files.js';
+import { drawFaces, heatmapRgba } from './overlay.js';
+import { pngProblem } from './facepack/png.js';
+import { createImporter } from './worker-imports.js';
+
+// Largest photo analysed, in pixels: 12000 x 9000 (108 MP) is the largest size this page has been
+// measured to analyse (the float32 copies of a photo take 12 bytes per pixel, several times over).
+export const MAX_IMAGE_PIXELS = 12000 * 9000;
+const DISPLAY_MAX_SIDE_PX = 2048; // the page's zoomable copy of a photo (analysis uses every pixel)
+const BITMAP_OPTIONS = { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none' };
+
+/** A failure the page shows as is: `code` is its stable #message[data-code]. */
+class PhotoError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const state = {
+  library: null,
+  analyzer: null,
+  ready: null, // Promise of the analyzer (null before 'start')
+  pending: null, // the newest photo job not yet started
+  running: false,
+  last: null, // {id, bitmap (full pixels), result, overlays} of the last result (annotated PNG)
+  tracker: null,
+};
+
+const post = (message, transfer = []) => self.postMessage(message, transfer);
+
+// --- Start-up -----------------------------------------------------------------------------------
+/** Post download progress of the bundle's files as they complete (Resource Timing in the worker). */
+function trackDownloads(manifest, modelUrl) {
+  const sizes = new Map();
+  for (const entry of Object.values(manifest.models)) {
+    for (const file of entry.files ?? []) sizes.set(new URL(file.path, modelUrl).href, file.bytes);
+  }
+  const total = [...sizes.values()].reduce((a, b) => a + b, 0);
+  const done = new Set();
+  const record = (entries) => {
+    let changed = false;
+    for (const entry of entries) {
+      const url = entry.name.split(/[?#]/)[0];
+      if (sizes.has(url) && !done.has(url)) { done.add(url); changed = true; }
+    }
+    if (changed) {
+      const loaded = [...done].reduce((sum, url) => sum + sizes.get(url), 0);
+      post({ type: 'progress', loaded, total, count: done.size, files: sizes.size });
+    }
+  };
+  post({ type: 'progress', loaded: 0, total, count: 0, files: sizes.size });
+  const observer = new PerformanceObserver((list) => record(list.getEntries()));
+  observer.observe({ type: 'resource', buffered: true });
+  return () => {
+    record(observer.takeRecords());
+    record(performance.getEntriesByType('resource'));
+    observer.disconnect();
+  };
+}
+
+async function start(msg) {
+  const modelUrl = new URL(msg.modelUrl, msg.baseUrl).href;
+  const stop = trackDownloads(msg.manifest, modelUrl);
+  try {
+    const importModule = createImporter(msg.imports, msg.baseUrl);
+    state.library = await importModule(msg.libraryUrl);
+    const analyzer = await state.library.createFaceAnalyzer({
+      modelUrl, backend: msg.backend, wasmPaths: new URL(msg.wasmPaths, msg.baseUrl).href,
+    });
+    state.analyzer = analyzer;
+    const tf = await importModule('@tensorflow/tfjs');
+    let wasmThreads = null;
+    if (analyzer.backend === 'wasm') {
+      const wasm = await importModule('@tensorflow/tfjs-backend-wasm');
+      wasmThreads = wasm.getThreadsCount();
+    }
+    stop();
+    post({ type: 'ready', backend: analyzer.backend, reason: analyzer.backendReason ?? null, tfjs: tf.version.tfjs,
+      wasmThreads, cores: navigator.hardwareConcurrency ?? null, isolated: self.crossOriginIsolated });
+    return analyzer;
+  } catch (err) {
+    stop();
+    post({ type: 'start-failed', code: err.code ?? 'models-failed', message: err.message });
+    throw err;
+  }
+}
+
+// --- Decoding -----------------------------------------------------------------------------------
+const megapixels = (w, h) => `${((w * h) / 1e6).toFixed(w * h < 1e7 ? 1 : 0)} megapixels`;
+
+function tooLarge(name, width, height) {
+  const limit = MAX_IMAGE_PIXELS;
+  return new PhotoError('too-large', `“${name}” is ${width} × ${height} pixels (${megapixels(width, height)}): too large to `
+    + `analyse here; the limit is ${megapixels(limit, 1)} (e.g. 12000 × 9000). Scale it down and choose it again.`);
+}
+
+/**
+ * File -> ImageBitmap of all its pixels (EXIF orientation applied, alpha not premultiplied).
+ * @throws {PhotoError} 'corrupt-image' | 'not-image' | 'unsupported-format' | 'too-large'
+ */
+async function decodeFile(file, name) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const type = sniffImageType(bytes.subarray(0, 64));
+  // The PNG integrity rule (manifest spec.png_checksums; facepack/data/png_check.py words it the same).
+  const problem = pngProblem(bytes);
+  if (problem) throw new PhotoError('corrupt-image', `“${name}” is not a readable image (${problem}).`);
+  const size = headerSize(bytes, type);
+  if (size && size.width * size.height > MAX_IMAGE_PIXELS) throw tooLarge(name, size.width, size.height);
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file, BITMAP_OPTIONS);
+  } catch (err) {
+    if (type === 'HEIC' || type === 'HEIF') {
+      throw new PhotoError('unsupported-format', `“${name}” is a ${type} photo (the iPhone's format), which this browser cannot `
+        + 'decode. Save it as JPEG or PNG (on an iPhone: Settings › Camera › Formats › Most Compatible) and choose that.');
+    }
+    if (type === 'AVIF') {
+      throw new PhotoError('corrupt-image', `“${name}” looks like an AVIF image but this browser cannot decode it: `
+        + 'the file is damaged, or uses AVIF features this browser lacks. Try a JPEG or PNG.');
+    }
+    if (type) {
+      throw new PhotoError('corrupt-image', `“${name}” looks like a ${type} image but cannot be decoded: the file is damaged or incomplete.`);
+    }
+    const mime = file.type ? ` (${file.type})` : '';
+    throw new PhotoError('not-image', `“${name}”${mime} is not an image this browser can read. Choose a JPEG, PNG, WebP, GIF or BMP photo.`);
+  }
+  if (!bitmap.width || !bitmap.height) {
+    bitmap.close();
+    throw new PhotoError('corrupt-image', `“${name}” has no pixels.`);
+  }
+  if (bitmap.width * bitmap.height > MAX_IMAGE_PIXELS) {
+    bitmap.close();
+    throw tooLarge(name, bitmap.width, bitmap.height);
+  }
+  return bitmap;
+}
+
+/** A copy of `bitmap` for the page's view, its long side at most DISPLAY_MAX_SIDE_PX. */
+function displayCopy(bitmap) {
+  const scale = Math.min(1, DISPLAY_MAX_SIDE_PX / Math.max(bitmap.width, bitmap.height));
+  return createImageBitmap(bitmap, {
+    resizeWidth: Math.max(1, Math.round(bitmap.width * scale)),
+    resizeHeight: Math.max(1, Math.round(bitmap.height * scale)),
+    resizeQuality: 'high',
+  });
+}
+
+// --- Analysing ----------------------------------------------------------------------------------
+/** One coloured, bilinearly upsampled Grad-CAM image per face (null without a heatmap). */
+async function heatmapOverlays(faces) {
+  return Promise.all(faces.map(async (face) => {
+    if (!face.heatmap) return null;
+    const map = await state.library.heatmapToCrop(face.heatmap); // mirrors facepack/gradcam.py:upsample
+    return createImageBitmap(new ImageData(heatmapRgba(map), map.width, map.height));
+  }));
+}
+
+function remember(entry) {
+  if (state.last) {
+    state.last.bitmap.close();
+    state.last.overlays.forEach((o) => o?.close());
+  }
+  state.last = entry;
+}
+
+/** Analyse `bitmap`; posts the result (overlays are copies: the worker keeps its own for the PNG). */
+async function analyse(id, bitmap, options) {
+  const result = await state.analyzer.analyze(bitmap, options);
+  const overlays = await heatmapOverlays(result.faces);
+  const copies = await Promise.all(overlays.map((o) => (o ? createImageBitmap(o) : null)));
+  remember({ id, bitmap, result, overlays });
+  post({ type: 'result', id, result, overlays: copies }, copies.filter(Boolean));
+}
+
+const superseded = (job) => state.pending !== null && state.pending.id > job.id;
+
+async function runPhoto(job) {
+  let bitmap = null;
+  try {
+    bitmap = await decodeFile(job.file, job.label);
+    if (superseded(job)) return post({ type: 'skipped', id: job.id });
+    const display = await displayCopy(bitmap);
+    post({ type: 'decoded', id: job.id, bitmap: display, width: bitmap.width, height: bitmap.height }, [display]);
+    if (!state.ready) throw new PhotoError('models-missing', 'the models are not loading');
+    await state.ready;
+    if (superseded(job)) return post({ type: 'skipped', id: job.id });
+    await analyse(job.id, bitmap, job.options);
+    bitmap = null; // kept in state.last
+  } catch (err) {
+    post({ type: 'failed', id: job.id, code: err.code ?? 'analysis-failed', message: err.message });
+  } finally {
+    bitmap?.close();
+  }
+  return null;
+}
+
+async function runFrame(job) {
+  try {
+    await state.ready;
+    await analyse(job.id, job.bitmap, job.options);
+  } catch (err) {
+    job.bitmap.close();
+    post({ type: 'failed', id: job.id, code: err.code ?? 'analysis-failed', message: err.message });
+  }
+}
+
+/** Run queued jobs one at a time (newest photo only). */
+async function pump() {
+  if (state.running) return;
+  state.running = true;
+  try {
+    while (state.pending) {
+      const job = state.pending;
+      state.pending = null;
+      await (job.type === 'photo' ? runPhoto(job) : runFrame(job));
+    }
+  } finally {
+    state.running = false;
+  }
+}
+
+function enqueue(job) {
+  if (state.pending) {
+    if (state.pending.type === 'frame') state.pending.bitmap.close();
+    post({ type: 'skipped', id: state.pending.id });
+  }
+  state.pending = job;
+  pump();
+}
+
+// --- The annotated PNG --------------------------------------------------------------------------
+async function annotatedPng(msg) {
+  const last = state.last;
+  if (!last || last.id !== msg.id) {
+    post({ type: 'failed', id: msg.id, code: 'no-result', message: 'there is no result to save for this photo yet' });
+    return;
+  }
+  const { width, height } = last.bitmap;
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(last.bitmap, 0, 0);
+  const unit = Math.max(1, Math.max(width, height) / 1000); // marks readable on a large photo
+  drawFaces(ctx, last.result.faces, { scale: 1, dx: 0, dy: 0, width, height },
+    { overlays: last.overlays, heatmaps: msg.heatmaps, unit });
+  const blob = await canvas.convertToBlob({ type: 'image/png' });
+  post({ type: 'png', id: msg.id, blob });
+}
+
+// --- Messages -----------------------------------------------------------------------------------
+self.addEventListener('message', (event) => {
+  const msg = event.data;
+  switch (msg.type) {
+    case 'start':
+      state.ready = start(msg);
+      state.ready.catch(() => {}); // reported by start(); jobs waiting on it report their own failure
+      break;
+    case 'photo':
+    case 'frame':
+      enqueue(msg);
+      break;
+    case 'annotated-png':
+      annotatedPng(msg).catch((err) => post({ type: 'failed', id: msg.id, code: 'png-failed', message: err.message }));
+      break;
+    default:
+      post({ type: 'failed', id: msg.id ?? null, code: 'bad-message', message: `unknown message type ${JSON.stringify(msg.type)}` });
+  }
+});
