@@ -6,11 +6,9 @@ the session's small untrained runs, loaded once for the module; the expected sco
 facepack.pipeline on the same bytes.
 """
 
-import asyncio
 import contextlib
 import io
 import logging
-import threading
 import time
 
 import numpy as np
@@ -25,7 +23,7 @@ except ImportError as exc:  # fail loudly: CI installs it from requirements.lock
 from botapi_stub import StubBotAPI
 from facepack.bot import texts
 from facepack.bot.analysis import Limits, analyze_photo, annotate_scaled
-from facepack.bot.app import Settings, build_application, serve
+from facepack.bot.app import Settings, build_application, serve_in_thread
 from facepack.bot.redact import MASK, redact_token
 
 TOKEN = "123456789:AAH-facepack_stub_token_0123456789abcdef"
@@ -65,6 +63,7 @@ def photos(fixtures_dir):
         "einstein": (fixtures_dir / "einstein.jpg").read_bytes(),
         "two_faces": _png(np.concatenate([rgb, rgb[:, ::-1]], axis=1)),
         "small": _png(np.asarray(Image.fromarray(rgb).resize((256, 256), Image.Resampling.BILINEAR))),
+        "small_mirrored": _png(np.asarray(Image.fromarray(rgb[:, ::-1]).resize((256, 256), Image.Resampling.BILINEAR))),
         "faceless": _png(np.tile(np.linspace(0, 255, 256, dtype=np.uint8)[None, :, None], (256, 1, 3))),
         "huge": _png(np.zeros((6000, 8000, 3), dtype=np.uint8)),  # 48 MP > Limits.max_pixels
     }
@@ -78,40 +77,13 @@ def _png(rgb: np.ndarray) -> bytes:
 
 @contextlib.contextmanager
 def running_bot(stub, pipe, settings=None, analyzer=analyze_photo):
-    """The bot served on its own loop in a thread (as the CLI, inside redact_token); yields PhotoBot."""
+    """The bot served in a thread of its own, built inside redact_token as the CLI does; yields PhotoBot."""
     settings = settings or Settings(poll_timeout_s=POLL_S)
-    box, ready = {}, threading.Event()
-
-    async def main():
-        box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
+    with redact_token(TOKEN):
         app = build_application(TOKEN, pipe, settings, base_url=stub.base_url, base_file_url=stub.base_file_url,
                                 analyzer=analyzer)
-        box["bot"] = app.bot_data["photo_bot"]
-        ready.set()
-        await serve(app, box["stop"])
-
-    def target():
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # surfaced in the test below
-            box["error"] = exc
-            ready.set()
-
-    with redact_token(TOKEN):
-        thread = threading.Thread(target=target, daemon=True, name="facepack-bot-test")
-        thread.start()
-        assert ready.wait(30), "the bot did not start within 30 s"
-        try:
-            if "error" in box:
-                raise box["error"]
-            yield box["bot"]
-        finally:
-            if "loop" in box:
-                box["loop"].call_soon_threadsafe(box["stop"].set)
-            thread.join(30)
-    assert not thread.is_alive(), "the bot did not stop within 30 s"
-    if "error" in box:
-        raise box["error"]
+        with serve_in_thread(app) as bot:
+            yield bot
 
 
 def reply_image(reply) -> np.ndarray:
@@ -216,11 +188,13 @@ def test_too_many_faces_scores_the_most_confident(stub, pipe, photos):
 # --- concurrency ----------------------------------------------------------------------------------
 def test_twenty_chats_at_once_all_get_their_photo(stub, pipe, photos, artifacts_dir):
     chats = range(100, 120)
-    data = {c: photos["small"] if c % 2 else photos["astronaut"] for c in chats}
-    scores = {name: [f"{f['beauty']['score']:.{SCORE_DECIMALS}f}/100" for f in expected(pipe, photos[name])]
-              for name in ("small", "astronaut")}
-    want = {c: scores["small" if c % 2 else "astronaut"] for c in chats}
-    settings = Settings(poll_timeout_s=POLL_S, workers=2, queue_size=18)
+    name = {c: "small" if c % 2 else "small_mirrored" for c in chats}  # two photos, two different scores
+    data = {c: photos[name[c]] for c in chats}
+    scores = {n: [f"{f['beauty']['score']:.{SCORE_DECIMALS}f}/100" for f in expected(pipe, photos[n])]
+              for n in ("small", "small_mirrored")}
+    assert scores["small"] != scores["small_mirrored"]
+    want = {c: scores[name[c]] for c in chats}
+    settings = Settings(poll_timeout_s=POLL_S)  # the defaults: 2 workers, 30 queued
     with running_bot(stub, pipe, settings) as bot:
         t0 = time.monotonic()
         with stub.cond:  # all 20 arrive in one getUpdates answer
