@@ -234,6 +234,55 @@ def test_cli_missing_run_fails_cleanly_and_keeps_bundle(old_bundle, tmp_path, ca
     assert snapshot(old_bundle) == before
 
 
+def test_build_key_changes_only_with_its_inputs(untrained_runs, tmp_path):
+    runs = {"mtcnn": None, "beauty": untrained_runs["beauty"], "keypoints": untrained_runs["keypoints"]}
+    key = bundle_mod.build_key(runs, "none", False)
+    assert bundle_mod.build_key(runs, "none", False) == key  # deterministic
+    edited = tmp_path / "keypoints" / "20000101-000000"  # same public path, other run.json
+    shutil.copytree(untrained_runs["keypoints"], edited)
+    info = json.loads((edited / "run.json").read_text())
+    (edited / "run.json").write_text(json.dumps({**info, "metrics": {"nme_mean": 0.1}}))
+    other = bundle_mod.build_key({**runs, "keypoints": edited}, "none", False)
+    assert [name for name in runs if other["sets"][name] != key["sets"][name]] == ["keypoints"]
+    for options in (("float16", False), ("none", True)):  # an option changes every set
+        changed = bundle_mod.build_key(runs, *options)["sets"]
+        assert all(changed[name] != key["sets"][name] for name in runs), options
+    assert set(key["inputs"]["common"]["versions"]) >= {"tensorflow", "tensorflowjs", "facepack", "@tensorflow/tfjs"}
+
+
+def test_unchanged_export_is_skipped_and_a_damaged_set_rebuilt_alone(old_bundle, untrained_runs, capsys,
+                                                                    monkeypatch):
+    """The same export is skipped (nothing converted, files untouched; also from the CLI); with a
+    keypoint shard damaged only keypoints is rebuilt. The code digest is pinned (other sessions'
+    edits of the tree must not change the key mid-test) and recorded as the bundle's build."""
+    monkeypatch.setattr(bundle_mod, "_tree_digest", lambda paths, root=None: "0" * 64)
+    args = {"beauty_run": untrained_runs["beauty"], "keypoints_run": untrained_runs["keypoints"]}
+    recorded = manifest_mod.read_manifest(old_bundle)
+    recorded["build"] = bundle_mod.build_key({"mtcnn": None, "beauty": args["beauty_run"],
+                                              "keypoints": args["keypoints_run"]}, "none", False)
+    del recorded["build"]["version"]
+    manifest_mod.write_manifest(old_bundle, recorded)
+    before = snapshot(old_bundle)
+    said = []
+    old = build_bundle(old_bundle, skip_unchanged=True, log=said.append, **args)
+    assert snapshot(old_bundle) == before and old == manifest_mod.read_manifest(old_bundle)
+    assert any("is up to date" in line for line in said) and not any("converting" in line for line in said)
+    assert _cli().main(["--out", str(old_bundle), "--beauty", str(args["beauty_run"]), "--keypoints",
+                        str(args["keypoints_run"]), "--no-node-check"]) == 0
+    assert "is up to date" in capsys.readouterr().err and snapshot(old_bundle) == before
+    shard = next((old_bundle / "keypoints").glob("*.bin"))
+    shard.write_bytes(b"\0" + shard.read_bytes()[1:])
+    said.clear()
+    new = build_bundle(old_bundle, skip_unchanged=True, log=said.append, **args)
+    assert "reusing beauty, mtcnn from" in " ".join(said)
+    assert [line for line in said if line.startswith("converting")] == ["converting keypoints ..."]
+    after = snapshot(old_bundle)
+    assert {p: d for p, d in after.items() if not p.startswith(("keypoints/", "manifest"))} == \
+           {p: d for p, d in before.items() if not p.startswith(("keypoints/", "manifest"))}
+    assert new["build"]["sets"] == old["build"]["sets"]  # the same inputs: the same keys
+    manifest_mod.verify_files(old_bundle)
+
+
 def test_cli_help_explains(capsys):
     with pytest.raises(SystemExit):
         _cli().main(["--help"])

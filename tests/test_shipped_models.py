@@ -69,6 +69,62 @@ def test_latest_run_falls_back_to_shipped(tmp_path):
     assert runs.latest_run("keypoints", root=tmp_path, shipped=False) is None
 
 
+def _fake_run(root: Path, kind: str, stamp: str, metrics: dict, synthetic: bool = False) -> Path:
+    """A run folder as choose_run sees it (run.json + a model.keras that is never loaded)."""
+    run = root / kind / stamp
+    run.mkdir(parents=True)
+    (run / "model.keras").write_bytes(b"not loaded")
+    (run / "run.json").write_text(json.dumps({"model": kind, "synthetic": synthetic, "metrics": metrics,
+                                              "dataset": {"synthetic": synthetic}}))
+    return run
+
+
+def test_synthetic_or_worse_runs_never_replace_the_shipped_model(tmp_path):
+    """The issue's case: a 1-epoch synthetic keypoint run (NME 0.251) is newest; then a real run
+    worse than the shipped NME; neither is used, and the message says why."""
+    shipped_nme = runs.read_run_info(SHIPPED / "keypoints")["metrics"]["nme_mean"]
+    worse = _fake_run(tmp_path, "keypoints", "20300101-000000", {"nme_mean": shipped_nme + 0.01})
+    quick = _fake_run(tmp_path, "keypoints", "20300102-000000", {"nme_mean": 0.251}, synthetic=True)
+    choice = runs.choose_run("keypoints", root=tmp_path)
+    assert choice.path == SHIPPED / "keypoints"
+    assert choice.skipped == [(quick, "trained on synthetic data (run.json synthetic: true)"),
+                              (worse, f"NME {shipped_nme + 0.01:.3f} is worse than the shipped model's {shipped_nme:.3f}")]
+    message = choice.message()
+    assert message.startswith(f"keypoints model: models/shipped/keypoints (the shipped model, NME {shipped_nme:.3f}; "
+                              f"no newer run qualifies)")
+    assert "synthetic data" in message and "worse than the shipped" in message and "--keypoints RUN" in message
+    # a better real run, older than the synthetic one, is used (the synthetic one still named)
+    better = _fake_run(tmp_path, "keypoints", "20300101-120000", {"nme_mean": shipped_nme - 0.005})
+    choice = runs.choose_run("keypoints", root=tmp_path)
+    assert choice.path == better and [p for p, _ in choice.skipped] == [quick]
+    assert f"NME {shipped_nme - 0.005:.3f} vs the shipped model's {shipped_nme:.3f}" in choice.reason
+    # explicit choices always win: a path, a run name, latest, shipped
+    assert runs.resolve_run("keypoints", quick, root=tmp_path) == quick
+    assert runs.resolve_run("keypoints", quick / "model.keras", root=tmp_path) == quick
+    assert runs.resolve_run("keypoints", "20300101-000000", root=tmp_path) == worse
+    assert runs.resolve_run("keypoints", "latest", root=tmp_path) == quick
+    assert runs.resolve_run("keypoints", "shipped", root=tmp_path) == SHIPPED / "keypoints"
+    with pytest.raises(ValueError, match=r"--keypoints: expected a run folder .* 'latest' or 'shipped'; got 'nope'"):
+        runs.resolve_run("keypoints", "nope", root=tmp_path)
+
+
+def test_beauty_choice_compares_pc_higher_is_better(tmp_path, capsys):
+    shipped_pc = runs.read_run_info(SHIPPED / "beauty")["metrics"]["pc"]
+    lower = _fake_run(tmp_path, "beauty", "20300101-000000", {"pc": shipped_pc - 0.02})
+    assert runs.latest_run("beauty", root=tmp_path) == SHIPPED / "beauty"
+    higher = _fake_run(tmp_path, "beauty", "20300102-000000", {"pc": shipped_pc + 0.02})
+    assert runs.latest_run("beauty", root=tmp_path) == higher
+    nometric = _fake_run(tmp_path, "beauty", "20300103-000000", {})
+    choice = runs.choose_run("beauty", root=tmp_path)
+    assert choice.path == higher and choice.skipped == [(nometric, "run.json has no pc metric to compare with the shipped model")]
+    # without a shipped model the newest run is used, whatever it is, and said so
+    assert runs.choose_run("beauty", root=tmp_path, shipped=False).path == nometric
+    assert runs.main(["beauty", "--runs-root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"beauty model: {higher} (newest run trained on real data; PC ")
+    assert runs.main(["beauty", "--runs-root", str(tmp_path), "--run", "gone", "--quiet"]) == 1
+    assert lower.is_dir()
+
+
 @pytest.fixture(scope="module")
 def shipped_bundle(tmp_path_factory):
     """The bundle the main job builds from the shipped models (float16)."""

@@ -391,9 +391,12 @@ def carry_over(out: Path, tmp: Path, old: dict, rebuilt: set) -> dict:
 
 BUILD_KEY_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent.parent
-# The code whose change changes a bundle: the exporter, the spec, the model builders, the JS
-# library (node check, npm package); hashed file by file into every set's key.
-KEY_SOURCES = ("facepack/__init__.py", "facepack/spec.py", "facepack/export", "facepack/models", "static/facepack")
+# The code whose change changes a bundle: the exporter, the spec, the model builders, and the
+# JS library's own layers/ops (the graph path converts against them); hashed file by file into
+# every set's key. The rest of the JS library is in the npm package's key (NPM_KEY_SOURCES), so
+# editing the page or the library does not re-export the models.
+KEY_SOURCES = ("facepack/__init__.py", "facepack/spec.py", "facepack/export", "facepack/models",
+               "static/facepack/layers")
 KEY_SUFFIXES = (".py", ".json", ".js", ".mjs")
 SET_OF_MODEL = {"mtcnn_pnet": "mtcnn", "mtcnn_rnet": "mtcnn", "mtcnn_onet": "mtcnn",
                 "beauty_features": "beauty", "beauty_head": "beauty", "keypoints": "keypoints"}
@@ -478,13 +481,15 @@ def _reusable_sets(out: Path, old: dict | None, key: dict) -> set:
     for model, entry in old.get("models", {}).items():
         have.setdefault(SET_OF_MODEL.get(model), set()).add(model)
     same = {name for name in same if {m for m, s in SET_OF_MODEL.items() if s == name} <= have.get(name, set())}
-    if same:
+    intact = set()
+    for name in same:
         try:
             manifest_mod.verify_files(out, {"models": {m: e for m, e in old["models"].items()
-                                                       if SET_OF_MODEL.get(m) in same}})
+                                                       if SET_OF_MODEL.get(m) == name}})
+            intact.add(name)
         except (ValueError, KeyError, OSError):
-            return set()
-    return same
+            pass  # a file missing or changed: this set is rebuilt
+    return intact
 
 
 NPM_KEY_FILE = ".facepack-build.json"  # in the npm package folder, written after `npm pack`
