@@ -38,6 +38,7 @@ import numpy as np
 from facepack import crop as crop_mod
 from facepack import gradcam as gradcam_mod
 from facepack import spec
+from facepack.bigphoto import RegionPhoto
 from facepack.data.images import load_rgb
 from facepack.detect import mtcnn_detector
 from facepack.models.beauty import expected_score, score_to_1to5
@@ -54,12 +55,22 @@ TIMING_KEYS = ("decode", "detect", "crop", "beauty", "keypoints", "gradcam", "to
 
 # --- Stages ---------------------------------------------------------------------------------
 def decode(image, name: str | None = None) -> np.ndarray:
-    """Path, bytes, PIL image or array -> (H, W, 3) uint8 RGB; ImageDecodeError names the file."""
+    """Path, bytes, PIL image or array -> (H, W, 3) uint8 RGB; ImageDecodeError names the file.
+
+    A facepack.bigphoto.RegionPhoto (a large photo read by region) passes through: detect and
+    crop read it with the same numbers as its full array.
+    """
+    if isinstance(image, RegionPhoto):
+        return image
     return load_rgb(image, name=name)
 
 
 def detect(detector, rgb: np.ndarray, options: dict | None = None) -> list[dict]:
     """MTCNN faces {box, score, landmarks5} in photo pixels, confidence descending."""
+    if isinstance(rgb, RegionPhoto):
+        image, scale_yx = rgb.detection_image()  # = resize_for_detection of the full array
+        return mtcnn_detector.rows_to_faces(
+            mtcnn_detector.run_detector(detector, image, mtcnn_detector.resolve_options(options)), scale_yx)
     return mtcnn_detector.detect_faces(detector, rgb, options)
 
 
@@ -87,6 +98,8 @@ def crop(rgb: np.ndarray, faces: list[dict], kind: str, size: int,
          keypoint_format: str = "68") -> tuple[np.ndarray, list]:
     """Crops (N, size, size, 3) float32 and their squares for model ``kind``."""
     squares = [face_square(face["box"], kind, keypoint_format) for face in faces]
+    if isinstance(rgb, RegionPhoto):
+        return rgb.crop_squares(squares, size), squares
     return crop_mod.crop_squares(rgb, squares, size), squares
 
 

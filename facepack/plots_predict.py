@@ -2,10 +2,13 @@
 
 Pure functions from arrays and result dicts (facepack/pipeline.py) to PIL images; nothing here
 reads or writes files. Colours: box green, 5 MTCNN landmarks one colour each, keypoints cyan,
-Grad-CAM as a "jet" overlay whose opacity follows the map.
+Grad-CAM as a "jet" overlay whose opacity follows the map. Faces are numbered from 1 (#1, #2...)
+in the pipeline's order, as on the page; the contact sheet keeps the input order (it ranks no one).
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -20,6 +23,7 @@ LANDMARK_COLORS = dict(zip(spec.LANDMARKS5, [(255, 60, 60), (255, 160, 0), (255,
                                              (200, 80, 255), (255, 80, 200)]))
 HEATMAP_ALPHA = 0.55  # overlay opacity where the map is 1
 THUMB_PX = 160
+ANNOTATED_MAX_SIDE_PX = 4096  # annotated copies of larger photos are downscaled to this longer side
 
 
 def _font(size: int):
@@ -27,7 +31,11 @@ def _font(size: int):
 
 
 def heatmap_overlay(rgb: np.ndarray, faces: list[dict]) -> np.ndarray:
-    """Photo with every face's Grad-CAM blended in ("jet"), (H, W, 3) uint8."""
+    """Photo with every face's Grad-CAM blended in ("jet"), (H, W, 3) uint8.
+
+    Only the rows and columns the maps cover are coloured (uint8 colour table, float32 blend),
+    so a large photo costs a few bytes per pixel, not the colour map's float64 RGBA.
+    """
     from matplotlib import colormaps
 
     h, w = rgb.shape[:2]
@@ -39,9 +47,47 @@ def heatmap_overlay(rgb: np.ndarray, faces: list[dict]) -> np.ndarray:
         crop_map = gradcam_mod.upsample(np.asarray(record["grid"], dtype=np.float32), record["crop_size"])
         sq = record["square"]
         cam = np.maximum(cam, gradcam_mod.place_in_image(crop_map, (sq["x"], sq["y"], sq["side"]), h, w))
-    colours = colormaps["jet"](cam)[..., :3] * 255.0
-    alpha = (HEATMAP_ALPHA * cam)[..., None]
-    return np.clip(rgb * (1 - alpha) + colours * alpha, 0, 255).astype(np.uint8)
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    rows, cols = np.flatnonzero(cam.any(axis=1)), np.flatnonzero(cam.any(axis=0))
+    if len(rows) == 0:
+        return out
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    part = cam[r0:r1, c0:c1]
+    colours = colormaps["jet"](part, bytes=True)[..., :3].astype(np.float32)
+    alpha = (np.float32(HEATMAP_ALPHA) * part)[..., None]
+    out[r0:r1, c0:c1] = np.clip(out[r0:r1, c0:c1] * (1 - alpha) + colours * alpha, 0, 255).astype(np.uint8)
+    return out
+
+
+def scale_faces(faces: list[dict], s: float) -> list[dict]:
+    """Copies of pipeline faces with every photo-pixel quantity multiplied by ``s``
+    (box, landmarks5, keypoints, the heatmap's square; the heatmap grid is in crop units)."""
+    out = []
+    for face in faces:
+        f = copy.deepcopy(face)
+        f["box"] = {k: v * s for k, v in face["box"].items()}
+        f["landmarks5"] = {k: [x * s, y * s] for k, (x, y) in face["landmarks5"].items()}
+        if "keypoints" in face:
+            f["keypoints"] = [[x * s, y * s] for x, y in face["keypoints"]]
+        if "heatmap" in face:
+            f["heatmap"]["square"] = {k: v * s for k, v in face["heatmap"]["square"].items()}
+        out.append(f)
+    return out
+
+
+def downscaled(photo, max_side: int = ANNOTATED_MAX_SIDE_PX) -> tuple[np.ndarray, float]:
+    """(uint8 copy of ``photo`` whose longer side is at most ``max_side``, its size / photo size).
+
+    photo: (H, W, 3) uint8 array or facepack.bigphoto.RegionPhoto (reduced while reading:
+    Image.reduce by an integer factor, a box filter). Arrays already small enough are returned as is.
+    """
+    if hasattr(photo, "preview"):
+        return photo.preview(max_side)
+    h, w = photo.shape[:2]
+    k = int(np.ceil(max(h, w) / max_side))
+    if k <= 1:
+        return photo, 1.0
+    return np.asarray(Image.fromarray(photo).reduce(k)), 1.0 / k
 
 
 def face_label(index: int, face: dict) -> str:
@@ -79,19 +125,22 @@ def annotate(rgb: np.ndarray, faces: list[dict], heatmaps: bool = False) -> Imag
     return img
 
 
-def face_thumbnail(rgb: np.ndarray, face: dict, size: int = THUMB_PX) -> Image.Image:
-    """The face as the beauty model frames it (spec crop rule), size x size RGB."""
+def face_thumbnail(rgb, face: dict, size: int = THUMB_PX) -> Image.Image:
+    """The face as the beauty model frames it (spec crop rule), size x size RGB.
+
+    rgb: (H, W, 3) array or facepack.bigphoto.RegionPhoto (face in its pixels)."""
     square = face_square(face["box"], spec.BEAUTY["crop_margin"])
-    crop = crop_squares(rgb, [square], size)[0]
+    crop = rgb.crop_squares([square], size)[0] if hasattr(rgb, "crop_squares") else crop_squares(rgb, [square], size)[0]
     return Image.fromarray(np.clip(np.round(crop), 0, 255).astype(np.uint8))
 
 
 def contact_sheet(entries: list[dict], columns: int | None = None, thumb: int = THUMB_PX) -> Image.Image:
-    """Grid of faces sorted by beauty score (highest first).
+    """Grid of faces in the order given (predict.py: input order, faces #1, #2... of each photo).
 
-    entries: [{"thumb": PIL image, "score": float (sort key, may be None), "label": str}].
+    entries: [{"thumb": PIL image, "label": str (two lines at most)}]. No sorting by score: the
+    page and this project do not rank people.
     """
-    ordered = sorted(entries, key=lambda e: -np.inf if e.get("score") is None else e["score"], reverse=True)
+    ordered = list(entries)
     n = max(len(ordered), 1)
     columns = columns or min(n, max(1, int(np.ceil(np.sqrt(n * 1.5)))))
     rows = int(np.ceil(n / columns))
@@ -101,7 +150,7 @@ def contact_sheet(entries: list[dict], columns: int | None = None, thumb: int = 
     cell_w, cell_h = thumb + pad, thumb + text_h + pad
     sheet = Image.new("RGB", (pad + columns * cell_w, title_h + pad + rows * cell_h), (250, 250, 250))
     draw = ImageDraw.Draw(sheet)
-    title = f"{len(ordered)} face(s), sorted by beauty score" if ordered else "no faces found"
+    title = f"{len(ordered)} face(s), in input order" if ordered else "no faces found"
     draw.text((pad, 8), title, fill=(0, 0, 0), font=title_font)
     for k, entry in enumerate(ordered):
         r, c = divmod(k, columns)

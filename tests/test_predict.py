@@ -3,7 +3,12 @@
 import csv
 import importlib.util
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,12 +58,21 @@ def test_csv_has_one_row_per_face(batch):
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["file"] for r in rows] == ["album/astronaut.png", "album/sub/einstein.jpg"]
-    assert rows[0]["face"] == "0"
+    assert rows[0]["face"] == "1"  # numbered from 1, as on the annotated photos and the page
     assert 150 < float(rows[0]["x"]) < 210 and float(rows[0]["confidence"]) > 0.9
     assert 0 <= float(rows[0]["beauty"]) <= 100
     assert float(rows[0]["beauty_1to5"]) == pytest.approx(float(rows[0]["beauty"]) / 20, abs=1e-3)
     assert len(json.loads(rows[0]["keypoints"])) == 68
     assert set(json.loads(rows[0]["landmarks5"])) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+
+
+def test_jsonl_holds_one_line_per_input_file_after_a_header(batch):
+    _, out = batch
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert lines[0]["facepack_predict"] == 1 and lines[0]["options"]["heatmap"] is True
+    assert [r["file"] for r in lines[1:]] == ["album/astronaut.png", "album/corrupt.jpg", "album/notes.txt",
+                                              "album/sub/einstein.jpg"]
+    assert ["faces" in r for r in lines[1:]] == [True, False, False, True]
 
 
 def test_json_lists_photos_and_unreadable_files(batch):
@@ -81,6 +95,7 @@ def test_annotated_copies_and_contact_sheet_are_written(batch):
         assert img.size == (817, 1024) and img.mode == "RGB"
     with Image.open(out / "contact_sheet.png") as sheet:
         assert sheet.size[0] > 160 and sheet.size[1] > 160
+    assert sorted(p.name for p in (out / "faces").iterdir()) == ["album__astronaut_1.jpg", "album__sub__einstein_1.jpg"]
 
 
 def test_exit_status_one_when_nothing_could_be_read(predict, tmp_path, untrained_runs, capsys):
@@ -158,3 +173,120 @@ def test_annotated_names_are_unique(predict):
     used = set()
     assert predict.annotated_name("a/x.png", used) == "a__x.jpg"
     assert predict.annotated_name("a/x.jpg", used) == "a__x-2.jpg"
+
+
+# --- Streaming, kill -9 and --resume ----------------------------------------------------------
+KILL_POLL_S = 0.01  # how often the killed run's results.jsonl is read
+KILL_TIMEOUT_S = 240  # start-up (TensorFlow, models) and the first photo, on a busy CI box
+
+
+def _records(out: Path) -> list[dict]:
+    """results.jsonl lines without timings (they differ from run to run)."""
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    for rec in lines:
+        rec.pop("timings_ms", None)
+    return lines
+
+
+def test_kill_9_mid_batch_keeps_finished_photos_and_resume_equals_an_uninterrupted_run(
+        predict, batch, photo_folder, untrained_runs, tmp_path):
+    """A real subprocess killed by SIGKILL once its first photo is committed; --resume finishes."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, str(ROOT / "predict.py"), str(photo_folder), "--out", str(out), "--heatmap",
+           "--beauty", str(untrained_runs["beauty"]), "--keypoints", str(untrained_runs["keypoints"])]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + KILL_TIMEOUT_S
+    jsonl = out / "results.jsonl"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if jsonl.exists() and jsonl.read_text().count("\n") >= 2:  # header + the first photo
+            break
+        time.sleep(KILL_POLL_S)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    killed = _records(out)
+    assert 2 <= len(killed) < 5, "the kill did not land mid-batch"
+    assert killed[1]["file"] == "album/astronaut.png" and killed[1]["faces"]
+    with open(out / "results.csv", newline="") as fh:
+        assert [r["file"] for r in csv.DictReader(fh)][:1] == ["album/astronaut.png"]  # finished photo's row kept
+    assert not (out / "results.json").exists()  # written when the batch completes
+    rc = predict.main(cmd[2:] + ["--resume"])
+    assert rc == 0
+    _, ref = batch
+    assert _records(out) == _records(ref)
+    assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert summary == json.loads((ref / "results.json").read_text())["summary"] and summary["photos"] == 2
+
+
+def test_resume_drops_a_cut_last_line_and_rewrites_the_csv(predict, batch, tmp_path):
+    """A kill in the middle of a write leaves a partial line: not a result; the CSV follows the JSONL."""
+    _, ref = batch
+    out = tmp_path / "cut"
+    out.mkdir()
+    lines = (ref / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text("".join(lines[:3]) + lines[3][:25])  # astronaut, corrupt, half of notes
+    (out / "results.csv").write_text("file,face\ngarbage,row-of-a-photo-not-committed\n")
+    writer = predict.BatchWriter(out, json.loads(lines[0]), resume=True)
+    writer.add(json.loads(lines[3]))
+    writer.add(json.loads(lines[4]))
+    writer.close()
+    assert (out / "results.jsonl").read_text() == "".join(lines)
+    assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()
+
+
+def test_resume_with_other_options_is_refused(predict, batch, photo_folder, untrained_runs, tmp_path, capsys):
+    _, ref = batch
+    out = tmp_path / "other"
+    shutil.copytree(ref, out)
+    rc = predict.main([str(photo_folder), "--out", str(out), "--resume", "--beauty", str(untrained_runs["beauty"]),
+                       "--keypoints", str(untrained_runs["keypoints"])])  # without --heatmap
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--resume" in err[0] and "options" in err[0]
+
+
+# --- Usage errors: one line, exit 2, before any model loads ------------------------------------
+@pytest.fixture()
+def no_models(monkeypatch):
+    """Loading a model fails the test: usage errors must come first."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr("facepack.pipeline.FacePipeline.from_runs", refuse)
+
+
+@pytest.mark.parametrize("case", ["out_is_a_file", "out_holds_results", "no_photos", "kaggle_half",
+                                  "kaggle_missing", "max_pixels"])
+def test_usage_errors_are_one_line_before_models_load(predict, tmp_path, fixtures_dir, no_models, capsys, case):
+    photo = str(fixtures_dir / "einstein.jpg")
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "results.jsonl").write_text("{}\n")
+    argv, words = {
+        "out_is_a_file": ([photo, "--out", str(tmp_path / "file.txt")], "is a file"),
+        "out_holds_results": ([photo, "--out", str(tmp_path / "done")], "--resume"),
+        "no_photos": (["--out", str(tmp_path / "o")], "no PHOTOS"),
+        "kaggle_half": (["--out", str(tmp_path / "o"), "--kaggle-test", photo], "--kaggle-lookup"),
+        "kaggle_missing": (["--out", str(tmp_path / "o"), "--kaggle-test", "nope.csv", "--kaggle-lookup", photo],
+                           "nope.csv"),
+        "max_pixels": ([photo, "--out", str(tmp_path / "o"), "--max-pixels", "0"], "--max-pixels"),
+    }[case]
+    assert predict.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("predict.py: error: ") and words in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_contact_sheet_keeps_the_order_given():
+    """Faces appear in input order (no ranking): cell k holds entry k."""
+    from facepack import plots_predict
+
+    colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250)]
+    entries = [{"thumb": Image.new("RGB", (10, 10), c), "label": f"#{k + 1}", "score": 100 - 40 * k}
+               for k, c in enumerate(colours)][::-1]  # lowest score first
+    sheet = plots_predict.contact_sheet(entries, columns=3, thumb=20)
+    pad, title_h = 8, 34  # plots_predict.contact_sheet's layout
+    cells = [sheet.getpixel((pad + k * (20 + pad) + 10, title_h + pad + 10)) for k in range(3)]
+    assert cells == colours[::-1]
