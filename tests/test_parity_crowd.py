@@ -21,6 +21,15 @@ these 25-60 px faces (max 86) and 5-6 points per px for the shipped trained mode
 box noise <= 6.1e-4 px that is <= 0.05 points for the parity model: measured 0.006-0.047 over
 10 collages (0.013 on CROWD_SEED, 0.044 before the fix), so SCORE_TOL_POINTS = 0.02 holds here
 but is not a bound for every crowded photo with an untrained model.
+
+The second photo is one large, blurred, noisy face (the fixture astronaut shrunk to 64 px,
+blurred, stretched over a 1200 x 900 canvas, +-20 grey levels of per-pixel noise: what
+bench/bench_parity.py's photo backgrounds are, and what 8 of the 9 sweep photos that missed a
+target had detected). There the detector's box differs by a larger fraction of the face than on
+sharp faces (the MTCNN cascade's float32 floor, CASCADE_REL_TOL), and crops of ~750 px of noise
+sampled to 96-224 px without antialiasing turn that into beauty / keypoint differences far above
+the targets (measured with the shipped models: 0.08-0.31 points, 0.4-8.7 px over 6 such photos).
+The test takes the box out: Python's crop and models on JS's box must give JS's numbers.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import json
 import numpy as np
 import pytest
 
-from jsharness import (build_parity_bundle, compare_faces, node_ready, python_reference, run_node, write_raw)
+from jsharness import build_parity_bundle, compare_faces, detections_only, node_ready, run_node, write_raw
 
 ok, why = node_ready()
 pytestmark = pytest.mark.skipif(not ok, reason=why)
@@ -53,6 +62,22 @@ LANDMARK_TOL_PX = 0.1  # the 5 MTCNN landmarks, photo pixels
 SCORE_TOL_POINTS = 0.02  # expected beauty score 0..100
 KEYPOINT_TOL_PX = 0.1  # 68 keypoints, photo pixels
 HEATMAP_MIN_CORR = 0.999  # Grad-CAM grids, Pearson correlation
+
+# Detector box corners and 5 landmarks, |JS - Python| / the face's longer box side (unitless).
+# P-Net differs from TF by ~2e-7 of a face (float32 conv summation order); R-Net and O-Net re-cut
+# their 24/48-px patches from the previous stage's box without antialiasing, and on a large noisy
+# box each stage multiplies a box difference by up to ~10 (measured stage by stage on sweep photo
+# #438: 2e-7 -> 7.4e-6 -> 6.3e-5, and <= 3e-6 per stage given the same input boxes). Measured on
+# BLUR_SEEDS-like photos 1.2e-5..1.2e-4 (boxes) and 6e-6..2.1e-4 (landmarks); the sweep's worst in
+# /work/notes/readme-h1.md. bench/bench_parity.py:BOX_CASCADE_REL_TOL is the same number.
+CASCADE_REL_TOL = 5e-4
+BLUR_SEED = 2  # noise seed of the blurred-face photo (the largest box difference of seeds 0-2)
+BLUR_CANVAS_PX = (1200, 900)  # width, height
+BLUR_FACE_SQUARE = ("astronaut.png", (153, 47, 140))  # fixture, (x0, y0, side)
+BLUR_SMALL_PX = 64  # the face is shrunk to this, blurred, then stretched over the canvas
+BLUR_RADIUS_PX = 2  # Gaussian blur radius at BLUR_SMALL_PX
+BLUR_NOISE = 20  # per-pixel noise, +- grey levels (a 128-px tile, as the bench's backgrounds)
+MIN_BLUR_FACE_PX = 600  # guard: the face found is this large (longer box side, pixels)
 
 
 def textured_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -95,6 +120,52 @@ def crowd_photo(fixtures_dir, seed: int = CROWD_SEED, count: int = CROWD_FACES) 
     return canvas, placed
 
 
+def blurred_face_photo(fixtures_dir, seed: int = BLUR_SEED) -> np.ndarray:
+    """(H, W, 3) uint8: one fixture face shrunk, blurred and stretched over the canvas, plus a
+    tiled +-BLUR_NOISE noise (mirrors bench/bench_parity.py:_background's face branch), seeded."""
+    from PIL import Image, ImageFilter
+
+    from facepack.data.images import load_rgb
+
+    name, (x0, y0, side) = BLUR_FACE_SQUARE
+    face = Image.fromarray(load_rgb(fixtures_dir / name)[y0:y0 + side, x0:x0 + side])
+    w, h = BLUR_CANVAS_PX
+    small = face.resize((BLUR_SMALL_PX, BLUR_SMALL_PX), Image.LANCZOS).filter(ImageFilter.GaussianBlur(BLUR_RADIUS_PX))
+    out = np.asarray(small.resize((w, h), Image.BICUBIC), dtype=np.int16)
+    tile = np.random.default_rng(seed).integers(-BLUR_NOISE, BLUR_NOISE + 1, (128, 128, 3)).astype(np.int16)
+    out = out + np.tile(tile, (h // 128 + 1, w // 128 + 1, 1))[:h, :w]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def describe_on_boxes(pipe, rgb: np.ndarray, faces: list) -> list:
+    """Python's crop, keypoint, beauty and Grad-CAM stages on given faces' boxes (the reference's
+    answer for those boxes; mirrors bench/bench_parity.py:describe_on_boxes)."""
+    from facepack import pipeline as P
+
+    faces = detections_only(faces)
+    beauty_crops, beauty_squares = P.crop(rgb, faces, "beauty", pipe.beauty_size)
+    kp_crops, kp_squares = P.crop(rgb, faces, "keypoints", pipe.keypoint_size, str(pipe.num_points))
+    for face, points in zip(faces, P.keypoints(pipe.predictor("keypoints"), kp_crops, kp_squares)):
+        face["keypoints"] = points
+    for face, result in zip(faces, P.beauty(pipe.predictor("beauty"), beauty_crops)):
+        face["beauty"] = result
+    features, head = pipe.gradcam_models()
+    for face, record in zip(faces, P.gradcam(features, head, beauty_crops, beauty_squares, pipe.gradcam_compiled())):
+        face["heatmap"] = record
+    return faces
+
+
+def relative_errors(py_faces: list, js_faces: list) -> tuple[float, float]:
+    """(largest box-corner |Δ|, largest landmark |Δ|), each / the face's longer box side."""
+    box = lm = 0.0
+    for p, j in zip(py_faces, js_faces):
+        side = max(p["box"]["width"], p["box"]["height"])
+        box = max(box, max(abs(p["box"][k] - j["box"][k]) for k in p["box"]) / side)
+        lm = max(lm, float(np.abs(np.subtract(list(p["landmarks5"].values()), list(j["landmarks5"].values()))).max())
+                 / side)
+    return box, lm
+
+
 @pytest.fixture(scope="session")
 def parity_models(tmp_path_factory, fixtures_dir):
     # The same root as tests/test_parity_node.py: built once per session.
@@ -107,15 +178,37 @@ def crowd(fixtures_dir):
 
 
 @pytest.fixture(scope="module")
-def results(parity_models, crowd, tmp_path_factory, artifacts_dir):
-    py = python_reference(parity_models, {"crowd": crowd}, heatmaps=True)["crowd"]
-    raw = write_raw(crowd, tmp_path_factory.mktemp("crowd") / "crowd.rgb", "crowd")
-    js = run_node("analyze.mjs", {"bundle": str(parity_models["bundle"]), "backend": "wasm",
-                                  "images": [{**raw, "options": {"heatmaps": True}}]}, timeout=600)
-    js_faces = js["results"][0]["faces"]
-    err = compare_faces(py["faces"], js_faces)
-    (artifacts_dir / "parity_crowd.json").write_text(json.dumps({"backend": js["backend"], "errors": err}, indent=2))
-    return py["faces"], js_faces, err
+def pipe(parity_models):
+    from facepack.pipeline import FacePipeline
+
+    return FacePipeline.from_runs(parity_models["beauty_run"], parity_models["keypoints_run"])
+
+
+@pytest.fixture(scope="module")
+def photos(crowd, fixtures_dir):
+    return {"crowd": crowd, "blurred": blurred_face_photo(fixtures_dir)}
+
+
+@pytest.fixture(scope="module")
+def both(parity_models, pipe, photos, tmp_path_factory):
+    """{name: (Python faces, JS faces)}: both photos in one Node process."""
+    tmp = tmp_path_factory.mktemp("crowd")
+    py = {name: pipe.analyze(rgb, heatmaps=True)["faces"] for name, rgb in photos.items()}
+    images = [{**write_raw(rgb, tmp / f"{name}.rgb", name), "options": {"heatmaps": True}} for name, rgb in photos.items()]
+    js = run_node("analyze.mjs", {"bundle": str(parity_models["bundle"]), "backend": "wasm", "images": images},
+                  timeout=600)
+    assert js["backend"] == "wasm"
+    return {r["name"]: (py[r["name"]], r["faces"]) for r in js["results"]}
+
+
+@pytest.fixture(scope="module")
+def results(both, artifacts_dir):
+    py_faces, js_faces = both["crowd"]
+    err = compare_faces(py_faces, js_faces)
+    blurred = {**compare_faces(*both["blurred"]), **dict(zip(("box_rel", "landmark_rel"), relative_errors(*both["blurred"])))}
+    (artifacts_dir / "parity_crowd.json").write_text(json.dumps({"backend": "wasm", "errors": err, "blurred": blurred},
+                                                                indent=2))
+    return py_faces, js_faces, err
 
 
 def test_collage_is_deterministic(fixtures_dir, crowd):
@@ -138,6 +231,29 @@ def test_crowd_js_equals_python(results):
     assert box_px <= BOX_TOL_PX, f"a box corner off by {box_px:.2e} px"
     assert err["score_abs"] <= DETECT_SCORE_TOL, f"detector confidence off by {err['score_abs']:.2e}"
     assert err["landmark_px"] <= LANDMARK_TOL_PX, f"landmark off by {err['landmark_px']:.3f} px"
+    assert err["beauty_points"] <= SCORE_TOL_POINTS, f"beauty off by {err['beauty_points']:.4f} points"
+    assert err["keypoint_px"] <= KEYPOINT_TOL_PX, f"keypoint off by {err['keypoint_px']:.3f} px"
+    assert err["heatmap_agreement_min"] >= HEATMAP_MIN_CORR, f"Grad-CAM correlation {err['heatmap_agreement_min']:.5f}"
+
+
+def test_large_noisy_face_boxes_within_the_cascade_floor(both):
+    py, js = both["blurred"]
+    assert len(py) == 1 and max(py[0]["box"]["width"], py[0]["box"]["height"]) >= MIN_BLUR_FACE_PX, \
+        f"guard: expected one face of >= {MIN_BLUR_FACE_PX} px, Python found {[f['box'] for f in py]}"
+    assert len(js) == len(py), f"JS found {len(js)} faces, Python {len(py)}"
+    err = compare_faces(py, js)
+    assert err["box_iou_min"] >= BOX_IOU_MIN, f"box IoU {err['box_iou_min']:.5f}"
+    assert err["score_abs"] <= DETECT_SCORE_TOL, f"detector confidence off by {err['score_abs']:.2e}"
+    box_rel, landmark_rel = relative_errors(py, js)
+    assert box_rel <= CASCADE_REL_TOL, f"a box corner off by {box_rel:.2e} of the face"
+    assert landmark_rel <= CASCADE_REL_TOL, f"a landmark off by {landmark_rel:.2e} of the face"
+
+
+def test_large_noisy_face_equals_python_on_the_same_box(both, pipe, photos):
+    """Python's crops and models on JS's box give JS's beauty, keypoints and Grad-CAM (issue 12's
+    targets): what differs end to end on this photo is the box, not the crop or the models."""
+    _, js = both["blurred"]
+    err = compare_faces(describe_on_boxes(pipe, photos["blurred"], js), js)
     assert err["beauty_points"] <= SCORE_TOL_POINTS, f"beauty off by {err['beauty_points']:.4f} points"
     assert err["keypoint_px"] <= KEYPOINT_TOL_PX, f"keypoint off by {err['keypoint_px']:.3f} px"
     assert err["heatmap_agreement_min"] >= HEATMAP_MIN_CORR, f"Grad-CAM correlation {err['heatmap_agreement_min']:.5f}"
