@@ -60,13 +60,15 @@ P_GREY, P_ALPHA, P_EXIF, P_JPEG = 0.12, 0.10, 0.15, 0.70
 JPEG_QUALITY = (30, 95)
 MIN_FACE_DET_PX = 30  # pasted square side in detection-image pixels (smaller ones are rarely found)
 
-# Detector box |Δ| / face side (largest corner, JS vs Python): the float32 floor of the MTCNN
-# cascade. P-Net alone differs by ~2e-7 of a face (conv summation order, XNNPACK vs oneDNN);
-# R-Net and O-Net re-cut their patches from the previous stage's box without antialiasing, so on
-# large, noisy boxes each stage multiplies a box Δ by up to ~10 (measured on sweep photo #438:
-# P-Net 2e-7, R-Net 7.4e-6, O-Net 6.3e-5 of the 666-px detection box; each stage given the SAME
-# input boxes: <= 3e-6). Worst over the 500-photo sweep: see /work/notes/readme-h1.md.
-BOX_CASCADE_REL_TOL = 2e-4
+# Detector box corners and 5 landmarks, |JS - Python| / the face's longer box side: the float32
+# floor of the MTCNN cascade (tests/test_parity_crowd.py:CASCADE_REL_TOL, the same number). P-Net
+# differs from TF by ~2e-7 of a face (conv summation order, XNNPACK vs oneDNN); R-Net and O-Net
+# re-cut their patches from the previous stage's box without antialiasing, so on large, noisy
+# boxes each stage multiplies a box Δ by up to ~10 (measured on sweep photo #438: P-Net 2e-7,
+# R-Net 7.4e-6, O-Net 6.3e-5 of the 666-px detection box; each stage given the SAME input boxes:
+# <= 3e-6). Measured worst: 1.2e-4 (boxes), 2.1e-4 (landmarks) on blurred-face photos like the
+# test's; 9.3e-5 on the 500-photo sweep (photo #104).
+BOX_CASCADE_REL_TOL = 5e-4
 
 # Issue 12's targets (JS vs Python, same pixels), units in the names.
 TARGETS = {  # key: (label, comparison, target)
