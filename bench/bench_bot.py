@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import statistics
 import sys
@@ -62,11 +63,12 @@ def run(args) -> dict:
     from facepack.bot.redact import redact_token
     from facepack.pipeline import FacePipeline
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stub's request lines
     pipe = FacePipeline.from_runs()
     t0 = time.perf_counter()
     warm_up(pipe)
     results = {"models": pipe.runs, "warm_up_s": time.perf_counter() - t0, "cpu_count": os.cpu_count(),
-               "sequential": {}, "concurrent": {}}
+               "load_average_start": os.getloadavg()[0], "sequential": {}, "concurrent": {}}
     stub = StubBotAPI(TOKEN).start()
     chat = iter(range(1000, 10**6))
     pics = photos()
@@ -110,11 +112,13 @@ def run(args) -> dict:
                 "photos_per_s": len(photos_t) / photos_t[-1],
                 "busy_last_s": busy_t[-1] if busy_t else None}
     stub.stop()
+    results["load_average_end"] = os.getloadavg()[0]
     return results
 
 
 def print_tables(r: dict) -> None:
-    print(f"\nmodels: {r['models']}; warm-up {r['warm_up_s']:.1f} s; {r['cpu_count']} CPU cores\n")
+    print(f"\nmodels: {r['models']}; warm-up {r['warm_up_s']:.1f} s; {r['cpu_count']} CPU cores; "
+          f"1-min load average {r['load_average_start']:.1f} at the start, {r['load_average_end']:.1f} at the end\n")
     print("| photo (sent as a file) | reply time, median | fastest |\n| --- | --- | --- |")
     for name, v in r["sequential"].items():
         print(f"| {name} | {v['median_s'] * 1e3:.0f} ms | {v['min_s'] * 1e3:.0f} ms |")

@@ -24,7 +24,7 @@ from botapi_stub import StubBotAPI
 from facepack.bot import texts
 from facepack.bot.analysis import Limits, analyze_photo, annotate_scaled
 from facepack.bot.app import Settings, build_application, serve_in_thread
-from facepack.bot.redact import MASK, redact_token
+from facepack.bot.redact import HTTP_LOGGERS, MASK, redact_token
 
 TOKEN = "123456789:AAH-facepack_stub_token_0123456789abcdef"
 REPLY_TIMEOUT_S = 60.0  # generous: the CI box is shared
@@ -312,3 +312,23 @@ def test_token_comes_from_the_environment_or_a_file(tmp_path):
     assert "not a token" not in str(info.value)
     with pytest.raises(SystemExit):  # there is no way to pass the token as an argument
         build_parser().parse_args(["--token", TOKEN])
+
+
+def test_the_cli_checks_the_token_before_loading_models(stub, tmp_path, monkeypatch):
+    import facepack.pipeline
+    from facepack.bot import cli
+
+    monkeypatch.setattr(facepack.pipeline.FacePipeline, "from_runs",
+                        classmethod(lambda *a, **k: pytest.fail("models loaded before the token was checked")))
+    wrong = "987654321:AAH-another_wrong_token_for_the_stub_xyz"
+    (tmp_path / "token").write_text(wrong + "\n")
+    before = stub.unauthorized
+    levels = {name: logging.getLogger(name).level for name in HTTP_LOGGERS}  # main() quiets them
+    try:
+        with pytest.raises(ValueError, match="rejected by the Bot API") as info:
+            cli.main(["--token-file", str(tmp_path / "token"), "--api-url", stub.base_url,
+                      "--file-url", stub.base_file_url])
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    assert wrong not in str(info.value) and stub.unauthorized == before + 1

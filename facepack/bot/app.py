@@ -11,7 +11,7 @@ for a worker while other chats are answered):
     /start, /help                 -> texts.HELP
     /heatmap on|off               -> per-chat setting (memory only, default off)
     /about                        -> texts.about(pipe.runs)
-    anything else                 -> texts.NOT_A_PHOTO
+    anything else, private chat   -> texts.NOT_A_PHOTO (in groups: nothing)
 
 Per photo: admit (AnalysisPool.try_reserve, else texts.BUSY), download into memory, analyse on
 a worker thread (analysis.analyze_photo), reply, release. Logged per photo: kind, faces, queue
@@ -178,8 +178,9 @@ def build_application(token: str, pipe, settings: Settings = Settings(), base_ur
     app.add_handler(CommandHandler(["start", "help"], bot.help))
     app.add_handler(CommandHandler("about", bot.about))
     app.add_handler(CommandHandler("heatmap", bot.heatmap))
-    app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, bot.photo))
-    app.add_handler(MessageHandler(filters.ALL, bot.other))
+    new = filters.UpdateType.MESSAGE  # not edits: an edited caption is not a new photo
+    app.add_handler(MessageHandler(new & (filters.PHOTO | filters.Document.ALL), bot.photo))
+    app.add_handler(MessageHandler(new & filters.ChatType.PRIVATE, bot.other))  # groups: stay quiet
     app.add_error_handler(bot.on_error)
     return app
 
