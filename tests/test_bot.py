@@ -332,3 +332,13 @@ def test_the_cli_checks_the_token_before_loading_models(stub, tmp_path, monkeypa
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
     assert wrong not in str(info.value) and stub.unauthorized == before + 1
+
+
+@pytest.mark.parametrize("argv, flag", [(["--workers", "0"], "--workers"), (["--queue-size", "-1"], "--queue-size"),
+                                        (["--max-faces", "0"], "--max-faces")])
+def test_bad_settings_are_named_before_the_token_is_read(argv, flag, monkeypatch):
+    from facepack.bot import cli
+
+    monkeypatch.delenv(cli.TOKEN_ENV, raising=False)  # the token error must not come first
+    with pytest.raises(ValueError, match=flag):
+        cli.main(argv)

@@ -58,6 +58,10 @@ class Settings:
     poll_timeout_s: float = 10.0
 
     def __post_init__(self):
+        for name, flag, low in (("workers", "--workers", 1), ("queue_size", "--queue-size", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{flag} must be an integer >= {low}, got {value!r}")
         if self.concurrent_updates <= self.workers + self.queue_size:
             raise ValueError(f"concurrent_updates ({self.concurrent_updates}) must exceed workers + queue_size "
                              f"({self.workers + self.queue_size}); raise it or lower --queue-size")

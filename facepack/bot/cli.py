@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s, lim = Settings(), Limits()
     parser = argparse.ArgumentParser(
-        prog="python -m facepack.bot", allow_abbrev=False, description=__doc__.split("\n\n")[0],
+        prog="python -m facepack.bot", allow_abbrev=False,
+        description="Run the facepack Telegram bot on this machine (long polling, the Python reference pipeline).",
         epilog=f"The token: set {TOKEN_ENV} or pass --token-file (it is never a command-line argument).")
     parser.add_argument("--token-file", metavar="PATH", default=None,
                         help=f"file holding the bot token (default: the {TOKEN_ENV} environment variable)")
@@ -122,14 +123,16 @@ def warm_up(pipe, heatmaps: bool = True) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    token = read_token(args.token_file)
     from facepack.bot.analysis import Limits
     from facepack.bot.app import Settings, build_application
     from facepack.bot.redact import quiet_http_loggers, redact_token
 
+    if isinstance(args.max_faces, int) and args.max_faces < 1:
+        raise ValueError(f"--max-faces must be an integer >= 1, got {args.max_faces}")
     limits = Limits(max_faces=args.max_faces)
     settings = Settings(workers=args.workers, queue_size=args.queue_size,
-                        concurrent_updates=max(64, 2 * (args.workers + args.queue_size)), limits=limits)
+                        concurrent_updates=max(64, 2 * (args.workers + args.queue_size) + 1), limits=limits)
+    token = read_token(args.token_file)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     quiet_http_loggers()
