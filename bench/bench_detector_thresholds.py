@@ -3,6 +3,8 @@
     python bench/bench_detector_thresholds.py            # 800 faces per dataset + 156 face-free images (~7 min)
     python bench/bench_detector_thresholds.py --quick    # 150 faces per dataset + 60 face-free images
     python bench/bench_detector_thresholds.py --all      # every face of both datasets (~20 min)
+    python bench/bench_detector_thresholds.py --faces 1000 --face-free 60 --min-face-size 20   # another
+                                        # pyramid start (detection-image pixels; default: the spec's)
 
 (On the 2-core CI box: ~0.2 s per SCUT photo, ~0.13 s per YouTube photo, ~0.6 s per face-free
 image when idle; `--faces 1000 --face-free 390` took 16 min at load average 10.)
@@ -66,11 +68,16 @@ def parse_args(argv=None):
     p.add_argument("--all", action="store_true", help="every face of both datasets (overrides --faces)")
     p.add_argument("--faces", type=int, help="faces per dataset, a seeded sample (default 800; --quick 150)")
     p.add_argument("--face-free", type=int, help="generated face-free images (default 156; --quick 60)")
+    p.add_argument("--min-face-size", type=float, metavar="PX",
+                   help="the detector's min_face_size (pixels of the detection image; default: "
+                        "spec.MTCNN['min_face_size_px']); the JSON then is detector_thresholds_mfs<PX>.json")
     p.add_argument("--reuse", action="store_true",
                    help="re-evaluate the detections of the last run (bench/results/detector_thresholds.json)")
     args = p.parse_args(argv)
     args.faces = (150 if args.quick else 800) if args.faces is None else args.faces
     args.face_free = (60 if args.quick else 156) if args.face_free is None else args.face_free
+    if args.min_face_size is not None and not args.min_face_size > 0:
+        p.error(f"--min-face-size must be > 0 pixels, got {args.min_face_size}")
     if args.faces < 1 or args.face_free < 0:
         p.error(f"--faces must be >= 1 and --face-free >= 0, got {args.faces} and {args.face_free}")
     return args
@@ -224,16 +231,19 @@ def main(argv=None) -> int:
     from facepack.detect import mtcnn_detector
 
     defaults = (spec.FACE_FILTER["min_confidence"], spec.FACE_FILTER["min_box_size_px"])
+    options = mtcnn_detector.resolve_options(None if args.min_face_size is None
+                                             else {"min_face_size": args.min_face_size})
+    info["min_face_size_px"] = options["min_face_size"]
+    json_name = "detector_thresholds" + ("" if args.min_face_size is None else f"_mfs{args.min_face_size:g}")
     if args.reuse:
-        last = json.loads((common.RESULTS_DIR / "detector_thresholds.json").read_text())
-        return report(info, last["face_runs"], last["face_free_runs"], defaults, last["seconds"])
+        last = json.loads((common.RESULTS_DIR / f"{json_name}.json").read_text())
+        return report(info, last["face_runs"], last["face_free_runs"], defaults, last["seconds"], json_name)
     items = face_items(None if args.all else args.faces)
     if not items:
         print(f"bench_detector_thresholds.py: no dataset under {DATASETS} (scut-fbp5500-train, "
               "youtube-faces-keypoints-train)", file=sys.stderr)
         return 2
     detector = mtcnn_detector.build_detector()
-    options = mtcnn_detector.resolve_options(None)
     t0 = time.perf_counter()
     face_runs = []
     for it in items:
@@ -247,10 +257,11 @@ def main(argv=None) -> int:
         rgb = face_free_image(it["kind"], it["index"], it["size"])
         free_runs.append({**it, "faces": detections(pipeline.detect(detector, rgb, options))})
     free_s = time.perf_counter() - t0 - face_s
-    return report(info, face_runs, free_runs, defaults, {"faces": face_s, "face_free": free_s})
+    return report(info, face_runs, free_runs, defaults, {"faces": face_s, "face_free": free_s}, json_name)
 
 
-def report(info: dict, face_runs: list, free_runs: list, defaults: tuple, seconds: dict) -> int:
+def report(info: dict, face_runs: list, free_runs: list, defaults: tuple, seconds: dict,
+           json_name: str = "detector_thresholds") -> int:
     """Print the table and write the JSON."""
     face_s, free_s = seconds["faces"], seconds["face_free"]
     candidates = sorted({(c, 0) for c in CONFIDENCES} | {(defaults[0], s) for s in BOX_SIZES_PX} | {defaults})
@@ -268,7 +279,8 @@ def report(info: dict, face_runs: list, free_runs: list, defaults: tuple, second
     for row, r in zip(table, rows):
         row.insert(5, 100.0 * (r["scut_found"] + r["youtube_found"]) / max(base_found, 1))
     print(common.machine_line(info))
-    print(f"{base['scut_faces']} SCUT-FBP5500 + {base['youtube_faces']} YouTube-Faces faces ({face_s:.0f} s), "
+    print(f"Detector min_face_size {info['min_face_size_px']:g} px (detection image). "
+          f"{base['scut_faces']} SCUT-FBP5500 + {base['youtube_faces']} YouTube-Faces faces ({face_s:.0f} s), "
           f"{len(free_runs)} face-free images ({free_s:.0f} s); no filter: recall {100.0 * base_found / max(len(face_runs), 1):.2f} %, "
           f"{base['false_total']} false detections")
     print(common.format_table(["min conf", "min box px", "SCUT recall %", "YouTube recall %", "recall %",
@@ -276,7 +288,7 @@ def report(info: dict, face_runs: list, free_runs: list, defaults: tuple, second
     by_kind = evaluate(face_runs, free_runs, *defaults)["false_by_kind"]
     print("false detections per face-free kind, no filter -> defaults: " +
           ", ".join(f"{k} {base['false_by_kind'][k]}->{by_kind[k]}" for k in NOISE_KINDS))
-    path = common.write_json("detector_thresholds", {
+    path = common.write_json(json_name, {
         "machine": info, "defaults": {"min_confidence": defaults[0], "min_box_size_px": defaults[1]},
         "no_filter": base, "candidates": rows, "seconds": seconds, "face_runs": face_runs, "face_free_runs": free_runs})
     print(f"JSON: {path}")

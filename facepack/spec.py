@@ -42,6 +42,9 @@ PNG_CHECKSUMS = "refuse"
 
 # --- MTCNN (the `mtcnn` 1.0.0 package's defaults, written out) -----------------------------
 MTCNN = {
+    # Where the pyramid starts: the smallest face searched for, in pixels of the DETECTION image
+    # (the photo after detect_size; facepack/detect/mtcnn_detector.py and static/facepack/options.js
+    # take this number, per call too). MTCNN_PRESETS["fast"] starts at 40.
     "min_face_size_px": 20,
     "min_size_px": 12,  # P-Net's receptive field
     "scale_factor": 0.709,
@@ -60,6 +63,19 @@ MTCNN = {
     # crop_and_resize (extrapolation 0), i.e. this value in raw pixels (facepack/export/mtcnn_nets.py).
     "patch_pad_value": 127.5,
 }
+# Named overlays of MTCNN (same keys; Python resolve_options(preset=...) / detect_faces(preset=...),
+# JS analyze option detectorPreset), the same numbers on both sides, so parity holds for each:
+# - "packageCompatible": the `mtcnn` package's own defaults (today also MTCNN's), for comparisons
+#   with the package itself;
+# - "fast": the pyramid from 40 px, which leaves out its largest levels, where P-Net costs most:
+#   detection 0.4-0.6x the time (issue 14, bench/README.md). Measured (bench/bench_detector_
+#   thresholds.py --faces 1000 --face-free 60 --min-face-size 40): the detector alone finds 100 %
+#   of 1000 SCUT + 1000 YouTube-Faces faces (20 px: 99.95 %), 99.60 % with FACE_FILTER's
+#   min_confidence 0.9 (20 px: 99.75 %), 0 false faces on 60 face-free images. It misses faces
+#   near or under 40 detection pixels: the seated man of tests/fixtures/einstein.jpg (a 40-px box)
+#   drops from confidence 0.953 to 0.818, under the face filter (why it is not the default: every
+#   fixture expectation built on that face would change).
+MTCNN_PRESETS = {"packageCompatible": {"min_face_size_px": 20}, "fast": {"min_face_size_px": 40}}
 LANDMARKS5 = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
 
 # --- Face filter (after detection, before max_faces; facepack/pipeline.py:filter_faces) ---------
@@ -272,6 +288,7 @@ def spec_dict() -> dict:
         "detect_resize_method": DETECT_RESIZE_METHOD,
         "resize_half_pixel_centers": RESIZE_HALF_PIXEL_CENTERS,
         "mtcnn": dict(MTCNN),
+        "mtcnn_presets": {k: dict(v) for k, v in MTCNN_PRESETS.items()},
         "landmarks5": list(LANDMARKS5),
         "face_filter": dict(FACE_FILTER),
         "alpha_rule": ALPHA_RULE,

@@ -33,7 +33,8 @@ def package_outputs(detector, photos):
 
 @pytest.fixture(scope="session")
 def ours(detector, photos):
-    return {name: md.detect_faces(detector, rgb) for name, rgb in photos.items()}
+    """Ours with the package's own defaults (the packageCompatible preset): compared with it."""
+    return {name: md.detect_faces(detector, rgb, preset=md.PACKAGE_COMPATIBLE) for name, rgb in photos.items()}
 
 
 def test_default_options_are_the_spec_values():
@@ -43,6 +44,49 @@ def test_default_options_are_the_spec_values():
     assert opts["scale_factor"] == spec.MTCNN["scale_factor"]
     assert set(opts) == set(md.OPTION_KEYS)
     assert md.resolve_options({"threshold_pnet": 0.9})["threshold_pnet"] == 0.9
+
+
+def test_package_compatible_preset_is_the_package_defaults():
+    import inspect
+
+    from mtcnn.stages.stage_pnet import StagePNet
+
+    package = inspect.signature(StagePNet.__call__).parameters
+    opts = md.resolve_options(preset=md.PACKAGE_COMPATIBLE)
+    assert opts["min_face_size"] == package["min_face_size"].default == 20
+    assert opts["scale_factor"] == package["scale_factor"].default
+    # an explicit option still wins over the preset
+    assert md.resolve_options({"min_face_size": 33}, preset="fast")["min_face_size"] == 33
+    assert md.resolve_options(preset="fast")["min_face_size"] == spec.MTCNN_PRESETS["fast"]["min_face_size_px"] == 40
+    with pytest.raises(ValueError, match="packageCompat"):
+        md.resolve_options(preset="packageCompat")
+
+
+@pytest.mark.parametrize("h, w", [(512, 512), (1024, 817), (720, 1280), (996, 1280), (40, 2600), (30, 30)])
+def test_pnet_sized_levels_drop_only_levels_pnet_cannot_run(h, w):
+    """At the package's default min face size no level is dropped; at 40 px the package's tail
+    levels are under P-Net's 11 px (where the package alone returns no faces at all)."""
+    from mtcnn.utils.images import build_scale_pyramid
+
+    sized = md._pnet_sized_pyramid(build_scale_pyramid)
+    for min_face in (20, 40):
+        every = build_scale_pyramid(w, h, min_face_size=min_face, scale_factor=spec.MTCNN["scale_factor"])
+        kept = sized(w, h, min_face_size=min_face, scale_factor=spec.MTCNN["scale_factor"])
+        expected = [s for s in every if min(int(h * s), int(w * s)) >= md.PNET_MIN_LEVEL_PX]
+        assert kept.tolist() == expected
+        if min_face == 20:
+            assert kept.tolist() == every.tolist()
+    assert md.pnet_accepts(11, 11) and not md.pnet_accepts(10, 400)
+
+
+def test_fast_preset_finds_the_astronaut_where_the_package_alone_finds_nothing(detector, photos, ours):
+    rgb = photos["astronaut.png"]
+    fast = spec.MTCNN_PRESETS["fast"]["min_face_size_px"]
+    assert detector.detect_faces(rgb.astype(np.float32), min_face_size=fast) == []  # its tail levels are < 11 px
+    faces = md.detect_faces(detector, rgb, preset="fast")
+    assert len(faces) == 1
+    b, ref = faces[0]["box"], ours["astronaut.png"][0]["box"]
+    assert md_box_iou(b, ref) > 0.9
 
 
 @pytest.mark.parametrize("bad, match", [({"treshold_pnet": 0.5}, "treshold_pnet"),
@@ -91,6 +135,14 @@ def test_astronaut_landmarks_are_inside_the_box(ours):
     assert face["landmarks5"]["left_eye"][0] < face["landmarks5"]["right_eye"][0]
 
 
+def md_box_iou(a, b):
+    x0, y0 = max(a["x"], b["x"]), max(a["y"], b["y"])
+    x1 = min(a["x"] + a["width"], b["x"] + b["width"])
+    y1 = min(a["y"] + a["height"], b["y"] + b["height"])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / (a["width"] * a["height"] + b["width"] * b["height"] - inter)
+
+
 def test_blank_and_tiny_images_give_no_faces(detector):
     assert md.detect_faces(detector, np.full((80, 100, 3), 128, np.uint8)) == []
     assert md.detect_faces(detector, np.zeros((8, 8, 3), np.uint8)) == []
@@ -133,7 +185,7 @@ def test_large_photo_is_detected_on_a_downscaled_copy_and_mapped_back(detector, 
     from PIL import Image
 
     big = np.asarray(Image.fromarray(photos["astronaut.png"]).resize((1536, 1536), Image.BILINEAR))
-    faces = md.detect_faces(detector, big)
+    faces = md.detect_faces(detector, big, preset=md.PACKAGE_COMPATIBLE)
     assert len(faces) >= 1  # the 3x copy also yields a weak false positive on the suit
     small = ours["astronaut.png"][0]["box"]
     big_box = faces[0]["box"]

@@ -33,6 +33,16 @@ up to 4 px apart between Python and the JS port for this reason alone). While th
 its ``sort_by_scores`` uses a stable argsort: ties keep a defined order (descending: the later
 row first), the same on every machine and in static/facepack/ops/nms.js:argsortDescending.
 Distinct scores are ordered exactly as before.
+
+A second deviation, only where the package fails (``pnet_sized_levels``): its pyramid has the
+same number of levels whatever ``min_face_size`` is (``build_scale_pyramid`` counts them from the
+photo's side), so above its default of 20 px the last levels get smaller than P-Net's input
+(11 px: conv 3x3, pool 2x2 "same", conv 3x3, conv 3x3) and Keras raises "empty output", which the
+package catches as "no faces" for the WHOLE photo. While the package runs, levels under that
+size are left out, as static/facepack/mtcnn.js:pnetAccepts does: a level that small cannot hold a
+face and the other levels' proposals are kept. With ``min_face_size`` <= 20 (spec.MTCNN's and
+the package's default) no level is that small (the last one is >= 12 px): nothing changes there;
+spec.MTCNN_PRESETS["fast"] (40 px) needs it.
 """
 
 from __future__ import annotations
@@ -44,6 +54,11 @@ import numpy as np
 
 from facepack import spec
 
+# Presets of spec.MTCNN_PRESETS (spec keys), by name; None: spec.MTCNN as it is.
+PACKAGE_COMPATIBLE = "packageCompatible"
+# Smallest level side P-Net maps to a non-empty output (mtcnn/network/pnet.py: a valid 3x3 conv,
+# a 2x2 / 2 "same" max-pool, two valid 3x3 convs: ceil((s - 2) / 2) - 4 >= 1).
+PNET_MIN_LEVEL_PX = 11
 # Detector option -> spec.MTCNN key; these are the keyword arguments of MTCNN.detect_faces.
 OPTION_KEYS = {
     "min_face_size": "min_face_size_px",  # pixels of the detection image (after detect_size)
@@ -68,14 +83,21 @@ _COL_LM_X = slice(6, 11)
 _COL_LM_Y = slice(11, 16)
 
 
-def default_options() -> dict:
-    """Detector options with every default taken from spec.MTCNN."""
-    return {key: spec.MTCNN[spec_key] for key, spec_key in OPTION_KEYS.items()}
+def default_options(preset: str | None = None) -> dict:
+    """Detector options with every default taken from spec.MTCNN, overlaid by a preset of
+    spec.MTCNN_PRESETS (``"packageCompatible"``: the `mtcnn` package's own defaults)."""
+    values = dict(spec.MTCNN)
+    if preset is not None:
+        if preset not in spec.MTCNN_PRESETS:
+            raise ValueError(f"detector preset {preset!r} is unknown; expected one of {sorted(spec.MTCNN_PRESETS)}")
+        values.update(spec.MTCNN_PRESETS[preset])
+    return {key: values[spec_key] for key, spec_key in OPTION_KEYS.items()}
 
 
-def resolve_options(options: dict | None = None) -> dict:
-    """Fill defaults once; unknown keys or non-numbers raise ValueError naming the key."""
-    resolved = default_options()
+def resolve_options(options: dict | None = None, preset: str | None = None) -> dict:
+    """Fill defaults once (spec.MTCNN, then the preset, then ``options``); unknown keys, unknown
+    presets or non-numbers raise ValueError naming the key."""
+    resolved = default_options(preset)
     for key, value in (options or {}).items():
         if key not in resolved:
             raise ValueError(f"detector option {key!r} is unknown; expected one of {sorted(resolved)}")
@@ -131,12 +153,41 @@ def stable_score_order():
         bboxes.sort_by_scores = original
 
 
+def pnet_accepts(h: int, w: int) -> bool:
+    """Whether P-Net maps an h x w level to a non-empty output (static/facepack/mtcnn.js:pnetAccepts)."""
+    return min(h, w) >= PNET_MIN_LEVEL_PX
+
+
+def _pnet_sized_pyramid(build):
+    """build_scale_pyramid without the levels P-Net cannot run (see the module docstring)."""
+
+    def pyramid(width, height, *args, **kwargs):
+        scales = build(width, height, *args, **kwargs)
+        # tf.image.resize truncates shape * scale (mtcnn/utils/images.py:scale_images).
+        return scales[[pnet_accepts(int(height * s), int(width * s)) for s in scales]]
+
+    return pyramid
+
+
+@contextlib.contextmanager
+def pnet_sized_levels():
+    """While active, the package's P-Net stage skips pyramid levels under PNET_MIN_LEVEL_PX."""
+    from mtcnn.stages import stage_pnet
+
+    original = stage_pnet.build_scale_pyramid
+    stage_pnet.build_scale_pyramid = _pnet_sized_pyramid(original)
+    try:
+        yield
+    finally:
+        stage_pnet.build_scale_pyramid = original
+
+
 def run_detector(detector, image: np.ndarray, options: dict) -> np.ndarray:
     """The package's own output for one float32 image: (N, 16) float64 rows, [] -> (0, 16).
 
     Row: [image_id, x, y, w, h, confidence, 5 landmark x, 5 landmark y] (package order).
     """
-    with _PACKAGE_LOCK, stable_score_order():
+    with _PACKAGE_LOCK, stable_score_order(), pnet_sized_levels():
         rows = detector.detect_faces(np.asarray(image, dtype=np.float32), box_format="xywh",
                                      output_type="numpy", **POSTPROCESS, **options)
     rows = np.asarray(rows, dtype=np.float64)
@@ -160,8 +211,12 @@ def rows_to_faces(rows: np.ndarray, scale_yx: tuple[float, float] = (1.0, 1.0)) 
     return faces
 
 
-def detect_faces(detector, rgb: np.ndarray, options: dict | None = None) -> list[dict]:
-    """Photo (H, W, 3) RGB -> faces ``{box, score, landmarks5}`` in its pixels (may be [])."""
-    opts = resolve_options(options)
+def detect_faces(detector, rgb: np.ndarray, options: dict | None = None, preset: str | None = None) -> list[dict]:
+    """Photo (H, W, 3) RGB -> faces ``{box, score, landmarks5}`` in its pixels (may be []).
+
+    ``options``: detector options (OPTION_KEYS; ``min_face_size`` in pixels of the detection
+    image, i.e. after spec.detect_size); ``preset``: see resolve_options.
+    """
+    opts = resolve_options(options, preset)
     image, scale_yx = resize_for_detection(rgb)
     return rows_to_faces(run_detector(detector, image, opts), scale_yx)

@@ -93,14 +93,15 @@ export function filterFaces(faces, minConfidence, minBoxSize) {
  * @param {object} detector loaded {pnet, rnet, onet}
  * @param {object} spec manifest spec
  * @param {tf.Tensor3D} image float32 [H, W, 3]
- * @param {{minFaceSize: number, minConfidence: number, minBoxSize: number, maxFaces: number|null}} opts
+ * @param {{minFaceSize: number, detectorPreset: string|null, minConfidence: number, minBoxSize: number,
+ *   maxFaces: number|null}} opts
  *   resolved analyze options
  * @param {ArrayLike<number>} [pixels] `await image.data()` when the caller has it (read once per photo)
  */
 export async function detectStage(detector, spec, image, opts, pixels = null) {
   const det = await resizeForDetection(image, spec, pixels);
   try {
-    const boxes = await detectFaces(detector, det.image, detectorParams(spec, opts.minFaceSize), det.values);
+    const boxes = await detectFaces(detector, det.image, detectorParams(spec, opts.minFaceSize, opts.detectorPreset), det.values);
     const faces = boxesToFaces(boxes, det.sx, det.sy, spec.landmarks5);
     return filterFaces(faces, opts.minConfidence, opts.minBoxSize).slice(0, opts.maxFaces ?? undefined);
   } finally {
