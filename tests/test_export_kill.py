@@ -51,7 +51,7 @@ with atomic_replace(out) as tmp:
 BUILD_WRITER = r"""
 import sys
 from facepack.export import build_bundle
-build_bundle(sys.argv[1], keypoints_run=sys.argv[2], models=["keypoints"], keep_others=True, log=None)
+build_bundle(sys.argv[1], models=["mtcnn"], keep_others=True, log=None)
 """
 OLD_TAG, NEW_TAG = "2001-01-01T00:00:00+00:00", "2002-02-02T00:00:00+00:00"
 
