@@ -4,6 +4,7 @@
     python bench/bench_parity.py --n 500         # the issue-12 sweep (hours on 2 cores)
     python bench/bench_parity.py --quick         # 12 photos up to 12 MP, Node WASM
     python bench/bench_parity.py --js node-wasm,chromium-wasm,chromium-webgl --n 40
+    python bench/bench_parity.py --indices 104,438     # only these photos (e.g. the ones that missed)
 
 Photos (deterministic in --seed and the photo's index): face images from ../shared/datasets
 (SCUT-FBP5500 350x350 portraits, YouTube-Faces tight crops; FACEPACK_DATASETS points elsewhere)
@@ -396,6 +397,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=60, help="number of photos (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="photo seed (default 0)")
     parser.add_argument("--start", type=int, default=0, help="index of the first photo (default 0)")
+    parser.add_argument("--indices", default=None,
+                        help="comma-separated photo indices instead of --start/--n (e.g. the photos that missed)")
     parser.add_argument("--quick", action="store_true", help="12 photos of at most 12 MP")
     parser.add_argument("--max-mp", type=float, default=108.0, help="largest canvas, megapixels (default 108)")
     parser.add_argument("--js", default="node-wasm", help=f"comma-separated, of {','.join(JS_TARGETS)} (default node-wasm)")
@@ -412,6 +415,14 @@ def main(argv=None) -> int:
     if args.n < 1:
         raise ValueError(f"--n: expected at least 1 photo, got {args.n}")
     n, max_mp = (12, min(args.max_mp, 12.2)) if args.quick else (args.n, args.max_mp)
+    try:
+        chosen = None if args.indices is None else [int(i) for i in args.indices.split(",") if i.strip()]
+    except ValueError:
+        raise ValueError(f"--indices: expected comma-separated integers, got {args.indices!r}") from None
+    if chosen is not None:
+        if not chosen or min(chosen) < 0:
+            raise ValueError(f"--indices: expected photo indices >= 0, got {args.indices!r}")
+        n = len(chosen)
 
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     info = common.machine_info(chromium=any(t.startswith("chromium") for t in targets))
@@ -439,7 +450,7 @@ def main(argv=None) -> int:
     records = []
     t0 = time.perf_counter()
     try:
-        indices = list(range(args.start, args.start + n))
+        indices = chosen if chosen is not None else list(range(args.start, args.start + n))
         for c0 in range(0, len(indices), args.chunk):
             chunk, images = [], []
             for i in indices[c0:c0 + args.chunk]:
