@@ -12,7 +12,6 @@ A bug (any other exception) propagates to the caller, which answers with a gener
 
 from __future__ import annotations
 
-import copy
 import io
 import time
 from dataclasses import dataclass, field
@@ -31,8 +30,9 @@ class Limits:
         reply says how many were left out.
     max_pixels: largest photo accepted, width x height (default 40 megapixels; Telegram's
         20 MB download limit allows larger PNGs, which would cost seconds and ~1 GB each).
-    reply_max_side_px: longer side of the annotated reply image (default 1600 px; Telegram
-        accepts photos up to 10,000 px in width + height, but shows them at ~1280).
+    reply_max_side_px: longest side of the annotated reply image (default 1600 px; larger photos
+        are reduced by an integer factor to at most this; Telegram accepts photos up to 10,000 px
+        in width + height, but shows them at ~1280).
     jpeg_quality: of the reply image (default 90).
     """
 
@@ -113,36 +113,16 @@ def _ms(t0, t1, t2, t3) -> dict:
             "total": (t3 - t0) * 1e3}
 
 
-# --- Drawing (thin wrappers over facepack/plots_predict.py) --------------------------------------
-def scale_faces(faces: list[dict], s: float) -> list[dict]:
-    """Copies of pipeline faces with every photo-pixel quantity multiplied by ``s``.
-
-    Scales box, landmarks5, keypoints and the heatmap's square (its grid is in crop units).
-    """
-    out = []
-    for face in faces:
-        f = copy.deepcopy(face)
-        f["box"] = {k: v * s for k, v in face["box"].items()}
-        f["landmarks5"] = {k: [x * s, y * s] for k, (x, y) in face["landmarks5"].items()}
-        if "keypoints" in face:
-            f["keypoints"] = [[x * s, y * s] for x, y in face["keypoints"]]
-        if "heatmap" in face:
-            f["heatmap"]["square"] = {k: v * s for k, v in face["heatmap"]["square"].items()}
-        out.append(f)
-    return out
-
-
+# --- Drawing (predict.py's, facepack/plots_predict.py) ---------------------------------------------
 def annotate_scaled(rgb: np.ndarray, faces: list[dict], heatmap: bool, max_side: int) -> Image.Image:
-    """plots_predict.annotate on a copy whose longer side is at most ``max_side`` pixels."""
+    """plots_predict.annotate on a copy whose longer side is at most ``max_side`` pixels
+    (plots_predict.downscaled: an integer box-filter reduction; faces scaled to match)."""
     from facepack import plots_predict
 
-    h, w = rgb.shape[:2]
-    s = min(1.0, max_side / max(h, w))
-    if s < 1.0:
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
-        faces = scale_faces(faces, s)
-    return plots_predict.annotate(rgb, faces, heatmaps=bool(heatmap))
+    small, s = plots_predict.downscaled(rgb, max_side)
+    if s != 1.0:
+        faces = plots_predict.scale_faces(faces, s)
+    return plots_predict.annotate(small, faces, heatmaps=bool(heatmap))
 
 
 def encode_jpeg(img: Image.Image, quality: int) -> bytes:
