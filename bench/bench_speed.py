@@ -43,11 +43,12 @@ async function rawImage(item) {
   return { name: item.name, input: { data: new Uint8Array(await response.arrayBuffer()),
                                      width: item.width, height: item.height } };
 }
-// job: {bundle (URL), backend, repeat, images: [{name, url, width, height}]}
+// job: {bundle (URL), backend, repeat, images: [{name, url, width, height}], heatmaps?, options?}
 window.benchJob = async (job) => {
   const images = await Promise.all(job.images.map(rawImage));
   const out = await benchAnalyzer(createFaceAnalyzer, tf, { modelUrl: job.bundle, backend: job.backend,
-                                                            wasmPaths: '/vendor/' }, images, { repeat: job.repeat });
+                                                            wasmPaths: '/vendor/' }, images,
+                                  { repeat: job.repeat, heatmaps: job.heatmaps ?? true, options: job.options ?? {} });
   if (out.backend === 'wasm') out.env.threads = getThreadsCount();
   out.env.crossOriginIsolated = self.crossOriginIsolated;
   return out;
@@ -144,12 +145,13 @@ def browser_jobs(jobs: list[dict]) -> list[dict]:
             for j in jobs]
 
 
-def chromium_config(playwright, base: str, quantize: str, backend: str, jobs, runs: int, repeat: int, log) -> dict:
+def chromium_config(playwright, base: str, quantize: str, backend: str, jobs, runs: int, repeat: int, log,
+                    heatmaps: bool = True, options: dict | None = None) -> dict:
     from jsharness import chromium_page, wait_for_global
 
     common.ensure_bundle(quantize, log)
     job = {"bundle": f"/bench/results/bundle-{quantize}", "backend": backend, "repeat": repeat,
-           "images": browser_jobs(jobs)}
+           "images": browser_jobs(jobs), "heatmaps": heatmaps, "options": options or {}}
     outs = []
     for i in range(runs):
         log(f"  chromium {backend} {common.PRECISIONS[quantize]} run {i + 1}/{runs}")

@@ -5,7 +5,8 @@
  *
  *   node bench/peer.mjs JOB.json  ->  one JSON document on stdout
  *
- * JOB: {repeat, photos: [{name, path, width, height}], labelled: [...same], crops: [...same]}
+ * JOB: {repeat, photos: [{name, path, width, height}], labelled: [...same], crops: [...same],
+ *       detectors?: subset of ['tiny', 'ssd'] (default both)}
  * Output: {versions, load_ms, photos: [{name, tiny: {ms: [...], boxes}, ssd: {...}}],
  *          labelled: [{name, ssd: [{box, points}], tiny: [...]}], crops: [{name, ms, points}]}
  * Points and boxes are in the input's pixels; ms are per call (first call included, the caller
@@ -52,10 +53,11 @@ const loadMs = performance.now() - t0;
 
 const out = { versions: { faceapi: faceapi.version, tfjs: tf.version_core, backend: tf.getBackend(),
                           threads: wasm.getThreadsCount() }, load_ms: loadMs, photos: [], labelled: [], crops: [] };
+const DETECTORS = [['tiny', TINY], ['ssd', SSD]].filter(([key]) => (job.detectors ?? ['tiny', 'ssd']).includes(key));
 for (const item of job.photos) {
   const t = tensorOf(item);
   const entry = { name: item.name };
-  for (const [key, opts] of [['tiny', TINY], ['ssd', SSD]]) {
+  for (const [key, opts] of DETECTORS) {
     const detectMs = [];
     const e2eMs = [];
     let found = [];
@@ -75,7 +77,7 @@ for (const item of job.photos) {
 for (const item of job.labelled) {
   const t = tensorOf(item);
   const entry = { name: item.name };
-  for (const [key, opts] of [['tiny', TINY], ['ssd', SSD]]) {
+  for (const [key, opts] of DETECTORS) {
     const found = await faceapi.detectAllFaces(t, opts).withFaceLandmarks();
     entry[key] = found.map((f) => ({ box: box(f.detection.box), score: f.detection.score, points: points(f.landmarks) }));
   }

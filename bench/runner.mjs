@@ -3,11 +3,12 @@
  * harness page of bench/bench_speed.py / bench_size.py. No imports: the caller passes the library's
  * createFaceAnalyzer and TF.js, so the same code runs in both places.
  *
- * images: [{name, input}] (input: anything analyzer.analyze takes, e.g. {data, width, height})
+ * images: [{name, input}] (input: anything analyzer.analyze takes, e.g. {data, width, height});
+ * options: more analyze options for every call (heatmaps is its own argument)
  * Returns {backend, load_ms, env, results: [{name, runs: [timings...], faces}]}: runs[0] is the
  * first analyze of that photo (cold for the first photo: the first call after load), the rest warm.
  */
-export async function benchAnalyzer(createFaceAnalyzer, tf, config, images, { repeat = 5, heatmaps = true } = {}) {
+export async function benchAnalyzer(createFaceAnalyzer, tf, config, images, { repeat = 5, heatmaps = true, options = {} } = {}) {
   const t0 = performance.now();
   const analyzer = await createFaceAnalyzer(config);
   const loadMs = performance.now() - t0;
@@ -16,7 +17,7 @@ export async function benchAnalyzer(createFaceAnalyzer, tf, config, images, { re
     const runs = [];
     let faces = [];
     for (let i = 0; i < repeat; i++) {
-      const result = await analyzer.analyze(input, { heatmaps });
+      const result = await analyzer.analyze(input, { ...options, heatmaps });
       runs.push(result.timings);
       faces = result.faces;
     }

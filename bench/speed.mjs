@@ -3,22 +3,25 @@
  *
  *   node bench/speed.mjs JOB.json  ->  one JSON document on stdout (bench/runner.mjs:benchAnalyzer)
  *
- * JOB: {bundle, backend ('wasm'|'cpu'), repeat, heatmaps, images: [{name, path, width, height}]}
+ * JOB: {bundle, backend ('wasm'|'cpu'), repeat, heatmaps, images: [{name, path, width, height}],
+ *       options?: more analyze options, library?: path of another copy's index.js (a "before" run)}
  * (raw files written by tests/jsharness.py:write_raw).
  */
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { readFileSync } from 'node:fs';
 
-import { createFaceAnalyzer } from '../static/facepack/index.js';
+import { pathToFileURL } from 'node:url';
+
 import { benchAnalyzer } from './runner.mjs';
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const { createFaceAnalyzer } = await import(job.library ? pathToFileURL(job.library).href : '../static/facepack/index.js');
 const images = job.images.map((item) => ({
   name: item.name,
   input: { data: new Uint8Array(readFileSync(item.path)), width: item.width, height: item.height },
 }));
 const out = await benchAnalyzer(createFaceAnalyzer, tf, { modelUrl: job.bundle, backend: job.backend }, images,
-  { repeat: job.repeat, heatmaps: job.heatmaps ?? true });
+  { repeat: job.repeat, heatmaps: job.heatmaps ?? true, options: job.options ?? {} });
 if (out.backend === 'wasm') out.env.threads = getThreadsCount();
 process.stdout.write(JSON.stringify(out));

@@ -1,0 +1,244 @@
+"""facepack next to face-api, human and the `mtcnn` package on the same photos: one table, one run (issue 14).
+
+    npm install --prefix bench/peer @vladmandic/face-api @vladmandic/human   # once (they ship their models)
+    python bench/bench_speed_peers.py                  # 4 photos, 5 calls each, 3 passes (~6 min)
+    python bench/bench_speed_peers.py --quick          # 3 calls, 1 pass
+    python bench/bench_speed_peers.py --before 86dc96f # adds facepack Node at that commit (package defaults)
+
+Photos (bench/photos.py): the fixtures astronaut (512 x 512, 1 face) and einstein (817 x 1024: the
+seated man), a composed 1920 x 1080 still (2 faces) and a composed 1986 x 1545 crowd of 25 small
+faces. Every JS column runs TF.js 4.22 on WASM (SIMD; the thread count is printed):
+  facepack Node      the library, analyze() with keypoints + beauty (no Grad-CAM), the float16
+                     bundle of models/shipped (bench/results/bundle-float16, rebuilt when its
+                     manifest's spec is not facepack.spec's)
+  facepack Chromium  the same in headless /usr/bin/chromium (page with COOP/COEP)
+  ... fast           the same with analyze option detectorPreset: 'fast' (pyramid from 40 px)
+  facepack before    (--before REF) the library at commit REF, with the `mtcnn` package's
+                     minimum face size (20 px): the numbers before issue 14
+  face-api           @vladmandic/face-api TinyFaceDetector (416, score 0.5) + faceLandmark68Net
+  human              @vladmandic/human BlazeFace + face mesh (caching off, up to 100 faces)
+  mtcnn package      the `mtcnn` Python package, detect_faces with its defaults (detect only)
+ms: per photo the median of the warm calls (the first call dropped), then the median over
+--passes passes (fresh processes; the machine is shared, so one pass can be noisy); "faces": what
+each found (facepack: after its face filter). Ratios: facepack Node / face-api and / human.
+JSON: bench/results/speed_peers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+PACKAGES = {"face_api": common.PEER_DIR / "node_modules" / "@vladmandic" / "face-api",
+            "human": common.PEER_DIR / "node_modules" / "@vladmandic" / "human"}
+INSTALL = "npm install --prefix bench/peer @vladmandic/face-api @vladmandic/human"
+QUANTIZE = "float16"
+COLUMNS = ("facepack_node", "facepack_node_fast", "facepack_chromium", "facepack_chromium_fast", "facepack_before",
+           "face_api", "human", "mtcnn_package")
+FAST = {"detectorPreset": "fast"}  # spec.MTCNN_PRESETS["fast"]
+LABELS = {"facepack_node": "facepack Node", "facepack_node_fast": "facepack Node fast",
+          "facepack_chromium": "facepack Chromium", "facepack_chromium_fast": "facepack Chromium fast",
+          "facepack_before": "facepack before (Node)", "face_api": "face-api tiny + 68",
+          "human": "human BlazeFace + mesh", "mtcnn_package": "`mtcnn` package, detect only"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="3 calls per photo, 1 pass")
+    p.add_argument("--repeat", type=int, help="calls per photo, the first dropped (default 5; --quick 3)")
+    p.add_argument("--passes", type=int, help="fresh processes per column, median taken (default 3; --quick 1)")
+    p.add_argument("--before", metavar="REF", help="also time the library at this git commit (package defaults)")
+    p.add_argument("--skip", nargs="+", default=[], choices=list(COLUMNS), help="columns to leave out")
+    args = p.parse_args(argv)
+    args.repeat = (3 if args.quick else 5) if args.repeat is None else args.repeat
+    args.passes = (1 if args.quick else 3) if args.passes is None else args.passes
+    if args.repeat < 2 or args.passes < 1:
+        p.error(f"--repeat must be >= 2 and --passes >= 1, got {args.repeat} and {args.passes}")
+    return args
+
+
+def current_bundle(log) -> Path:
+    """The float16 bench bundle, rebuilt when its manifest's spec is not facepack.spec's."""
+    import shutil
+
+    from facepack import spec
+
+    out = common.bundle_dir(QUANTIZE)
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        have = json.loads(manifest.read_text()).get("spec")
+        if have != json.loads(json.dumps(spec.spec_dict())):
+            log(f"  {out} was exported with another spec: rebuilding it")
+            shutil.rmtree(out)
+    return common.ensure_bundle(QUANTIZE, log)
+
+
+def before_library(ref: str, folder: Path) -> Path:
+    """static/facepack of commit ``ref`` unpacked under bench/results (so it resolves node_modules)."""
+    tar = subprocess.run(["git", "archive", ref, "static/facepack"], cwd=common.ROOT, capture_output=True)
+    if tar.returncode != 0:
+        raise SystemExit(f"bench_speed_peers: --before {ref}: git archive failed: {tar.stderr.decode()[-300:]}")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as fh:
+        fh.write(tar.stdout)
+        fh.seek(0)
+        with tarfile.open(fileobj=fh) as archive:
+            archive.extractall(folder, filter="data")
+    return folder / "static" / "facepack" / "index.js"
+
+
+def warm(values) -> float | None:
+    return common.median(values[1:])
+
+
+def facepack_node(bundle: Path, jobs, repeat: int, library: Path | None = None, options: dict | None = None) -> dict:
+    from jsharness import run_node
+
+    job = {"bundle": str(bundle), "backend": "wasm", "repeat": repeat, "heatmaps": False, "images": jobs,
+           "options": options or {}, **({"library": str(library)} if library else {})}
+    out = run_node(common.ROOT / "bench" / "speed.mjs", job, timeout=900)
+    return {"env": out["env"], "photos": {r["name"]: {"ms": warm([t["total"] for t in r["runs"]]),
+                                                      "detect_ms": warm([t["detect"] for t in r["runs"]]),
+                                                      "faces": len(r["faces"])} for r in out["results"]}}
+
+
+def facepack_chromium(jobs, raw_dir: Path, repeat: int, options: dict | None = None) -> dict:
+    from bench_speed import PAGE_MODULE, chromium_config, harness_routes
+    from jsharness import page_html, playwright_session, static_server
+
+    pages = {"/bench.html": page_html(PAGE_MODULE, "facepack bench")}
+    with static_server(harness_routes(raw_dir), pages) as base, playwright_session() as pw:
+        res = chromium_config(pw, base, QUANTIZE, "wasm", jobs, 1, repeat, lambda _m: None, heatmaps=False,
+                              options=options)
+    return {"env": res["env"], "photos": {name: {"ms": p["warm"]["total"], "detect_ms": p["warm"]["detect"],
+                                                 "faces": p["faces"]} for name, p in res["photos"].items()}}
+
+
+def face_api(jobs, repeat: int) -> dict:
+    from jsharness import run_node
+
+    out = run_node(common.ROOT / "bench" / "peer.mjs",
+                   {"repeat": repeat, "photos": jobs, "labelled": [], "crops": [], "detectors": ["tiny"]}, timeout=900)
+    return {"env": out["versions"], "photos": {p["name"]: {"ms": warm(p["tiny"]["e2e_ms"]),
+                                                           "detect_ms": warm(p["tiny"]["detect_ms"]),
+                                                           "faces": len(p["tiny"]["faces"])} for p in out["photos"]}}
+
+
+def human(jobs, repeat: int) -> dict:
+    from jsharness import run_node
+
+    out = run_node(common.ROOT / "bench" / "human.mjs", {"repeat": repeat, "photos": jobs}, timeout=900)
+    return {"env": out["versions"], "photos": {p["name"]: {"ms": warm(p["ms"]), "faces": len(p["faces"])}
+                                               for p in out["photos"]}}
+
+
+def mtcnn_package(rgbs: dict, repeat: int) -> dict:
+    """The package's detect_faces, its defaults, on each photo as given (float32)."""
+    import numpy as np
+
+    from facepack.detect import mtcnn_detector
+
+    detector = mtcnn_detector.build_detector()
+    photos = {}
+    for name, rgb in rgbs.items():
+        image = rgb.astype(np.float32)
+        ms, faces = [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            faces = detector.detect_faces(image)
+            ms.append((time.perf_counter() - t0) * 1000.0)
+        photos[name] = {"ms": warm(ms), "faces": len(faces)}
+    import mtcnn
+
+    return {"env": {"mtcnn": getattr(mtcnn, "__version__", "?")}, "photos": photos}
+
+
+def combine(passes: list[dict]) -> dict:
+    """Median over passes of each photo's ms; faces and env of the last pass."""
+    last = passes[-1]
+    photos = {}
+    for name, p in last["photos"].items():
+        photos[name] = {**p, "ms": common.median(q["photos"][name]["ms"] for q in passes),
+                        "ms_passes": [q["photos"][name]["ms"] for q in passes]}
+    return {"env": last["env"], "photos": photos}
+
+
+def table(results: dict, rgbs: dict) -> tuple[list[str], list[list]]:
+    cols = [c for c in COLUMNS if c in results]
+    headers = ["photo", *[f"{LABELS[c]} ms (faces)" for c in cols]]
+    ours_cols = [c for c in ("facepack_node", "facepack_node_fast") if c in results]
+    ratios = [(o, c) for o in ours_cols for c in ("face_api", "human", "mtcnn_package") if c in results]
+    headers += [f"{LABELS[o]} / {LABELS[c].split()[0]}" for o, c in ratios]
+    rows = []
+    for name, rgb in rgbs.items():
+        h, w = rgb.shape[:2]
+        row = [f"{name} {w}x{h}"]
+        for c in cols:
+            p = results[c]["photos"][name]
+            row.append(f"{common.fmt(p['ms'], 0)} ({p['faces']})")
+        for o, c in ratios:
+            ours, theirs = results[o]["photos"][name]["ms"], results[c]["photos"][name]["ms"]
+            row.append(f"{ours / theirs:.2f}x" if ours and theirs else "-")
+        rows.append(row)
+    return headers, rows
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    missing = [str(p) for k, p in PACKAGES.items() if not p.is_dir() and k not in args.skip]
+    if missing and not {"face_api", "human"} <= set(args.skip):
+        sys.exit(f"bench_speed_peers: {', '.join(missing)} missing; install with: {INSTALL} (or --skip face_api human)")
+    from jsharness import write_raw
+    from photos import speed_photos
+
+    info = common.machine_info(chromium="facepack_chromium" not in args.skip)
+    rgbs = speed_photos()
+    bundle = current_bundle(log)
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        jobs = [write_raw(rgb, tmp / f"{name}.rgb", name) for name, rgb in rgbs.items()]
+        runners = {
+            "facepack_node": lambda: facepack_node(bundle, jobs, args.repeat),
+            "facepack_node_fast": lambda: facepack_node(bundle, jobs, args.repeat, options=FAST),
+            "facepack_chromium": lambda: facepack_chromium(jobs, tmp, args.repeat),
+            "facepack_chromium_fast": lambda: facepack_chromium(jobs, tmp, args.repeat, FAST),
+            "face_api": lambda: face_api(jobs, args.repeat),
+            "human": lambda: human(jobs, args.repeat),
+            "mtcnn_package": lambda: mtcnn_package(rgbs, args.repeat),
+        }
+        if args.before:
+            from facepack import spec
+
+            library = before_library(args.before, common.RESULTS_DIR / f"before-{args.before}")
+            package = {"minFaceSize": spec.MTCNN_PRESETS["packageCompatible"]["min_face_size_px"]}
+            runners["facepack_before"] = lambda: facepack_node(bundle, jobs, args.repeat, library, package)
+        passes: dict = {c: [] for c in runners if c not in args.skip}
+        for i in range(args.passes):  # interleaved, so that a busy spell of the machine hits every column
+            for c in passes:
+                log(f"  pass {i + 1}/{args.passes}: {LABELS[c]}")
+                passes[c].append(runners[c]())
+        results = {c: combine(v) for c, v in passes.items()}
+    headers, rows = table(results, rgbs)
+    envs = "; ".join(f"{LABELS[c]}: {results[c]['env']}" for c in results)
+    print(common.machine_line(info))
+    print(f"Warm ms: median of {args.repeat - 1} calls after the first, median over {args.passes} pass(es). {envs}")
+    print(common.format_table(headers, rows))
+    out = {"machine": info, "args": vars(args), "results": results}
+    print(f"JSON: {common.write_json('speed_peers', out).relative_to(common.ROOT)}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
