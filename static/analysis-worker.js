@@ -12,8 +12,8 @@
  *   worker -> page
  *     {type: 'progress', loaded, total, count, files}   model download (manifest sizes)
  *     {type: 'ready', backend, reason, tfjs, wasmThreads, cores, isolated} | {type: 'start-failed', code, message}
- *     {type: 'decoded', id, bitmap, width, height}      display copy of the photo (long side <= DISPLAY_MAX_SIDE_PX)
- *     {type: 'result', id, result, overlays}            overlays: one coloured Grad-CAM ImageBitmap per face (or null)
+ *     {type: 'decoded', id, pixels, width, height}      display copy of the photo (RGBA {width, height, data}, long side <= DISPLAY_MAX_SIDE_PX)
+ *     {type: 'result', id, result, overlays}            overlays: one coloured Grad-CAM RGBA {width, height, data} per face (or null)
  *     {type: 'failed', id, code, message} | {type: 'skipped', id} | {type: 'png', id, blob}
  *
  * Queueing: photos are analysed one at a time, newest first; a photo chosen while another is
@@ -163,23 +163,30 @@ async function decodeFile(file, name) {
   return bitmap;
 }
 
-/** A copy of `bitmap` for the page's view, its long side at most DISPLAY_MAX_SIDE_PX. */
-function displayCopy(bitmap) {
+/**
+ * The pixels of a copy of `bitmap` for the page's view, its long side at most DISPLAY_MAX_SIDE_PX,
+ * as RGBA bytes {width, height, data: ArrayBuffer} (transferred). Bytes, not an ImageBitmap: a
+ * bitmap made in a worker may live in the GPU process, and drawing it would make the page's
+ * thread wait for that process, which the WebGL backend keeps busy for seconds (shader compiles).
+ */
+function displayPixels(bitmap) {
   const scale = Math.min(1, DISPLAY_MAX_SIDE_PX / Math.max(bitmap.width, bitmap.height));
-  return createImageBitmap(bitmap, {
-    resizeWidth: Math.max(1, Math.round(bitmap.width * scale)),
-    resizeHeight: Math.max(1, Math.round(bitmap.height * scale)),
-    resizeQuality: 'high',
-  });
+  const width = Math.max(1, Math.round(bitmap.width * scale));
+  const height = Math.max(1, Math.round(bitmap.height * scale));
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(bitmap, 0, 0, width, height);
+  return { width, height, data: ctx.getImageData(0, 0, width, height).data.buffer };
 }
 
 // --- Analysing ----------------------------------------------------------------------------------
-/** One coloured, bilinearly upsampled Grad-CAM image per face (null without a heatmap). */
+/** One coloured, bilinearly upsampled Grad-CAM image per face as ImageData (null without a heatmap). */
 async function heatmapOverlays(faces) {
   return Promise.all(faces.map(async (face) => {
     if (!face.heatmap) return null;
     const map = await state.library.heatmapToCrop(face.heatmap); // mirrors facepack/gradcam.py:upsample
-    return createImageBitmap(new ImageData(heatmapRgba(map), map.width, map.height));
+    return new ImageData(heatmapRgba(map), map.width, map.height);
   }));
 }
 
@@ -191,13 +198,13 @@ function remember(entry) {
   state.last = entry;
 }
 
-/** Analyse `bitmap`; posts the result (overlays are copies: the worker keeps its own for the PNG). */
+/** Analyse `bitmap`; posts the result with its overlays as RGBA bytes (the worker keeps its own for the PNG). */
 async function analyse(id, bitmap, options) {
   const result = await state.analyzer.analyze(bitmap, options);
   const overlays = await heatmapOverlays(result.faces);
-  const copies = await Promise.all(overlays.map((o) => (o ? createImageBitmap(o) : null)));
-  remember({ id, bitmap, result, overlays });
-  post({ type: 'result', id, result, overlays: copies }, copies.filter(Boolean));
+  const bytes = overlays.map((o) => o && { width: o.width, height: o.height, data: o.data.slice().buffer });
+  remember({ id, bitmap, result, overlays: await Promise.all(overlays.map((o) => o && createImageBitmap(o))) });
+  post({ type: 'result', id, result, overlays: bytes }, bytes.filter(Boolean).map((b) => b.data));
 }
 
 const superseded = (job) => state.pending !== null && state.pending.id > job.id;
@@ -207,8 +214,8 @@ async function runPhoto(job) {
   try {
     bitmap = await decodeFile(job.file, job.label);
     if (superseded(job)) return post({ type: 'skipped', id: job.id });
-    const display = await displayCopy(bitmap);
-    post({ type: 'decoded', id: job.id, bitmap: display, width: bitmap.width, height: bitmap.height }, [display]);
+    const display = displayPixels(bitmap);
+    post({ type: 'decoded', id: job.id, pixels: display, width: bitmap.width, height: bitmap.height }, [display.data]);
     if (!state.ready) throw new PhotoError('models-missing', 'the models are not loading');
     await state.ready;
     if (superseded(job)) return post({ type: 'skipped', id: job.id });

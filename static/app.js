@@ -19,7 +19,7 @@
  * code given to showMessage) with data-seq counting messages, and window.facepackCspViolations.
  */
 
-import { drawFaces, FACE_COLORS } from './overlay.js';
+import { FACE_COLORS } from './overlay.js';
 
 // --- Page constants (page-only: none of these is a model or pipeline constant) ----------------
 const STATUS_URL = '/api/status';
@@ -27,6 +27,7 @@ const MODELS_URL = '/models/';
 const VENDOR_URL = '/vendor/';
 const LIBRARY_URL = '/facepack/index.js';
 const WORKER_URL = '/analysis-worker.js';
+const VIEW_WORKER_URL = '/view-worker.js';
 const MAX_FACES_LIMIT = 50; // upper bound of the "Max faces" field
 const FPS_SMOOTHING = 0.2; // weight of the newest frame in the camera's frame-rate average
 const ZOOM_STEP = 1.5; // one click of + / -
@@ -114,8 +115,10 @@ const page = {
   startError: null, // why the models did not load
   webgl: null, // 'WebGL 2' | 'WebGL 1' | null (probed once at start)
   nextId: 1,
-  photo: null, // {id, label, file, bitmap, width, height}: the photo shown (bitmap: display copy)
-  result: null, // {id, result, overlays, source} for page.photo
+  photo: null, // {id, label, file, shown, width, height}: the photo shown (its pixels are in the view worker)
+  viewWorker: null, // view-worker.js: owns the #view canvas and draws it
+  viewSize: { width: 1, height: 1, dpr: 1 }, // #view's canvas size, device pixels
+  result: null, // {id, result, source} for page.photo (its Grad-CAM overlays are in the view worker)
   pending: new Map(), // id -> {kind: 'photo' | 'frame', label, limit} of requests not answered yet
   view: { zoom: 1, cx: 0, cy: 0, drag: null },
   camera: { stream: null, running: false, frames: 0, fps: 0, lastTime: 0, inFlight: null, video: null, result: null },
@@ -372,7 +375,10 @@ function sendPhoto(file) {
     return;
   }
   const id = request('photo', file.name, options ? options.maxFaces - 1 : null);
-  page.photo = { id, label: file.name, file, bitmap: null, width: 0, height: 0 };
+  page.photo = { id, label: file.name, file, shown: false, width: 0, height: 0 };
+  page.result = null; // the previous photo's result is neither drawn nor saved for this one
+  $('download-json').disabled = true;
+  $('download-png').disabled = true;
   page.worker.postMessage({ type: 'photo', id, file, label: file.name, options });
   if (page.analyzer) {
     setState('busy');
@@ -408,18 +414,12 @@ function onWorkerMessage(msg) {
 }
 
 function onDecoded(msg) {
-  if (page.photo?.id !== msg.id) { // a newer photo was chosen meanwhile
-    msg.bitmap.close();
-    return;
-  }
-  page.photo.bitmap?.close();
-  Object.assign(page.photo, { bitmap: msg.bitmap, width: msg.width, height: msg.height });
-  page.result = null;
+  if (page.photo?.id !== msg.id) return; // a newer photo was chosen meanwhile
+  page.viewWorker.postMessage({ type: 'photo', slot: 'photo', id: msg.id, pixels: msg.pixels }, [msg.pixels.data]);
+  Object.assign(page.photo, { shown: true, width: msg.width, height: msg.height });
   resetView();
   drawView();
   renderFaces(null, 'waiting');
-  $('download-json').disabled = true;
-  $('download-png').disabled = true;
 }
 
 function onResult(msg) {
@@ -427,16 +427,14 @@ function onResult(msg) {
   page.pending.delete(msg.id);
   const forPhoto = req?.kind === 'photo' && page.photo?.id === msg.id;
   const forFrame = req?.kind === 'frame' && page.camera.running && page.camera.inFlight?.id === msg.id;
-  if (!forPhoto && !forFrame) { // superseded: never drawn
-    msg.overlays.forEach((o) => o?.close());
-    return;
-  }
+  if (!forPhoto && !forFrame) return; // superseded: never drawn
   const { limit } = req;
   const result = { ...msg.result, faces: msg.result.faces.slice(0, limit), limit, moreFacesThanLimit: msg.result.faces.length > limit };
-  const entry = { id: msg.id, result, overlays: msg.overlays, source: req.label };
+  const entry = { id: msg.id, result, source: req.label };
   const holder = forFrame ? page.camera : page; // the camera's results never replace the photo's
-  holder.result?.overlays.forEach((o) => o?.close());
   holder.result = entry;
+  page.viewWorker.postMessage({ type: 'result', slot: forFrame ? 'camera' : 'photo', id: forFrame ? 'camera' : msg.id,
+    faces: result.faces, overlays: msg.overlays }, msg.overlays.filter(Boolean).map((o) => o.data));
   window.facepackLastResult = { ...result, source: req.label };
   $('download-json').disabled = false;
   $('download-png').disabled = false;
@@ -549,19 +547,14 @@ function fillFilterFields(manifest) {
  * @returns {Promise<object>} the library's result with faces cut to the limit, plus
 
 // --- The view: the photo at the width of its panel, zoom and pan ------------------------------
-/** Size the canvas to its panel (device pixels); returns {width, height, dpr}. */
+/** The view's canvas size for a photo (device pixels): the panel's width, at most VIEW_MAX_HEIGHT_VH high. */
 function sizeCanvas(canvas, imageWidth, imageHeight) {
   const dpr = window.devicePixelRatio || 1;
   const cssWidth = Math.max(1, canvas.parentElement.clientWidth);
   const cssHeight = Math.max(1, Math.min(cssWidth * (imageHeight / imageWidth), window.innerHeight * VIEW_MAX_HEIGHT_VH));
-  const width = Math.round(cssWidth * dpr);
-  const height = Math.round(cssHeight * dpr);
-  if (canvas.width !== width || canvas.height !== height) {
-    canvas.width = width;
-    canvas.height = height;
-  }
   canvas.style.height = `${cssHeight}px`;
-  return { width, height, dpr };
+  page.viewSize = { width: Math.round(cssWidth * dpr), height: Math.round(cssHeight * dpr), dpr };
+  return page.viewSize;
 }
 
 function resetView() {
@@ -569,11 +562,11 @@ function resetView() {
   Object.assign(page.view, { zoom: 1, cx: width / 2, cy: height / 2 });
 }
 
-/** What the view shows: {image, width, height} in photo pixels (camera: the live video), or null. */
+/** What the view shows: {slot, width, height} in photo pixels (camera: the live video), or null. */
 function viewSource() {
   const cam = page.camera;
-  if (cam.running && cam.video?.videoWidth) return { image: cam.video, width: cam.video.videoWidth, height: cam.video.videoHeight };
-  if (page.photo?.bitmap) return { image: page.photo.bitmap, width: page.photo.width, height: page.photo.height };
+  if (cam.running && cam.video?.videoWidth) return { slot: 'camera', width: cam.video.videoWidth, height: cam.video.videoHeight };
+  if (page.photo?.shown) return { slot: 'photo', width: page.photo.width, height: page.photo.height };
   return null;
 }
 
@@ -596,43 +589,43 @@ function shownResult() {
   return page.camera.running ? page.camera.result : page.result;
 }
 
-/** Draw the view: photo (or camera frame), and the result that belongs to it. */
+/** Have the view worker draw the photo (or camera frame) with the result that belongs to it. */
 function drawView() {
   const canvas = $('view');
   const src = viewSource();
   if (!src) return;
   const size = sizeCanvas(canvas, src.width, src.height);
-  const t = viewTransform(size, src);
-  const ctx = canvas.getContext('2d');
-  ctx.setTransform(1, 0, 0, 1, 0, 0);
-  ctx.clearRect(0, 0, size.width, size.height);
-  ctx.imageSmoothingEnabled = true;
-  ctx.imageSmoothingQuality = page.view.zoom > 2 ? 'low' : 'high';
-  ctx.drawImage(src.image, t.dx, t.dy, src.width * t.scale, src.height * t.scale);
+  const view = viewTransform(size, src);
+  const seq = (page.drawSeq = (page.drawSeq ?? 0) + 1);
+  canvas.dataset.requested = String(seq);
+  page.viewWorker.postMessage({ type: 'draw', slot: src.slot, seq, width: size.width, height: size.height, view,
+    photoWidth: src.width, photoHeight: src.height, heatmaps: $('heatmap-toggle').checked, unit: size.dpr,
+    zoomedIn: page.view.zoom > 2 });
   canvas.classList.add('has-image');
   $('zoom-controls').hidden = false;
   $('zoom-level').textContent = `${Math.round(page.view.zoom * 100)}%`;
   const r = shownResult();
-  const label = page.camera.running ? 'camera frame' : page.photo.label;
-  const belongs = r && (page.camera.running || r.id === page.photo.id);
-  if (!belongs) {
-    window.facepackLabels = [];
+  const label = src.slot === 'camera' ? 'camera frame' : page.photo.label;
+  if (!r || (src.slot === 'photo' && r.id !== page.photo.id)) {
     canvas.setAttribute('aria-label', `${label}: being analysed`);
     return;
   }
   window.facepackDraws.push({ photo: label, result: r.source });
-  window.facepackLabels = drawFaces(ctx, r.result.faces, t,
-    { overlays: r.overlays, heatmaps: $('heatmap-toggle').checked, unit: size.dpr });
   const n = r.result.faces.length;
   canvas.setAttribute('aria-label', `${label}: ${n} face${n === 1 ? '' : 's'} found`);
+}
+
+function onViewMessage(msg) {
+  if (msg.type !== 'drawn') return;
+  window.facepackLabels = msg.labels;
+  $('view').dataset.drawn = String(msg.seq); // tests: drawn === requested once the last draw asked for is on screen
 }
 
 /** Zoom by `factor` keeping canvas point (px, py) (device pixels; default the centre) in place. */
 function zoomBy(factor, px = null, py = null) {
   const src = viewSource();
   if (!src) return;
-  const canvas = $('view');
-  const size = { width: canvas.width, height: canvas.height };
+  const size = page.viewSize;
   const before = viewTransform(size, src);
   const x = px ?? size.width / 2;
   const y = py ?? size.height / 2;
@@ -649,9 +642,13 @@ function zoomBy(factor, px = null, py = null) {
 
 function wireView() {
   const canvas = $('view');
+  const offscreen = canvas.transferControlToOffscreen();
+  page.viewWorker = new Worker(VIEW_WORKER_URL, { type: 'module' });
+  page.viewWorker.addEventListener('message', (e) => onViewMessage(e.data));
+  page.viewWorker.postMessage({ type: 'init', canvas: offscreen }, [offscreen]);
   const toCanvas = (e) => {
     const rect = canvas.getBoundingClientRect();
-    return [(e.clientX - rect.left) * (canvas.width / rect.width), (e.clientY - rect.top) * (canvas.height / rect.height)];
+    return [(e.clientX - rect.left) * (page.viewSize.width / rect.width), (e.clientY - rect.top) * (page.viewSize.height / rect.height)];
   };
   canvas.addEventListener('wheel', (e) => {
     if (!viewSource()) return;
@@ -669,8 +666,8 @@ function wireView() {
     const src = viewSource();
     if (!drag || !src) return;
     const rect = canvas.getBoundingClientRect();
-    const t = viewTransform({ width: canvas.width, height: canvas.height }, src);
-    const perCss = canvas.width / rect.width / t.scale; // photo pixels per CSS pixel
+    const t = viewTransform(page.viewSize, src);
+    const perCss = page.viewSize.width / rect.width / t.scale; // photo pixels per CSS pixel
     page.view.cx -= (e.clientX - drag.x) * perCss;
     page.view.cy -= (e.clientY - drag.y) * perCss;
     page.view.drag = { x: e.clientX, y: e.clientY };
@@ -879,7 +876,6 @@ function stopCamera() {
   $('camera-button').textContent = 'Start camera';
   $('camera-button').setAttribute('aria-pressed', 'false');
   $('fps').textContent = cam.frames ? `stopped (${cam.fps.toFixed(1)} fps, ${cam.frames} frames)` : '–';
-  cam.result?.overlays.forEach((o) => o?.close());
   cam.result = null;
   resetView();
   drawView(); // the photo shown before the camera (if any), with its result
@@ -889,10 +885,16 @@ function stopCamera() {
     : 'Camera stopped. Choose a photo or start it again.');
 }
 
-/** Draw the live video with the latest frame's result, every display frame. */
+/** Show the live video with the latest frame's result, every display frame (drawn by the view worker). */
 async function cameraDrawLoop() {
-  while (page.camera.running) {
-    drawView();
+  const cam = page.camera;
+  while (cam.running) {
+    if (cam.video.videoWidth) {
+      const bitmap = await createImageBitmap(cam.video);
+      if (!cam.running) { bitmap.close(); break; }
+      page.viewWorker.postMessage({ type: 'photo', slot: 'camera', id: 'camera', bitmap }, [bitmap]);
+      drawView();
+    }
     await nextFrame();
   }
 }

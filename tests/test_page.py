@@ -214,7 +214,7 @@ def test_photo_matches_the_python_pipeline(page, python_results, photos, tiny_bu
     assert rendered_scores(page) == expected
     for stage, ms in result["timings"].items():
         if stage in ("decode", "detect", "crop", "beauty", "keypoints", "gradcam", "total"):
-            assert page.inner_text(f"#t-{stage}") == f"{ms:.1f}"
+            assert float(page.inner_text(f"#t-{stage}")) == pytest.approx(ms, abs=0.05 + 1e-9)  # JS rounds ties up
     assert result["timings"]["total"] > 0
 
     # Runtime, download progress and what is loaded.
@@ -240,22 +240,27 @@ def test_photo_matches_the_python_pipeline(page, python_results, photos, tiny_bu
     print(f"\npage timings (ms, wasm): {timings}; screenshot {shot}")
 
 
+def view_digest(pg) -> str:
+    """sha256 of the view as shown, once the view worker has drawn the last draw asked for."""
+    import hashlib
+
+    wait_until(pg, "(() => { const d = document.getElementById('view').dataset;"
+                   " return d.requested && d.drawn === d.requested; })()")
+    time.sleep(0.3)  # one compositor frame to show it
+    return hashlib.sha256(pg.locator("#view").screenshot()).hexdigest()
+
+
 def test_heatmap_toggle_redraws_without_reanalysing(page, photos):
     outcome = choose(page, str(photos["astronaut"]))
     assert outcome["code"] == "ok"
-    # sha256 of the drawn pixels (shipping a million numbers through CDP takes seconds)
-    pixels = ("(async () => { const c = document.getElementById('view');"
-              " const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-              " const digest = await crypto.subtle.digest('SHA-256', data);"
-              " return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join(''); })()")
-    with_map = page.evaluate(pixels)
+    with_map = view_digest(page)
     seq = message(page)["seq"]
     page.uncheck("#heatmap-toggle")
-    without = page.evaluate(pixels)
+    without = view_digest(page)
     assert message(page)["seq"] == seq  # redrawn, not re-analysed
     assert without != with_map  # the overlay was there and is gone
     page.check("#heatmap-toggle")
-    assert page.evaluate(pixels) == with_map
+    assert view_digest(page) == with_map
 
 
 def test_drop_a_photo(page, photos, python_results):
@@ -270,6 +275,100 @@ def test_drop_a_photo(page, photos, python_results):
     }""", [data, "dropped.png"])
     assert settle(page, before)["code"] == "ok"
     assert_faces_match(last_result(page)["faces"], python_results["astronaut"]["faces"])
+
+
+# --- The analysis worker: a free main thread, one result per photo, downloads ------------------------
+LONG_TASK_MS = 50  # a main-thread task longer than this is a "long task" (the Long Tasks API's threshold)
+LONG_TASK_TRIES = 3  # analyses measured; the best one counts (other test runs share this 2-core box)
+
+
+def long_tasks_during(pg, path) -> tuple[float, float, dict]:
+    """(longest main-thread task in ms, seconds from choosing the photo to its result, outcome)."""
+    pg.evaluate("window.facepackLongTasks.length = 0")
+    start = time.monotonic()
+    outcome = choose(pg, path)
+    elapsed = time.monotonic() - start
+    return max([0.0, *pg.evaluate("window.facepackLongTasks.map((t) => t.duration)")]), elapsed, outcome
+
+
+def test_analysis_leaves_the_main_thread_free(page, photos):
+    """WASM analysis runs in the worker: no main-thread task over 50 ms while a photo is analysed
+    (the library on the main thread blocked it 1.5 s per face)."""
+    runs = [long_tasks_during(page, str(photos["two_faces"])) for _ in range(LONG_TASK_TRIES)]
+    assert all(outcome["code"] == "ok" for _, _, outcome in runs), runs
+    longest = min(ms for ms, _, _ in runs)
+    print(f"\nlongest main-thread task per analysis (wasm, two faces): {[round(ms) for ms, _, _ in runs]} ms; "
+          f"time to result {[round(s, 2) for _, s, _ in runs]} s")
+    assert longest <= LONG_TASK_MS, runs
+
+
+def test_a_photo_chosen_while_another_is_analysed_replaces_it(page, photos, python_results):
+    """The race of issue 15: the second photo is analysed and only its own result is ever drawn on it."""
+    page.evaluate("window.facepackDraws.length = 0")
+    before = message(page)["seq"]
+    page.set_input_files("#file-input", str(photos["two_faces"]))
+    page.set_input_files("#file-input", str(photos["grey"]))  # while the first is decoding or analysing
+    outcome = settle(page, before)
+    assert (outcome["code"], outcome["kind"]) == ("no-face", "warning") and "grey.png" in outcome["text"], outcome
+    assert page.evaluate("window.facepackLastResult.source") == "grey.png"
+    assert page.inner_text("[data-testid=face-count]") == "0"
+    assert page.get_attribute("#faces", "data-status") == "none"  # "No face found", not "No faces yet"
+    draws = page.evaluate("window.facepackDraws")
+    assert draws and all(d["photo"] == d["result"] for d in draws), draws
+    assert page.evaluate("window.facepackLabels") == []
+    # Back to two faces: numbered labels next to their boxes, inside the view, never over one another.
+    outcome = choose(page, str(photos["two_faces"]))
+    assert outcome["code"] == "ok"
+    assert_faces_match(last_result(page)["faces"], python_results["two_faces"]["faces"])
+    view_digest(page)
+    labels = page.evaluate("window.facepackLabels")
+    width, height = page.evaluate("[document.getElementById('view').getBoundingClientRect().width * devicePixelRatio,"
+                                  " parseFloat(document.getElementById('view').style.height) * devicePixelRatio]")
+    assert [lab["text"].split(" ")[0] for lab in labels] == ["1", "2"]
+    a, b = labels
+    assert a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"]
+    for lab in labels:
+        assert 0 <= lab["x"] and lab["x"] + lab["w"] <= width + 1 and 0 <= lab["y"] and lab["y"] + lab["h"] <= height + 1, lab
+    # Zoom and pan redraw without re-analysing.
+    seq = message(page)["seq"]
+    page.click("#zoom-in")
+    assert page.inner_text("#zoom-level") == "150%"
+    view_digest(page)
+    zoomed = page.evaluate("window.facepackLabels")
+    page.click("#zoom-fit")
+    assert page.inner_text("#zoom-level") == "100%"
+    assert message(page)["seq"] == seq and zoomed != labels
+
+
+def test_downloads_json_and_annotated_png(page, photos, python_results, artifacts_dir):
+    import json
+
+    from PIL import Image
+
+    assert choose(page, str(photos["astronaut"]))["code"] == "ok"
+    with page.expect_download() as info:
+        page.click("#download-json")
+    path = info.value.path()
+    assert info.value.suggested_filename == "astronaut.facepack.json"
+    doc = json.loads(Path(path).read_text())
+    assert doc["source"] == "astronaut.png" and doc["backend"] == "wasm"
+    assert doc["image"] == python_results["astronaut"]["image"]
+    assert_faces_match(doc["faces"], python_results["astronaut"]["faces"])
+    assert all(f["heatmap"]["grid"] for f in doc["faces"])
+    with page.expect_download() as info:
+        page.click("#download-png")
+    assert info.value.suggested_filename == "astronaut.annotated.png"
+    shot = artifacts_dir / "page_annotated_astronaut.png"
+    info.value.save_as(str(shot))
+    annotated = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    original = np.asarray(Image.open(photos["astronaut"]).convert("RGB")).astype(int)
+    assert annotated.shape == original.shape  # the photo's own pixels, full size
+    box = python_results["astronaut"]["faces"][0]["box"]
+    x, y, w = (round(box[k]) for k in ("x", "y", "width"))
+    assert np.abs(annotated[y, x:x + w] - original[y, x:x + w]).max() > 60  # the box's top edge is drawn
+    corner = (slice(-20, None), slice(-20, None))  # far from the face: untouched
+    assert np.array_equal(annotated[corner], original[corner])
+    assert page.errors == []
 
 
 # --- Bad inputs: a clear message each time, and the page keeps working ------------------------------
@@ -316,6 +415,32 @@ def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(page, photos, 
     assert outcome["code"] == "ok"
     assert_faces_match(last_result(page)["faces"], python_results["astronaut"]["faces"])
     assert page.errors == []
+
+
+def _png(width: int, height: int) -> bytes:
+    """A valid 1-bit grey PNG of any size (all black), built row by row (a 30000 x 30000 one is ~110 KB)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (1 + (width + 7) // 8)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_heic_and_huge_photos_get_true_messages(page, photos):
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)  # an iPhone photo's first box
+    outcome = choose(page, {"name": "IMG_0001.HEIC", "mimeType": "image/heic", "buffer": heic})
+    assert (outcome["code"], outcome["kind"]) == ("unsupported-format", "error"), outcome
+    assert "HEIC" in outcome["text"] and "AVIF" not in outcome["text"] and "damaged" not in outcome["text"]
+    outcome = choose(page, {"name": "huge.png", "mimeType": "image/png", "buffer": _png(30000, 30000)})
+    assert (outcome["code"], outcome["kind"]) == ("too-large", "error"), outcome
+    assert "30000 × 30000" in outcome["text"] and "108 megapixels" in outcome["text"] and "damaged" not in outcome["text"]
+    assert choose(page, str(photos["astronaut"]))["code"] == "ok"  # and the page keeps working
 
 
 # --- Transparent and damaged PNGs, the face filter fields ------------------------------------------
@@ -409,6 +534,7 @@ def test_camera_with_a_fake_stream(page):
     assert page.evaluate("window.facepackLastResult.source") == "camera frame"
     page.click("#camera-button")
     assert page.get_attribute("#camera-button", "aria-pressed") == "false"
+    assert message(page)["code"] == "camera-stopped"  # not "Camera on: no face in view"
     frames = int(page.get_attribute("#fps", "data-frames"))
     time.sleep(1.0)
     assert int(page.get_attribute("#fps", "data-frames")) == frames  # stopped
