@@ -68,10 +68,11 @@ class StubBotAPI:
         return f"{self.root}/file/bot"
 
     # --- what a user does -----------------------------------------------------------------------
-    def _push(self, chat_id: int, content: dict) -> None:
+    def _push(self, chat_id: int, content: dict, chat_type: str = "private") -> None:
+        chat = {"id": chat_id, "type": chat_type, "first_name": f"user{chat_id}"} if chat_type == "private" else \
+            {"id": -chat_id, "type": chat_type, "title": f"group{chat_id}"}
         with self.cond:
-            message = {"message_id": next(self._ids), "date": int(time.time()),
-                       "chat": {"id": chat_id, "type": "private", "first_name": f"user{chat_id}"},
+            message = {"message_id": next(self._ids), "date": int(time.time()), "chat": chat,
                        "from": {"id": chat_id, "is_bot": False, "first_name": f"user{chat_id}"}, **content}
             self.updates.append({"update_id": next(self._ids), "message": message})
             self.cond.notify_all()
@@ -90,21 +91,23 @@ class StubBotAPI:
         self._push(chat_id, {"photo": [thumb, size]})
 
     def push_document(self, chat_id: int, data: bytes, file_name: str, mime_type: str | None,
-                      file_size: int | None = None) -> None:
-        """A document message; ``file_size`` overrides the size Telegram reports (default: len(data))."""
+                      file_size: int | None = None, chat_type: str = "private") -> None:
+        """A document message; ``file_size`` overrides the size Telegram reports (default: len(data)).
+
+        chat_type "group": sent by user ``chat_id`` in the group ``-chat_id``."""
         with self.cond:
             doc = {**self._file(data), "file_name": file_name}
             if file_size is not None:
                 doc["file_size"] = file_size
         if mime_type is not None:
             doc["mime_type"] = mime_type
-        self._push(chat_id, {"document": doc})
+        self._push(chat_id, {"document": doc}, chat_type)
 
-    def push_text(self, chat_id: int, text: str) -> None:
+    def push_text(self, chat_id: int, text: str, chat_type: str = "private") -> None:
         content = {"text": text}
         if text.startswith("/"):
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-        self._push(chat_id, content)
+        self._push(chat_id, content, chat_type)
 
     def wait_for_replies(self, expected: dict, timeout_s: float) -> dict:
         """Block until each chat in ``expected`` ({chat_id: count}) has that many replies.

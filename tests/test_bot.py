@@ -148,6 +148,8 @@ def test_document_with_heatmap_on_is_answered_with_the_heatmap(stub, pipe, photo
 def test_bad_inputs_get_clear_replies(stub, pipe, photos):
     einstein = photos["einstein"]
     with running_bot(stub, pipe):
+        stub.push_document(19, b"minutes\n", "minutes.txt", "text/plain", chat_type="group")  # not for the bot
+        stub.push_text(19, "hello all", chat_type="group")
         stub.push_document(10, b"just some notes\n", "notes.txt", "text/plain")
         stub.push_document(11, einstein[:3000], "cut.jpg", "image/jpeg")  # truncated JPEG
         stub.push_photo(12, photos["faceless"], 256, 256)
@@ -158,6 +160,8 @@ def test_bad_inputs_get_clear_replies(stub, pipe, photos):
         stub.push_text(17, "/about")
         stub.push_text(18, "/help")
         got = stub.wait_for_replies({c: 1 for c in range(10, 19)}, REPLY_TIMEOUT_S)
+        time.sleep(0.3)  # a reply in the group would come by now
+    assert [r for r in stub.replies if r["chat_id"] == -19] == []  # groups: silence for non-photos
     text = {c: got[c][0].get("text") for c in got}
     assert all(r[0]["method"] == "sendMessage" for r in got.values())
     assert text[10] == texts.not_an_image("text/plain", "notes.txt")

@@ -112,7 +112,8 @@ class PhotoBot:
             item = message.document
             mime = item.mime_type
             if mime and not mime.startswith(IMAGE_MIME_PREFIX) and mime != UNTYPED_MIME:
-                await message.reply_text(texts.not_an_image(mime, item.file_name))
+                if message.chat.type == "private":  # in groups, other people's files are not for us
+                    await message.reply_text(texts.not_an_image(mime, item.file_name))
                 return
         if item.file_size and item.file_size > texts.DOWNLOAD_MAX_BYTES:
             await message.reply_text(texts.too_big_to_download(item.file_size))
