@@ -252,8 +252,8 @@ def test_build_key_changes_only_with_its_inputs(untrained_runs, tmp_path):
 
 def test_unchanged_export_is_skipped_and_a_damaged_set_rebuilt_alone(old_bundle, untrained_runs, capsys,
                                                                     monkeypatch):
-    """The same export is skipped (nothing converted, files untouched; also from the CLI); with a
-    keypoint shard damaged only keypoints is rebuilt. The code digest is pinned (other sessions'
+    """The same export is skipped (nothing converted, files untouched; also from the CLI); with an
+    R-Net shard damaged only the MTCNN set is rebuilt, byte for byte as before. The code digest is pinned (other sessions'
     edits of the tree must not change the key mid-test) and recorded as the bundle's build."""
     monkeypatch.setattr(bundle_mod, "_tree_digest", lambda paths, root=None: "0" * 64)
     args = {"beauty_run": untrained_runs["beauty"], "keypoints_run": untrained_runs["keypoints"]}
@@ -270,15 +270,15 @@ def test_unchanged_export_is_skipped_and_a_damaged_set_rebuilt_alone(old_bundle,
     assert _cli().main(["--out", str(old_bundle), "--beauty", str(args["beauty_run"]), "--keypoints",
                         str(args["keypoints_run"]), "--no-node-check"]) == 0
     assert "is up to date" in capsys.readouterr().err and snapshot(old_bundle) == before
-    shard = next((old_bundle / "keypoints").glob("*.bin"))
+    shard = next((old_bundle / "mtcnn_rnet").glob("*.bin"))
     shard.write_bytes(b"\0" + shard.read_bytes()[1:])
     said.clear()
     new = build_bundle(old_bundle, skip_unchanged=True, log=said.append, **args)
-    assert "reusing beauty, mtcnn from" in " ".join(said)
-    assert [line for line in said if line.startswith("converting")] == ["converting keypoints ..."]
+    assert "reusing beauty, keypoints from" in " ".join(said)
+    assert [line for line in said if line.startswith("converting")] == [
+        f"converting mtcnn_{net} ..." for net in ("pnet", "rnet", "onet")]
     after = snapshot(old_bundle)
-    assert {p: d for p, d in after.items() if not p.startswith(("keypoints/", "manifest"))} == \
-           {p: d for p, d in before.items() if not p.startswith(("keypoints/", "manifest"))}
+    assert {p for p in after if after[p] != before.get(p)} == {"manifest.json"}  # the damage repaired
     assert new["build"]["sets"] == old["build"]["sets"]  # the same inputs: the same keys
     manifest_mod.verify_files(old_bundle)
 
