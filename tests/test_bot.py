@@ -256,7 +256,7 @@ def test_a_slow_photo_does_not_stall_other_chats(stub, pipe, photos):
         stub.push_photo(300, slow, 1024, 512)
         time.sleep(0.3)  # the slow photo is on a worker now
         for c in (301, 302, 303):
-            stub.push_photo(c, photos["astronaut"])
+            stub.push_photo(c, photos["small"], 256, 256)
         stub.push_text(304, "/help")
         got = stub.wait_for_replies({c: 1 for c in range(300, 305)}, REPLY_TIMEOUT_S)
     slow_t = got[300][0]["t"]
