@@ -33,7 +33,7 @@ CHECKS = [
     "maxFaces keeps the most confident", "minFaceSize above the face finds nothing",
     "a large minFaceSize skips pyramid levels too small for P-Net",
     "analyze after dispose is an error", "detector only: no model fields, heatmaps refused",
-    "webgl in Node falls back to wasm", "every model set leaves no tensors behind (load, analyze, dispose)",
+    "webgl in Node throws (an explicit backend never changes silently)", "every model set leaves no tensors behind (load, analyze, dispose)",
     "generic load(): predict, no leaks, dispose", "generic load() of an unknown name lists the models",
 ]
 

@@ -47,16 +47,16 @@ def install(tarball: Path, project: Path) -> None:
     raise RuntimeError("npm install failed:\n" + "\n".join(errors))
 
 
-def readme_example(package_dir: Path) -> str:
+def readme_example(package_dir: Path, index: int = 0) -> str:
     text = (package_dir / "README.md").read_text()
     blocks = re.findall(r"```js\n(.*?)```", text, re.S)
     assert blocks, "README.md has no ```js example"
-    return blocks[0]
+    return blocks[index]
 
 
-def run_example(project: Path, code: str) -> list[dict]:
+def run_example(project: Path, code: str, *args: str) -> list[dict]:
     (project / "example.mjs").write_text(code)
-    proc = subprocess.run([NODE, "example.mjs"], cwd=project, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([NODE, "example.mjs", *args], cwd=project, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
@@ -82,7 +82,9 @@ def test_package_json_and_contents(face_package):
     assert tarball.name == "facepack-test-1.2.3.tgz"
     pkg = json.loads((folder / "package.json").read_text())
     assert pkg["name"] == "facepack-test" and pkg["version"] == "1.2.3" and pkg["type"] == "module"
-    assert pkg["dependencies"] == {"@tensorflow/tfjs": "4.22.0", "@tensorflow/tfjs-backend-wasm": "4.22.0"}
+    assert pkg["dependencies"] == {"@tensorflow/tfjs": "4.22.0", "@tensorflow/tfjs-backend-wasm": "4.22.0",
+                                   "jpeg-js": "0.4.4", "pngjs": "7.0.0"}
+    assert set(pkg["exports"]["."]) == {"node", "browser", "import", "require", "default"}
     with tarfile.open(tarball) as tar:
         names = set(tar.getnames())
     for needed in ("package/index.js", "package/index.d.ts", "package/README.md", "package/example.mjs",
@@ -100,7 +102,7 @@ def test_readme_example_runs_from_installed_tarball(face_package, tmp_path):
     project = tmp_path / "proj"
     install(tarball, project)
     assert (project / "node_modules" / "facepack-test" / "models" / "manifest.json").is_file()
-    out = run_example(project, readme_example(folder))
+    out = run_example(project, readme_example(folder, 1))  # "Any bundled model by name"
     result = {k: v for line in out for k, v in line.items()}
     kx = pattern((1, 96, 96, 3))
     ref_kp = np.asarray(kp_model(kx))[0]
@@ -108,8 +110,16 @@ def test_readme_example_runs_from_installed_tarball(face_package, tmp_path):
     np.testing.assert_allclose(result["keypoints"], ref_kp, atol=KEYPOINT_TOL * max(1, np.abs(ref_kp).max()))
     probs = np.asarray(beauty_model(pattern((1, 64, 64, 3))))[0].astype(np.float64)
     assert abs(result["beauty"] - float(probs @ np.arange(probs.size))) <= SCORE_TOL_POINTS
-    assert result["backend"] == "wasm"
-    assert result["faces"] == []  # a flat grey picture
+    # The Node example on a photo file (README block 0; the faces' numbers: test_npm_bundlers.py)
+    from PIL import Image
+    Image.new("RGB", (80, 60), (128, 128, 128)).save(project / "grey.png")
+    (photo,) = run_example(project, readme_example(folder, 0), "grey.png")
+    assert photo["backend"] == "wasm" and photo["reason"].startswith("Node")
+    assert photo["faces"] == []  # a flat grey picture
+    proc = subprocess.run([NODE, "-e", "require('facepack-test').createFaceAnalyzer()"
+                           ".then((a) => a.analyzeFile('grey.png')).then((r) => console.log(JSON.stringify(r.faces)))"],
+                          cwd=project, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]  # require() works
 
 
 def test_user_model_package(tmp_path):
@@ -137,6 +147,7 @@ def test_user_model_package(tmp_path):
     project = tmp_path / "proj"
     install(tarball, project)
     out = run_example(project, readme_example(tmp_path / "dist" / "npm"))
+    assert out[0]["input"] == "x"  # MODEL_SPECS
     got = np.asarray(out[0]["outputs"][0])
     np.testing.assert_allclose(got, np.asarray(model(pattern((1, 12, 12, 3))))[0], atol=1e-5)
 

@@ -1,11 +1,17 @@
 """The npm package: the JS library (static/facepack/) + a bundle's models, installable and packed.
 
 Layout of the package folder (templates in npm/):
-  package.json   ESM, dependencies @tensorflow/tfjs and @tensorflow/tfjs-backend-wasm pinned
-  index.js       entry: createFaceAnalyzer / loadModel defaulting to the package's own models/
-  index.d.ts     types
-  example.mjs    the README example (face pipeline, or generic load/predict for --model)
-  README.md      example, API, models table (sizes, parity), data and licence terms
+  package.json   ESM; "exports" conditions node (import: node.js, require: node.cjs), browser /
+                 import / default (index.js), types; dependencies pinned (TF.js, pure-JS decoders)
+  index.js       browser entry (no `node:` import reachable, no top-level await): modelUrl required
+  node.js        Node entry: models/ as the default, readImageFile / analyzer.analyzeFile (decode.js)
+  node.cjs       CommonJS entry (require): node.js's API, every function async
+  *.d.ts, *.d.cts  types (types.d.cts shared; model-specs.d.cts: each model's input/output names,
+                 shapes and dtypes as literal types, generated here from the manifest)
+  model-specs.js / .cjs  the same specs at runtime (MODEL_SPECS)
+  bin/facepack-assets.cjs  copies models/ and the .wasm files into a web app's served folder
+  example.mjs    the README example (face pipeline on a photo, or generic load/predict for --model)
+  README.md      example, browser and bundler recipes, API, models table, data and licence terms
   lib/           copy of static/facepack/ (ES modules)
   models/        copy of the bundle (manifest.json + one folder per model)
 
@@ -37,21 +43,32 @@ SCUT_TERMS = ("SCUT-FBP5500 (the beauty model's intended training data) is relea
               "contains one, inherit those terms. Do not use it to make decisions about people.")
 MTCNN_TERMS = ("MTCNN weights: from the `mtcnn` 1.0.0 Python package (ipazc/mtcnn), MIT licence, originally "
                "trained by Zhang et al. (2016).")
-FACE_API = """- `createFaceAnalyzer(modelConfig?)` -> `{analyze(input, options?), dispose(), backend, manifest, models}`.
-  `modelConfig`: `modelUrl` (default: this package's `models/`), `backend` (`'auto'`: WASM then CPU
-  in Node), `models` (`['detector', 'beauty', 'keypoints']`), `wasmPaths`. `analyze` options:
+FACE_API = """- `createFaceAnalyzer(modelConfig?)` -> `{analyze(input, options?), analyzeFile(path, options?) (Node),
+  dispose(), backend, backendReason, manifest, models}`.
+  `modelConfig`: `modelUrl` (Node default: this package's `models/`; required in a browser), `backend`
+  (`'auto'`, or `'wasm'`, `'webgl'`, `'cpu'`: a named one that cannot start throws), `models`
+  (`['detector', 'beauty', 'keypoints']`), `wasmPaths`. `input`: `{data, width, height}` (RGB or RGBA
+  bytes), a `tf.Tensor3D`, or in a browser an image, canvas, video, `ImageBitmap`, `ImageData` or
+  `Blob`/`File`. `analyze` options:
   `maxFaces` (null: all), `minConfidence` and `minBoxSize` (null: the manifest's `spec.face_filter`;
   faces below either are dropped), `minFaceSize` (null: from the manifest), `heatmaps` (false).
   Each face: `{box: {x, y, width, height}, score, landmarks5, keypoints, beauty: {score, distribution}, heatmap?}`
-  in input-image pixels; beauty scores are on 0..100.
+  in input-image pixels; `beauty.score` is on 0..100, `beauty.score_1to5` on the dataset's 1..5.
+- `readImageFile(path)` (Node) -> `{data, width, height}`: a JPEG or PNG decoded in pure JS, EXIF
+  orientation applied.
 - `loadModel(name, dirOrUrl?)` -> `{predict(input), dispose(), entry, manifest}`: any model of
   `models/manifest.json` by name (`mtcnn_pnet`, `mtcnn_rnet`, `mtcnn_onet`, `beauty_features`,
   `beauty_head`, `keypoints`).
-- `readManifest(dirOrUrl?)`, `useBackend(name)`, `MODELS_DIR`."""
+- `readManifest(dirOrUrl?)`, `useBackend(name)`, `selectBackend(name)` (`{backend, reason}`),
+  `MODELS_DIR` (Node), `MODEL_SPECS`."""
 GENERIC_API = """- `loadModel(name, dirOrUrl?)` -> `{predict(input), dispose(), entry, manifest}`; `input` is a
   `tf.Tensor` or `{data, shape}` (float32); `predict` returns a tensor (or an array of tensors
   for several outputs) that you dispose.
-- `readManifest(dirOrUrl?)`, `useBackend(name)` (`'wasm'`, `'cpu'`, `'webgl'`, `'auto'`), `MODELS_DIR`."""
+- `readManifest(dirOrUrl?)`, `useBackend(name)` (`'wasm'`, `'cpu'`, `'webgl'`, `'auto'`), `MODELS_DIR` (Node),
+  `MODEL_SPECS` (each model's input/output names, shapes, dtypes; literal types in `model-specs.d.cts`).
+- In a browser, serve the package's `models/` folder (and the `.wasm` files of
+  `@tensorflow/tfjs-backend-wasm/dist/`: `npx facepack-assets <folder>` copies both) and pass its URL:
+  `loadModel(name, url)`, `useBackend('wasm', {wasmPaths})`."""
 
 
 def check_name_version(name: str, version: str) -> None:
@@ -117,8 +134,14 @@ def terms(manifest: dict, face: bool) -> str:
 
 def readme_values(manifest: dict, name: str, version: str, example: str, face: bool) -> dict:
     synthetic = manifest.get("synthetic")
+    models_example = ""
+    if face:
+        code = _render((TEMPLATES / "example-models.mjs").read_text(), {"NAME": name}).strip()
+        models_example = "Any bundled model by name (no face pipeline around it):\n\n```js\n" + code + "\n```"
+    browser = _render((TEMPLATES / "README.browser.md").read_text(), {"NAME": name}) if face else ""
     return {
         "NAME": name, "VERSION": version, "EXAMPLE": example.strip(), "API": FACE_API if face else GENERIC_API,
+        "MODELS_EXAMPLE": models_example, "BROWSER": browser,
         "MODELS_TABLE": models_table(manifest),
         "METRICS": metrics_lines(manifest),
         "SYNTHETIC_NOTE": ("**Note:** at least one model in this package was trained on synthetic data or is "
@@ -130,6 +153,41 @@ def readme_values(manifest: dict, name: str, version: str, example: str, face: b
                         "client-side with TensorFlow.js.") if face else
                        f"The Keras model `{next(iter(manifest['models']))}` exported to TensorFlow.js by facepack.",
     }
+
+
+# Templates copied with {{NAME}} filled in: (file in npm/, path in the package).
+ENTRY_FILES = [("index.js", "index.js"), ("node.js", "node.js"), ("node.cjs", "node.cjs"), ("decode.js", "decode.js"),
+               ("index.d.ts", "index.d.ts"), ("node.d.ts", "node.d.ts"), ("node.d.cts", "node.d.cts"),
+               ("types.d.cts", "types.d.cts"), ("bin/facepack-assets.cjs", "bin/facepack-assets.cjs")]
+
+
+def model_specs(manifest: dict) -> dict:
+    """{model: {inputs: [{name, shape, dtype}], outputs: [...]}} of the manifest (batch axis null)."""
+    def specs(items):
+        return [{"name": t["name"], "shape": [None if d is None else int(d) for d in t["shape"]],
+                 "dtype": t.get("dtype", "float32")} for t in items]
+    return {name: {"inputs": specs(m["inputs"]), "outputs": specs(m["outputs"])} for name, m in manifest["models"].items()}
+
+
+def _ts_literal(value) -> str:
+    """A JSON value as a readonly TypeScript literal type."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float, str)):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "readonly [" + ", ".join(_ts_literal(v) for v in value) + "]"
+    return "{ " + " ".join(f"readonly {json.dumps(k)}: {_ts_literal(v)};" for k, v in value.items()) + " }"
+
+
+def write_model_specs(manifest: dict, folder: Path) -> None:
+    """model-specs.js (ESM), model-specs.cjs and model-specs.d.cts: MODEL_SPECS, one source."""
+    specs = model_specs(manifest)
+    text = json.dumps(specs, indent=2)
+    head = "// Generated by facepack/export/npm.py from models/manifest.json: each model's inputs and outputs.\n"
+    (folder / "model-specs.js").write_text(f"{head}export const MODEL_SPECS = {text};\n")
+    (folder / "model-specs.cjs").write_text(f"{head}'use strict';\nexports.MODEL_SPECS = {text};\n")
+    (folder / "model-specs.d.cts").write_text(f"{head}export declare const MODEL_SPECS: {_ts_literal(specs)};\n")
 
 
 def _copy_lib(lib_dir: Path, dest: Path) -> int:
@@ -174,15 +232,21 @@ def build_npm_package(bundle_dir, npm_dir, name: str = "facepack", version: str 
         count = _copy_lib(Path(lib_dir), tmp / "lib")
         shutil.copytree(bundle_dir, tmp / "models")
         (tmp / "example.mjs").write_text(example)
-        (tmp / "index.js").write_text(_render((TEMPLATES / "index.js").read_text(), values))
-        shutil.copy2(TEMPLATES / "index.d.ts", tmp / "index.d.ts")
+        for src, dest in ENTRY_FILES:
+            (tmp / dest).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / dest).write_text(_render((TEMPLATES / src).read_text(), values))
+        (tmp / "bin" / "facepack-assets.cjs").chmod(0o755)
+        write_model_specs(manifest, tmp)
         readme = readme_values(manifest, name, version, example, face)
         text = _render((TEMPLATES / "README.template.md").read_text(), readme)
         (tmp / "README.md").write_text(re.sub(r"\n{3,}", "\n\n", text))
         pkg = json.loads(_render((TEMPLATES / "package.template.json").read_text(),
                                  {"NAME": name, "VERSION": version,
                                   "DESCRIPTION": readme["DESCRIPTION"].replace('"', "'")}))
-        assert pkg["dependencies"] == {"@tensorflow/tfjs": TFJS_VERSION, "@tensorflow/tfjs-backend-wasm": TFJS_VERSION}
+        assert pkg["dependencies"]["@tensorflow/tfjs"] == pkg["dependencies"]["@tensorflow/tfjs-backend-wasm"] == TFJS_VERSION
+        missing = [f for f in pkg["files"] if not (tmp / f).exists()]
+        if missing:
+            raise RuntimeError(f"npm/package.template.json lists files the package lacks: {missing}")
         (tmp / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
     _log(log, f"wrote npm package {name}@{version} in {npm_dir} ({count} library files) "
               f"in {time.perf_counter() - t0:.1f} s")

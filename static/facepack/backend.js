@@ -1,90 +1,259 @@
 /**
- * Choosing the TF.js backend: 'webgl' | 'wasm' | 'cpu', or 'auto' (the first of those that
- * initialises here: webgl, wasm, cpu in a browser; wasm, cpu in Node).
+ * Choosing the TF.js backend: 'webgl' | 'wasm' | 'cpu', or 'auto'.
  *
- * The WASM backend needs to know where its .wasm files are (setWasmPaths, before it starts).
- * Default: the folder of the '@tensorflow/tfjs-backend-wasm' module as this runtime resolves
- * it - node_modules/@tensorflow/tfjs-backend-wasm/dist/ in Node, and in a browser the folder
- * the import map points the specifier to (so vendor the .wasm files next to the fesm bundle,
- * or pass wasmPaths).
+ * - A backend asked for by name starts or the call throws (err.code 'backend-unavailable',
+ *   with the reason, e.g. the server answered the .wasm URL with HTML); it never changes silently.
+ * - 'auto' picks by speed: in Node WASM, then CPU when WASM cannot start; in a browser WASM when
+ *   WebGL is missing or software-rendered (SwiftShader, llvmpipe: its shader compiles take 15-20 s
+ *   to a first result, WASM well under 1 s), else the faster of WebGL and WASM on a measured
+ *   convolution probe; CPU when nothing else starts. selectBackend says which and why.
+ * - The WASM backend's file location (setWasmPaths) is set before anything here can start that
+ *   backend (nothing calls tf.findBackend/tf.ready first: both would start it with the default
+ *   location). Default location: the folder of '@tensorflow/tfjs-backend-wasm' as this runtime
+ *   resolves it (Node: node_modules/@tensorflow/tfjs-backend-wasm/dist/; a page with an import
+ *   map: the mapped folder). Bundled apps pass wasmPaths (README "Browser and bundlers").
+ * No `node:` imports: this module is bundled for browsers (issue 20).
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
-import { isNode } from './io.js';
+import { isNode, looksLikeHtml } from './io.js';
 
 export const BACKENDS = ['webgl', 'wasm', 'cpu'];
 export const AUTO = 'auto';
+/** WebGL renderers that run on the CPU (shader compiles dominate): 'auto' prefers WASM over them. */
+export const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render driver|mesa offscreen/i;
+/** The probe 'auto' times on WebGL and WASM in a browser with hardware WebGL: one 3x3 convolution. */
+const PROBE = { image: [1, 64, 64, 16], filter: [3, 3, 16, 32], runs: 3 };
+const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
 
-/**
- * Backends to try, in order, for a requested name.
- * @param {string} requested one of BACKENDS or 'auto'
- * @param {boolean} node running under Node
- * @returns {string[]}
- */
-export function backendOrder(requested, node) {
-  if (requested === AUTO) return node ? ['wasm', 'cpu'] : ['webgl', 'wasm', 'cpu'];
-  if (!BACKENDS.includes(requested)) {
+function checkName(requested) {
+  if (requested !== AUTO && !BACKENDS.includes(requested)) {
     throw new Error(`backend must be one of ${[...BACKENDS, AUTO].join(', ')}, got ${JSON.stringify(requested)}`);
   }
-  return node ? [requested, ...['wasm', 'cpu'].filter((b) => b !== requested)]
-    : [requested, ...BACKENDS.filter((b) => b !== requested)];
+}
+
+/**
+ * The WebGL renderer string of this browser (UNMASKED_RENDERER_WEBGL where exposed), or null
+ * when there is no WebGL (Node, a worker without OffscreenCanvas, a GPU-less browser).
+ * @returns {string|null}
+ */
+export function webglRenderer() {
+  if (isNode()) return null;
+  try {
+    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1)
+      : (typeof document !== 'undefined' ? document.createElement('canvas') : null);
+    const gl = canvas && (canvas.getContext('webgl2') || canvas.getContext('webgl'));
+    if (!gl) return null;
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    const lose = gl.getExtension('WEBGL_lose_context');
+    if (lose) lose.loseContext();
+    return renderer;
+  } catch (err) {
+    return null;
+  }
+}
+
+/**
+ * Backends 'auto' tries, in order, before any measurement, and why.
+ * @param {{node: boolean, renderer: string|null}} env
+ * @returns {{order: string[], measure: boolean, reason: string}} measure: time WebGL against WASM
+ */
+export function autoPlan({ node, renderer }) {
+  if (node) return { order: ['wasm', 'cpu'], measure: false, reason: 'Node: WASM (no WebGL in Node)' };
+  if (renderer === null) return { order: ['wasm', 'cpu'], measure: false, reason: 'no WebGL in this browser' };
+  if (SOFTWARE_RENDERER.test(renderer)) {
+    return { order: ['wasm', 'cpu'], measure: false, reason: `WebGL is software-rendered here (${renderer}), slower than WASM` };
+  }
+  return { order: ['webgl', 'wasm', 'cpu'], measure: true, reason: `hardware WebGL (${renderer})` };
+}
+
+/**
+ * Backends to try, in order, for a requested name: exactly that one, or autoPlan's order.
+ * @param {string} requested one of BACKENDS or 'auto'
+ * @param {boolean} node running under Node
+ * @param {string|null} [renderer] webglRenderer()
+ * @returns {string[]}
+ */
+export function backendOrder(requested, node, renderer = null) {
+  checkName(requested);
+  return requested === AUTO ? autoPlan({ node, renderer }).order : [requested];
 }
 
 /** Folder (with trailing slash) holding the WASM backend's .wasm files, or null if unknown. */
 export async function defaultWasmPaths() {
-  let resolved = null;
   try {
     // Synchronous in browsers and Node >= 20.6; awaited for runtimes where it is still async.
-    resolved = await import.meta.resolve('@tensorflow/tfjs-backend-wasm');
+    // A bundle without an import map cannot resolve it (then null: pass wasmPaths).
+    const resolved = await import.meta.resolve('@tensorflow/tfjs-backend-wasm');
+    if (typeof resolved !== 'string') return null;
+    const folder = new URL('.', resolved).href;
+    if (isNode() && folder.startsWith('file:')) {
+      return `${process.getBuiltinModule('url').fileURLToPath(folder)}`.replace(/\/?$/, '/');
+    }
+    return folder;
   } catch (err) {
     return null;
   }
-  if (typeof resolved !== 'string') return null;
-  const folder = new URL('.', resolved).href;
-  if (isNode() && folder.startsWith('file:')) {
-    const url = await import('node:url');
-    return `${url.fileURLToPath(folder)}`.replace(/\/?$/, '/');
-  }
-  return folder;
+}
+
+/** True once the WASM backend has started (or is starting): its file location is then fixed. */
+function wasmStarted() {
+  return Object.prototype.hasOwnProperty.call(tf.engine().registry, 'wasm');
 }
 
 /**
- * Set the WASM file location unless the WASM backend has already started (then it is too late
- * and the location it started with stays).
+ * Set the WASM file location, before the WASM backend starts. Returns the location used
+ * (prefix or map) or null (the backend's own default). Nothing here starts the backend.
  * @param {string|object|null} wasmPaths prefix folder/URL, or {fileName: url} map, or null for the default
  */
 export async function configureWasm(wasmPaths) {
-  if (tf.findBackend('wasm')) return;
+  if (wasmStarted()) return wasmPaths;
   const paths = wasmPaths ?? await defaultWasmPaths();
-  if (paths) setWasmPaths(paths);
+  if (paths) {
+    try {
+      setWasmPaths(paths);
+    } catch (err) {
+      // Started by someone else (tf.ready() in the app) while we looked up the default.
+      throw new Error(`wasmPaths: ${err.message}`);
+    }
+  }
+  return paths;
+}
+
+/** Why the WASM backend did not start: what its .wasm URL answers (browser), in one line. */
+async function diagnoseWasm(paths) {
+  if (isNode()) return `its .wasm files were not found or did not load from ${JSON.stringify(paths)}`;
+  const urls = paths && typeof paths === 'object' ? Object.values(paths)
+    : WASM_FILES.map((f) => new URL(f, new URL(paths || './', globalThis.location?.href)).href);
+  for (const url of urls) {
+    try {
+      const response = await fetch(url);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const wasm = bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
+      if (!response.ok || !wasm) {
+        const what = looksLikeHtml(bytes, response.headers.get('content-type') || '') ? 'an HTML page'
+          : `HTTP ${response.status} ${response.headers.get('content-type') || ''}`.trim();
+        return `the server answered ${url} with ${what}, not WebAssembly: copy the .wasm files of `
+          + `node_modules/@tensorflow/tfjs-backend-wasm/dist/ to one served folder and pass its URL as wasmPaths`;
+      }
+    } catch (err) {
+      return `cannot fetch ${url} (${err.message}); pass wasmPaths: the URL of a folder serving the .wasm files`;
+    }
+  }
+  return `it failed to initialise with the .wasm files at ${JSON.stringify(paths)} (see the console)`;
+}
+
+/** Start one backend; returns null or the one-line reason it failed. */
+async function tryStart(name, wasmPaths) {
+  let paths = null;
+  try {
+    if (name === 'wasm') paths = await configureWasm(wasmPaths);
+    // (Not WEBGL_USE_SHAPES_UNIFORMS: it cuts WebGL shader compiles ~3x here but breaks the beauty
+    // and keypoint models' outputs in TF.js 4.22 - tests/test_parity_browser.py catches it.)
+    if (await tf.setBackend(name)) {
+      await tf.ready();
+      return null;
+    }
+  } catch (err) {
+    return err.message;
+  }
+  if (name === 'wasm') return diagnoseWasm(paths);
+  if (name === 'webgl') return 'WebGL is not available here';
+  return 'failed to initialise';
+}
+
+/** Median milliseconds of PROBE on the current backend (after one untimed run: compiles, uploads). */
+async function probeMs() {
+  const x = tf.randomNormal(PROBE.image);
+  const w = tf.randomNormal(PROBE.filter);
+  const once = async () => {
+    const y = tf.relu(tf.conv2d(x, w, 1, 'same'));
+    await y.data();
+    y.dispose();
+  };
+  try {
+    await once();
+    const times = [];
+    for (let i = 0; i < PROBE.runs; i++) {
+      const t = performance.now();
+      await once(); // eslint-disable-line no-await-in-loop
+      times.push(performance.now() - t);
+    }
+    return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+  } finally {
+    x.dispose();
+    w.dispose();
+  }
 }
 
 /**
- * Switch TF.js to the requested backend, falling back in backendOrder; returns the name in use.
+ * Switch TF.js to a backend and say why it is the one (see the module comment).
+ * @param {string} requested 'webgl' | 'wasm' | 'cpu' | 'auto'
+ * @param {{wasmPaths?: string|object|null}} [opts]
+ * @returns {Promise<{backend: string, requested: string, reason: string, failures: string[]}>}
+ * @throws {Error} code 'backend-unavailable': the requested backend (or, for 'auto', every one) did not start
+ */
+export async function selectBackend(requested, { wasmPaths = null } = {}) {
+  checkName(requested);
+  if (requested !== AUTO) {
+    const failure = await tryStart(requested, wasmPaths);
+    if (failure) {
+      const err = new Error(`backend "${requested}" could not start: ${failure} (backend: 'auto' picks one that works)`);
+      err.code = 'backend-unavailable';
+      throw err;
+    }
+    return { backend: tf.getBackend(), requested, reason: 'asked for by name', failures: [] };
+  }
+  const plan = autoPlan({ node: isNode(), renderer: webglRenderer() });
+  const failures = [];
+  const started = [];
+  for (const name of plan.order) {
+    const failure = await tryStart(name, wasmPaths); // eslint-disable-line no-await-in-loop
+    if (failure) {
+      failures.push(`${name}: ${failure}`);
+      continue;
+    }
+    if (!plan.measure || name === 'cpu') {
+      started.push({ name, ms: null });
+      break;
+    }
+    started.push({ name, ms: await probeMs() }); // eslint-disable-line no-await-in-loop
+    if (started.length === 2) break; // webgl and wasm both measured
+  }
+  if (!started.length) {
+    const err = new Error(`no TF.js backend could start (${failures.join('; ')})`);
+    err.code = 'backend-unavailable';
+    throw err;
+  }
+  const best = started.reduce((a, b) => (a.ms !== null && b.ms !== null && b.ms < a.ms ? b : a));
+  if (tf.getBackend() !== best.name) await tf.setBackend(best.name);
+  const measured = started.filter((s) => s.ms !== null).map((s) => `${s.name} ${s.ms.toFixed(1)} ms`).join(', ');
+  const reason = [plan.reason, measured && `conv probe: ${measured}`, ...failures.map((f) => `skipped ${f}`)]
+    .filter(Boolean).join('; ');
+  if (failures.length && typeof console !== 'undefined') console.warn(`facepack backend 'auto' -> ${best.name}: ${reason}`);
+  return { backend: tf.getBackend(), requested, reason, failures };
+}
+
+/**
+ * Switch TF.js to the requested backend (see selectBackend); resolves to the name in use.
  * @param {string} requested
  * @param {{wasmPaths?: string|object|null}} [opts]
  * @returns {Promise<string>}
  */
-export async function useBackend(requested, { wasmPaths = null } = {}) {
-  const order = backendOrder(requested, isNode());
-  const failures = [];
-  for (const name of order) {
-    if (name === 'wasm') await configureWasm(wasmPaths);
-    // (Not WEBGL_USE_SHAPES_UNIFORMS: it cuts WebGL shader compiles ~3x here but breaks the beauty
-    // and keypoint models' outputs in TF.js 4.22 - tests/test_parity_browser.py catches it.)
-    let ok = false;
-    try {
-      ok = await tf.setBackend(name);
-    } catch (err) {
-      failures.push(`${name}: ${err.message}`);
-      continue;
-    }
-    if (ok) {
-      await tf.ready();
-      return tf.getBackend();
-    }
-    failures.push(`${name}: failed to initialise`);
-  }
-  throw new Error(`no TF.js backend could start for ${JSON.stringify(requested)} (${failures.join('; ')})`);
+export async function useBackend(requested, opts = {}) {
+  return (await selectBackend(requested, opts)).backend;
+}
+
+/**
+ * The backend in use, or selectBackend('auto') when none has started yet (loading a model
+ * before choosing one would otherwise start TF.js's default without the WASM file location).
+ * @param {{wasmPaths?: string|object|null}} [opts]
+ * @returns {Promise<string>}
+ */
+export async function ensureBackend(opts = {}) {
+  const engine = tf.engine();
+  if (engine.backendName && Object.prototype.hasOwnProperty.call(engine.registry, engine.backendName)) return engine.backendName;
+  return useBackend(AUTO, opts);
 }

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { useBackend } from './backend.js';
+import { selectBackend } from './backend.js';
 import { heatmapToCrop, upsampleGrid } from './gradcam.js';
 import { toRgbTensor } from './input.js';
 import { loadManifest } from './io.js';
@@ -20,17 +20,20 @@ import { ANALYZE_DEFAULTS, MODEL_CONFIG_DEFAULTS, resolveAnalyzeOptions, resolve
 import { TIMING_KEYS, describeFaces, detectStage, disposeModelSets, loadModelSets, warmUp } from './pipeline.js';
 
 export { load } from './generic.js';
-export { useBackend } from './backend.js';
+export { ensureBackend, selectBackend, useBackend } from './backend.js';
 export { heatmapToCrop, upsampleGrid, ANALYZE_DEFAULTS, MODEL_CONFIG_DEFAULTS, TIMING_KEYS };
 
 /**
  * Load the bundle's models on the chosen backend (warmed up) and return an analyzer.
  * @param {object} modelConfig see options.js:MODEL_CONFIG_DEFAULTS
- * @returns {Promise<{analyze: Function, dispose: Function, backend: string, manifest: object, models: string[]}>}
+ * @returns {Promise<{analyze: Function, dispose: Function, backend: string, backendReason: string,
+ *   manifest: object, models: string[]}>}
+ * @throws {Error} a backend asked for by name that cannot start (err.code 'backend-unavailable',
+ *   backend.js:selectBackend); a model file the server answers with HTML or an error (io.js:readBinary)
  */
 export async function createFaceAnalyzer(modelConfig) {
   const config = resolveModelConfig(modelConfig);
-  const backend = await useBackend(config.backend, { wasmPaths: config.wasmPaths });
+  const { backend, reason: backendReason } = await selectBackend(config.backend, { wasmPaths: config.wasmPaths });
   const manifest = await loadManifest(config.modelUrl);
   const spec = manifest.spec;
   const sets = await loadModelSets(config.modelUrl, manifest, config.models);
@@ -78,5 +81,5 @@ export async function createFaceAnalyzer(modelConfig) {
     disposed = true;
   }
 
-  return { analyze, dispose, backend, manifest, models: Object.keys(sets) };
+  return { analyze, dispose, backend, backendReason, manifest, models: Object.keys(sets) };
 }

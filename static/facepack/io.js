@@ -41,23 +41,55 @@ export function joinLocation(base, relative) {
   return root + relative;
 }
 
-async function nodeFs() {
-  const [fs, url] = await Promise.all([import('node:fs/promises'), import('node:url')]);
-  return { fs, toPath: (loc) => (/^file:/i.test(loc) ? url.fileURLToPath(loc) : loc) };
+/**
+ * Node's fs and url modules, through process.getBuiltinModule (Node >= 20.16): no `node:` import
+ * a bundler could see, so this module stays bundler-safe for browsers (issue 20).
+ */
+function nodeFs() {
+  const builtin = typeof process !== 'undefined' && process.getBuiltinModule;
+  if (typeof builtin !== 'function') {
+    throw new Error(`reading local files needs Node >= 20.16 (process.getBuiltinModule); this is Node ${process.versions.node}`);
+  }
+  const url = builtin('url');
+  return { fs: builtin('fs/promises'), toPath: (loc) => (/^file:/i.test(loc) ? url.fileURLToPath(loc) : loc) };
+}
+
+/** What to copy where, for a location a static server answered with its HTML page. */
+let missingHint = (location) => `serve the file ${location} (copy the folder that holds it to where that URL points)`;
+
+/**
+ * Set the one-line advice readJson/readBinary add when a server answers a model file with HTML
+ * (the npm package names its models/ folder and its copy command here).
+ * @param {(location: string) => string} hint
+ */
+export function setMissingFileHint(hint) {
+  missingHint = hint;
+}
+
+/** True when `bytes` look like an HTML page (what SPA servers and dev servers answer for a missing file). */
+export function looksLikeHtml(bytes, contentType = '') {
+  if (/text\/html/i.test(contentType)) return true;
+  const head = new TextDecoder().decode(bytes.subarray(0, 256)).trimStart().toLowerCase();
+  return head.startsWith('<!doctype html') || head.startsWith('<html') || head.startsWith('<head') || head.startsWith('<script');
 }
 
 /**
- * Bytes of a file or URL.
+ * Bytes of a file or URL. A server that answers with an HTML page (a missing file behind an SPA
+ * fallback or a dev server) gets an error that says so and what to copy (setMissingFileHint).
  * @param {string} location
  * @returns {Promise<ArrayBuffer>}
  */
 export async function readBinary(location) {
   if (isFetchable(location)) {
     const response = await fetch(location);
-    if (!response.ok) throw new Error(`cannot load ${location}: HTTP ${response.status} ${response.statusText}`);
-    return response.arrayBuffer();
+    if (!response.ok) throw new Error(`cannot load ${location}: HTTP ${response.status} ${response.statusText}; ${missingHint(location)}`);
+    const buffer = await response.arrayBuffer();
+    if (looksLikeHtml(new Uint8Array(buffer), response.headers.get('content-type') || '')) {
+      throw new Error(`cannot load ${location}: the server answered with an HTML page, not the file; ${missingHint(location)}`);
+    }
+    return buffer;
   }
-  const { fs, toPath } = await nodeFs();
+  const { fs, toPath } = nodeFs();
   try {
     const buf = await fs.readFile(toPath(location));
     return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);

@@ -170,10 +170,13 @@ await check('detector only: no model fields, heatmaps refused', async () => {
     det.dispose();
   }
 });
-await check('webgl in Node falls back to wasm', async () => {
-  const a = await createFaceAnalyzer({ modelUrl: job.bundle, backend: 'webgl', models: ['detector'] });
-  a.dispose();
-  return a.backend === 'wasm' ? true : a.backend;
+await check('webgl in Node throws (an explicit backend never changes silently)', async () => {
+  try {
+    (await createFaceAnalyzer({ modelUrl: job.bundle, backend: 'webgl', models: ['detector'] })).dispose();
+    return 'did not throw';
+  } catch (err) {
+    return err.code === 'backend-unavailable' && /backend "webgl" could not start/.test(err.message) ? true : err.message;
+  }
 });
 await check('every model set leaves no tensors behind (load, analyze, dispose)', async () => {
   const start = tf.memory().numTensors;

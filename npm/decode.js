@@ -1,0 +1,139 @@
+/**
+ * Image files in Node, decoded in pure JavaScript (pngjs, jpeg-js: no native dependency), as
+ * facepack/data/images.py:load_rgb reads them: PNG (any colour type and bit depth; alpha kept,
+ * composited onto black by the pipeline's spec.alpha_rule) and baseline/progressive JPEG, with
+ * the EXIF orientation applied (JPEG APP1 and PNG eXIf, as PIL's exif_transpose) and PNGs with a
+ * damaged chunk refused (lib/png.js, spec.png_checksums). Other formats: decode them yourself and
+ * pass {data, width, height}.
+ */
+import { readFile } from 'node:fs/promises';
+
+import jpeg from 'jpeg-js';
+import pngjs from 'pngjs';
+
+import { pngProblem } from './lib/png.js';
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47];
+const JPEG_SOI = [0xff, 0xd8, 0xff];
+const ORIENTATION_TAG = 0x0112;
+/** jpeg-js refuses larger images unless told (its defaults: 100 MP, 512 MB). */
+const JPEG_LIMITS = { maxResolutionInMP: 1000, maxMemoryUsageInMB: 8192 };
+
+const startsWith = (bytes, sig, at = 0) => sig.every((b, i) => bytes[at + i] === b);
+
+/** The orientation (1..8) in a TIFF/EXIF block at bytes[start..], or 1. */
+function tiffOrientation(bytes, start) {
+  if (start + 8 > bytes.length) return 1;
+  const little = bytes[start] === 0x49; // 'II' little-endian, 'MM' big-endian
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const u16 = (at) => view.getUint16(at, little);
+  const ifd = start + view.getUint32(start + 4, little);
+  if (ifd + 2 > bytes.length) return 1;
+  for (let i = 0, n = u16(ifd); i < n; i++) {
+    const at = ifd + 2 + i * 12;
+    if (at + 12 > bytes.length) break;
+    if (u16(at) === ORIENTATION_TAG) {
+      const value = u16(at + 8);
+      return value >= 1 && value <= 8 ? value : 1;
+    }
+  }
+  return 1;
+}
+
+/** EXIF orientation (1..8) of a JPEG (APP1 "Exif") or PNG (eXIf chunk); 1 when absent. */
+export function exifOrientation(bytes) {
+  if (startsWith(bytes, JPEG_SOI)) {
+    for (let pos = 2; pos + 4 <= bytes.length && bytes[pos] === 0xff;) {
+      const marker = bytes[pos + 1];
+      if (marker === 0xda || marker === 0xd9) break; // start of scan / end of image
+      const length = (bytes[pos + 2] << 8) | bytes[pos + 3];
+      if (marker === 0xe1 && startsWith(bytes, [0x45, 0x78, 0x69, 0x66, 0, 0], pos + 4)) return tiffOrientation(bytes, pos + 10);
+      pos += 2 + length;
+    }
+    return 1;
+  }
+  if (startsWith(bytes, PNG_SIGNATURE)) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let pos = 8; pos + 8 <= bytes.length;) {
+      const length = view.getUint32(pos);
+      const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
+      if (type === 'eXIf') return tiffOrientation(bytes, pos + 8);
+      if (type === 'IDAT' || type === 'IEND') break; // eXIf must come before the image data
+      pos += 12 + length;
+    }
+  }
+  return 1;
+}
+
+/**
+ * Pixels turned upright for an EXIF orientation (2..8 as PIL's Image.Transpose in exif_transpose).
+ * @param {{data: Uint8Array, width: number, height: number}} image interleaved, any channel count
+ * @param {number} orientation 1..8
+ */
+export function applyOrientation({ data, width, height }, orientation) {
+  if (orientation === 1) return { data, width, height };
+  const channels = data.length / (width * height);
+  const swap = orientation >= 5;
+  const [w, h] = swap ? [height, width] : [width, height];
+  // source (x, y) of output pixel (u, v)
+  const source = {
+    2: (u, v) => [width - 1 - u, v],
+    3: (u, v) => [width - 1 - u, height - 1 - v],
+    4: (u, v) => [u, height - 1 - v],
+    5: (u, v) => [v, u],
+    6: (u, v) => [v, height - 1 - u],
+    7: (u, v) => [width - 1 - v, height - 1 - u],
+    8: (u, v) => [width - 1 - v, u],
+  }[orientation];
+  const out = new Uint8Array(data.length);
+  for (let v = 0; v < h; v++) {
+    for (let u = 0; u < w; u++) {
+      const [x, y] = source(u, v);
+      const from = (y * width + x) * channels;
+      const to = (v * w + u) * channels;
+      for (let c = 0; c < channels; c++) out[to + c] = data[from + c];
+    }
+  }
+  return { data: out, width: w, height: h };
+}
+
+/**
+ * A PNG or JPEG file's bytes -> {data, width, height} (RGBA for PNG, RGB for JPEG), upright.
+ * @param {Uint8Array} bytes the whole file
+ * @param {string} [name] used in error messages
+ * @throws {Error} naming the file: not PNG/JPEG, a damaged PNG chunk, or a decoder error
+ */
+export function decodeImage(bytes, name = `<${bytes.length} bytes>`) {
+  let image;
+  try {
+    if (startsWith(bytes, PNG_SIGNATURE)) {
+      const problem = pngProblem(bytes);
+      if (problem) throw new Error(problem);
+      const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      image = { data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length), width: png.width, height: png.height };
+    } else if (startsWith(bytes, JPEG_SOI)) {
+      image = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, ...JPEG_LIMITS });
+    }
+  } catch (err) {
+    throw new Error(`${name}: not a readable image (${err.message})`);
+  }
+  if (!image) {
+    throw new Error(`${name}: not a PNG or JPEG file (readImageFile reads those two; decode other formats yourself and pass {data, width, height})`);
+  }
+  return applyOrientation(image, exifOrientation(bytes));
+}
+
+/**
+ * Read and decode a PNG or JPEG file (see decodeImage) for analyzer.analyze.
+ * @param {string} path
+ * @returns {Promise<{data: Uint8Array, width: number, height: number}>}
+ */
+export async function readImageFile(path) {
+  let buf;
+  try {
+    buf = await readFile(path);
+  } catch (err) {
+    throw new Error(`${path}: cannot read the image file (${err.code || err.message})`);
+  }
+  return decodeImage(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), String(path));
+}

@@ -1,0 +1,28 @@
+// Types of the Node entries of {{NAME}} (node.js for import, node.cjs for require). Shared types: types.d.cts.
+import type { Backend, BackendChoice, AnalyzeOptions, AnalyzeResult, FaceAnalyzer, LoadedModel, Manifest, ModelConfig,
+  ModelName, PixelData } from './types.cjs';
+
+export type * from './types.cjs';
+export { MODEL_SPECS } from './model-specs.cjs';
+
+/** Folder of this package's models/manifest.json. */
+export const MODELS_DIR: string;
+
+export interface NodeFaceAnalyzer extends FaceAnalyzer {
+  /** readImageFile(path) then analyze: a JPEG or PNG file, EXIF orientation applied. */
+  analyzeFile(path: string, options?: AnalyzeOptions): Promise<AnalyzeResult>;
+}
+
+/** The face pipeline; modelUrl defaults to MODELS_DIR, backend 'auto' (WASM, CPU if WASM cannot start). */
+export function createFaceAnalyzer(modelConfig?: ModelConfig): Promise<NodeFaceAnalyzer>;
+/** Model `name` of this package's models (or of the bundle at dirOrUrl). */
+export function loadModel<N extends ModelName>(name: N, dirOrUrl?: string): Promise<LoadedModel<N>>;
+/** The generic loader of lib/generic.js: load(dirOrUrl, name). */
+export function load<N extends string>(dirOrUrl: string, name: N): Promise<LoadedModel<N>>;
+export function readManifest(dirOrUrl?: string): Promise<Manifest>;
+/** A JPEG or PNG file decoded in pure JS: RGBA (PNG) or RGB (JPEG) bytes, upright. */
+export function readImageFile(path: string): Promise<{ data: Uint8Array; width: number; height: number }>;
+/** decodeImage of decode.js (a Promise from require()). */
+export function decodeImage(bytes: Uint8Array, name?: string): PixelData | Promise<PixelData>;
+export function useBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<string>;
+export function selectBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<BackendChoice>;

@@ -1,0 +1,132 @@
+// Types shared by the browser entry (index.d.ts) and the Node entries (node.d.ts, node.d.cts) of
+// {{NAME}}; they describe the runtime objects of lib/ (checked by tests/test_npm.py with tsc).
+import type * as tf from '@tensorflow/tfjs';
+import type { MODEL_SPECS } from './model-specs.cjs';
+
+export type Backend = 'webgl' | 'wasm' | 'cpu' | 'auto';
+
+/** Load-time settings (lib/options.js MODEL_CONFIG_DEFAULTS); unknown keys throw. */
+export interface ModelConfig {
+  /** Bundle root: URL (browser; required there) or folder path (Node; default this package's models/). */
+  modelUrl?: string | URL;
+  /** Default 'auto' (lib/backend.js selectBackend); a name that cannot start throws. */
+  backend?: Backend;
+  /** Default all three. */
+  models?: Array<'detector' | 'beauty' | 'keypoints'>;
+  /** Where the WASM backend's .wasm files are (URL/folder prefix or {file: url}); default: resolved from node_modules (Node). */
+  wasmPaths?: string | Record<string, string> | null;
+}
+
+/** Per-call settings of analyze (lib/options.js ANALYZE_DEFAULTS); unknown keys throw. */
+export interface AnalyzeOptions {
+  /** Keep at most this many faces (highest score first); default null: all. */
+  maxFaces?: number | null;
+  /** Smallest face the detector looks for, detection-image pixels; default null: the manifest's. */
+  minFaceSize?: number | null;
+  /** Drop faces whose detector confidence (0..1) is below this; default null: the manifest's spec.face_filter. */
+  minConfidence?: number | null;
+  /** Drop faces whose box's longer side is under this many pixels; default null: the manifest's spec.face_filter. */
+  minBoxSize?: number | null;
+  /** Grad-CAM heatmap per face; default false. */
+  heatmaps?: boolean;
+}
+
+export interface Box { x: number; y: number; width: number; height: number; }
+export type Point = [number, number];
+
+export interface Face {
+  /** Input-image pixels. */
+  box: Box;
+  /** Detector confidence, 0..1. */
+  score: number;
+  landmarks5: Record<'left_eye' | 'right_eye' | 'nose' | 'mouth_left' | 'mouth_right', Point>;
+  /** Facial keypoints (68 for the shipped model), input-image pixels; absent without the keypoints model. */
+  keypoints?: Point[];
+  /** score: expected score 0..100; score_1to5: the same on the dataset's 1..5 scale; distribution: 101 probabilities. */
+  beauty?: { score: number; score_1to5: number; distribution: number[] };
+  /** Grad-CAM grid over the beauty crop (options.heatmaps); see lib/gradcam.js heatmapToCrop. */
+  heatmap?: { grid: number[][]; crop_size: number; square: { x: number; y: number; side: number } };
+}
+
+/** Decoded pixels: RGB or RGBA bytes, row-major (e.g. readImageFile, ImageData). */
+export interface PixelData { data: ArrayLike<number>; width: number; height: number; }
+
+/** Browser sources (decoded with the browser's own decoder; Blob/File via createImageBitmap). */
+export type BrowserImage = HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | HTMLVideoElement | ImageBitmap
+  | ImageData | Blob;
+
+/** What analyze takes: decoded pixels, a tf.Tensor3D [H, W, 3|4], or a browser image source. */
+export type ImageInput = PixelData | tf.Tensor3D | BrowserImage;
+
+export interface AnalyzeResult {
+  faces: Face[];
+  backend: string;
+  /** Milliseconds per stage: decode, detect, crop, beauty, keypoints, gradcam, total. */
+  timings: Record<string, number>;
+  image: { width: number; height: number };
+}
+
+export interface FaceAnalyzer {
+  analyze(input: ImageInput, options?: AnalyzeOptions): Promise<AnalyzeResult>;
+  dispose(): void;
+  /** The TF.js backend in use and why it was chosen (lib/backend.js selectBackend). */
+  backend: string;
+  backendReason: string;
+  manifest: Manifest;
+  models: Array<'detector' | 'beauty' | 'keypoints'>;
+}
+
+export interface TensorSpec { name: string; shape: Array<number | null>; dtype?: string; signature_key?: string; }
+
+export interface ManifestModel {
+  path: string;
+  format: 'layers-model' | 'graph-model';
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  input_size: number | null;
+  backbone: string | null;
+  precision: 'float32' | 'float16' | 'uint8';
+  parity: { max_abs_diff: number; tolerance: number; probe: string };
+  [key: string]: unknown;
+}
+
+export interface Manifest {
+  spec: Record<string, unknown>;
+  models: Record<string, ManifestModel>;
+  synthetic: boolean;
+  versions: Record<string, string>;
+  created: string;
+  [key: string]: unknown;
+}
+
+/** The models of this package and their input/output names, shapes and dtypes (model-specs.js). */
+export type ModelSpecs = typeof MODEL_SPECS;
+export type ModelName = keyof ModelSpecs & string;
+type Specs<N extends ModelName, K extends 'inputs' | 'outputs'> = ModelSpecs[N][K] extends readonly (infer S)[] ? S : never;
+/** The input names of model N. */
+export type InputName<N extends ModelName> = Specs<N, 'inputs'> extends { name: infer T } ? T : never;
+/** The output names of model N. */
+export type OutputName<N extends ModelName> = Specs<N, 'outputs'> extends { name: infer T } ? T : never;
+
+/** A tensor, or values and a shape (dtype defaults to the manifest's, else float32). */
+export type TensorLike = tf.Tensor | { data: ArrayLike<number> | ArrayLike<boolean>; shape: number[]; dtype?: tf.DataType };
+/** One input, an array in the manifest's input order, or an object keyed by input name. */
+export type ModelInput<N extends string = string> = TensorLike | TensorLike[]
+  | (N extends ModelName ? { [K in InputName<N>]: TensorLike } : Record<string, TensorLike>);
+
+export interface LoadedModel<N extends string = string> {
+  name: N;
+  entry: ManifestModel;
+  manifest: Manifest;
+  model: tf.LayersModel | tf.GraphModel;
+  /** The inputs' {name, shape, dtype?} in order (from the manifest). */
+  inputs: N extends ModelName ? ModelSpecs[N]['inputs'] : TensorSpec[];
+  /** True when only predictAsync can run the model (control flow). */
+  async: boolean;
+  /** Raw inputs (image models: RGB 0..255, NHWC float32); one tensor, or an array for several outputs; caller disposes. */
+  predict(input: ModelInput<N>): tf.Tensor | tf.Tensor[];
+  predictAsync(input: ModelInput<N>): Promise<tf.Tensor | tf.Tensor[]>;
+  dispose(): void;
+}
+
+export interface BackendChoice { backend: string; requested: Backend; reason: string; failures: string[]; }
