@@ -115,6 +115,8 @@ const page = {
   startError: null, // why the models did not load
   webgl: null, // 'WebGL 2' | 'WebGL 1' | null (probed once at start)
   nextId: 1,
+  bootDecided: false, // start-up knows whether the models load (until then a chosen photo is held)
+  heldPhoto: null, // the File chosen before that
   photo: null, // {id, label, file, shown, width, height}: the photo shown (its pixels are in the view worker)
   viewWorker: null, // view-worker.js: owns the #view canvas and draws it
   viewSize: { width: 1, height: 1, dpr: 1 }, // #view's canvas size, device pixels
@@ -219,6 +221,7 @@ function startAnalyzer(backend) {
   worker.postMessage({ type: 'start', backend, modelUrl: MODELS_URL, wasmPaths: VENDOR_URL, libraryUrl: LIBRARY_URL,
     imports: importMap(), baseUrl: location.href, manifest: page.manifest });
   page.requestedBackend = backend;
+  decideBoot();
   return page.analyzerReady;
 }
 
@@ -265,6 +268,15 @@ function onStartFailed(msg) {
     'If files are missing, build them with ', code(page.status.models.command), '.');
 }
 
+/** Start-up has decided whether the models load: send a photo chosen meanwhile. */
+function decideBoot() {
+  if (page.bootDecided) return;
+  page.bootDecided = true;
+  const held = page.heldPhoto;
+  page.heldPhoto = null;
+  if (held) sendPhoto(held);
+}
+
 async function boot() {
   window.addEventListener('securitypolicyviolation', (e) => {
     window.facepackCspViolations.push(`${e.violatedDirective}: ${e.blockedURI}`);
@@ -301,6 +313,15 @@ async function boot() {
     return;
   }
   await startAnalyzer(initialBackend());
+}
+
+/** boot(), then whatever it decided, a photo chosen during it is sent on. */
+async function bootAndDecide() {
+  try {
+    await boot();
+  } finally {
+    decideBoot();
+  }
 }
 
 /** The backend asked for in the address (?backend=wasm), else the selector's default. */
@@ -365,6 +386,11 @@ function request(kind, label, limit = null) {
  * analyses it once the models are ready.
  */
 function sendPhoto(file) {
+  if (!page.bootDecided) { // the page does not know yet whether the models can load: hold the photo
+    page.heldPhoto = file;
+    showMessage('info', 'waiting', `“${file.name}” is loaded; it will be analysed as soon as the models are ready.`);
+    return;
+  }
   for (const [id, r] of page.pending) if (r.kind === 'photo') page.pending.delete(id); // superseded: never drawn
   let options = null; // without models the worker only decodes the photo (and says why it stops there)
   try {
@@ -990,7 +1016,7 @@ window.facepackLastResult = null;
 window.facepackCspViolations = [];
 window.facepackDraws = [];
 window.facepackLabels = [];
-boot().catch((err) => {
+bootAndDecide().catch((err) => {
   setState('error');
   showMessage('error', 'page-failed', `The page failed to start: ${err.message}`);
   console.error(err);

@@ -340,6 +340,32 @@ def test_a_photo_chosen_while_another_is_analysed_replaces_it(page, photos, pyth
     assert message(page)["seq"] == seq and zoomed != labels
 
 
+def test_a_photo_chosen_during_start_up_is_analysed_when_the_models_are_ready(browser, base_url, photos, python_results):
+    context = browser.new_context()
+    held = []
+    context.route("**/models/manifest.json", lambda route: held.append(route))  # start-up waits here until released
+    pg = context.new_page()
+    try:
+        pg.goto(f"{base_url}?backend=wasm")
+        deadline = time.monotonic() + WAIT_S
+        while not held and time.monotonic() < deadline:
+            pg.wait_for_timeout(100)
+        assert held, "the page never asked for the manifest"
+        assert pg.evaluate("document.body.dataset.state") == "starting"
+        before = message(pg)["seq"]
+        pg.set_input_files("#file-input", str(photos["astronaut"]))
+        assert message(pg)["code"] == "waiting" and "astronaut.png" in message(pg)["text"]
+        for route in held:
+            route.continue_()
+        context.unroute("**/models/manifest.json")
+        outcome = settle(pg, before)
+        assert outcome["code"] == "ok", outcome
+        assert pg.evaluate("window.facepackLastResult.source") == "astronaut.png"
+        assert_faces_match(last_result(pg)["faces"], python_results["astronaut"]["faces"])
+    finally:
+        context.close()
+
+
 def test_downloads_json_and_annotated_png(page, photos, python_results, artifacts_dir):
     import json
 
