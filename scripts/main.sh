@@ -31,7 +31,7 @@ PY=.venv/bin/python
 for kind in beauty keypoints; do
   if [ -n "${RUN[$kind]:-}" ]; then
     $PY -m facepack.runs "$kind" --run "${RUN[$kind]}" --quiet \
-      || { $PY -m facepack.runs "$kind" --run "${RUN[$kind]}"; exit 2; }
+      || { $PY -m facepack.runs "$kind" --run "${RUN[$kind]}" || true; exit 2; }
   elif ! $PY -m facepack.runs "$kind" --quiet; then
     printf '\n== No %s model yet: training a small one on synthetic data (a few minutes)\n' "$kind"
     $PY "training/train_$kind.py"
