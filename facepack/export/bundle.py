@@ -12,8 +12,10 @@ Then the beauty pair is checked end to end (expected score), and with ``node_che
 model is run in TF.js itself (node_check.py, WASM) and held to the same tolerance.
 
 ``build_bundle`` writes everything into a temporary folder next to ``out_dir`` and only then
-swaps it into place (``atomic_replace``): a failed or interrupted conversion leaves the previous
-bundle byte-identical.
+swaps it into place in one step (``atomic_replace``, under the folder's writer lock): a failed,
+interrupted or killed conversion leaves the previous bundle byte-identical. With
+``skip_unchanged`` it first compares the bundle's recorded build key (``build_key``: sources,
+options, code, versions) and converts only the model sets whose key changed.
 """
 
 from __future__ import annotations
