@@ -51,6 +51,18 @@ def new_run_dir(kind: str, root=None, name: str | None = None) -> Path:
     return path
 
 
+def data_paths(dataset: dict, run_dir: Path) -> dict:
+    """run.json "dataset" additions that survive moving the project: the dataset folder (and packed
+    file) relative to the run folder and to the project root (training/evaluate.py resolves them)."""
+    out = {}
+    for key in ("path", "packed"):
+        if dataset.get(key):
+            where = Path(dataset[key]).resolve()
+            out[f"{key}_from_run"] = os.path.relpath(where, Path(run_dir).resolve())
+            out[f"{key}_from_project"] = os.path.relpath(where, runs.PROJECT_ROOT)
+    return out
+
+
 def write_json(path, data) -> None:
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -80,7 +92,8 @@ def trainer_parser(prog: str, doc: str, defaults: dict, synthetic: dict, data_he
     p.add_argument("--seed", type=int)
     p.add_argument("--n-synthetic", type=int, help="samples in the synthetic dataset (no --data)")
     p.add_argument("--skip-bad", action="store_true", help="report and skip bad rows/images instead of failing")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder (loses at most one epoch)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder: the same weights and metrics as an uninterrupted "
+                   "run (a kill mid-epoch recomputes that epoch)")
     p.add_argument("--distribute", action="store_true", help="data-parallel over all visible accelerators")
     p.add_argument("--runs", default=None, help="runs root (default: runs/)")
     p.add_argument("--max-minutes", type=float, help="stop training (then evaluate and save) before this wall time")
@@ -107,19 +120,47 @@ def fill_defaults(args, defaults: dict, synthetic: dict) -> dict:
     return cfg
 
 
+RESUME_FILE = "resume.json"  # the commit point: {"epoch", "phase", "weights"}; present while a run is unfinished
+BACKUP_DIR = "backup"  # <phase>-epoch<NNNN>.weights.h5: model + optimizer state (iterations, momenta)
+
+
 def open_run(kind: str, cfg: dict, runs_root=None, resume=None):
-    """(run_dir, epochs already done, History): a fresh run folder, or the one --resume names."""
+    """(run_dir, epochs already done, History): a fresh run folder, or the one --resume names.
+
+    A fresh run writes config.json and resume.json (epoch 0) at once, so a run killed at any
+    point, even before its first epoch ends, can be resumed. History keeps the rows of the epochs
+    the last committed checkpoint holds (rows written after it are recomputed).
+    """
     if resume:
         run_dir = Path(resume)
-        if not (run_dir / "resume.json").is_file():
-            raise TrainingError(f"--resume: {run_dir} has no resume.json (finished or never started)")
+        if not (run_dir / RESUME_FILE).is_file():
+            raise TrainingError(f"--resume: {run_dir} has no {RESUME_FILE} (finished or never started)")
     else:
         run_dir = new_run_dir(kind, runs_root)
         save_config(run_dir, cfg)
+        write_json(run_dir / RESUME_FILE, {"epoch": 0, "phase": None, "weights": None})
     done = resume_point(run_dir)
     history = History.load(run_dir / "history.csv") if done else History(run_dir / "history.csv")
-    history.rows = history.rows[:done]
+    history.rows = [r for r in history.rows if int(r["epoch"]) <= done]
     return run_dir, done, history
+
+
+def restore_weights(model, run_dir: Path) -> int:
+    """Load the last committed checkpoint's model weights into an uncompiled ``model`` (its
+    optimizer state is restored by RunBackup when the checkpoint's phase resumes); -> epochs done."""
+    point = read_resume(run_dir)
+    if point.get("weights"):
+        model.load_weights(Path(run_dir) / point["weights"])
+    return int(point["epoch"])
+
+
+def read_resume(run_dir) -> dict:
+    info = Path(run_dir) / RESUME_FILE
+    if not info.is_file():
+        return {"epoch": 0, "phase": None, "weights": None}
+    point = json.loads(info.read_text())
+    point.setdefault("weights", None)
+    return point
 
 
 def run_main(argv, parse_args, resolve_config, train):
@@ -154,7 +195,10 @@ def seed_everything(seed: int) -> None:
 def distribution_scope(enabled: bool):
     """Data-parallel over all visible accelerators (keras.distribution on JAX, MirroredStrategy on TF).
 
-    Returns a context manager; a no-op when disabled.
+    TensorFlow: all logical GPUs, else all logical CPUs (one unless the process configured more
+    with tf.config.set_logical_device_configuration, as tests/test_distribute.py does). The
+    global batch (--batch-size) is split across the replicas. Returns a context manager; a
+    no-op when disabled.
     """
     import contextlib
 
@@ -170,8 +214,9 @@ def distribution_scope(enabled: bool):
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        strategy = tf.distribute.MirroredStrategy()
-        print(f"--distribute: MirroredStrategy over {strategy.num_replicas_in_sync} replica(s)")
+        devices = [d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))]
+        strategy = tf.distribute.MirroredStrategy(devices=devices)
+        print(f"--distribute: MirroredStrategy over {strategy.num_replicas_in_sync} replica(s): {', '.join(devices)}")
         return strategy.scope()
     raise TrainingError(f"--distribute is not supported on the {keras.backend.backend()} backend")
 
@@ -190,10 +235,12 @@ class History:
         keys = []
         for r in self.rows:
             keys += [k for k in r if k not in keys]
-        with open(self.path, "w", newline="") as fh:
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "w", newline="") as fh:  # replaced in one step: a kill never leaves half a file
             writer = csv.DictWriter(fh, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.rows)
+        os.replace(tmp, self.path)
 
     def columns(self) -> dict:
         cols: dict = {}
@@ -208,12 +255,61 @@ class History:
         if Path(path).is_file():
             with open(path, newline="") as fh:
                 for row in csv.DictReader(fh):
-                    hist.rows.append({k: (v if k == "phase" else float(v)) for k, v in row.items() if v != ""})
+                    hist.rows.append({k: (v if k == "phase" else int(v) if k == "epoch" else float(v))
+                                      for k, v in row.items() if v != ""})
         return hist
 
 
+def _run_backup_class(keras):
+    class RunBackup(keras.callbacks.BackupAndRestore):
+        """keras.callbacks.BackupAndRestore with an atomic commit and training phases.
+
+        Saves at every epoch end: model + optimizer state (iterations, so the learning-rate
+        schedule position, and momenta) to backup/<phase>-epoch<NNNN>.weights.h5 under a temporary
+        name, renamed into place, then commits it by replacing resume.json ({"epoch", "phase",
+        "weights"}) in one step; older checkpoints are deleted only after that. A kill at any
+        instant leaves the previous commit intact (Keras' own writes the weights and then its
+        metadata in place, so a kill between them pairs new weights with an old epoch).
+        Restores (on_train_begin) only a checkpoint of its own phase: the optimizer of another
+        phase has other variables; the model weights were loaded already (restore_weights).
+        Checkpoints are taken at epoch ends only: Keras restarts an interrupted epoch from its
+        first batch, so a mid-epoch checkpoint would replay batches on already-updated weights;
+        a kill mid-epoch recomputes that epoch, exactly, from the previous commit.
+        """
+
+        def __init__(self, run_dir: Path, phase: str, state: dict):
+            super().__init__(backup_dir=str(Path(run_dir) / BACKUP_DIR), save_freq="epoch", delete_checkpoint=False)
+            self.run_dir, self.phase, self.state = Path(run_dir), phase, state
+
+        def _load_model(self):
+            point = read_resume(self.run_dir)
+            if point.get("phase") != self.phase or not point.get("weights"):
+                return
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(self.run_dir / point["weights"])
+
+        def _save_model(self):
+            if self.state.get("nan"):
+                return  # keep the last good checkpoint
+            backup = Path(self.backup_dir)
+            backup.mkdir(exist_ok=True)
+            name = f"{self.phase}-epoch{self._current_epoch:04d}.weights.h5"
+            tmp = backup / f"partial-{os.getpid()}.weights.h5"
+            self.model.save_weights(tmp, overwrite=True)
+            os.replace(tmp, backup / name)
+            write_json(self.run_dir / RESUME_FILE,
+                       {"epoch": self._current_epoch, "phase": self.phase, "weights": f"{BACKUP_DIR}/{name}"})
+            for old in backup.glob("*.weights.h5"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+
+    return RunBackup
+
+
 def make_callbacks(keras, run_dir: Path, history: History, phase: str, state: dict):
-    """Epoch bookkeeping: NaN stop with a clear message, checkpoint + state for --resume, history."""
+    """Epoch bookkeeping (NaN stop with a clear message, time limits, history.csv), then the
+    checkpoint for --resume (RunBackup, after the history row so a commit never lacks its row)."""
 
     class RunBookkeeping(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -236,26 +332,21 @@ def make_callbacks(keras, run_dir: Path, history: History, phase: str, state: di
                 self.model.stop_training = True  # another epoch would overrun --max-minutes
                 state["stopped_early"] = f"--max-minutes reached after epoch {epoch + 1}"
             history.add(epoch + 1, phase, logs or {}, seconds)
-            self.model.save_weights(run_dir / "checkpoint.weights.h5")
             state["epoch"] = epoch + 1
-            write_json(run_dir / "resume.json", {"epoch": epoch + 1, "phase": phase})
 
-    return [RunBookkeeping()]
+    return [RunBookkeeping(), _run_backup_class(keras)(run_dir, phase, state)]
 
 
 def check_nan(state: dict) -> None:
     if state.get("nan"):
         raise TrainingError(
-            f"training stopped: {state['nan']}. The last good weights are in checkpoint.weights.h5; "
+            f"training stopped: {state['nan']}. The last good weights are in {BACKUP_DIR}/ (see {RESUME_FILE}); "
             "lower the learning rate (--lr) or check the data for broken labels.")
 
 
 def resume_point(run_dir: Path) -> int:
-    """Epochs already completed in ``run_dir`` (0 for a fresh run)."""
-    info = run_dir / "resume.json"
-    if not info.is_file():
-        return 0
-    return int(json.loads(info.read_text())["epoch"])
+    """Epochs already completed (committed) in ``run_dir`` (0 for a fresh run)."""
+    return int(read_resume(run_dir)["epoch"])
 
 
 def save_config(run_dir: Path, cfg: dict) -> None:
@@ -294,5 +385,7 @@ def finish_run(run_dir: Path, info: dict) -> None:
     info = dict(info)
     info["created"] = _dt.datetime.now().isoformat(timespec="seconds")
     write_json(run_dir / "run.json", info)
-    for leftover in ("checkpoint.weights.h5", "resume.json"):
-        (run_dir / leftover).unlink(missing_ok=True)
+    (run_dir / RESUME_FILE).unlink(missing_ok=True)
+    import shutil
+
+    shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)

@@ -19,6 +19,15 @@ from facepack.data.synthetic import (ibug68_to_kaggle15, make_kaggle15_csv, make
 N68, N15 = 12, 20
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _private_cache(tmp_path_factory):
+    """Decode verdicts (facepack.data.errors.DecodeVerdicts) go to a temporary cache, not ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FACEPACK_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def kp68(tmp_path_factory):
     return make_keypoints68_dataset(tmp_path_factory.mktemp("kp68"), n=N68, image_size=64)
@@ -74,6 +83,9 @@ def _bad68(tmp_path, kp68, mutate):
     with open(csv_path, "w", newline="") as f:
         csv.writer(f).writerows(rows)
     (root / "training" / "broken.jpg").write_bytes(b"garbage")
+    from test_data_scut import _truncated_jpeg
+
+    _truncated_jpeg(root / "training" / "cut.jpg")
     return csv_path
 
 
@@ -83,6 +95,9 @@ BAD68 = {
     "missing image": (lambda r: ["nobody.jpg"] + r[1:], r"image nobody.jpg not found"),
     "unreadable image": (lambda r: ["broken.jpg"] + r[1:], r"image broken.jpg is not a readable image"),
     "no keypoints": (lambda r: r[:1] + [""] * 136, r"no keypoint present"),
+    "truncated image": (lambda r: ["cut.jpg"] + r[1:], r"image cut.jpg is not a readable image \(OSError: image file is truncated"),
+    "absolute path": (lambda r: ["/etc/hostname"] + r[1:], r"file name '/etc/hostname' points outside the image folder"),
+    "path climbing out": (lambda r: ["../training_frames_keypoints.csv"] + r[1:], r"points outside the image folder"),
 }
 
 

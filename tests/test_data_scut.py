@@ -14,6 +14,15 @@ from facepack.data.synthetic import make_scut_dataset
 N = 30
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _private_cache(tmp_path_factory):
+    """Decode verdicts (facepack.data.errors.DecodeVerdicts) go to a temporary cache, not ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FACEPACK_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def release(tmp_path_factory):
     return make_scut_dataset(tmp_path_factory.mktemp("scut") / "SCUT-FBP5500_v2", n=N, image_size=32)
@@ -117,13 +126,25 @@ def _mini(tmp_path, lines, images=("a.jpg", "b.jpg", "c.jpg")):
     for name in images:
         Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(root / "Images" / name)
     (root / "Images" / "broken.jpg").write_bytes(b"not an image at all")
+    _truncated_jpeg(root / "Images" / "cut.jpg")
     (root / "train.txt").write_text("\n".join(lines) + "\n")
     return root
+
+
+def _truncated_jpeg(path):
+    """A real JPEG cut to a third: its header (and PIL's verify) is intact, its data is not."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
 
 
 BAD_ROWS = {
     "missing image": ("gone.jpg 3.0", r"image gone.jpg not found"),
     "unreadable image": ("broken.jpg 3.0", r"image broken.jpg is not a readable image"),
+    "truncated image": ("cut.jpg 3.0", r"image cut.jpg is not a readable image \(OSError: image file is truncated"),
+    "absolute path": ("/etc/hostname 3.0", r"file name '/etc/hostname' points outside the image folder"),
+    "path climbing out": ("../train.txt 3.0", r"file name '../train.txt' points outside the image folder"),
     "unparsable label": ("b.jpg three", r"score 'three' of b.jpg is not a number"),
     "score above 5": ("b.jpg 5.2", r"score 5.2 of b.jpg is outside 1..5"),
     "score below 1": ("b.jpg 0.5", r"score 0.5 of b.jpg is outside 1..5"),
@@ -163,14 +184,43 @@ def test_only_bad_rows_is_an_error_even_when_skipping(tmp_path):
         load_scut(_mini(tmp_path, ["gone.jpg 3.0"]), skip_bad=True)
 
 
+def test_skipped_rows_are_recorded_with_file_line_and_reason(tmp_path):
+    root = _mini(tmp_path, ["a.jpg 3.0", "cut.jpg 2.0", "../train.txt 3.0", "c.jpg 4.0"])
+    d = load_scut(root, skip_bad=True)
+    assert [s.path.name for s in d.train] == ["a.jpg", "c.jpg"]
+    assert [(r["file"], r["line"]) for r in d.skipped] == [(str(root / "train.txt"), 2), (str(root / "train.txt"), 3)]
+    assert "truncated" in d.skipped[0]["reason"] and "outside the image folder" in d.skipped[1]["reason"]
+
+
+def test_subfolders_inside_images_are_fine(tmp_path):
+    root = _mini(tmp_path, ["sub/../a.jpg 3.0", "./c.jpg 4.0"])
+    assert [s.path.name for s in load_scut(root).train] == ["a.jpg", "c.jpg"]
+
+
+def test_decode_verdicts_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+    """The full decode runs once per file; a file changed on disk is decoded again."""
+    import os
+
+    from facepack.data import errors
+
+    monkeypatch.setenv("FACEPACK_CACHE", str(tmp_path / "cache"))
+    decoded = []
+    real = errors.check_image
+    monkeypatch.setattr(errors, "check_image", lambda path, full=False: (decoded.append(path.name), real(path, full))[1])
+    root = _mini(tmp_path, ["a.jpg 3.0", "b.jpg 2.0", "cut.jpg 2.0"])
+    assert len(load_scut(root, skip_bad=True).train) == 2 and sorted(decoded) == ["a.jpg", "b.jpg", "cut.jpg"]
+    decoded.clear()
+    assert len(load_scut(root, skip_bad=True).train) == 2 and decoded == []  # verdicts from the cache
+    Image.fromarray(np.full((8, 8, 3), 50, np.uint8)).save(root / "Images" / "cut.jpg")  # repaired
+    os.utime(root / "Images" / "cut.jpg", ns=(1, 1))
+    assert len(load_scut(root, skip_bad=True).train) == 3 and decoded == ["cut.jpg"]
+
+
 def test_truncated_jpeg_is_caught_by_full_verification(tmp_path):
     root = _mini(tmp_path, ["a.jpg 3.0", "cut.jpg 2.0"])
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(root / "Images/cut.jpg")
-    data = (root / "Images/cut.jpg").read_bytes()
-    (root / "Images/cut.jpg").write_bytes(data[: len(data) // 3])
-    with pytest.raises(DatasetError, match=r"train.txt:2: image cut.jpg is not readable"):
-        load_scut(root, verify="decode")
+    with pytest.raises(DatasetError, match=r"train.txt:2: image cut.jpg is not a readable image .*truncated"):
+        load_scut(root)  # decoding is the default
+    assert len(load_scut(root, verify="header").train) == 2  # the header alone passes: why decoding is needed
 
 
 def test_missing_folder_and_ambiguous_labels(tmp_path):

@@ -6,15 +6,22 @@ Keypoints: NME (inter-ocular, outer eye corners) mean and median, failure rate a
            --end-to-end, (b) from the MTCNN detector as the page does it (a face the detector
            misses counts as a failure with NME = inf).
 
-Which images: with the release layout, the protocol's test part (--split); with a reduced layout
-or a keypoint dataset, the part the run held out (re-derived from the run's own seed and
-fraction), or everything with --part all (e.g. an official test split the run never saw).
+Which data: --data, else the run's own dataset, found from run.json by its path relative to the
+run folder, then relative to the project, then the absolute path recorded at training time. A
+keypoint folder holding several CSVs (training and test) is refused: name the CSV.
+Which images (--part): the run's held-out part (re-derived from its seed and fraction; with the
+release layout, the protocol's test part of --split) when the data is the run's own, else every
+labelled image ("all"). --part held-out on data the run did not train on is refused (its
+held-out part is defined only there).
+Beauty metrics are also reported per SCUT-FBP5500 group (file-name prefixes AF/AM/CF/CM) where
+the file names carry them.
 
 Usage:
     python training/evaluate.py --model runs/beauty/20261122-164316 --data ~/SCUT-FBP5500_v2 --split 60-40
-    python training/evaluate.py --model models/shipped/keypoints --data ../shared/datasets/youtube-faces-keypoints-train --end-to-end
+    python training/evaluate.py --model models/shipped/keypoints \
+        --data ../shared/datasets/youtube-faces-keypoints-train/training_frames_keypoints.csv --end-to-end
 
-Writes <out>/metrics.json and plots (scatter + error histogram, or CED curves + histogram).
+Writes a fresh folder (default runs/eval/<kind>/<timestamp>/; --out must be new or empty): metrics.json and plots (scatter + error histogram, or CED curves + histogram).
 """
 
 from __future__ import annotations
@@ -42,24 +49,57 @@ def parse_args(argv):
     p.add_argument("--model", required=True, help="run folder (model.keras + run.json)")
     p.add_argument("--data", help="dataset (default: the one the run was trained on)")
     p.add_argument("--split", help="beauty, release layout: 60-40 or cv1..cv5 (default: the run's)")
-    p.add_argument("--part", choices=PARTS, default="held-out", help="which images (default: held-out)")
+    p.add_argument("--part", choices=PARTS, help="which images (default: held-out on the run's own data, "
+                   "all on other data)")
     p.add_argument("--end-to-end", action="store_true", help="keypoints: also crop from the MTCNN detector")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--out", help="output folder (default: <run>/eval/)")
+    p.add_argument("--out", help="output folder, new or empty (default: a fresh runs/eval/<kind>/<timestamp>/)")
     p.add_argument("--skip-bad", action="store_true")
     return p.parse_args(argv)
 
 
-def _trainer_cfg(trainer, info: dict, data: str | None, split: str | None, skip_bad: bool) -> dict:
+def recorded_data(run_dir: Path, info: dict) -> Path | None:
+    """The run's own dataset on this machine: run.json's path relative to the run folder, then
+    relative to the project root, then the absolute path recorded at training time; None if none
+    exists. A run trained on a packed file records its source dataset, which is what is used."""
+    from facepack.runs import PROJECT_ROOT
+
+    ds = info.get("dataset", {})
+    args_data = info.get("args", {}).get("data")
+    candidates = []
+    if ds.get("path_from_run"):
+        candidates.append(Path(run_dir) / ds["path_from_run"])
+    if ds.get("path_from_project"):
+        candidates.append(PROJECT_ROOT / ds["path_from_project"])
+    if ds.get("path"):
+        candidates.append(Path(ds["path"]))
+    if args_data and not str(args_data).endswith(".npz"):
+        candidates.append(Path(args_data))
+    for path in candidates:
+        if path.exists():
+            return path.resolve()
+    return None
+
+
+def _data_source(run_dir: Path, info: dict, data: str | None) -> tuple[Path, bool]:
+    """(dataset to evaluate on, whether it was given with --data)."""
+    if data:
+        if not Path(data).exists():
+            raise ValueError(f"--data: {data} does not exist")
+        return Path(data), True
+    found = recorded_data(run_dir, info)
+    if found is None:
+        ds = info.get("dataset", {})
+        raise ValueError(f"--data: give the dataset to evaluate on (the run's own, recorded as "
+                         f"{ds.get('path_from_project') or ds.get('path')!r}, is not on this machine)")
+    return found, False
+
+
+def _trainer_cfg(trainer, info: dict, source: Path, split: str | None, skip_bad: bool) -> dict:
     """The run's own configuration (trainer defaults under it), pointed at the data to evaluate."""
     cfg = dict(trainer.DEFAULTS)
     cfg.update(info.get("args", {}))
-    source = data or cfg.get("data")
-    if not source or str(source).endswith(".npz"):
-        source = data or info.get("dataset", {}).get("path")
-    if not source or not Path(source).exists():
-        raise ValueError(f"--data: give the dataset to evaluate on (the run's own, {source!r}, is not here)")
-    cfg.update({"data": source, "skip_bad": skip_bad, "max_train": None})
+    cfg.update({"data": str(source), "skip_bad": skip_bad, "max_train": None})
     if split:
         cfg["split"] = split
     cfg.setdefault("split", "60-40")
@@ -67,26 +107,44 @@ def _trainer_cfg(trainer, info: dict, data: str | None, split: str | None, skip_
     return cfg
 
 
-def evaluate_beauty(model, info: dict, args) -> tuple[dict, dict]:
+def _choose_part(part: str | None, own: bool, what: str, run_data: str) -> str:
+    """--part, defaulted and checked: held-out exists only on the data the run trained on."""
+    if part is None:
+        return "held-out" if own else "all"
+    if part == "held-out" and not own:
+        raise ValueError(f"--part held-out: {what} is not the data this run trained on ({run_data}), so it has no "
+                         "held-out part; pass --part all to evaluate on all of it")
+    return part
+
+
+def evaluate_beauty(model, info: dict, args, run_dir: Path) -> tuple[dict, dict]:
+    from facepack.data.scut import dataset_fingerprint
     from facepack.data.tfdata import beauty_dataset
-    from facepack.metrics import beauty_metrics
     from facepack.models.beauty import expected_score, score_to_1to5
     from training import train_beauty
 
-    cfg = _trainer_cfg(train_beauty, info, args.data, args.split, args.skip_bad)
+    source, given = _data_source(run_dir, info, args.data)
+    cfg = _trainer_cfg(train_beauty, info, source, args.split, args.skip_bad)
     train, val, data, held_out = train_beauty.load_data(cfg)
-    samples = val if args.part == "held-out" else train + val
+    if data.test:  # release layout: the protocol's own test part, whatever the run trained on
+        part = args.part or "held-out"
+    else:
+        recorded = info.get("dataset", {}).get("fingerprint")
+        own = dataset_fingerprint(list(train) + list(val)) == recorded if recorded else not given
+        part = _choose_part(args.part, own, f"{data.root} ({data.split})",
+                            info.get("dataset", {}).get("path", "?"))
+    samples = val if part == "held-out" else train + val
     size = info["input_size"]
     t0 = time.perf_counter()
     probs = model.predict(beauty_dataset(samples, size, args.batch_size, training=False, cache=False), verbose=0)
     seconds = time.perf_counter() - t0
     pred = score_to_1to5(expected_score(probs))
     true = np.array([s.score for s in samples])
-    metrics = beauty_metrics(pred, true)
+    metrics = train_beauty.held_out_metrics(pred, true, [Path(s.path).name for s in samples])
     metrics["ms_per_image"] = 1000 * seconds / len(samples)
     where = {"dataset": data.name, "path": str(data.root), "layout": data.layout, "split": data.split,
-             "part": held_out if args.part == "held-out" else "all labelled images", "n": len(samples),
-             "synthetic": data.synthetic}
+             "part": held_out if part == "held-out" else "all labelled images", "n": len(samples),
+             "synthetic": data.synthetic, "skipped": data.skipped}
     return metrics, {"pred": pred, "true": true, "where": where}
 
 
@@ -120,14 +178,39 @@ def _end_to_end(model, data, indices, info, fmt) -> np.ndarray:
     return np.array(out)
 
 
-def evaluate_keypoints(model, info: dict, args) -> tuple[dict, dict]:
+def _keypoint_csv(source: Path, given: bool, info: dict) -> Path:
+    """The CSV to read: a folder given with --data must hold exactly one; the run's own folder
+    means the CSV it trained on (run.json "csv", else the trainer's choice)."""
+    from facepack.data.keypoints import find_csvs
+
+    if not source.is_dir():
+        return source
+    csvs = find_csvs(source)
+    if given and len(csvs) > 1:
+        raise ValueError(f"--data: {source} holds {len(csvs)} keypoint CSVs ({', '.join(p.name for p in csvs)}); "
+                         f"name the one to evaluate on, e.g. --data {source / csvs[-1].name}")
+    recorded = info.get("dataset", {}).get("csv")
+    if not given and recorded and (source / recorded).is_file():
+        return source / recorded
+    return source  # one CSV, or the run's own folder read as the trainer read it
+
+
+def evaluate_keypoints(model, info: dict, args, run_dir: Path) -> tuple[dict, dict]:
+    from facepack.data.keypoints import keypoint_fingerprint
     from facepack.data.tfdata import keypoint_dataset
     from facepack.metrics import keypoint_metrics, nme_per_face
     from training import train_keypoints
 
-    cfg = _trainer_cfg(train_keypoints, info, args.data, None, args.skip_bad)
+    source, given = _data_source(run_dir, info, args.data)
+    cfg = _trainer_cfg(train_keypoints, info, _keypoint_csv(source, given, info), None, args.skip_bad)
     data, train_idx, val_idx = train_keypoints.load_data(cfg)
-    indices = val_idx if args.part == "held-out" else np.arange(len(data.images))
+    recorded = info.get("dataset", {})
+    if recorded.get("fingerprint"):
+        own = keypoint_fingerprint(data) == recorded["fingerprint"]
+    else:  # older runs: the row count must at least be the run's
+        own = len(data.images) == recorded.get("train", -1) + recorded.get("validation", -1) and not given
+    part = _choose_part(args.part, own, str(data.csv or data.root), recorded.get("path", "?"))
+    indices = val_idx if part == "held-out" else np.arange(len(data.images))
     size = info["input_size"]
     t0 = time.perf_counter()
     units = model.predict(keypoint_dataset(data, indices, size, args.batch_size, training=False, cache=False),
@@ -148,11 +231,32 @@ def evaluate_keypoints(model, info: dict, args) -> tuple[dict, dict]:
             "failure_rate": float(np.mean(~(e2e <= spec.KEYPOINTS["failure_nme"]))),
             "detector_missed": int((~found).sum()), "n": int(len(e2e))}
         extra["nme_e2e"] = e2e
-    where = {"dataset": data.name, "path": str(data.root), "format": data.format,
-             "part": "held-out by the run's seed" if args.part == "held-out" else "all", "n": int(len(indices)),
-             "synthetic": data.synthetic}
+    where = {"dataset": data.name, "path": str(data.root), "csv": str(data.csv) if data.csv else None,
+             "format": data.format, "part": "held-out by the run's seed" if part == "held-out" else "all",
+             "n": int(len(indices)), "synthetic": data.synthetic, "skipped": data.skipped}
     extra["where"] = where
     return metrics, extra
+
+
+def check_out(out: str | None) -> None:
+    """--out must be a new or empty folder (checked before any work)."""
+    path = Path(out) if out is not None else None
+    if path is not None and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ValueError(f"--out: {path} already exists and is not an empty folder; name a new folder "
+                         "(evaluate.py never overwrites an earlier evaluation)")
+
+
+def fresh_out(out: str | None, kind: str) -> Path:
+    """The output folder: --out (new or empty), else a new runs/eval/<kind>/<timestamp>/, so an
+    existing evaluation (e.g. the tracked models/shipped/*/eval/) is never overwritten."""
+    from facepack import runs
+    from facepack.training import new_run_dir
+
+    check_out(out)
+    if out is None:
+        return new_run_dir(kind, root=Path(runs.RUNS_ROOT) / "eval")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return Path(out)
 
 
 def main(argv=None) -> Path:
@@ -163,17 +267,22 @@ def main(argv=None) -> Path:
     args = parse_args(argv)
     run_dir = resolve_run("beauty", args.model, flag="--model")
     model, info = load_run(run_dir)
-    out = Path(args.out) if args.out else run_dir / "eval"
-    out.mkdir(parents=True, exist_ok=True)
+    check_out(args.out)
     if info["model"] == "beauty":
-        metrics, extra = evaluate_beauty(model, info, args)
+        metrics, extra = evaluate_beauty(model, info, args, run_dir)
+        out = fresh_out(args.out, "beauty")
         plots.score_scatter(extra["pred"], extra["true"], out / "scatter.png", metrics,
                             title=f"{info['backbone']}@{info['input_size']} on {extra['where']['dataset']}")
         plots.error_histogram(extra["pred"] - extra["true"], out / "errors.png", "predicted - true (1..5)",
                               title="beauty error distribution")
-        line = f"PC {metrics['pc']:.4f}  MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  (n={metrics['n']})"
+        line = (f"PC {metrics['pc']:.4f}  MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  "
+                f"mean signed error {metrics['mean_signed_error']:+.4f}  (1..5, n={metrics['n']})")
+        for g, m in metrics.get("groups", {}).items():
+            line += (f"\n  {g}: PC {m['pc']:.4f}  MAE {m['mae']:.4f}  RMSE {m['rmse']:.4f}  "
+                     f"mean signed error {m['mean_signed_error']:+.4f}  (n={m['n']})")
     else:
-        metrics, extra = evaluate_keypoints(model, info, args)
+        metrics, extra = evaluate_keypoints(model, info, args, run_dir)
+        out = fresh_out(args.out, "keypoints")
         curves = {"crop from ground truth": cumulative_error_curve(extra["nme"])}
         if "nme_e2e" in extra:
             curves["end to end (MTCNN)"] = cumulative_error_curve(extra["nme_e2e"])
@@ -189,6 +298,9 @@ def main(argv=None) -> Path:
     report = {"model": str(run_dir), "kind": info["model"], "backbone": info.get("backbone"),
               "input_size": info.get("input_size"), "evaluated_on": extra["where"], "metrics": metrics}
     (out / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
+    for row in extra["where"]["skipped"]:
+        print(f"skipped: {row['file']}:{row['line']}: {row['reason']}")
+    print(f"evaluated on {extra['where']['dataset']} ({extra['where']['part']}, n={extra['where']['n']})")
     print(line)
     print(f"wrote {out}/metrics.json and plots")
     return out

@@ -274,10 +274,14 @@ def prepare_data(keras, cfg: dict) -> dict:
         if meta["kind"] != "beauty" or meta["size"] != cfg["input_size"]:
             raise ValueError(f"--data: {cfg['data']} holds {meta['kind']} data at {meta['size']} px; "
                              f"this run needs beauty data at --input-size {cfg['input_size']}")
-        train_b = packed_batches(keras, packed, cfg["batch_size"], True, cfg["seed"], cfg["label_sigma"])
+        def packed_train(first_epoch: int, epochs: int):
+            return packed_batches(keras, packed, cfg["batch_size"], True, cfg["seed"], cfg["label_sigma"], first_epoch)
+
+        train_b = packed_train(0, 1)
         val_b = packed_batches(keras, packed, cfg["batch_size"], False, label_sigma=cfg["label_sigma"])
         is_val = packed["is_val"] == 1
-        return {"train": train_b, "val": val_b, "n_train": int((~is_val).sum()), "n_val": int(is_val.sum()),
+        return {"train_for": packed_train, "steps_per_epoch": None, "skipped": [],
+                "val": val_b, "n_train": int((~is_val).sum()), "n_val": int(is_val.sum()),
                 "val_scores": packed["scores"][is_val], "val_names": packed["names"][is_val],
                 "dataset": dict(meta["dataset"], packed=str(cfg["data"])),
                 "synthetic": bool(meta["dataset"]["synthetic"]),
@@ -287,16 +291,25 @@ def prepare_data(keras, cfg: dict) -> dict:
 
     train_set, val_set, data, held_out = load_data(cfg)
     train_sq, val_sq, crops = crop_squares(cfg, train_set, val_set)
-    train_ds = beauty_dataset(train_set, cfg["input_size"], cfg["batch_size"], training=True,
-                              seed=cfg["seed"], label_sigma=cfg["label_sigma"], squares=train_sq)
+    built: dict = {}
+
+    def train_for(first_epoch: int, epochs: int):
+        """Training batches of epochs first_epoch.. (a pure function of seed and epoch: exact --resume)."""
+        built["ds"] = beauty_dataset(train_set, cfg["input_size"], cfg["batch_size"], training=True,
+                                     seed=cfg["seed"], label_sigma=cfg["label_sigma"], squares=train_sq,
+                                     first_epoch=first_epoch, epochs=epochs)
+        return built["ds"]
+
     val_ds = beauty_dataset(val_set, cfg["input_size"], cfg["batch_size"], training=False,
                             label_sigma=cfg["label_sigma"], squares=val_sq)
     steps = int(np.ceil(len(train_set) / cfg["batch_size"]))
-    return {"train": train_ds, "val": val_ds, "n_train": len(train_set), "n_val": len(val_set),
+    return {"train_for": train_for, "steps_per_epoch": steps, "skipped": data.skipped,
+            "val": val_ds, "n_train": len(train_set), "n_val": len(val_set),
             "val_scores": np.array([s.score for s in val_set]), "synthetic": bool(data.synthetic),
             "val_names": [Path(s.path).name for s in val_set],
             "dataset": dict(dataset_info(data, held_out, train_set, val_set, dataset_fingerprint), crop=crops),
-            "pipeline_ips": lambda: measure_images_per_second(train_ds, batches=min(10, steps))}
+            "pipeline_ips": lambda: measure_images_per_second(built.get("ds") or train_for(0, 1),
+                                                              batches=min(10, steps))}
 
 
 def crop_squares(cfg: dict, train_set, val_set):
@@ -350,15 +363,16 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
           f"{d['n_train']} train, {d['n_val']} validation ({ds_info['held_out']})")
 
     run_dir, done, history = training.open_run("beauty", cfg, runs_root, resume)
+    ds_info.update(training.data_paths(ds_info, run_dir))
 
-    train_ds, val_ds = d["train"], d["val"]
+    val_ds = d["val"]
     steps = int(np.ceil(d["n_train"] / cfg["batch_size"]))
     deadline = (time.time() + 60 * cfg["max_minutes"]) if cfg.get("max_minutes") else None
 
     with training.distribution_scope(cfg["distribute"]):
         model = build_model(keras, cfg)
         if done:
-            model.load_weights(run_dir / "checkpoint.weights.h5")
+            training.restore_weights(model, run_dir)  # the optimizer state follows in fit (RunBackup)
             print(f"--resume: {done} epoch(s) already done in {run_dir}")
         phases = [("head", cfg["head_epochs"]), ("full", cfg["epochs"])]
         start = 0
@@ -366,10 +380,12 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
         for phase, n_epochs in phases:
             end = start + n_epochs
             if n_epochs and done < end:
+                first = max(start, done)
                 compile_phase(keras, model, cfg, phase, steps)
                 state: dict = {"deadline": deadline, "stop_after": cfg.get("stop_after")}
-                print(f"phase {phase!r}: epochs {max(start, done) + 1}..{end}")
-                model.fit(train_ds, validation_data=val_ds, initial_epoch=max(start, done), epochs=end,
+                print(f"phase {phase!r}: epochs {first + 1}..{end}")
+                model.fit(d["train_for"](first, end - first), steps_per_epoch=d["steps_per_epoch"],
+                          validation_data=val_ds, initial_epoch=first, epochs=end,
                           callbacks=training.make_callbacks(keras, run_dir, history, phase, state),
                           verbose=training.verbose_level())
                 training.check_nan(state)
@@ -397,6 +413,7 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
         "pretrained": cfg["weights"] if isinstance(cfg["weights"], str) else "none (from scratch)",
         "weights": weights_info(cfg),
         "dataset": ds_info,
+        "skipped": d["skipped"],  # --skip-bad: {"file", "line", "reason"} per row left out
         "metrics": metrics,
         "args": {k: v for k, v in cfg.items()},
         "versions": training.versions(),

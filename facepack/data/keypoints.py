@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from facepack import spec
-from facepack.data.errors import DatasetError, Problems, check_image, synthetic_info, where
+from facepack.data.errors import DatasetError, Problems, inside, outside_message, synthetic_info, verify_images, where
 
 __all__ = ["KeypointData", "DatasetError", "load_keypoints", "load_keypoints68", "load_kaggle15",
-           "detect_format", "KAGGLE15_COLUMNS"]
+           "detect_format", "keypoint_fingerprint", "find_csvs", "KAGGLE15_COLUMNS"]
 
 KAGGLE15_SIDE = 96
 KAGGLE15_COLUMNS = [f"{n}_{axis}" for n in spec.KAGGLE15_NAMES for axis in ("x", "y")]
@@ -49,9 +49,29 @@ class KeypointData:
     problems: list[str] = field(default_factory=list)
     root: Path = Path(".")
     name: str = ""
+    skipped: list[dict] = field(default_factory=list)  # {"file", "line", "reason"} per skipped row
+    csv: Path | None = None  # the CSV the rows came from
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+def keypoint_fingerprint(data: KeypointData, indices=None) -> str:
+    """Short sha256 over the sorted (image name, points to 0.01 px) of rows ``indices`` (all by
+    default): identifies the data a run saw (Kaggle rows, whose pixels live in the CSV, by row)."""
+    import hashlib
+
+    rows = range(len(data.images)) if indices is None else [int(i) for i in indices]
+    lines = []
+    for i in rows:
+        src = data.images[i]
+        name = Path(src).name if not isinstance(src, np.ndarray) else f"row{i}"
+        pts = ",".join("nan" if np.isnan(v) else f"{v:.2f}" for v in np.asarray(data.points[i], np.float64).ravel())
+        lines.append(f"{name}\t{pts}\n")
+    h = hashlib.sha256()
+    for line in sorted(lines):
+        h.update(line.encode())
+    return h.hexdigest()[:16]
 
 
 def _open_csv(csv_path: Path):
@@ -83,18 +103,27 @@ def detect_format(csv_path: os.PathLike | str) -> str:
                        f"{','.join(header[:6])}{',...' if len(header) > 6 else ''} ({len(header)} columns)")
 
 
+def find_csvs(folder: Path) -> list[Path]:
+    """The CSV files of a keypoint dataset folder (evaluate.py refuses a folder with several)."""
+    return sorted(Path(folder).glob("*.csv"))
+
+
 def _find_csv(folder: Path) -> Path:
     for name in ("training_frames_keypoints.csv", "training.csv"):
         if (folder / name).is_file():
             return folder / name
-    csvs = sorted(folder.glob("*.csv"))
+    csvs = find_csvs(folder)
     if len(csvs) == 1:
         return csvs[0]
     raise DatasetError(f"--data: expected one keypoint CSV in {folder}, found {[p.name for p in csvs]}")
 
 
-def load_keypoints(path, skip_bad: bool = False, verify: str = "header") -> KeypointData:
-    """Load a keypoint dataset from a folder or a CSV, detecting the 68- or 15-point format."""
+def load_keypoints(path, skip_bad: bool = False, verify: str = "decode") -> KeypointData:
+    """Load a keypoint dataset from a folder or a CSV, detecting the 68- or 15-point format.
+
+    verify: "decode" (every image decoded once, verdicts cached; facepack.data.errors.verify_images)
+    or "header" (fast, misses truncated data). File names must stay inside the image folder.
+    """
     path = Path(path)
     if path.is_dir():
         path = _find_csv(path)
@@ -141,10 +170,11 @@ def _keypoint_data(csv_path: Path, root: Path, images: list, points: list, fmt: 
     info = synthetic_info(root)
     name = (info.get("name") or f"synthetic {fmt}-point faces") if info is not None else {"68": NAME68, "15": NAME15}[fmt]
     return KeypointData(images=images, points=np.stack(points).astype(np.float32), format=fmt,
-                        synthetic=info is not None, problems=list(problems.messages), root=root, name=name)
+                        synthetic=info is not None, problems=list(problems.messages), root=root, name=name,
+                        skipped=list(problems.rows), csv=csv_path)
 
 
-def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: str = "header") -> KeypointData:
+def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: str = "decode") -> KeypointData:
     """The 68-point CSV: rows ``file, x0, y0, ..., x67, y67``; images in ``image_dir``.
 
     image_dir defaults to the folder named like the CSV's prefix next to it (``training/`` for
@@ -163,6 +193,8 @@ def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: s
     names = [str(i) for i in range(2 * N68)]
     images: list[Path] = []
     points: list[np.ndarray] = []
+    rows: list[tuple[int, Path, np.ndarray]] = []  # parsed rows whose image is still to verify
+    bad: list[tuple[int, str]] = []  # (line, reason): reported in line order after the images are verified
     with _open_csv(csv_path) as handle:
         reader = csv.reader(handle)
         try:
@@ -176,22 +208,30 @@ def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: s
                 if not row or all(not c.strip() for c in row):
                     continue
                 if len(row) != len(HEADER68):
-                    problems.add(f"{where(csv_path, line)}: wrong column count: expected {len(HEADER68)} "
-                                 f"(file name + 136 coordinates), got {len(row)}")
+                    bad.append((line, f"wrong column count: expected {len(HEADER68)} "
+                                f"(file name + 136 coordinates), got {len(row)}"))
                     continue
                 pts = _parse_coords(row[1:], names)
                 if isinstance(pts, str):
-                    problems.add(f"{where(csv_path, line)}: {row[0]}: {pts}")
+                    bad.append((line, f"{row[0]}: {pts}"))
                     continue
-                path = image_dir / row[0].strip()
-                bad = check_image(path, full=(verify == "decode"))
-                if bad:
-                    problems.add(f"{where(csv_path, line)}: {bad}")
+                path = inside(image_dir, row[0].strip())
+                if path is None:
+                    bad.append((line, outside_message(image_dir, row[0].strip())))
                     continue
-                images.append(path)
-                points.append(pts)
+                rows.append((line, path, pts))
         except (csv.Error, UnicodeDecodeError) as exc:
             raise DatasetError(f"{where(csv_path, reader.line_num)}: not readable as CSV ({exc})") from None
+    if bad and not problems.skip_bad:  # fail fast, before decoding any image
+        problems.add_row(csv_path, *bad[0])
+    verdicts = verify_images(image_dir, [path for _, path, _ in rows], verify)
+    bad += [(line, verdicts[path]) for line, path, _ in rows if verdicts[path]]
+    for line, reason in sorted(bad):
+        problems.add_row(csv_path, line, reason)
+    for line, path, pts in rows:
+        if not verdicts[path]:
+            images.append(path)
+            points.append(pts)
     return _keypoint_data(csv_path, root, images, points, "68", problems)
 
 
@@ -275,15 +315,15 @@ def load_kaggle15(csv_path, skip_bad: bool = False) -> KeypointData:
                 if not row or all(not c.strip() for c in row):
                     continue
                 if len(row) != len(header):
-                    problems.add(f"{where(csv_path, line)}: wrong column count: expected {len(header)}, got {len(row)}")
+                    problems.add_row(csv_path, line, f"wrong column count: expected {len(header)}, got {len(row)}")
                     continue
                 pts = _parse_coords([row[i] for i in cols], KAGGLE15_COLUMNS)
                 if isinstance(pts, str):
-                    problems.add(f"{where(csv_path, line)}: {pts}")
+                    problems.add_row(csv_path, line, pts)
                     continue
                 img = _parse_pixels(row[image_col])
                 if isinstance(img, str):
-                    problems.add(f"{where(csv_path, line)}: {img}")
+                    problems.add_row(csv_path, line, img)
                     continue
                 images.append(img)
                 points.append(pts)

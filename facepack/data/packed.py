@@ -168,8 +168,13 @@ def augment_keypoints(ctx_img: np.ndarray, uv: np.ndarray, size: int, pad: int, 
     return _photometric(out, rng), new
 
 
-def packed_batches(keras, packed: dict, batch_size: int, training: bool, seed: int = 0, label_sigma: float = 0.0):
-    """A keras.utils.PyDataset over a packed dataset's train (training=True) or validation part."""
+def packed_batches(keras, packed: dict, batch_size: int, training: bool, seed: int = 0, label_sigma: float = 0.0,
+                   first_epoch: int = 0):
+    """A keras.utils.PyDataset over a packed dataset's train (training=True) or validation part.
+
+    Training order and augmentation are pure functions of (seed, epoch), epochs counted from
+    ``first_epoch`` (a resumed run passes the epochs already done, as tfdata's datasets do).
+    """
     meta = packed["meta"]
     sel = np.flatnonzero(packed["is_val"] == (0 if training else 1))
     images = packed["images"]
@@ -185,7 +190,7 @@ def packed_batches(keras, packed: dict, batch_size: int, training: bool, seed: i
     class Batches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__(workers=8, use_multiprocessing=False)
-            self.epoch = 0
+            self.epoch = int(first_epoch)
             self.order = np.arange(len(sel))
 
         def __len__(self):
@@ -218,7 +223,7 @@ def packed_batches(keras, packed: dict, batch_size: int, training: bool, seed: i
 
     batches = Batches()
     if training:
-        batches.order = np.random.default_rng((seed, 0)).permutation(len(sel))
+        batches.order = np.random.default_rng((seed, batches.epoch)).permutation(len(sel))
     return batches
 
 

@@ -10,7 +10,8 @@ Release layout (what users download)::
 Reduced layout: ``<root>/Images/`` plus one labels file (``train.txt``, ``labels.txt`` ...).
 Every labels file has lines ``<file name> <mean score 1..5>``.
 
-``load_scut`` validates every row eagerly but cheaply (image exists, PIL header verifies) so
+``load_scut`` validates every row eagerly (file name inside Images/, image decodes fully: verdicts
+cached by path, size and mtime, so only new files cost a decode) so
 bad data surfaces as a :class:`DatasetError` naming the file and line before any training.
 """
 
@@ -22,7 +23,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facepack.data.errors import DatasetError, Problems, check_image, synthetic_info, where
+from facepack.data.errors import DatasetError, Problems, inside, outside_message, synthetic_info, verify_images
 
 __all__ = ["BeautySample", "BeautyData", "DatasetError", "load_scut", "dataset_fingerprint",
            "SPLITS", "split_files"]
@@ -53,6 +54,7 @@ class BeautyData:
     problems: list[str] = field(default_factory=list)
     root: Path = Path(".")
     name: str = REAL_NAME
+    skipped: list[dict] = field(default_factory=list)  # {"file", "line", "reason"} per skipped row
 
 
 def find_root(root: os.PathLike | str) -> Path:
@@ -122,47 +124,56 @@ def parse_label_line(text: str) -> tuple[str, float] | str:
 
 
 def read_labels(labels_path: Path, image_dir: Path, problems: Problems,
-                verify: str = "header") -> list[BeautySample]:
-    """Parse one labels file; every row is checked (parse, range, image) before it is kept."""
+                verify: str = "decode") -> list[BeautySample]:
+    """Parse one labels file; every row is checked (parse, range, path inside ``image_dir``, image
+    decodes: facepack.data.errors.verify_images) before it is kept."""
     try:
         text = labels_path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{labels_path}: not a UTF-8 text labels file ({exc})") from None
-    samples: list[BeautySample] = []
+    rows: list[tuple[int, Path, float]] = []
+    bad: list[tuple[int, str]] = []  # (line, reason): reported in line order after the images are verified
     seen: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parsed = parse_label_line(line)
         if isinstance(parsed, str):
-            problems.add(f"{where(labels_path, lineno)}: {parsed}")
+            bad.append((lineno, parsed))
             continue
         name, score = parsed
         if name in seen:
-            problems.add(f"{where(labels_path, lineno)}: {name} is listed twice (first on line {seen[name]})")
+            bad.append((lineno, f"{name} is listed twice (first on line {seen[name]})"))
             continue
         seen[name] = lineno
-        path = image_dir / name
-        bad = check_image(path, full=(verify == "decode"))
-        if bad:
-            problems.add(f"{where(labels_path, lineno)}: {bad}")
+        path = inside(image_dir, name)
+        if path is None:
+            bad.append((lineno, outside_message(image_dir, name)))
             continue
-        samples.append(BeautySample(path, score))
+        rows.append((lineno, path, score))
+    if bad and not problems.skip_bad:  # fail fast, before decoding any image
+        problems.add_row(labels_path, *bad[0])
+    verdicts = verify_images(image_dir, [path for _, path, _ in rows], verify)
+    bad += [(lineno, verdicts[path]) for lineno, path, _ in rows if verdicts[path]]
+    for lineno, reason in sorted(bad):
+        problems.add_row(labels_path, lineno, reason)
+    samples = [BeautySample(path, score) for _, path, score in rows if not verdicts[path]]
     if not samples:
         raise DatasetError(f"{labels_path}: no usable rows ('<file> <score 1..5>' per line)")
     return samples
 
 
 def load_scut(root, split: str = "60-40", labels=None, skip_bad: bool = False,
-              verify: str = "header") -> BeautyData:
+              verify: str = "decode") -> BeautyData:
     """Load SCUT-FBP5500 (release or reduced layout) into train/test sample lists.
 
     root: the dataset folder (or its parent, or a labels file next to ``Images/``).
     split: "60-40" or "cv1".."cv5" (release layout). The reduced layout has no test split: all
     rows go to ``train`` and ``test`` is empty (the trainer holds out a validation part).
     labels: a labels file to use instead (all rows in ``train``), for either layout.
-    skip_bad: skip bad rows and list them in ``problems`` instead of raising DatasetError.
-    verify: "header" (exists + PIL header check, fast) or "decode" (decode every image).
+    skip_bad: skip bad rows and list them in ``problems`` / ``skipped`` instead of raising DatasetError.
+    verify: "decode" (decode every image once; verdicts cached by path, size and mtime) or
+    "header" (exists + PIL header check: fast, but misses truncated image data).
     """
     if split not in SPLITS:
         raise ValueError(f"--split must be one of {list(SPLITS)}, got {split!r}")
@@ -193,7 +204,7 @@ def load_scut(root, split: str = "60-40", labels=None, skip_bad: bool = False,
         split_name = split
     name = (info.get("name") or "synthetic SCUT-like faces") if info is not None else REAL_NAME
     return BeautyData(train=train, test=test, layout=layout, split=split_name, synthetic=info is not None,
-                      problems=list(problems.messages), root=root, name=name)
+                      problems=list(problems.messages), root=root, name=name, skipped=list(problems.rows))
 
 
 def dataset_fingerprint(samples) -> str:

@@ -4,9 +4,10 @@ Images are decoded by content with facepack.data.images.load_rgb (inside tf.nump
 parallel), so training sees exactly the pixels every other part of the project sees. Decoded
 images are cached in memory as uint8; augmentation runs after the cache, every epoch afresh.
 
-Randomness is stateless: each element's augmentation is drawn from a seed produced by
-``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``, so a run is reproducible
-from ``seed`` and every epoch sees different augmentations.
+Randomness is stateless and a pure function of (seed, epoch): training datasets span the epochs
+``first_epoch .. first_epoch + epochs - 1``; epoch e's order is a shuffle seeded from (seed, e)
+and element i's augmentation draws from stateless_fold_in((seed, e), i). Every epoch differs, and
+a run resumed at epoch e (facepack/training.py) sees exactly the batches an uninterrupted run saw.
 """
 
 from __future__ import annotations
@@ -50,9 +51,40 @@ def _decode(path) -> np.ndarray:
         raise ValueError(f"facepack.data.tfdata: {exc}") from None
 
 
-def _element_seeds(seed: int) -> tf.data.Dataset:
-    """An endless stream of stateless-op seeds, different every epoch, reproducible from ``seed``."""
-    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+def _epochs(cached: tf.data.Dataset, n: int, seed: int, first_epoch: int, epochs: int | None,
+            batch_size: int, augment) -> tf.data.Dataset:
+    """Batches of epochs first_epoch, first_epoch + 1, ... (``epochs`` of them; None: endless).
+
+    Epoch e is ``cached`` shuffled with a seed drawn from the stateless key (seed, e), each element
+    passed to ``augment(element, seed_pair)`` with seed_pair = stateless_fold_in(key, position), then
+    batched (the last batch of an epoch may be short; batches never straddle epochs). A pure
+    function of (seed, e): the data order a resumed run sees does not depend on what ran before.
+    The memory cache of ``cached`` is shared by all epochs (decoded once).
+    """
+    if first_epoch < 0 or (epochs is not None and epochs < 1):
+        raise ValueError(f"epochs {first_epoch}+{epochs}: first_epoch must be >= 0 and epochs >= 1")
+    seed_t = tf.constant(int(seed), tf.int64)
+
+    def one_epoch(epoch):
+        key = tf.stack([seed_t, epoch])
+        order_seed = tf.random.stateless_uniform([], key, minval=0, maxval=tf.int64.max, dtype=tf.int64)
+        # tf.data pairs an op seed with the graph's global seed, and with a global seed of 0 its
+        # check `seeds == (0, 0)` would evaluate this tensor as a bool; without the global seed the
+        # order depends on (seed, epoch) alone, whatever tf.random.set_seed a process called.
+        graph = tf.compat.v1.get_default_graph()
+        global_seed, graph.seed = graph.seed, None
+        try:
+            ordered = cached.shuffle(n, seed=order_seed, reshuffle_each_iteration=False).enumerate()
+        finally:
+            graph.seed = global_seed
+        return ordered.map(lambda i, element: augment(element, tf.random.experimental.stateless_fold_in(key, i)),
+                           num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
+
+    if epochs is None:
+        numbers = tf.data.Dataset.counter(int(first_epoch), dtype=tf.int64)
+    else:
+        numbers = tf.data.Dataset.range(int(first_epoch), int(first_epoch) + int(epochs), dtype=tf.int64)
+    return numbers.flat_map(one_epoch).prefetch(AUTOTUNE)
 
 
 def _photometric(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -98,7 +130,7 @@ def _finish(ds: tf.data.Dataset, batch_size: int, training: bool) -> tf.data.Dat
 # --- Beauty -------------------------------------------------------------------------------------
 def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, seed: int = 0,
                    label_sigma: float = 0.0, cache: bool = True, photometric: bool = True,
-                   squares=None) -> tf.data.Dataset:
+                   squares=None, first_epoch: int = 0, epochs: int | None = 1) -> tf.data.Dataset:
     """BeautySample list -> batches of (images (B,S,S,3) float32 0..255, labels (B,101) float32).
 
     The whole image is resized to SxS (bilinear, half-pixel centres, no antialias) and cached as
@@ -106,7 +138,9 @@ def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, se
     facepack.data.facecrops.face_squares) each square is cropped instead, exactly as the page
     crops a face (crop_and_resize by spec.crop_box_to_tf, padded with spec.CROP_PAD_VALUE).
     Training adds a random horizontal flip, a small zoom/shift (crop_and_resize of a
-    jittered box inside the image) and small brightness/contrast jitter, and shuffles every epoch.
+    jittered box inside the image) and small brightness/contrast jitter, and shuffles every epoch:
+    the dataset holds ``epochs`` epochs (None: endless) from ``first_epoch``, each a pure function
+    of (seed, epoch) (see _epochs; train with steps_per_epoch = ceil(N / batch_size)).
     cache: True (memory), False, or a file name prefix for tf.data's on-disk cache.
     """
     if not samples:
@@ -153,9 +187,7 @@ def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, se
         out.set_shape([size, size, 3])
         return out, label
 
-    ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, _element_seeds(seed)))
-    return _finish(ds.map(augment, num_parallel_calls=AUTOTUNE), batch_size, training)
+    return _epochs(ds, len(samples), seed, first_epoch, epochs, batch_size, augment)
 
 
 # --- Keypoints ----------------------------------------------------------------------------------
@@ -258,7 +290,8 @@ def precrop(image: np.ndarray, points: np.ndarray, margin: float | None = None, 
 
 def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: bool, seed: int = 0,
                      margin: float | None = None, jitter: bool = True, cache: bool = True,
-                     mirror: bool = True, photometric: bool = True, squares=None) -> tf.data.Dataset:
+                     mirror: bool = True, photometric: bool = True, squares=None, first_epoch: int = 0,
+                     epochs: int | None = 1) -> tf.data.Dataset:
     """KeypointData rows ``indices`` -> batches of (crops (B,S,S,3) float32 0..255, targets (B, 2P)).
 
     Targets are crop-relative units u = (x - x0) / side, v = (y - y0) / side, interleaved
@@ -269,6 +302,8 @@ def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: 
     squares: optional (len(data.images), 3) base squares (x0, y0, side) replacing the spec rule
     (``dataset_squares(data)`` for data with missing points, or ``image_squares(data)``);
     evaluate with the same squares.
+    Training: ``epochs`` epochs (None: endless) from ``first_epoch``, each a pure function of
+    (seed, epoch) as in beauty_dataset.
     cache: True (memory), False, or a file name prefix for tf.data's on-disk cache.
     """
     indices = [int(i) for i in indices]
@@ -330,9 +365,7 @@ def keypoint_dataset(data, indices, input_size: int, batch_size: int, training: 
     ds = _cache(ds, cache)
     if not training:
         return _finish(ds.map(lambda a, b, c: crop(a, b, c), num_parallel_calls=AUTOTUNE), batch_size, training)
-    ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, _element_seeds(seed)))
-    return _finish(ds.map(lambda e, s: crop(*e, seed_pair=s), num_parallel_calls=AUTOTUNE), batch_size, training)
+    return _epochs(ds, len(indices), seed, first_epoch, epochs, batch_size, lambda e, s: crop(*e, seed_pair=s))
 
 
 # --- Throughput ---------------------------------------------------------------------------------
