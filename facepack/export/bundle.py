@@ -397,15 +397,19 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 # JS library's own layers/ops (the graph path converts against them); hashed file by file into
 # every set's key. The rest of the JS library is in the npm package's key (NPM_KEY_SOURCES), so
 # editing the page or the library does not re-export the models.
-KEY_SOURCES = ("facepack/__init__.py", "facepack/spec.py", "facepack/export", "facepack/models",
-               "static/facepack/layers")
+KEY_SOURCES = ("facepack/__init__.py", "facepack/spec.py", "facepack/runs.py", "facepack/export",
+               "facepack/models", "static/facepack/layers")
+# ... less what the face bundle never runs: packaging, the user-model exporter and its CLI, the zoo
+KEY_EXCLUDE = ("facepack/export/npm.py", "facepack/export/cli.py", "facepack/export/keras_export.py",
+               "facepack/export/zoo")
 KEY_SUFFIXES = (".py", ".json", ".js", ".mjs")
 SET_OF_MODEL = {"mtcnn_pnet": "mtcnn", "mtcnn_rnet": "mtcnn", "mtcnn_onet": "mtcnn",
                 "beauty_features": "beauty", "beauty_head": "beauty", "keypoints": "keypoints"}
 
 
-def _tree_digest(paths, root: Path = ROOT) -> str:
-    """sha256 over (relative path, sha256) of every source file under ``paths`` (sorted)."""
+def _tree_digest(paths, root: Path = ROOT, exclude=()) -> str:
+    """sha256 over (relative path, sha256) of every source file under ``paths`` (sorted), less
+    those under ``exclude`` (paths relative to ``root``)."""
     from facepack.export.tfjs_io import sha256
 
     digest = hashlib.sha256()
@@ -414,6 +418,9 @@ def _tree_digest(paths, root: Path = ROOT) -> str:
         files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()
                                                      and p.suffix in KEY_SUFFIXES and "__pycache__" not in p.parts)
         for f in files:
+            rel_f = f.relative_to(root).as_posix()
+            if any(rel_f == x or rel_f.startswith(x + "/") for x in exclude):
+                continue
             digest.update(f"{f.relative_to(root).as_posix()}\0{sha256(f)}\n".encode())
     return digest.hexdigest()
 
@@ -465,7 +472,7 @@ def build_key(runs: dict, quantize: str, node_check: bool) -> dict:
     (KEY_SOURCES), tool versions, quantize and node_check.
     """
     common = {"build_key_version": BUILD_KEY_VERSION, "format_version": manifest_mod.FORMAT_VERSION,
-              "code": _tree_digest(KEY_SOURCES), "versions": tool_versions(),
+              "code": _tree_digest(KEY_SOURCES, exclude=KEY_EXCLUDE), "versions": tool_versions(),
               "options": {"quantize": quantize, "node_check": bool(node_check)}}
     inputs = {name: (_run_digest(Path(run)) if run is not None else {"weights": _mtcnn_weights_digest()})
               for name, run in runs.items()}
