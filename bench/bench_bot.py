@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import logging
 import os
 import statistics
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))  # the stub Bot API server lives with the tests
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -67,8 +67,14 @@ def run(args) -> dict:
     pipe = FacePipeline.from_runs()
     t0 = time.perf_counter()
     warm_up(pipe)
-    results = {"models": pipe.runs, "warm_up_s": time.perf_counter() - t0, "cpu_count": os.cpu_count(),
-               "load_average_start": os.getloadavg()[0], "sequential": {}, "concurrent": {}}
+    import tensorflow as tf
+    import telegram
+
+    import common
+
+    machine = {**common.machine_info(), "tensorflow": tf.__version__, "python_telegram_bot": telegram.__version__}
+    results = {"machine": machine, "models": pipe.runs, "warm_up_s": time.perf_counter() - t0,
+               "sequential": {}, "concurrent": {}}
     stub = StubBotAPI(TOKEN).start()
     chat = iter(range(1000, 10**6))
     pics = photos()
@@ -117,8 +123,11 @@ def run(args) -> dict:
 
 
 def print_tables(r: dict) -> None:
-    print(f"\nmodels: {r['models']}; warm-up {r['warm_up_s']:.1f} s; {r['cpu_count']} CPU cores; "
-          f"1-min load average {r['load_average_start']:.1f} at the start, {r['load_average_end']:.1f} at the end\n")
+    import common
+
+    print("\n" + common.machine_line(r["machine"]) + f", python-telegram-bot {r['machine']['python_telegram_bot']}; "
+          f"load {r['load_average_end']:.1f} at the end")
+    print(f"models: {r['models']}; warm-up {r['warm_up_s']:.1f} s\n")
     print("| photo (sent as a file) | reply time, median | fastest |\n| --- | --- | --- |")
     for name, v in r["sequential"].items():
         print(f"| {name} | {v['median_s'] * 1e3:.0f} ms | {v['min_s'] * 1e3:.0f} ms |")
@@ -138,9 +147,9 @@ def main(argv=None) -> int:
     if args.quick:
         args.runs = 2
     results = run(args)
-    out = ROOT / "bench" / "results" / "bot.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    import common
+
+    out = common.write_json("bot", results)
     print_tables(results)
     print(f"\nJSON: {out.relative_to(ROOT)}")
     return 0
