@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--file-url", metavar="URL", default=None,
                         help="Bot API file base URL (default Telegram's https://api.telegram.org/file/bot)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="log level (default INFO; the token is masked at every level)")
+                        help="log level (default INFO: outcomes and timings only; DEBUG adds the libraries' "
+                             "request lines, which name chat ids; the token is masked at every level)")
     return parser
 
 
