@@ -7,7 +7,8 @@
  *   page -> worker
  *     {type: 'start', backend, modelUrl, wasmPaths, libraryUrl, imports, baseUrl, manifest}
  *     {type: 'photo', id, file, label, options}    decode a File and analyse it
- *     {type: 'frame', id, bitmap, options}          analyse a camera frame (ImageBitmap, transferred)
+ *     {type: 'frame', id, bitmap, options, reset}   analyse a camera frame (ImageBitmap, transferred; tracked
+ *                                                    between frames, reset: the first frame of a new stream)
  *     {type: 'annotated-png', id, heatmaps}         the last result drawn over its photo, as a PNG Blob
  *   worker -> page
  *     {type: 'progress', loaded, total, count, files}   model download (manifest sizes)
@@ -229,10 +230,76 @@ async function runPhoto(job) {
   return null;
 }
 
+// --- Camera frames: tracking ---------------------------------------------------------------------
+// Between full detections a face is looked for only in a region around its last box, with the
+// detector's pyramid starting near that face's size: a fraction of the work of a full frame.
+const TRACK_FULL_EVERY = 15; // frames between full detections while faces are tracked (~1 s at 15 fps)
+const TRACK_MARGIN = 0.5; // the search region extends the last box by this fraction of its side, each way
+const TRACK_MIN_FACE = 0.6; // smallest face looked for in the region, as a fraction of the last box's side
+
+/** `face` (in region pixels) moved into frame pixels (region origin x0, y0). */
+function shiftFace(face, x0, y0) {
+  const at = ([x, y]) => [x + x0, y + y0];
+  face.box = { ...face.box, x: face.box.x + x0, y: face.box.y + y0 };
+  face.landmarks5 = Object.fromEntries(Object.entries(face.landmarks5 ?? {}).map(([k, p]) => [k, at(p)]));
+  if (face.keypoints) face.keypoints = face.keypoints.map(at);
+  if (face.heatmap) face.heatmap = { ...face.heatmap, square: { ...face.heatmap.square, x: face.heatmap.square.x + x0, y: face.heatmap.square.y + y0 } };
+  return face;
+}
+
+/** Search regions {x, y, width, height} (integer frame pixels) around the tracked faces. */
+function trackRegions(faces, width, height) {
+  return faces.map(({ box }) => {
+    const side = Math.max(box.width, box.height);
+    const x = Math.max(0, Math.floor(box.x - TRACK_MARGIN * side));
+    const y = Math.max(0, Math.floor(box.y - TRACK_MARGIN * side));
+    const x1 = Math.min(width, Math.ceil(box.x + box.width + TRACK_MARGIN * side));
+    const y1 = Math.min(height, Math.ceil(box.y + box.height + TRACK_MARGIN * side));
+    return { x, y, width: x1 - x, height: y1 - y, side };
+  });
+}
+
+/**
+ * Analyse a frame: a full detection every TRACK_FULL_EVERY frames or when no face is tracked,
+ * else each tracked face in its region. Returns the library's result shape plus `tracking`.
+ */
+async function analyseFrame(bitmap, options, reset) {
+  const tracker = state.tracker && !reset ? state.tracker : { faces: [], sinceFull: 0 };
+  state.tracker = tracker;
+  if (!tracker.faces.length || tracker.sinceFull >= TRACK_FULL_EVERY) {
+    const result = await state.analyzer.analyze(bitmap, options);
+    Object.assign(tracker, { faces: result.faces.slice(0, options.maxFaces ?? undefined), sinceFull: 0 });
+    return { ...result, tracking: 'full' };
+  }
+  tracker.sinceFull += 1;
+  const t0 = performance.now();
+  const faces = [];
+  let timings = null;
+  for (const region of trackRegions(tracker.faces, bitmap.width, bitmap.height)) {
+    const crop = await createImageBitmap(bitmap, region.x, region.y, region.width, region.height, BITMAP_OPTIONS);
+    try {
+      const result = await state.analyzer.analyze(crop, { ...options, maxFaces: 1,
+        minFaceSize: Math.max(1, Math.min(options.minFaceSize ?? Infinity, TRACK_MIN_FACE * region.side)) });
+      faces.push(...result.faces.map((f) => shiftFace(f, region.x, region.y)));
+      timings = timings ? Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, v + result.timings[k]])) : result.timings;
+    } finally {
+      crop.close();
+    }
+  }
+  tracker.faces = faces; // a face not found in its region is lost: the next frame is a full detection
+  faces.sort((a, b) => b.score - a.score);
+  return { faces, backend: state.analyzer.backend, image: { width: bitmap.width, height: bitmap.height },
+    timings: { ...timings, total: performance.now() - t0 }, tracking: 'regions' };
+}
+
 async function runFrame(job) {
   try {
     await state.ready;
-    await analyse(job.id, job.bitmap, job.options);
+    const result = await analyseFrame(job.bitmap, job.options, job.reset);
+    const overlays = await heatmapOverlays(result.faces);
+    const bytes = overlays.map((o) => o && { width: o.width, height: o.height, data: o.data.buffer });
+    remember({ id: job.id, bitmap: job.bitmap, result, overlays: [] });
+    post({ type: 'result', id: job.id, result, overlays: bytes }, bytes.filter(Boolean).map((b) => b.data));
   } catch (err) {
     job.bitmap.close();
     post({ type: 'failed', id: job.id, code: err.code ?? 'analysis-failed', message: err.message });

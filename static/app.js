@@ -34,6 +34,9 @@ const ZOOM_STEP = 1.5; // one click of + / -
 const ZOOM_MAX = 16; // times the fitted size
 const WHEEL_ZOOM_PER_PX = 0.002; // wheel delta (px) -> log zoom
 const VIEW_MAX_HEIGHT_VH = 0.75; // the view is at most this fraction of the window's height
+// Camera frames: the detector's smallest face (pixels of a 640 x 480 frame; a face at arm's length is
+// 150-250 px). Full detections start the pyramid there; between them faces are tracked (analysis-worker.js).
+const CAMERA_MIN_FACE_PX = 80;
 
 /** A failure the page explains to the user; `code` is stable (tests read #message[data-code]). */
 class PageError extends Error {
@@ -911,7 +914,11 @@ function stopCamera() {
     : 'Camera stopped. Choose a photo or start it again.');
 }
 
-/** Show the live video with the latest frame's result, every display frame (drawn by the view worker). */
+/** The next new video frame (requestVideoFrameCallback where the browser has it, else the next display frame). */
+const nextVideoFrame = (video) => new Promise((resolve) => (video.requestVideoFrameCallback
+  ? video.requestVideoFrameCallback(() => resolve()) : requestAnimationFrame(() => resolve())));
+
+/** Show the live video with the latest frame's result, once per video frame (drawn by the view worker). */
 async function cameraDrawLoop() {
   const cam = page.camera;
   while (cam.running) {
@@ -921,7 +928,7 @@ async function cameraDrawLoop() {
       page.viewWorker.postMessage({ type: 'photo', slot: 'camera', id: 'camera', bitmap }, [bitmap]);
       drawView();
     }
-    await nextFrame();
+    await nextVideoFrame(cam.video);
   }
 }
 
@@ -946,7 +953,8 @@ async function cameraAnalysisLoop() {
     if (!cam.running) { bitmap.close(); break; }
     const id = request('frame', 'camera frame', options.maxFaces - 1);
     const done = new Promise((resolve) => { cam.inFlight = { id, resolve }; });
-    page.worker.postMessage({ type: 'frame', id, bitmap, options }, [bitmap]);
+    page.worker.postMessage({ type: 'frame', id, bitmap, options: { ...options, minFaceSize: CAMERA_MIN_FACE_PX },
+      reset: cam.frames === 0 }, [bitmap]);
     await done;
     cam.inFlight = null;
     if (!cam.running) break;
@@ -968,7 +976,8 @@ function updateFps(cam) {
   }
   cam.lastTime = now;
   cam.frames += 1;
-  $('fps').textContent = cam.frames > 1 ? `${cam.fps.toFixed(1)} fps (${cam.frames} frames)` : 'measuring…';
+  const mode = cam.result?.result.tracking === 'regions' ? ', tracking' : '';
+  $('fps').textContent = cam.frames > 1 ? `${cam.fps.toFixed(1)} fps (${cam.frames} frames${mode})` : 'measuring…';
   $('fps').dataset.fps = String(cam.fps);
   $('fps').dataset.frames = String(cam.frames);
 }
