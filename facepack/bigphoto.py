@@ -35,7 +35,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from facepack import spec
 from facepack.data.images import ImageDecodeError, load_rgb
@@ -44,7 +44,10 @@ MAX_PIXELS = 120_000_000  # default decode cap (pixels): a 108 MP phone photo de
 REGION_MIN_PIXELS = 24_000_000  # photos above this (pixels) are read by region, below as one array
 REGION_FORMATS = ("JPEG", "MPO")  # formats decoded region-wise (and downscaled by draft over the cap)
 REGION_MODES = ("L", "RGB", "CMYK")  # JPEG modes whose RGB conversion is per pixel
-_BAND_ROWS = 256  # rows converted at a time when gathering (a 12000-px-wide band: 9 MB)
+WINDOW_MODES = ("L", "RGB")  # JPEG modes whose face regions are decoded alone (CMYK: whole photo)
+WINDOW_MARGIN_PX = 32  # decoded around each face window: 2 iMCUs of 4:2:0 (the upsampler's context)
+_BAND_ROWS = 256
+_DETECT_BAND_ROWS = 96  # detection-image rows per window decode (12000 x 9000: ~900 photo rows, 32 MB)  # rows converted at a time when gathering (a 12000-px-wide band: 9 MB)
 
 # EXIF orientation -> (transpose, flip rows, flip columns) taking the stored image to the upright
 # one: upright = flips(transpose(stored)); the same transforms as PIL.ImageOps.exif_transpose.
@@ -104,14 +107,8 @@ def open_photo(path, name: str | None = None, max_pixels: int = MAX_PIXELS):
                 f"{label}: {w} x {h} = {_megapixels(w * h)} is over the decode cap of {_megapixels(max_pixels)} "
                 f"(--max-pixels) even at 1/8 scale: raise the cap")
         orientation = img.getexif().get(0x0112, 1)  # ExifTags.Base.Orientation, as ImageOps.exif_transpose
-        if factor > 1:
-            img.draft(img.mode, (w // factor, h // factor))  # libjpeg DCT scaling: 1/factor while decoding
-        try:
-            img.load()  # closes the file (opened by name)
-        except (OSError, SyntaxError, ValueError) as exc:
-            img.close()
-            raise ImageDecodeError(f"{label}: not a readable image ({exc.__class__.__name__}: {exc})") from None
-        return RegionPhoto(img, orientation, factor, label, original_size=(w, h))
+        img.close()
+        return RegionPhoto(None, orientation, factor, label, original_size=(w, h), path=path)
 
 
 class RegionPhoto:
@@ -119,24 +116,74 @@ class RegionPhoto:
 
     shape: (H, W, 3) of the upright photo as decoded (the pipeline's results are in these pixels);
     factor: 1, or 2, 4, 8 when decoded at 1/factor by Image.draft (``scale_result`` maps results
-    to the original photo's pixels, ``original_hw``); the pixels stay in the PIL image (stored
-    orientation, own mode).
+    to the original photo's pixels, ``original_hw``).
+
+    image: a loaded PIL image, kept while the object lives; or None with ``path``: the file is
+    decoded for each read (detection image, one crop_squares call, preview) and the buffer freed
+    after it, so the photo's 4 bytes/pixel are not held while the detector and the models run
+    (a 108 MP JPEG decodes in about 0.5 s).
     """
 
-    def __init__(self, image: Image.Image, orientation: int = 1, factor: int = 1, name: str = "photo",
-                 original_size: tuple[int, int] | None = None):
+    def __init__(self, image: Image.Image | None, orientation: int = 1, factor: int = 1, name: str = "photo",
+                 original_size: tuple[int, int] | None = None, path=None):
+        if image is None and path is None:
+            raise ValueError("RegionPhoto needs a loaded image or a path")
         self._image = image
+        self._path = None if path is None else Path(path)
+        self._depth = 0
+        self._data = None  # the file's bytes, for window decoding
+        self._window_decoding = False  # set below for full-resolution RGB / grey JPEGs read from a path
         self._transpose, self._flip_rows, self._flip_cols = _ORIENTATIONS.get(int(orientation), _ORIENTATIONS[1])
-        ws, hs = image.size
-        self.height, self.width = (ws, hs) if self._transpose else (hs, ws)
-        self.shape = (self.height, self.width, 3)
         self.factor = int(factor)
         self.name = name
+        if image is None:
+            header = self._decode(load=False)  # the decoded size, without decoding
+            ws, hs = header.size
+            self._window_decoding = (self.factor == 1 and header.mode in WINDOW_MODES
+                                     and not header.info.get("progressive"))
+            header.close()
+        else:
+            ws, hs = image.size
+        self.height, self.width = (ws, hs) if self._transpose else (hs, ws)
+        self.shape = (self.height, self.width, 3)
         ow, oh = original_size if original_size is not None else (ws * self.factor, hs * self.factor)
         self.original_hw = (ow, oh) if self._transpose else (oh, ow)  # upright, stored file's size
 
+    def _decode(self, extra: int = 1, load: bool = True) -> Image.Image:
+        """The file decoded at 1/(factor * extra) (extra: 1, 2, 4, 8 for a smaller drawing copy);
+        load=False: opened with that scale set, not decoded (its size is the decoded size)."""
+        with _pixel_limit(MAX_PIXELS):
+            try:
+                img = Image.open(self._path)
+                w, h = img.size
+                k = self.factor * extra
+                if k > 1:
+                    img.draft(img.mode, (w // k, h // k))
+                if load:
+                    img.load()
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise ImageDecodeError(f"{self.name}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+        return img
+
+    @contextlib.contextmanager
+    def _loaded(self):
+        """The PIL image for the duration of one read (decoded now and freed after, in path mode)."""
+        if self._image is None:
+            self._image = self._decode()
+        self._depth += 1
+        try:
+            yield self._image
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._path is not None:
+                self._image.close()
+                self._image = None
+
     def close(self) -> None:
-        self._image.close()
+        self._data = None
+        if self._image is not None:
+            self._image.close()
+            self._image = None
 
     # --- reading ---------------------------------------------------------------------------
     def gather(self, rows, cols) -> np.ndarray:
@@ -145,9 +192,33 @@ class RegionPhoto:
         cols = np.asarray(cols, dtype=np.int64)
         tr = self.height - 1 - rows if self._flip_rows else rows
         tc = self.width - 1 - cols if self._flip_cols else cols
-        if self._transpose:
-            return self._stored_gather(tc, tr).transpose(1, 0, 2)
-        return self._stored_gather(tr, tc)
+        srows, scols = (tc, tr) if self._transpose else (tr, tc)
+        if self._image is None and self._window_decoding:
+            block = self._window_gather(srows, scols)
+        else:
+            with self._loaded():
+                block = self._stored_gather(srows, scols)
+        return block.transpose(1, 0, 2) if self._transpose else block
+
+    def _window_gather(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """_stored_gather by decoding only the window around rows x cols (tf.io.decode_and_crop_jpeg).
+
+        libjpeg-turbo decodes just the window's iMCU rows/columns; with WINDOW_MARGIN_PX around it
+        (the chroma upsampler's edge context) its pixels equal Pillow's full decode bit for bit
+        (same library, accurate integer DCT, fancy upsampling; tests/test_bigphoto.py).
+        """
+        import tensorflow as tf
+
+        if len(rows) == 0 or len(cols) == 0:
+            return np.empty((len(rows), len(cols), 3), dtype=np.uint8)
+        hs, ws = (self.width, self.height) if self._transpose else (self.height, self.width)
+        y0, y1 = max(0, int(rows.min()) - WINDOW_MARGIN_PX), min(hs, int(rows.max()) + 1 + WINDOW_MARGIN_PX)
+        x0, x1 = max(0, int(cols.min()) - WINDOW_MARGIN_PX), min(ws, int(cols.max()) + 1 + WINDOW_MARGIN_PX)
+        if self._data is None:
+            self._data = self._path.read_bytes()
+        window = tf.io.decode_and_crop_jpeg(self._data, [y0, x0, y1 - y0, x1 - x0], channels=3,
+                                            dct_method="INTEGER_ACCURATE").numpy()
+        return window[rows - y0][:, cols - x0]
 
     def _stored_gather(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         if len(rows) == 0 or len(cols) == 0:
@@ -174,9 +245,22 @@ class RegionPhoto:
         return self.gather(np.arange(y0, y1), np.arange(x0, x1))
 
     def preview(self, max_side: int) -> tuple[np.ndarray, float]:
-        """(upright uint8 copy whose longer side is at most ``max_side``, its size / decoded size)."""
-        k = max(1, math.ceil(max(self.height, self.width) / max_side))
-        small = self._image.reduce(k) if k > 1 else self._image.copy()
+        """(upright uint8 copy whose longer side is at most ``max_side``, its width / decoded width).
+
+        For drawing: in path mode decoded at a further 1/2, 1/4 or 1/8 by Image.draft (small
+        buffer), then Image.reduce (box filter) by the integer factor still needed.
+        """
+        extra = 1
+        if self._image is None:
+            while extra < 8 and max(self.height, self.width) / (2 * extra) >= max_side:
+                extra *= 2
+            img = self._decode(extra)
+        else:
+            img = self._image
+        k = max(1, math.ceil(max(img.size) / max_side))
+        small = img.reduce(k) if k > 1 else img.copy()
+        if img is not self._image:
+            img.close()
         if small.mode != "RGB":
             small = small.convert("RGB")
         arr = np.asarray(small)
@@ -187,7 +271,7 @@ class RegionPhoto:
         if self._flip_cols:
             arr = arr[:, ::-1]
         arr = np.ascontiguousarray(arr)
-        return arr, 1.0 / k
+        return arr, arr.shape[1] / self.width
 
     # --- the pipeline's two full-photo reads ------------------------------------------------
     def detection_image(self) -> tuple[np.ndarray, tuple[float, float]]:
@@ -198,9 +282,16 @@ class RegionPhoto:
             return self.region(0, 0, w, h).astype(np.float32), (1.0, 1.0)
         ylo, yhi, yl = _resize_taps(h, new_h)
         xlo, xhi, xl = _resize_taps(w, new_w)
-        g = self.gather(np.concatenate([ylo, yhi]), np.concatenate([xlo, xhi])).astype(np.float32)
-        image = _blend(g[:new_h, :new_w], g[:new_h, new_w:], g[new_h:, :new_w], g[new_h:, new_w:],
-                       xl[None, :, None], yl[:, None, None])
+        cols = np.concatenate([xlo, xhi])
+        image = np.empty((new_h, new_w, 3), dtype=np.float32)
+        band = _DETECT_BAND_ROWS if self._window_decoding else _BAND_ROWS
+        with (contextlib.nullcontext() if self._window_decoding else self._loaded()):
+            for r0 in range(0, new_h, band):  # output rows by bands: small temporaries
+                r1 = min(new_h, r0 + band)
+                n = r1 - r0
+                g = self.gather(np.concatenate([ylo[r0:r1], yhi[r0:r1]]), cols).astype(np.float32)
+                image[r0:r1] = _blend(g[:n, :new_w], g[:n, new_w:], g[n:, :new_w], g[n:, new_w:],
+                                      xl[None, :, None], yl[r0:r1, None, None])
         return image, (new_h / h, new_w / w)
 
     def crop_squares(self, squares, out_size: int) -> np.ndarray:
@@ -209,15 +300,18 @@ class RegionPhoto:
 
         squares = list(squares)
         crops = np.empty((len(squares), out_size, out_size, 3), dtype=np.float32)
+        if not squares:
+            return crops
         boxes = tf_crop_boxes(squares, out_size, self.height, self.width)
-        for k, (y1, x1, y2, x2) in enumerate(boxes):
-            ylo, yhi, yl, yok = _crop_taps(y1, y2, self.height, out_size)
-            xlo, xhi, xl, xok = _crop_taps(x1, x2, self.width, out_size)
-            n = out_size
-            g = self.gather(np.concatenate([ylo, yhi]), np.concatenate([xlo, xhi])).astype(np.float32)
-            crop = _blend(g[:n, :n], g[:n, n:], g[n:, :n], g[n:, n:], xl[None, :, None], yl[:, None, None])
-            crop[~(yok[:, None] & xok[None, :])] = np.float32(spec.CROP_PAD_VALUE)
-            crops[k] = crop
+        n = out_size
+        with (contextlib.nullcontext() if self._window_decoding else self._loaded()):
+            for k, (y1, x1, y2, x2) in enumerate(boxes):
+                ylo, yhi, yl, yok = _crop_taps(y1, y2, self.height, n)
+                xlo, xhi, xl, xok = _crop_taps(x1, x2, self.width, n)
+                g = self.gather(np.concatenate([ylo, yhi]), np.concatenate([xlo, xhi])).astype(np.float32)
+                crop = _blend(g[:n, :n], g[:n, n:], g[n:, :n], g[n:, n:], xl[None, :, None], yl[:, None, None])
+                crop[~(yok[:, None] & xok[None, :])] = np.float32(spec.CROP_PAD_VALUE)
+                crops[k] = crop
         return crops
 
 
@@ -275,7 +369,3 @@ def scale_result(result: dict, k: float, original_hw: tuple[int, int]) -> dict:
             face["heatmap"]["square"] = {key: v * k for key, v in face["heatmap"]["square"].items()}
     return result
 
-
-def exif_upright(img: Image.Image) -> Image.Image:
-    """PIL's own EXIF transpose (the reference the orientation table above is tested against)."""
-    return ImageOps.exif_transpose(img)

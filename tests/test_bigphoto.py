@@ -62,19 +62,37 @@ def test_gather_and_region_follow_exif_orientation(tmp_path, orientation):
     upright = load_rgb(path)  # the reference: ImageOps.exif_transpose
     img = Image.open(path)
     img.load()
-    photo = bigphoto.RegionPhoto(img, orientation)
-    assert photo.shape == upright.shape
+    held = bigphoto.RegionPhoto(img, orientation)  # Pillow's buffer kept
+    lazy = bigphoto.RegionPhoto(None, orientation, path=path)  # windows decoded from the file
+    assert lazy._window_decoding
     rows, cols = [0, 5, 5, 2, upright.shape[0] - 1], [3, 0, upright.shape[1] - 1, 7]
-    np.testing.assert_array_equal(photo.gather(rows, cols), upright[rows][:, cols])
-    np.testing.assert_array_equal(photo.region(4, 2, 30, 19), upright[2:19, 4:30])
-    preview, scale = photo.preview(max_side=10)
-    assert max(preview.shape[:2]) <= 10 and scale == pytest.approx(1 / 6)
+    for photo in (held, lazy):
+        assert photo.shape == upright.shape
+        np.testing.assert_array_equal(photo.gather(rows, cols), upright[rows][:, cols])
+        np.testing.assert_array_equal(photo.region(4, 2, 30, 19), upright[2:19, 4:30])
+    preview, scale = held.preview(max_side=10)
+    assert max(preview.shape[:2]) <= 10 and scale == pytest.approx(preview.shape[1] / upright.shape[1])
+
+
+@pytest.mark.parametrize("subsampling", [0, 1, 2])  # 4:4:4, 4:2:2, 4:2:0
+def test_window_decoding_equals_pillow_full_decode(tmp_path, photo_rgb, subsampling):
+    """tf.io.decode_and_crop_jpeg windows (plus margin) equal Pillow's full decode, pixel for pixel."""
+    path = tmp_path / "s.jpg"
+    Image.fromarray(photo_rgb).save(path, quality=87, subsampling=subsampling)
+    full = load_rgb(path)
+    photo = bigphoto.RegionPhoto(None, path=path)
+    rng = np.random.default_rng(subsampling)
+    for _ in range(6):
+        y, x = int(rng.integers(0, PHOTO_H - 2)), int(rng.integers(0, PHOTO_W - 2))
+        h, w = int(rng.integers(1, min(300, PHOTO_H - y))), int(rng.integers(1, min(300, PHOTO_W - x)))
+        np.testing.assert_array_equal(photo.region(x, y, x + w, y + h), full[y:y + h, x:x + w])
 
 
 def test_detection_image_and_crops_equal_the_full_array_bit_for_bit(big_jpeg, region_from_1px):
     full = load_rgb(big_jpeg)
     photo = bigphoto.open_photo(big_jpeg)
     assert isinstance(photo, bigphoto.RegionPhoto) and photo.shape == full.shape and photo.factor == 1
+    assert photo._window_decoding  # faces and detection rows decoded window by window
     image, scale = photo.detection_image()
     ref_image, ref_scale = mtcnn_detector.resize_for_detection(full)
     assert scale == ref_scale and image.dtype == ref_image.dtype
