@@ -126,17 +126,20 @@ def package(tiny_bundle, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def apps(package, fixtures_dir):
-    """{recipe: {"dir": served folder, "build_s", "js_bytes"}}: each README recipe built as written."""
+    """{recipe: {"dir": served folder, "build_s", "js_bytes"}}: each README recipe built as written
+    (the three builds run side by side: webpack is mostly single-threaded)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     readme = package["readme"]
     browser = readme[readme.index("## Browser and bundlers"):readme.index("## API")]
     common = readme_files(browser[:browser.index("### Vite")])
-    out = {}
-    for name, heading in RECIPES.items():
+
+    def build(name: str) -> dict:
         app = package["root"] / f"app-{name}"
         app.mkdir()
         (app / "package.json").write_text(json.dumps({"name": f"app-{name}", "private": True}))
         (app / "node_modules").symlink_to(package["project"] / "node_modules", target_is_directory=True)
-        text = section(browser, heading)
+        text = section(browser, RECIPES[name])
         files = common + readme_files(text)
         commands = readme_commands(text)
         if name == "esbuild":  # the module worker recipe builds on the esbuild one
@@ -150,8 +153,10 @@ def apps(package, fixtures_dir):
         served = app / SERVED[name]
         shutil.copy(fixtures_dir / "astronaut.png", served / "photo.jpg")  # PNG bytes: the browser sniffs
         js = folder_bytes(served) - folder_bytes(served / "facepack")
-        out[name] = {"dir": served, "build_s": build_s, "js_bytes": js}
-    return out
+        return {"dir": served, "build_s": build_s, "js_bytes": js}
+
+    with ThreadPoolExecutor(len(RECIPES)) as pool:
+        return dict(zip(RECIPES, pool.map(build, RECIPES)))
 
 
 class _SpaHandler(http.server.SimpleHTTPRequestHandler):
