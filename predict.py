@@ -25,10 +25,11 @@ out-of-memory kill) every finished photo's rows are in results.csv and results.j
 from results.jsonl, which a partial last line cannot corrupt). Without --resume an --out
 folder that already holds results is refused.
 
-Large photos: JPEGs over 16 MP are read by region (the same numbers as a full decode, a few
-hundred MB for a 108 MP photo); photos over --max-pixels (default 120 MP) are refused, except
-JPEGs, which are decoded at 1/2, 1/4 or 1/8 (results mapped back to photo pixels, approximate,
-marked "decode_factor" in results.jsonl).
+Large photos: JPEGs over 16 MP are read by region: only the detector's rows and each face's
+window are decoded, with the same numbers as a full decode (a 108 MP photo: 1.2 GB in all,
+TensorFlow included; its decode time is counted in "detect" and "crop"). Photos over
+--max-pixels (default 120 MP) are refused, except JPEGs, which are decoded at 1/2, 1/4 or 1/8
+(results mapped back to photo pixels, approximate, marked "decode_factor" in results.jsonl).
 
 Kaggle: --kaggle-test test.csv --kaggle-lookup IdLookupTable.csv writes DIR/submission.csv for
 the Facial Keypoints Detection competition (15 points on 96 x 96 grey images: RowId,Location,
@@ -100,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default: {spec.FACE_FILTER['min_box_size_px']})")
     parser.add_argument("--max-pixels", type=int, default=bigphoto.MAX_PIXELS, metavar="N",
                         help="decode cap, width x height pixels: larger JPEGs are decoded at 1/2, 1/4 or 1/8, "
-                             f"other larger files refused (default: {bigphoto.MAX_PIXELS}; a 108 MP photo "
-                             "takes about 1.4 GB of memory in all)")
+                             f"other larger files refused (default: {bigphoto.MAX_PIXELS})")
     parser.add_argument("--kaggle-test", metavar="CSV", default=None,
                         help="Kaggle Facial Keypoints Detection test.csv (ImageId, Image: 96 x 96 grey pixels); "
                              "with --kaggle-lookup writes DIR/submission.csv (RowId,Location)")

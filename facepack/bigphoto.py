@@ -5,15 +5,23 @@ uint8 copy (3 bytes/pixel) and a float32 copy for the detector's resize (12 byte
 5 GB with the drawing. Yet the pipeline reads few of those pixels: the detection image is a
 bilinear resize WITHOUT antialiasing (spec.DETECT_RESIZE_METHOD), so each of its pixels reads 2
 rows x 2 columns of the photo, and every face crop reads 2 taps per output pixel on each axis
-(tf.image.crop_and_resize). ``RegionPhoto`` keeps the decoded PIL image (4 bytes/pixel, no copy,
-EXIF orientation applied to coordinates, not to the buffer) and gathers exactly those taps,
-blending them with the TF CPU kernels' float32 formulas, so its detection image and crops equal
+(tf.image.crop_and_resize). ``RegionPhoto`` gathers exactly those taps and blends them with the
+TF CPU kernels' float32 formulas, so its detection image and crops equal
 ``mtcnn_detector.resize_for_detection`` and ``crop.crop_squares`` of the full array bit for bit
 (tests/test_bigphoto.py; the JS twin of the crop taps: static/facepack/ops/bounded_crop.js).
+EXIF orientation is applied to coordinates, never by copying the photo.
+
+Where the pixels come from: for a baseline RGB or grey JPEG read from its file, only windows are
+decoded (tf.io.decode_and_crop_jpeg: libjpeg-turbo decodes just the window's iMCU rows and
+columns; with WINDOW_MARGIN_PX around it the pixels equal Pillow's full decode) - bands of the
+detection rows, then one window per face - so no full-size buffer exists (12000 x 9000: 1.17 GB
+peak for the whole predict.py process, 0.7 GB of it TensorFlow). Other JPEGs (CMYK, progressive,
+decoded at a fraction) are decoded whole by Pillow for each read and freed after it (4 bytes/pixel
+while a read lasts).
 
 ``open_photo`` decides (sizes in pixels = width x height):
 
-    <= REGION_MIN_PIXELS (24 MP)         (H, W, 3) uint8 array, as facepack.pipeline.decode
+    <= REGION_MIN_PIXELS (16 MP)         (H, W, 3) uint8 array, as facepack.pipeline.decode
     JPEG, <= max_pixels                  RegionPhoto at full resolution (exact results)
     JPEG, >  max_pixels                  RegionPhoto decoded at 1/2, 1/4 or 1/8 by libjpeg's DCT
                                          scaling (PIL Image.draft), the largest that fits under
@@ -41,7 +49,7 @@ from facepack import spec
 from facepack.data.images import ImageDecodeError, load_rgb
 
 MAX_PIXELS = 120_000_000  # default decode cap (pixels): a 108 MP phone photo decodes at full resolution
-REGION_MIN_PIXELS = 24_000_000  # photos above this (pixels) are read by region, below as one array
+REGION_MIN_PIXELS = 16_000_000  # photos above this (pixels) are read by region, below as one array
 REGION_FORMATS = ("JPEG", "MPO")  # formats decoded region-wise (and downscaled by draft over the cap)
 REGION_MODES = ("L", "RGB", "CMYK")  # JPEG modes whose RGB conversion is per pixel
 WINDOW_MODES = ("L", "RGB")  # JPEG modes whose face regions are decoded alone (CMYK: whole photo)
