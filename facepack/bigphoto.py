@@ -260,7 +260,7 @@ class RegionPhoto:
         """
         extra = 1
         if self._image is None:
-            while extra < 8 and max(self.height, self.width) / (2 * extra) >= max_side:
+            while extra < 8 and max(self.height, self.width) / extra > max_side:
                 extra *= 2
             img = self._decode(extra)
         else:
