@@ -405,3 +405,25 @@ def test_readme_examples_type_check(package):
         "types": ["node"]}, "include": ["*.mjs", "*.js", "*.mts", "*.cts"]}))
     proc = subprocess.run([str(BIN / "tsc"), "-p", "."], cwd=check, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+# --- 'auto' decides by renderer (the measured path needs a GPU this box lacks) -----------------------
+AUTO_PLANS = [  # (node, renderer) -> order tried, and whether WebGL and WASM are timed first
+    ((True, None), ["wasm", "cpu"], False),
+    ((False, None), ["wasm", "cpu"], False),
+    ((False, "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero) (0x0000C0DE)), SwiftShader driver)"),
+     ["wasm", "cpu"], False),
+    ((False, "llvmpipe (LLVM 15.0.6, 256 bits)"), ["wasm", "cpu"], False),
+    ((False, "ANGLE (NVIDIA, NVIDIA GeForce RTX 3060 Direct3D11 vs_5_0 ps_5_0)"), ["webgl", "wasm", "cpu"], True),
+]
+
+
+def test_auto_plan_prefers_wasm_over_software_webgl():
+    script = ("import { autoPlan } from './static/facepack/backend.js';"
+              f"const cases = {json.dumps([list(c[0]) for c in AUTO_PLANS])};"
+              "console.log(JSON.stringify(cases.map(([node, renderer]) => autoPlan({ node, renderer }))));")
+    proc = subprocess.run([NODE, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for (env, order, measure), plan in zip(AUTO_PLANS, json.loads(proc.stdout)):
+        assert plan["order"] == order and plan["measure"] is measure, (env, plan)
+        assert plan["reason"]
