@@ -25,6 +25,12 @@ export const AUTO = 'auto';
 export const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render driver|mesa offscreen/i;
 /** The probe 'auto' times on WebGL and WASM in a browser with hardware WebGL: one 3x3 convolution. */
 const PROBE = { image: [1, 64, 64, 16], filter: [3, 3, 16, 32], runs: 3 };
+/**
+ * The WASM backend's package, resolved at run time (defaultWasmPaths). Named by a constant, not a
+ * literal, so bundlers leave the import.meta.resolve call alone (webpack 5 otherwise emits the
+ * package's Node build as a stray 436 KiB asset).
+ */
+const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
 
 function checkName(requested) {
@@ -86,7 +92,7 @@ export async function defaultWasmPaths() {
   try {
     // Synchronous in browsers and Node >= 20.6; awaited for runtimes where it is still async.
     // A bundle without an import map cannot resolve it (then null: pass wasmPaths).
-    const resolved = await import.meta.resolve('@tensorflow/tfjs-backend-wasm');
+    const resolved = await import.meta.resolve(WASM_PACKAGE);
     if (typeof resolved !== 'string') return null;
     const folder = new URL('.', resolved).href;
     if (isNode() && folder.startsWith('file:')) {
