@@ -215,18 +215,38 @@ class RegionPhoto:
         (the chroma upsampler's edge context) its pixels equal Pillow's full decode bit for bit
         (same library, accurate integer DCT, fancy upsampling; tests/test_bigphoto.py).
         """
-        import tensorflow as tf
-
         if len(rows) == 0 or len(cols) == 0:
             return np.empty((len(rows), len(cols), 3), dtype=np.uint8)
         hs, ws = (self.width, self.height) if self._transpose else (self.height, self.width)
-        y0, y1 = max(0, int(rows.min()) - WINDOW_MARGIN_PX), min(hs, int(rows.max()) + 1 + WINDOW_MARGIN_PX)
-        x0, x1 = max(0, int(cols.min()) - WINDOW_MARGIN_PX), min(ws, int(cols.max()) + 1 + WINDOW_MARGIN_PX)
         if self._data is None:
             self._data = self._path.read_bytes()
-        window = tf.io.decode_and_crop_jpeg(self._data, [y0, x0, y1 - y0, x1 - x0], channels=3,
-                                            dct_method="INTEGER_ACCURATE").numpy()
+            # The last pixel: libjpeg entropy-decodes the whole scan to reach it (little memory), so a
+            # truncated or corrupt file fails here as Pillow's full decode would.
+            if self._decode_window(hs - 1, ws - 1, hs, ws) is None:
+                return self._gather_fallback(rows, cols)
+        y0, y1 = max(0, int(rows.min()) - WINDOW_MARGIN_PX), min(hs, int(rows.max()) + 1 + WINDOW_MARGIN_PX)
+        x0, x1 = max(0, int(cols.min()) - WINDOW_MARGIN_PX), min(ws, int(cols.max()) + 1 + WINDOW_MARGIN_PX)
+        window = self._decode_window(y0, x0, y1, x1)
+        if window is None:
+            return self._gather_fallback(rows, cols)
         return window[rows - y0][:, cols - x0]
+
+    def _decode_window(self, y0: int, x0: int, y1: int, x1: int) -> np.ndarray | None:
+        """Stored pixels [y0:y1, x0:x1] by tf.io.decode_and_crop_jpeg, or None when libjpeg refuses."""
+        import tensorflow as tf
+
+        try:
+            return tf.io.decode_and_crop_jpeg(self._data, [y0, x0, y1 - y0, x1 - x0], channels=3,
+                                              dct_method="INTEGER_ACCURATE").numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+            return None
+
+    def _gather_fallback(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Window decoding refused the file: Pillow decodes it whole (its error names the file), and
+        does so for every later read of this photo."""
+        self._window_decoding = False
+        with self._loaded():
+            return self._stored_gather(rows, cols)
 
     def _stored_gather(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         if len(rows) == 0 or len(cols) == 0:

@@ -75,12 +75,14 @@ def scale_faces(faces: list[dict], s: float) -> list[dict]:
     return out
 
 
-def downscaled(photo, max_side: int = ANNOTATED_MAX_SIDE_PX) -> tuple[np.ndarray, float]:
-    """(uint8 copy of ``photo`` whose longer side is at most ``max_side``, its size / photo size).
+def downscaled(photo, max_side: int | None = None) -> tuple[np.ndarray, float]:
+    """(uint8 copy of ``photo`` whose longer side is at most ``max_side`` (None: ANNOTATED_MAX_SIDE_PX),
+    its size / photo size).
 
     photo: (H, W, 3) uint8 array or facepack.bigphoto.RegionPhoto (reduced while reading:
     Image.reduce by an integer factor, a box filter). Arrays already small enough are returned as is.
     """
+    max_side = ANNOTATED_MAX_SIDE_PX if max_side is None else int(max_side)
     if hasattr(photo, "preview"):
         return photo.preview(max_side)
     h, w = photo.shape[:2]

@@ -290,3 +290,20 @@ def test_contact_sheet_keeps_the_order_given():
     pad, title_h = 8, 34  # plots_predict.contact_sheet's layout
     cells = [sheet.getpixel((pad + k * (20 + pad) + 10, title_h + pad + 10)) for k in range(3)]
     assert cells == colours[::-1]
+
+
+def test_large_photo_path_gives_the_batch_the_same_results(predict, batch, photo_folder, untrained_runs, tmp_path,
+                                                           monkeypatch):
+    """With every JPEG read by region (threshold lowered), results.jsonl equals the array path's."""
+    from facepack import bigphoto
+
+    monkeypatch.setattr(bigphoto, "REGION_MIN_PIXELS", 1)
+    monkeypatch.setattr("facepack.plots_predict.ANNOTATED_MAX_SIDE_PX", 300)  # the drawing copy is reduced too
+    out = tmp_path / "region"
+    rc = predict.main([str(photo_folder), "--out", str(out), "--heatmap",
+                       "--beauty", str(untrained_runs["beauty"]), "--keypoints", str(untrained_runs["keypoints"])])
+    assert rc == 0
+    _, ref = batch
+    assert _records(out) == _records(ref)
+    with Image.open(out / "annotated" / "album__sub__einstein.jpg") as img:
+        assert max(img.size) <= 300
