@@ -14,12 +14,17 @@
  * For tests: window.facepackLastResult (the last result drawn, with its `source` label),
  * window.facepackDraws (one {photo, result} pair of labels per drawing of a result),
  * window.facepackLabels (label boxes on the view, canvas pixels), window.facepackLongTasks
- * (main-thread tasks over 50 ms: {start, duration} ms), body[data-state] ('starting' | 'loading'
+ * (main-thread tasks over 50 ms: {start, duration} ms) and window.facepackChosenAt (when the last
+ * file was chosen, same clock), body[data-state] ('starting' | 'loading'
  * | 'ready' | 'busy' | 'error'), #message[data-code] (the outcome of the last action, a stable
  * code given to showMessage) with data-seq counting messages, and window.facepackCspViolations.
  */
 
 import { FACE_COLORS } from './overlay.js';
+import { renderModels } from './models-panel.js';
+import {
+  $, addNotice, code, el, formatBytes, formatMs, formatScore, formatScore1to5, removeNotice, setState, showMessage,
+} from './page-dom.js';
 
 // --- Page constants (page-only: none of these is a model or pipeline constant) ----------------
 const STATUS_URL = '/api/status';
@@ -45,67 +50,6 @@ class PageError extends Error {
     this.code = code;
   }
 }
-
-// --- Small DOM helpers ------------------------------------------------------------------------
-const $ = (id) => document.getElementById(id);
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === 'text') node.textContent = value;
-    else if (key === 'dataset') Object.assign(node.dataset, value);
-    else node.setAttribute(key, value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
-
-/** "a command" rendered as <code>. */
-const code = (text) => el('code', { text });
-
-function setState(state) {
-  document.body.dataset.state = state;
-  // Switching backends disposes the models: not while they load or run.
-  $('backend-select').disabled = state === 'loading' || state === 'busy';
-}
-
-/**
- * Show the outcome of the last action.
- * @param {'info'|'ok'|'warning'|'error'} kind
- * @param {string} messageCode stable identifier (data-code)
- * @param {...(string|Node)} parts text and nodes
- */
-function showMessage(kind, messageCode, ...parts) {
-  const box = $('message');
-  box.dataset.kind = kind;
-  box.dataset.code = messageCode;
-  box.dataset.seq = String(Number(box.dataset.seq ?? 0) + 1); // lets tests see a repeated message
-  box.setAttribute('role', kind === 'error' ? 'alert' : 'status');
-  box.replaceChildren(...parts);
-}
-
-/** A persistent notice (set-up problems, fallbacks); `id` replaces an earlier one with the same id. */
-function addNotice(id, kind, ...parts) {
-  const existing = document.querySelector(`#notices [data-notice="${id}"]`);
-  const item = el('li', { class: `notice notice-${kind}`, dataset: { notice: id, testid: `notice-${id}` } }, ...parts);
-  if (existing) existing.replaceWith(item);
-  else $('notices').append(item);
-}
-
-function removeNotice(id) {
-  document.querySelector(`#notices [data-notice="${id}"]`)?.remove();
-}
-
-function formatBytes(bytes) {
-  if (!Number.isFinite(bytes)) return '?';
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
-}
-
-const formatMs = (ms) => (Number.isFinite(ms) ? ms.toFixed(1) : '–');
-const formatScore = (score) => score.toFixed(1); // 0..100
-const formatScore1to5 = (score) => score.toFixed(2); // 1..5
 
 // --- Page state (one object, no module-level models) ------------------------------------------
 const page = {
@@ -757,66 +701,6 @@ function renderTimings(timings = {}) {
   }
 }
 
-function describeMetrics(metrics) {
-  const entries = Object.entries(metrics ?? {}).filter(([, v]) => typeof v === 'number' || typeof v === 'string');
-  if (!entries.length) return 'none recorded';
-  return entries.map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`).join(', ');
-}
-
-function describeParity(parity) {
-  if (!parity || typeof parity.max_abs_diff !== 'number') return 'not checked';
-  const ok = parity.max_abs_diff <= parity.tolerance;
-  return `${ok ? '✓' : '✗'} max |Δ| ${parity.max_abs_diff.toExponential(1)} (tol ${parity.tolerance.toExponential(0)})`
-    + `${parity.against ? ` vs ${parity.against}` : ''}`;
-}
-
-/** One row of the models table. */
-function modelRow(name, entry, manifest) {
-  const run = entry.run ?? {};
-  const dataset = run.dataset ?? {};
-  const synthetic = Boolean(run.synthetic ?? manifest.synthetic);
-  const bytes = entry.bytes ?? (entry.files ?? []).reduce((sum, f) => sum + (f.bytes ?? 0), 0);
-  const data = el('td', { text: dataset.name ?? run.source ?? 'unknown' });
-  if (synthetic) data.append(el('span', { class: 'tag', text: 'synthetic' }));
-  if (run.untrained) data.append(el('span', { class: 'tag', text: 'untrained' }));
-  return el('tr', { dataset: { testid: 'model-row', model: name, synthetic: String(synthetic) } },
-    el('th', { scope: 'row', text: name }),
-    el('td', { text: entry.backbone ?? (name.startsWith('mtcnn') ? 'MTCNN' : '–') }),
-    el('td', { text: entry.precision ?? '–' }),
-    el('td', { text: entry.input_size ? `${entry.input_size} px` : 'any' }),
-    el('td', { text: formatBytes(bytes) }),
-    data,
-    el('td', { text: describeMetrics(run.metrics) }),
-    el('td', { text: describeParity(entry.parity) }));
-}
-
-/** Terms of every dataset and licence of every weight source in the bundle: {name: terms}. */
-function bundleTerms(manifest) {
-  const terms = new Map();
-  for (const entry of Object.values(manifest.models)) {
-    const run = entry.run ?? {};
-    if (run.dataset?.name) terms.set(run.dataset.name, run.dataset.terms ?? 'not recorded');
-    else if (run.source) terms.set(run.source, run.license ? `licence: ${run.license}` : 'not recorded');
-  }
-  return terms;
-}
-
-/** What is loaded: one row per model, the synthetic-data notice and the dataset terms. */
-function renderModels(manifest) {
-  const entries = Object.entries(manifest.models);
-  $('models-table').tBodies[0].replaceChildren(...entries.map(([name, entry]) => modelRow(name, entry, manifest)));
-  const synthetic = entries.filter(([, e]) => Boolean(e.run?.synthetic ?? manifest.synthetic)).map(([n]) => n);
-  const notice = $('synthetic-notice');
-  notice.hidden = synthetic.length === 0;
-  notice.textContent = synthetic.length
-    ? `Trained on synthetic data: ${synthetic.join(', ')}. These models only show that the pipeline works; `
-      + 'their scores and keypoints say nothing about real faces.'
-    : '';
-  const beauty = Object.values(manifest.models).find((e) => String(e.role ?? '').startsWith('beauty'));
-  $('beauty-dataset').textContent = beauty?.run?.dataset?.name ?? 'no beauty model loaded';
-  const terms = bundleTerms(manifest);
-  $('terms').replaceChildren(...[...terms].map(([n, t]) => el('li', {}, el('strong', { text: `${n}: ` }), t)));
-}
 
 // --- Downloads --------------------------------------------------------------------------------
 /** File name stem of the photo shown ("group.jpg" -> "group"). */
@@ -985,6 +869,7 @@ function updateFps(cam) {
 // --- Event wiring -----------------------------------------------------------------------------
 function wireEvents() {
   $('file-input').addEventListener('change', (e) => {
+    window.facepackChosenAt = performance.now(); // tests: long tasks after this are the page's own
     loadFile(e.target.files[0]);
     e.target.value = ''; // choosing the same file again re-analyses it
   });

@@ -1,0 +1,67 @@
+/**
+ * The "Models loaded" panel: one row per model of the bundle's manifest (backbone, precision,
+ * size, training data, metrics, parity with Python), the synthetic-data notice and the terms of
+ * every dataset and weight source. Used by app.js once the manifest is read.
+ */
+import { $, el, formatBytes } from './page-dom.js';
+
+function describeMetrics(metrics) {
+  const entries = Object.entries(metrics ?? {}).filter(([, v]) => typeof v === 'number' || typeof v === 'string');
+  if (!entries.length) return 'none recorded';
+  return entries.map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`).join(', ');
+}
+
+function describeParity(parity) {
+  if (!parity || typeof parity.max_abs_diff !== 'number') return 'not checked';
+  const ok = parity.max_abs_diff <= parity.tolerance;
+  return `${ok ? '✓' : '✗'} max |Δ| ${parity.max_abs_diff.toExponential(1)} (tol ${parity.tolerance.toExponential(0)})`
+    + `${parity.against ? ` vs ${parity.against}` : ''}`;
+}
+
+/** One row of the models table. */
+function modelRow(name, entry, manifest) {
+  const run = entry.run ?? {};
+  const dataset = run.dataset ?? {};
+  const synthetic = Boolean(run.synthetic ?? manifest.synthetic);
+  const bytes = entry.bytes ?? (entry.files ?? []).reduce((sum, f) => sum + (f.bytes ?? 0), 0);
+  const data = el('td', { text: dataset.name ?? run.source ?? 'unknown' });
+  if (synthetic) data.append(el('span', { class: 'tag', text: 'synthetic' }));
+  if (run.untrained) data.append(el('span', { class: 'tag', text: 'untrained' }));
+  return el('tr', { dataset: { testid: 'model-row', model: name, synthetic: String(synthetic) } },
+    el('th', { scope: 'row', text: name }),
+    el('td', { text: entry.backbone ?? (name.startsWith('mtcnn') ? 'MTCNN' : '–') }),
+    el('td', { text: entry.precision ?? '–' }),
+    el('td', { text: entry.input_size ? `${entry.input_size} px` : 'any' }),
+    el('td', { text: formatBytes(bytes) }),
+    data,
+    el('td', { text: describeMetrics(run.metrics) }),
+    el('td', { text: describeParity(entry.parity) }));
+}
+
+/** Terms of every dataset and licence of every weight source in the bundle: {name: terms}. */
+function bundleTerms(manifest) {
+  const terms = new Map();
+  for (const entry of Object.values(manifest.models)) {
+    const run = entry.run ?? {};
+    if (run.dataset?.name) terms.set(run.dataset.name, run.dataset.terms ?? 'not recorded');
+    else if (run.source) terms.set(run.source, run.license ? `licence: ${run.license}` : 'not recorded');
+  }
+  return terms;
+}
+
+/** What is loaded: one row per model, the synthetic-data notice and the dataset terms. */
+export function renderModels(manifest) {
+  const entries = Object.entries(manifest.models);
+  $('models-table').tBodies[0].replaceChildren(...entries.map(([name, entry]) => modelRow(name, entry, manifest)));
+  const synthetic = entries.filter(([, e]) => Boolean(e.run?.synthetic ?? manifest.synthetic)).map(([n]) => n);
+  const notice = $('synthetic-notice');
+  notice.hidden = synthetic.length === 0;
+  notice.textContent = synthetic.length
+    ? `Trained on synthetic data: ${synthetic.join(', ')}. These models only show that the pipeline works; `
+      + 'their scores and keypoints say nothing about real faces.'
+    : '';
+  const beauty = Object.values(manifest.models).find((e) => String(e.role ?? '').startsWith('beauty'));
+  $('beauty-dataset').textContent = beauty?.run?.dataset?.name ?? 'no beauty model loaded';
+  const terms = bundleTerms(manifest);
+  $('terms').replaceChildren(...[...terms].map(([n, t]) => el('li', {}, el('strong', { text: `${n}: ` }), t)));
+}
