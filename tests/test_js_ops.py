@@ -181,6 +181,9 @@ def _cases():
     add({"op": "detectorToPointsBox", "boxes": dict_boxes,
          "mapping": SPEC["keypoints"]["formats"]["68"]["detector_to_points_box"]},
         ("dicts", [crop_mod.detector_to_points_box(b) for b in dict_boxes]))
+    for preset, options in ((None, {}), ("fast", {}), ("packageCompatible", {}), ("fast", {"minFaceSize": 33}),
+                            ("nope", {})):
+        add({"op": "detectorPreset", "preset": preset, "options": options, "spec": SPEC}, ("preset", None))
     from facepack import pipeline
     for kind, fmt in (("beauty", "68"), ("keypoints", "68"), ("keypoints", "15")):
         add({"op": "faceSquare", "boxes": dict_boxes, "kind": kind, "format": fmt, "spec": SPEC},
@@ -281,6 +284,20 @@ def test_close_ops(ops_run):
         ref = np.asarray(ref, dtype=np.float64)
         got = np.asarray(got, dtype=np.float64).reshape(ref.shape)
         assert np.abs(got - ref).max() <= 1e-9 * max(1.0, np.abs(ref).max()), case["op"]
+
+
+def test_detector_presets_come_from_the_manifest_spec(ops_run):
+    """analyze option detectorPreset overlays spec.mtcnn_presets on spec.mtcnn (mirrors
+    mtcnn_detector.resolve_options(preset=)); an explicit minFaceSize wins; unknown names are named."""
+    from facepack.detect import mtcnn_detector
+
+    for case, _, got in _results(ops_run, "preset"):
+        if case["preset"] not in (None, *spec.MTCNN_PRESETS):
+            assert "detectorPreset" in got["error"] and case["preset"] in got["error"], got
+            continue
+        want = case["options"].get("minFaceSize") or mtcnn_detector.resolve_options(preset=case["preset"])["min_face_size"]
+        assert got["minFaceSize"] == got["params"]["minFaceSize"] == want, case
+        assert got["params"]["scaleFactor"] == SPEC["mtcnn"]["scale_factor"]
 
 
 def test_detector_to_points_box(ops_run):

@@ -18,6 +18,7 @@ import { extractPatches } from '../../static/facepack/mtcnn.js';
 import { areaResizePixels, areaWeights } from '../../static/facepack/ops/area_resize.js';
 import * as B from '../../static/facepack/ops/boxes.js';
 import { nms } from '../../static/facepack/ops/nms.js';
+import { detectorParams, resolveAnalyzeOptions } from '../../static/facepack/options.js';
 
 const toBoxes = (rows) => rows.map((r) => ({
   x1: r[0], y1: r[1], x2: r[2], y2: r[3], score: r[4], ...(r.length > 5 ? { landmarks: r.slice(5) } : {}),
@@ -71,6 +72,14 @@ const OPS = {
   },
   upsampleGrid: (c) => { const g = tf.tensor3d(c.grid); const y = upsampleGrid(g, c.size); g.dispose(); return flat(y); },
   beautyResults: (c) => beautyResults(Float32Array.from(c.probs.flat()), c.probs.length, c.spec),
+  detectorPreset: (c) => {
+    try {
+      const o = resolveAnalyzeOptions({ detectorPreset: c.preset, ...c.options }, c.spec);
+      return { minFaceSize: o.minFaceSize, params: detectorParams(c.spec, o.minFaceSize, o.detectorPreset) };
+    } catch (err) {
+      return { error: err.message };
+    }
+  },
 };
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
