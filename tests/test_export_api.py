@@ -400,6 +400,25 @@ def test_cli_help_and_exit_codes(exported, tmp_path, capsys):
     manifest = json.loads((tmp_path / "ok" / "manifest.json").read_text())
     assert manifest["models"]["lam"]["run"]["license"] == "CC-BY-4.0"
 
+    # Another process writing the same folder: one line naming it, exit 75 (EX_TEMPFAIL), no traceback.
+    import subprocess
+
+    busy = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom facepack.export.bundle import export_lock\n"
+         "with export_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n", str(busy)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = main([str(path), "--name", "lam", "--out", str(busy), "--unsafe", "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 75, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and f"PID {holder.pid}" in lines[0] and "Traceback" not in err, err
+    finally:
+        holder.kill()
+        holder.wait()
+
 
 def test_to_tfjs_model_flag_calls_the_same_exporter(exported, tmp_path):
     from export_support import ROOT

@@ -230,6 +230,7 @@ def _command_line(limit: int = 300) -> str:
     try:
         words = Path("/proc/self/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
         text = " ".join(w.decode(errors="replace") for w in words)
+        text = " ".join(text.split())  # one line, even for `python -c` scripts
     except OSError:
         text = " ".join([sys.executable, *sys.argv])
     return text if len(text) <= limit else text[:limit - 3] + "..."

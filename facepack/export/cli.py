@@ -131,6 +131,7 @@ def run(args, prog: str = "facepack-export", model_flag: str = "MODEL") -> int:
 
 def _run(args, prog: str, backends: tuple, session, flags: dict) -> int:
     import_lean()
+    from facepack.export.bundle import ExportBusy
     from facepack.export.keras_export import DEFAULT_LICENSE, ExportError, export_model
 
     out = args.out or Path("dist") / f"models-{args.name}"
@@ -146,6 +147,9 @@ def _run(args, prog: str, backends: tuple, session, flags: dict) -> int:
     except ExportError as err:
         print(f"{prog}: error: {err.render(flags)} ({out} left unchanged)", file=sys.stderr)
         return 2
+    except ExportBusy as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again when the other export is done
     except KeyboardInterrupt:
         print(f"{prog}: interrupted: {out} left unchanged", file=sys.stderr)
         return 130
