@@ -29,8 +29,9 @@ A bundle holds several models: exporting into an existing bundle adds (or replac
 its other models. An --out folder that is neither empty nor a facepack bundle (no manifest.json)
 is refused, since the export replaces the folder.
 
-Exit codes: 0 written; 2 refused or bad arguments (one line on stderr); 1 unexpected error
-(traceback); 130 interrupted. In every failure --out is left unchanged.
+Exit codes: 0 written; 2 refused or bad arguments (one line on stderr); 75 --out is being written
+by another export (one line naming it; try again later); 1 unexpected error (traceback);
+130 interrupted. In every failure --out is left unchanged.
 """
 
 from __future__ import annotations
