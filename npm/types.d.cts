@@ -23,6 +23,8 @@ export interface AnalyzeOptions {
   maxFaces?: number | null;
   /** Smallest face the detector looks for, detection-image pixels; default null: the manifest's. */
   minFaceSize?: number | null;
+  /** Detector preset, a name of the manifest's spec.mtcnn_presets ('fast', 'packageCompatible'); default null: spec.mtcnn. */
+  detectorPreset?: string | null;
   /** Drop faces whose detector confidence (0..1) is below this; default null: the manifest's spec.face_filter. */
   minConfidence?: number | null;
   /** Drop faces whose box's longer side is under this many pixels; default null: the manifest's spec.face_filter. */

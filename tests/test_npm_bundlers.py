@@ -428,3 +428,16 @@ def test_auto_plan_prefers_wasm_over_software_webgl():
     for (env, order, measure), plan in zip(AUTO_PLANS, json.loads(proc.stdout)):
         assert plan["order"] == order and plan["measure"] is measure, (env, plan)
         assert plan["reason"]
+
+
+def test_option_types_list_the_runtime_keys():
+    """types.d.cts ModelConfig / AnalyzeOptions name exactly the keys lib/options.js accepts."""
+    script = ("import { ANALYZE_DEFAULTS, MODEL_CONFIG_DEFAULTS } from './static/facepack/options.js';"
+              "console.log(JSON.stringify([Object.keys(MODEL_CONFIG_DEFAULTS), Object.keys(ANALYZE_DEFAULTS)]));")
+    proc = subprocess.run([NODE, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runtime = json.loads(proc.stdout)
+    types = (ROOT / "npm" / "types.d.cts").read_text()
+    for interface, keys in zip(("ModelConfig", "AnalyzeOptions"), runtime):
+        body = re.search(rf"export interface {interface} {{(.*?)\n}}", types, re.S).group(1)
+        assert sorted(re.findall(r"^  (\w+)\?:", body, re.M)) == sorted(keys), interface
