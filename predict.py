@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="beauty run folder (default: latest under --runs, else the shipped model)")
     parser.add_argument("--keypoints", metavar="RUN", default=None,
                         help="keypoint run folder (default: latest under --runs, else the shipped model)")
-    parser.add_argument("--runs", metavar="DIR", default=None, help="where to look for the latest runs (default: runs/)")
+    parser.add_argument("--runs", metavar="DIR", default=None,
+                        help="where to look for the latest runs (default: runs/)")
     parser.add_argument("--heatmap", action="store_true",
                         help="compute Grad-CAM of the beauty score and overlay it on the annotated photos")
     parser.add_argument("--max-faces", type=int, default=None, metavar="N",

@@ -54,8 +54,8 @@ REGION_FORMATS = ("JPEG", "MPO")  # formats decoded region-wise (and downscaled 
 REGION_MODES = ("L", "RGB", "CMYK")  # JPEG modes whose RGB conversion is per pixel
 WINDOW_MODES = ("L", "RGB")  # JPEG modes whose face regions are decoded alone (CMYK: whole photo)
 WINDOW_MARGIN_PX = 32  # decoded around each face window: 2 iMCUs of 4:2:0 (the upsampler's context)
-_BAND_ROWS = 256
-_DETECT_BAND_ROWS = 96  # detection-image rows per window decode (12000 x 9000: ~900 photo rows, 32 MB)  # rows converted at a time when gathering (a 12000-px-wide band: 9 MB)
+_BAND_ROWS = 256  # Pillow buffer rows converted at a time when gathering (12000 px wide: 9 MB)
+_DETECT_BAND_ROWS = 96  # detection-image rows per window decode (12000 x 9000: ~900 photo rows, 32 MB)
 
 # EXIF orientation -> (transpose, flip rows, flip columns) taking the stored image to the upright
 # one: upright = flips(transpose(stored)); the same transforms as PIL.ImageOps.exif_transpose.

@@ -101,14 +101,8 @@ def test_detection_image_and_crops_equal_the_full_array_bit_for_bit(big_jpeg, re
     squares = [(480.3, 120.7, 760.2), (-90.5, 900.25, 400.0), (1400.0, -20.0, 150.5), (10.0, 10.0, 3.0)]
     for size in (96, 128, 1):
         np.testing.assert_array_equal(photo.crop_squares(squares, size), crop.crop_squares(full, squares, size))
-
-
-def test_pipeline_results_are_unchanged_by_region_reading(big_jpeg, pipe, region_from_1px):
-    """FacePipeline.analyze gives the same faces for the RegionPhoto as for the decoded array."""
-    ref = pipe.analyze(load_rgb(big_jpeg))
-    got = pipe.analyze(bigphoto.open_photo(big_jpeg))
-    assert len(ref["faces"]) >= 1
-    assert got["faces"] == ref["faces"] and got["image"] == ref["image"]
+    # pipeline.analyze on the RegionPhoto (detect and crop hooks): tests/test_predict.py
+    # test_large_photo_path_gives_the_batch_the_same_results compares whole results
 
 
 def test_over_the_cap_a_jpeg_is_decoded_at_a_fraction_and_mapped_back(big_jpeg, pipe):
