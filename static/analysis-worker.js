@@ -259,6 +259,24 @@ function trackRegions(faces, width, height) {
   });
 }
 
+/** A frame's RGBA bytes {data, width, height}, read once (the analyzer's {data, width, height} input). */
+function frameRgba(bitmap) {
+  const { width, height } = bitmap;
+  const ctx = new OffscreenCanvas(width, height).getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0);
+  return { data: ctx.getImageData(0, 0, width, height).data, width, height };
+}
+
+/** The RGBA bytes of a rectangle of `frame` (integer pixels inside it). */
+function cropRgba(frame, { x, y, width, height }) {
+  const data = new Uint8ClampedArray(width * height * 4);
+  for (let row = 0; row < height; row += 1) {
+    const start = ((y + row) * frame.width + x) * 4;
+    data.set(frame.data.subarray(start, start + width * 4), row * width * 4);
+  }
+  return { data, width, height };
+}
+
 /**
  * Analyse a frame: a full detection every TRACK_FULL_EVERY frames or when no face is tracked,
  * else each tracked face in its region. Returns the library's result shape plus `tracking`.
@@ -266,8 +284,11 @@ function trackRegions(faces, width, height) {
 async function analyseFrame(bitmap, options, reset) {
   const tracker = state.tracker && !reset ? state.tracker : { faces: [], sinceFull: 0 };
   state.tracker = tracker;
+  // Frames are read as bytes once: cheaper than the canvas path of an ImageBitmap input per region
+  // (the same alpha rule applies to RGBA bytes, and camera frames are opaque).
+  const frame = frameRgba(bitmap);
   if (!tracker.faces.length || tracker.sinceFull >= TRACK_FULL_EVERY) {
-    const result = await state.analyzer.analyze(bitmap, options);
+    const result = await state.analyzer.analyze(frame, options);
     Object.assign(tracker, { faces: result.faces.slice(0, options.maxFaces ?? undefined), sinceFull: 0 });
     return { ...result, tracking: 'full' };
   }
@@ -276,15 +297,10 @@ async function analyseFrame(bitmap, options, reset) {
   const faces = [];
   let timings = null;
   for (const region of trackRegions(tracker.faces, bitmap.width, bitmap.height)) {
-    const crop = await createImageBitmap(bitmap, region.x, region.y, region.width, region.height, BITMAP_OPTIONS);
-    try {
-      const result = await state.analyzer.analyze(crop, { ...options, maxFaces: 1,
-        minFaceSize: Math.max(1, Math.min(options.minFaceSize ?? Infinity, TRACK_MIN_FACE * region.side)) });
-      faces.push(...result.faces.map((f) => shiftFace(f, region.x, region.y)));
-      timings = timings ? Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, v + result.timings[k]])) : result.timings;
-    } finally {
-      crop.close();
-    }
+    const result = await state.analyzer.analyze(cropRgba(frame, region), { ...options, maxFaces: 1,
+      minFaceSize: Math.max(1, Math.min(options.minFaceSize ?? Infinity, TRACK_MIN_FACE * region.side)) });
+    faces.push(...result.faces.map((f) => shiftFace(f, region.x, region.y)));
+    timings = timings ? Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, v + result.timings[k]])) : result.timings;
   }
   tracker.faces = faces; // a face not found in its region is lost: the next frame is a full detection
   faces.sort((a, b) => b.score - a.score);
