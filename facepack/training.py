@@ -92,8 +92,8 @@ def trainer_parser(prog: str, doc: str, defaults: dict, synthetic: dict, data_he
     p.add_argument("--seed", type=int)
     p.add_argument("--n-synthetic", type=int, help="samples in the synthetic dataset (no --data)")
     p.add_argument("--skip-bad", action="store_true", help="report and skip bad rows/images instead of failing")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder: the same weights and metrics as an uninterrupted "
-                   "run (a kill mid-epoch recomputes that epoch)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder: the same weights and "
+                   "metrics as an uninterrupted run (a kill mid-epoch recomputes that epoch)")
     p.add_argument("--distribute", action="store_true", help="data-parallel over all visible accelerators")
     p.add_argument("--runs", default=None, help="runs root (default: runs/)")
     p.add_argument("--max-minutes", type=float, help="stop training (then evaluate and save) before this wall time")

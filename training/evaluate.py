@@ -1,6 +1,6 @@
 """Evaluate a trained run on a dataset: the numbers users choose a model by.
 
-Beauty:    Pearson correlation (PC), MAE and RMSE on the 1..5 scale.
+Beauty:    Pearson correlation (PC), MAE, RMSE and mean signed error on the 1..5 scale.
 Keypoints: NME (inter-ocular, outer eye corners) mean and median, failure rate at NME > 0.10 and
            mean error in pixels, (a) with the crop from the ground-truth landmarks and, with
            --end-to-end, (b) from the MTCNN detector as the page does it (a face the detector
@@ -21,7 +21,8 @@ Usage:
     python training/evaluate.py --model models/shipped/keypoints \
         --data ../shared/datasets/youtube-faces-keypoints-train/training_frames_keypoints.csv --end-to-end
 
-Writes a fresh folder (default runs/eval/<kind>/<timestamp>/; --out must be new or empty): metrics.json and plots (scatter + error histogram, or CED curves + histogram).
+Writes a fresh folder (default runs/eval/<kind>/<timestamp>/; --out must be new or empty):
+metrics.json and plots (scatter + error histogram, or CED curves + histogram).
 """
 
 from __future__ import annotations
@@ -95,6 +96,15 @@ def _data_source(run_dir: Path, info: dict, data: str | None) -> tuple[Path, boo
     return found, False
 
 
+def _same_place(root: Path, run_dir: Path, info: dict) -> bool:
+    """Whether ``root`` is the dataset folder run.json records (for runs without a fingerprint)."""
+    recorded = recorded_data(run_dir, info)
+    if recorded is None:
+        return False
+    recorded = recorded if recorded.is_dir() else recorded.parent
+    return Path(root).resolve() == recorded.resolve()
+
+
 def _trainer_cfg(trainer, info: dict, source: Path, split: str | None, skip_bad: bool) -> dict:
     """The run's own configuration (trainer defaults under it), pointed at the data to evaluate."""
     cfg = dict(trainer.DEFAULTS)
@@ -130,7 +140,8 @@ def evaluate_beauty(model, info: dict, args, run_dir: Path) -> tuple[dict, dict]
         part = args.part or "held-out"
     else:
         recorded = info.get("dataset", {}).get("fingerprint")
-        own = dataset_fingerprint(list(train) + list(val)) == recorded if recorded else not given
+        own = (dataset_fingerprint(list(train) + list(val)) == recorded if recorded
+               else _same_place(data.root, run_dir, info))
         part = _choose_part(args.part, own, f"{data.root} ({data.split})",
                             info.get("dataset", {}).get("path", "?"))
     samples = val if part == "held-out" else train + val
@@ -207,8 +218,9 @@ def evaluate_keypoints(model, info: dict, args, run_dir: Path) -> tuple[dict, di
     recorded = info.get("dataset", {})
     if recorded.get("fingerprint"):
         own = keypoint_fingerprint(data) == recorded["fingerprint"]
-    else:  # older runs: the row count must at least be the run's
-        own = len(data.images) == recorded.get("train", -1) + recorded.get("validation", -1) and not given
+    else:  # older runs (no fingerprint): the run's own folder, and its row count
+        own = (len(data.images) == recorded.get("train", -1) + recorded.get("validation", -1)
+               and _same_place(data.root, run_dir, info))
     part = _choose_part(args.part, own, str(data.csv or data.root), recorded.get("path", "?"))
     indices = val_idx if part == "held-out" else np.arange(len(data.images))
     size = info["input_size"]
