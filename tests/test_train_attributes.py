@@ -130,3 +130,18 @@ def test_synthetic_run_learns_and_records_names_thresholds_and_terms(run_dir):
     assert [r["attribute"] for r in rows] == list(celeba.ATTRIBUTES) + ["macro"]
     assert float(rows[-1]["f1"]) == pytest.approx(m["macro_f1"], abs=1e-4)
     assert (run_dir / "attributes.png").stat().st_size > 10_000 and (run_dir / "model.keras").is_file()
+
+
+def test_run_exports_with_names_thresholds_and_terms(run_dir, tmp_path):
+    from facepack.export.attributes import export_attributes_run
+
+    manifest = export_attributes_run(run_dir, tmp_path / "bundle", backends=(), log=None)  # tf_keras read-back
+    entry = manifest["models"]["attributes"]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert entry["attributes"]["names"] == info["attributes"]["names"]
+    assert entry["attributes"]["thresholds"] == info["attributes"]["thresholds"]
+    assert manifest["synthetic"] is True and entry["run"]["synthetic"] is True
+    assert celeba.SYNTHETIC_TERMS in entry["run"]["license"] and entry["input_size"] == 48
+    assert entry["parity"]["max_abs_diff"] <= 1e-5  # probabilities 0..1, tf_keras twin vs Keras 3
+    with pytest.raises(ValueError, match="expected model.keras and run.json"):
+        export_attributes_run(tmp_path, tmp_path / "b2", backends=(), log=None)
