@@ -23,7 +23,7 @@ def attribute_bars(metrics: dict, path, baselines: dict | None = None, title: st
     ax.set_yticks(y)
     ax.set_yticklabels(names, fontsize=7)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("held-out part")
+    ax.set_xlabel("precision, recall, F1 on the held-out (test) part")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title or f"attributes: mean accuracy {metrics['mean_accuracy']:.3f}, n {metrics['n']}")

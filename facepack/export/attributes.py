@@ -47,6 +47,8 @@ def export_attributes(model, out_dir, names, thresholds, *, threshold_method: st
                          f"match the model's {k} outputs")
     if not all(0.0 < t < 1.0 for t in thresholds):
         raise ValueError(f"thresholds must be probabilities in (0, 1), got {min(thresholds)}..{max(thresholds)}")
+    old = Path(out_dir) / manifest_mod.MANIFEST_FILE
+    build = json.loads(old.read_text()).get("build") if old.is_file() else None  # export_model drops it
     manifest = export_model(model, out_dir, name=MODEL_NAME, license=license, backends=backends, log=log)
     entry = dict(manifest["models"][MODEL_NAME])
     entry.update({
@@ -57,9 +59,8 @@ def export_attributes(model, out_dir, names, thresholds, *, threshold_method: st
     })
     models = {**manifest["models"], MODEL_NAME: entry}
     updated = manifest_mod.build_manifest(models, created=manifest["created"])
-    for key in ("build",):  # the face bundle's build key, when the bundle had one, is kept
-        if key in manifest:
-            updated[key] = manifest[key]
+    if build is not None:  # the face models' build key (bundle.py) is theirs: unchanged by this model
+        updated["build"] = build
     tmp = Path(out_dir) / (manifest_mod.MANIFEST_FILE + ".tmp")
     manifest_mod.validate(updated)
     tmp.write_text(json.dumps(updated, indent=2) + "\n")
