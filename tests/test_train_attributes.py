@@ -145,3 +145,23 @@ def test_run_exports_with_names_thresholds_and_terms(run_dir, tmp_path):
     assert entry["parity"]["max_abs_diff"] <= 1e-5  # probabilities 0..1, tf_keras twin vs Keras 3
     with pytest.raises(ValueError, match="expected model.keras and run.json"):
         export_attributes_run(tmp_path, tmp_path / "b2", backends=(), log=None)
+
+
+def test_presets_and_flag_errors():
+    from training import train_attributes as ta
+
+    def cfg(argv):
+        return ta.resolve_config(ta.parse_args(argv))
+
+    synthetic, real = cfg([]), cfg(["--data", "x"])
+    assert (synthetic["backbone"], synthetic["crop"], synthetic["flip"], synthetic["weights"]) == ("small_cnn", "image", False, None)
+    assert (real["backbone"], real["crop"], real["flip"], real["thresholds"]) == ("mobilenet_v2", "face", True, "f1")
+    assert cfg(["--data", "x", "--weights", "efficientnet-lite0"])["backbone"] == "efficientnet_lite0"
+    with pytest.raises(ValueError, match="--epochs must be >= 1, got 0"):
+        cfg(["--epochs", "0"])
+    with pytest.raises(ValueError, match="--weights must be imagenet, none"):
+        cfg(["--data", "x", "--weights", "nowhere.h5"])
+    import keras
+
+    with pytest.raises(ValueError, match="--weights for --backbone small_cnn must be none"):
+        attr.build_attributes_model(keras, 40, "small_cnn", 48, weights="imagenet")
