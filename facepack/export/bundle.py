@@ -402,7 +402,7 @@ KEY_SOURCES = ("facepack/__init__.py", "facepack/spec.py", "facepack/runs.py", "
                "facepack/models", "static/facepack/layers")
 # ... less what the face bundle never runs: packaging, the user-model exporter and its CLI, the zoo
 KEY_EXCLUDE = ("facepack/export/npm.py", "facepack/export/cli.py", "facepack/export/keras_export.py",
-               "facepack/export/zoo")
+               "facepack/export/zoo", "facepack/export/attributes.py", "facepack/models/attributes.py")
 KEY_SUFFIXES = (".py", ".json", ".js", ".mjs")
 SET_OF_MODEL = {"mtcnn_pnet": "mtcnn", "mtcnn_rnet": "mtcnn", "mtcnn_onet": "mtcnn",
                 "beauty_features": "beauty", "beauty_head": "beauty", "keypoints": "keypoints"}
