@@ -7,8 +7,9 @@ static/facepack/png.js). Checked here:
 
 - Python: the rule's integer formula, every PIL mode with alpha, the PNG check per chunk;
 - Node: png.js gives Python's words on the same bytes;
-- Chromium: the library's Blob input, the page's own path (createImageBitmap -> canvas ->
-  getImageData -> the library), an <img> and a canvas all give Python's load_rgb pixels exactly,
+- Chromium: the library's Blob input, the page's photo path (createImageBitmap -> the ImageBitmap
+  to the library), its camera-frame path (bitmap -> 2D canvas -> getImageData -> {data, width,
+  height} to the library), an <img> and a canvas all give Python's load_rgb pixels exactly,
   on the cpu, wasm and (SwiftShader) webgl backends; damaged PNGs are refused with Python's words.
 (tests/test_page.py drives the real page with the same files.)
 """
@@ -202,7 +203,10 @@ window.decodeAll = async (job) => {
   };
   for (const [name, data] of Object.entries(job.pngs)) {
     const blob = new Blob([b64(data)], { type: 'image/png' });
-    // The page's path (static/app.js decodeImage + pixelsOf): bitmap -> 2D canvas -> getImageData.
+    // The page decodes in static/analysis-worker.js: a photo is createImageBitmap(file, these options)
+    // handed to analyze() as the ImageBitmap (decodeFile; the `bitmap` read below); a camera frame is
+    // drawn on a 2D OffscreenCanvas and read with getImageData as {data, width, height} (frameRgba;
+    // the `page` read below, on a DOM canvas).
     const bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', colorSpaceConversion: 'none',
       premultiplyAlpha: 'none' });
     const canvas = document.createElement('canvas');
