@@ -35,8 +35,8 @@ Kaggle: --kaggle-test test.csv --kaggle-lookup IdLookupTable.csv writes DIR/subm
 the Facial Keypoints Detection competition (15 points on 96 x 96 grey images: RowId,Location,
 clipped to 0..96) with a 15-point keypoint run (--keypoints); no photos are needed then.
 
-Models: the latest runs under runs/ (or the shipped ones) unless --beauty/--keypoints name a run
-folder. Exit status: 0 when at least one photo was processed, 1 when none could be, 2 on a usage
+Models: the newest real-data runs under runs/ not worse than the shipped models (else the shipped
+ones), unless --beauty/--keypoints name a run. Exit status: 0 when at least one photo was processed, 1 when none could be, 2 on a usage
 or model error (one line, before any model loads); unreadable files are listed at the end and
 in results.json.
 
@@ -81,11 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted batch in --out: photos already in results.jsonl are skipped")
     parser.add_argument("--beauty", metavar="RUN", default=None,
-                        help="beauty run folder (default: latest under --runs, else the shipped model)")
+                        help="beauty run: a folder, a run name, latest or shipped (default: the newest run under --runs trained on real data and not worse than the shipped model, else the shipped model)")
     parser.add_argument("--keypoints", metavar="RUN", default=None,
-                        help="keypoint run folder (default: latest under --runs, else the shipped model)")
+                        help="keypoint run: a folder, a run name, latest or shipped (default: the newest run under --runs trained on real data and not worse than the shipped model, else the shipped model)")
     parser.add_argument("--runs", metavar="DIR", default=None,
-                        help="where to look for the latest runs (default: runs/)")
+                        help="where to look for runs (default: runs/)")
     parser.add_argument("--heatmap", action="store_true",
                         help="compute Grad-CAM of the beauty score and overlay it on the annotated photos")
     parser.add_argument("--max-faces", type=int, default=None, metavar="N",

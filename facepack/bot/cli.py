@@ -5,7 +5,7 @@ never from the command line (other users can read a process's arguments) and nev
 line (facepack/bot/redact.py). Create a bot and get its token from @BotFather in Telegram.
 
     export FACEPACK_BOT_TOKEN=123456:ABC...      # or: --token-file ~/.config/facepack/bot-token
-    python -m facepack.bot                       # latest runs under runs/, else the shipped models
+    python -m facepack.bot                       # newest real-data runs not worse than shipped, else shipped
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token-file", metavar="PATH", default=None,
                         help=f"file holding the bot token (default: the {TOKEN_ENV} environment variable)")
     parser.add_argument("--beauty", metavar="RUN", default=None,
-                        help="beauty run folder (default: latest under --runs, else the shipped model)")
+                        help="beauty run: a folder, a run name, latest or shipped (default: the newest run under --runs trained on real data and not worse than the shipped model, else the shipped model)")
     parser.add_argument("--keypoints", metavar="RUN", default=None,
-                        help="keypoint run folder (default: latest under --runs, else the shipped model)")
-    parser.add_argument("--runs", metavar="DIR", default=None, help="where to look for the latest runs (default: runs/)")
+                        help="keypoint run: a folder, a run name, latest or shipped (default: the newest run under --runs trained on real data and not worse than the shipped model, else the shipped model)")
+    parser.add_argument("--runs", metavar="DIR", default=None, help="where to look for runs (default: runs/)")
     parser.add_argument("--workers", type=int, default=s.workers, metavar="N",
                         help=f"analysis threads (default {s.workers})")
     parser.add_argument("--queue-size", type=int, default=s.queue_size, metavar="N",
