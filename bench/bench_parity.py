@@ -356,7 +356,7 @@ def summarize(records: list[dict], target: str) -> dict:
         for key, (label, op, goal) in TARGETS.items():
             vals = [(r["errors"][target][key], r) for r in recs if r["errors"][target].get(key) is not None]
             if not vals:
-                rows[key] = {"label": label, "worst": None, "photo": None, "within": 0, "n": 0, "target": goal}
+                rows[key] = {"label": label, "op": op, "worst": None, "photo": None, "within": 0, "n": 0, "target": goal}
                 continue
             worst_val, worst_rec = (min if op == ">=" else max)(vals, key=lambda t: t[0])
             ok = (lambda v: v >= goal) if op == ">=" else (lambda v: v <= goal) if goal is not None else None
