@@ -173,8 +173,10 @@ def test_a_second_writer_fails_or_waits_naming_the_first(bundles):
     out = bundles["out"]
     proc = start_writer(COPY_WRITER, [bundles["new"], out, NEW_TAG], "before-swap")
     try:
-        # its command line as /proc/<pid>/cmdline has it (cut at 300 characters: the -c code is long)
-        command = f"{sys.executable} -c {COPY_WRITER} {bundles['new']} {out} {NEW_TAG}"[:297] + "..."
+        # its command line as /proc/<pid>/cmdline has it, on one line (whitespace runs collapsed) and cut at
+        # 300 characters (the -c code is long)
+        command = " ".join(f"{sys.executable} -c {COPY_WRITER} {bundles['new']} {out} {NEW_TAG}".split())
+        command = command[:297] + "..."
         with pytest.raises(bundle_mod.ExportBusy, match=re.escape(f"{out} is being written by another export: "
                                                                   f"PID {proc.pid} ({command}), since ")):
             with bundle_mod.atomic_replace(out):
