@@ -286,23 +286,11 @@ def downstream_misses(err: dict) -> list[str]:
 
 
 def describe_on_boxes(pipe, rgb, faces: list) -> list:
-    """Python's crop, keypoint, beauty and Grad-CAM stages (facepack/pipeline.py) on given faces'
+    """Python's crop, keypoint, beauty and Grad-CAM stages (FacePipeline.describe) on given faces'
     boxes: the reference's answer for JS's boxes."""
-    from facepack import pipeline as P
+    from jsharness import detections_only
 
-    faces = [{k: f[k] for k in ("box", "score", "landmarks5")} for f in faces]
-    if not faces:
-        return faces
-    beauty_crops, beauty_squares = P.crop(rgb, faces, "beauty", pipe.beauty_size)
-    kp_crops, kp_squares = P.crop(rgb, faces, "keypoints", pipe.keypoint_size, str(pipe.num_points))
-    for face, points in zip(faces, P.keypoints(pipe.predictor("keypoints"), kp_crops, kp_squares)):
-        face["keypoints"] = points
-    for face, result in zip(faces, P.beauty(pipe.predictor("beauty"), beauty_crops)):
-        face["beauty"] = result
-    features, head = pipe.gradcam_models()
-    for face, record in zip(faces, P.gradcam(features, head, beauty_crops, beauty_squares, pipe.gradcam_compiled())):
-        face["heatmap"] = record
-    return faces
+    return pipe.describe(rgb, detections_only(faces), heatmaps=True)
 
 
 def same_box_errors(pipe, rgb, py_faces: list, js_faces: list) -> dict:

@@ -259,6 +259,40 @@ class FacePipeline:
             self._gradcam_models = split_for_gradcam(keras, self.beauty_model)
         return self._gradcam_models
 
+    def describe(self, rgb: np.ndarray, faces: list[dict], heatmaps: bool = False, lap=None) -> list[dict]:
+        """Steps 3-4 of ``analyze`` on given faces: crop, keypoints, beauty, Grad-CAM (when ``heatmaps``).
+
+        rgb: (H, W, 3) uint8, the decoded photo; faces: dicts with "box" (photo pixels), filled in place
+        with "keypoints", "beauty" and "heatmap" where those models are loaded; returns ``faces``.
+        ``lap(key)`` is called after each stage (analyze's timings). The parity checks call it on the
+        other side's boxes to separate detector from crop/model differences (bench/bench_parity.py).
+        """
+        lap = lap or (lambda key: None)
+        run_beauty = self.beauty_model is not None and bool(faces)
+        run_keypoints = self.keypoint_model is not None and bool(faces)
+        # 3. crop
+        if run_beauty:
+            beauty_crops, beauty_squares = crop(rgb, faces, "beauty", self.beauty_size)
+        if run_keypoints:
+            kp_crops, kp_squares = crop(rgb, faces, "keypoints", self.keypoint_size, str(self.num_points))
+        lap("crop")
+        # 4. models (a stage that does not run reports 0 ms)
+        if run_keypoints:
+            for face, points in zip(faces, keypoints(self.predictor("keypoints"), kp_crops, kp_squares)):
+                face["keypoints"] = points
+            lap("keypoints")
+        if run_beauty:
+            for face, result in zip(faces, beauty(self.predictor("beauty"), beauty_crops)):
+                face["beauty"] = result
+            lap("beauty")
+        if heatmaps and run_beauty:
+            features_model, head_model = self.gradcam_models()
+            records = gradcam(features_model, head_model, beauty_crops, beauty_squares, self.gradcam_compiled())
+            for face, record in zip(faces, records):
+                face["heatmap"] = record
+            lap("gradcam")
+        return faces
+
     def analyze(self, image, heatmaps: bool = False, max_faces: int | None = None,
                 min_face_size: float | None = None, name: str | None = None, min_confidence: float | None = None,
                 min_box_size: float | None = None) -> dict:
@@ -292,29 +326,8 @@ class FacePipeline:
             options["min_face_size"] = min_face_size
         faces = filter_faces(detect(self.detector, rgb, options), min_confidence, min_box_size)[:max_faces]
         lap("detect")
-        run_beauty = self.beauty_model is not None and bool(faces)
-        run_keypoints = self.keypoint_model is not None and bool(faces)
-        # 3. crop
-        if run_beauty:
-            beauty_crops, beauty_squares = crop(rgb, faces, "beauty", self.beauty_size)
-        if run_keypoints:
-            kp_crops, kp_squares = crop(rgb, faces, "keypoints", self.keypoint_size, str(self.num_points))
-        lap("crop")
-        # 4. models (a stage that does not run reports 0 ms)
-        if run_keypoints:
-            for face, points in zip(faces, keypoints(self.predictor("keypoints"), kp_crops, kp_squares)):
-                face["keypoints"] = points
-            lap("keypoints")
-        if run_beauty:
-            for face, result in zip(faces, beauty(self.predictor("beauty"), beauty_crops)):
-                face["beauty"] = result
-            lap("beauty")
-        if heatmaps and run_beauty:
-            features_model, head_model = self.gradcam_models()
-            records = gradcam(features_model, head_model, beauty_crops, beauty_squares, self.gradcam_compiled())
-            for face, record in zip(faces, records):
-                face["heatmap"] = record
-            lap("gradcam")
+        # 3-4. crop and models
+        self.describe(rgb, faces, heatmaps, lap)
         ms["total"] = (time.perf_counter() - t_start) * 1000.0
         return {"faces": faces, "timings_ms": ms,
                 "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])}}

@@ -138,21 +138,9 @@ def blurred_face_photo(fixtures_dir, seed: int = BLUR_SEED) -> np.ndarray:
 
 
 def describe_on_boxes(pipe, rgb: np.ndarray, faces: list) -> list:
-    """Python's crop, keypoint, beauty and Grad-CAM stages on given faces' boxes (the reference's
-    answer for those boxes; mirrors bench/bench_parity.py:describe_on_boxes)."""
-    from facepack import pipeline as P
-
-    faces = detections_only(faces)
-    beauty_crops, beauty_squares = P.crop(rgb, faces, "beauty", pipe.beauty_size)
-    kp_crops, kp_squares = P.crop(rgb, faces, "keypoints", pipe.keypoint_size, str(pipe.num_points))
-    for face, points in zip(faces, P.keypoints(pipe.predictor("keypoints"), kp_crops, kp_squares)):
-        face["keypoints"] = points
-    for face, result in zip(faces, P.beauty(pipe.predictor("beauty"), beauty_crops)):
-        face["beauty"] = result
-    features, head = pipe.gradcam_models()
-    for face, record in zip(faces, P.gradcam(features, head, beauty_crops, beauty_squares, pipe.gradcam_compiled())):
-        face["heatmap"] = record
-    return faces
+    """Python's crop, keypoint, beauty and Grad-CAM stages (FacePipeline.describe) on given faces'
+    boxes: the reference's answer for those boxes (as bench/bench_parity.py:describe_on_boxes)."""
+    return pipe.describe(rgb, detections_only(faces), heatmaps=True)
 
 
 def relative_errors(py_faces: list, js_faces: list) -> tuple[float, float]:
