@@ -13,6 +13,16 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Caches (decode verdicts, face boxes, converted weights: $FACEPACK_CACHE) go to a temporary
+    folder for the whole session, never ~/.cache; a module may still point it elsewhere."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FACEPACK_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES

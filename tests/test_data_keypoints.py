@@ -19,14 +19,6 @@ from facepack.data.synthetic import (ibug68_to_kaggle15, make_kaggle15_csv, make
 N68, N15 = 12, 20
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_cache(tmp_path_factory):
-    """Decode verdicts (facepack.data.errors.DecodeVerdicts) go to a temporary cache, not ~/.cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FACEPACK_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
 
 @pytest.fixture(scope="session")
 def kp68(tmp_path_factory):

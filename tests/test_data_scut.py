@@ -14,14 +14,6 @@ from facepack.data.synthetic import make_scut_dataset
 N = 30
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_cache(tmp_path_factory):
-    """Decode verdicts (facepack.data.errors.DecodeVerdicts) go to a temporary cache, not ~/.cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FACEPACK_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
 
 @pytest.fixture(scope="session")
 def release(tmp_path_factory):

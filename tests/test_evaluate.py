@@ -12,14 +12,6 @@ from conftest import make_untrained_run
 GROUP_NAMES = ("AF", "AM", "CF", "CM")  # SCUT-FBP5500 file-name prefixes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_cache(tmp_path_factory):
-    """Decode verdicts (facepack.data.errors.DecodeVerdicts) go to a temporary cache, not ~/.cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FACEPACK_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):

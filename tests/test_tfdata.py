@@ -13,14 +13,6 @@ from facepack.data.scut import BeautySample, load_scut
 from facepack.data.synthetic import make_kaggle15_csv, make_keypoints68_dataset, make_scut_dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_cache(tmp_path_factory):
-    """Decode verdicts (facepack.data.errors.DecodeVerdicts) go to a temporary cache, not ~/.cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FACEPACK_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
 
 S = 32  # input size used throughout: small keeps the tests fast
 
