@@ -20,9 +20,9 @@ export function loadModel<N extends ModelName>(name: N, dirOrUrl?: string): Prom
 /** The generic loader of lib/generic.js: load(dirOrUrl, name). */
 export function load<N extends string>(dirOrUrl: string, name: N): Promise<LoadedModel<N>>;
 export function readManifest(dirOrUrl?: string): Promise<Manifest>;
-/** A JPEG or PNG file decoded in pure JS: RGBA (PNG) or RGB (JPEG) bytes, upright. */
+/** A JPEG or PNG file decoded without native code (pngjs; libjpeg-turbo as WASM): RGBA bytes, upright. */
 export function readImageFile(path: string): Promise<{ data: Uint8Array; width: number; height: number }>;
-/** decodeImage of decode.js (a Promise from require()). */
-export function decodeImage(bytes: Uint8Array, name?: string): PixelData | Promise<PixelData>;
+/** decodeImage of decode.js: PNG/JPEG bytes -> upright pixels (JPEG by libjpeg-turbo as WASM: the same pixels as PIL). */
+export function decodeImage(bytes: Uint8Array, name?: string): Promise<PixelData>;
 export function useBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<string>;
 export function selectBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<BackendChoice>;

@@ -83,7 +83,7 @@ def test_package_json_and_contents(face_package):
     pkg = json.loads((folder / "package.json").read_text())
     assert pkg["name"] == "facepack-test" and pkg["version"] == "1.2.3" and pkg["type"] == "module"
     assert pkg["dependencies"] == {"@tensorflow/tfjs": "4.22.0", "@tensorflow/tfjs-backend-wasm": "4.22.0",
-                                   "jpeg-js": "0.4.4", "pngjs": "7.0.0"}
+                                   "@jsquash/jpeg": "1.6.0", "pngjs": "7.0.0"}
     assert set(pkg["exports"]["."]) == {"node", "browser", "import", "require", "default"}
     with tarfile.open(tarball) as tar:
         names = set(tar.getnames())
@@ -120,6 +120,29 @@ def test_readme_example_runs_from_installed_tarball(face_package, tmp_path):
                            ".then((a) => a.analyzeFile('grey.png')).then((r) => console.log(JSON.stringify(r.faces)))"],
                           cwd=project, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]  # require() works
+
+    # JPEG files: the same pixels as PIL (what predict.py and the parity tests decode) and the
+    # browsers: libjpeg-turbo's decoder; a pure-JS one differed by up to 42 grey levels (4:2:0).
+    from PIL import ImageOps
+
+    from conftest import FIXTURES
+    shutil.copy(FIXTURES / "einstein.jpg", project / "einstein.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the EXIF orientation is applied as PIL's exif_transpose
+    Image.open(FIXTURES / "astronaut.png").convert("RGB").save(project / "rotated.jpg", quality=83, subsampling=2,
+                                                               exif=exif.tobytes())
+    script = ("import { readImageFile } from 'facepack-test'; import { writeFileSync } from 'node:fs';\n"
+              "for (const f of ['einstein.jpg', 'rotated.jpg']) { const im = await readImageFile(f);\n"
+              "  writeFileSync(f + '.raw', im.data); console.log(JSON.stringify({f, w: im.width, h: im.height})); }\n")
+    (project / "decode.mjs").write_text(script)
+    proc = subprocess.run([NODE, "decode.mjs"], cwd=project, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for line in proc.stdout.splitlines():
+        info = json.loads(line)
+        want = np.asarray(ImageOps.exif_transpose(Image.open(project / info["f"])).convert("RGB"))
+        got = np.fromfile(project / (info["f"] + ".raw"), np.uint8)
+        assert (info["h"], info["w"]) == want.shape[:2] and got.size == want.size // 3 * 4, info
+        np.testing.assert_array_equal(got.reshape(info["h"], info["w"], 4)[..., :3], want, err_msg=info["f"])
 
 
 def test_user_model_package(tmp_path):
