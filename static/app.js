@@ -726,7 +726,8 @@ function downloadJson() {
   const doc = {
     source: r.source, image, backend, timings, max_faces: limit, more_faces_than_limit: moreFacesThanLimit,
     settings: { min_confidence: Number($('min-confidence').value), min_box_size_px: Number($('min-box-size').value) },
-    models: Object.fromEntries(Object.entries(page.manifest?.models ?? {}).map(([n, e]) => [n, { sha256: e.sha256 ?? null }])),
+    models: Object.fromEntries(Object.entries(page.manifest?.models ?? {}).map(
+      ([n, e]) => [n, { files: Object.fromEntries((e.files ?? []).map((f) => [f.path, f.sha256])) }])),
     faces,
   };
   saveBlob(new Blob([`${JSON.stringify(doc, null, 2)}\n`], { type: 'application/json' }), `${stem()}.facepack.json`);

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import sys
 import threading
 import time
@@ -420,6 +421,9 @@ def test_downloads_json_and_annotated_png(page, photos, python_results, artifact
     assert doc["image"] == python_results["astronaut"]["image"]
     assert_faces_match(doc["faces"], python_results["astronaut"]["faces"])
     assert all(f["heatmap"]["grid"] for f in doc["faces"])
+    # which weights made the result: every model file's sha256, as the manifest records them
+    assert doc["models"] and all(entry["files"] and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in entry["files"].values())
+                                 for entry in doc["models"].values()), doc["models"]
     with page.expect_download() as info:
         page.click("#download-png")
     assert info.value.suggested_filename == "astronaut.annotated.png"
