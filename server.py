@@ -378,7 +378,12 @@ def main(argv: list[str] | None = None) -> int:
         print("debug: Werkzeug development server with debugger and reloader (not for production)", flush=True)
         app.run(host=args.host, port=args.port, debug=True)
         return 0
-    serve(app, host=args.host, port=args.port, threads=SERVER_THREADS)
+    try:
+        serve(app, host=args.host, port=args.port, threads=SERVER_THREADS)
+    except OSError as err:  # the address is taken, or not this machine's: one line, not a traceback
+        print(f"server.py: error: cannot listen on {args.host}:{args.port}: {err.strerror or err}; "
+              f"stop what uses it or choose another --port", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -585,3 +585,19 @@ def test_returning_visitor_gets_the_new_weights_after_a_re_export(tmp_path):
     assert weights == new and manifest["weights_sha256"] == hashlib.sha256(new).hexdigest()
     assert len([u for u in cache if u.endswith(".bin")]) == 2  # the new shard has a new URL
     assert client.get(shard_urls[0]).status_code == 404  # the old one is gone with the old bundle
+
+
+def test_main_on_a_port_in_use_says_so_in_one_line(tmp_path, capsys):
+    """A taken port: exit 2 and one line naming host:port and what to do (no waitress traceback)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code = server.main(["--host", "127.0.0.1", "--port", str(port), "--models", str(tmp_path),
+                            "--vendor", str(tmp_path)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("server.py: error:")]
+    assert code == 2 and len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "--port" in lines[0], err
+    assert "Traceback" not in err
