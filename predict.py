@@ -132,6 +132,9 @@ def check_args(args) -> None:
             raise UsageError(f"{flag}: no such file: {value}")
     if not args.photos and not kaggle:
         raise UsageError("no PHOTOS given: name image files or folders (or --kaggle-test/--kaggle-lookup)")
+    if args.photos and not any(Path(p).exists() for p in args.photos):
+        raise UsageError(f"no such file or folder: {', '.join(args.photos[:3])}{' ...' if len(args.photos) > 3 else ''}"
+                         f" (PHOTOS are image files or folders of them)")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out}: is a file; name a folder (created if missing)")

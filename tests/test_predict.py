@@ -257,7 +257,7 @@ def no_models(monkeypatch):
     monkeypatch.setattr("facepack.pipeline.FacePipeline.from_runs", refuse)
 
 
-@pytest.mark.parametrize("case", ["out_is_a_file", "out_holds_results", "no_photos", "kaggle_half",
+@pytest.mark.parametrize("case", ["out_is_a_file", "out_holds_results", "no_photos", "photos_missing", "kaggle_half",
                                   "kaggle_missing", "max_pixels"])
 def test_usage_errors_are_one_line_before_models_load(predict, tmp_path, fixtures_dir, no_models, capsys, case):
     photo = str(fixtures_dir / "einstein.jpg")
@@ -268,6 +268,7 @@ def test_usage_errors_are_one_line_before_models_load(predict, tmp_path, fixture
         "out_is_a_file": ([photo, "--out", str(tmp_path / "file.txt")], "is a file"),
         "out_holds_results": ([photo, "--out", str(tmp_path / "done")], "--resume"),
         "no_photos": (["--out", str(tmp_path / "o")], "no PHOTOS"),
+        "photos_missing": ([str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "o")], "nope.jpg"),
         "kaggle_half": (["--out", str(tmp_path / "o"), "--kaggle-test", photo], "--kaggle-lookup"),
         "kaggle_missing": (["--out", str(tmp_path / "o"), "--kaggle-test", "nope.csv", "--kaggle-lookup", photo],
                            "nope.csv"),
