@@ -300,12 +300,20 @@ def test_a_rejected_token_is_a_one_line_error_without_the_token(stub):
     assert wrong not in str(info.value) and stub.unauthorized == 1
 
 
-def test_token_comes_from_the_environment_or_a_file(tmp_path):
+def test_token_comes_from_the_environment_or_a_file(tmp_path, capsys):
     from facepack.bot.cli import TOKEN_ENV, build_parser, read_token
 
     assert read_token(None, {TOKEN_ENV: f" {TOKEN}\n"}) == TOKEN
     (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "token").chmod(0o600)
     assert read_token(str(tmp_path / "token"), {}) == TOKEN
+    assert capsys.readouterr().err == ""
+    (tmp_path / "token").chmod(0o644)  # readable by others: accepted, with a warning that never shows the token
+    assert read_token(str(tmp_path / "token"), {}) == TOKEN
+    err = capsys.readouterr().err
+    assert "chmod 600" in err and "644" in err and TOKEN not in err
+    with pytest.raises(ValueError, match="is a folder"):
+        read_token(str(tmp_path), {})
     with pytest.raises(ValueError, match=TOKEN_ENV):
         read_token(None, {})
     with pytest.raises(ValueError, match="--token-file"):

@@ -61,8 +61,13 @@ def read_token(token_file: str | None, environ=os.environ) -> str:
     """
     if token_file is not None:
         path = Path(token_file)
+        if path.is_dir():
+            raise ValueError(f"--token-file: {str(path)!r} is a folder; name the file that holds the token")
         if not path.is_file():
             raise ValueError(f"--token-file: no such file {str(path)!r}")
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            print(f"warning: --token-file {str(path)!r} can be read by other users (mode "
+                  f"{path.stat().st_mode & 0o777:o}); `chmod 600` it: the token controls the bot", file=sys.stderr)
         lines = path.read_text().strip().splitlines()
         token, source = (lines[0].strip() if lines else ""), f"--token-file {str(path)!r}"
     else:
@@ -98,8 +103,9 @@ def check_token(token: str, base_url: str | None = None, base_file_url: str | No
         raise ValueError(f"bot token: rejected by the Bot API at {where} (401 Unauthorized); check {TOKEN_ENV} "
                          "or --token-file, or ask @BotFather for the current token") from None
     except NetworkError as exc:
-        raise ValueError(f"--api-url: cannot reach the Bot API at {where} ({exc.__class__.__name__}); "
-                         "check the network or the URL") from None
+        flag = "--api-url: " if base_url else ""
+        raise ValueError(f"{flag}cannot reach the Bot API at {where} ({exc.__class__.__name__}); "
+                         f"check the network{' or the URL' if base_url else ''}") from None
 
 
 def warm_up(pipe, heatmaps: bool = True) -> float:
