@@ -17,6 +17,32 @@ import { pngProblem } from './lib/png.js';
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47];
 const JPEG_SOI = [0xff, 0xd8, 0xff];
 const ORIENTATION_TAG = 0x0112;
+/**
+ * Largest image decoded, in pixels: 12000 x 9000 (108 MP), the page's limit too
+ * (mirrors static/analysis-worker.js:MAX_IMAGE_PIXELS); decoded RGBA takes 4 bytes a pixel, and the
+ * analysis several float32 copies. A 121 MP JPEG took 5 GB and 39 s before this limit.
+ */
+export const MAX_IMAGE_PIXELS = 12000 * 9000;
+
+/** [width, height] from a PNG's IHDR or a JPEG's SOFn header, or null (read before decoding). */
+export function imageSize(bytes) {
+  if (startsWith(bytes, PNG_SIGNATURE) && bytes.length >= 24) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return [view.getUint32(16), view.getUint32(20)];
+  }
+  if (!startsWith(bytes, JPEG_SOI)) return null;
+  for (let pos = 2; pos + 9 < bytes.length;) {
+    if (bytes[pos] !== 0xff) return null;
+    const marker = bytes[pos + 1];
+    if (marker === 0xff) { pos += 1; continue; }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd9)) { pos += 2; continue; }
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return [(bytes[pos + 7] << 8) | bytes[pos + 8], (bytes[pos + 5] << 8) | bytes[pos + 6]];
+    }
+    pos += 2 + ((bytes[pos + 2] << 8) | bytes[pos + 3]);
+  }
+  return null;
+}
 
 let jpegDecoder = null;
 /**
@@ -118,9 +144,17 @@ export function applyOrientation({ data, width, height }, orientation) {
  * @param {Uint8Array} bytes the whole file
  * @param {string} [name] used in error messages
  * @returns {Promise<{data: Uint8Array, width: number, height: number}>}
- * @throws {Error} naming the file: not PNG/JPEG, a damaged PNG chunk, or a decoder error
+ * @throws {Error} naming the file: not PNG/JPEG, a damaged PNG chunk, a decoder error, or over
+ *   MAX_IMAGE_PIXELS (err.code 'image-too-large', checked from the header before decoding)
  */
 export async function decodeImage(bytes, name = `<${bytes.length} bytes>`) {
+  const size = imageSize(bytes);
+  if (size && size[0] * size[1] > MAX_IMAGE_PIXELS) {
+    const err = new Error(`${name}: ${size[0]} x ${size[1]} is ${(size[0] * size[1] / 1e6).toFixed(0)} megapixels, over the `
+      + `${MAX_IMAGE_PIXELS / 1e6} MP this library decodes (about 4 bytes a pixel, several times over); downscale it first`);
+    err.code = 'image-too-large';
+    throw err;
+  }
   let image;
   try {
     if (startsWith(bytes, PNG_SIGNATURE)) {

@@ -20,7 +20,7 @@ export function loadModel<N extends ModelName>(name: N, dirOrUrl?: string): Prom
 /** The generic loader of lib/generic.js: load(dirOrUrl, name). */
 export function load<N extends string>(dirOrUrl: string, name: N): Promise<LoadedModel<N>>;
 export function readManifest(dirOrUrl?: string): Promise<Manifest>;
-/** A JPEG or PNG file decoded without native code (pngjs; libjpeg-turbo as WASM): RGBA bytes, upright. */
+/** A JPEG or PNG file decoded without native code (pngjs; libjpeg-turbo as WASM): RGBA bytes, upright; over 108 MP refused (code image-too-large). */
 export function readImageFile(path: string): Promise<{ data: Uint8Array; width: number; height: number }>;
 /** decodeImage of decode.js: PNG/JPEG bytes -> upright pixels (JPEG by libjpeg-turbo as WASM: the same pixels as PIL). */
 export function decodeImage(bytes: Uint8Array, name?: string): Promise<PixelData>;

@@ -143,6 +143,25 @@ def test_readme_example_runs_from_installed_tarball(face_package, tmp_path):
         got = np.fromfile(project / (info["f"] + ".raw"), np.uint8)
         assert (info["h"], info["w"]) == want.shape[:2] and got.size == want.size // 3 * 4, info
         np.testing.assert_array_equal(got.reshape(info["h"], info["w"], 4)[..., :3], want, err_msg=info["f"])
+    # Over the pixel limit (the page's 108 MP): refused from the header, before any decoding.
+    import struct
+    import zlib
+
+    jpeg = bytearray((project / "einstein.jpg").read_bytes())
+    sof = next(i for i in range(2, len(jpeg) - 9) if jpeg[i] == 0xFF and jpeg[i + 1] in (0xC0, 0xC1, 0xC2))
+    jpeg[sof + 5:sof + 9] = struct.pack(">HH", 10000, 12000)  # height, width: 120 MP
+    (project / "huge.jpg").write_bytes(bytes(jpeg))
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    (project / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+                                       + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+    check = ("import { readImageFile } from 'facepack-test';\n"
+             "for (const f of ['huge.jpg', 'huge.png']) { try { await readImageFile(f); console.log('decoded'); }\n"
+             "  catch (e) { console.log(JSON.stringify({code: e.code, message: e.message})); } }\n")
+    (project / "huge.mjs").write_text(check)
+    proc = subprocess.run([NODE, "huge.mjs"], cwd=project, capture_output=True, text=True, timeout=120)
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["code"] for r in results] == ["image-too-large"] * 2, proc.stdout + proc.stderr[-2000:]
+    assert "12000 x 10000" in results[0]["message"] and "30000 x 30000" in results[1]["message"]
 
 
 def test_user_model_package(tmp_path):
