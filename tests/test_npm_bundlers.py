@@ -314,6 +314,17 @@ def test_models_answered_with_html_name_the_folder_to_copy(browser, probe_url):
     assert "models/" in out["error"] and "npx facepack-assets" in out["error"], out
 
 
+def test_model_url_without_a_server_names_the_url(browser, probe_url):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = probe(browser, probe_url, modelUrl=f"http://127.0.0.1:{port}/models/", wasmPaths="/facepack/wasm/")
+    assert f"http://127.0.0.1:{port}/models/manifest.json" in out["error"], out
+    assert "no answer from the server" in out["error"] and "modelUrl" in out["error"], out
+
+
 def test_missing_model_url_says_it_is_required(browser, probe_url):
     out = probe(browser, probe_url, wasmPaths="/facepack/wasm/")
     assert "modelUrl" in out["error"] and "required in a browser" in out["error"], out

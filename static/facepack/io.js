@@ -81,7 +81,13 @@ export function looksLikeHtml(bytes, contentType = '') {
  */
 export async function readBinary(location) {
   if (isFetchable(location)) {
-    const response = await fetch(location);
+    let response;
+    try {
+      response = await fetch(location);
+    } catch (err) { // no answer at all (nothing listening, DNS, CORS): say which URL and why
+      const why = err.cause?.code || err.cause?.message || err.message;
+      throw new Error(`cannot load ${location}: no answer from the server (${why}); check that it runs and that modelUrl is right`);
+    }
     if (!response.ok) throw new Error(`cannot load ${location}: HTTP ${response.status} ${response.statusText}; ${missingHint(location)}`);
     const buffer = await response.arrayBuffer();
     if (looksLikeHtml(new Uint8Array(buffer), response.headers.get('content-type') || '')) {
