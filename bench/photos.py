@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 import common
+from jsharness import textured_background  # the tests' cluttered background (tests/ is on sys.path)
 
 CROWD_SIZE = (1545, 1986)  # (h, w) pixels
 CROWD_FACES = 25
@@ -25,18 +26,6 @@ STILL_SIZE = (1080, 1920)
 # composed photos paste the astronaut, mirrored every other time.
 FACE_SQUARE = (153, 47, 140)
 SEED = 14
-
-
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """(h, w, 3) uint8: smooth colour blotches + a sine lattice + pixel noise."""
-    from PIL import Image
-
-    low = rng.uniform(40, 220, (h // 64 + 2, w // 64 + 2, 3)).astype(np.uint8)
-    bg = np.asarray(Image.fromarray(low).resize((w, h), Image.BICUBIC), np.float32)
-    bg += rng.normal(0, 18, (h, w, 3))
-    yy, xx = np.mgrid[0:h, 0:w]
-    bg += 25 * np.sin(xx / 7.0)[..., None] * np.cos(yy / 11.0)[..., None]
-    return np.clip(bg, 0, 255).astype(np.uint8)
 
 
 def _faces() -> list[np.ndarray]:
@@ -55,7 +44,7 @@ def crowd(seed: int = SEED) -> np.ndarray:
     """CROWD_FACES faces on CROWD_SIZE, no two squares closer than 10 px."""
     rng = np.random.default_rng(seed)
     h, w = CROWD_SIZE
-    canvas = _background(rng, h, w)
+    canvas = textured_background(rng, h, w)
     faces = _faces()
     placed = []
     while len(placed) < CROWD_FACES:
@@ -72,7 +61,7 @@ def still(seed: int = SEED) -> np.ndarray:
     """Two faces on a 1920 x 1080 textured frame."""
     rng = np.random.default_rng(seed + 1)
     h, w = STILL_SIZE
-    canvas = _background(rng, h, w)
+    canvas = textured_background(rng, h, w)
     faces = _faces()
     _paste(canvas, faces[0], 520, 300, 300)
     _paste(canvas, faces[1], 1250, 380, 240)

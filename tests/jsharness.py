@@ -171,6 +171,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def textured_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """(h, w, 3) uint8: smooth colour blotches + a sine lattice + pixel noise (seeded): a cluttered
+    background for composed test and bench photos (tests/test_parity_crowd.py, bench/photos.py)."""
+    from PIL import Image
+
+    low = rng.uniform(40, 220, (h // 64 + 2, w // 64 + 2, 3)).astype(np.uint8)
+    bg = np.asarray(Image.fromarray(low).resize((w, h), Image.BICUBIC), np.float32)
+    bg += rng.normal(0, 18, (h, w, 3))
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg += 25 * np.sin(xx / 7.0)[..., None] * np.cos(yy / 11.0)[..., None]
+    return np.clip(bg, 0, 255).astype(np.uint8)
+
+
 @contextlib.contextmanager
 def static_server(routes: dict | None = None, pages: dict | None = None):
     """Serve ``routes`` ({"/prefix/": folder}), /vendor/ TF.js and ``pages`` ({"/x.html": bytes}).
@@ -180,6 +193,14 @@ def static_server(routes: dict | None = None, pages: dict | None = None):
     handler = type("Handler", (_Handler,), {"routes": {**default_routes(), **(routes or {})},
                                             "pages": {k: (v.encode() if isinstance(v, str) else v)
                                                       for k, v in (pages or {}).items()}})
+    with serve_handler(handler) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_handler(handler):
+    """Serve with an http.server request ``handler`` on a free 127.0.0.1 port, in a thread; yields
+    the base URL and shuts the server down on exit."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

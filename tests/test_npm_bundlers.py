@@ -23,7 +23,6 @@ import shlex
 import shutil
 import subprocess
 import tarfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -31,7 +30,8 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pytest
 
-from jsharness import CHROMIUM, CHROMIUM_ARGS, KEYPOINT_TOL_PX, LANDMARK_TOL_PX, ROOT, SCORE_TOL_POINTS
+from jsharness import (CHROMIUM, CHROMIUM_ARGS, KEYPOINT_TOL_PX, LANDMARK_TOL_PX, ROOT, SCORE_TOL_POINTS,
+                       serve_handler)
 from test_npm import NPM
 
 NODE = shutil.which("node")
@@ -178,14 +178,8 @@ class _SpaHandler(http.server.SimpleHTTPRequestHandler):
 @contextlib.contextmanager
 def serve(folder: Path):
     handler = lambda *a, **k: _SpaHandler(*a, directory=str(folder), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_handler(handler) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

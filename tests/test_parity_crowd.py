@@ -39,7 +39,8 @@ import json
 import numpy as np
 import pytest
 
-from jsharness import build_parity_bundle, compare_faces, detections_only, node_ready, run_node, write_raw
+from jsharness import (build_parity_bundle, compare_faces, detections_only, node_ready, run_node,
+                       textured_background, write_raw)
 
 ok, why = node_ready()
 pytestmark = pytest.mark.skipif(not ok, reason=why)
@@ -78,18 +79,6 @@ BLUR_SMALL_PX = 64  # the face is shrunk to this, blurred, then stretched over t
 BLUR_RADIUS_PX = 2  # Gaussian blur radius at BLUR_SMALL_PX
 BLUR_NOISE = 20  # per-pixel noise, +- grey levels (a 128-px tile, as the bench's backgrounds)
 MIN_BLUR_FACE_PX = 600  # guard: the face found is this large (longer box side, pixels)
-
-
-def textured_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """(h, w, 3) uint8: smooth colour blotches + a sine lattice + pixel noise (seeded)."""
-    from PIL import Image
-
-    low = rng.uniform(40, 220, (h // 64 + 2, w // 64 + 2, 3)).astype(np.uint8)
-    bg = np.asarray(Image.fromarray(low).resize((w, h), Image.BICUBIC), np.float32)
-    bg += rng.normal(0, 18, (h, w, 3))
-    yy, xx = np.mgrid[0:h, 0:w]
-    bg += 25 * np.sin(xx / 7.0)[..., None] * np.cos(yy / 11.0)[..., None]
-    return np.clip(bg, 0, 255).astype(np.uint8)
 
 
 def crowd_photo(fixtures_dir, seed: int = CROWD_SEED, count: int = CROWD_FACES) -> tuple[np.ndarray, list]:
