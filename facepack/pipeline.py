@@ -40,7 +40,7 @@ from facepack import gradcam as gradcam_mod
 from facepack import spec
 from facepack.bigphoto import RegionPhoto
 from facepack.data.images import load_rgb
-from facepack.detect import mtcnn_detector
+from facepack.detect import haar, mtcnn_detector
 from facepack.models.beauty import expected_score, score_to_1to5
 
 # Crop rule per model: margin from the spec, and whether the detector box is first mapped to
@@ -67,6 +67,8 @@ def decode(image, name: str | None = None) -> np.ndarray:
 
 def detect(detector, rgb: np.ndarray, options: dict | None = None) -> list[dict]:
     """MTCNN faces {box, score, landmarks5} in photo pixels, confidence descending."""
+    if getattr(detector, "kind", None) == "haar":  # facepack/detect/haar.py (score 1.0, landmarks5 {})
+        return detector.detect(rgb, options)
     if isinstance(rgb, RegionPhoto):
         image, scale_yx = rgb.detection_image()  # = resize_for_detection of the full array
         return mtcnn_detector.rows_to_faces(
@@ -199,12 +201,15 @@ class FacePipeline:
     keypoint_format: "68" or "15" to check the keypoint model against (None: from its output).
     compiled: run the models through tf.function (default True: same numbers, faster after a
         one-off trace on first use; False calls them eagerly).
+    detector: "mtcnn" (default) or "haar" (OpenCV's cascade, facepack/detect/haar.py).
     """
 
     def __init__(self, beauty_model=None, keypoint_model=None, detector_options=None, keypoint_format=None,
-                 compiled: bool = True):
+                 compiled: bool = True, detector: str = "mtcnn"):
+        if detector not in ("mtcnn", "haar"):
+            raise ValueError(f"detector must be 'mtcnn' or 'haar', got {detector!r}")
         self.detector_options = mtcnn_detector.resolve_options(detector_options)
-        self.detector = mtcnn_detector.build_detector()
+        self.detector = haar.HaarDetector() if detector == "haar" else mtcnn_detector.build_detector()
         self.beauty_model = beauty_model
         self.beauty_size = model_input_size(beauty_model, "--beauty") if beauty_model is not None else None
         self.keypoint_model = keypoint_model
@@ -216,7 +221,7 @@ class FacePipeline:
         self._gradcam_models = None
 
     @classmethod
-    def from_runs(cls, beauty_run=None, keypoints_run=None, detector_options=None, runs_root=None):
+    def from_runs(cls, beauty_run=None, keypoints_run=None, detector_options=None, runs_root=None, detector="mtcnn"):
         """Load run folders (None: the latest under runs/, else the shipped models)."""
         from facepack.runs import load_run, resolve_run
 
@@ -226,7 +231,7 @@ class FacePipeline:
         keypoint_model, info = load_run(paths["keypoints"])
         fmt = info.get("format") or (info.get("dataset") or {}).get("format") or \
             (str(info["num_points"]) if info.get("num_points") else None)  # None: from the model's output
-        pipe = cls(beauty_model, keypoint_model, detector_options, keypoint_format=fmt)
+        pipe = cls(beauty_model, keypoint_model, detector_options, keypoint_format=fmt, detector=detector)
         pipe.runs = {k: str(v) for k, v in paths.items()}
         return pipe
 
