@@ -18,7 +18,7 @@ from facepack.models import importers  # noqa: E402
 from facepack.models.beauty import FEATURES_LAYER, build_beauty_model, pretrained_weight_set  # noqa: E402
 
 EXTRA_MISSING = [m for m in ("torch", "efficientnet_lite_pytorch",
-                             *(ws.module for ws in importers.WEIGHT_SETS.values()))
+                             *(ws.module for ws in importers.WEIGHT_SETS.values() if ws.registry == "pypi"))
                  if importlib.util.find_spec(m) is None]
 needs_extra = pytest.mark.skipif(
     bool(EXTRA_MISSING), reason=f"optional extra [import] not installed (missing {EXTRA_MISSING}): "

@@ -25,6 +25,10 @@ NORMALIZATION = {
     # EfficientNet-Lite (facepack/models/importers.py): (x - 127) / 128, the official Lite
     # builder's MEAN_RGB / STDDEV_RGB.
     "lite": (np.eye(3, dtype=np.float32) / 128.0, -np.full(3, 127.0 / 128.0, dtype=np.float32)),
+    # dlib face-descriptor ResNet (facepack/models/importers.py DLIB_MEAN_RGB, DLIB_SCALE):
+    # (x - mean RGB) / 255, face-api's FaceRecognitionNet.forwardInput.
+    "dlib": (np.eye(3, dtype=np.float32) / 255.0,
+             -np.array((122.782, 117.001, 104.298), dtype=np.float32) / np.float32(255.0)),
     # x / 255.
     "unit": (np.eye(3, dtype=np.float32) / 255.0, np.zeros(3, dtype=np.float32)),
 }

