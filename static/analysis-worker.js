@@ -8,13 +8,15 @@
  *     {type: 'start', backend, modelUrl, wasmPaths, libraryUrl, imports, baseUrl, manifest}
  *     {type: 'photo', id, file, label, options}    decode a File and analyse it
  *     {type: 'frame', id, bitmap, options, reset}   analyse a camera frame (ImageBitmap, transferred; tracked
- *                                                    between frames, reset: the first frame of a new stream)
+ *                                                    between frames by camera-tracker.js, reset: the first frame of a new stream)
  *     {type: 'annotated-png', id, heatmaps}         the last result drawn over its photo, as a PNG Blob
  *   worker -> page
  *     {type: 'progress', loaded, total, count, files}   model download (manifest sizes)
  *     {type: 'ready', backend, reason, tfjs, wasmThreads, cores, isolated} | {type: 'start-failed', code, message}
  *     {type: 'decoded', id, pixels, width, height}      display copy of the photo (RGBA {width, height, data}, long side <= DISPLAY_MAX_SIDE_PX)
- *     {type: 'result', id, result, overlays}            overlays: one coloured Grad-CAM RGBA {width, height, data} per face (or null)
+ *     {type: 'result', id, result, overlays[, frame]}   overlays: one coloured Grad-CAM RGBA {width, height, data} per face (or null);
+ *                                                    frame: the camera frame's ImageBitmap, given back (transferred) to be shown with it
+ *                                                    (result.tracking 'full' | 'track', faces' scoredFramesAgo: camera-tracker.js)
  *     {type: 'failed', id, code, message} | {type: 'skipped', id} | {type: 'png', id, blob}
  *
  * Queueing: photos are analysed one at a time, newest first; a photo chosen while another is
@@ -29,6 +31,7 @@
 import { headerSize, sniffImageType } from './image-files.js';
 import { drawFaces, heatmapRgba } from './overlay.js';
 import { pngProblem } from './facepack/png.js';
+import { createTracker } from './camera-tracker.js';
 import { createImporter } from './worker-imports.js';
 
 // Largest photo analysed, in pixels: 12000 x 9000 (108 MP), the largest photo issue 15 reports the
@@ -94,6 +97,7 @@ async function start(msg) {
   try {
     const importModule = createImporter(msg.imports, msg.baseUrl);
     state.library = await importModule(msg.libraryUrl);
+    Object.assign(state, { importModule, modelUrl, libraryUrl: new URL(msg.libraryUrl, msg.baseUrl).href });
     const analyzer = await state.library.createFaceAnalyzer({
       modelUrl, backend: msg.backend, wasmPaths: new URL(msg.wasmPaths, msg.baseUrl).href,
     });
@@ -194,7 +198,7 @@ async function heatmapOverlays(faces) {
 
 function remember(entry) {
   if (state.last) {
-    state.last.bitmap.close();
+    state.last.bitmap?.close();
     state.last.overlays.forEach((o) => o?.close());
   }
   state.last = entry;
@@ -231,92 +235,67 @@ async function runPhoto(job) {
   return null;
 }
 
-// --- Camera frames: tracking ---------------------------------------------------------------------
-// Between full detections a face is looked for only in a region around its last box, with the
-// detector's pyramid starting near that face's size: a fraction of the work of a full frame.
-const TRACK_FULL_EVERY = 15; // frames between full detections while faces are tracked (~1 s at 15 fps)
-const TRACK_MARGIN = 0.5; // the search region extends the last box by this fraction of its side, each way
-const TRACK_MIN_FACE = 0.6; // smallest face looked for in the region, as a fraction of the last box's side
-
-/** `face` (in region pixels) moved into frame pixels (region origin x0, y0). */
-function shiftFace(face, x0, y0) {
-  const at = ([x, y]) => [x + x0, y + y0];
-  face.box = { ...face.box, x: face.box.x + x0, y: face.box.y + y0 };
-  face.landmarks5 = Object.fromEntries(Object.entries(face.landmarks5 ?? {}).map(([k, p]) => [k, at(p)]));
-  if (face.keypoints) face.keypoints = face.keypoints.map(at);
-  if (face.heatmap) face.heatmap = { ...face.heatmap, square: { ...face.heatmap.square, x: face.heatmap.square.x + x0, y: face.heatmap.square.y + y0 } };
-  return face;
+// --- Camera frames: tracking (camera-tracker.js) ------------------------------------------------
+/** The tracker, made on the first camera frame (it loads its own copy of the models, from the HTTP cache). */
+function tracker() {
+  if (!state.tracker) {
+    state.tracker = (async () => {
+      const lib = {};
+      const names = { pipeline: 'pipeline.js', mtcnn: 'mtcnn.js', boxes: 'ops/boxes.js', options: 'options.js',
+        input: 'input.js', crop: 'crop.js' };
+      for (const [key, file] of Object.entries(names)) lib[key] = await state.importModule(new URL(file, state.libraryUrl).href);
+      lib.tf = await state.importModule('@tensorflow/tfjs');
+      return createTracker(lib, state.analyzer, state.modelUrl);
+    })();
+  }
+  return state.tracker;
 }
 
-/** Search regions {x, y, width, height} (integer frame pixels) around the tracked faces. */
-function trackRegions(faces, width, height) {
-  return faces.map(({ box }) => {
-    const side = Math.max(box.width, box.height);
-    const x = Math.max(0, Math.floor(box.x - TRACK_MARGIN * side));
-    const y = Math.max(0, Math.floor(box.y - TRACK_MARGIN * side));
-    const x1 = Math.min(width, Math.ceil(box.x + box.width + TRACK_MARGIN * side));
-    const y1 = Math.min(height, Math.ceil(box.y + box.height + TRACK_MARGIN * side));
-    return { x, y, width: x1 - x, height: y1 - y, side };
-  });
-}
-
-/** A frame's RGBA bytes {data, width, height}, read once (the analyzer's {data, width, height} input). */
+/** A frame's RGBA bytes {data, width, height}, read once through one reused canvas. */
 function frameRgba(bitmap) {
   const { width, height } = bitmap;
-  const ctx = new OffscreenCanvas(width, height).getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(bitmap, 0, 0);
-  return { data: ctx.getImageData(0, 0, width, height).data, width, height };
+  if (!state.frameCanvas || state.frameCanvas.width !== width || state.frameCanvas.height !== height) {
+    state.frameCanvas = new OffscreenCanvas(width, height);
+    state.frameContext = state.frameCanvas.getContext('2d', { willReadFrequently: true });
+  }
+  state.frameContext.drawImage(bitmap, 0, 0);
+  return { data: state.frameContext.getImageData(0, 0, width, height).data, width, height };
 }
 
-/** The RGBA bytes of a rectangle of `frame` (integer pixels inside it). */
-function cropRgba(frame, { x, y, width, height }) {
-  const data = new Uint8ClampedArray(width * height * 4);
-  for (let row = 0; row < height; row += 1) {
-    const start = ((y + row) * frame.width + x) * 4;
-    data.set(frame.data.subarray(start, start + width * 4), row * width * 4);
-  }
-  return { data, width, height };
-}
+// Coloured Grad-CAM bytes per heatmap grid: a face that keeps its score keeps its overlay (not recoloured).
+const overlayCache = new WeakMap();
 
-/**
- * Analyse a frame: a full detection every TRACK_FULL_EVERY frames or when no face is tracked,
- * else each tracked face in its region. Returns the library's result shape plus `tracking`.
- */
-async function analyseFrame(bitmap, options, reset) {
-  const tracker = state.tracker && !reset ? state.tracker : { faces: [], sinceFull: 0 };
-  state.tracker = tracker;
-  // Frames are read as bytes once: cheaper than the canvas path of an ImageBitmap input per region
-  // (the same alpha rule applies to RGBA bytes, and camera frames are opaque).
-  const frame = frameRgba(bitmap);
-  if (!tracker.faces.length || tracker.sinceFull >= TRACK_FULL_EVERY) {
-    const result = await state.analyzer.analyze(frame, options);
-    Object.assign(tracker, { faces: result.faces.slice(0, options.maxFaces ?? undefined), sinceFull: 0 });
-    return { ...result, tracking: 'full' };
-  }
-  tracker.sinceFull += 1;
-  const t0 = performance.now();
-  const faces = [];
-  let timings = null;
-  for (const region of trackRegions(tracker.faces, bitmap.width, bitmap.height)) {
-    const result = await state.analyzer.analyze(cropRgba(frame, region), { ...options, maxFaces: 1,
-      minFaceSize: Math.max(1, Math.min(options.minFaceSize ?? Infinity, TRACK_MIN_FACE * region.side)) });
-    faces.push(...result.faces.map((f) => shiftFace(f, region.x, region.y)));
-    timings = timings ? Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, v + result.timings[k]])) : result.timings;
-  }
-  tracker.faces = faces; // a face not found in its region is lost: the next frame is a full detection
-  faces.sort((a, b) => b.score - a.score);
-  return { faces, backend: state.analyzer.backend, image: { width: bitmap.width, height: bitmap.height },
-    timings: { ...timings, total: performance.now() - t0 }, tracking: 'regions' };
+/** One coloured Grad-CAM RGBA {width, height, data} per face (null without a heatmap), cached per grid. */
+async function frameOverlays(faces) {
+  return Promise.all(faces.map(async (face) => {
+    if (!face.heatmap) return null;
+    let rgba = overlayCache.get(face.heatmap.grid);
+    if (!rgba) {
+      const map = await state.library.heatmapToCrop(face.heatmap); // mirrors facepack/gradcam.py:upsample
+      rgba = { width: map.width, height: map.height, data: heatmapRgba(map) };
+      overlayCache.set(face.heatmap.grid, rgba);
+    }
+    return { width: rgba.width, height: rgba.height, data: rgba.data.slice().buffer };
+  }));
 }
 
 async function runFrame(job) {
   try {
     await state.ready;
-    const result = await analyseFrame(job.bitmap, job.options, job.reset);
-    const overlays = await heatmapOverlays(result.faces);
-    const bytes = overlays.map((o) => o && { width: o.width, height: o.height, data: o.data.buffer });
-    remember({ id: job.id, bitmap: job.bitmap, result, overlays: [] });
-    post({ type: 'result', id: job.id, result, overlays: bytes }, bytes.filter(Boolean).map((b) => b.data));
+    const track = await tracker();
+    if (job.reset) track.reset();
+    const t0 = performance.now();
+    const rgba = frameRgba(job.bitmap);
+    const read = performance.now() - t0;
+    const result = await track.frame(rgba, job.options);
+    const t1 = performance.now();
+    const overlays = await frameOverlays(result.faces);
+    Object.assign(result.timings, { read, overlay: performance.now() - t1 });
+    result.timings.total += read + result.timings.overlay;
+    // The frame goes back to the page with its result: the view shows each frame with its own faces.
+    remember({ id: job.id, bitmap: null, pixels: rgba, result, overlays: [] });
+    post({ type: 'result', id: job.id, result, overlays, frame: job.bitmap },
+      [job.bitmap, ...overlays.filter(Boolean).map((b) => b.data)]);
   } catch (err) {
     job.bitmap.close();
     post({ type: 'failed', id: job.id, code: err.code ?? 'analysis-failed', message: err.message });
@@ -354,10 +333,11 @@ async function annotatedPng(msg) {
     post({ type: 'failed', id: msg.id, code: 'no-result', message: 'there is no result to save for this photo yet' });
     return;
   }
-  const { width, height } = last.bitmap;
+  const { width, height } = last.bitmap ?? last.pixels;
   const canvas = new OffscreenCanvas(width, height);
   const ctx = canvas.getContext('2d');
-  ctx.drawImage(last.bitmap, 0, 0);
+  if (last.bitmap) ctx.drawImage(last.bitmap, 0, 0);
+  else ctx.putImageData(new ImageData(last.pixels.data, width, height), 0, 0); // a camera frame (opaque)
   const unit = Math.max(1, Math.max(width, height) / 1000); // marks readable on a large photo
   drawFaces(ctx, last.result.faces, { scale: 1, dx: 0, dy: 0, width, height },
     { overlays: last.overlays, heatmaps: msg.heatmaps, unit });

@@ -34,14 +34,15 @@ const LIBRARY_URL = '/facepack/index.js';
 const WORKER_URL = '/analysis-worker.js';
 const VIEW_WORKER_URL = '/view-worker.js';
 const MAX_FACES_LIMIT = 50; // upper bound of the "Max faces" field
-const FPS_SMOOTHING = 0.2; // weight of the newest frame in the camera's frame-rate average
+const FPS_SMOOTHING = 0.1; // weight of the newest interval in the camera's average time between frames
 const ZOOM_STEP = 1.5; // one click of + / -
 const ZOOM_MAX = 16; // times the fitted size
 const WHEEL_ZOOM_PER_PX = 0.002; // wheel delta (px) -> log zoom
 const VIEW_MAX_HEIGHT_VH = 0.75; // the view is at most this fraction of the window's height
 // Camera frames: the detector's smallest face (pixels of a 640 x 480 frame; a face at arm's length is
-// 150-250 px). Full detections start the pyramid there; between them faces are tracked (analysis-worker.js).
+// 150-250 px). Full detections start the pyramid there; between them faces are tracked (camera-tracker.js).
 const CAMERA_MIN_FACE_PX = 80;
+const CAMERA_LOG_FRAMES = 600; // window.facepackCameraLog keeps the last this many frames
 
 /** A failure the page explains to the user; `code` is stable (tests read #message[data-code]). */
 class PageError extends Error {
@@ -400,18 +401,23 @@ function onResult(msg) {
   page.pending.delete(msg.id);
   const forPhoto = req?.kind === 'photo' && page.photo?.id === msg.id;
   const forFrame = req?.kind === 'frame' && page.camera.running && page.camera.inFlight?.id === msg.id;
-  if (!forPhoto && !forFrame) return; // superseded: never drawn
+  if (!forPhoto && !forFrame) { // superseded: never drawn
+    msg.frame?.close();
+    return;
+  }
   const { limit } = req;
   const result = { ...msg.result, faces: msg.result.faces.slice(0, limit), limit, moreFacesThanLimit: msg.result.faces.length > limit };
   const entry = { id: msg.id, result, source: req.label };
   const holder = forFrame ? page.camera : page; // the camera's results never replace the photo's
   holder.result = entry;
-  page.viewWorker.postMessage({ type: 'result', slot: forFrame ? 'camera' : 'photo', id: forFrame ? 'camera' : msg.id,
+  if (forFrame) page.viewWorker.postMessage({ type: 'photo', slot: 'camera', id: msg.id, bitmap: msg.frame }, [msg.frame]);
+  page.viewWorker.postMessage({ type: 'result', slot: forFrame ? 'camera' : 'photo', id: msg.id,
     faces: result.faces, overlays: msg.overlays }, msg.overlays.filter(Boolean).map((o) => o.data));
   window.facepackLastResult = { ...result, source: req.label };
   $('download-json').disabled = false;
   $('download-png').disabled = false;
   if (forFrame) {
+    drawView();
     page.camera.inFlight.resolve();
     return;
   }
@@ -683,7 +689,11 @@ function renderFaces(result, status = 'empty') {
         el('span', { dataset: { testid: 'face-score', score: String(face.beauty.score) }, text: formatScore(face.beauty.score) }),
         el('small', { text: ' / 100 · ' }),
         el('span', { dataset: { testid: 'face-score-1to5', score: String(face.beauty.score_1to5) }, text: formatScore1to5(face.beauty.score_1to5) }),
-        el('small', { text: ' / 5' }))
+        el('small', { text: ' / 5' }),
+        face.scoredFramesAgo > 0 // camera: the score (and heatmap) of this face from an earlier frame
+          ? el('small', { class: 'muted', dataset: { testid: 'score-age', frames: String(face.scoredFramesAgo) },
+            text: ` · scored ${face.scoredFramesAgo} frame${face.scoredFramesAgo > 1 ? 's' : ''} ago` })
+          : null)
       : el('div', { class: 'score muted', text: 'no beauty model' });
     return el('li', { class: 'face', dataset: { testid: 'face', index: String(i) } },
       el('div', {}, swatch, `Face ${i + 1}`), score,
@@ -771,12 +781,13 @@ async function startCamera() {
   const video = $('camera');
   video.srcObject = stream;
   await video.play();
-  Object.assign(page.camera, { stream, running: true, frames: 0, fps: 0, lastTime: 0, inFlight: null, video, result: null });
+  Object.assign(page.camera, { stream, running: true, frames: 0, fps: 0, lastTime: 0, inFlight: null, video, result: null,
+    videoSeq: 0, grabbedSeq: -1, onVideoFrame: null, interval: 0 });
   $('camera-button').textContent = 'Stop camera';
   $('camera-button').setAttribute('aria-pressed', 'true');
   showMessage('info', 'camera', 'Camera on: analysing live frames.');
   resetView();
-  page.camera.loop = Promise.all([cameraDrawLoop(), cameraAnalysisLoop()]);
+  page.camera.loop = Promise.all([cameraFrameCounter(), cameraAnalysisLoop()]);
 }
 
 function stopCamera() {
@@ -786,6 +797,7 @@ function stopCamera() {
   cam.stream.getTracks().forEach((t) => t.stop());
   cam.stream = null;
   cam.inFlight?.resolve();
+  cam.onVideoFrame?.();
   $('camera').srcObject = null;
   $('camera-button').textContent = 'Start camera';
   $('camera-button').setAttribute('aria-pressed', 'false');
@@ -803,21 +815,33 @@ function stopCamera() {
 const nextVideoFrame = (video) => new Promise((resolve) => (video.requestVideoFrameCallback
   ? video.requestVideoFrameCallback(() => resolve()) : requestAnimationFrame(() => resolve())));
 
-/** Show the live video with the latest frame's result, once per video frame (drawn by the view worker). */
-async function cameraDrawLoop() {
+/**
+ * Count the video's new frames (cam.videoSeq). The view shows the analysed frames, each with its own
+ * result (onResult), not the live video under a result from an earlier frame: one frame grab per
+ * analysed frame and no drawing at the video's rate on this thread.
+ */
+async function cameraFrameCounter() {
   const cam = page.camera;
   while (cam.running) {
-    if (cam.video.videoWidth) {
-      const bitmap = await createImageBitmap(cam.video);
-      if (!cam.running) { bitmap.close(); break; }
-      page.viewWorker.postMessage({ type: 'photo', slot: 'camera', id: 'camera', bitmap }, [bitmap]);
-      drawView();
-    }
     await nextVideoFrame(cam.video);
+    cam.videoSeq += 1; // a new video frame is showing
+    cam.onVideoFrame?.();
   }
 }
 
-/** Send one frame at a time to the worker; the next is grabbed when the last result is in. */
+/** Resolves when a video frame newer than number `seq` (cam.videoSeq) is showing (at once if one is). */
+function videoFrameAfter(cam, seq) {
+  if (cam.videoSeq > seq) return Promise.resolve();
+  return new Promise((resolve) => {
+    cam.onVideoFrame = () => { cam.onVideoFrame = null; resolve(); };
+  });
+}
+
+/**
+ * Send one frame at a time to the worker, each a new video frame (never the same frame twice): the
+ * next is grabbed when the last result is in. Grad-CAM is always asked for (the worker computes it
+ * only on the frames that score a face), so the toggle only redraws.
+ */
 async function cameraAnalysisLoop() {
   const cam = page.camera;
   await page.analyzerReady;
@@ -828,12 +852,16 @@ async function cameraAnalysisLoop() {
     }
     let options;
     try {
-      options = analysisOptions($('heatmap-toggle').checked);
+      options = analysisOptions(true);
     } catch (err) {
       reportError(err);
       stopCamera();
       break;
     }
+    await videoFrameAfter(cam, cam.grabbedSeq); // never the frame just analysed again
+    if (!cam.running) break;
+    cam.grabbedSeq = cam.videoSeq;
+    const sent = performance.now();
     const bitmap = await createImageBitmap(cam.video);
     if (!cam.running) { bitmap.close(); break; }
     const id = request('frame', 'camera frame', options.maxFaces - 1);
@@ -843,11 +871,14 @@ async function cameraAnalysisLoop() {
     await done;
     cam.inFlight = null;
     if (!cam.running) break;
-    if (!cam.result) continue; // the frame failed (reported)
-    const { faces } = cam.result.result;
+    if (!cam.result || cam.result.id !== id) continue; // the frame failed (reported)
+    const { faces, tracking, timings } = cam.result.result;
+    window.facepackCameraLog.push({ kind: tracking, faces: faces.length, box: faces[0]?.box ?? null,
+      scoredFramesAgo: faces[0]?.scoredFramesAgo ?? null, timings, roundTrip: performance.now() - sent, at: sent });
+    if (window.facepackCameraLog.length > CAMERA_LOG_FRAMES) window.facepackCameraLog.shift();
     updateFps(cam);
     renderFaces(cam.result.result);
-    renderTimings(cam.result.result.timings);
+    renderTimings(timings);
     if (!faces.length) showMessage('info', 'camera-no-face', 'Camera on: no face in view.');
     else showMessage('ok', 'camera', `Camera on: ${faces.length} face${faces.length > 1 ? 's' : ''}.`);
   }
@@ -855,13 +886,14 @@ async function cameraAnalysisLoop() {
 
 function updateFps(cam) {
   const now = performance.now();
-  if (cam.lastTime) {
-    const fps = 1000 / Math.max(now - cam.lastTime, 1);
-    cam.fps = cam.fps ? (1 - FPS_SMOOTHING) * cam.fps + FPS_SMOOTHING * fps : fps;
+  if (cam.lastTime) { // frames per second = 1 / the smoothed time between analysed frames
+    const interval = Math.max(now - cam.lastTime, 1);
+    cam.interval = cam.interval ? (1 - FPS_SMOOTHING) * cam.interval + FPS_SMOOTHING * interval : interval;
+    cam.fps = 1000 / cam.interval;
   }
   cam.lastTime = now;
   cam.frames += 1;
-  const mode = cam.result?.result.tracking === 'regions' ? ', tracking' : '';
+  const mode = cam.result?.result.tracking === 'track' ? ', tracking' : '';
   $('fps').textContent = cam.frames > 1 ? `${cam.fps.toFixed(1)} fps (${cam.frames} frames${mode})` : 'measuring…';
   $('fps').dataset.fps = String(cam.fps);
   $('fps').dataset.frames = String(cam.frames);
@@ -911,6 +943,7 @@ window.facepackLastResult = null;
 window.facepackCspViolations = [];
 window.facepackDraws = [];
 window.facepackLabels = [];
+window.facepackCameraLog = [];
 bootAndDecide().catch((err) => {
   setState('error');
   showMessage('error', 'page-failed', `The page failed to start: ${err.message}`);

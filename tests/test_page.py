@@ -16,6 +16,7 @@ import base64
 import io
 import os
 import re
+import statistics
 import sys
 import threading
 import time
@@ -611,48 +612,105 @@ def test_camera_with_a_fake_stream(page):
     assert page.errors == []
 
 
-def face_stream(photo: Path, out: Path, frames: int = 30, step_px: int = 3) -> Path:
-    """A 640 x 480 Y4M video of the photo's face drifting sideways (Chromium's fake camera plays it in a loop)."""
+def face_stream(photo: Path, out: Path, frames: int = 30, step_px: int = 3, blank: int = 0) -> Path:
+    """A 640 x 480 Y4M video of the photo's face drifting sideways, then `blank` frames of a face-free
+    grey (Chromium's fake camera plays it in a loop)."""
     from PIL import Image
 
     image = Image.open(photo).convert("RGB").resize((768, 768), Image.BILINEAR)  # the face: ~130 x 160 px
+    grey = Image.new("RGB", (640, 480), (128, 128, 128))
     with out.open("wb") as f:
         f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
-        for i in range(frames):
+        for i in range(frames + blank):
             x = 40 + step_px * min(i, frames - i)
-            ycc = np.asarray(image.crop((x, 0, x + 640, 480)).convert("YCbCr"))  # full-range BT.601 = C420jpeg
+            frame = image.crop((x, 0, x + 640, 480)) if i < frames else grey
+            ycc = np.asarray(frame.convert("YCbCr"))  # full-range BT.601 = C420jpeg
             f.write(b"FRAME\n" + ycc[:, :, 0].tobytes())
             for c in (1, 2):
                 f.write(np.asarray(Image.fromarray(ycc[:, :, c]).resize((320, 240), Image.BOX)).tobytes())
     return out
 
 
-def test_camera_tracks_a_face_between_full_detections(playwright, base_url, photos, tmp_path, artifacts_dir):
-    """A face in the fake camera: found by a full detection, then tracked in a region around its box."""
-    video = face_stream(photos["astronaut"], tmp_path / "face.y4m")
+# The camera's frame rate (issue 15: >= 15 fps on a 640 x 480 stream on WASM). Wall-clock frames/s
+# on this shared CI box depends on what else runs, so the bound is asserted on the worker's own time
+# per frame: the mean over the frames analysed, full detections and scoring frames included in the
+# proportion they occur, at most 1000 / CAMERA_MIN_FPS ms (processing faster than that sustains the
+# rate; the time a frame waits for the page's thread is reported, not asserted). Each stage's
+# median is used per kind of frame, so one frame delayed by another process does not decide it.
+CAMERA_MIN_FPS = 15
+CAMERA_FRAMES = 90  # analysed frames measured: 3-6 s, more than one loop of the video (60 face + 15 blank frames at 30 fps)
+TRACK_IOU_MIN = 0.7  # a tracked face's box against the next full detection's (the face moves ~3-9 px a frame)
+SCORE_EVERY = 10  # static/camera-tracker.js: frames a face keeps its beauty score
+
+
+def camera_log(pg, frames: int) -> list[dict]:
+    wait_until(pg, f"window.facepackCameraLog.length >= {frames}")
+    return pg.evaluate("window.facepackCameraLog")
+
+
+def iou(a: dict, b: dict) -> float:
+    w = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
+    h = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
+    inter = max(w, 0) * max(h, 0)
+    return inter / (a["width"] * a["height"] + b["width"] * b["height"] - inter)
+
+
+def test_camera_tracks_a_face_in_real_time(playwright, base_url, photos, tmp_path, artifacts_dir):
+    """A face in the fake camera for 60 frames, then 15 face-free frames, in a loop: found by full
+    detections, tracked by O-Net between them, lost when it leaves, scored every SCORE_EVERY frames
+    (and said so), at >= CAMERA_MIN_FPS by the worker's time per frame."""
+    video = face_stream(photos["astronaut"], tmp_path / "face.y4m", frames=60, step_px=2, blank=15)
     camera = playwright.chromium.launch(executable_path=str(CHROMIUM),
                                         args=CHROMIUM_ARGS + [f"--use-file-for-fake-video-capture={video}"])
     try:
         pg = camera.new_page(viewport={"width": 1400, "height": 1000})
+        pg.errors = []
+        pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
         pg.goto(f"{base_url}?backend=wasm")
         wait_until(pg, "document.body.dataset.state === 'ready'")
         pg.click("#camera-button")
-        seen = set()
-        deadline = time.monotonic() + WAIT_S
-        while not {"full", "regions"} <= seen and time.monotonic() < deadline:
-            last = pg.evaluate("window.facepackLastResult && [window.facepackLastResult.tracking,"
-                               " window.facepackLastResult.faces.length]")
-            if last and last[1] == 1:
-                seen.add(last[0])
-            time.sleep(0.05)
-        assert {"full", "regions"} <= seen, seen
-        wait_until(pg, "Number(document.getElementById('fps').dataset.frames || 0) >= 10")
-        fps = float(pg.get_attribute("#fps", "data-fps"))
-        assert fps > 0 and message(pg)["code"] == "camera"
+        wait_until(pg, "window.facepackCameraLog.length >= 2")
+        t0, start = time.monotonic(), pg.evaluate("window.facepackCameraLog.length")
+        # A screenshot while the face carries an earlier frame's score (the list says so).
+        wait_until(pg, "(() => { const a = document.querySelector('[data-testid=score-age]');"
+                       " return a && Number(a.dataset.frames) >= 2; })()")
+        age_text = pg.inner_text("[data-testid=score-age]")
         pg.screenshot(path=str(artifacts_dir / "page_camera_tracking.png"))
-        print(f"\ncamera with a face: {fps:.1f} fps ({pg.inner_text('#fps')}; wasm, 640x480 stream)")
+        log = camera_log(pg, start + CAMERA_FRAMES)[start:]
+        wall_fps = (len(log) - 1) / ((log[-1]["at"] - log[0]["at"]) / 1000)
+        shown = pg.inner_text("#fps")
+        fps_shown = float(pg.get_attribute("#fps", "data-fps"))
+        assert pg.errors == []
     finally:
         camera.close()
+    assert re.fullmatch(r" · scored \d+ frames? ago", age_text), age_text
+    kinds = {(e["kind"], e["faces"]) for e in log}
+    assert {("full", 1), ("track", 1)} <= kinds, kinds  # found, then tracked
+    assert ("full", 0) in kinds and ("track", 0) not in kinds, kinds  # it left: a full look, no ghost kept
+    assert all(e["faces"] <= 1 for e in log)
+    # Tracking follows the face: the tracked box before each full detection against that detection's box.
+    pairs = [(a["box"], b["box"]) for a, b in zip(log, log[1:]) if a["kind"] == "track" and b["kind"] == "full"
+             and a["faces"] == b["faces"] == 1]
+    assert pairs and min(iou(a, b) for a, b in pairs) >= TRACK_IOU_MIN, [iou(a, b) for a, b in pairs]
+    # Scores are recomputed at least every SCORE_EVERY frames a face is tracked, and a fresh face is scored at once.
+    ages = [e["scoredFramesAgo"] for e in log if e["faces"]]
+    assert max(ages) <= SCORE_EVERY - 1 and 0 in ages, ages
+    for a, b in zip(log, log[1:]):
+        if b["faces"] and not a["faces"]:
+            assert b["scoredFramesAgo"] == 0  # a face that came back is scored on its first frame
+    # Speed: the mean worker time per frame, from the median of each kind of frame, in the proportions seen.
+    by_kind = {}
+    for e in log:
+        key = (e["kind"], e["faces"], e["scoredFramesAgo"] == 0)
+        by_kind.setdefault(key, []).append(e["timings"]["total"])
+    mean_ms = sum(statistics.median(v) * len(v) for v in by_kind.values()) / len(log)
+    medians = {f"{k[0]}/{k[1]} face{'/scored' if k[2] and k[1] else ''}": round(statistics.median(v), 1)
+               for k, v in sorted(by_kind.items())}
+    print(f"\ncamera with a face: {1000 / mean_ms:.1f} frames/s from the worker's {mean_ms:.1f} ms a frame "
+          f"(medians {medians}); wall clock {wall_fps:.1f} frames/s; the page shows {shown!r}; "
+          f"{len(log)} frames in {time.monotonic() - t0:.1f} s; load {os.getloadavg()[0]:.1f}")
+    assert fps_shown > 0
+    assert 1000 / mean_ms >= CAMERA_MIN_FPS, medians
 
 
 def test_backend_selector_rebuilds_the_analyzer(page, photos, python_results):
