@@ -22,6 +22,7 @@ import { TIMING_KEYS, describeFaces, detectStage, disposeModelSets, loadModelSet
 export { load } from './generic.js';
 export { ensureBackend, selectBackend, useBackend } from './backend.js';
 export { heatmapToCrop, upsampleGrid, ANALYZE_DEFAULTS, MODEL_CONFIG_DEFAULTS, TIMING_KEYS };
+export { checkGuided, guidedMaps } from './guided.js';
 
 /**
  * Load the bundle's models on the chosen backend (warmed up) and return an analyzer.

@@ -1,0 +1,200 @@
+/**
+ * Guided backpropagation and guided Grad-CAM of the expected beauty score, step for step as
+ * facepack/guided.py (mirrors guided_maps):
+ *
+ * 1. s = sum_i p_i * i through beauty_features and beauty_head (the forward pass is unchanged)
+ * 2. G = ds/dcrops with every ReLU / ReLU6 passing back dy * [0 < x < max] * [dy > 0]
+ *    (Springenberg et al. 2015): the Relu and Relu6 kernel gradients are swapped for the guided
+ *    rule for the duration of one synchronous tf.grad call and restored afterwards (withGuidedRelu).
+ *    During that call the model's Conv2D layers run unfused (tf.conv2d + bias, withUnfusedConvs):
+ *    the fused op's gradient always computes the filter gradient too, which the CPU backend
+ *    takes ~18 s for (64 px MobileNetV2) and the WASM backend has no kernel for; the unfused
+ *    op's gradient computes only what the input needs. WASM also lacks the depthwise input
+ *    gradient, registered by wasm_grad_kernels.js.
+ * 3. guided = sum over RGB of |G| / per-face max (an all-zero map stays zero)       [N, S, S]
+ * 4. guided Grad-CAM = guided * upsampled Grad-CAM (gradcam.js) / per-face max       [N, S, S]
+ *
+ * The layers model's ReLU(max_value) layer computes relu then clipByValue, whose own gradient
+ * already zeroes x > max, so overriding Relu and Relu6 covers ReLU, ReLU6 and Activation('relu6').
+ * Backbones with other non-linearities (swish, hard-swish, sigmoid gates) and graph-model bundles
+ * throw an error with err.code 'guided-unavailable' (checkGuided).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { gradcamGrid, upsampleGrid } from './gradcam.js';
+import { runModel } from './io.js';
+import { registerWasmGradKernels } from './wasm_grad_kernels.js';
+
+registerWasmGradKernels();
+
+// mirrors facepack/guided.py: LINEAR_ACTIVATIONS, RELU_ACTIVATIONS, ACTIVATION_LAYERS
+const LINEAR_ACTIVATIONS = ['linear'];
+const RELU_ACTIVATIONS = ['relu', 'relu6'];
+const ACTIVATION_LAYERS = ['LeakyReLU', 'PReLU', 'ELU', 'Softmax', 'ThresholdedReLU'];
+const RELU6_TOP = 6;
+
+function unavailable(what) {
+  const err = new Error(`guided backpropagation is defined for ReLU backbones only: ${what}; `
+    + 'use a mobilenet_v2, resnet50 or efficientnet_lite* beauty model, or plain Grad-CAM');
+  err.code = 'guided-unavailable';
+  return err;
+}
+
+function activationName(fn) {
+  return fn && typeof fn.getClassName === 'function' ? fn.getClassName().toLowerCase() : 'linear';
+}
+
+function checkLayers(layers) {
+  for (const layer of layers) {
+    if (Array.isArray(layer.layers) && layer.layers.length) {
+      checkLayers(layer.layers);
+      continue;
+    }
+    const cls = layer.getClassName();
+    if (cls === 'ReLU') continue;
+    if (ACTIVATION_LAYERS.includes(cls)) throw unavailable(`layer '${layer.name}' uses ${cls}`);
+    const name = activationName(layer.activation);
+    if (cls === 'Activation') {
+      if (!RELU_ACTIVATIONS.includes(name) && !LINEAR_ACTIVATIONS.includes(name)) {
+        throw unavailable(`layer '${layer.name}' uses activation '${name}'`);
+      }
+    } else if (layer.activation && !LINEAR_ACTIVATIONS.includes(name)) {
+      throw unavailable(`layer '${layer.name}' uses a fused activation '${name}'`);
+    }
+  }
+}
+
+/**
+ * Throw (err.code 'guided-unavailable', naming the layer) unless guided backprop is defined for
+ * the loaded beauty_features model (mirrors facepack/guided.py:check_guided).
+ * @param {{model: object, format: string, entry: object}} features loaded beauty_features
+ */
+export function checkGuided(features) {
+  if (features.format !== 'layers-model') {
+    throw unavailable(`model '${features.entry?.path}' is a ${features.format} (guided backprop reads the layers model's activations)`);
+  }
+  checkLayers(features.model.layers);
+}
+
+function guidedReluGrad(kernelName, top) {
+  // dx = dy * [0 < x < top] * [dy > 0]  (mirrors facepack/guided.py:GuidedReLU.call.grad)
+  return {
+    kernelName,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => {
+      const [x] = saved;
+      return {
+        x: () => {
+          let passes = tf.logicalAnd(tf.greater(x, 0), tf.greater(dy, 0));
+          if (top !== null) passes = tf.logicalAnd(passes, tf.less(x, top));
+          return tf.where(passes, dy, tf.zerosLike(dy));
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Run the synchronous `fn` with the Relu and Relu6 gradients guided; the previous gradients are
+ * restored before returning (also when fn throws). fn must not await: the swap is global.
+ * @template T
+ * @param {() => T} fn
+ * @returns {T}
+ */
+export function withGuidedRelu(fn) {
+  const guided = [guidedReluGrad('Relu', null), guidedReluGrad('Relu6', RELU6_TOP)];
+  const previous = guided.map((g) => tf.getGradient(g.kernelName));
+  guided.forEach((g) => tf.registerGradient(g));
+  try {
+    return fn();
+  } finally {
+    guided.forEach((g, i) => {
+      if (previous[i]) tf.registerGradient(previous[i]);
+      else tf.unregisterGradient(g.kernelName);
+    });
+  }
+}
+
+function unfusedConv2dCall(layer) {
+  // Same sums as tfjs-layers Conv2D.call (conv2dWithBiasActivation, NHWC), as separate ops.
+  return (inputs) => tf.tidy(() => {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    const padding = layer.padding === 'same' ? 'same' : 'valid';
+    let y = tf.conv2d(x, layer.kernel.read(), layer.strides, padding, 'NHWC', layer.dilationRate);
+    if (layer.bias) y = tf.add(y, layer.bias.read());
+    return layer.activation ? layer.activation.apply(y) : y;
+  });
+}
+
+function conv2dLayers(layers, out = []) {
+  for (const layer of layers) {
+    if (Array.isArray(layer.layers) && layer.layers.length) conv2dLayers(layer.layers, out);
+    else if (layer.getClassName() === 'Conv2D' && layer.dataFormat === 'channelsLast' && layer.rank === 2) out.push(layer);
+  }
+  return out;
+}
+
+/**
+ * Run the synchronous `fn` with the layers model's Conv2D layers computing tf.conv2d + bias
+ * instead of the fused op (same values; a gradient that skips the unused filter gradient).
+ * The layers are restored before returning. fn must not await.
+ * @template T
+ * @param {object} model a tf.LayersModel
+ * @param {() => T} fn
+ * @returns {T}
+ */
+export function withUnfusedConvs(model, fn) {
+  const layers = conv2dLayers(model.layers);
+  layers.forEach((layer) => { layer.call = unfusedConv2dCall(layer); });
+  try {
+    return fn();
+  } finally {
+    layers.forEach((layer) => { delete layer.call; });
+  }
+}
+
+/** Divide each [N, H, W] map by its per-face max where that is > 0 (mirrors guided.py:normalise_max). */
+function normaliseMax(maps) {
+  return tf.tidy(() => {
+    const peak = tf.max(maps, [1, 2], true);
+    return tf.div(maps, tf.where(tf.greater(peak, 0), peak, tf.onesLike(peak)));
+  });
+}
+
+/**
+ * Step 2: the guided gradient d(sum_i p_i * i)/dcrops, [N, S, S, 3]. Caller disposes.
+ * @param {{features: object, head: object}} models loaded beauty_features and beauty_head
+ * @param {tf.Tensor4D} crops [N, S, S, 3] raw RGB
+ * @param {number} bins spec.beauty.bins
+ */
+export function guidedGradients(models, crops, bins) {
+  checkGuided(models.features);
+  return tf.tidy(() => {
+    const values = tf.range(0, bins, 1, 'float32');
+    // Each face's score depends on its own crop only, so the gradient of the sum is per face.
+    const totalScore = (x) => tf.sum(tf.mul(runModel(models.head, runModel(models.features, x)[0])[0], values));
+    return withUnfusedConvs(models.features.model, () => withGuidedRelu(() => tf.grad(totalScore)(crops)));
+  });
+}
+
+/**
+ * Steps 1-4 (mirrors facepack/guided.py:guided_maps). Caller disposes the three tensors.
+ * @param {{features: object, head: object}} models loaded beauty_features and beauty_head
+ * @param {tf.Tensor4D} crops [N, S, S, 3] raw RGB 0..255
+ * @param {number} bins spec.beauty.bins
+ * @returns {{guided: tf.Tensor3D, guidedGradcam: tf.Tensor3D, gradcam: tf.Tensor3D}} [N, S, S] each, 0..1
+ * @throws {Error} err.code 'guided-unavailable' for a backbone with non-ReLU activations
+ */
+export function guidedMaps(models, crops, bins) {
+  const [n, size] = crops.shape;
+  checkGuided(models.features);
+  if (n === 0) return tf.tidy(() => ({ guided: tf.zeros([0, size, size]), guidedGradcam: tf.zeros([0, size, size]), gradcam: tf.zeros([0, size, size]) }));
+  const grads = guidedGradients(models, crops, bins);
+  return tf.tidy(() => {
+    const fmap = runModel(models.features, crops)[0];
+    const gradcam = upsampleGrid(gradcamGrid(models.head, fmap, bins), size);
+    const guided = normaliseMax(tf.sum(tf.abs(grads), -1));
+    grads.dispose();
+    return { guided, guidedGradcam: normaliseMax(tf.mul(guided, gradcam)), gradcam };
+  });
+}

@@ -1,0 +1,64 @@
+/**
+ * Node runner for tests/test_guided.py: guided backprop / guided Grad-CAM of the bundle's beauty
+ * models on given crops, once per backend, plus the library's refusal and restore checks.
+ *
+ *   node tests/js/guided.mjs JOB.json  ->  {results: {backend: {guided, guidedGradcam, gradcam, tensorsLeaked}}, checks}
+ *
+ * JOB: {bundle, backends: ['cpu', 'wasm'], crops: {path (float32 raw), n, size}}.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+
+import { useBackend } from '../../static/facepack/backend.js';
+import { checkGuided, guidedMaps, withGuidedRelu } from '../../static/facepack/guided.js';
+import { loadManifest, loadModel, manifestEntry } from '../../static/facepack/io.js';
+
+const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const manifest = await loadManifest(job.bundle);
+const buf = readFileSync(job.crops.path);
+const cropValues = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+const { n, size } = job.crops;
+const results = {};
+for (const backend of job.backends) {
+  await useBackend(backend);
+  const models = {
+    features: await loadModel(job.bundle, manifestEntry(manifest, 'beauty_features')),
+    head: await loadModel(job.bundle, manifestEntry(manifest, 'beauty_head')),
+  };
+  const crops = tf.tensor4d(cropValues, [n, size, size, 3]);
+  const before = tf.memory().numTensors;
+  const t0 = performance.now();
+  const maps = guidedMaps(models, crops, manifest.spec.beauty.bins);
+  const ms = performance.now() - t0;
+  const out = {};
+  for (const [key, t] of Object.entries(maps)) out[key] = Array.from(await t.data());
+  tf.dispose(Object.values(maps));
+  results[backend] = { ...out, ms, tensorsLeaked: tf.memory().numTensors - before };
+  crops.dispose();
+  models.features.model.dispose();
+  models.head.model.dispose();
+}
+
+// Checks (names are asserted by the test): refusal of other activations, gradients restored.
+const checks = {};
+const swish = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [4, 4, 3], filters: 2, kernelSize: 1, name: 'stem' }),
+  tf.layers.activation({ activation: 'swish', name: 'stem_activation' })] });
+for (const [name, loaded] of [['swish', { model: swish, format: 'layers-model', entry: { path: 'swish' } }],
+  ['graph', { model: null, format: 'graph-model', entry: { path: 'beauty_features' } }]]) {
+  try {
+    checkGuided(loaded);
+    checks[name] = 'accepted';
+  } catch (err) {
+    checks[name] = `${err.code}: ${err.message}`;
+  }
+}
+swish.dispose();
+const x = tf.tensor1d([-1, 2, 3, 7]);
+const dy = tf.tensor1d([1, -1, 1, 1]);
+const vjp = (f) => Array.from(tf.grad((v) => tf.sum(tf.mul(f(v), dy)))(x).dataSync());
+checks.relu_guided = withGuidedRelu(() => vjp(tf.relu));
+checks.relu6_guided = withGuidedRelu(() => vjp(tf.relu6));
+checks.relu_after = vjp(tf.relu);
+checks.relu6_after = vjp(tf.relu6);
+tf.dispose([x, dy]);
+process.stdout.write(JSON.stringify({ results, checks }));
