@@ -62,6 +62,12 @@ MTCNN = {
     # R/O-Net patches outside the photo: the package crops the NORMALISED photo with
     # crop_and_resize (extrapolation 0), i.e. this value in raw pixels (facepack/export/mtcnn_nets.py).
     "patch_pad_value": 127.5,
+    # How R-Net and O-Net cut their 24/48-px patches from the detection image: "area" (box filter
+    # of the continuous box, antialiased, as the original MTCNN did; facepack/detect/
+    # mtcnn_detector.py:area_patches, static/facepack/ops/area_patches.js) or "bilinear" (the
+    # package's crop_and_resize, no antialiasing: on a large noisy box it amplifies a 1e-7 px box
+    # difference ~10x per stage, issue 12). MTCNN_PRESETS["packageCompatible"] keeps "bilinear".
+    "patch_resize": "bilinear",
 }
 # Named overlays of MTCNN (same keys; Python resolve_options(preset=...) / detect_faces(preset=...),
 # JS analyze option detectorPreset), the same numbers on both sides, so parity holds for each:
@@ -75,7 +81,8 @@ MTCNN = {
 #   near or under 40 detection pixels: the seated man of tests/fixtures/einstein.jpg (a 40-px box)
 #   drops from confidence 0.953 to 0.818, under the face filter (why it is not the default: every
 #   fixture expectation built on that face would change).
-MTCNN_PRESETS = {"packageCompatible": {"min_face_size_px": 20}, "fast": {"min_face_size_px": 40}}
+MTCNN_PRESETS = {"packageCompatible": {"min_face_size_px": 20, "patch_resize": "bilinear"},
+                 "fast": {"min_face_size_px": 40}}
 LANDMARKS5 = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
 
 # --- Face filter (after detection, before max_faces; facepack/pipeline.py:filter_faces) ---------

@@ -22,6 +22,15 @@ JS_LANDMARK_TOL_PX = 0.1  # the 5 MTCNN landmarks, photo pixels
 # Guard: the collage's faces are 25-60 px (canvas) before the downscale, so the fast preset misses
 # some of the smaller ones; measured 19 raw detections (the default: 23).
 MIN_CROWD_FACES_FAST = 15
+# Area-sampled patches (md.area_patches), grey levels 0..255. Against an independent computation in
+# float64 (cv2 INTER_AREA on cell-aligned footprints, linear interpolation at the sample points) the
+# only difference is the float32 rounding of the output: half an ulp at 128..255 is 7.6e-6.
+AREA_REF_TOL = 1e-5
+# cv2.resize INTER_AREA on float64 has its own rounding (measured up to 4.2e-6 from the exact block mean)
+AREA_CV2_TOL = 1.5e-5
+# ... and against the package's bilinear crop_and_resize (which computes its sample positions in
+# float32: ~4e-6 px at positions < 64, times pixel steps up to 255) where the footprint is 1 px.
+AREA_VS_PACKAGE_TOL = 2e-3
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +65,14 @@ def test_default_options_are_the_spec_values():
     assert opts["min_face_size"] == spec.MTCNN["min_face_size_px"] == 20
     assert opts["threshold_onet"] == spec.MTCNN["threshold_onet"]
     assert opts["scale_factor"] == spec.MTCNN["scale_factor"]
-    assert set(opts) == set(md.OPTION_KEYS)
+    assert set(opts) == set(md.OPTION_KEYS) | {md.PATCH_RESIZE_KEY}
+    assert opts[md.PATCH_RESIZE_KEY] == spec.MTCNN["patch_resize"]
     assert md.resolve_options({"threshold_pnet": 0.9})["threshold_pnet"] == 0.9
+    assert md.resolve_options({"patch_resize": "bilinear"})["patch_resize"] == "bilinear"
+    # the package's own patches (bilinear crop_and_resize) for comparisons with the package
+    assert md.resolve_options(preset=md.PACKAGE_COMPATIBLE)[md.PATCH_RESIZE_KEY] == "bilinear"
+    with pytest.raises(ValueError, match="patch_resize"):
+        md.resolve_options({"patch_resize": "nearest"})
 
 
 def test_package_compatible_preset_is_the_package_defaults():
@@ -74,6 +89,75 @@ def test_package_compatible_preset_is_the_package_defaults():
     assert md.resolve_options(preset="fast")["min_face_size"] == spec.MTCNN_PRESETS["fast"]["min_face_size_px"] == 40
     with pytest.raises(ValueError, match="packageCompat"):
         md.resolve_options(preset="packageCompat")
+
+
+def _area_aligned_box(a, k, n, length):
+    """Box [z1, z2] of an axis of ``length`` px whose area_patches footprints are the integer
+    cells [a + o k, a + (o + 1) k), o < n (inverts md._area_axis's sample grid)."""
+    first = a - 0.5 + k / 2
+    z1 = first * length / (length - 1)
+    return z1, z1 + k * (n - 1) * length / (length - 1)
+
+
+@pytest.mark.parametrize("k, n", [(2, 24), (3, 24), (5, 48), (7, 24)])
+def test_area_patches_equal_cv2_inter_area_on_aligned_cells(k, n):
+    """Where every footprint is k whole pixels, the box filter is OpenCV's INTER_AREA (integer
+    shrink: the mean of each k x k block), computed independently."""
+    import cv2
+
+    rng = np.random.default_rng(k)
+    h, w = k * n + 9, k * n + 13
+    img = rng.integers(0, 256, (h, w, 3)).astype(np.float32)
+    ax, ay = 6, 4
+    x1, x2 = _area_aligned_box(ax, k, n, w)
+    y1, y2 = _area_aligned_box(ay, k, n, h)
+    got = md.area_patches(img, np.array([[x1, y1, x2, y2]]), n, spec.MTCNN["patch_pad_value"])[0]
+    block = img[ay:ay + k * n, ax:ax + k * n].astype(np.float64)
+    assert np.abs(got - block.reshape(n, k, n, k, 3).mean(axis=(1, 3))).max() <= AREA_REF_TOL
+    assert np.abs(got - cv2.resize(block, (n, n), interpolation=cv2.INTER_AREA)).max() <= AREA_CV2_TOL
+
+
+def test_area_patches_interpolate_linearly_where_the_box_is_small():
+    """Footprint 1 (a box under size px): linear interpolation between pixel centres at the
+    package's sample points, inside the photo (and the package's own bilinear patch there)."""
+    from mtcnn.utils import images as pkg_images
+
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (41, 57, 3)).astype(np.float32)
+    boxes = np.array([[10.3, 5.7, 25.9, 19.2], [30.25, 12.5, 48.0, 30.0]])  # both < 24 px: step < 1
+    size = spec.MTCNN["rnet_input_px"]
+    got = md.area_patches(img, boxes, size, spec.MTCNN["patch_pad_value"])
+    for patch, (x1, y1, x2, y2) in zip(got, boxes):
+        # pixel-index coordinates (centre of pixel i at i) of crop_and_resize's samples
+        xs = x1 * (57 - 1) / 57 + np.arange(size) * (x2 - x1) * (57 - 1) / 57 / (size - 1)
+        ys = y1 * (41 - 1) / 41 + np.arange(size) * (y2 - y1) * (41 - 1) / 41 / (size - 1)
+        x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+        a, b = (xs - x0)[None, :, None], (ys - y0)[:, None, None]
+        im = img.astype(np.float64)
+        top = im[y0][:, x0] * (1 - a) + im[y0][:, x0 + 1] * a
+        bottom = im[y0 + 1][:, x0] * (1 - a) + im[y0 + 1][:, x0 + 1] * a
+        assert np.abs(patch - (top * (1 - b) + bottom * b)).max() <= AREA_REF_TOL
+    rows = np.hstack([np.zeros((2, 1)), boxes])
+    pkg = pkg_images.extract_patches(pkg_images.normalize_images(img[None]), rows, (size, size)).numpy()
+    offset, scale = spec.MTCNN["normalize"]["offset"], spec.MTCNN["normalize"]["scale"]
+    assert np.abs((got - offset) * scale - pkg).max() <= AREA_VS_PACKAGE_TOL * scale
+
+
+def test_area_patches_pad_outside_and_move_continuously():
+    """Outside the photo: the pad value; a box moved by d px moves every patch value by at most
+    2 * 255 * d * (1 / fx + 1 / fy) (an edge strip of each footprint), where the box is large."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (300, 400, 3)).astype(np.float32)
+    pad = spec.MTCNN["patch_pad_value"]
+    size = spec.MTCNN["onet_input_px"]
+    outside = md.area_patches(img, np.array([[-90.0, -80.0, -10.0, -5.0], [410.0, 0.0, 500.0, 90.0]]), size, pad)
+    assert np.all(outside == np.float32(pad))
+    box = np.array([[20.0, 10.0, 380.0, 290.0]])
+    d = 1e-3
+    moved = md.area_patches(img, box + d, size, pad)[0] - md.area_patches(img, box, size, pad)[0]
+    fx = (380 - 20) * 399 / 400 / (size - 1)
+    fy = (290 - 10) * 299 / 300 / (size - 1)
+    assert 0 < np.abs(moved).max() <= 2 * 255 * d * (1 / fx + 1 / fy)
 
 
 @pytest.mark.parametrize("h, w", [(512, 512), (1024, 817), (720, 1280), (996, 1280), (40, 2600), (30, 30)])

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { runModel } from './io.js';
+import { AreaPatcher } from './ops/area_patches.js';
 import { AreaResizer } from './ops/area_resize.js';
 import { boundedCropAndResize } from './ops/bounded_crop.js';
 import {
@@ -94,18 +95,50 @@ export async function proposeBoxes(pnet, image, p, values = null) {
 }
 
 /**
- * Patches of `boxes` resized to size x size, cut as the package does
- * (mirrors mtcnn/utils/images.py:extract_patches). Caller disposes.
+ * Patches of `boxes` resized to size x size (raw RGB; the nets normalise), by `method`
+ * (spec.mtcnn.patch_resize, options.js:detectorParams patchResize):
+ * - 'bilinear': cut as the package does (mirrors mtcnn/utils/images.py:extract_patches:
+ *   crop_and_resize, no antialiasing);
+ * - 'area': area-sampled, antialiased (mirrors facepack/detect/mtcnn_detector.py:area_patches;
+ *   ops/area_patches.js). `sampler` (an AreaPatcher of `image`'s values) is reused across calls
+ *   (its integral image is built once per photo); without it one is made here.
+ * Caller disposes.
+ * @param {tf.Tensor3D} image float32 [H, W, C]
+ * @param {Array<{x1:number,y1:number,x2:number,y2:number}>} boxes pixels of `image`
+ * @param {{method?: 'area'|'bilinear', sampler?: AreaPatcher}} [how] default 'bilinear' (the package's)
+ * @returns {Promise<tf.Tensor4D>} [N, size, size, C]
  */
-export async function extractPatches(image, boxes, size, padValue) {
-  const [height, width] = image.shape;
+export async function extractPatches(image, boxes, size, padValue, how = {}) {
+  const [height, width, channels] = image.shape;
+  const method = how.method ?? 'bilinear';
+  if (method === 'area') {
+    const sampler = how.sampler ?? new AreaPatcher(await image.data(), height, width, channels, padValue);
+    const data = sampler.patches(boxes.map((b) => [b.x1, b.y1, b.x2, b.y2]), size);
+    return tf.tensor4d(data, [boxes.length, size, size, channels]);
+  }
+  if (method !== 'bilinear') {
+    throw new Error(`MTCNN patch_resize: expected 'area' or 'bilinear', got ${JSON.stringify(method)} (the manifest's spec.mtcnn.patch_resize)`);
+  }
   return boundedCropAndResize(image, patchBoxes(boxes, height, width), [size, size], padValue, { preferKernel: true });
 }
 
+/**
+ * How detectFaces cuts its patches: {method, sampler} for extractPatches (one AreaPatcher per
+ * photo for 'area', its integral image built only if a patch is cut). A manifest without
+ * spec.mtcnn.patch_resize (exported before it existed) was made for 'bilinear'.
+ * @param {ArrayLike<number>|null} values `image`'s values (needed for 'area')
+ */
+export function patchSampler(image, p, values) {
+  const method = p.patchResize ?? 'bilinear';
+  if (method !== 'area') return { method };
+  const [height, width, channels] = image.shape;
+  return { method, sampler: new AreaPatcher(values, height, width, channels, p.patchPadValue) };
+}
+
 /** Stage 2 (mirrors StageRNet.__call__). */
-export async function refineBoxes(rnet, image, boxes, p) {
+export async function refineBoxes(rnet, image, boxes, p, how = { method: p.patchResize }) {
   if (!boxes.length) return [];
-  const patches = await extractPatches(image, boxes, p.rnetInput, p.patchPadValue);
+  const patches = await extractPatches(image, boxes, p.rnetInput, p.patchPadValue, how);
   let out;
   try {
     out = await runNet(rnet, 'rnet', patches);
@@ -120,9 +153,9 @@ export async function refineBoxes(rnet, image, boxes, p) {
 }
 
 /** Stage 3 (mirrors StageONet.__call__): boxes with landmarks [x1..x5, y1..y5]. */
-export async function outputBoxes(onet, image, boxes, p) {
+export async function outputBoxes(onet, image, boxes, p, how = { method: p.patchResize }) {
   if (!boxes.length) return [];
-  const patches = await extractPatches(image, boxes, p.onetInput, p.patchPadValue);
+  const patches = await extractPatches(image, boxes, p.onetInput, p.patchPadValue, how);
   let out;
   try {
     out = await runNet(onet, 'onet', patches);
@@ -147,9 +180,11 @@ export async function outputBoxes(onet, image, boxes, p) {
  */
 export async function detectFaces(nets, image, p, values = null) {
   const [height, width] = image.shape;
-  let boxes = await proposeBoxes(nets.pnet, image, p, values);
-  boxes = await refineBoxes(nets.rnet, image, boxes, p);
-  boxes = await outputBoxes(nets.onet, image, boxes, p);
+  const pixels = values ?? (p.patchResize === 'area' ? await image.data() : null); // read once
+  let boxes = await proposeBoxes(nets.pnet, image, p, pixels);
+  const how = patchSampler(image, p, pixels); // R-Net and O-Net share its integral image
+  boxes = await refineBoxes(nets.rnet, image, boxes, p, how);
+  boxes = await outputBoxes(nets.onet, image, boxes, p, how);
   return limitBoxes(boxes, width, height);
 }
 

@@ -161,6 +161,7 @@ export function detectorParams(spec, minFaceSize, preset = null) {
     rnetInput: m.rnet_input_px,
     onetInput: m.onet_input_px,
     patchPadValue: m.patch_pad_value,
+    patchResize: m.patch_resize, // 'area' or 'bilinear'; absent (older bundles): mtcnn.js:patchSampler's 'bilinear'
     normalizeOffset: m.normalize.offset, // the pyramid is resized centred on it (ops/area_resize.js)
     landmarkCount: spec.landmarks5.length,
     landmarkNames: spec.landmarks5,

@@ -1,0 +1,124 @@
+/**
+ * Area-sampled (box-filtered, antialiased) R-Net / O-Net patches: spec.mtcnn.patch_resize "area".
+ *
+ * Mirrors facepack/detect/mtcnn_detector.py:area_patches (the formula, its source and why are in
+ * its docstring and the module's): the photo is a continuous image (pixel (y, x) fills
+ * [x, x + 1) x [y, y + 1), padValue outside); the samples sit where the package's bilinear
+ * crop_and_resize puts them (areaAxis), each widened to a footprint of f = max(step, 1) pixels;
+ * the output is the exact mean of the image over the two footprints' rectangle (f > 1: every
+ * source pixel under it, edge pixels by their overlap, as OpenCV INTER_AREA / MATLAB imresize's
+ * antialiasing; f = 1: linear interpolation between pixel centres). It is continuous in the box
+ * coordinates, so a 1e-7 px box difference between JS and Python stays a 1e-7 px difference
+ * through R-Net and O-Net (bilinear patches of a large noisy box amplified it ~10x per stage).
+ *
+ * Computed in float64 (Float64Array) from the integral image of pixels - padValue, with the same
+ * operations in the same order as the Python (numpy) twin, so the two agree bit for bit on the
+ * same pixels; rounded once to float32. Cost: the integral image once per photo (H W C adds,
+ * built on the first patch), then 4 interpolated reads per output value whatever the box size
+ * (a 24 x 24 patch of a 1000-px box costs what one of a 24-px box does).
+ */
+
+/**
+ * Integral image of pixels - padValue: (H + 1) x (W + 1) x C, S[j][i] = sum over y < j, x < i.
+ * Rows are accumulated first (down each column), then along each row, in order
+ * (mirrors mtcnn_detector.py:integral_image: cumsum(cumsum(., axis=0), axis=1)).
+ * @param {ArrayLike<number>} pixels row-major [H, W, C]
+ * @returns {Float64Array}
+ */
+export function integralImage(pixels, height, width, channels, padValue) {
+  if (pixels.length !== height * width * channels) {
+    throw new Error(`area patches: expected ${height * width * channels} values for [${height}, ${width}, ${channels}], got ${pixels.length}`);
+  }
+  const rowLen = (width + 1) * channels;
+  const table = new Float64Array((height + 1) * rowLen);
+  const column = new Float64Array(width * channels); // running column sums (cumsum over rows)
+  const run = new Float64Array(channels);
+  for (let y = 0; y < height; y++) {
+    const src = y * width * channels;
+    const dst = (y + 1) * rowLen + channels;
+    run.fill(0);
+    for (let k = 0; k < width * channels; k++) {
+      column[k] += pixels[src + k] - padValue;
+      const c = k % channels;
+      run[c] += column[k];
+      table[dst + k] = run[c];
+    }
+  }
+  return table;
+}
+
+/**
+ * Footprint corners along one axis (mirrors mtcnn_detector.py:_area_axis): the samples sit
+ * where crop_and_resize puts them, c = z1 (L - 1) / L + o s + 0.5 with
+ * s = (z2 - z1) (L - 1) / L / (size - 1), widened to f = max(s, 1) pixels.
+ * @returns {{lowCell: Int32Array, lowFrac: Float64Array, highCell: Int32Array, highFrac: Float64Array, foot: number}}
+ */
+export function areaAxis(start, stop, size, length) {
+  if (!(size >= 2)) throw new Error(`area patches: size must be >= 2 pixels, got ${size}`);
+  const first = start * (length - 1) / length;
+  const step = (stop - start) * (length - 1) / length / (size - 1);
+  const foot = Math.max(step, 1);
+  const lowCell = new Int32Array(size);
+  const highCell = new Int32Array(size);
+  const lowFrac = new Float64Array(size);
+  const highFrac = new Float64Array(size);
+  for (let o = 0; o < size; o++) {
+    const centre = first + o * step + 0.5;
+    const lo = Math.min(Math.max(centre - 0.5 * foot, 0), length);
+    const hi = Math.min(Math.max(centre + 0.5 * foot, 0), length);
+    lowCell[o] = Math.min(Math.floor(lo), length - 1);
+    lowFrac[o] = lo - lowCell[o];
+    highCell[o] = Math.min(Math.floor(hi), length - 1);
+    highFrac[o] = hi - highCell[o];
+  }
+  return { lowCell, lowFrac, highCell, highFrac, foot };
+}
+
+/** Area-sampled patches of one photo; the integral image is built on first use and shared. */
+export class AreaPatcher {
+  /**
+   * @param {ArrayLike<number>} pixels row-major [H, W, C] (raw RGB for the MTCNN nets)
+   * @param {number} padValue value of the plane outside the photo (spec.mtcnn.patch_pad_value)
+   */
+  constructor(pixels, height, width, channels, padValue) {
+    Object.assign(this, { pixels, height, width, channels, padValue });
+    this.table = null;
+  }
+
+  /**
+   * @param {number[][]} boxes [x1, y1, x2, y2] each, pixels of the photo (continuous coordinates)
+   * @param {number} size output side (pixels)
+   * @returns {Float32Array} [N, size, size, C] row-major
+   */
+  patches(boxes, size) {
+    if (!this.table) this.table = integralImage(this.pixels, this.height, this.width, this.channels, this.padValue);
+    const { table, channels: C, padValue: pad } = this;
+    const rowLen = (this.width + 1) * C;
+    const out = new Float32Array(boxes.length * size * size * C);
+    // I(corner) = bilinear interpolation of the table: r0 + b (r1 - r0) (see the Python twin)
+    const at = (j, b, i, a, c) => {
+      const p00 = j * rowLen + i * C + c;
+      const p10 = p00 + rowLen;
+      const r0 = table[p00] + a * (table[p00 + C] - table[p00]);
+      const r1 = table[p10] + a * (table[p10 + C] - table[p10]);
+      return r0 + b * (r1 - r0);
+    };
+    let k = 0;
+    for (const [x1, y1, x2, y2] of boxes) {
+      const X = areaAxis(x1, x2, size, this.width);
+      const Y = areaAxis(y1, y2, size, this.height);
+      const area = X.foot * Y.foot;
+      for (let py = 0; py < size; py++) {
+        const jl = Y.lowCell[py]; const bl = Y.lowFrac[py]; const jh = Y.highCell[py]; const bh = Y.highFrac[py];
+        for (let ox = 0; ox < size; ox++) {
+          const il = X.lowCell[ox]; const al = X.lowFrac[ox]; const ih = X.highCell[ox]; const ah = X.highFrac[ox];
+          for (let c = 0; c < C; c++) {
+            const total = (at(jh, bh, ih, ah, c) - at(jh, bh, il, al, c)) - (at(jl, bl, ih, ah, c) - at(jl, bl, il, al, c));
+            out[k++] = pad + total / area;
+          }
+        }
+      }
+    }
+    return out;
+  }
+}
