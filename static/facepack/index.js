@@ -23,6 +23,7 @@ export { load } from './generic.js';
 export { ensureBackend, selectBackend, useBackend } from './backend.js';
 export { heatmapToCrop, upsampleGrid, ANALYZE_DEFAULTS, MODEL_CONFIG_DEFAULTS, TIMING_KEYS };
 export { checkGuided, guidedMaps } from './guided.js';
+export { ACCESSORIES, accessoryTransform, drawAccessories } from './accessories.js';
 
 /**
  * Load the bundle's models on the chosen backend (warmed up) and return an analyzer.
