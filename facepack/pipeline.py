@@ -83,6 +83,17 @@ def filter_faces(faces: list[dict], min_confidence: float, min_box_size: float) 
             if f["score"] >= min_confidence and max(f["box"]["width"], f["box"]["height"]) >= min_box_size]
 
 
+def per_face_targets(faces: list[dict], limit: int | None) -> list[dict]:
+    """The faces the per-face models run on: all (``limit`` None), or the ``limit`` largest by the
+    box's longer side (photo pixels; equal sides: the earlier face), in the faces' order (mirrors
+    static/facepack/pipeline.js:perFaceTargets)."""
+    if limit is None or len(faces) <= limit:
+        return faces
+    side = [max(f["box"]["width"], f["box"]["height"]) for f in faces]
+    keep = set(sorted(range(len(faces)), key=lambda i: (-side[i], i))[:limit])
+    return [f for i, f in enumerate(faces) if i in keep]
+
+
 def face_square(box: dict, kind: str, keypoint_format: str = "68") -> tuple[float, float, float]:
     """The (x0, y0, side) square that model ``kind`` ("beauty" | "keypoints") sees for a box.
 
@@ -176,6 +187,12 @@ def keypoint_count(model, keypoint_format: str | None) -> int:
     return width // 2
 
 
+def _check_per_face_limit(per_face_limit) -> None:
+    if per_face_limit is not None and (isinstance(per_face_limit, bool) or not isinstance(per_face_limit, int)
+                                       or per_face_limit < 0):
+        raise ValueError(f"per_face_limit must be an integer >= 0 or None, got {per_face_limit!r}")
+
+
 def _check_call_options(heatmaps, max_faces, min_face_size, min_confidence, min_box_size) -> None:
     if not isinstance(heatmaps, bool):
         raise ValueError(f"heatmaps must be True or False, got {heatmaps!r}")
@@ -264,15 +281,20 @@ class FacePipeline:
             self._gradcam_models = split_for_gradcam(keras, self.beauty_model)
         return self._gradcam_models
 
-    def describe(self, rgb: np.ndarray, faces: list[dict], heatmaps: bool = False, lap=None) -> list[dict]:
+    def describe(self, rgb: np.ndarray, faces: list[dict], heatmaps: bool = False, lap=None,
+                 per_face_limit: int | None = None) -> list[dict]:
         """Steps 3-4 of ``analyze`` on given faces: crop, keypoints, beauty, Grad-CAM (when ``heatmaps``).
 
         rgb: (H, W, 3) uint8, the decoded photo; faces: dicts with "box" (photo pixels), filled in place
-        with "keypoints", "beauty" and "heatmap" where those models are loaded; returns ``faces``.
+        with "keypoints", "beauty" and "heatmap" where those models are loaded (on the
+        ``per_face_limit`` largest only, when given: per_face_targets); returns ``faces``. Each model
+        runs once on the batch of all those faces' crops.
         ``lap(key)`` is called after each stage (analyze's timings). The parity checks call it on the
         other side's boxes to separate detector from crop/model differences (bench/bench_parity.py).
         """
         lap = lap or (lambda key: None)
+        _check_per_face_limit(per_face_limit)
+        all_faces, faces = faces, per_face_targets(faces, per_face_limit)
         run_beauty = self.beauty_model is not None and bool(faces)
         run_keypoints = self.keypoint_model is not None and bool(faces)
         # 3. crop
@@ -296,19 +318,22 @@ class FacePipeline:
             for face, record in zip(faces, records):
                 face["heatmap"] = record
             lap("gradcam")
-        return faces
+        return all_faces
 
     def analyze(self, image, heatmaps: bool = False, max_faces: int | None = None,
                 min_face_size: float | None = None, name: str | None = None, min_confidence: float | None = None,
-                min_box_size: float | None = None) -> dict:
+                min_box_size: float | None = None, per_face_limit: int | None = None) -> dict:
         """Photo (path, bytes, array) -> {"faces", "timings_ms", "image": {width, height}}.
 
         min_confidence (0..1) and min_box_size (photo pixels, the box's longer side) drop detected
         faces below them (filter_faces; None: spec.FACE_FILTER's min_confidence / min_box_size_px);
         then max_faces keeps the most confident faces; min_face_size (pixels of the detection
-        image) overrides the detector option for this call. No face -> "faces": [].
+        image) overrides the detector option for this call; per_face_limit (None: every face) runs
+        keypoints, beauty and Grad-CAM on that many of the kept faces, the largest (the others keep
+        box, score and landmarks5; JS analyze option perFaceLimit). No face -> "faces": [].
         """
         _check_call_options(heatmaps, max_faces, min_face_size, min_confidence, min_box_size)
+        _check_per_face_limit(per_face_limit)
         min_confidence = spec.FACE_FILTER["min_confidence"] if min_confidence is None else float(min_confidence)
         min_box_size = spec.FACE_FILTER["min_box_size_px"] if min_box_size is None else float(min_box_size)
         if heatmaps:
@@ -332,7 +357,7 @@ class FacePipeline:
         faces = filter_faces(detect(self.detector, rgb, options), min_confidence, min_box_size)[:max_faces]
         lap("detect")
         # 3-4. crop and models
-        self.describe(rgb, faces, heatmaps, lap)
+        self.describe(rgb, faces, heatmaps, lap, per_face_limit)
         ms["total"] = (time.perf_counter() - t_start) * 1000.0
         return {"faces": faces, "timings_ms": ms,
                 "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])}}

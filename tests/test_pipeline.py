@@ -209,7 +209,30 @@ def test_max_faces_keeps_the_most_confident(pipe, astronaut, monkeypatch):
     assert all("beauty" in f and "keypoints" in f for f in res["faces"])
 
 
+def test_per_face_limit_describes_the_largest_faces(pipe, astronaut, monkeypatch):
+    sides = [40.0, 90.0, 60.0, 90.0]  # two equal sides: the earlier face wins
+    fake = [{"box": {"x": 100.0 * i, "y": 10.0, "width": s, "height": s * 0.8}, "score": 0.99 - 0.01 * i,
+             "landmarks5": {n: [20.0, 20.0] for n in spec.LANDMARKS5}} for i, s in enumerate(sides)]
+    assert [f["score"] for f in pipeline.per_face_targets(fake, 2)] == [0.98, 0.96]
+    assert [f["score"] for f in pipeline.per_face_targets(fake, 1)] == [0.98]
+    assert pipeline.per_face_targets(fake, None) is fake and pipeline.per_face_targets(fake, 9) is fake
+    monkeypatch.setattr(pipeline, "detect", lambda *a, **k: [dict(f) for f in fake])
+    full = pipe.analyze(astronaut, heatmaps=True)["faces"]
+    res = pipe.analyze(astronaut, heatmaps=True, per_face_limit=2)["faces"]
+    assert [f["score"] for f in res] == [f["score"] for f in fake]  # every face returned, same order
+    described = [i for i, f in enumerate(res) if "beauty" in f]
+    assert described == [1, 3]
+    for i, f in enumerate(res):  # the described faces get the numbers of the unlimited call
+        assert ("keypoints" in f) == ("heatmap" in f) == (i in described)
+        if i in described:
+            assert f["beauty"]["score"] == pytest.approx(full[i]["beauty"]["score"], abs=1e-4)
+            np.testing.assert_allclose(f["keypoints"], full[i]["keypoints"], atol=1e-3)
+    assert all("beauty" not in f for f in pipe.analyze(astronaut, per_face_limit=0)["faces"])
+
+
 @pytest.mark.parametrize("kwargs, match", [({"max_faces": 0}, "max_faces"), ({"heatmaps": "yes"}, "heatmaps"),
+                                           ({"per_face_limit": -1}, "per_face_limit"),
+                                           ({"per_face_limit": 1.5}, "per_face_limit"),
                                            ({"min_face_size": -5}, "min_face_size"),
                                            ({"min_confidence": 2}, "min_confidence"),
                                            ({"min_box_size": -1}, "min_box_size")])

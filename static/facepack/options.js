@@ -46,6 +46,12 @@ export const ANALYZE_DEFAULTS = Object.freeze({
   minBoxSize: null,
   /** Compute a Grad-CAM heatmap per face (needs the beauty model). */
   heatmaps: false,
+  /**
+   * Run keypoints, beauty and Grad-CAM on at most this many faces, the largest (box's longer side;
+   * the others keep box, score and landmarks5 only), e.g. on crowds; 0: none; null: every face.
+   * Applied after maxFaces (mirrors facepack/pipeline.py:per_face_targets).
+   */
+  perFaceLimit: null,
 });
 
 export const MODEL_NAMES = Object.freeze(['detector', 'beauty', 'keypoints']);
@@ -114,6 +120,9 @@ export function resolveAnalyzeOptions(options, spec) {
   if (out.minBoxSize === null) out.minBoxSize = filter.min_box_size_px;
   if (!(typeof out.minBoxSize === 'number' && out.minBoxSize >= 0 && Number.isFinite(out.minBoxSize))) {
     throw new Error(`analyze options.minBoxSize: expected a number of pixels >= 0, got ${JSON.stringify(out.minBoxSize)}`);
+  }
+  if (out.perFaceLimit !== null && !(Number.isInteger(out.perFaceLimit) && out.perFaceLimit >= 0)) {
+    throw new Error(`analyze options.perFaceLimit: expected an integer >= 0 or null, got ${JSON.stringify(out.perFaceLimit)}`);
   }
   if (typeof out.heatmaps !== 'boolean') {
     throw new Error(`analyze options.heatmaps: expected true or false, got ${JSON.stringify(out.heatmaps)}`);

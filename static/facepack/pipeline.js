@@ -115,18 +115,36 @@ export async function detectStage(detector, spec, image, opts, pixels = null) {
 }
 
 /**
- * Stages 3-4 for given faces: adds keypoints, beauty and (opts.heatmaps) heatmap to each face,
- * for the model sets loaded. `lap(key)` is called after each stage (timings).
+ * The faces the per-face models run on: all of them, or (`limit`, an integer) the `limit` largest
+ * by the box's longer side (photo pixels; equal sides: the earlier face), kept in the faces' order
+ * (mirrors facepack/pipeline.py:per_face_targets).
+ * @param {object[]} faces {box, ...}
+ * @param {number|null} limit
+ */
+export function perFaceTargets(faces, limit) {
+  if (limit === null || limit === undefined || faces.length <= limit) return faces;
+  const side = faces.map((f) => Math.max(f.box.width, f.box.height));
+  const largest = faces.map((_, i) => i).sort((a, b) => (side[b] - side[a]) || (a - b)).slice(0, limit);
+  const keep = new Set(largest);
+  return faces.filter((_, i) => keep.has(i));
+}
+
+/**
+ * Stages 3-4 for given faces: adds keypoints, beauty and (opts.heatmaps) heatmap to each face
+ * (to the opts.perFaceLimit largest only, when set: perFaceTargets), for the model sets loaded;
+ * each model runs once on the batch of all those faces' crops. `lap(key)` is called after each
+ * stage (timings).
  * @param {object} sets loaded model sets
  * @param {object} spec manifest spec
  * @param {tf.Tensor3D} image float32 [H, W, 3] (the original photo)
- * @param {object[]} faces detectStage output (modified in place and returned)
- * @param {{heatmaps: boolean}} opts
+ * @param {object[]} allFaces detectStage output (modified in place and returned)
+ * @param {{heatmaps: boolean, perFaceLimit?: number|null}} opts
  * @param {(key: string) => void} [lap]
  * @param {ArrayLike<number>} [pixels] `await image.data()` when the caller has it (read once per photo)
  */
-export async function describeFaces(sets, spec, image, faces, opts, lap = () => {}, pixels = null) {
+export async function describeFaces(sets, spec, image, allFaces, opts, lap = () => {}, pixels = null) {
   const rules = cropRules(spec, sets.keypoints?.model.entry.points_format);
+  const faces = perFaceTargets(allFaces, opts.perFaceLimit);
   const owned = [];
   try {
     // 3. crop
@@ -163,7 +181,7 @@ export async function describeFaces(sets, spec, image, faces, opts, lap = () => 
       });
     }
     lap('gradcam');
-    return faces;
+    return allFaces;
   } finally {
     tf.dispose(owned);
   }
