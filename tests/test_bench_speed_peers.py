@@ -35,6 +35,8 @@ def test_combine_takes_the_median_over_passes():
     passes = [{"env": {}, "photos": {"a": {"ms": ms, "faces": 1}}} for ms in (30.0, 10.0, 20.0)]
     out = bench.combine(passes)
     assert out["photos"]["a"]["ms"] == 20.0 and out["photos"]["a"]["ms_passes"] == [30.0, 10.0, 20.0]
+    assert bench.combine(passes, fastest=True)["photos"]["a"]["ms"] == 10.0
+    assert bench.parse_args(["--fastest"]).fastest and not bench.parse_args([]).fastest
 
 
 def test_table_ratios_are_ours_over_theirs():
