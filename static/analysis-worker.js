@@ -9,7 +9,8 @@
  *     {type: 'photo', id, file, label, options}    decode a File and analyse it
  *     {type: 'frame', id, bitmap, options, reset}   analyse a camera frame (ImageBitmap, transferred; tracked
  *                                                    between frames by camera-tracker.js, reset: the first frame of a new stream)
- *     {type: 'annotated-png', id, heatmaps}         the last result drawn over its photo, as a PNG Blob
+ *     {type: 'annotated-png', id, heatmaps, guided} the last result drawn over its photo, as a PNG Blob (guided: its guided Grad-CAM)
+ *     {type: 'guided', id}                          guided Grad-CAM of the last photo result (computed once, not re-analysed)
  *   worker -> page
  *     {type: 'progress', loaded, total, count, files}   model download (manifest sizes)
  *     {type: 'ready', backend, reason, tfjs, wasmThreads, cores, isolated} | {type: 'start-failed', code, message}
@@ -18,6 +19,9 @@
  *                                                    frame: the camera frame's ImageBitmap, given back (transferred) to be shown with it
  *                                                    (result.tracking 'full' | 'track', faces' scoredFramesAgo: camera-tracker.js)
  *     {type: 'failed', id, code, message} | {type: 'skipped', id} | {type: 'png', id, blob}
+ *     {type: 'guided', id, overlays, squares, ms} | {type: 'guided-failed', id, code, message}
+ *                                                    one guided Grad-CAM RGBA per face, over squares {x, y, side} (photo pixels)
+ * Faces gain `attributes` ({name: {probability, on}}) when the bundle has an attributes model.
  *
  * Queueing: photos are analysed one at a time, newest first; a photo chosen while another is
  * decoding or analysing supersedes it (the older one is answered 'skipped' at the next step), and
@@ -204,9 +208,39 @@ function remember(entry) {
   state.last = entry;
 }
 
+/**
+ * Add `attributes` ({name: {probability, on}}, attributes.js) to each face when the bundle has an
+ * attributes model (none ships; facepack/export/attributes.py adds one) and analyze() did not.
+ * @returns {Promise<number|null>} ms taken, or null when there is no attributes model
+ */
+async function addAttributes(bitmap, faces) {
+  const { manifest } = state.analyzer;
+  const entry = manifest.models.attributes;
+  if (!entry || faces.some((f) => f.attributes)) return null;
+  const t0 = performance.now();
+  const { lib } = await stages();
+  if (!lib.attributes) throw new PhotoError('attributes-failed', `the attributes stage did not load: ${lib.attributesError.message}`);
+  state.attributesModel ??= lib.io.loadModel(state.modelUrl, lib.io.manifestEntry(manifest, 'attributes'));
+  const model = await state.attributesModel;
+  if (!faces.length) return performance.now() - t0;
+  const image = await lib.input.toRgbTensor(bitmap, manifest.spec);
+  try {
+    const found = await lib.attributes.analyzeAttributes(model, entry, manifest.spec, image, faces.map((f) => f.box), await image.data());
+    found.forEach((a, i) => { faces[i].attributes = a; });
+  } finally {
+    image.dispose();
+  }
+  return performance.now() - t0;
+}
+
 /** Analyse `bitmap`; posts the result with its overlays as RGBA bytes (the worker keeps its own for the PNG). */
 async function analyse(id, bitmap, options) {
   const result = await state.analyzer.analyze(bitmap, options);
+  const attributesMs = await addAttributes(bitmap, result.faces);
+  if (attributesMs !== null) {
+    result.timings.attributes = attributesMs;
+    result.timings.total += attributesMs;
+  }
   const overlays = await heatmapOverlays(result.faces);
   const bytes = overlays.map((o) => o && { width: o.width, height: o.height, data: o.data.slice().buffer });
   remember({ id, bitmap, result, overlays: await Promise.all(overlays.map((o) => o && createImageBitmap(o))) });
@@ -235,17 +269,51 @@ async function runPhoto(job) {
   return null;
 }
 
+// --- The library's stages, for what analyze() does not do -----------------------------------------
+// Tracking camera frames, guided Grad-CAM on demand and face attributes use the library's stage
+// modules (imported through the same loader: the same module instances as the analyzer's) over
+// model copies of their own: createFaceAnalyzer() does not expose the models it loaded. Each copy
+// is loaded when first needed, from the HTTP cache.
+const STAGE_MODULES = { pipeline: 'pipeline.js', mtcnn: 'mtcnn.js', boxes: 'ops/boxes.js', options: 'options.js',
+  input: 'input.js', crop: 'crop.js', io: 'io.js', attributes: 'attributes.js', guided: 'guided.js' };
+
+/** {lib: the stage modules by name (+ tf), sets(): Promise of the analyzer's model sets, warmed up}. */
+function stages() {
+  if (!state.stages) {
+    state.stages = (async () => {
+      const lib = { tf: await state.importModule('@tensorflow/tfjs') };
+      for (const [key, file] of Object.entries(STAGE_MODULES)) {
+        try {
+          lib[key] = await state.importModule(new URL(file, state.libraryUrl).href);
+        } catch (err) {
+          if (!['attributes', 'guided'].includes(key)) throw err; // optional stages: their features say why they are off
+          lib[key] = null;
+          lib[`${key}Error`] = err;
+        }
+      }
+      let loaded = null;
+      const sets = () => {
+        loaded ??= (async () => {
+          const { manifest, models } = state.analyzer;
+          const out = await lib.pipeline.loadModelSets(state.modelUrl, manifest, models);
+          lib.pipeline.warmUp(out, manifest.spec);
+          return out;
+        })();
+        return loaded;
+      };
+      return { lib, sets };
+    })();
+  }
+  return state.stages;
+}
+
 // --- Camera frames: tracking (camera-tracker.js) ------------------------------------------------
-/** The tracker, made on the first camera frame (it loads its own copy of the models, from the HTTP cache). */
+/** The tracker, made on the first camera frame. */
 function tracker() {
   if (!state.tracker) {
     state.tracker = (async () => {
-      const lib = {};
-      const names = { pipeline: 'pipeline.js', mtcnn: 'mtcnn.js', boxes: 'ops/boxes.js', options: 'options.js',
-        input: 'input.js', crop: 'crop.js' };
-      for (const [key, file] of Object.entries(names)) lib[key] = await state.importModule(new URL(file, state.libraryUrl).href);
-      lib.tf = await state.importModule('@tensorflow/tfjs');
-      return createTracker(lib, state.analyzer, state.modelUrl);
+      const { lib, sets } = await stages();
+      return createTracker(lib, state.analyzer.manifest.spec, await sets());
     })();
   }
   return state.tracker;
@@ -326,6 +394,65 @@ function enqueue(job) {
   pump();
 }
 
+// --- Guided Grad-CAM, on demand --------------------------------------------------------------------
+/**
+ * Guided Grad-CAM (guided.js: guidedMaps) of the last photo's faces, coloured like Grad-CAM, one
+ * RGBA {width, height, data} per face over the same square as its Grad-CAM (heatmap.square).
+ * Computed once per photo when the page first asks (the analysis is not re-run).
+ * @throws {PhotoError} 'guided-unavailable' (a backbone with non-ReLU activations, the library's
+ *   words) | 'no-result'
+ */
+async function guidedOverlays(id) {
+  const last = state.last;
+  if (!last || last.id !== id || !last.bitmap) throw new PhotoError('no-result', 'there is no photo result to explain');
+  if (last.guided) return last.guided;
+  const { lib, sets } = await stages();
+  if (!lib.guided) throw new PhotoError('guided-unavailable', `the guided backpropagation module did not load: ${lib.guidedError.message}`);
+  const { spec } = state.analyzer.manifest;
+  const { beauty } = await sets();
+  if (!beauty) throw new PhotoError('guided-unavailable', 'guided Grad-CAM needs the beauty model, which is not loaded');
+  try {
+    lib.guided.checkGuided(beauty.features);
+  } catch (err) {
+    throw new PhotoError(err.code ?? 'guided-unavailable', err.message);
+  }
+  const faces = last.result.faces;
+  const t0 = performance.now();
+  const image = await lib.input.toRgbTensor(last.bitmap, spec);
+  const owned = [image];
+  try {
+    const size = lib.pipeline.inputSize(beauty.features);
+    const rule = lib.crop.cropRules(spec).beauty;
+    const squares = faces.map((f) => (f.heatmap ? [f.heatmap.square.x, f.heatmap.square.y, f.heatmap.square.side]
+      : lib.crop.faceSquare(f.box, rule)));
+    const crops = await lib.crop.cropSquares(image, squares, size, spec, await image.data());
+    owned.push(crops);
+    const maps = lib.guided.guidedMaps(beauty, crops, spec.beauty.bins);
+    owned.push(maps.guided, maps.guidedGradcam, maps.gradcam);
+    const data = await maps.guidedGradcam.data();
+    const per = size * size;
+    last.guided = {
+      ms: performance.now() - t0,
+      squares: squares.map(([x, y, side]) => ({ x, y, side })),
+      overlays: faces.map((f, i) => ({ width: size, height: size,
+        data: heatmapRgba({ width: size, height: size, data: data.subarray(i * per, (i + 1) * per) }) })),
+    };
+    return last.guided;
+  } finally {
+    lib.tf.dispose(owned);
+  }
+}
+
+async function postGuided(msg) {
+  try {
+    const g = await guidedOverlays(msg.id);
+    const overlays = g.overlays.map((o) => ({ width: o.width, height: o.height, data: o.data.slice().buffer }));
+    post({ type: 'guided', id: msg.id, overlays, squares: g.squares, ms: g.ms }, overlays.map((o) => o.data));
+  } catch (err) {
+    post({ type: 'guided-failed', id: msg.id, code: err.code ?? 'guided-failed', message: err.message });
+  }
+}
+
 // --- The annotated PNG --------------------------------------------------------------------------
 async function annotatedPng(msg) {
   const last = state.last;
@@ -339,8 +466,12 @@ async function annotatedPng(msg) {
   if (last.bitmap) ctx.drawImage(last.bitmap, 0, 0);
   else ctx.putImageData(new ImageData(last.pixels.data, width, height), 0, 0); // a camera frame (opaque)
   const unit = Math.max(1, Math.max(width, height) / 1000); // marks readable on a large photo
+  // The heatmap the page shows: guided Grad-CAM once computed and chosen, else Grad-CAM.
+  const overlays = msg.guided && last.guided
+    ? await Promise.all(last.guided.overlays.map((o) => createImageBitmap(new ImageData(o.data, o.width, o.height))))
+    : last.overlays;
   drawFaces(ctx, last.result.faces, { scale: 1, dx: 0, dy: 0, width, height },
-    { overlays: last.overlays, heatmaps: msg.heatmaps, unit });
+    { overlays, heatmaps: msg.heatmaps, unit });
   const blob = await canvas.convertToBlob({ type: 'image/png' });
   post({ type: 'png', id: msg.id, blob });
 }
@@ -356,6 +487,9 @@ self.addEventListener('message', (event) => {
     case 'photo':
     case 'frame':
       enqueue(msg);
+      break;
+    case 'guided':
+      postGuided(msg);
       break;
     case 'annotated-png':
       annotatedPng(msg).catch((err) => post({ type: 'failed', id: msg.id, code: 'png-failed', message: err.message }));

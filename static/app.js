@@ -383,6 +383,8 @@ function onWorkerMessage(msg) {
     case 'failed': return onFailed(msg);
     case 'skipped': return page.pending.delete(msg.id);
     case 'png': return onPng(msg);
+    case 'guided': return onGuided(msg);
+    case 'guided-failed': return onGuidedFailed(msg);
     default: return console.warn('analysis worker: unknown message', msg);
   }
 }
@@ -421,11 +423,13 @@ function onResult(msg) {
     page.camera.inFlight.resolve();
     return;
   }
+  $('guided-toggle').disabled = Boolean(page.guidedUnavailable) || !result.faces.some((f) => f.heatmap);
   drawView();
   renderFaces(result);
   renderTimings(result.timings);
   showOutcome(result, req.label);
   setState('ready');
+  requestGuided(); // the toggle is on: this photo's guided maps too
 }
 
 function onFailed(msg) {
@@ -578,7 +582,7 @@ function drawView() {
   const seq = (page.drawSeq = (page.drawSeq ?? 0) + 1);
   canvas.dataset.requested = String(seq);
   page.viewWorker.postMessage({ type: 'draw', slot: src.slot, seq, width: size.width, height: size.height, view,
-    photoWidth: src.width, photoHeight: src.height, heatmaps: $('heatmap-toggle').checked, unit: size.dpr,
+    photoWidth: src.width, photoHeight: src.height, heatmaps: $('heatmap-toggle').checked, guided: guidedShown(src.slot), unit: size.dpr,
     zoomedIn: page.view.zoom > 2 });
   canvas.classList.add('has-image');
   $('zoom-controls').hidden = false;
@@ -670,6 +674,47 @@ function wireView() {
   new ResizeObserver(() => { if (!page.camera.running) drawView(); }).observe(canvas.parentElement);
 }
 
+// --- Guided Grad-CAM (asked for when the toggle is on; the analysis is not re-run) -------------------
+/** Whether the view shows guided Grad-CAM: toggle on, a photo (not the camera), its maps computed. */
+function guidedShown(slot) {
+  return slot === 'photo' && $('guided-toggle').checked && page.guided?.id === page.result?.id && page.guided?.id != null;
+}
+
+/** Ask the worker for the shown photo's guided Grad-CAM if the toggle wants it and it is missing; true if asked. */
+function requestGuided() {
+  const r = page.result;
+  if (!$('guided-toggle').checked || !r || page.camera.running || page.guided?.id === r.id || page.guidedAsked === r.id) return false;
+  page.guidedAsked = r.id;
+  page.worker.postMessage({ type: 'guided', id: r.id });
+  showMessage('info', 'guided-computing', 'Computing guided Grad-CAM for this photo…');
+  return true;
+}
+
+function onGuided(msg) {
+  if (page.result?.id !== msg.id) return; // another photo is shown now
+  page.guided = { id: msg.id, ms: msg.ms };
+  page.viewWorker.postMessage({ type: 'guided', slot: 'photo', id: msg.id, overlays: msg.overlays }, msg.overlays.map((o) => o.data));
+  $('row-guided').hidden = false;
+  $('t-guided').textContent = formatMs(msg.ms);
+  $('t-guided').dataset.ms = String(msg.ms);
+  drawView();
+  showMessage('ok', 'guided', `Guided Grad-CAM of ${msg.overlays.length} face${msg.overlays.length === 1 ? '' : 's'} computed in ${formatMs(msg.ms)} ms (the analysis was not re-run).`);
+}
+
+function onGuidedFailed(msg) {
+  if (page.result?.id !== msg.id) return;
+  page.guidedAsked = null;
+  const toggle = $('guided-toggle');
+  toggle.checked = false;
+  if (msg.code === 'guided-unavailable') { // a property of the model: stays off
+    toggle.disabled = true;
+    toggle.parentElement.title = msg.message;
+    page.guidedUnavailable = msg.message;
+  }
+  drawView();
+  showMessage('error', msg.code, `Guided Grad-CAM is not available: ${msg.message}`);
+}
+
 // --- Result panels ----------------------------------------------------------------------------
 /**
  * The face list; each number matches the label on the photo.
@@ -697,18 +742,38 @@ function renderFaces(result, status = 'empty') {
       : el('div', { class: 'score muted', text: 'no beauty model' });
     return el('li', { class: 'face', dataset: { testid: 'face', index: String(i) } },
       el('div', {}, swatch, `Face ${i + 1}`), score,
+      face.attributes ? renderAttributes(face.attributes) : null,
       el('div', { class: 'meta', dataset: { testid: 'face-detail' },
         text: `detector ${face.score.toFixed(3)} · box ${Math.round(x)}, ${Math.round(y)}, ${Math.round(width)}×${Math.round(height)} px`
           + ` · ${face.keypoints?.length ?? 0} keypoints` }));
   });
   $('faces').replaceChildren(...items);
 }
+
+/**
+ * A face's attributes that are on (probability >= the attribute's threshold, attributes.js), most
+ * probable first, as "Name 0.93" (names' underscores as spaces); tagged when the model was trained
+ * on synthetic data.
+ * @param {Object<string, {probability: number, on: boolean}>} attributes
+ */
+function renderAttributes(attributes) {
+  const on = Object.entries(attributes).filter(([, a]) => a.on).sort((a, b) => b[1].probability - a[1].probability);
+  const synthetic = Boolean(page.manifest?.models.attributes?.run?.synthetic);
+  const items = on.map(([name, a]) => el('li', { class: 'attribute', dataset: { testid: 'attribute', name, probability: String(a.probability) } },
+    `${name.replace(/_/g, ' ')} `, el('span', { class: 'muted', text: a.probability.toFixed(2) })));
+  return el('div', { class: 'attributes', dataset: { testid: 'face-attributes', count: String(on.length) } },
+    el('small', { class: 'muted', text: on.length ? 'Attributes: ' : 'No attribute is over its threshold. ' }),
+    on.length ? el('ul', { class: 'attribute-list' }, ...items) : null,
+    synthetic ? el('small', { class: 'tag', dataset: { testid: 'attributes-synthetic' }, text: 'synthetic model' }) : null);
+}
+
 function renderTimings(timings = {}) {
-  for (const stage of ['decode', 'detect', 'crop', 'beauty', 'keypoints', 'gradcam', 'total']) {
+  for (const stage of ['decode', 'detect', 'crop', 'beauty', 'keypoints', 'gradcam', 'attributes', 'total']) {
     const cell = $(`t-${stage}`);
     cell.textContent = formatMs(timings[stage]);
     cell.dataset.ms = String(timings[stage] ?? '');
   }
+  $('row-attributes').hidden = timings.attributes === undefined;
 }
 
 
@@ -749,7 +814,8 @@ function downloadPng() {
   const r = shownResult();
   if (!r) return;
   page.pngRequest = { id: r.id, name: `${stem()}.annotated.png` };
-  page.worker.postMessage({ type: 'annotated-png', id: r.id, heatmaps: $('heatmap-toggle').checked });
+  page.worker.postMessage({ type: 'annotated-png', id: r.id, heatmaps: $('heatmap-toggle').checked,
+    guided: guidedShown(page.camera.running ? 'camera' : 'photo') });
   showMessage('info', 'saving-png', 'Drawing the annotated PNG…');
 }
 
@@ -783,6 +849,7 @@ async function startCamera() {
   await video.play();
   Object.assign(page.camera, { stream, running: true, frames: 0, fps: 0, lastTime: 0, inFlight: null, video, result: null,
     videoSeq: 0, grabbedSeq: -1, onVideoFrame: null, interval: 0 });
+  $('guided-toggle').disabled = true; // photos only: the camera's frames show Grad-CAM
   $('camera-button').textContent = 'Stop camera';
   $('camera-button').setAttribute('aria-pressed', 'true');
   showMessage('info', 'camera', 'Camera on: analysing live frames.');
@@ -799,6 +866,7 @@ function stopCamera() {
   cam.inFlight?.resolve();
   cam.onVideoFrame?.();
   $('camera').srcObject = null;
+  $('guided-toggle').disabled = Boolean(page.guidedUnavailable) || !page.result?.result.faces.some((f) => f.heatmap);
   $('camera-button').textContent = 'Start camera';
   $('camera-button').setAttribute('aria-pressed', 'false');
   $('fps').textContent = cam.frames ? `stopped (${cam.fps.toFixed(1)} fps, ${cam.frames} frames)` : '–';
@@ -933,6 +1001,7 @@ function wireEvents() {
     if (wasRunning) startCamera();
   });
   $('heatmap-toggle').addEventListener('change', () => drawView()); // Grad-CAM is always computed for photos
+  $('guided-toggle').addEventListener('change', () => (requestGuided() ? null : drawView()));
   for (const id of ['max-faces', 'min-confidence', 'min-box-size']) $(id).addEventListener('change', reanalyse);
   $('download-json').addEventListener('click', downloadJson);
   $('download-png').addEventListener('click', downloadPng);

@@ -55,18 +55,14 @@ export function matchFaces(faces, previous) {
 }
 
 /**
- * A tracker over its own copy of the analyzer's models.
+ * A tracker over loaded model sets.
  * @param {object} lib the library's modules: {tf, pipeline, mtcnn, boxes, options, input, crop}
- *   (static/facepack/{index,pipeline,mtcnn,ops/boxes,options,input,crop}.js; tf: '@tensorflow/tfjs')
- * @param {{manifest: object, models: string[]}} analyzer the page's analyzer (createFaceAnalyzer)
- * @param {string} modelUrl the bundle's URL (the models come from the HTTP cache)
- * @returns {Promise<{frame: Function, reset: Function, dispose: Function}>}
+ *   (static/facepack/{pipeline,mtcnn,ops/boxes,options,input,crop}.js; tf: '@tensorflow/tfjs')
+ * @param {object} spec the manifest's spec
+ * @param {object} sets pipeline.js:loadModelSets of 'detector' and any of 'keypoints', 'beauty'
+ * @returns {{frame: Function, reset: Function}}
  */
-export async function createTracker(lib, analyzer, modelUrl) {
-  const { manifest } = analyzer;
-  const { spec } = manifest;
-  const sets = await lib.pipeline.loadModelSets(modelUrl, manifest, analyzer.models);
-  lib.pipeline.warmUp(sets, spec);
+export function createTracker(lib, spec, sets) {
   const rules = lib.crop.cropRules(spec, sets.keypoints?.model.entry.points_format);
   const state = { faces: [], frame: 0, sinceFull: 0 };
 
@@ -96,12 +92,14 @@ export async function createTracker(lib, analyzer, modelUrl) {
   }
 
   /** O-Net on the square around each tracked face's box: the faces still there, in frame pixels. */
-  async function refine(image, opts) {
+  async function refine(image, pixels, opts) {
     const [height, width] = image.shape;
     const p = lib.options.detectorParams(spec, opts.minFaceSize, opts.detectorPreset);
     const squares = lib.boxes.resizeToSquare(state.faces.map(({ box }) => (
       { x1: box.x, y1: box.y, x2: box.x + box.width, y2: box.y + box.height, score: 1 })));
-    const found = lib.boxes.limitBoxes(await lib.mtcnn.outputBoxes(sets.detector.onet, image, squares, p), width, height);
+    // The patch rule of the bundle (spec.mtcnn.patch_resize), sampling the values already read.
+    const how = lib.mtcnn.patchSampler ? lib.mtcnn.patchSampler(image, p, pixels) : undefined;
+    const found = lib.boxes.limitBoxes(await lib.mtcnn.outputBoxes(sets.detector.onet, image, squares, p, how), width, height);
     const faces = lib.mtcnn.boxesToFaces(found, 1, 1, spec.landmarks5);
     return lib.pipeline.filterFaces(faces, opts.minConfidence, opts.minBoxSize);
   }
@@ -127,7 +125,7 @@ export async function createTracker(lib, analyzer, modelUrl) {
       let tracking = 'track';
       let faces = [];
       if (state.faces.length && state.sinceFull < FULL_EVERY) {
-        faces = await refine(image, opts);
+        faces = await refine(image, pixels, opts);
         state.sinceFull += 1;
         if (faces.length < state.faces.length) tracking = 'lost'; // a face left or was missed: look everywhere now
       } else {
@@ -174,5 +172,5 @@ export async function createTracker(lib, analyzer, modelUrl) {
     Object.assign(state, { faces: [], frame: 0, sinceFull: 0 });
   }
 
-  return { frame, reset, dispose: () => lib.pipeline.disposeModelSets(sets) };
+  return { frame, reset };
 }

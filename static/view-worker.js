@@ -8,8 +8,10 @@
  *   {type: 'init', canvas}                              the OffscreenCanvas of #view
  *   {type: 'photo', slot, id, pixels | bitmap}           slot 'photo' or 'camera': RGBA {width, height, data} or an ImageBitmap
  *   {type: 'result', slot, id, faces, overlays}          the result for the slot's image `id` (overlays: RGBA per face or null)
- *   {type: 'draw', slot, seq, width, height, view, photoWidth, photoHeight, heatmaps, unit, zoomedIn}
+ *   {type: 'guided', slot, id, overlays}                 guided Grad-CAM RGBA per face for the slot's result `id`
+ *   {type: 'draw', slot, seq, width, height, view, photoWidth, photoHeight, heatmaps, guided, unit, zoomedIn}
  *                                                        draw that slot at this canvas size and photo->canvas view
+ *                                                        (guided: the guided Grad-CAM instead of Grad-CAM, once given)
  * Replies: {type: 'drawn', seq, labels, drewResult} (labels as overlay.js:drawFaces places them).
  */
 import { drawFaces } from './overlay.js';
@@ -42,7 +44,8 @@ function draw(msg) {
     ctx.imageSmoothingQuality = msg.zoomedIn ? 'low' : 'high';
     ctx.drawImage(slot.image, view.dx, view.dy, msg.photoWidth * view.scale, msg.photoHeight * view.scale);
     if (slot.result && slot.result.id === slot.id) { // only ever the image's own result
-      labels = drawFaces(ctx, slot.result.faces, view, { overlays: slot.result.overlays, heatmaps: msg.heatmaps, unit: msg.unit });
+      const overlays = msg.guided && slot.result.guided ? slot.result.guided : slot.result.overlays;
+      labels = drawFaces(ctx, slot.result.faces, view, { overlays, heatmaps: msg.heatmaps, unit: msg.unit });
       drewResult = true;
     }
   }
@@ -68,6 +71,11 @@ self.addEventListener('message', (event) => {
         ? { id: msg.id, faces: msg.faces, overlays: msg.overlays.map((o) => o && (o instanceof ImageBitmap ? o : fromPixels(o))) }
         : null;
       break;
+    case 'guided': {
+      const { result } = state.slots[msg.slot];
+      if (result && result.id === msg.id) result.guided = msg.overlays.map((o) => o && fromPixels(o));
+      break;
+    }
     case 'draw':
       draw(msg);
       break;

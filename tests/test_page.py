@@ -266,6 +266,107 @@ def test_heatmap_toggle_redraws_without_reanalysing(page, photos):
     assert view_digest(page) == with_map
 
 
+def test_guided_gradcam_toggle_without_reanalysing(page, photos, artifacts_dir):
+    """'guided' next to Grad-CAM: the photo's guided Grad-CAM is computed once, when first turned on,
+    from the analysed photo (no new analysis), drawn instead of Grad-CAM, and off again restores it."""
+    outcome = choose(page, str(photos["two_faces"]))
+    assert outcome["code"] == "ok"
+    assert page.is_enabled("#guided-toggle")
+    gradcam = view_digest(page)
+    page.evaluate("window.facepackLastResult.unchanged = true")  # a new analysis would replace the object
+    before = message(page)["seq"]
+    page.check("#guided-toggle")
+    wait_until(page, f"(() => {{ const m = document.getElementById('message');"
+                     f" return Number(m.dataset.seq) > {before} && m.dataset.code !== 'guided-computing'; }})()")
+    done = message(page)
+    assert done["code"] == "guided", done
+    assert re.search(r"Guided Grad-CAM of 2 faces computed in [\d.]+ ms", done["text"]), done["text"]
+    assert float(page.get_attribute("#t-guided", "data-ms")) > 0
+    guided = view_digest(page)
+    assert guided != gradcam  # the guided maps replaced the Grad-CAM overlay
+    assert page.evaluate("window.facepackLastResult.unchanged") is True  # not re-analysed
+    page.screenshot(path=str(artifacts_dir / "page_guided_gradcam.png"))
+    page.uncheck("#guided-toggle")
+    assert view_digest(page) == gradcam
+    page.check("#guided-toggle")  # computed once per photo: drawn again at once, no new message
+    assert view_digest(page) == guided and message(page)["seq"] == done["seq"]
+    page.uncheck("#guided-toggle")
+    assert page.errors == []
+
+
+ATTRIBUTES_INPUT_PX = 48  # the generated attributes model's input side, pixels
+ATTRIBUTE_PROB_TOL = 1e-4  # page (WASM) vs Python probability, 0..1 (tests/test_attributes_js.py's PROB_TOL)
+
+
+@pytest.fixture(scope="module")
+def attributes_bundle(tiny_bundle, tmp_path_factory):
+    """The tiny bundle plus a small generated attributes model (random weights spread out, random
+    thresholds; marked synthetic): no attributes model ships."""
+    import shutil
+
+    import keras
+
+    from facepack.data.celeba import ATTRIBUTES
+    from facepack.export.attributes import export_attributes
+    from facepack.models.attributes import build_attributes_model
+
+    out = tmp_path_factory.mktemp("attr-bundle") / "models"
+    shutil.copytree(tiny_bundle, out)
+    keras.utils.set_random_seed(3)
+    model = build_attributes_model(keras, len(ATTRIBUTES), "small_cnn", ATTRIBUTES_INPUT_PX)
+    dense = model.get_layer("attributes")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel * 8.0, np.random.default_rng(0).normal(0, 1.5, bias.shape).astype(np.float32)])
+    thresholds = np.round(np.random.default_rng(1).uniform(0.2, 0.8, len(ATTRIBUTES)), 4)
+    export_attributes(model, out, ATTRIBUTES, thresholds, synthetic=True, license="test weights (random)",
+                      backbone="small_cnn", backends=("wasm",), log=None)
+    return {"bundle": out, "model": model, "names": list(ATTRIBUTES), "thresholds": thresholds.tolist()}
+
+
+def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir):
+    """With an attributes model in the bundle, each face lists the attributes that are on, most
+    probable first, with their probabilities, equal to Python's on the same faces."""
+    from PIL import Image
+
+    from facepack import pipeline
+    from facepack.models.attributes import attribute_results
+
+    httpd = _serve(_app_for(attributes_bundle["bundle"], vendor_dir))
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        pg = context.new_page()
+        pg.errors = []
+        pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+        pg.goto(f"http://127.0.0.1:{httpd.server_port}/?backend=wasm")
+        wait_until(pg, "['ready', 'error'].includes(document.body.dataset.state)")
+        outcome = choose(pg, str(photos["two_faces"]))
+        assert outcome["code"] == "ok", outcome
+        faces = pg.evaluate("window.facepackLastResult.faces.map((f) => ({box: f.box, attributes: f.attributes}))")
+        shown = pg.evaluate("[...document.querySelectorAll('[data-testid=face]')].map((li) => ["
+                            "[...li.querySelectorAll('[data-testid=attribute]')].map((a) => [a.dataset.name, a.textContent]),"
+                            " !!li.querySelector('[data-testid=attributes-synthetic]')])")
+        assert not pg.is_hidden("#row-attributes") and float(pg.get_attribute("#t-attributes", "data-ms")) > 0
+        pg.screenshot(path=str(artifacts_dir / "page_attributes.png"), full_page=True)
+        assert pg.errors == []
+    finally:
+        context.close()
+        httpd.shutdown()
+    rgb = np.asarray(Image.open(photos["two_faces"]).convert("RGB"))
+    crops, _ = pipeline.crop(rgb, [{"box": f["box"]} for f in faces], "beauty", ATTRIBUTES_INPUT_PX)
+    probs = np.asarray(attributes_bundle["model"](crops), dtype=np.float64)
+    want = attribute_results(probs, attributes_bundle["names"], attributes_bundle["thresholds"])
+    assert len(faces) == 2
+    for face, py, (listed, synthetic) in zip(faces, want, shown):
+        assert list(face["attributes"]) == attributes_bundle["names"]
+        for name, w in py.items():
+            assert face["attributes"][name]["probability"] == pytest.approx(w["probability"], abs=ATTRIBUTE_PROB_TOL)
+        on = sorted((n for n in py if py[n]["on"]), key=lambda n: -face["attributes"][n]["probability"])
+        assert 0 < len(on) < len(py)  # some on, some off: the list means something
+        assert [n for n, _ in listed] == on
+        assert [t for _, t in listed] == [f"{n.replace('_', ' ')} {face['attributes'][n]['probability']:.2f}" for n in on]
+        assert synthetic
+
+
 def test_drop_a_photo(page, photos, python_results):
     data = base64.b64encode(photos["astronaut"].read_bytes()).decode()
     before = message(page)["seq"]
