@@ -16,7 +16,8 @@ For beauty crops X (N, S, S, 3) and the model split by
 Defined for backbones whose only non-linearities are ReLU / ReLU6 (mobilenet_v2, resnet50,
 efficientnet_lite*). Others (swish, hard-swish, sigmoid gates: efficientnet_b0,
 mobilenet_v3_small) raise ``GuidedUnavailable`` naming the layer.
-Maps are placed into the photo with ``facepack.gradcam.place_in_image`` (any (S, S) map).
+Maps are placed into the photo with ``facepack.gradcam.place_in_image`` (any (S, S) map);
+``GuidedExplainer`` does crop + maps for a pipeline's faces (predict.py).
 The JavaScript twin is static/facepack/guided.js (mirrors ``guided_maps``).
 """
 
@@ -184,3 +185,62 @@ def guided_maps(features_model, head_model, crops, guided_features=None, gradcam
     guided = normalise_max(saliency)
     return {"guided": guided, "guided_gradcam": normalise_max(guided * np.asarray(gradcam_crop, np.float32)),
             "gradcam": np.asarray(gradcam_crop, np.float32)}
+
+
+class GuidedExplainer:
+    """Guided maps for the faces a ``facepack.pipeline.FacePipeline`` found (predict.py's entry).
+
+    Built once per pipeline (clones the beauty backbone with guided ReLUs); raises
+    GuidedUnavailable for a non-ReLU backbone and ValueError when the pipeline has no beauty model.
+    """
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.features, self.head = pipeline.gradcam_models()
+        self.guided_features = guided_features_model(self.features)
+
+    def explain(self, rgb, faces: list) -> list:
+        """rgb: the decoded photo (H, W, 3) uint8; faces: dicts with "box" (photo pixels).
+
+        Returns per face {"square": (x0, y0, side) photo pixels, "guided": (S, S), "guided_gradcam":
+        (S, S)} float32 0..1 over the beauty crop; ``facepack.gradcam.place_in_image(m, square, H, W)``
+        puts a map into the photo.
+        """
+        from facepack import pipeline as pipeline_mod
+
+        if not faces:
+            return []
+        crops, squares = pipeline_mod.crop(rgb, faces, "beauty", self.pipeline.beauty_size)
+        maps = guided_maps(self.features, self.head, crops, self.guided_features)
+        return [{"square": tuple(float(v) for v in sq), "guided": g, "guided_gradcam": gg}
+                for sq, g, gg in zip(squares, maps["guided"], maps["guided_gradcam"])]
+
+
+OVERLAY_ALPHA = 0.85  # blend weight of a map value of 1 (a value of 0 leaves the photo as is)
+OVERLAY_COLORMAP = "inferno"  # fine-grained maps read better on a dark-to-bright map than on "jet"
+
+
+def guided_overlay(rgb, explained: list, key: str = "guided_gradcam") -> np.ndarray:
+    """The photo (H, W, 3) uint8 with every face's ``key`` map ("guided" | "guided_gradcam", from
+    ``GuidedExplainer.explain``) placed over its square (gradcam.place_in_image) and blended in
+    with OVERLAY_COLORMAP, weight OVERLAY_ALPHA * value. Returns a new uint8 array."""
+    from matplotlib import colormaps
+
+    from facepack import gradcam
+
+    if key not in ("guided", "guided_gradcam"):
+        raise ValueError(f"guided_overlay key must be 'guided' or 'guided_gradcam', got {key!r}")
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    h, w = out.shape[:2]
+    heat = np.zeros((h, w), np.float32)
+    for face in explained:
+        heat = np.maximum(heat, gradcam.place_in_image(face[key], face["square"], h, w))
+    rows, cols = np.flatnonzero(heat.any(axis=1)), np.flatnonzero(heat.any(axis=0))
+    if len(rows) == 0:
+        return out
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    part = heat[r0:r1, c0:c1]
+    colours = colormaps[OVERLAY_COLORMAP](part, bytes=True)[..., :3].astype(np.float32)
+    alpha = (np.float32(OVERLAY_ALPHA) * part)[..., None]
+    out[r0:r1, c0:c1] = np.clip(out[r0:r1, c0:c1] * (1 - alpha) + colours * alpha, 0, 255).astype(np.uint8)
+    return out

@@ -213,3 +213,42 @@ def test_js_draws_each_shape_with_the_transform(js):
             np.testing.assert_allclose(got[1:], exp[1:], atol=GEOMETRY_TOL)
         else:
             assert got == exp
+
+
+RENDER_DIFF_LEVELS = 48  # a pixel "differs" between the JS canvas and Pillow by more than this (0..255)
+RENDER_DIFF_MAX_FRACTION = 0.01  # of the pixels the accessories touch (anti-aliased edges differ)
+PAGE_JS = """
+import { drawAccessories } from '/facepack/accessories.js';
+window.drawJob = (job) => {
+  const canvas = new OffscreenCanvas(job.width, job.height);
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = `rgb(${job.skin.join(',')})`;
+  ctx.fillRect(0, 0, job.width, job.height);
+  drawAccessories(ctx, job.faces, job.kinds, job.spec);
+  return Array.from(ctx.getImageData(0, 0, job.width, job.height).data);
+};
+window.accessoriesReady = true;
+"""
+
+
+def test_js_canvas_draws_what_pillow_draws(portrait):
+    """drawAccessories on an OffscreenCanvas in Chromium vs draw_accessories: same pixels but edges."""
+    from jsharness import chromium_page, chromium_ready, page_html, static_server, wait_for_global
+
+    ready, reason = chromium_ready()
+    if not ready:
+        pytest.fail(f"the canvas test needs Chromium: {reason}")
+    image, points = portrait
+    kinds = ["hat", "sunglasses"]
+    job = {"width": image.shape[1], "height": image.shape[0], "skin": list(SKIN), "kinds": kinds,
+           "faces": [{"keypoints": points.tolist()}], "spec": spec.spec_dict()}
+    with static_server(pages={"/acc.html": page_html(PAGE_JS)}) as url, chromium_page(url + "/acc.html") as page:
+        wait_for_global(page, "accessoriesReady")
+        rgba = np.asarray(page.evaluate("(job) => window.drawJob(job)", job), np.uint8)
+    js = rgba.reshape(image.shape[0], image.shape[1], 4)[..., :3]
+    py = np.asarray(acc.draw_accessories(image, job["faces"], kinds))
+    for x, y in eye_centres(points):
+        assert js[int(y), int(x)].max() <= DARK_MAX
+    touched = ((py != image).any(-1) | (js != image).any(-1)).sum()
+    differ = (np.abs(js.astype(int) - py.astype(int)).max(-1) > RENDER_DIFF_LEVELS).sum()
+    assert differ <= RENDER_DIFF_MAX_FRACTION * touched, (differ, touched)

@@ -18,13 +18,14 @@ from facepack import crop, gradcam, guided
 from facepack.data.images import load_rgb
 from facepack.models.beauty import split_for_gradcam
 from facepack.runs import load_run
-from jsharness import HEATMAP_MIN_CORR, node_ready, run_node
+from jsharness import HEATMAP_MIN_CORR, SQUARE_TOL_PX, node_ready, run_node, write_raw
 
 GUIDED_MIN_CORR = HEATMAP_MIN_CORR  # Pearson correlation of the JS and Python (S, S) maps (issue 17)
 GUIDED_MAX_ABS = 1e-3  # largest |JS - Python| of a map, 0..1 units (measured ~1e-4 on wasm)
 PLAIN_VS_GUIDED_MAX_CORR = 0.9  # the guided saliency is not the plain gradient's (measured ~0.4)
 BACKENDS = ("cpu", "wasm")
 JS_CROPS = 1  # crops sent to Node
+ASTRONAUT_BOX = {"x": 182.0, "y": 64.0, "width": 83.0, "height": 107.0}  # the face MTCNN finds
 SQUARES = [(150.0, 40.0, 150.0), (100.0, 100.0, 300.0)]  # astronaut: the face, a wider square
 # x, upstream gradient, and d(sum(y * dy))/dx under the guided rule (relu, relu6).
 RULE_X = [-1.0, 2.0, 3.0, 7.0]
@@ -34,9 +35,13 @@ RULE_RELU6 = [0.0, 0.0, 1.0, 0.0]
 
 
 @pytest.fixture(scope="module")
-def beauty(untrained_runs):
-    model, _ = load_run(untrained_runs["beauty"])
-    features, head = split_for_gradcam(keras, model)
+def beauty_model(untrained_runs):
+    return load_run(untrained_runs["beauty"])[0]
+
+
+@pytest.fixture(scope="module")
+def beauty(beauty_model):
+    features, head = split_for_gradcam(keras, beauty_model)
     return features, head, guided.guided_features_model(features)
 
 
@@ -44,6 +49,20 @@ def beauty(untrained_runs):
 def crops(fixtures_dir, beauty):
     size = beauty[0].input_shape[1]
     return crop.crop_squares(load_rgb(fixtures_dir / "astronaut.png"), SQUARES, size)
+
+
+@pytest.fixture(scope="module")
+def photo(fixtures_dir):
+    return load_rgb(fixtures_dir / "astronaut.png")
+
+
+@pytest.fixture(scope="module")
+def explained(beauty_model, photo):
+    """GuidedExplainer on a FacePipeline's beauty model: the astronaut's face box."""
+    from facepack.pipeline import FacePipeline
+
+    pipeline = FacePipeline(beauty_model=beauty_model, detector="haar")  # no detection here: the light detector
+    return guided.GuidedExplainer(pipeline).explain(photo, [{"box": ASTRONAUT_BOX}])
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +137,16 @@ ok, why = node_ready()
 
 
 @pytest.fixture(scope="module")
-def js(tiny_bundle, crops, tmp_path_factory):
+def js(tiny_bundle, crops, photo, tmp_path_factory):
     """The first crop only (the face): TF.js's cpu backend takes ~7 s per 64 px crop here."""
     if not ok:
         pytest.fail(f"Node parity needs {why}")
-    path = tmp_path_factory.mktemp("guided") / "crops.f32"
-    np.ascontiguousarray(crops[:JS_CROPS], np.float32).tofile(path)
+    folder = tmp_path_factory.mktemp("guided")
+    np.ascontiguousarray(crops[:JS_CROPS], np.float32).tofile(folder / "crops.f32")
+    raw = write_raw(photo, folder / "astronaut.rgb")
     return run_node("guided.mjs", {"bundle": str(tiny_bundle), "backends": list(BACKENDS),
-                                   "crops": {"path": str(path), "n": JS_CROPS, "size": int(crops.shape[1])}})
+                                   "crops": {"path": str(folder / "crops.f32"), "n": JS_CROPS, "size": int(crops.shape[1])},
+                                   "explain": {**raw, "faces": [{"box": ASTRONAUT_BOX}]}})
 
 
 def test_js_equals_python_on_cpu_and_wasm(js, py_maps, artifacts_dir):
@@ -152,3 +173,26 @@ def test_js_guided_rule_refusal_and_restore(js):
     assert c["relu_after"] == [0.0, -1.0, 1.0, 1.0] and c["relu6_after"] == [0.0, -1.0, 1.0, 0.0]
     assert c["swish"].startswith("guided-unavailable: ") and "layer 'stem_activation' uses activation 'swish'" in c["swish"]
     assert c["graph"].startswith("guided-unavailable: ") and "graph-model" in c["graph"]
+
+
+def test_explainers_agree_on_a_photo(js, explained):
+    """createGuidedExplainer (JS, last backend) = GuidedExplainer (Python): crop rule, square, maps."""
+    e = js["explained"]
+    assert e["backend"] == BACKENDS[-1] and e["tensorsLeaked"] == 0
+    (got,), (want,) = e["faces"], explained
+    assert max(abs(got["square"][k] - v) for k, v in zip(("x", "y", "side"), want["square"])) <= SQUARE_TOL_PX
+    for js_key, py_key in (("guided", "guided"), ("guidedGradcam", "guided_gradcam")):
+        g = np.asarray(got[js_key], np.float32).reshape(want[py_key].shape)
+        assert np.corrcoef(g.ravel(), want[py_key].ravel())[0, 1] >= GUIDED_MIN_CORR, js_key
+        assert np.abs(g - want[py_key]).max() <= GUIDED_MAX_ABS, js_key
+
+
+def test_overlay_colours_the_face_square_only(photo, explained):
+    out = guided.guided_overlay(photo, explained, "guided")
+    x0, y0, side = explained[0]["square"]
+    changed = (out != photo).any(-1)
+    rows, cols = np.nonzero(changed)
+    assert changed.sum() > 0.25 * side * side  # the map covers much of the square
+    assert rows.min() >= int(y0) and rows.max() < y0 + side + 1 and cols.min() >= int(x0) and cols.max() < x0 + side + 1
+    with pytest.raises(ValueError, match="got 'gradcam'"):
+        guided.guided_overlay(photo, explained, "gradcam")

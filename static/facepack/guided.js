@@ -21,8 +21,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { ensureBackend } from './backend.js';
+import { cropRules, cropSquares, faceSquare } from './crop.js';
 import { gradcamGrid, upsampleGrid } from './gradcam.js';
-import { runModel } from './io.js';
+import { toRgbTensor } from './input.js';
+import { loadManifest, loadModel, manifestEntry, runModel } from './io.js';
 import { registerWasmGradKernels } from './wasm_grad_kernels.js';
 
 registerWasmGradKernels();
@@ -197,4 +200,65 @@ export function guidedMaps(models, crops, bins) {
     grads.dispose();
     return { guided, guidedGradcam: normaliseMax(tf.mul(guided, gradcam)), gradcam };
   });
+}
+
+/**
+ * Guided maps for the faces analyze() found, with its own copy of the beauty models (the page's
+ * and predict.py's entry; mirrors facepack/guided.py:GuidedExplainer).
+ *
+ *   const explainer = await createGuidedExplainer('/models', { manifest: analyzer.manifest });
+ *   const maps = await explainer.explain(imageElement, faces); // per face {square, crop_size, guided, guidedGradcam}
+ *   explainer.dispose();
+ *
+ * Each map is {width, height, data: Float32Array} over the face's beauty crop (as gradcam.js:heatmapToCrop),
+ * 0..1; draw it over `square` ({x, y, side}, photo pixels) like the Grad-CAM heatmap.
+ * @param {string} modelUrl bundle root (folder path in Node, URL in a browser)
+ * @param {{manifest?: object}} [opts] the bundle's manifest if already loaded
+ * @throws {Error} err.code 'guided-unavailable' (with the reason) for a non-ReLU beauty backbone
+ *   or a graph-model bundle; the models are released before it throws
+ */
+export async function createGuidedExplainer(modelUrl, opts = {}) {
+  await ensureBackend();
+  const manifest = opts.manifest ?? await loadManifest(modelUrl);
+  const spec = manifest.spec;
+  const models = {
+    features: await loadModel(modelUrl, manifestEntry(manifest, 'beauty_features')),
+    head: await loadModel(modelUrl, manifestEntry(manifest, 'beauty_head')),
+  };
+  const dispose = () => { models.features.model.dispose(); models.head.model.dispose(); };
+  try {
+    checkGuided(models.features);
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+  const size = models.features.entry.input_size;
+  const rule = cropRules(spec).beauty;
+
+  /**
+   * @param {*} input the photo analyze() saw (see input.js:toRgbTensor)
+   * @param {object[]} faces analyze() faces (each with `box`, photo pixels)
+   * @returns {Promise<object[]>} per face {square: {x, y, side}, crop_size, guided, guidedGradcam}
+   */
+  async function explain(input, faces) {
+    if (!faces.length) return [];
+    const image = await toRgbTensor(input, spec);
+    let crops = null;
+    let maps = null;
+    try {
+      const squares = faces.map((f) => faceSquare(f.box, rule));
+      crops = await cropSquares(image, squares, size, spec);
+      maps = guidedMaps(models, crops, spec.beauty.bins);
+      const [guided, guidedGradcam] = await Promise.all([maps.guided.data(), maps.guidedGradcam.data()]);
+      const area = size * size;
+      const part = (values, i) => ({ width: size, height: size, data: values.slice(i * area, (i + 1) * area) });
+      return squares.map(([x, y, side], i) => ({
+        square: { x, y, side }, crop_size: size, guided: part(guided, i), guidedGradcam: part(guidedGradcam, i),
+      }));
+    } finally {
+      tf.dispose([image, crops, ...(maps ? Object.values(maps) : [])].filter(Boolean));
+    }
+  }
+
+  return { explain, dispose, manifest };
 }

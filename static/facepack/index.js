@@ -22,7 +22,7 @@ import { TIMING_KEYS, describeFaces, detectStage, disposeModelSets, loadModelSet
 export { load } from './generic.js';
 export { ensureBackend, selectBackend, useBackend } from './backend.js';
 export { heatmapToCrop, upsampleGrid, ANALYZE_DEFAULTS, MODEL_CONFIG_DEFAULTS, TIMING_KEYS };
-export { checkGuided, guidedMaps } from './guided.js';
+export { checkGuided, createGuidedExplainer, guidedMaps } from './guided.js';
 export { ACCESSORIES, accessoryTransform, drawAccessories } from './accessories.js';
 
 /**

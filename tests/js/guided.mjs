@@ -4,13 +4,14 @@
  *
  *   node tests/js/guided.mjs JOB.json  ->  {results: {backend: {guided, guidedGradcam, gradcam, tensorsLeaked}}, checks}
  *
- * JOB: {bundle, backends: ['cpu', 'wasm'], crops: {path (float32 raw), n, size}}.
+ * JOB: {bundle, backends: ['cpu', 'wasm'], crops: {path (float32 raw), n, size},
+ *   explain?: {path (RGB bytes), width, height, faces: [{box}]}} (explain runs on the last backend).
  */
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 
 import { useBackend } from '../../static/facepack/backend.js';
-import { checkGuided, guidedMaps, withGuidedRelu } from '../../static/facepack/guided.js';
+import { checkGuided, createGuidedExplainer, guidedMaps, withGuidedRelu } from '../../static/facepack/guided.js';
 import { loadManifest, loadModel, manifestEntry } from '../../static/facepack/io.js';
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -39,6 +40,21 @@ for (const backend of job.backends) {
   models.head.model.dispose();
 }
 
+let explained = null;
+if (job.explain) {
+  const before = tf.memory().numTensors;
+  const explainer = await createGuidedExplainer(job.bundle);
+  const e = job.explain;
+  const maps = await explainer.explain({ data: new Uint8Array(readFileSync(e.path)), width: e.width, height: e.height }, e.faces);
+  explainer.dispose();
+  explained = {
+    backend: tf.getBackend(),
+    faces: maps.map((m) => ({ square: m.square, crop_size: m.crop_size, guided: Array.from(m.guided.data),
+      guidedGradcam: Array.from(m.guidedGradcam.data) })),
+    tensorsLeaked: tf.memory().numTensors - before,
+  };
+}
+
 // Checks (names are asserted by the test): refusal of other activations, gradients restored.
 const checks = {};
 const swish = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [4, 4, 3], filters: 2, kernelSize: 1, name: 'stem' }),
@@ -61,4 +77,4 @@ checks.relu6_guided = withGuidedRelu(() => vjp(tf.relu6));
 checks.relu_after = vjp(tf.relu);
 checks.relu6_after = vjp(tf.relu6);
 tf.dispose([x, dy]);
-process.stdout.write(JSON.stringify({ results, checks }));
+process.stdout.write(JSON.stringify({ results, checks, explained }));
