@@ -9,7 +9,9 @@
  *     {type: 'photo', id, file, label, options}    decode a File and analyse it
  *     {type: 'frame', id, bitmap, options, reset}   analyse a camera frame (ImageBitmap, transferred; tracked
  *                                                    between frames by camera-tracker.js, reset: the first frame of a new stream)
- *     {type: 'annotated-png', id, heatmaps, guided} the last result drawn over its photo, as a PNG Blob (guided: its guided Grad-CAM)
+ *     {type: 'annotated-png', id, heatmaps, guided, accessories}
+ *                                                    the last result drawn over its photo, as a PNG Blob (guided: its guided Grad-CAM;
+ *                                                    accessories: sunglasses/hat from the keypoints, facepack/accessories.js)
  *     {type: 'guided', id}                          guided Grad-CAM of the last photo result (computed once, not re-analysed)
  *   worker -> page
  *     {type: 'progress', loaded, total, count, files}   model download (manifest sizes)
@@ -33,6 +35,7 @@
  * (facepack/input.js), and PNGs with a damaged chunk are refused (facepack/png.js).
  */
 import { headerSize, sniffImageType } from './image-files.js';
+import { drawAccessories } from './facepack/accessories.js'; // import-free module: a plain import works here
 import { drawFaces, heatmapRgba } from './overlay.js';
 import { pngProblem } from './facepack/png.js';
 import { createTracker } from './camera-tracker.js';
@@ -470,6 +473,9 @@ async function annotatedPng(msg) {
   const overlays = msg.guided && last.guided
     ? await Promise.all(last.guided.overlays.map((o) => createImageBitmap(new ImageData(o.data, o.width, o.height))))
     : last.overlays;
+  if (msg.accessories?.length) { // as the view draws them (view-worker.js)
+    drawAccessories(ctx, last.result.faces.filter((f) => f.keypoints?.length), msg.accessories, state.analyzer.manifest.spec);
+  }
   drawFaces(ctx, last.result.faces, { scale: 1, dx: 0, dy: 0, width, height },
     { overlays, heatmaps: msg.heatmaps, unit });
   const blob = await canvas.convertToBlob({ type: 'image/png' });

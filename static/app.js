@@ -245,6 +245,7 @@ async function boot() {
     try {
       page.manifest = await fetchJson(`${MODELS_URL}manifest.json`);
       renderModels(page.manifest);
+      page.viewWorker.postMessage({ type: 'spec', spec: page.manifest.spec }); // accessories.js reads its keypoint groups
       fillFilterFields(page.manifest);
     } catch (err) {
       addNotice('manifest-bad', 'error', `${MODELS_URL}manifest.json could not be read (${err.message}). Rebuild it with `,
@@ -582,7 +583,7 @@ function drawView() {
   const seq = (page.drawSeq = (page.drawSeq ?? 0) + 1);
   canvas.dataset.requested = String(seq);
   page.viewWorker.postMessage({ type: 'draw', slot: src.slot, seq, width: size.width, height: size.height, view,
-    photoWidth: src.width, photoHeight: src.height, heatmaps: $('heatmap-toggle').checked, guided: guidedShown(src.slot), unit: size.dpr,
+    photoWidth: src.width, photoHeight: src.height, heatmaps: $('heatmap-toggle').checked, guided: guidedShown(src.slot), accessories: accessoriesChosen(), unit: size.dpr,
     zoomedIn: page.view.zoom > 2 });
   canvas.classList.add('has-image');
   $('zoom-controls').hidden = false;
@@ -672,6 +673,11 @@ function wireView() {
   $('zoom-out').addEventListener('click', () => zoomBy(1 / ZOOM_STEP));
   $('zoom-fit').addEventListener('click', () => { resetView(); drawView(); });
   new ResizeObserver(() => { if (!page.camera.running) drawView(); }).observe(canvas.parentElement);
+}
+
+/** The fun overlay chosen: names of facepack/accessories.js:ACCESSORIES, hat under sunglasses. */
+function accessoriesChosen() {
+  return [['hat', 'hat-toggle'], ['sunglasses', 'sunglasses-toggle']].filter(([, id]) => $(id).checked).map(([k]) => k);
 }
 
 // --- Guided Grad-CAM (asked for when the toggle is on; the analysis is not re-run) -------------------
@@ -815,7 +821,7 @@ function downloadPng() {
   if (!r) return;
   page.pngRequest = { id: r.id, name: `${stem()}.annotated.png` };
   page.worker.postMessage({ type: 'annotated-png', id: r.id, heatmaps: $('heatmap-toggle').checked,
-    guided: guidedShown(page.camera.running ? 'camera' : 'photo') });
+    guided: guidedShown(page.camera.running ? 'camera' : 'photo'), accessories: accessoriesChosen() });
   showMessage('info', 'saving-png', 'Drawing the annotated PNG…');
 }
 
@@ -1002,6 +1008,7 @@ function wireEvents() {
   });
   $('heatmap-toggle').addEventListener('change', () => drawView()); // Grad-CAM is always computed for photos
   $('guided-toggle').addEventListener('change', () => (requestGuided() ? null : drawView()));
+  for (const id of ['sunglasses-toggle', 'hat-toggle']) $(id).addEventListener('change', () => drawView()); // drawn from the keypoints
   for (const id of ['max-faces', 'min-confidence', 'min-box-size']) $(id).addEventListener('change', reanalyse);
   $('download-json').addEventListener('click', downloadJson);
   $('download-png').addEventListener('click', downloadPng);

@@ -6,17 +6,20 @@
  *
  * Messages (page -> worker):
  *   {type: 'init', canvas}                              the OffscreenCanvas of #view
+ *   {type: 'spec', spec}                                the manifest's spec (where accessories.js finds the eye and brow points)
  *   {type: 'photo', slot, id, pixels | bitmap}           slot 'photo' or 'camera': RGBA {width, height, data} or an ImageBitmap
  *   {type: 'result', slot, id, faces, overlays}          the result for the slot's image `id` (overlays: RGBA per face or null)
  *   {type: 'guided', slot, id, overlays}                 guided Grad-CAM RGBA per face for the slot's result `id`
- *   {type: 'draw', slot, seq, width, height, view, photoWidth, photoHeight, heatmaps, guided, unit, zoomedIn}
+ *   {type: 'draw', slot, seq, width, height, view, photoWidth, photoHeight, heatmaps, guided, accessories, unit, zoomedIn}
  *                                                        draw that slot at this canvas size and photo->canvas view
- *                                                        (guided: the guided Grad-CAM instead of Grad-CAM, once given)
+ *                                                        (guided: the guided Grad-CAM instead of Grad-CAM, once given;
+ *                                                        accessories: ACCESSORIES names drawn from each face's keypoints)
  * Replies: {type: 'drawn', seq, labels, drewResult} (labels as overlay.js:drawFaces places them).
  */
+import { drawAccessories } from './facepack/accessories.js'; // import-free module: a plain import works here
 import { drawFaces } from './overlay.js';
 
-const state = { canvas: null, ctx: null, slots: { photo: {}, camera: {} } }; // slot: {image, id, result}
+const state = { canvas: null, ctx: null, spec: null, slots: { photo: {}, camera: {} } }; // slot: {image, id, result}
 
 /** RGBA bytes -> an OffscreenCanvas holding them (CPU canvas). */
 function fromPixels(px) {
@@ -44,6 +47,12 @@ function draw(msg) {
     ctx.imageSmoothingQuality = msg.zoomedIn ? 'low' : 'high';
     ctx.drawImage(slot.image, view.dx, view.dy, msg.photoWidth * view.scale, msg.photoHeight * view.scale);
     if (slot.result && slot.result.id === slot.id) { // only ever the image's own result
+      if (msg.accessories?.length && state.spec) { // under the marks: the faces' boxes and points stay visible
+        ctx.save();
+        ctx.setTransform(view.scale, 0, 0, view.scale, view.dx, view.dy); // photo pixels -> canvas
+        drawAccessories(ctx, slot.result.faces.filter((f) => f.keypoints?.length), msg.accessories, state.spec);
+        ctx.restore();
+      }
       const overlays = msg.guided && slot.result.guided ? slot.result.guided : slot.result.overlays;
       labels = drawFaces(ctx, slot.result.faces, view, { overlays, heatmaps: msg.heatmaps, unit: msg.unit });
       drewResult = true;
@@ -57,6 +66,9 @@ self.addEventListener('message', (event) => {
   switch (msg.type) {
     case 'init':
       state.canvas = msg.canvas;
+      break;
+    case 'spec':
+      state.spec = msg.spec;
       break;
     case 'photo': {
       const slot = state.slots[msg.slot];

@@ -542,6 +542,55 @@ def test_downloads_json_and_annotated_png(page, photos, python_results, artifact
     assert page.errors == []
 
 
+ACCESSORY_EDGE_PX = 2  # anti-aliased edge of the drawn art beyond its outline, pixels
+
+
+def test_sunglasses_and_hat_overlay_placed_from_the_keypoints(page, photos, artifacts_dir):
+    """The sunglasses and hat toggles redraw (no new analysis); in the annotated PNG every pixel they
+    change lies inside the art's outline placed by Python's facepack/accessories.py from the page's
+    own keypoints (the same geometry), and they change many pixels."""
+    from PIL import Image
+
+    from facepack import accessories
+
+    assert choose(page, str(photos["astronaut"]))["code"] == "ok"
+    plain = view_digest(page)
+    page.evaluate("window.facepackLastResult.unchanged = true")
+    seq = message(page)["seq"]
+
+    def png(name):
+        with page.expect_download() as info:
+            page.click("#download-png")
+        info.value.save_as(str(artifacts_dir / name))
+        return np.asarray(Image.open(artifacts_dir / name).convert("RGB")).astype(int)
+
+    before = png("page_annotated_plain.png")
+    page.check("#sunglasses-toggle")
+    page.check("#hat-toggle")
+    assert view_digest(page) != plain
+    after = png("page_annotated_accessories.png")
+    page.screenshot(path=str(artifacts_dir / "page_accessories.png"))
+    assert page.evaluate("window.facepackLastResult.unchanged") is True  # redrawn, not re-analysed
+    page.uncheck("#sunglasses-toggle")
+    page.uncheck("#hat-toggle")
+    assert view_digest(page) == plain
+    assert page.errors == []
+    keypoints = page.evaluate("window.facepackLastResult.faces.map((f) => f.keypoints)")
+    inside = np.zeros(before.shape[:2], bool)
+    yy, xx = np.mgrid[0:before.shape[0], 0:before.shape[1]]
+    for points in keypoints:
+        for kind in accessories.ACCESSORIES:
+            t = accessories.accessory_transform(np.asarray(points), kind)
+            outline = np.concatenate([to for d, _ in accessories.ART[kind]
+                                      for to in (accessories.to_image(t, poly) for poly in accessories.path_polygons(d))])
+            (x0, y0), (x1, y1) = outline.min(0) - ACCESSORY_EDGE_PX, outline.max(0) + ACCESSORY_EDGE_PX
+            inside |= (xx >= x0) & (xx <= x1) & (yy >= y0) & (yy <= y1)
+    changed = np.abs(after - before).max(-1) > 0
+    assert changed.sum() > 200, changed.sum()
+    assert not (changed & ~inside).any(), np.argwhere(changed & ~inside)[:5]
+    print(f"\naccessories: {changed.sum()} pixels changed, all inside the placed art's outline")
+
+
 # --- Bad inputs: a clear message each time, and the page keeps working ------------------------------
 def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(page, photos, python_results, artifacts_dir):
     outcome = choose(page, str(photos["text"]))
