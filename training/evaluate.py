@@ -18,6 +18,7 @@ the file names carry them.
 
 Usage:
     python training/evaluate.py --model runs/beauty/20261122-164316 --data ~/SCUT-FBP5500_v2 --split 60-40
+    python training/evaluate.py --cv-summary runs/beauty_cv/20261130-225054   # mean +- std of finished folds
     python training/evaluate.py --model models/shipped/keypoints \
         --data ../shared/datasets/youtube-faces-keypoints-train/training_frames_keypoints.csv --end-to-end
 
@@ -47,7 +48,11 @@ PARTS = ("held-out", "all")
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--model", required=True, help="run folder (model.keras + run.json)")
+    p.add_argument("--model", help="run folder (model.keras + run.json)")
+    p.add_argument("--cv-summary", metavar="CV_DIR",
+                   help="beauty: summarise the finished folds of a cross-validation folder (runs/beauty_cv/<stamp>/ "
+                   "of training/train_beauty_cached.py --cv-all: fold*/run.json or probe.json) into its cv.json and "
+                   "cv.md, mean +- std per metric and group; no model is run")
     p.add_argument("--data", help="dataset (default: the one the run was trained on)")
     p.add_argument("--split", help="beauty, release layout: 60-40 or cv1..cv5 (default: the run's)")
     p.add_argument("--part", choices=PARTS, help="which images (default: held-out on the run's own data, "
@@ -146,8 +151,13 @@ def evaluate_beauty(model, info: dict, args, run_dir: Path) -> tuple[dict, dict]
                             info.get("dataset", {}).get("path", "?"))
     samples = val if part == "held-out" else train + val
     size = info["input_size"]
+    # the run's own framing: face crops (--crop face, the page's crop), else the whole image (runs
+    # from before --crop record no crop: they trained on whole images)
+    face = info.get("args", {}).get("crop") == "face"
+    squares, _, crops = train_beauty.crop_squares(cfg, samples, []) if face else (None, None, None)
     t0 = time.perf_counter()
-    probs = model.predict(beauty_dataset(samples, size, args.batch_size, training=False, cache=False), verbose=0)
+    probs = model.predict(beauty_dataset(samples, size, args.batch_size, training=False, cache=False,
+                                         squares=squares), verbose=0)
     seconds = time.perf_counter() - t0
     pred = score_to_1to5(expected_score(probs))
     true = np.array([s.score for s in samples])
@@ -155,7 +165,8 @@ def evaluate_beauty(model, info: dict, args, run_dir: Path) -> tuple[dict, dict]
     metrics["ms_per_image"] = 1000 * seconds / len(samples)
     where = {"dataset": data.name, "path": str(data.root), "layout": data.layout, "split": data.split,
              "part": held_out if part == "held-out" else "all labelled images", "n": len(samples),
-             "synthetic": data.synthetic, "skipped": data.skipped}
+             "synthetic": data.synthetic, "skipped": data.skipped,
+             "crop": crops or {"rule": "whole image resized"}}
     return metrics, {"pred": pred, "true": true, "where": where}
 
 
@@ -271,12 +282,42 @@ def fresh_out(out: str | None, kind: str) -> Path:
     return Path(out)
 
 
+def cv_summary(folder: Path) -> Path:
+    """cv.json + cv.md of the finished folds in ``folder`` (train_beauty_cached.py --cv-all layout)."""
+    from training import train_beauty_cached
+
+    infos = {}
+    for fold in sorted(Path(folder).glob("fold*")):
+        for name in ("run.json", "probe.json"):
+            if (fold / name).is_file() and fold.name[4:].isdigit():
+                infos[int(fold.name[4:])] = json.loads((fold / name).read_text())
+                break
+    if not infos:
+        raise ValueError(f"--cv-summary: {folder} has no finished fold (fold*/run.json or fold*/probe.json)")
+    first = infos[min(infos)]
+    cfg = dict(first.get("args", {}), probe="probe" in first)
+    summary = train_beauty_cached.cv_summary(infos, cfg)
+    summary["runs"] = {k: str(Path(folder) / f"fold{k}") for k in infos}
+    from facepack.training import write_json
+
+    write_json(Path(folder) / "cv.json", summary)
+    title = f"Beauty CV, {len(infos)} of {train_beauty_cached.CV_FOLDS} folds finished: {Path(folder).name}"
+    (Path(folder) / "cv.md").write_text(train_beauty_cached.cv_markdown(summary, title))
+    print((Path(folder) / "cv.md").read_text())
+    print(f"wrote {folder}/cv.json and cv.md")
+    return Path(folder)
+
+
 def main(argv=None) -> Path:
     from facepack import plots
     from facepack.metrics import cumulative_error_curve
     from facepack.runs import load_run, resolve_run
 
     args = parse_args(argv)
+    if args.cv_summary:
+        return cv_summary(Path(args.cv_summary))
+    if not args.model:
+        raise ValueError("--model RUN is required (or --cv-summary CV_DIR)")
     run_dir = resolve_run("beauty", args.model, flag="--model")
     model, info = load_run(run_dir)
     check_out(args.out)

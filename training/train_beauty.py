@@ -318,13 +318,14 @@ def crop_squares(cfg: dict, train_set, val_set):
         return None, None, {"rule": "whole image resized"}
     from facepack.data.facecrops import face_squares
 
-    squares, report = face_squares([s.path for s in list(train_set) + list(val_set)])
+    squares, report = face_squares([s.path for s in list(train_set) + list(val_set)],
+                                   cache_file=cfg.get("faces_cache"))
     fallback = report["fallback_whole_image"]
     print(f"face crops: {report['detected']} detected, {len(fallback)} without a face (whole image used"
           f"{': ' + ', '.join(fallback[:5]) if fallback else ''}), {report['multiple_faces']} with several faces")
     info = {"rule": f"MTCNN box -> spec square, margin {spec.BEAUTY['crop_margin']} (the page's crop)",
             "detected": report["detected"], "no_face_whole_image": len(fallback),
-            "multiple_faces": report["multiple_faces"]}
+            "multiple_faces": report["multiple_faces"], "boxes": report["cache"]}
     return squares[: len(train_set)], squares[len(train_set):], info
 
 

@@ -49,10 +49,13 @@ def _entry_key(path: Path) -> str:
     return f"{path.name}|{st.st_size}|{int(st.st_mtime)}"
 
 
-def face_squares(paths, log=print) -> tuple[np.ndarray, dict]:
+def face_squares(paths, log=print, cache_file=None) -> tuple[np.ndarray, dict]:
     """Image paths -> ((N, 3) float64 squares (x0, y0, side) in image pixels, report).
 
     The square is what the page crops for the beauty model (pipeline.face_square(box, "beauty")).
+    cache_file: boxes cached by an earlier detector version (a ``faces_cache_file`` of then) to use
+    instead of this version's; its entries match by file name and byte size (a copy of the same
+    files has other mtimes); images missing from it are detected with this version and added.
     report: {"detected": n, "fallback_whole_image": [file names], "multiple_faces": n,
     "cache": path}. Raises ImageDecodeError naming a file that cannot be decoded.
     """
@@ -67,12 +70,18 @@ def face_squares(paths, log=print) -> tuple[np.ndarray, dict]:
     report = {"detected": 0, "fallback_whole_image": [], "multiple_faces": 0, "cache": []}
     detector = None
     for image_dir, idx in groups.items():
-        cache_file = faces_cache_file(image_dir)
-        report["cache"].append(str(cache_file))
-        cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+        dir_cache = Path(cache_file) if cache_file is not None else faces_cache_file(image_dir)
+        report["cache"].append(str(dir_cache))
+        cache = json.loads(dir_cache.read_text()) if dir_cache.is_file() else {}
+        if cache_file is not None:  # the same bytes copied elsewhere: match by name and size
+            by_size = {k.rsplit("|", 1)[0]: v for k, v in cache.items()}
+            for i in idx:
+                key = _entry_key(paths[i])
+                if key not in cache and key.rsplit("|", 1)[0] in by_size:
+                    cache[key] = by_size[key.rsplit("|", 1)[0]]
         missing = [i for i in idx if _entry_key(paths[i]) not in cache]
         if missing and log:
-            log(f"face crops: detecting faces in {len(missing)} images of {image_dir} (once; cached in {cache_file})")
+            log(f"face crops: detecting faces in {len(missing)} images of {image_dir} (once; cached in {dir_cache})")
         for n, i in enumerate(missing, start=1):
             if detector is None:
                 from facepack.detect.mtcnn_detector import build_detector
@@ -83,7 +92,7 @@ def face_squares(paths, log=print) -> tuple[np.ndarray, dict]:
             cache[_entry_key(paths[i])] = {"size": [int(rgb.shape[1]), int(rgb.shape[0])],
                                            "faces": [[*f["box"].values(), f["score"]] for f in faces]}
             if n % SAVE_EVERY == 0 or n == len(missing):
-                _write(cache_file, cache)
+                _write(dir_cache, cache)
         for i in idx:
             entry = cache[_entry_key(paths[i])]
             faces = entry["faces"]

@@ -30,6 +30,7 @@ assert sorted(BACKBONES) == sorted(spec.BEAUTY["backbones"])
 FEATURES_LAYER = "features"  # identity-named output of the backbone: the Grad-CAM target map
 POOL_LAYER = "pool"
 SCORES_LAYER = "scores"
+CALIBRATION_LAYER = "calibration"  # optional fixed bin remap after the softmax (add_calibration)
 BINS = spec.BEAUTY["bins"]
 
 
@@ -122,5 +123,63 @@ def split_for_gradcam(keras, model):
     if "head_dropout" in [layer.name for layer in model.layers]:
         y = model.get_layer("head_dropout")(y)
     y = model.get_layer(SCORES_LAYER)(y)
+    if CALIBRATION_LAYER in [layer.name for layer in model.layers]:
+        y = model.get_layer(CALIBRATION_LAYER)(y)
     head_model = keras.Model(fmap, y, name=model.name + "_head")
     return features_model, head_model
+
+
+def calibration_matrix(slope: float, offset: float, bins: int = BINS) -> np.ndarray:
+    """(bins, bins) float32 M moving the mass of bin i to the score slope * i + offset (bins).
+
+    Each row sends its mass to the two bins around the target (linear interpolation; targets
+    clipped to 0..bins-1), so p @ M is again a distribution and its expected score is exactly
+    slope * E[p] + offset wherever no target is clipped. slope 1, offset 0 is the identity.
+    Raises ValueError on a slope <= 0 (it would reverse the score order).
+    """
+    if not slope > 0:
+        raise ValueError(f"calibration slope must be > 0, got {slope!r}")
+    target = np.clip(slope * np.arange(bins, dtype=np.float64) + offset, 0, bins - 1)
+    lo = np.floor(target).astype(int)
+    hi = np.minimum(lo + 1, bins - 1)
+    frac = target - lo
+    m = np.zeros((bins, bins), dtype=np.float64)
+    rows = np.arange(bins)
+    m[rows, lo] += 1 - frac
+    m[rows, hi] += frac
+    return m.astype(np.float32)
+
+
+def add_calibration(keras, model, slope: float, offset: float):
+    """``model`` with a fixed linear map of its expected score folded in as the last layer.
+
+    The new output is softmax probs @ calibration_matrix(slope, offset) (layer ``calibration``,
+    a bias-free Dense with fixed weights): still 101 probabilities, so the exported head, the
+    page and Grad-CAM need no change. slope/offset are on the 0..100 score scale. A model that
+    has a calibration layer already gets the composed map. Returns a new model sharing layers.
+    """
+    names = [layer.name for layer in model.layers]
+    probs = model.get_layer(SCORES_LAYER).output
+    if CALIBRATION_LAYER in names:
+        raise ValueError(f"{model.name}: already has a {CALIBRATION_LAYER!r} layer; calibrate the uncalibrated model")
+    layer = keras.layers.Dense(BINS, use_bias=False, trainable=False, name=CALIBRATION_LAYER)
+    out = layer(probs)
+    layer.set_weights([calibration_matrix(slope, offset)])
+    return keras.Model(model.input, out, name=model.name)
+
+
+def top_part(keras, model, first_block: int):
+    """The sub-model of an EfficientNet-Lite beauty model from block ``first_block`` to the output.
+
+    Input: the (N, h, w, C) feature map entering ``block{first_block}`` (what the frozen lower
+    part computes); the layers are shared with ``model``, so training the part trains ``model``.
+    Raises ValueError naming --freeze-until when the model has no such block.
+    """
+    names = [layer.name for layer in model.layers]
+    first = f"block{first_block}_expand_conv"
+    if first not in names:
+        first = f"block{first_block}_dw_conv"
+    if first not in names or first_block < 1:
+        raise ValueError(f"--freeze-until {first_block}: {model.name} has no block {first_block} with an "
+                         "input from a previous block (EfficientNet-Lite: 1..last block)")
+    return keras.Model(model.get_layer(first).input, model.output, name=model.name + f"_top{first_block}")
