@@ -273,12 +273,12 @@ async function runPhoto(job) {
 }
 
 // --- The library's stages, for what analyze() does not do -----------------------------------------
-// Tracking camera frames, guided Grad-CAM on demand and face attributes use the library's stage
-// modules (imported through the same loader: the same module instances as the analyzer's) over
-// model copies of their own: createFaceAnalyzer() does not expose the models it loaded. Each copy
-// is loaded when first needed, from the HTTP cache.
+// Tracking camera frames and face attributes use the library's stage modules (imported through the
+// same loader: the same module instances as the analyzer's) over a model copy of their own:
+// createFaceAnalyzer() does not expose the models it loaded. The copy is loaded when first needed,
+// from the HTTP cache.
 const STAGE_MODULES = { pipeline: 'pipeline.js', mtcnn: 'mtcnn.js', boxes: 'ops/boxes.js', options: 'options.js',
-  input: 'input.js', crop: 'crop.js', io: 'io.js', attributes: 'attributes.js', guided: 'guided.js' };
+  input: 'input.js', crop: 'crop.js', io: 'io.js', attributes: 'attributes.js' };
 
 /** {lib: the stage modules by name (+ tf), sets(): Promise of the analyzer's model sets, warmed up}. */
 function stages() {
@@ -289,7 +289,7 @@ function stages() {
         try {
           lib[key] = await state.importModule(new URL(file, state.libraryUrl).href);
         } catch (err) {
-          if (!['attributes', 'guided'].includes(key)) throw err; // optional stages: their features say why they are off
+          if (key !== 'attributes') throw err; // optional: the attributes feature says why it is off
           lib[key] = null;
           lib[`${key}Error`] = err;
         }
@@ -399,51 +399,36 @@ function enqueue(job) {
 
 // --- Guided Grad-CAM, on demand --------------------------------------------------------------------
 /**
- * Guided Grad-CAM (guided.js: guidedMaps) of the last photo's faces, coloured like Grad-CAM, one
- * RGBA {width, height, data} per face over the same square as its Grad-CAM (heatmap.square).
+ * Guided Grad-CAM of the last photo's faces (the library's createGuidedExplainer: its own unfused
+ * copy of the beauty models, made on first use), coloured like Grad-CAM, one RGBA
+ * {width, height, data} per face over its beauty crop square (the square of its Grad-CAM).
  * Computed once per photo when the page first asks (the analysis is not re-run).
- * @throws {PhotoError} 'guided-unavailable' (a backbone with non-ReLU activations, the library's
+ * @throws {PhotoError} 'guided-unavailable' (a backbone with non-ReLU activations, in the library's
  *   words) | 'no-result'
  */
 async function guidedOverlays(id) {
   const last = state.last;
   if (!last || last.id !== id || !last.bitmap) throw new PhotoError('no-result', 'there is no photo result to explain');
   if (last.guided) return last.guided;
-  const { lib, sets } = await stages();
-  if (!lib.guided) throw new PhotoError('guided-unavailable', `the guided backpropagation module did not load: ${lib.guidedError.message}`);
-  const { spec } = state.analyzer.manifest;
-  const { beauty } = await sets();
-  if (!beauty) throw new PhotoError('guided-unavailable', 'guided Grad-CAM needs the beauty model, which is not loaded');
+  if (!state.library.createGuidedExplainer) {
+    throw new PhotoError('guided-unavailable', 'this facepack library has no guided Grad-CAM (createGuidedExplainer)');
+  }
+  state.explainer ??= state.library.createGuidedExplainer(state.modelUrl, { manifest: state.analyzer.manifest });
+  let explainer;
   try {
-    lib.guided.checkGuided(beauty.features);
+    explainer = await state.explainer;
   } catch (err) {
-    throw new PhotoError(err.code ?? 'guided-unavailable', err.message);
+    if (err.code !== 'guided-unavailable') state.explainer = null; // a passing failure (network): try again next time
+    throw new PhotoError(err.code ?? 'guided-failed', err.message);
   }
-  const faces = last.result.faces;
   const t0 = performance.now();
-  const image = await lib.input.toRgbTensor(last.bitmap, spec);
-  const owned = [image];
-  try {
-    const size = lib.pipeline.inputSize(beauty.features);
-    const rule = lib.crop.cropRules(spec).beauty;
-    const squares = faces.map((f) => (f.heatmap ? [f.heatmap.square.x, f.heatmap.square.y, f.heatmap.square.side]
-      : lib.crop.faceSquare(f.box, rule)));
-    const crops = await lib.crop.cropSquares(image, squares, size, spec, await image.data());
-    owned.push(crops);
-    const maps = lib.guided.guidedMaps(beauty, crops, spec.beauty.bins);
-    owned.push(maps.guided, maps.guidedGradcam, maps.gradcam);
-    const data = await maps.guidedGradcam.data();
-    const per = size * size;
-    last.guided = {
-      ms: performance.now() - t0,
-      squares: squares.map(([x, y, side]) => ({ x, y, side })),
-      overlays: faces.map((f, i) => ({ width: size, height: size,
-        data: heatmapRgba({ width: size, height: size, data: data.subarray(i * per, (i + 1) * per) }) })),
-    };
-    return last.guided;
-  } finally {
-    lib.tf.dispose(owned);
-  }
+  const maps = await explainer.explain(last.bitmap, last.result.faces);
+  last.guided = {
+    ms: performance.now() - t0,
+    squares: maps.map((m) => m.square),
+    overlays: maps.map((m) => ({ width: m.guidedGradcam.width, height: m.guidedGradcam.height, data: heatmapRgba(m.guidedGradcam) })),
+  };
+  return last.guided;
 }
 
 async function postGuided(msg) {
