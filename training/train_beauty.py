@@ -318,8 +318,9 @@ def crop_squares(cfg: dict, train_set, val_set):
         return None, None, {"rule": "whole image resized"}
     from facepack.data.facecrops import face_squares
 
+    boxes = cfg.get("faces_cache")  # an earlier detector's boxes (train_beauty_cached.py --faces-cache), where present
     squares, report = face_squares([s.path for s in list(train_set) + list(val_set)],
-                                   cache_file=cfg.get("faces_cache"))
+                                   cache_file=boxes if boxes and Path(boxes).is_file() else None)
     fallback = report["fallback_whole_image"]
     print(f"face crops: {report['detected']} detected, {len(fallback)} without a face (whole image used"
           f"{': ' + ', '.join(fallback[:5]) if fallback else ''}), {report['multiple_faces']} with several faces")

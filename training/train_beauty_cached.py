@@ -93,6 +93,8 @@ def parse_args(argv):
     p.add_argument("--freeze-until", type=int, metavar="BLOCK",
                    help="first trained block; the blocks before it stay frozen and their output is cached")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--stop-after", type=int, metavar="EPOCHS",
+                   help="stop after this many epochs, the learning-rate schedule still planned for --epochs")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=["adam", "sgd"])
     p.add_argument("--lr", type=float)
@@ -126,7 +128,7 @@ def resolve_config(args) -> dict:
         raise ValueError(f"--label-sigma must be >= 0 (bins), got {cfg['label_sigma']}")
     # what train_beauty.load_data / evaluate.py need to re-derive the same held-out part
     cfg.update({"data": args.data, "labels": args.labels, "split": "60-40", "cv_fold": args.cv_fold,
-                "val_fraction": 0.2, "max_train": args.max_train, "skip_bad": False, "crop": "face",
+                "val_fraction": 0.2, "max_train": args.max_train, "stop_after": args.stop_after, "skip_bad": False, "crop": "face",
                 "head_epochs": 0, "alpha": 1.0, "cv_all": bool(args.cv_all), "probe": bool(args.probe),
                 "trainer": "train_beauty_cached.py",
                 "faces_cache": str(Path(args.faces_cache).resolve()) if args.faces_cache else None})
@@ -345,7 +347,7 @@ def train_fold(keras, cfg: dict, fold: int, feats: dict, data, run_dir: Path) ->
     train_b = batches(maps[tr], labels_tr, cfg["batch_size"], cfg["seed"], True)
     val_b = batches(maps[va], labels_va, 128, cfg["seed"], False)
     history = training.History(run_dir / "history.csv")
-    state: dict = {}
+    state: dict = {"stop_after": cfg.get("stop_after")}
     t0 = time.perf_counter()
     top.fit(train_b, validation_data=val_b, epochs=cfg["epochs"],
             callbacks=training.make_callbacks(keras, run_dir, history, "top", state),
