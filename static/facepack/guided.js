@@ -6,7 +6,7 @@
  * 2. G = ds/dcrops with every ReLU / ReLU6 passing back dy * [0 < x < max] * [dy > 0]
  *    (Springenberg et al. 2015): the Relu and Relu6 kernel gradients are swapped for the guided
  *    rule for the duration of one synchronous tf.grad call and restored afterwards (withGuidedRelu).
- *    During that call the model's Conv2D layers run unfused (tf.conv2d + bias, withUnfusedConvs):
+ *    During that call the model's Conv2D and BatchNormalization layers run unfused (withUnfusedLayers):
  *    the fused op's gradient always computes the filter gradient too, which the CPU backend
  *    takes ~18 s for (64 px MobileNetV2) and the WASM backend has no kernel for; the unfused
  *    op's gradient computes only what the input needs. WASM also lacks the depthwise input
@@ -129,26 +129,52 @@ function unfusedConv2dCall(layer) {
   });
 }
 
-function conv2dLayers(layers, out = []) {
+function unfusedBatchNormCall(layer) {
+  // Inference batch norm on the last axis as tf ops: (x - mean) * gamma / sqrt(var + eps) + beta
+  // (tfjs-layers BatchNormalization.call, training false). Its gradient is dy * the per-channel factor;
+  // the fused kernel's gradient tiles every statistic to the input's shape (~1.7 s per 224 px face on wasm).
+  return (inputs) => tf.tidy(() => {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    let factor = tf.rsqrt(tf.add(layer.movingVariance.read(), layer.epsilon));
+    if (layer.gamma) factor = tf.mul(factor, layer.gamma.read());
+    const y = tf.mul(tf.sub(x, layer.movingMean.read()), factor);
+    return layer.beta ? tf.add(y, layer.beta.read()) : y;
+  });
+}
+
+function lastAxisNorm(layer) {
+  // Keras 2 writes the axis as a one-element list ([3]); tfjs-layers keeps it as given.
+  const axis = Array.isArray(layer.axis) && layer.axis.length === 1 ? layer.axis[0] : layer.axis;
+  return axis === -1 || axis === layer.inputSpec?.[0]?.ndim - 1;
+}
+
+// class name -> [applies to this layer?, replacement call]
+const UNFUSED = {
+  Conv2D: [(l) => l.dataFormat === 'channelsLast' && l.rank === 2, unfusedConv2dCall],
+  BatchNormalization: [lastAxisNorm, unfusedBatchNormCall],
+};
+
+function unfusableLayers(layers, out = []) {
   for (const layer of layers) {
-    if (Array.isArray(layer.layers) && layer.layers.length) conv2dLayers(layer.layers, out);
-    else if (layer.getClassName() === 'Conv2D' && layer.dataFormat === 'channelsLast' && layer.rank === 2) out.push(layer);
+    if (Array.isArray(layer.layers) && layer.layers.length) unfusableLayers(layer.layers, out);
+    else if (UNFUSED[layer.getClassName()]?.[0](layer)) out.push(layer);
   }
   return out;
 }
 
 /**
- * Run the synchronous `fn` with the layers model's Conv2D layers computing tf.conv2d + bias
- * instead of the fused op (same values; a gradient that skips the unused filter gradient).
+ * Run the synchronous `fn` with the layers model's Conv2D and (last-axis) BatchNormalization
+ * layers computing separate tf ops instead of the fused kernels (same values up to float
+ * rounding; gradients that skip the unused filter gradient and the statistics' tiling).
  * The layers are restored before returning. fn must not await.
  * @template T
  * @param {object} model a tf.LayersModel
  * @param {() => T} fn
  * @returns {T}
  */
-export function withUnfusedConvs(model, fn) {
-  const layers = conv2dLayers(model.layers);
-  layers.forEach((layer) => { layer.call = unfusedConv2dCall(layer); });
+export function withUnfusedLayers(model, fn) {
+  const layers = unfusableLayers(model.layers);
+  layers.forEach((layer) => { layer.call = UNFUSED[layer.getClassName()][1](layer); });
   try {
     return fn();
   } finally {
@@ -176,7 +202,7 @@ export function guidedGradients(models, crops, bins) {
     const values = tf.range(0, bins, 1, 'float32');
     // Each face's score depends on its own crop only, so the gradient of the sum is per face.
     const totalScore = (x) => tf.sum(tf.mul(runModel(models.head, runModel(models.features, x)[0])[0], values));
-    return withUnfusedConvs(models.features.model, () => withGuidedRelu(() => tf.grad(totalScore)(crops)));
+    return withUnfusedLayers(models.features.model, () => withGuidedRelu(() => tf.grad(totalScore)(crops)));
   });
 }
 
