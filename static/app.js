@@ -43,6 +43,10 @@ const VIEW_MAX_HEIGHT_VH = 0.75; // the view is at most this fraction of the win
 // 150-250 px). Full detections start the pyramid there; between them faces are tracked (camera-tracker.js).
 const CAMERA_MIN_FACE_PX = 80;
 const CAMERA_LOG_FRAMES = 600; // window.facepackCameraLog keeps the last this many frames
+// Camera frames sent to the worker and not answered yet: with 2 the worker has the next frame when it
+// finishes one (this thread's grab, messages and drawing overlap the analysis instead of adding to it).
+const CAMERA_IN_FLIGHT = 2;
+const CAMERA_PANEL_MS = 250; // the face list, timings and message follow the camera at most this often
 
 /** A failure the page explains to the user; `code` is stable (tests read #message[data-code]). */
 class PageError extends Error {
@@ -71,7 +75,7 @@ const page = {
   result: null, // {id, result, source} for page.photo (its Grad-CAM overlays are in the view worker)
   pending: new Map(), // id -> {kind: 'photo' | 'frame', label, limit} of requests not answered yet
   view: { zoom: 1, cx: 0, cy: 0, drag: null },
-  camera: { stream: null, running: false, frames: 0, fps: 0, lastTime: 0, inFlight: null, video: null, result: null },
+  camera: { stream: null, running: false, frames: 0, fps: 0, lastTime: 0, inFlight: new Map(), video: null, result: null },
 };
 
 // --- Start-up ---------------------------------------------------------------------------------
@@ -382,7 +386,10 @@ function onWorkerMessage(msg) {
     case 'decoded': return onDecoded(msg);
     case 'result': return onResult(msg);
     case 'failed': return onFailed(msg);
-    case 'skipped': return page.pending.delete(msg.id);
+    case 'skipped':
+      page.pending.delete(msg.id);
+      if (page.camera.inFlight.delete(msg.id)) page.camera.onAnswer?.();
+      return null;
     case 'png': return onPng(msg);
     case 'guided': return onGuided(msg);
     case 'guided-failed': return onGuidedFailed(msg);
@@ -403,7 +410,8 @@ function onResult(msg) {
   const req = page.pending.get(msg.id);
   page.pending.delete(msg.id);
   const forPhoto = req?.kind === 'photo' && page.photo?.id === msg.id;
-  const forFrame = req?.kind === 'frame' && page.camera.running && page.camera.inFlight?.id === msg.id;
+  const sentFrame = req?.kind === 'frame' && page.camera.running ? page.camera.inFlight.get(msg.id) : undefined;
+  const forFrame = sentFrame !== undefined;
   if (!forPhoto && !forFrame) { // superseded: never drawn
     msg.frame?.close();
     return;
@@ -421,7 +429,7 @@ function onResult(msg) {
   $('download-png').disabled = false;
   if (forFrame) {
     drawView();
-    page.camera.inFlight.resolve();
+    onFrameAnswered(msg.id, sentFrame);
     return;
   }
   $('guided-toggle').disabled = Boolean(page.guidedUnavailable) || !result.faces.some((f) => f.heatmap);
@@ -440,8 +448,7 @@ function onFailed(msg) {
   }
   const req = page.pending.get(msg.id);
   page.pending.delete(msg.id);
-  if (req?.kind === 'frame' && page.camera.inFlight?.id === msg.id) {
-    page.camera.inFlight.resolve();
+  if (req?.kind === 'frame' && page.camera.inFlight.has(msg.id)) {
     stopCamera();
     return showMessage('error', msg.code, `The camera frame could not be analysed: ${msg.message}.`);
   }
@@ -536,7 +543,7 @@ function sizeCanvas(canvas, imageWidth, imageHeight) {
   const dpr = window.devicePixelRatio || 1;
   const cssWidth = Math.max(1, canvas.parentElement.clientWidth);
   const cssHeight = Math.max(1, Math.min(cssWidth * (imageHeight / imageWidth), window.innerHeight * VIEW_MAX_HEIGHT_VH));
-  canvas.style.height = `${cssHeight}px`;
+  if (canvas.style.height !== `${cssHeight}px`) canvas.style.height = `${cssHeight}px`; // no layout per camera frame
   page.viewSize = { width: Math.round(cssWidth * dpr), height: Math.round(cssHeight * dpr), dpr };
   return page.viewSize;
 }
@@ -853,8 +860,8 @@ async function startCamera() {
   const video = $('camera');
   video.srcObject = stream;
   await video.play();
-  Object.assign(page.camera, { stream, running: true, frames: 0, fps: 0, lastTime: 0, inFlight: null, video, result: null,
-    videoSeq: 0, grabbedSeq: -1, onVideoFrame: null, interval: 0 });
+  Object.assign(page.camera, { stream, running: true, frames: 0, fps: 0, lastTime: 0, inFlight: new Map(), video, result: null,
+    videoSeq: 0, grabbedSeq: -1, onVideoFrame: null, interval: 0, sentFrames: 0, onAnswer: null, panelAt: 0, panelFaces: -1 });
   $('guided-toggle').disabled = true; // photos only: the camera's frames show Grad-CAM
   $('camera-button').textContent = 'Stop camera';
   $('camera-button').setAttribute('aria-pressed', 'true');
@@ -869,7 +876,8 @@ function stopCamera() {
   cam.running = false;
   cam.stream.getTracks().forEach((t) => t.stop());
   cam.stream = null;
-  cam.inFlight?.resolve();
+  cam.inFlight.clear();
+  cam.onAnswer?.();
   cam.onVideoFrame?.();
   $('camera').srcObject = null;
   $('guided-toggle').disabled = Boolean(page.guidedUnavailable) || !page.result?.result.faces.some((f) => f.heatmap);
@@ -912,9 +920,10 @@ function videoFrameAfter(cam, seq) {
 }
 
 /**
- * Send one frame at a time to the worker, each a new video frame (never the same frame twice): the
- * next is grabbed when the last result is in. Grad-CAM is always asked for (the worker computes it
- * only on the frames that score a face), so the toggle only redraws.
+ * Send the video's frames to the worker, each a new video frame (never the same frame twice), with
+ * up to CAMERA_IN_FLIGHT frames sent and not answered: the worker starts the next frame as soon as
+ * it has answered one, while this thread grabs, draws and lists. Grad-CAM is always asked for (the
+ * worker computes it only on the frames that score a face), so the toggle only redraws.
  */
 async function cameraAnalysisLoop() {
   const cam = page.camera;
@@ -922,6 +931,10 @@ async function cameraAnalysisLoop() {
   while (cam.running) {
     if (!page.analyzer || !cam.video.videoWidth) {
       await nextFrame();
+      continue;
+    }
+    if (cam.inFlight.size >= CAMERA_IN_FLIGHT) {
+      await new Promise((resolve) => { cam.onAnswer = () => { cam.onAnswer = null; resolve(); }; });
       continue;
     }
     let options;
@@ -932,30 +945,40 @@ async function cameraAnalysisLoop() {
       stopCamera();
       break;
     }
-    await videoFrameAfter(cam, cam.grabbedSeq); // never the frame just analysed again
+    await videoFrameAfter(cam, cam.grabbedSeq); // never the frame just sent again
     if (!cam.running) break;
     cam.grabbedSeq = cam.videoSeq;
     const sent = performance.now();
     const bitmap = await createImageBitmap(cam.video);
     if (!cam.running) { bitmap.close(); break; }
     const id = request('frame', 'camera frame', options.maxFaces - 1);
-    const done = new Promise((resolve) => { cam.inFlight = { id, resolve }; });
+    cam.inFlight.set(id, sent);
     page.worker.postMessage({ type: 'frame', id, bitmap, options: { ...options, minFaceSize: CAMERA_MIN_FACE_PX },
-      reset: cam.frames === 0 }, [bitmap]);
-    await done;
-    cam.inFlight = null;
-    if (!cam.running) break;
-    if (!cam.result || cam.result.id !== id) continue; // the frame failed (reported)
-    const { faces, tracking, timings } = cam.result.result;
-    window.facepackCameraLog.push({ kind: tracking, faces: faces.length, box: faces[0]?.box ?? null,
-      scoredFramesAgo: faces[0]?.scoredFramesAgo ?? null, timings, roundTrip: performance.now() - sent, at: sent });
-    if (window.facepackCameraLog.length > CAMERA_LOG_FRAMES) window.facepackCameraLog.shift();
-    updateFps(cam);
+      reset: cam.sentFrames === 0 }, [bitmap]);
+    cam.sentFrames += 1;
+  }
+}
+
+/** A camera frame's result is drawn (onResult): record it, count it, list its faces. */
+function onFrameAnswered(id, sent) {
+  const cam = page.camera;
+  cam.inFlight.delete(id);
+  const { faces, tracking, timings } = cam.result.result;
+  window.facepackCameraLog.push({ kind: tracking, faces: faces.length, box: faces[0]?.box ?? null,
+    scoredFramesAgo: faces[0]?.scoredFramesAgo ?? null, timings, roundTrip: performance.now() - sent, at: sent });
+  if (window.facepackCameraLog.length > CAMERA_LOG_FRAMES) window.facepackCameraLog.shift();
+  updateFps(cam);
+  // The panels at most every CAMERA_PANEL_MS (and when the number of faces changes): the page's own
+  // layout and paint would otherwise take CPU from the analysis at every frame.
+  const now = performance.now();
+  if (faces.length !== cam.panelFaces || !(now - cam.panelAt < CAMERA_PANEL_MS)) {
+    Object.assign(cam, { panelAt: now, panelFaces: faces.length });
     renderFaces(cam.result.result);
     renderTimings(timings);
     if (!faces.length) showMessage('info', 'camera-no-face', 'Camera on: no face in view.');
     else showMessage('ok', 'camera', `Camera on: ${faces.length} face${faces.length > 1 ? 's' : ''}.`);
   }
+  cam.onAnswer?.();
 }
 
 function updateFps(cam) {
