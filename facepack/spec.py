@@ -44,8 +44,15 @@ PNG_CHECKSUMS = "refuse"
 MTCNN = {
     # Where the pyramid starts: the smallest face searched for, in pixels of the DETECTION image
     # (the photo after detect_size; facepack/detect/mtcnn_detector.py and static/facepack/options.js
-    # take this number, per call too). MTCNN_PRESETS["fast"] starts at 40.
-    "min_face_size_px": 20,
+    # take this number, per call too). 30, not the package's 20 (MTCNN_PRESETS["packageCompatible"]):
+    # the pyramid's largest level, where P-Net costs most, goes; an analysis 0.6-0.8x the CPU time
+    # (issue 14, bench/README.md) and nothing measured is lost: 100.00 % of 1000 SCUT + 1000
+    # YouTube-Faces faces (20 px: 99.95 %), 99.80 % with FACE_FILTER (20 px: 99.75 %; bench/
+    # bench_detector_thresholds.py --faces 1000 --face-free 60 --min-face-size 30), all 120 faces of
+    # three 1280 x 720 collages of 20-46 px boxes (40 px: 111), the seated man of tests/fixtures/
+    # einstein.jpg (a 57-px box) at confidence 0.931 (20 px: 0.953; 24 px: 0.820, 40 px: 0.818 miss
+    # it). MTCNN_PRESETS["fast"] starts at 40.
+    "min_face_size_px": 30,
     "min_size_px": 12,  # P-Net's receptive field
     "scale_factor": 0.709,
     "threshold_pnet": 0.6,
@@ -96,8 +103,9 @@ LANDMARKS5 = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
 # 1000 YouTube-Faces faces the detector alone finds 99.95 %; min_confidence 0.9 keeps 99.75 %
 # (0.92: 99.50 %, 0.95: 98.25 %: recall must stay >= 99.5 %) and drops 1 of the 3 false faces it
 # makes on 390 generated face-free images (and a 0.873 hand tattoo, issue 12). The datasets'
-# smallest found faces are ~35 px, so they do not bound the size: 20 px is where the detector's
-# search starts (MTCNN["min_face_size_px"]), which keeps the small faces of group photos.
+# smallest found faces are ~35 px, so they do not bound the size: 20 px keeps every box the
+# detector returns (from MTCNN["min_face_size_px"] = 30 it still finds ~20-px boxes), so the small
+# faces of group photos stay.
 FACE_FILTER = {
     "min_confidence": 0.9,
     "min_box_size_px": 20,

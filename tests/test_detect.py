@@ -62,7 +62,7 @@ def ours(detector, photos):
 
 def test_default_options_are_the_spec_values():
     opts = md.resolve_options()
-    assert opts["min_face_size"] == spec.MTCNN["min_face_size_px"] == 20
+    assert opts["min_face_size"] == spec.MTCNN["min_face_size_px"] == 30  # the package: 20 (packageCompatible)
     assert opts["threshold_onet"] == spec.MTCNN["threshold_onet"]
     assert opts["scale_factor"] == spec.MTCNN["scale_factor"]
     assert set(opts) == set(md.OPTION_KEYS) | {md.PATCH_RESIZE_KEY}

@@ -29,8 +29,9 @@ export const ANALYZE_DEFAULTS = Object.freeze({
   minFaceSize: null,
   /**
    * Detector settings preset, a name of the manifest's spec.mtcnn_presets overlaid on spec.mtcnn:
-   * 'fast' starts the pyramid at 40 px (detection 0.4-0.6x the time; misses faces under ~40 px);
-   * 'packageCompatible' gives the `mtcnn` Python package's own defaults; null: spec.mtcnn
+   * 'fast' starts the pyramid at 40 px (faster still; misses faces under ~40 px);
+   * 'packageCompatible' gives the `mtcnn` Python package's own defaults (its pyramid from 20 px,
+   * slower than the default's); null: spec.mtcnn
    * (mirrors facepack/detect/mtcnn_detector.py:resolve_options).
    */
   detectorPreset: null,
