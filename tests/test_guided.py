@@ -173,6 +173,9 @@ def test_js_guided_rule_refusal_and_restore(js):
     assert c["relu_after"] == [0.0, -1.0, 1.0, 1.0] and c["relu6_after"] == [0.0, -1.0, 1.0, 0.0]
     assert c["swish"].startswith("guided-unavailable: ") and "layer 'stem_activation' uses activation 'swish'" in c["swish"]
     assert c["graph"].startswith("guided-unavailable: ") and "graph-model" in c["graph"]
+    # pipeline.js fuses its copy in place (conv + batch norm + ReLU6 as one op): refused, not silently unguided
+    assert c["unfused_during"] and c["own_call_restored"] and c["prototype_call_restored"]
+    assert c["fused_chains"] > 0 and c["fused"].startswith("guided-fused-model: ") and "createGuidedExplainer" in c["fused"]
 
 
 def test_explainers_agree_on_a_photo(js, explained):

@@ -69,14 +69,31 @@ function checkLayers(layers) {
 
 /**
  * Throw (err.code 'guided-unavailable', naming the layer) unless guided backprop is defined for
- * the loaded beauty_features model (mirrors facepack/guided.py:check_guided).
+ * the loaded beauty_features model (mirrors facepack/guided.py:check_guided); err.code
+ * 'guided-fused-model' for a model whose layers were fused in place (ops/fuse_layers.js).
  * @param {{model: object, format: string, entry: object}} features loaded beauty_features
  */
 export function checkGuided(features) {
   if (features.format !== 'layers-model') {
     throw unavailable(`model '${features.entry?.path}' is a ${features.format} (guided backprop reads the layers model's activations)`);
   }
+  const patched = patchedLayers(features.model.layers);
+  if (patched.length) {
+    const err = new Error(`model '${features.entry?.path}': ${patched.length} layers run replaced calls (e.g. '${patched[0].name}'; `
+      + 'pipeline.js:loadModelSets fuses conv, batch norm and ReLU6 into one op, ops/fuse_layers.js), so the ReLUs '
+      + 'cannot be guided; use createGuidedExplainer, or a copy loaded with io.js:loadModel');
+    err.code = 'guided-fused-model';
+    throw err;
+  }
   checkLayers(features.model.layers);
+}
+
+function patchedLayers(layers, out = []) {
+  for (const layer of layers) {
+    if (Array.isArray(layer.layers) && layer.layers.length) patchedLayers(layer.layers, out);
+    else if (Object.prototype.hasOwnProperty.call(layer, 'call')) out.push(layer);
+  }
+  return out;
 }
 
 function guidedReluGrad(kernelName, top) {
@@ -174,11 +191,15 @@ function unfusableLayers(layers, out = []) {
  */
 export function withUnfusedLayers(model, fn) {
   const layers = unfusableLayers(model.layers);
+  const own = layers.map((layer) => Object.getOwnPropertyDescriptor(layer, 'call')); // a patched call stays
   layers.forEach((layer) => { layer.call = UNFUSED[layer.getClassName()][1](layer); });
   try {
     return fn();
   } finally {
-    layers.forEach((layer) => { delete layer.call; });
+    layers.forEach((layer, i) => {
+      if (own[i]) Object.defineProperty(layer, 'call', own[i]);
+      else delete layer.call;
+    });
   }
 }
 

@@ -11,8 +11,9 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 
 import { useBackend } from '../../static/facepack/backend.js';
-import { checkGuided, createGuidedExplainer, guidedMaps, withGuidedRelu } from '../../static/facepack/guided.js';
+import { checkGuided, createGuidedExplainer, guidedMaps, withGuidedRelu, withUnfusedLayers } from '../../static/facepack/guided.js';
 import { loadManifest, loadModel, manifestEntry } from '../../static/facepack/io.js';
+import { fuseLayersModel } from '../../static/facepack/ops/fuse_layers.js';
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const manifest = await loadManifest(job.bundle);
@@ -69,6 +70,25 @@ for (const [name, loaded] of [['swish', { model: swish, format: 'layers-model', 
   }
 }
 swish.dispose();
+// A model fused in place (what pipeline.js:loadModelSets does) is refused.
+const fused = await loadModel(job.bundle, manifestEntry(manifest, 'beauty_features'));
+checks.fused_chains = fuseLayersModel(fused.model);
+try {
+  checkGuided(fused);
+  checks.fused = 'accepted';
+} catch (err) {
+  checks.fused = `${err.code}: ${err.message}`;
+}
+fused.model.dispose();
+// withUnfusedLayers puts back a call a layer already had as its own property (and removes its own).
+const plain = await loadModel(job.bundle, manifestEntry(manifest, 'beauty_features'));
+const [convA, convB] = plain.model.layers.filter((l) => l.getClassName() === 'Conv2D');
+const ownCall = (inputs) => Object.getPrototypeOf(convA).call.call(convA, inputs);
+convA.call = ownCall;
+withUnfusedLayers(plain.model, () => { checks.unfused_during = convB.call !== Object.getPrototypeOf(convB).call; });
+checks.own_call_restored = convA.call === ownCall;
+checks.prototype_call_restored = !Object.prototype.hasOwnProperty.call(convB, 'call');
+plain.model.dispose();
 const x = tf.tensor1d([-1, 2, 3, 7]);
 const dy = tf.tensor1d([1, -1, 1, 1]);
 const vjp = (f) => Array.from(tf.grad((v) => tf.sum(tf.mul(f(v), dy)))(x).dataSync());
