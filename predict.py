@@ -1,6 +1,9 @@
-"""Score every face in a batch of photos with the trained models.
+"""Score every face in a batch of photos (and videos, webcam frames) with the trained models.
 
-    python predict.py PHOTOS... --out DIR [--beauty RUN] [--keypoints RUN] [--heatmap] [--resume]
+    python predict.py PHOTOS... --out DIR [--beauty RUN] [--keypoints RUN] [--heatmap [guided]]
+                      [--overlay sunglasses] [--overlay hat] [--detector haar] [--resume]
+    python predict.py VIDEO --out DIR [--every N] [--max-frames N] [--video-out FILE.mp4]
+    python predict.py --webcam 0 --out DIR --max-frames 300 [--detector haar]
 
 PHOTOS are files or folders (searched recursively; every file is tried and decoded by its
 content, whatever its extension). DIR receives, as each photo finishes:
@@ -11,7 +14,9 @@ content, whatever its extension). DIR receives, as each photo finishes:
                         input file: {"file", "annotated", "faces", "timings_ms", "image"} (the
                         facepack/pipeline.py format; faces[0] is face 1) or {"file", "error"}
     annotated/*.jpg     each photo with boxes, landmarks, keypoints and scores (Grad-CAM with
-                        --heatmap), at most 4096 px on its longer side
+                        --heatmap, guided Grad-CAM with --heatmap guided, sunglasses / a hat with
+                        --overlay), at most 4096 px on its longer side
+    heatmaps/*.png      with --heatmap guided: each face's guided Grad-CAM over its beauty crop
     faces/*.jpg         each face as the beauty model frames it (160 px)
 
 and when the batch is complete:
@@ -24,6 +29,29 @@ out-of-memory kill) every finished photo's rows are in results.csv and results.j
 `--resume` with the same arguments skips them and finishes the batch (results.csv is rewritten
 from results.jsonl, which a partial last line cannot corrupt). Without --resume an --out
 folder that already holds results is refused.
+
+Videos (read by OpenCV, cv2.VideoCapture; files ending .mp4 .mov .avi .mkv .webm ... or any
+other file that is not an image but opens as a video) and --webcam INDEX: every N-th frame
+(--every, from frame 0) is analysed like a photo, at most --max-frames of them per video:
+
+    results.csv         one row per face per frame, with "frame" (0-based index in the video)
+                        and "time_ms" (its time from the start; a webcam: since its first frame)
+    results.jsonl       one line per analysed frame ({"file", "frame", "time_ms", ...}), then one
+                        {"file", "video": {frames, faces, fps, every, annotated, ...}} when the video ends
+    annotated/NAME.mp4  the analysed frames with boxes, landmarks, keypoints and scores, at the
+                        source's fps / N (so it lasts as long as the source); MPEG-4 Part 2
+                        ("mp4v", the encoder in the headless OpenCV wheel); --video-out FILE.mp4
+                        puts it elsewhere (one video or webcam only)
+
+Videos get no faces/ crops and are left out of the contact sheet; results.json lists each with
+its frame and face counts. --resume: a video whose closing line is in results.jsonl is skipped;
+one cut short (kill) is read again from its start: frames already in results.jsonl are drawn
+from their recorded faces (not analysed again) and the annotated video is written anew. A
+webcam cannot be resumed; Ctrl-C ends it cleanly (its video closed, the summary written).
+
+Detectors: --detector mtcnn (default) or haar (OpenCV's Haar cascade, haarcascade_frontalface_
+default from the opencv package: faster, fewer faces found, no landmarks; its "confidence" is
+1.0, see facepack/detect/haar.py).
 
 Large photos: JPEGs over 16 MP are read by region: only the detector's rows and each face's
 window are decoded, with the same numbers as a full decode (a 108 MP photo: 1.2 GB in all,
@@ -41,7 +69,7 @@ or model error (one line, before any model loads); unreadable files are listed a
 in results.json.
 
 (For developers: the work is done by facepack.pipeline.FacePipeline, facepack.bigphoto,
-facepack.plots_predict and facepack.kaggle; this file parses, walks the inputs and writes the outputs.)
+facepack.plots_predict, facepack.video, facepack.detect.haar and facepack.kaggle; this file parses, walks the inputs and writes the outputs.)
 """
 
 from __future__ import annotations
@@ -56,13 +84,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-CSV_COLUMNS = ["file", "face", "x", "y", "width", "height", "confidence", "beauty", "beauty_1to5",
+CSV_COLUMNS = ["file", "frame", "time_ms", "face", "x", "y", "width", "height", "confidence", "beauty", "beauty_1to5",
                "landmarks5", "keypoints", "annotated"]
 JSONL_FORMAT = 1  # "facepack_predict" in the first line of results.jsonl
 RESULT_FILES = ("results.csv", "results.jsonl")
-OPTION_KEYS = ("heatmap", "max_faces", "min_face_size", "min_confidence", "min_box_size", "max_pixels")
+HEATMAP_KINDS = ("gradcam", "guided")
+ACCESSORIES = ("sunglasses", "hat")  # = facepack.accessories.ACCESSORIES (checked in tests; no TF import for --help)
+OPTION_KEYS = ("heatmap", "overlay", "max_faces", "min_face_size", "min_confidence", "min_box_size", "max_pixels", "detector",
+               "every", "max_frames")
 
 
 class UsageError(ValueError):
@@ -86,8 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keypoint run: a folder, a run name, latest or shipped (default: the newest run under --runs trained on real data and not worse than the shipped model, else the shipped model)")
     parser.add_argument("--runs", metavar="DIR", default=None,
                         help="where to look for runs (default: runs/)")
-    parser.add_argument("--heatmap", action="store_true",
-                        help="compute Grad-CAM of the beauty score and overlay it on the annotated photos")
+    parser.add_argument("--heatmap", nargs="?", const="gradcam", choices=HEATMAP_KINDS, default=None,
+                        help="overlay a heatmap of the beauty score on the annotated photos and videos: gradcam "
+                             "(the default when the flag has no value: Grad-CAM, results.jsonl holds its grid) or "
+                             "guided (guided Grad-CAM, facepack/guided.py: Grad-CAM times guided backpropagation, "
+                             "fine-grained; ReLU backbones only; photos also get heatmaps/NAME_N.png, the map "
+                             "over the face's beauty crop, 0..255)")
+    parser.add_argument("--overlay", action="append", choices=ACCESSORIES, default=None, metavar="KIND",
+                        help="draw sunglasses or a hat (repeat the flag for both) on every face of the annotated "
+                             "photos and videos, placed from the keypoints (facepack/accessories.py)")
     parser.add_argument("--max-faces", type=int, default=None, metavar="N",
                         help="keep at most N faces per photo, most confident first (default: all)")
     parser.add_argument("--min-face-size", type=float, default=None, metavar="PX",
@@ -103,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pixels", type=int, default=bigphoto.MAX_PIXELS, metavar="N",
                         help="decode cap, width x height pixels: larger JPEGs are decoded at 1/2, 1/4 or 1/8, "
                              f"other larger files refused (default: {bigphoto.MAX_PIXELS})")
+    parser.add_argument("--detector", choices=("mtcnn", "haar"), default="mtcnn",
+                        help="face detector: mtcnn (default; 5 landmarks, confidence) or haar (OpenCV's Haar "
+                             "cascade from the opencv package: faster, finds fewer faces, no landmarks, confidence 1.0)")
+    parser.add_argument("--webcam", type=int, default=None, metavar="INDEX",
+                        help="analyse frames from webcam INDEX (0: the first camera) until --max-frames or Ctrl-C")
+    parser.add_argument("--every", type=int, default=1, metavar="N",
+                        help="videos and webcam: analyse frames 0, N, 2N, ... (default 1: every frame)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N",
+                        help="videos and webcam: analyse at most N frames of each (default: all)")
+    parser.add_argument("--video-out", metavar="FILE.mp4", default=None,
+                        help="the annotated video (mp4v) of the one video or webcam given "
+                             "(default: DIR/annotated/NAME.mp4)")
     parser.add_argument("--kaggle-test", metavar="CSV", default=None,
                         help="Kaggle Facial Keypoints Detection test.csv (ImageId, Image: 96 x 96 grey pixels); "
                              "with --kaggle-lookup writes DIR/submission.csv (RowId,Location)")
@@ -124,14 +176,32 @@ def check_args(args) -> None:
         raise UsageError(f"--min-box-size must be >= 0 pixels, got {args.min_box_size}")
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    if args.every < 1:
+        raise UsageError(f"--every must be >= 1 (analyse every N-th frame), got {args.every}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.webcam is not None and args.webcam < 0:
+        raise UsageError(f"--webcam must be a camera index >= 0, got {args.webcam}")
+    if args.webcam is not None and args.resume:
+        raise UsageError("--resume cannot continue a --webcam run (live frames); choose a new --out")
+    if args.video_out is not None:
+        if Path(args.video_out).suffix.lower() != ".mp4":
+            raise UsageError(f"--video-out {args.video_out}: name an .mp4 file (the video is MPEG-4, mp4v)")
+        sources = len(args.photos) + (args.webcam is not None)
+        if sources != 1 or (args.photos and not Path(args.photos[0]).is_file()):
+            raise UsageError("--video-out names the annotated video of ONE video file or --webcam; "
+                             "with several inputs leave it out (videos go to DIR/annotated/)")
+        if not Path(args.video_out).resolve().parent.is_dir():
+            raise UsageError(f"--video-out {args.video_out}: its folder does not exist")
     if (args.kaggle_test is None) != (args.kaggle_lookup is None):
         raise UsageError("--kaggle-test and --kaggle-lookup go together: pass both files of the competition")
     kaggle = args.kaggle_test is not None
     for flag, value in (("--kaggle-test", args.kaggle_test), ("--kaggle-lookup", args.kaggle_lookup)):
         if value is not None and not Path(value).is_file():
             raise UsageError(f"{flag}: no such file: {value}")
-    if not args.photos and not kaggle:
-        raise UsageError("no PHOTOS given: name image files or folders (or --kaggle-test/--kaggle-lookup)")
+    if not args.photos and not kaggle and args.webcam is None:
+        raise UsageError("no PHOTOS given: name image or video files or folders (or --webcam, "
+                         "or --kaggle-test/--kaggle-lookup)")
     if args.photos and not any(Path(p).exists() for p in args.photos):
         raise UsageError(f"no such file or folder: {', '.join(args.photos[:3])}{' ...' if len(args.photos) > 3 else ''}"
                          f" (PHOTOS are image files or folders of them)")
@@ -139,7 +209,7 @@ def check_args(args) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out}: is a file; name a folder (created if missing)")
     held = [name for name in RESULT_FILES if (out / name).exists()]
-    if args.photos and held and not args.resume:
+    if (args.photos or args.webcam is not None) and held and not args.resume:
         raise UsageError(f"--out {args.out}: already holds the results of a batch ({held[0]}); add --resume to "
                          "continue it, or choose another folder")
     if kaggle and (out / "submission.csv").exists():
@@ -189,14 +259,19 @@ def collect_inputs(paths: list[str], exclude: Path | None = None) -> tuple[list[
     return files, errors
 
 
-def annotated_name(display: str, used: set) -> str:
-    """A unique, flat file name for a photo's annotated copy."""
-    stem = str(Path(display).with_suffix("")).replace(os.sep, "__").replace("/", "__").lstrip(".")
-    name, k = f"{stem}.jpg", 2
+def annotated_name(display: str, used: set, ext: str = ".jpg") -> str:
+    """A unique, flat file name for a photo's annotated copy (a video's: ext ".mp4")."""
+    stem = str(Path(display).with_suffix("")).replace(os.sep, "__").replace("/", "__").replace(":", "").lstrip(".")
+    name, k = f"{stem}{ext}", 2
     while name in used:
-        name, k = f"{stem}-{k}.jpg", k + 1
+        name, k = f"{stem}-{k}{ext}", k + 1
     used.add(name)
     return name
+
+
+def guided_file(annotated: str, number: int) -> str:
+    """heatmaps/<annotated stem>_<number>.png: face ``number``'s guided Grad-CAM over its beauty crop."""
+    return f"heatmaps/{Path(annotated).stem}_{number}.png"
 
 
 def face_file(annotated: str, number: int) -> str:
@@ -205,12 +280,15 @@ def face_file(annotated: str, number: int) -> str:
 
 
 # --- Outputs --------------------------------------------------------------------------------
-def csv_rows(display: str, faces: list[dict], annotated: str) -> list[dict]:
-    """results.csv rows of one photo; ``face`` counts from 1 (as the annotated photos and the page)."""
+def csv_rows(display: str, faces: list[dict], annotated: str, frame: int | None = None,
+             time_ms: float | None = None) -> list[dict]:
+    """results.csv rows of one photo or video frame; ``face`` counts from 1 (as the annotated photos
+    and the page); ``frame`` and ``time_ms`` are empty for photos."""
     rows = []
     for i, face in enumerate(faces):
         b = face["box"]
-        rows.append({"file": display, "face": i + 1, "x": round(b["x"], 3), "y": round(b["y"], 3),
+        rows.append({"file": display, "frame": "" if frame is None else frame,
+                     "time_ms": "" if time_ms is None else round(time_ms, 3), "face": i + 1, "x": round(b["x"], 3), "y": round(b["y"], 3),
                      "width": round(b["width"], 3), "height": round(b["height"], 3),
                      "confidence": round(face["score"], 6),
                      "beauty": round(face["beauty"]["score"], 4) if "beauty" in face else "",
@@ -259,6 +337,11 @@ def read_jsonl(path: Path) -> tuple[dict | None, list[dict], int]:
     return lines[0], lines[1:], end
 
 
+def record_rows(record: dict) -> list[dict]:
+    """results.csv rows of one results.jsonl record (a photo or a video frame) that has faces."""
+    return csv_rows(record["file"], record["faces"], record["annotated"], record.get("frame"), record.get("time_ms"))
+
+
 class BatchWriter:
     """results.csv + results.jsonl, appended and fsynced photo by photo (see the module docstring).
 
@@ -279,8 +362,7 @@ class BatchWriter:
                 fh.truncate(end)
         else:
             _replace(self.jsonl_path, (json.dumps(header) + "\n").encode())
-        write_csv(self.csv_path, [row for rec in self.records if "faces" in rec
-                                  for row in csv_rows(rec["file"], rec["faces"], rec["annotated"])])
+        write_csv(self.csv_path, [row for rec in self.records if "faces" in rec for row in record_rows(rec)])
         self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
         self._csv = open(self.csv_path, "a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._csv, fieldnames=CSV_COLUMNS)
@@ -288,15 +370,23 @@ class BatchWriter:
     def add(self, record: dict) -> None:
         """Commit one input file's outcome: its CSV rows, then its JSON line (the commit point)."""
         if "faces" in record:
-            self._writer.writerows(csv_rows(record["file"], record["faces"], record["annotated"]))
+            self._writer.writerows(record_rows(record))
             _sync(self._csv)
         self._jsonl.write(json.dumps(record) + "\n")
         _sync(self._jsonl)
-        self.records.append(record)
+        # A video frame is kept in memory as a stub: a long video's faces stay on disk only
+        # (results.jsonl is the record; --resume reads them back from there).
+        self.records.append({"file": record["file"], "frame": record["frame"]} if "frame" in record else record)
 
     def close(self) -> None:
         self._jsonl.close()
         self._csv.close()
+
+
+def analyze_options(args) -> dict:
+    """FacePipeline.analyze keyword arguments from the command line (photos and video frames alike)."""
+    return {"heatmaps": args.heatmap is not None, "max_faces": args.max_faces, "min_face_size": args.min_face_size,
+            "min_confidence": args.min_confidence, "min_box_size": args.min_box_size}
 
 
 def analyse_photo(pipe, path: Path, display: str, args) -> dict:
@@ -306,16 +396,65 @@ def analyse_photo(pipe, path: Path, display: str, args) -> dict:
     t0 = time.perf_counter()
     photo = bigphoto.open_photo(path, name=display, max_pixels=args.max_pixels)
     decode_ms = (time.perf_counter() - t0) * 1000.0
-    result = pipe.analyze(photo, heatmaps=args.heatmap, max_faces=args.max_faces,
-                          min_face_size=args.min_face_size, min_confidence=args.min_confidence,
-                          min_box_size=args.min_box_size)
+    result = pipe.analyze(photo, **analyze_options(args))
     result["timings_ms"]["decode"] += decode_ms  # the file was decoded here, not in analyze
     result["timings_ms"]["total"] += decode_ms
     return result, photo
 
 
-def draw_photo(out: Path, photo, result: dict, annotated: str, heatmap: bool) -> None:
-    """annotated/<name> and faces/<name>_<n>.jpg of one analysed photo."""
+class Drawing:
+    """The annotated outputs: boxes, points and labels (facepack.plots_predict), the heatmap
+    (Grad-CAM or guided Grad-CAM) and the --overlay accessories.
+
+    Guided Grad-CAM (facepack.guided.guided_maps) is computed here, from the photo or frame and
+    its faces' beauty crops, with the Grad-CAM the pipeline already computed (face["heatmap"]);
+    its (S, S) map replaces the Grad-CAM grid in the drawing only (results.jsonl keeps Grad-CAM's
+    grid; photos get the guided map as heatmaps/NAME_N.png). Raises facepack.guided.GuidedUnavailable
+    (a ValueError naming the layer) when the beauty backbone is not ReLU-only.
+    """
+
+    def __init__(self, pipe, args):
+        self.pipe, self.heatmap, self.overlay = pipe, args.heatmap, list(args.overlay or [])
+        self.guided_features = None
+        if self.heatmap == "guided":
+            from facepack import guided
+
+            self.guided_features = guided.guided_features_model(pipe.gradcam_models()[0])
+
+    def guided_maps(self, photo, faces: list[dict]) -> list | None:
+        """Guided Grad-CAM (S, S) float32 per face (None without --heatmap guided); faces in photo's pixels."""
+        from facepack import gradcam, guided, pipeline
+
+        if self.guided_features is None:
+            return None
+        faces = [f for f in faces if "heatmap" in f]
+        if not faces:
+            return []
+        crops, _ = pipeline.crop(photo, faces, "beauty", self.pipe.beauty_size)
+        cams = gradcam.upsample(np.stack([np.asarray(f["heatmap"]["grid"], np.float32) for f in faces]),
+                                crops.shape[1])
+        features, head = self.pipe.gradcam_models()
+        return list(guided.guided_maps(features, head, crops, self.guided_features, cams)["guided_gradcam"])
+
+    def render(self, rgb: np.ndarray, faces: list[dict], maps: list | None):
+        """The annotated PIL image of an RGB photo or frame and its faces (in rgb's pixels)."""
+        from facepack import accessories, plots_predict
+
+        if maps is not None:  # guided: its map drawn where Grad-CAM's would be (same square, crop units)
+            maps = iter(maps)
+            faces = [{**f, "heatmap": {**f["heatmap"], "grid": next(maps), "crop_size": f["heatmap"]["crop_size"]}}
+                     if "heatmap" in f else f for f in faces]
+        if self.heatmap is not None:  # under the accessories, which are under the boxes, points and labels
+            rgb = plots_predict.heatmap_overlay(rgb, faces)
+        if self.overlay:
+            rgb = np.asarray(accessories.draw_accessories(rgb, [f for f in faces if f.get("keypoints")], self.overlay))
+        return plots_predict.annotate(rgb, faces, heatmaps=False)
+
+
+def draw_photo(out: Path, photo, result: dict, annotated: str, drawing: Drawing, maps: list | None) -> None:
+    """annotated/<name>, faces/<name>_<n>.jpg (and heatmaps/<name>_<n>.png with guided maps) of one photo."""
+    from PIL import Image
+
     from facepack import plots_predict
     from facepack.bigphoto import RegionPhoto
 
@@ -323,23 +462,32 @@ def draw_photo(out: Path, photo, result: dict, annotated: str, heatmap: bool) ->
     faces = plots_predict.scale_faces(result["faces"], 1.0 / factor) if factor != 1 else result["faces"]
     small, s = plots_predict.downscaled(photo)
     drawn = plots_predict.scale_faces(faces, s) if s != 1.0 else faces
-    plots_predict.annotate(small, drawn, heatmaps=heatmap).save(out / annotated, quality=92)
+    drawing.render(small, drawn, maps).save(out / annotated, quality=92)
+    for i, m in enumerate(maps or []):
+        Image.fromarray(np.clip(np.rint(np.asarray(m) * 255.0), 0, 255).astype(np.uint8)).save(
+            out / guided_file(annotated, i + 1))
     for i, face in enumerate(faces):
         plots_predict.face_thumbnail(photo, face).save(out / face_file(annotated, i + 1), quality=92)
 
 
 def write_summary(out: Path, pipe_runs: dict, options: dict, records: list[dict], missing: list[dict]) -> int:
-    """results.json and contact_sheet.png of the whole batch; returns the exit status."""
+    """results.json and contact_sheet.png of the whole batch; returns the exit status.
+
+    Photos are listed with their faces; videos by their closing records (frame and face counts:
+    the per-frame faces are in results.jsonl and results.csv)."""
     from PIL import Image
 
     from facepack import plots_predict
 
-    photos = [r for r in records if "faces" in r]
+    photos = [r for r in records if "faces" in r and "frame" not in r]
+    videos = [{"file": r["file"], **r["video"]} for r in records if "video" in r]
     errors = missing + [r for r in records if "error" in r]
     n_faces = sum(len(p["faces"]) for p in photos)
-    summary = {"photos": len(photos), "faces": n_faces, "unreadable": len(errors)}
+    summary = {"photos": len(photos), "faces": n_faces, "unreadable": len(errors), "videos": len(videos),
+               "frames": sum(v["frames"] for v in videos), "video_faces": sum(v["faces"] for v in videos)}
     _replace(out / "results.json", json.dumps({"models": pipe_runs, "options": options, "summary": summary,
-                                               "photos": photos, "errors": errors}, indent=1).encode())
+                                               "photos": photos, "videos": videos, "errors": errors},
+                                              indent=1).encode())
     thumbs = []
     for p in photos:
         for i, face in enumerate(p["faces"]):
@@ -350,15 +498,87 @@ def write_summary(out: Path, pipe_runs: dict, options: dict, records: list[dict]
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     _replace(out / "contact_sheet.png", buf.getvalue())
-    _print_summary(len(photos), n_faces, errors, out)
-    return 0 if photos else 1
+    _print_summary(len(photos), n_faces, errors, out, videos)
+    return 0 if photos or summary["frames"] else 1
+
+
+def timed_guided_maps(drawing: Drawing, photo, result: dict) -> list | None:
+    """drawing.guided_maps of an analysed photo or frame; its milliseconds go to timings_ms["guided"]."""
+    if drawing.guided_features is None:
+        return None
+    t0 = time.perf_counter()
+    maps = drawing.guided_maps(photo, result["faces"])
+    ms = (time.perf_counter() - t0) * 1000.0
+    result["timings_ms"]["guided"] = ms
+    result["timings_ms"]["total"] += ms
+    return maps
+
+
+def analyse_video(pipe, drawing: Drawing, out: Path, writer: "BatchWriter", source, display: str, args, used: set,
+                  prior: dict[int, dict]) -> None:
+    """Analyse a video file (Path) or webcam (int) frame by frame; commit each frame, then the video.
+
+    prior: results.jsonl records of this video's frames from an interrupted run ({frame: record}):
+    drawn again from their faces, not analysed. facepack.video.VideoError when it cannot be opened.
+    """
+    from tqdm import tqdm
+
+    from facepack import video
+
+    webcam = isinstance(source, int)
+    cap = video.open_capture(source)
+    info = video.capture_info(cap, webcam=webcam)
+    if args.video_out is not None:
+        target, name = Path(args.video_out), args.video_out
+    else:
+        name = next((rec["annotated"] for rec in prior.values()), None) or \
+            f"annotated/{annotated_name(display, used, '.mp4')}"
+        target = out / name
+    fps_out = info["fps"] / args.every if info["fps"] else video.WEBCAM_FPS
+    vout, n_frames, n_faces, analysed = None, 0, 0, 0
+    bar = tqdm(total=video.frames_to_analyse(info, args.every, args.max_frames), unit="frame", leave=False,
+               desc=Path(display).name[-24:], file=sys.stderr, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        for index, time_ms, rgb in video.read_frames(cap, args.every, args.max_frames, webcam=webcam):
+            record = prior.get(index)
+            if record is None:
+                result = pipe.analyze(rgb, **analyze_options(args))
+                maps = timed_guided_maps(drawing, rgb, result)
+                record = {"file": display, "frame": index, "time_ms": round(time_ms, 3), "annotated": name, **result}
+                writer.add(record)
+                analysed += 1
+            else:  # drawn again from results.jsonl (an interrupted run)
+                maps = drawing.guided_maps(rgb, record["faces"])
+            if vout is None:
+                vout = video.VideoOut(target, fps_out, (rgb.shape[1], rgb.shape[0]))
+            vout.write(np.asarray(drawing.render(rgb, record["faces"], maps)))
+            n_frames += 1
+            n_faces += len(record["faces"])
+            bar.update(1)
+    except KeyboardInterrupt:  # Ctrl-C ends a webcam run; in a file it stops the batch (--resume continues it)
+        if not webcam:
+            raise
+        print(f"\n{display}: stopped after {n_frames} frame(s)", file=sys.stderr)
+    finally:
+        bar.close()
+        cap.release()
+        if vout is not None:
+            vout.close()
+    seconds = time.perf_counter() - t0
+    writer.add({"file": display, "video": {
+        "frames": n_frames, "faces": n_faces, "fps": info["fps"], "every": args.every,
+        "width": info["width"], "height": info["height"], "annotated": name if vout is not None else None,
+        "annotated_fps": fps_out, "analysed": analysed, "seconds": round(seconds, 3)}})
+    print(f"{display}: {n_frames} frame(s), {n_faces} face(s) in {seconds:.1f} s "
+          f"({n_frames / seconds if seconds > 0 else 0:.2f} frames/s) -> {target}", file=sys.stderr)
 
 
 def run(args) -> int:
-    """Analyse every input photo and write the outputs; returns the exit status."""
+    """Analyse every input photo and video (and the webcam) and write the outputs; returns the exit status."""
     from tqdm import tqdm
 
-    from facepack import bigphoto
+    from facepack import bigphoto, video
     from facepack.data.images import ImageDecodeError
     from facepack.pipeline import FacePipeline
     from facepack.runs import resolve_run
@@ -368,12 +588,16 @@ def run(args) -> int:
     out = make_out(args)
     header = {"facepack_predict": JSONL_FORMAT, "models": models, "options": run_options(args)}
     files, missing = collect_inputs(args.photos, exclude=out)
+    if args.webcam is not None:
+        files.append((args.webcam, f"webcam:{args.webcam}"))
     if not files:
         print(f"predict.py: no files found in {args.photos}", file=sys.stderr)
         _print_summary(0, 0, missing)
         return 1
     writer = BatchWriter(out, header, resume=args.resume)  # UsageError on a mismatched --resume
-    done = collections.Counter(rec["file"] for rec in writer.records)
+    # A photo is done once its line is in results.jsonl; a video once its closing {"video"} line is
+    # (its frame lines carry "frame"; those of an unfinished video are reused, not recomputed).
+    done = collections.Counter(rec["file"] for rec in writer.records if "frame" not in rec)
     used = {Path(rec["annotated"]).name for rec in writer.records if "annotated" in rec}
     todo = []
     for path, display in files:
@@ -381,24 +605,48 @@ def run(args) -> int:
             done[display] -= 1
         else:
             todo.append((path, display))
-    pipe = FacePipeline.from_runs(models["beauty"], models["keypoints"], runs_root=args.runs)
+    pipe = FacePipeline.from_runs(models["beauty"], models["keypoints"], runs_root=args.runs, detector=args.detector)
+    drawing = Drawing(pipe, args)  # GuidedUnavailable (a ValueError: one line, exit 2) for a non-ReLU backbone
     (out / "annotated").mkdir(exist_ok=True)
     (out / "faces").mkdir(exist_ok=True)
+    if args.heatmap == "guided":
+        (out / "heatmaps").mkdir(exist_ok=True)
+
+    def run_video(source, display):
+        prior = {rec["frame"]: rec for rec in writer.records if rec.get("file") == display and "frame" in rec
+                 and "faces" in rec}
+        try:
+            analyse_video(pipe, drawing, out, writer, source, display, args, used, prior)
+        except video.VideoError as exc:
+            writer.add({"file": display, "error": str(exc)})
+        except Exception as exc:  # one bad video must not stop a batch; reported below
+            writer.add({"file": display, "error": f"{display}: {exc.__class__.__name__}: {exc}"})
+
     try:
-        for path, display in tqdm(todo, total=len(files), initial=len(files) - len(todo), unit="photo",
+        for path, display in tqdm(todo, total=len(files), initial=len(files) - len(todo), unit="file",
                                   desc="predict", file=sys.stderr, dynamic_ncols=True):
+            if isinstance(path, int) or video.is_video_name(path):
+                run_video(path, display)
+                continue
             try:
                 result, photo = analyse_photo(pipe, path, display, args)
             except ImageDecodeError as exc:
-                writer.add({"file": display, "error": str(exc)})
+                if video.probe(path):  # not an image, but a video (an unknown extension)
+                    run_video(path, display)
+                else:
+                    writer.add({"file": display, "error": str(exc)})
                 continue
             except Exception as exc:  # one bad photo must not stop a batch; reported below
                 writer.add({"file": display, "error": f"{display}: {exc.__class__.__name__}: {exc}"})
                 continue
+            maps = timed_guided_maps(drawing, photo, result)  # in the decoded photo's pixels, like analyze
             if isinstance(photo, bigphoto.RegionPhoto) and photo.factor != 1:
                 bigphoto.scale_result(result, photo.factor, photo.original_hw)
             name = f"annotated/{annotated_name(display, used)}"
-            draw_photo(out, photo, result, name, args.heatmap)
+            draw_photo(out, photo, result, name, drawing, maps)
+            if maps is not None:
+                for i, face in enumerate(f for f in result["faces"] if "heatmap" in f):
+                    face["guided"] = {"file": guided_file(name, i + 1)}
             if isinstance(photo, bigphoto.RegionPhoto):
                 photo.close()
             writer.add({"file": display, "annotated": name, **result})
@@ -407,17 +655,29 @@ def run(args) -> int:
     return write_summary(out, pipe.runs, header["options"], writer.records, missing)
 
 
-def _print_summary(n_photos: int, n_faces: int, errors: list[dict], out: Path | None = None) -> None:
+def _print_summary(n_photos: int, n_faces: int, errors: list[dict], out: Path | None = None,
+                   videos: list[dict] = ()) -> None:
     where = f" -> {out}" if out is not None else ""
-    print(f"processed {n_photos} photo(s), {n_faces} face(s){where}", file=sys.stderr)
+    video_part = ""
+    if videos:
+        video_part = (f", {len(videos)} video(s): {sum(v['frames'] for v in videos)} frame(s), "
+                      f"{sum(v['faces'] for v in videos)} face(s)")
+    print(f"processed {n_photos} photo(s), {n_faces} face(s){video_part}{where}", file=sys.stderr)
     if errors:
         print(f"{len(errors)} file(s) could not be read:", file=sys.stderr)
         for err in errors:
             print(f"  {err['error']}", file=sys.stderr)
 
 
+def heatmap_argv(argv: list[str]) -> list[str]:
+    """``--heatmap`` without a kind after it -> ``--heatmap=gradcam``, so ``--heatmap photos/`` keeps
+    meaning Grad-CAM on photos/ (argparse would read photos/ as the flag's value)."""
+    return [f"--heatmap={HEATMAP_KINDS[0]}" if a == "--heatmap" and (i + 1 == len(argv) or argv[i + 1] not in HEATMAP_KINDS)
+            else a for i, a in enumerate(argv)]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(heatmap_argv(list(sys.argv[1:] if argv is None else argv)))
     try:
         check_args(args)
         status = 0
@@ -425,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
             from facepack import kaggle
 
             status = kaggle.main_from_args(args)
-        if args.photos:
+        if args.photos or args.webcam is not None:
             status = max(status, run(args))
         return status
     except UsageError as exc:

@@ -69,7 +69,7 @@ def test_csv_has_one_row_per_face(batch):
 def test_jsonl_holds_one_line_per_input_file_after_a_header(batch):
     _, out = batch
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert lines[0]["facepack_predict"] == 1 and lines[0]["options"]["heatmap"] is True
+    assert lines[0]["facepack_predict"] == 1 and lines[0]["options"]["heatmap"] == "gradcam"
     assert [r["file"] for r in lines[1:]] == ["album/astronaut.png", "album/corrupt.jpg", "album/notes.txt",
                                               "album/sub/einstein.jpg"]
     assert ["faces" in r for r in lines[1:]] == [True, False, False, True]
@@ -78,7 +78,8 @@ def test_jsonl_holds_one_line_per_input_file_after_a_header(batch):
 def test_json_lists_photos_and_unreadable_files(batch):
     _, out = batch
     data = json.loads((out / "results.json").read_text())
-    assert data["summary"] == {"photos": 2, "faces": 2, "unreadable": 2}
+    assert data["summary"] == {"photos": 2, "faces": 2, "unreadable": 2, "videos": 0, "frames": 0, "video_faces": 0}
+    assert data["videos"] == []
     assert sorted(e["file"] for e in data["errors"]) == ["album/corrupt.jpg", "album/notes.txt"]
     assert all(e["file"] in e["error"] for e in data["errors"])
     face = data["photos"][0]["faces"][0]
@@ -157,7 +158,8 @@ def test_help_explains(predict, capsys):
         predict.main(["--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--out", "--beauty", "--keypoints", "--heatmap", "results.csv", "contact_sheet.png"):
+    for flag in ("--out", "--beauty", "--keypoints", "--heatmap", "results.csv", "contact_sheet.png", "--webcam",
+                 "--every", "--max-frames", "--video-out", "--detector", "mp4v"):
         assert flag in text
 
 

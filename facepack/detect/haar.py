@@ -2,7 +2,7 @@
 
 The cascade is the one the opencv package ships (``cv2.data.haarcascades`` +
 ``haarcascade_frontalface_default.xml``, Viola-Jones, 24 x 24 px window), run by
-``cv2.CascadeClassifier.detectMultiScale2`` on the grey, histogram-equalised detection image
+``cv2.CascadeClassifier.detectMultiScale2`` on the grey detection image
 (the photo after spec.detect_size, as MTCNN sees it: ``mtcnn_detector.resize_for_detection`` or a
 RegionPhoto's ``detection_image``), then mapped back to photo pixels.
 
@@ -17,11 +17,17 @@ Faces come out in the pipeline's format (DESIGN.md contract 4), with two differe
   made from the box alone (facepack/pipeline.py:face_square), as they are for MTCNN faces; the
   annotated photos draw no landmark circles.
 
-Boxes: the cascade's square box is larger than MTCNN's and sits higher (it includes the
-forehead). Since the crop rules (spec.BEAUTY crop_margin, spec.KEYPOINTS detector_to_points_box)
-were fitted to MTCNN boxes, each Haar box is mapped to the MTCNN box of the same face by
-HAAR_TO_MTCNN_BOX (measured by bench/bench_haar.py on matched faces of the shared datasets:
-median ratios, see there) before it is returned; ``raw_box`` keeps the cascade's own box.
+Boxes: the cascade's box is a square; MTCNN's box of the same face is narrower (0.80 of the
+side), taller (1.08) and starts a little higher. Since the crop rules (spec.BEAUTY crop_margin,
+spec.KEYPOINTS detector_to_points_box) were fitted to MTCNN boxes, each Haar box is mapped to the
+MTCNN box of the same face by HAAR_TO_MTCNN_BOX (bench/bench_haar.py: medians over 590 faces of
+the shared datasets both detectors found) before it is returned; ``raw_box`` keeps the cascade's
+own box.
+
+Settings (HAAR) picked by bench/bench_haar.py (300 SCUT + 300 YouTube-Faces faces, 52 face-free
+images): without histogram equalisation the cascade found more faces (99.3 % vs 98.5 %), made
+fewer false detections (6 vs 9) and ran faster; min_neighbors 3 instead of 5 found 99.7 % with 10
+false detections. MTCNN (with spec.FACE_FILTER): 99.7 %, 0 false.
 """
 
 from __future__ import annotations
@@ -37,11 +43,11 @@ HAAR = {
     "scale_factor": 1.1,  # pyramid step between window sizes (OpenCV's default)
     "min_neighbors": 5,  # raw windows needed to keep a box (OpenCV's tutorials; default 3 finds more false faces)
     "window_px": 24,  # the cascade's training window: no smaller face is found
-    "equalize": True,  # cv2.equalizeHist on the grey image first (OpenCV's face-detection tutorial)
+    "equalize": False,  # cv2.equalizeHist first (OpenCV's tutorial): fewer faces, more false ones here (bench)
 }
 # Haar box -> MTCNN box of the same face, as fractions of the Haar box side s:
 # x' = x + dx * s, y' = y + dy * s, w' = sw * s, h' = sh * s (bench/bench_haar.py, "box map").
-HAAR_TO_MTCNN_BOX = {"dx": 0.0, "dy": 0.0, "sw": 1.0, "sh": 1.0}
+HAAR_TO_MTCNN_BOX = {"dx": 0.089, "dy": -0.041, "sw": 0.802, "sh": 1.083}
 
 _LOCK = threading.Lock()  # one CascadeClassifier is not documented as thread-safe
 
@@ -57,14 +63,19 @@ class HaarDetector:
     """A loaded cascade; ``detect(photo, options)`` gives faces in photo pixels.
 
     ``min_face_size`` (options key, pixels of the detection image, as for MTCNN) sets the
-    cascade's minSize (never under its 24 px window).
+    cascade's minSize (never under its 24 px window). ``settings``: keys of HAAR to override
+    (bench/bench_haar.py compares them).
     """
 
     kind = "haar"
 
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, settings: dict | None = None):
         import cv2
 
+        unknown = set(settings or {}) - set(HAAR)
+        if unknown:
+            raise ValueError(f"HaarDetector settings: unknown {sorted(unknown)}; known: {sorted(HAAR)}")
+        self.settings = {**HAAR, **(settings or {})}
         self.path = path or cascade_path()
         self.cascade = cv2.CascadeClassifier(self.path)
         if self.cascade.empty():
@@ -86,16 +97,17 @@ class HaarDetector:
         import cv2
 
         min_face = (options or {}).get("min_face_size") or spec.MTCNN["min_face_size_px"]
-        side = max(HAAR["window_px"], int(round(min_face)))
+        cfg = self.settings
+        side = max(cfg["window_px"], int(round(min_face)))
         rgb = np.asarray(image)
         if rgb.dtype != np.uint8:
             rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
         grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-        if HAAR["equalize"]:
+        if cfg["equalize"]:
             grey = cv2.equalizeHist(grey)
         with _LOCK:
             rects, neighbors = self.cascade.detectMultiScale2(
-                grey, scaleFactor=HAAR["scale_factor"], minNeighbors=HAAR["min_neighbors"], minSize=(side, side))
+                grey, scaleFactor=cfg["scale_factor"], minNeighbors=cfg["min_neighbors"], minSize=(side, side))
         sy, sx = scale_yx
         faces = []
         for (x, y, w, h), n in zip(np.asarray(rects).reshape(-1, 4), np.asarray(neighbors).reshape(-1)):
