@@ -29,7 +29,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disa
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
-def serve(models: Path, vendor: Path):
+def serve(models: Path, vendor: Path, static: Path | None = None):
     import server
     from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -37,8 +37,10 @@ def serve(models: Path, vendor: Path):
         def log_request(self, *a, **k):
             pass
 
-    app = server.create_app(server.config_from_args(server.parse_args(
-        ["--port", "0", "--models", str(models), "--vendor", str(vendor)])))
+    config = server.config_from_args(server.parse_args(["--port", "0", "--models", str(models), "--vendor", str(vendor)]))
+    if static is not None:  # the page of another commit: git archive REV static | tar -x -C DIR
+        config["STATIC_DIR"] = static
+    app = server.create_app(config)
     httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
@@ -51,6 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="measured time after the warm-up")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of camera before counting")
     ap.add_argument("--label", default="now")
+    ap.add_argument("--static", type=Path, default=None,
+                    help="serve the page from this folder (e.g. an older commit's static/, unpacked with git archive)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -59,7 +63,7 @@ def main(argv=None) -> int:
     info = machine_info(chromium=True)
     with tempfile.TemporaryDirectory() as tmp:
         video = face_stream(FIXTURES / "astronaut.png", Path(tmp) / "face.y4m")
-        httpd = serve(args.models, args.vendor)
+        httpd = serve(args.models, args.vendor, args.static)
         url = f"http://127.0.0.1:{httpd.server_port}/?backend=wasm"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + [f"--use-file-for-fake-video-capture={video}"])

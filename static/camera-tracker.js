@@ -4,7 +4,7 @@
  * DOM, and no imports: the facepack library's modules are passed in (the worker imports them
  * through its import-map loader, so they are the same module instances the analyzer uses).
  *
- * Per frame (times: shipped models, 2-core box, WASM, see /work/notes/readme-h6.md):
+ * Per frame (bench/bench_camera.py measures each stage; README "The page" has the numbers):
  *   - full detection (the whole MTCNN cascade, pipeline.js:detectStage) on the first frame, every
  *     FULL_EVERY frames, and whenever a tracked face is lost;
  *   - otherwise each tracked face is re-found by O-Net alone (mtcnn.js:outputBoxes) on the square

@@ -790,7 +790,8 @@ def face_stream(photo: Path, out: Path, frames: int = 30, step_px: int = 3, blan
 CAMERA_MIN_FPS = 15
 CAMERA_FRAMES = 90  # analysed frames measured: 3-6 s, more than one loop of the video (60 face + 15 blank frames at 30 fps)
 TRACK_IOU_MIN = 0.7  # a tracked face's box against the next full detection's (the face moves ~3-9 px a frame)
-SCORE_EVERY = 10  # static/camera-tracker.js: frames a face keeps its beauty score
+# Frames a face keeps its beauty score (read from static/camera-tracker.js, not repeated here).
+SCORE_EVERY = int(re.search(r"export const SCORE_EVERY = (\d+);", (ROOT / "static" / "camera-tracker.js").read_text())[1])
 
 
 def camera_log(pg, frames: int) -> list[dict]:
