@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="measured time after the warm-up")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of camera before counting")
     ap.add_argument("--label", default="now")
+    ap.add_argument("--screenshot", type=Path, default=None,
+                    help="save a screenshot of the page at the end (with --accessories: sunglasses and hat on)")
+    ap.add_argument("--accessories", action="store_true", help="turn on the sunglasses and hat toggles while measuring")
     ap.add_argument("--static", type=Path, default=None,
                     help="serve the page from this folder (e.g. an older commit's static/, unpacked with git archive)")
     args = ap.parse_args(argv)
@@ -74,6 +77,9 @@ def main(argv=None) -> int:
                 if time.monotonic() > deadline:
                     raise SystemExit(f"page not ready: {pg.inner_text('#message')}")
                 time.sleep(0.2)
+            if args.accessories:
+                pg.check("#sunglasses-toggle")
+                pg.check("#hat-toggle")
             pg.click("#camera-button")
             frames = lambda: int(pg.evaluate("Number(document.getElementById('fps').dataset.frames || 0)"))  # noqa: E731
             while frames() < 2:
@@ -89,6 +95,8 @@ def main(argv=None) -> int:
             f1, t1 = frames(), time.monotonic()
             log = pg.evaluate(f"(window.facepackCameraLog || []).slice({log0})")
             shown = pg.inner_text("#fps")
+            if args.screenshot:
+                pg.screenshot(path=str(args.screenshot))
             browser.close()
         httpd.shutdown()
     fps = (f1 - f0) / (t1 - t0)
