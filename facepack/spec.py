@@ -111,6 +111,37 @@ FACE_FILTER = {
     "min_box_size_px": 20,
 }
 
+# --- Pixel coordinates (one convention for every point and box) ----------------------------
+# Continuous image coordinates: the image spans [0, W] x [0, H]; pixel (column i, row j), 0-based,
+# covers [i, i + 1) x [j, j + 1) and its centre is (i + 0.5, j + 0.5). Every point and box facepack
+# computes, stores or returns uses it: the crop rule (crop_box_to_tf samples crop pixel i at its
+# centre), the keypoint model's targets and outputs (crop units u = (x - x0) / side), predict.py's
+# CSV/JSON, the JS results (static/facepack/keypoints.js via crop.js) and the page's overlay.
+# Annotation files use other conventions; ANNOTATION_FORMATS says which one each format uses, and
+# facepack/data/annotations.py converts on reading (continuous = stored + offset) and writing
+# (stored = continuous - offset), in every loader (facepack/data/keypoints.py).
+PIXEL_CONVENTION = {"origin": "top-left corner of the top-left pixel", "pixel_centre": 0.5}
+ANNOTATION_FORMATS = {
+    # iBUG / 300-W / menpo .pts: 1-based pixel indices (a point on the centre of 0-based pixel i is
+    # stored as i + 1; menpo subtracts 1 on import), so continuous = stored - 1 + 0.5.
+    "pts": {"offset": -0.5, "stores": "1-based pixel indices"},
+    # dlib imglab XML: <part x y> are 0-based pixel indices (dlib puts pixel centres at integers);
+    # <box left top width height> spans pixels left .. left + width - 1, i.e. [left, left + width).
+    "dlib_xml": {"offset": 0.5, "stores": "0-based pixel indices (points); pixel edges (boxes)"},
+    # The YouTube-Faces 68-point CSV (training_frames_keypoints.csv): integers, convention not
+    # documented; read as stored (offset 0). Measured (issue 19; person split, 35 epochs, seed 0):
+    # the same training with the 0-based-index reading (+0.5) scores held-out NME 0.0669 against its
+    # own labels vs 0.0612 as stored, and its points move (+0.23, +0.64) px. Mirroring gives a check
+    # in x: a model trained with mirroring cannot learn a constant x offset of the labels, so its x
+    # residual (prediction - label) shows it: -0.33 px (shipped model, person split) .. -0.92 px
+    # (35-epoch run), where 0-based indices would give +0.5. So the labels are not 0-based indices.
+    "youtube_faces_csv": {"offset": 0.0, "stores": "continuous coordinates (measured; undocumented)"},
+    # Kaggle facial-keypoints training.csv (15 points on 96 x 96 images): sub-pixel floats, convention
+    # not documented (and no Kaggle data here to measure it); read as stored (offset 0), so that the
+    # submissions facepack/kaggle.py writes (predicted points as they are) use the same numbers.
+    "kaggle15": {"offset": 0.0, "stores": "undocumented; read as stored"},
+}
+
 # --- Crop rule (shared by training and inference) -----------------------------------------
 # A face box (x, y, w, h) becomes a square of side max(w, h) * (1 + 2 * margin), centred on
 # the box centre. Outside the image the crop is padded with CROP_PAD_VALUE. It is sampled with

@@ -255,3 +255,50 @@ def test_test_split_csv_reads_images_from_test_folder(tmp_path, kp68):
     (root / "training_frames_keypoints.csv").rename(root / "test_frames_keypoints.csv")
     d = load_keypoints68(root / "test_frames_keypoints.csv")
     assert len(d.images) == N68 and all(p.parent.name == "test" for p in d.images)
+
+
+# --- Validation splits (issue 19: people the model never saw) --------------------------------------
+def _named(counts):
+    """KeypointData with ``counts[k]`` frames of person k (file names only; no images needed)."""
+    from pathlib import Path
+
+    from facepack.data.keypoints import KeypointData
+
+    names = [Path(f"Person_{chr(65 + k)}_{f:02d}.jpg") for k, c in enumerate(counts) for f in range(c)]
+    return KeypointData(images=names, points=np.zeros((len(names), 68, 2), np.float32), format="68", synthetic=False)
+
+
+def test_person_split_holds_out_whole_people_deterministically():
+    from facepack.data.keypoints import person_of, split_indices
+
+    data = _named([9, 12, 9, 9, 12, 9, 12, 9, 9, 12])  # 102 faces of 10 people
+    train, val = split_indices(data, 0.1, 0, "person")
+    people = lambda idx: {person_of(data.images[i].name) for i in idx}  # noqa: E731
+    assert people(train).isdisjoint(people(val)) and people(val)
+    assert len(val) >= round(102 * 0.1) and len(train) + len(val) == 102
+    assert len(val) - 12 < round(102 * 0.1)  # people are added only until the fraction is reached
+    assert sorted(np.concatenate([train, val])) == list(range(102))
+    again = split_indices(data, 0.1, 0, "person")
+    assert all(np.array_equal(a, b) for a, b in zip((train, val), again))
+    assert not np.array_equal(split_indices(data, 0.1, 1, "person")[1], val)  # the seed matters
+    # "frame" is the old rule: default_rng(seed).permutation, the first round(n * f) held out
+    order = np.random.default_rng(0).permutation(102)
+    f_train, f_val = split_indices(data, 0.1, 0, "frame")
+    np.testing.assert_array_equal(f_val, np.sort(order[:10]))
+    assert people(f_train) & people(f_val)  # frames of held-out people are trained on
+
+
+def test_person_split_needs_names_that_carry_people():
+    from facepack.data.keypoints import KeypointData, auto_val_split, person_of, split_indices
+
+    assert person_of("Abdel_Aziz_Al-Hakim_40.jpg") == "Abdel_Aziz_Al-Hakim"
+    with pytest.raises(ValueError, match="does not carry the person"):
+        person_of("face.jpg")
+    kaggle_like = KeypointData(images=[np.zeros((96, 96, 3), np.uint8)] * 4, points=np.zeros((4, 15, 2)),
+                               format="15", synthetic=False)
+    with pytest.raises(ValueError, match="--val-split person: these rows have no file names"):
+        split_indices(kaggle_like, 0.5, 0, "person")
+    with pytest.raises(ValueError, match="--val-split must be one of"):
+        split_indices(kaggle_like, 0.5, 0, "people")
+    assert auto_val_split(kaggle_like) == "frame" and auto_val_split(_named([3, 3])) == "person"
+    assert auto_val_split(_named([6])) == "frame"  # one person: nothing to hold out by person

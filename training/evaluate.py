@@ -58,6 +58,8 @@ def parse_args(argv):
     p.add_argument("--part", choices=PARTS, help="which images (default: held-out on the run's own data, "
                    "all on other data)")
     p.add_argument("--end-to-end", action="store_true", help="keypoints: also crop from the MTCNN detector")
+    p.add_argument("--val-split", choices=["frame", "person"], help="keypoints: which held-out part (default: the "
+                   "run's own; runs from before person splits held out random frames)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", help="output folder, new or empty (default: a fresh runs/eval/<kind>/<timestamp>/)")
     p.add_argument("--skip-bad", action="store_true")
@@ -225,6 +227,7 @@ def evaluate_keypoints(model, info: dict, args, run_dir: Path) -> tuple[dict, di
 
     source, given = _data_source(run_dir, info, args.data)
     cfg = _trainer_cfg(train_keypoints, info, _keypoint_csv(source, given, info), None, args.skip_bad)
+    cfg["val_split"] = args.val_split or info.get("args", {}).get("val_split") or "frame"  # train_keypoints.load_data
     data, train_idx, val_idx = train_keypoints.load_data(cfg)
     recorded = info.get("dataset", {})
     if recorded.get("fingerprint"):
@@ -256,6 +259,7 @@ def evaluate_keypoints(model, info: dict, args, run_dir: Path) -> tuple[dict, di
         extra["nme_e2e"] = e2e
     where = {"dataset": data.name, "path": str(data.root), "csv": str(data.csv) if data.csv else None,
              "format": data.format, "part": "held-out by the run's seed" if part == "held-out" else "all",
+             "val_split": cfg["val_split"] if part == "held-out" else None,
              "n": int(len(indices)), "synthetic": data.synthetic, "skipped": data.skipped}
     extra["where"] = where
     return metrics, extra

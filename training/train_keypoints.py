@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from facepack import spec  # noqa: E402
+from facepack.data.kp_augment import ROBUST  # noqa: E402  (cv2 + numpy only)
 
 # ---------------------------------------------------------------------------------------------
 # Hyperparameters (defaults for real data; SYNTHETIC overrides what --data-less runs change)
@@ -43,8 +44,18 @@ DEFAULTS = {
     "lr": 2e-3,  # Adam, cosine-decayed to 0
     "weight_decay": 1e-4,
     "val_fraction": 0.1,  # held out of the training data for validation
+    # Validation protocol: "person" holds out whole people (file names carry them), "frame" random
+    # rows; "auto" is person where the names carry at least 2 people, else frame (run.json records which).
+    "val_split": "auto",
     "bn_momentum": 0.9,  # Keras' 0.99 lags far behind on short runs
     "seed": 0,
+    # "robust" (facepack.data.kp_augment): rotation, box scale/shift, mirror, colour, grey, occlusion,
+    # low resolution, blur, JPEG, with the probabilities and ranges below; "basic": box scale +-10 %,
+    # shift +-5 %, mirror, brightness/contrast (the pipeline of runs before it, and of packed data).
+    # "auto": robust on real data, basic on generated faces (clean, upright, one size: robust only
+    # slows them down). run.json records the one used.
+    "augment": "auto",
+    **ROBUST,
 }
 SYNTHETIC = {"epochs": 25, "n_synthetic": 800, "lr": 5e-3}  # NME 0.052 vs mean shape 0.140
 
@@ -62,6 +73,21 @@ def parse_args(argv):
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--bn-momentum", type=float, help="BatchNormalization moving-average momentum")
     p.add_argument("--val-fraction", type=float)
+    p.add_argument("--augment", choices=["auto", "robust", "basic"],
+                   help="training augmentation (robust: the flags below; auto: robust on real data, basic on generated)")
+    p.add_argument("--rotate-deg", type=float, help="robust: in-plane rotation up to +- this many degrees")
+    p.add_argument("--box-scale", type=float, help="robust: crop side x (1 +- this), log-uniform")
+    p.add_argument("--box-shift", type=float, help="robust: crop centre +- this fraction of the side")
+    for name, what in (("colour", "colour jitter"), ("grey", "greyscale"), ("occlude", "a rectangle occluder"),
+                       ("low-res", "down/up-sampling to --min-eye-px"), ("blur", "Gaussian blur"),
+                       ("jpeg", "JPEG re-encoding at quality 15..90")):
+        p.add_argument(f"--{name}-p", type=float, metavar="P", help=f"robust: probability of {what} per sample")
+    p.add_argument("--min-eye-px", type=float, help="robust: smallest outer-eye-corner distance of the "
+                   "low-resolution step, in crop pixels")
+    p.add_argument("--val-split", choices=["auto", "frame", "person"],
+                   help="validation: whole people the model never sees (person) or random frames of the "
+                        "training people (frame: the protocol of runs before it existed); auto (default): "
+                        "person where the file names carry at least 2 people, else frame")
     return p.parse_args(argv)
 
 
@@ -72,6 +98,12 @@ def resolve_config(args) -> dict:
     cfg = fill_defaults(args, DEFAULTS, SYNTHETIC)
     if cfg["width"] < 1:
         raise ValueError(f"--width must be >= 1, got {cfg['width']}")
+    for key in ("colour_p", "grey_p", "occlude_p", "low_res_p", "blur_p", "jpeg_p"):
+        if not 0 <= cfg[key] <= 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be a probability in [0, 1], got {cfg[key]}")
+    if not 0 <= cfg["rotate_deg"] <= 90 or not 0 <= cfg["box_scale"] < 1 or not 0 <= cfg["box_shift"] < 0.5:
+        raise ValueError(f"--rotate-deg must be 0..90, --box-scale 0..1 and --box-shift 0..0.5, got "
+                         f"{cfg['rotate_deg']}, {cfg['box_scale']}, {cfg['box_shift']}")
     return cfg
 
 
@@ -89,9 +121,13 @@ def load_data(cfg: dict):
     n = len(data.images)
     if n < 4:
         raise ValueError(f"--data: need at least 4 faces, found {n} in {root}")
-    order = np.random.default_rng(cfg["seed"]).permutation(n)
-    n_val = max(1, int(round(n * cfg["val_fraction"])))
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    from facepack.data.keypoints import auto_val_split, split_indices
+
+    # Runs from before --val-split held out random frames: their run.json has no val_split (evaluate.py
+    # passes "frame" for them). "auto" is resolved here and recorded in run.json's args.
+    if cfg.get("val_split") in (None, "auto"):
+        cfg["val_split"] = auto_val_split(data)
+    train_idx, val_idx = split_indices(data, cfg["val_fraction"], cfg["seed"], cfg["val_split"])
     if cfg["max_train"]:
         train_idx = train_idx[: cfg["max_train"]]
     return data, train_idx, val_idx
@@ -136,6 +172,10 @@ def prepare_data(keras, cfg: dict) -> dict:
     from facepack.data.packed import is_packed, load_packed, packed_batches, pipeline_images_per_second
 
     if is_packed(cfg["data"]):
+        if cfg["augment"] == "robust":
+            print("packed data: augmentation is the packed file's basic one (--augment robust needs the dataset "
+                  "folder: its context crops are wider)")
+            cfg["augment"] = "basic"
         packed = load_packed(cfg["data"])
         meta = packed["meta"]
         if meta["kind"] != "keypoints" or meta["size"] != cfg["input_size"]:
@@ -163,23 +203,57 @@ def prepare_data(keras, cfg: dict) -> dict:
     data, train_idx, val_idx = load_data(cfg)
     built: dict = {}
 
-    def train_for(first_epoch: int, epochs: int):
-        """Training batches of epochs first_epoch.. (a pure function of seed and epoch: exact --resume)."""
-        built["ds"] = keypoint_dataset(data, train_idx, cfg["input_size"], cfg["batch_size"], training=True,
-                                       seed=cfg["seed"], first_epoch=first_epoch, epochs=epochs)
-        return built["ds"]
+    if cfg["augment"] == "auto":
+        cfg["augment"] = "basic" if data.synthetic else "robust"
+    if cfg["augment"] == "robust":
+        from facepack.data.kp_augment import context_crops, robust_batches
+
+        t0 = time.perf_counter()
+        ctx_images, ctx_targets = context_crops(data, train_idx, cfg["input_size"])
+        print(f"robust augmentation: {len(train_idx)} context crops in {time.perf_counter() - t0:.0f} s")
+        aug_cfg = {k: cfg[k] for k in ROBUST}
+
+        def train_for(first_epoch: int, epochs: int):
+            """Augmented batches from epoch first_epoch on (each a pure function of seed and epoch: exact --resume)."""
+            built["ds"] = robust_batches(keras, ctx_images, ctx_targets, cfg["input_size"], cfg["batch_size"],
+                                         cfg["seed"], data.format, aug_cfg, first_epoch=first_epoch)
+            return built["ds"]
+    else:
+        def train_for(first_epoch: int, epochs: int):
+            """Training batches of epochs first_epoch.. (a pure function of seed and epoch: exact --resume)."""
+            built["ds"] = keypoint_dataset(data, train_idx, cfg["input_size"], cfg["batch_size"], training=True,
+                                           seed=cfg["seed"], first_epoch=first_epoch, epochs=epochs)
+            return built["ds"]
 
     val_ds = keypoint_dataset(data, val_idx, cfg["input_size"], cfg["batch_size"], training=False)
     true_units, squares = crop_targets(data, val_idx)
     steps = int(np.ceil(len(train_idx) / cfg["batch_size"]))
-    return {"train_for": train_for, "steps_per_epoch": steps, "skipped": data.skipped,
+    robust = cfg["augment"] == "robust"
+    return {"train_for": train_for, "steps_per_epoch": None if robust else steps, "skipped": data.skipped,
             "val": val_ds, "n_train": len(train_idx), "n_val": len(val_idx),
             "format": data.format, "num_points": int(data.points.shape[1]),
             "val_true_units": true_units, "val_squares": squares, "train_units": crop_targets(data, train_idx)[0],
             "dataset": dataset_info(data, train_idx, val_idx, cfg["seed"]), "synthetic": bool(data.synthetic),
             "error_unit": "image pixels",
-            "pipeline_ips": lambda: measure_images_per_second(built.get("ds") or train_for(0, 1),
-                                                              batches=min(10, steps))}
+            "pipeline_ips": (lambda: pipeline_images_per_second(built.get("ds") or train_for(0, 1))) if robust else
+                            (lambda: measure_images_per_second(built.get("ds") or train_for(0, 1), batches=min(10, steps)))}
+
+
+def held_out_text(data, train_idx, val_idx, seed) -> str:
+    """run.json's words for the held-out part: how many faces, and whether their people were trained on
+    (read from the file names, so it describes the split whichever protocol made it)."""
+    from facepack.data.keypoints import PERSON_PATTERN
+
+    def people(idx):
+        if any(isinstance(data.images[i], np.ndarray) for i in idx):
+            return None
+        found = [PERSON_PATTERN.match(Path(data.images[i]).name) for i in idx]
+        return None if not all(found) else {m.group("person") for m in found}
+
+    val_people, train_people = people(val_idx), people(train_idx)
+    if val_people is not None and train_people is not None and not (val_people & train_people) and len(val_people) > 0:
+        return f"{len(val_idx)} faces of {len(val_people)} people never trained on (person split, seed {seed})"
+    return f"{len(val_idx)} faces by seed {seed} (random frames: their people are trained on too)"
 
 
 def dataset_info(data, train_idx, val_idx, seed) -> dict:
@@ -188,7 +262,7 @@ def dataset_info(data, train_idx, val_idx, seed) -> dict:
     return {"name": data.name, "path": str(data.root), "csv": data.csv.name if data.csv else None,
             "fingerprint": keypoint_fingerprint(data, list(train_idx) + list(val_idx)),
             "format": data.format, "train": int(len(train_idx)),
-            "validation": int(len(val_idx)), "held_out": f"{len(val_idx)} faces by seed {seed}",
+            "validation": int(len(val_idx)), "held_out": held_out_text(data, train_idx, val_idx, seed),
             "synthetic": bool(data.synthetic),
             "terms": ("synthetic data generated by facepack" if data.synthetic else
                       "research data (YouTube Faces derived keypoints / Kaggle); see the dataset's terms")}

@@ -10,8 +10,14 @@ decoded by content (facepack.data.images.load_rgb).
 column order works), many of them empty, and an ``Image`` column of 96*96 space-separated
 grayscale pixels.
 
-Coordinates are continuous image pixels (pixel edges at integers, as facepack.spec.crop_to_image).
-Missing keypoints are NaN: they are masked out of the loss, never filled in.
+Coordinates are continuous image pixels (facepack.spec.PIXEL_CONVENTION: pixel i covers [i, i + 1),
+its centre is i + 0.5); each file's stored numbers are converted on reading by its format's offset
+(facepack.data.annotations, spec.ANNOTATION_FORMATS); both CSV formats here are read as stored
+(offset 0; the spec gives the measurement). Missing keypoints are NaN: masked out of the loss, never filled in.
+
+Validation splits (split_indices): "frame" holds out random rows (frames of people the model also
+trains on: optimistic); "person" holds out whole people, read from the file names
+(``Person_Name_<frame>.jpg``, PERSON_PATTERN), so the held-out people are never seen.
 """
 
 from __future__ import annotations
@@ -19,16 +25,19 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from facepack import spec
+from facepack.data.annotations import to_continuous
 from facepack.data.errors import DatasetError, Problems, inside, outside_message, synthetic_info, verify_images, where
 
 __all__ = ["KeypointData", "DatasetError", "load_keypoints", "load_keypoints68", "load_kaggle15",
-           "detect_format", "keypoint_fingerprint", "find_csvs", "KAGGLE15_COLUMNS"]
+           "detect_format", "keypoint_fingerprint", "find_csvs", "KAGGLE15_COLUMNS", "VAL_SPLITS",
+           "PERSON_PATTERN", "person_of", "split_indices", "auto_val_split"]
 
 KAGGLE15_SIDE = 96
 KAGGLE15_COLUMNS = [f"{n}_{axis}" for n in spec.KAGGLE15_NAMES for axis in ("x", "y")]
@@ -36,6 +45,10 @@ N68 = spec.KEYPOINTS["formats"]["68"]["count"]
 HEADER68 = [""] + [str(i) for i in range(2 * N68)]
 NAME68 = "YouTube Faces keypoints (68 points)"
 NAME15 = "Kaggle facial keypoints (15 points)"
+
+VAL_SPLITS = ("frame", "person")
+# YouTube-Faces file names: the person's name, "_", the frame number (e.g. Abdel_Aziz_Al-Hakim_40.jpg).
+PERSON_PATTERN = re.compile(r"^(?P<person>.+)_(?P<frame>\d+)\.[A-Za-z0-9]+$")
 
 csv.field_size_limit(max(csv.field_size_limit(), 1 << 24))  # Kaggle's Image column is ~35 kB
 
@@ -72,6 +85,65 @@ def keypoint_fingerprint(data: KeypointData, indices=None) -> str:
     for line in sorted(lines):
         h.update(line.encode())
     return h.hexdigest()[:16]
+
+
+def person_of(name: str) -> str:
+    """File name -> the person it shows (``Abdel_Aziz_Al-Hakim_40.jpg`` -> ``Abdel_Aziz_Al-Hakim``).
+
+    ValueError naming the file when it does not end in ``_<frame number>.<extension>``.
+    """
+    m = PERSON_PATTERN.match(Path(str(name)).name)
+    if m is None:
+        raise ValueError(f"--val-split person: file name {Path(str(name)).name!r} does not carry the person "
+                         f"(expected Person_Name_<frame>.jpg); use --val-split frame")
+    return m.group("person")
+
+
+def auto_val_split(data: KeypointData) -> str:
+    """"person" when every row's file name carries a person and there are at least 2 people
+    (the YouTube-Faces data: 347 people), else "frame" (Kaggle's rows, generated data)."""
+    if any(isinstance(src, np.ndarray) for src in data.images):
+        return "frame"
+    people = {m.group("person") for m in (PERSON_PATTERN.match(Path(src).name) for src in data.images) if m}
+    named = all(PERSON_PATTERN.match(Path(src).name) for src in data.images)
+    return "person" if named and len(people) >= 2 else "frame"
+
+
+def split_indices(data: KeypointData, val_fraction: float, seed: int, by: str = "frame") -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx), sorted int arrays, deterministic in ``seed``.
+
+    by="frame": ``max(1, round(n * val_fraction))`` random rows (numpy default_rng(seed)
+    permutation; the split of runs made before person splits existed).
+    by="person": whole people (person_of each file name) in default_rng(seed) order over the
+    sorted names, until at least ``round(n * val_fraction)`` rows are held out (at least one
+    person, never all). ValueError for rows without file names (Kaggle) or names without a person.
+    """
+    n = len(data.images)
+    if by not in VAL_SPLITS:
+        raise ValueError(f"--val-split must be one of {list(VAL_SPLITS)}, got {by!r}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {val_fraction!r}")
+    rng = np.random.default_rng(seed)
+    if by == "frame":
+        order = rng.permutation(n)
+        n_val = max(1, int(round(n * val_fraction)))
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    if any(isinstance(src, np.ndarray) for src in data.images):
+        raise ValueError("--val-split person: these rows have no file names (Kaggle's pixels live in the CSV); "
+                         "use --val-split frame")
+    people = np.array([person_of(Path(src).name) for src in data.images])
+    names = np.unique(people)
+    if len(names) < 2:
+        raise ValueError(f"--val-split person: need at least 2 people, found {len(names)}")
+    want = max(1, int(round(n * val_fraction)))
+    held, count = [], 0
+    for k in rng.permutation(len(names)):
+        if count >= want or len(held) == len(names) - 1:
+            break
+        held.append(names[k])
+        count += int((people == names[k]).sum())
+    is_val = np.isin(people, held)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
 def _open_csv(csv_path: Path):
@@ -231,7 +303,7 @@ def load_keypoints68(csv_path, image_dir=None, skip_bad: bool = False, verify: s
     for line, path, pts in rows:
         if not verdicts[path]:
             images.append(path)
-            points.append(pts)
+            points.append(to_continuous(pts, "youtube_faces_csv").astype(np.float32))
     return _keypoint_data(csv_path, root, images, points, "68", problems)
 
 
@@ -326,7 +398,7 @@ def load_kaggle15(csv_path, skip_bad: bool = False) -> KeypointData:
                     problems.add_row(csv_path, line, img)
                     continue
                 images.append(img)
-                points.append(pts)
+                points.append(to_continuous(pts, "kaggle15").astype(np.float32))
         except (csv.Error, UnicodeDecodeError) as exc:
             raise DatasetError(f"{where(csv_path, reader.line_num)}: not readable as CSV ({exc})") from None
     return _keypoint_data(csv_path, csv_path.parent, images, points, "15", problems)
