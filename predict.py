@@ -50,8 +50,8 @@ from their recorded faces (not analysed again) and the annotated video is writte
 webcam cannot be resumed; Ctrl-C ends it cleanly (its video closed, the summary written).
 
 Detectors: --detector mtcnn (default) or haar (OpenCV's Haar cascade, haarcascade_frontalface_
-default from the opencv package: faster, fewer faces found, no landmarks; its "confidence" is
-1.0, see facepack/detect/haar.py).
+default from the opencv package: ~3x faster, slightly fewer faces and some false ones, no
+landmarks; its "confidence" is 1.0, see facepack/detect/haar.py and bench/bench_haar.py).
 
 Large photos: JPEGs over 16 MP are read by region: only the detector's rows and each face's
 window are decoded, with the same numbers as a full decode (a 108 MP photo: 1.2 GB in all,
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="predict.py", description=__doc__.split("\n(For developers")[0],
         epilog="Example: python predict.py photos/ --out predictions --heatmap",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("photos", nargs="*", metavar="PHOTOS", help="image files or folders (recursive)")
+    parser.add_argument("photos", nargs="*", metavar="PHOTOS", help="image or video files or folders (recursive)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted batch in --out: photos already in results.jsonl are skipped")
@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"other larger files refused (default: {bigphoto.MAX_PIXELS})")
     parser.add_argument("--detector", choices=("mtcnn", "haar"), default="mtcnn",
                         help="face detector: mtcnn (default; 5 landmarks, confidence) or haar (OpenCV's Haar "
-                             "cascade from the opencv package: faster, finds fewer faces, no landmarks, confidence 1.0)")
+                             "cascade from the opencv package: ~3x faster, slightly fewer faces and some false ones (bench/bench_haar.py), "
+                             "no landmarks, confidence 1.0)")
     parser.add_argument("--webcam", type=int, default=None, metavar="INDEX",
                         help="analyse frames from webcam INDEX (0: the first camera) until --max-frames or Ctrl-C")
     parser.add_argument("--every", type=int, default=1, metavar="N",
