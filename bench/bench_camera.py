@@ -88,6 +88,7 @@ def main(argv=None) -> int:
             f0, t0 = frames(), time.monotonic()
             polled = []
             log0 = pg.evaluate("(window.facepackCameraLog || []).length")
+            long0 = pg.evaluate("(window.facepackLongTasks || []).length")
             while time.monotonic() - t0 < args.seconds:
                 polled.append(pg.evaluate("window.facepackLastResult && {t: window.facepackLastResult.timings,"
                                           " k: window.facepackLastResult.tracking, n: window.facepackLastResult.faces.length}"))
@@ -95,6 +96,7 @@ def main(argv=None) -> int:
             f1, t1 = frames(), time.monotonic()
             log = pg.evaluate(f"(window.facepackCameraLog || []).slice({log0})")
             shown = pg.inner_text("#fps")
+            long_tasks = pg.evaluate(f"(window.facepackLongTasks || []).slice({long0}).map((t) => t.duration)")
             if args.screenshot:
                 pg.screenshot(path=str(args.screenshot))
             browser.close()
@@ -117,10 +119,12 @@ def main(argv=None) -> int:
             rows.append([kind, len(entries)] + [statistics.median(e["t"].get(s, 0) for e in entries) for s in stages])
         headers = ["frame (polled)", "n"] + stages
     print(machine_line(info))
-    print(f"{args.label}: {fps:.1f} frames/s ({f1 - f0} frames in {t1 - t0:.1f} s); page shows: {shown}")
+    print(f"{args.label}: {fps:.1f} frames/s ({f1 - f0} frames in {t1 - t0:.1f} s); page shows: {shown}; "
+          f"main-thread tasks over 50 ms: {len(long_tasks)} (longest {max(long_tasks, default=0):.0f} ms)")
     print(format_table(headers, rows))
     write_json(f"camera-{args.label}", {"machine": info, "fps": fps, "frames": f1 - f0, "seconds": t1 - t0,
-                                         "shown": shown, "headers": headers, "rows": rows, "log": log})
+                                         "shown": shown, "headers": headers, "rows": rows, "log": log,
+                                         "long_tasks_ms": long_tasks})
     return 0
 
 
