@@ -8,8 +8,9 @@
  *   node bench/profile.mjs JOB.json  ->  one JSON line per photo on stdout
  *
  * JOB: {bundle, repeat, heatmaps?, options?: analyze options, images: [{name, path, width, height}]}
- * (raw RGB, tests/jsharness.py:write_raw). Per stage: the fastest of `repeat` calls, in ms; "calls"
- * and "readbacks" of the last call. The sum of the stages is within a few ms of a whole analyze.
+ * (raw RGB, tests/jsharness.py:write_raw). Per stage: the fastest of `repeat` calls, in ms (wall
+ * clock; total_cpu: the process's CPU ms, which a busy machine inflates less); "counts" and
+ * "readbacks" of the last call. The sum of the stages is within a few ms of a whole analyze.
  */
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
@@ -121,6 +122,7 @@ for (const item of job.images) {
     const ms = {};
     let t = performance.now();
     const t0 = t;
+    const cpu0 = process.cpuUsage();
     const lap = (key) => { const now = performance.now(); ms[key] = (ms[key] ?? 0) + now - t; t = now; };
     readbacks = 0;
     counts = {};
@@ -139,6 +141,8 @@ for (const item of job.images) {
     await describeFaces(sets, spec, image, faces, opts, lap, pixels);
     image.dispose();
     ms.total = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    ms.total_cpu = (cpu.user + cpu.system) / 1000; // this process's CPU time: less sensitive to a loaded machine
     for (const [k, v] of Object.entries(ms)) best[k] = Math.min(best[k] ?? Infinity, v);
     lastReadbacks = readbacks;
   }
