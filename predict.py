@@ -595,6 +595,9 @@ def run(args) -> int:
         print(f"predict.py: no files found in {args.photos}", file=sys.stderr)
         _print_summary(0, 0, missing)
         return 1
+    pipe = FacePipeline.from_runs(models["beauty"], models["keypoints"], runs_root=args.runs, detector=args.detector)
+    # GuidedUnavailable (a ValueError: one line, exit 2) for a non-ReLU backbone, before results are written
+    drawing = Drawing(pipe, args)
     writer = BatchWriter(out, header, resume=args.resume)  # UsageError on a mismatched --resume
     # A photo is done once its line is in results.jsonl; a video once its closing {"video"} line is
     # (its frame lines carry "frame"; those of an unfinished video are reused, not recomputed).
@@ -606,8 +609,6 @@ def run(args) -> int:
             done[display] -= 1
         else:
             todo.append((path, display))
-    pipe = FacePipeline.from_runs(models["beauty"], models["keypoints"], runs_root=args.runs, detector=args.detector)
-    drawing = Drawing(pipe, args)  # GuidedUnavailable (a ValueError: one line, exit 2) for a non-ReLU backbone
     (out / "annotated").mkdir(exist_ok=True)
     (out / "faces").mkdir(exist_ok=True)
     if args.heatmap == "guided":

@@ -67,8 +67,8 @@ def clip_dir(tmp_path_factory, fixtures_dir):
 
 @pytest.fixture(scope="module")
 def spy(untrained_runs):
-    """FacePipeline.from_runs cached per detector (the runs are the same in every call: one model
-    load each) and analyze wrapped to record the RGB value of the red square in each frame."""
+    """FacePipeline.from_runs cached per arguments (the same runs and detector: one model load)
+    and analyze wrapped to record the RGB value of the red square in each frame."""
     from facepack.pipeline import FacePipeline
 
     seen = {"red": [], "calls": 0}
@@ -76,9 +76,10 @@ def spy(untrained_runs):
     original_from_runs, original_analyze = FacePipeline.from_runs.__func__, FacePipeline.analyze
 
     def from_runs(cls, *args, detector="mtcnn", **kwargs):
-        if detector not in pipes:
-            pipes[detector] = original_from_runs(cls, *args, detector=detector, **kwargs)
-        return pipes[detector]
+        key = (repr(args), repr(sorted(kwargs.items())), detector)
+        if key not in pipes:
+            pipes[key] = original_from_runs(cls, *args, detector=detector, **kwargs)
+        return pipes[key]
 
     def analyze(self, image, **kwargs):
         if isinstance(image, np.ndarray) and image.shape[:2] == (CLIP_H, CLIP_W):
@@ -392,3 +393,27 @@ def test_heatmap_without_a_kind_still_takes_the_next_path(predict):
     from facepack import accessories
 
     assert predict.ACCESSORIES == accessories.ACCESSORIES
+
+
+def test_guided_on_a_non_relu_backbone_is_one_line_before_results(predict, untrained_runs, fixtures_dir, tmp_path,
+                                                                   capsys):
+    from conftest import make_untrained_run
+
+    beauty = make_untrained_run("beauty", tmp_path / "b" / "20000101-000000", backbone="mobilenet_v3_small")
+    out = tmp_path / "out"
+    rc = predict.main([str(fixtures_dir / "astronaut.png"), "--out", str(out), "--heatmap", "guided",
+                       "--beauty", str(beauty), "--keypoints", str(untrained_runs["keypoints"])])
+    assert rc == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("predict.py")]
+    assert len(err) == 1 and "ReLU backbones only" in err[0] and "hard_silu" in err[0], err
+    assert not (out / "results.jsonl").exists()
+
+
+def test_detector_names_and_haar_settings_are_checked():
+    from facepack.detect.haar import HaarDetector
+    from facepack.pipeline import FacePipeline
+
+    with pytest.raises(ValueError, match="'mtcnn' or 'haar'"):
+        FacePipeline(detector="yolo")
+    with pytest.raises(ValueError, match="unknown \\['min_size'\\]"):
+        HaarDetector(settings={"min_size": 3})
