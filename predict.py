@@ -343,6 +343,16 @@ def record_rows(record: dict) -> list[dict]:
     return csv_rows(record["file"], record["faces"], record["annotated"], record.get("frame"), record.get("time_ms"))
 
 
+def check_same_run(jsonl_path: Path, old_header: dict | None, header: dict) -> None:
+    """UsageError unless results.jsonl's first line has the same models and options as ``header``."""
+    if old_header is None:
+        return
+    for key in ("models", "options"):
+        if old_header.get(key) != header[key]:
+            raise UsageError(f"--resume: {jsonl_path} was made with other {key} "
+                             f"({old_header.get(key)} vs now {header[key]}); use the same arguments")
+
+
 class BatchWriter:
     """results.csv + results.jsonl, appended and fsynced photo by photo (see the module docstring).
 
@@ -355,10 +365,7 @@ class BatchWriter:
         self.jsonl_path, self.csv_path = self.out / "results.jsonl", self.out / "results.csv"
         old_header, self.records, end = read_jsonl(self.jsonl_path) if resume else (None, [], 0)
         if old_header is not None:
-            for key in ("models", "options"):
-                if old_header.get(key) != header[key]:
-                    raise UsageError(f"--resume: {self.jsonl_path} was made with other {key} "
-                                     f"({old_header.get(key)} vs now {header[key]}); use the same arguments")
+            check_same_run(self.jsonl_path, old_header, header)
             with open(self.jsonl_path, "r+b") as fh:
                 fh.truncate(end)
         else:
@@ -595,6 +602,8 @@ def run(args) -> int:
         print(f"predict.py: no files found in {args.photos}", file=sys.stderr)
         _print_summary(0, 0, missing)
         return 1
+    if args.resume:  # a mismatched --resume is refused before the models load
+        check_same_run(out / "results.jsonl", read_jsonl(out / "results.jsonl")[0], header)
     pipe = FacePipeline.from_runs(models["beauty"], models["keypoints"], runs_root=args.runs, detector=args.detector)
     # GuidedUnavailable (a ValueError: one line, exit 2) for a non-ReLU backbone, before results are written
     drawing = Drawing(pipe, args)

@@ -238,7 +238,8 @@ def test_resume_drops_a_cut_last_line_and_rewrites_the_csv(predict, batch, tmp_p
     assert (out / "results.csv").read_text() == (ref / "results.csv").read_text()
 
 
-def test_resume_with_other_options_is_refused(predict, batch, photo_folder, untrained_runs, tmp_path, capsys):
+def test_resume_with_other_options_is_refused(predict, batch, photo_folder, untrained_runs, tmp_path, capsys,
+                                              no_models):
     _, ref = batch
     out = tmp_path / "other"
     shutil.copytree(ref, out)
