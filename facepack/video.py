@@ -16,6 +16,7 @@ It plays in VLC, ffmpeg and most desktop players; browsers mostly do not play MP
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -39,11 +40,25 @@ def is_video_name(path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+@contextlib.contextmanager
+def quiet_opencv():
+    """OpenCV's own log silenced (a file it cannot open prints a WARN line; we report our own)."""
+    import cv2
+
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(level)
+
+
 def probe(path) -> bool:
     """Whether OpenCV's FFmpeg backend opens ``path`` as a video of >= PROBE_MIN_FRAMES frames."""
     import cv2
 
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    with quiet_opencv():
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         return bool(cap.isOpened()) and cap.get(cv2.CAP_PROP_FRAME_COUNT) >= PROBE_MIN_FRAMES
     finally:
@@ -55,11 +70,13 @@ def open_capture(source):
     import cv2
 
     if isinstance(source, int):
-        cap = cv2.VideoCapture(source)
+        with quiet_opencv():
+            cap = cv2.VideoCapture(source)
         what = f"webcam {source}"
         hint = "check the index (0 is the first camera) and that no other program holds it"
     else:
-        cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
+        with quiet_opencv():
+            cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
         what = str(source)
         hint = "not a video OpenCV's FFmpeg can read"
     if not cap.isOpened():

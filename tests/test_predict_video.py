@@ -417,3 +417,12 @@ def test_detector_names_and_haar_settings_are_checked():
         FacePipeline(detector="yolo")
     with pytest.raises(ValueError, match="unknown \\['min_size'\\]"):
         HaarDetector(settings={"min_size": 3})
+
+
+def test_a_webcam_that_does_not_open_is_reported(predict, untrained_runs, spy, tmp_path, capfd):
+    rc = predict.main(["--webcam", "99", "--out", str(tmp_path / "out"), *models(untrained_runs)])
+    assert rc == 1  # nothing processed
+    errors = json.loads((tmp_path / "out" / "results.json").read_text())["errors"]
+    assert [e["file"] for e in errors] == ["webcam:99"] and "webcam 99: cannot open" in errors[0]["error"]
+    err = capfd.readouterr().err
+    assert "[ WARN" not in err and "[ERROR" not in err  # OpenCV's own log (fd 2) is silenced; our line names the camera
