@@ -6,8 +6,8 @@ everything in between (the pipeline, the drawings) sees RGB like a decoded photo
 
 Frame index: 0-based position in the source (what `--every N` counts: frames 0, N, 2N, ...).
 Time: milliseconds from the start, the decoder's timestamp of that frame
-(cv2.CAP_PROP_POS_MSEC); for a webcam, which has none, wall-clock milliseconds since the first
-frame.
+(cv2.CAP_PROP_POS_MSEC; a stream without timestamps: index * 1000 / fps); for a webcam, which has
+none, wall-clock milliseconds since the first frame.
 
 Annotated video: MPEG-4 Part 2 ("mp4v" FourCC) in an .mp4 container, the encoder the
 opencv-python-headless wheel's FFmpeg has (its FFmpeg has no H.264 encoder: "avc1" fails to open).
@@ -107,6 +107,7 @@ def read_frames(cap, every: int = 1, max_frames: int | None = None, webcam: bool
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     index, yielded, t_start = 0, 0, None
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     while max_frames is None or yielded < max_frames:
         if index % every:
             if not cap.grab():
@@ -119,6 +120,8 @@ def read_frames(cap, every: int = 1, max_frames: int | None = None, webcam: bool
         now = time.monotonic()
         t_start = now if t_start is None else t_start
         time_ms = (now - t_start) * 1000.0 if webcam else float(cap.get(cv2.CAP_PROP_POS_MSEC))
+        if not webcam and time_ms <= 0 and index > 0 and fps > 0:  # no timestamps in the stream
+            time_ms = index * 1000.0 / fps
         yield index, time_ms, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         yielded += 1
         index += 1

@@ -426,3 +426,31 @@ def test_a_webcam_that_does_not_open_is_reported(predict, untrained_runs, spy, t
     assert [e["file"] for e in errors] == ["webcam:99"] and "webcam 99: cannot open" in errors[0]["error"]
     err = capfd.readouterr().err
     assert "[ WARN" not in err and "[ERROR" not in err  # OpenCV's own log (fd 2) is silenced; our line names the camera
+
+
+def test_read_frames_converts_once_and_times_frames_without_timestamps():
+    """A capture whose stream has no timestamps (POS_MSEC 0): time = index * 1000 / fps."""
+    import cv2
+
+    from facepack import video
+
+    class Capture:  # BGR frames whose blue channel holds the frame index
+        def __init__(self):
+            self.i = 0
+
+        def grab(self):
+            self.i += 1
+            return self.i <= 7
+
+        def read(self):
+            self.i += 1
+            frame = np.zeros((2, 2, 3), np.uint8)
+            frame[..., 0] = self.i - 1
+            return self.i <= 7, frame
+
+        def get(self, prop):
+            return {cv2.CAP_PROP_FPS: 25.0}.get(prop, 0.0)
+
+    got = [(i, t, int(rgb[0, 0, 2])) for i, t, rgb in video.read_frames(Capture(), every=2)]
+    assert got == [(0, 0.0, 0), (2, 80.0, 2), (4, 160.0, 4), (6, 240.0, 6)]  # blue of BGR is RGB's last channel
+    assert [i for i, _, _ in video.read_frames(Capture(), every=3, max_frames=2)] == [0, 3]
