@@ -372,4 +372,4 @@ def test_robust_augmentation_flags_are_checked(argv, flag):
     with pytest.raises(ValueError, match=flag):
         train_keypoints.resolve_config(train_keypoints.parse_args(argv))
     cfg = train_keypoints.resolve_config(train_keypoints.parse_args(["--data", "x"]))
-    assert (cfg["augment"], cfg["val_split"], cfg["rotate_deg"]) == ("auto", "auto", 30.0)
+    assert (cfg["augment"], cfg["val_split"], cfg["rotate_deg"]) == ("basic", "auto", 30.0)

@@ -52,9 +52,10 @@ DEFAULTS = {
     # "robust" (facepack.data.kp_augment): rotation, box scale/shift, mirror, colour, grey, occlusion,
     # low resolution, blur, JPEG, with the probabilities and ranges below; "basic": box scale +-10 %,
     # shift +-5 %, mirror, brightness/contrast (the pipeline of runs before it, and of packed data).
-    # "auto": robust on real data, basic on generated faces (clean, upright, one size: robust only
-    # slows them down). run.json records the one used.
-    "augment": "auto",
+    # Default basic: measured (person split, 35 epochs, seed 0) robust scored held-out NME 0.0680 vs
+    # basic 0.0612 on the YouTube-Faces people, and 0.122 vs 0.175 on the grey three-quarter
+    # Einstein face (tests/fixtures/einstein.pts): it helps off-distribution, costs on it at that length.
+    "augment": "basic",
     **ROBUST,
 }
 SYNTHETIC = {"epochs": 25, "n_synthetic": 800, "lr": 5e-3}  # NME 0.052 vs mean shape 0.140
@@ -73,8 +74,8 @@ def parse_args(argv):
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--bn-momentum", type=float, help="BatchNormalization moving-average momentum")
     p.add_argument("--val-fraction", type=float)
-    p.add_argument("--augment", choices=["auto", "robust", "basic"],
-                   help="training augmentation (robust: the flags below; auto: robust on real data, basic on generated)")
+    p.add_argument("--augment", choices=["basic", "robust"],
+                   help="training augmentation (basic: box jitter, mirror, brightness/contrast; robust: the flags below)")
     p.add_argument("--rotate-deg", type=float, help="robust: in-plane rotation up to +- this many degrees")
     p.add_argument("--box-scale", type=float, help="robust: crop side x (1 +- this), log-uniform")
     p.add_argument("--box-shift", type=float, help="robust: crop centre +- this fraction of the side")
@@ -203,8 +204,6 @@ def prepare_data(keras, cfg: dict) -> dict:
     data, train_idx, val_idx = load_data(cfg)
     built: dict = {}
 
-    if cfg["augment"] == "auto":
-        cfg["augment"] = "basic" if data.synthetic else "robust"
     if cfg["augment"] == "robust":
         from facepack.data.kp_augment import context_crops, robust_batches
 
