@@ -32,16 +32,17 @@ export function integralImage(pixels, height, width, channels, padValue) {
   const rowLen = (width + 1) * channels;
   const table = new Float64Array((height + 1) * rowLen);
   const column = new Float64Array(width * channels); // running column sums (cumsum over rows)
-  const run = new Float64Array(channels);
   for (let y = 0; y < height; y++) {
     const src = y * width * channels;
     const dst = (y + 1) * rowLen + channels;
-    run.fill(0);
-    for (let k = 0; k < width * channels; k++) {
-      column[k] += pixels[src + k] - padValue;
-      const c = k % channels;
-      run[c] += column[k];
-      table[dst + k] = run[c];
+    for (let c = 0; c < channels; c++) {
+      let run = 0; // cumsum along the row, per channel
+      for (let k = c; k < width * channels; k += channels) {
+        const sum = column[k] + (pixels[src + k] - padValue);
+        column[k] = sum;
+        run += sum;
+        table[dst + k] = run;
+      }
     }
   }
   return table;
@@ -95,26 +96,37 @@ export class AreaPatcher {
     const { table, channels: C, padValue: pad } = this;
     const rowLen = (this.width + 1) * C;
     const out = new Float32Array(boxes.length * size * size * C);
-    // I(corner) = bilinear interpolation of the table: r0 + b (r1 - r0) (see the Python twin)
-    const at = (j, b, i, a, c) => {
-      const p00 = j * rowLen + i * C + c;
-      const p10 = p00 + rowLen;
-      const r0 = table[p00] + a * (table[p00 + C] - table[p00]);
-      const r1 = table[p10] + a * (table[p10 + C] - table[p10]);
-      return r0 + b * (r1 - r0);
-    };
+    // I(corner) = bilinear interpolation of the table, x first then y (the Python twin's order):
+    // r0 = T[j, i] + a (T[j, i+1] - T[j, i]); r1 = the same on row j + 1; I = r0 + b (r1 - r0)
     let k = 0;
     for (const [x1, y1, x2, y2] of boxes) {
       const X = areaAxis(x1, x2, size, this.width);
       const Y = areaAxis(y1, y2, size, this.height);
       const area = X.foot * Y.foot;
       for (let py = 0; py < size; py++) {
-        const jl = Y.lowCell[py]; const bl = Y.lowFrac[py]; const jh = Y.highCell[py]; const bh = Y.highFrac[py];
+        const rl = Y.lowCell[py] * rowLen; const bl = Y.lowFrac[py];
+        const rh = Y.highCell[py] * rowLen; const bh = Y.highFrac[py];
         for (let ox = 0; ox < size; ox++) {
-          const il = X.lowCell[ox]; const al = X.lowFrac[ox]; const ih = X.highCell[ox]; const ah = X.highFrac[ox];
+          const cl = X.lowCell[ox] * C; const al = X.lowFrac[ox];
+          const ch = X.highCell[ox] * C; const ah = X.highFrac[ox];
           for (let c = 0; c < C; c++) {
-            const total = (at(jh, bh, ih, ah, c) - at(jh, bh, il, al, c)) - (at(jl, bl, ih, ah, c) - at(jl, bl, il, al, c));
-            out[k++] = pad + total / area;
+            let p = rh + ch + c; let q = p + rowLen;
+            let r0 = table[p] + ah * (table[p + C] - table[p]);
+            let r1 = table[q] + ah * (table[q + C] - table[q]);
+            const hh = r0 + bh * (r1 - r0);
+            p = rh + cl + c; q = p + rowLen;
+            r0 = table[p] + al * (table[p + C] - table[p]);
+            r1 = table[q] + al * (table[q + C] - table[q]);
+            const hl = r0 + bh * (r1 - r0);
+            p = rl + ch + c; q = p + rowLen;
+            r0 = table[p] + ah * (table[p + C] - table[p]);
+            r1 = table[q] + ah * (table[q + C] - table[q]);
+            const lh = r0 + bl * (r1 - r0);
+            p = rl + cl + c; q = p + rowLen;
+            r0 = table[p] + al * (table[p + C] - table[p]);
+            r1 = table[q] + al * (table[q + C] - table[q]);
+            const ll = r0 + bl * (r1 - r0);
+            out[k++] = pad + ((hh - hl) - (lh - ll)) / area;
           }
         }
       }
