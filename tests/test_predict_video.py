@@ -357,7 +357,12 @@ def test_guided_heatmap_and_sunglasses_on_a_photo(predict, untrained_runs, spy, 
     with Image.open(out / face["guided"]["file"]) as png:
         size = face["heatmap"]["crop_size"]
         values = np.asarray(png)
-    assert values.shape == (size, size) and values.max() == 255 and (values == 0).mean() < 0.99
+    assert values.shape == (size, size) and values.dtype == np.uint8
+    # Normalised to a maximum of 1 (255) per face, unless Grad-CAM itself is all zero (guided Grad-CAM
+    # = guided backprop x Grad-CAM): the untrained test model's Grad-CAM (a ReLU of a weighted map) is
+    # all zero on this face in some sessions.
+    cam_max = float(np.max(face["heatmap"]["grid"]))
+    assert (values.max() == 255 and (values == 0).mean() < 0.99) if cam_max > 0 else values.max() == 0, cam_max
     annotated = np.asarray(Image.open(out / record["annotated"]).convert("RGB")).astype(int)
     # The lens centres (art units +-0.5, 0) that lie in the photo (the untrained keypoint model's eyes
     # are not where the astronaut's are, but the lenses must be where its keypoints put them).
