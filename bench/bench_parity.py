@@ -70,7 +70,7 @@ MIN_FACE_DET_PX = 30  # pasted square side in detection-image pixels (smaller on
 # multiplies a box Δ by up to ~10 (measured on sweep photo #438: P-Net 2e-7, R-Net 7.4e-6, O-Net
 # 6.3e-5 of the 666-px detection box; each stage given the SAME input boxes: <= 3e-6); worst
 # 1.2e-4 (boxes), 2.1e-4 (landmarks) on blurred-face photos, 9.3e-5 on the 500-photo sweep (#104).
-# "area" (area-sampled patches, the default): no amplification; worst 1.1e-5 on the sweep's 31
+# "area" (area-sampled patches): no amplification; worst 1.1e-5 on the sweep's 31
 # worst photos (#104: 2e-7), 6.3e-8 on the test's blurred face.
 BOX_CASCADE_REL_TOLS = {"bilinear": 5e-4, "area": 5e-5}
 BOX_CASCADE_REL_TOL = BOX_CASCADE_REL_TOLS[spec.MTCNN["patch_resize"]]

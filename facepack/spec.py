@@ -79,7 +79,9 @@ MTCNN = {
     # target 9 -> 2); recall on 1000 SCUT + 1000 YouTube-Faces faces 99.95 % -> 99.95 % (with
     # FACE_FILTER 99.75 % -> 99.75 %); false faces on 390 face-free images 3 -> 4 (filter: 2 -> 3,
     # all on scrambled face tiles) (bench/bench_detector_thresholds.py --faces 1000 --face-free 390).
-    "patch_resize": "area",
+    # Still "bilinear" by default: with "area" tests/test_bigphoto.py's half- vs full-resolution box
+    # (2 % tolerance) is 4.7 % apart, and the whole suite has not run with it yet (issue 12 notes).
+    "patch_resize": "bilinear",
 }
 # Named overlays of MTCNN (same keys; Python resolve_options(preset=...) / detect_faces(preset=...),
 # JS analyze option detectorPreset), the same numbers on both sides, so parity holds for each:
@@ -93,7 +95,7 @@ MTCNN = {
 #   near or under 40 detection pixels: the seated man of tests/fixtures/einstein.jpg (a 40-px box)
 #   drops from confidence 0.953 to 0.818, under the face filter (why it is not the default: every
 #   fixture expectation built on that face would change).
-#   (These numbers were measured with "bilinear" patches, before "area" became the default.)
+#   (These numbers were measured with "bilinear" patches.)
 MTCNN_PRESETS = {"packageCompatible": {"min_face_size_px": 20, "patch_resize": "bilinear"},
                  "fast": {"min_face_size_px": 40}}
 LANDMARKS5 = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
