@@ -28,9 +28,11 @@ KEEP_ALL = {"min_confidence": 0.0, "min_box_size": 0.0}
 SMALL_FACE_SIDE_PX = 200  # the pasted astronaut: its face is ~41 px
 DETECT_SCORE_TOL = 1e-3  # detector confidence, JS vs Python (tests/jsharness.py)
 BOX_IOU_MIN = 0.98
-# The photos' detections above were measured with the package's bilinear R/O-Net patches (area-sampled
-# patches, spec.MTCNN's default, find no 0.86 face on astronaut_large): both sides pin them.
-PATCHES = {"python": {"patch_resize": "bilinear"}, "js": {"detectorPreset": "packageCompatible"}}
+# The photos' detections above were measured with the `mtcnn` package's settings (20-px pyramid start,
+# bilinear R/O-Net patches): both sides pin them (spec.MTCNN_PRESETS["packageCompatible"]).
+_PACKAGE = spec.MTCNN_PRESETS["packageCompatible"]
+PATCHES = {"python": {"patch_resize": _PACKAGE["patch_resize"], "min_face_size": _PACKAGE["min_face_size_px"]},
+           "js": {"detectorPreset": "packageCompatible"}}
 
 
 def _js_options(settings: dict) -> dict:
