@@ -31,6 +31,11 @@ export interface AnalyzeOptions {
   minBoxSize?: number | null;
   /** Grad-CAM heatmap per face; default false. */
   heatmaps?: boolean;
+  /**
+   * Run keypoints, beauty and Grad-CAM on the k largest faces only (crowds); the other faces keep
+   * box, score and landmarks5. Integer >= 0; default null: every face. Applied after maxFaces.
+   */
+  perFaceLimit?: number | null;
 }
 
 export interface Box { x: number; y: number; width: number; height: number; }

@@ -115,8 +115,10 @@ def test_over_the_cap_a_jpeg_is_decoded_at_a_fraction_and_mapped_back(big_jpeg, 
     assert got["image"] == {"width": PHOTO_W, "height": PHOTO_H} and got["decode_factor"] == 2
     assert len(got["faces"]) == len(ref["faces"]) >= 1
     b, rb = got["faces"][0]["box"], ref["faces"][0]["box"]
-    # a half-resolution detection: the box within 2% of its size (~4 detection pixels)
-    tol = 0.02 * rb["width"]
+    # A half-resolution detection: P-Net's pyramid levels fall on other face scales (1280 vs 750
+    # detection px), so MTCNN's box moves by up to 3.5 % of its size (measured: 7.6 px of a 223-px
+    # box with the 30-px pyramid start, 13b3cc0). A wrong mapping back would be off by ~50 %.
+    tol = 0.05 * rb["width"]
     assert all(abs(b[k] - rb[k]) < tol for k in ("x", "y", "width", "height")), (b, rb)
 
 
