@@ -97,3 +97,31 @@ def tiny_bundle(tmp_path_factory, untrained_runs) -> Path:
     build_bundle(out, beauty_run=untrained_runs["beauty"], keypoints_run=untrained_runs["keypoints"],
                  quantize="none")
     return out
+
+
+@pytest.fixture(scope="module")
+def fresh_weight_cache(tmp_path_factory):
+    """A fresh FACEPACK_CACHE for one test module (the weight importers' tests), so conversion
+    itself runs instead of reading the session cache."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("facepack_cache")
+    mp.setenv("FACEPACK_CACHE", str(root))
+    yield root
+    mp.undo()
+
+
+def load_predict():
+    """predict.py (a script, not a module of the package) loaded as a module, freshly."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("predict_cli", ROOT / "predict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def predict():
+    """predict.py as a module, shared by the photo and video tests."""
+    return load_predict()
+

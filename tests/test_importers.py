@@ -32,13 +32,8 @@ CASES = [("efficientnet-lite0", 96), ("efficientnet-lite1", 80), ("efficientnet-
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A fresh conversion cache for this module (FACEPACK_CACHE), so conversion itself is tested."""
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("facepack_cache")
-    mp.setenv("FACEPACK_CACHE", str(root))
-    yield root
-    mp.undo()
+def cache(fresh_weight_cache):
+    return fresh_weight_cache
 
 
 def _torch_features(name: str, size: int, x: np.ndarray) -> np.ndarray:

@@ -37,13 +37,8 @@ MIN_DIFFERENT_PERSON_DISTANCE = 0.4
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A fresh conversion cache for this module (FACEPACK_CACHE), so conversion itself is tested."""
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("facepack_cache")
-    mp.setenv("FACEPACK_CACHE", str(root))
-    yield root
-    mp.undo()
+def cache(fresh_weight_cache):
+    return fresh_weight_cache
 
 
 @pytest.fixture(scope="module")

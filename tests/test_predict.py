@@ -1,7 +1,6 @@
 """predict.py: the batch CLI on a folder of good, corrupt and non-image files."""
 
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -15,18 +14,6 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_predict():
-    spec = importlib.util.spec_from_file_location("predict_cli", ROOT / "predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def predict():
-    return load_predict()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ square that never moves (the BGR/RGB check), written with cv2.VideoWriter (mp4v)
 """
 
 import csv
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -24,18 +23,6 @@ COLOUR_TOL = 40  # mp4v's lossy coding moves a flat colour by a few levels; a sw
 TIME_TOL_MS = 0.5
 BOX_STEP_TOL_PX = 1.5  # mean per-frame motion of the detected box vs FACE_STEP_PX
 MIN_IOU_HAAR_MTCNN = 0.5  # the Haar box (mapped by HAAR_TO_MTCNN_BOX) vs MTCNN's on the same frame
-
-
-def load_predict():
-    spec = importlib.util.spec_from_file_location("predict_cli_video", ROOT / "predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def predict():
-    return load_predict()
 
 
 def write_clip(path: Path, fixtures_dir: Path) -> Path:
