@@ -787,6 +787,10 @@ function renderTimings(timings = {}) {
     cell.dataset.ms = String(timings[stage] ?? '');
   }
   $('row-attributes').hidden = timings.attributes === undefined;
+  // guided Grad-CAM is per photo (onGuided fills it): a new result starts without the last one's
+  $('row-guided').hidden = true;
+  $('t-guided').textContent = formatMs(undefined);
+  $('t-guided').dataset.ms = '';
 }
 
 

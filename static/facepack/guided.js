@@ -11,8 +11,13 @@
  *    takes ~18 s for (64 px MobileNetV2) and the WASM backend has no kernel for; the unfused
  *    op's gradient computes only what the input needs. WASM also lacks the depthwise input
  *    gradient, registered by wasm_grad_kernels.js.
- * 3. guided = sum over RGB of |G| / per-face max (an all-zero map stays zero)       [N, S, S]
- * 4. guided Grad-CAM = guided * upsampled Grad-CAM (gradcam.js) / per-face max       [N, S, S]
+ * 3. saliency = sum over RGB of |G|; guided = normalisePercentile(saliency)        [N, S, S]
+ * 4. guided Grad-CAM = normalisePercentile(saliency * upsampled Grad-CAM (gradcam.js)) [N, S, S]
+ *
+ * Display normalisation (mirrors guided.py:normalise_percentile): each face's map is divided by its
+ * DISPLAY_PERCENTILE-th percentile, the ascending-sorted value at index floor(p / 100 * (n - 1))
+ * (no interpolation), and clipped to 0..1; not by its max, because gradient magnitudes are
+ * heavy-tailed and one pixel would set the scale (the map came out near black).
  *
  * The layers model's ReLU(max_value) layer computes relu then clipByValue, whose own gradient
  * already zeroes x > max, so overriding Relu and Relu6 covers ReLU, ReLU6 and Activation('relu6').
@@ -203,11 +208,31 @@ export function withUnfusedLayers(model, fn) {
   }
 }
 
-/** Divide each [N, H, W] map by its per-face max where that is > 0 (mirrors guided.py:normalise_max). */
-function normaliseMax(maps) {
+// mirrors facepack/guided.py:DISPLAY_PERCENTILE
+export const DISPLAY_PERCENTILE = 99;
+
+/** Index of the percentile in n ascending-sorted values (mirrors guided.py:percentile_index). */
+export function percentileIndex(n, percentile = DISPLAY_PERCENTILE) {
+  return Math.floor((percentile / 100) * (n - 1));
+}
+
+/**
+ * Scale each [N, H, W] map (values >= 0) so its DISPLAY_PERCENTILE-th value is 1, clip to 0..1
+ * (mirrors guided.py:normalise_percentile): the scale is the sorted value at percentileIndex(H * W),
+ * the map's max where that is 0, and 1 for an all-zero map (which stays zero).
+ */
+function normalisePercentile(maps) {
   return tf.tidy(() => {
+    const [n, h, w] = maps.shape;
+    const flat = tf.reshape(maps, [n, h * w]);
+    // the value at ascending index i is the (h*w - i)-th largest: the last of the top k = h*w - i
+    const k = h * w - percentileIndex(h * w);
+    const top = tf.topk(flat, k, true).values;
+    const atRank = tf.reshape(tf.slice(top, [0, k - 1], [n, 1]), [n, 1, 1]);
     const peak = tf.max(maps, [1, 2], true);
-    return tf.div(maps, tf.where(tf.greater(peak, 0), peak, tf.onesLike(peak)));
+    let scale = tf.where(tf.greater(atRank, 0), atRank, peak);
+    scale = tf.where(tf.greater(scale, 0), scale, tf.onesLike(scale));
+    return tf.clipByValue(tf.div(maps, scale), 0, 1);
   });
 }
 
@@ -232,7 +257,9 @@ export function guidedGradients(models, crops, bins) {
  * @param {{features: object, head: object}} models loaded beauty_features and beauty_head
  * @param {tf.Tensor4D} crops [N, S, S, 3] raw RGB 0..255
  * @param {number} bins spec.beauty.bins
- * @returns {{guided: tf.Tensor3D, guidedGradcam: tf.Tensor3D, gradcam: tf.Tensor3D}} [N, S, S] each, 0..1
+ * @returns {{guided: tf.Tensor3D, guidedGradcam: tf.Tensor3D, gradcam: tf.Tensor3D}} [N, S, S] each, 0..1;
+ *   guided and guidedGradcam are display maps (99th percentile = 1, clipped: ~1 % of pixels are 1),
+ *   gradcam is Grad-CAM's own (max 1 per face)
  * @throws {Error} err.code 'guided-unavailable' for a backbone with non-ReLU activations
  */
 export function guidedMaps(models, crops, bins) {
@@ -243,9 +270,9 @@ export function guidedMaps(models, crops, bins) {
   return tf.tidy(() => {
     const fmap = runModel(models.features, crops)[0];
     const gradcam = upsampleGrid(gradcamGrid(models.head, fmap, bins), size);
-    const guided = normaliseMax(tf.sum(tf.abs(grads), -1));
+    const saliency = tf.sum(tf.abs(grads), -1);
     grads.dispose();
-    return { guided, guidedGradcam: normaliseMax(tf.mul(guided, gradcam)), gradcam };
+    return { guided: normalisePercentile(saliency), guidedGradcam: normalisePercentile(tf.mul(saliency, gradcam)), gradcam };
   });
 }
 
@@ -258,7 +285,7 @@ export function guidedMaps(models, crops, bins) {
  *   explainer.dispose();
  *
  * Each map is {width, height, data: Float32Array} over the face's beauty crop (as gradcam.js:heatmapToCrop),
- * 0..1; draw it over `square` ({x, y, side}, photo pixels) like the Grad-CAM heatmap.
+ * 0..1 (99th percentile = 1, clipped); draw it over `square` ({x, y, side}, photo pixels) like the Grad-CAM heatmap.
  * @param {string} modelUrl bundle root (folder path in Node, URL in a browser)
  * @param {{manifest?: object}} [opts] the bundle's manifest if already loaded
  * @throws {Error} err.code 'guided-unavailable' (with the reason) for a non-ReLU beauty backbone
