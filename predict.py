@@ -43,8 +43,12 @@ other file that is not an image but opens as a video) and --webcam INDEX: every 
                         ("mp4v", the encoder in the headless OpenCV wheel); --video-out FILE.mp4
                         puts it elsewhere (one video or webcam only)
 
-Videos get no faces/ crops and are left out of the contact sheet; results.json lists each with
-its frame and face counts. --resume: a video whose closing line is in results.jsonl is skipped;
+    faces/NAME_fF_N.jpg face N of frame F, for each face in the first frame it appears in (a box
+                        that overlaps no box of the previous analysed frame), at most
+                        VIDEO_SHEET_FACES per video; these are the video's faces on the contact
+                        sheet, labelled with frame index and time
+
+results.json lists each video with its frame and face counts. --resume: a video whose closing line is in results.jsonl is skipped;
 one cut short (kill) is read again from its start: frames already in results.jsonl are drawn
 from their recorded faces (not analysed again) and the annotated video is written anew. A
 webcam cannot be resumed; Ctrl-C ends it cleanly (its video closed, the summary written).
@@ -87,6 +91,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own stderr lines (facepack/video.py)
 
 CSV_COLUMNS = ["file", "frame", "time_ms", "face", "x", "y", "width", "height", "confidence", "beauty", "beauty_1to5",
                "landmarks5", "keypoints", "annotated"]
@@ -94,6 +99,8 @@ JSONL_FORMAT = 1  # "facepack_predict" in the first line of results.jsonl
 RESULT_FILES = ("results.csv", "results.jsonl")
 HEATMAP_KINDS = ("gradcam", "guided")
 ACCESSORIES = ("sunglasses", "hat")  # = facepack.accessories.ACCESSORIES (checked in tests; no TF import for --help)
+VIDEO_SHEET_FACES = 24  # face crops (faces/, contact sheet) kept per video: memory and files stay bounded
+NEW_FACE_MAX_IOU = 0.3  # a video face whose box overlaps every box of the previous frame less is a new face
 OPTION_KEYS = ("heatmap", "overlay", "max_faces", "min_face_size", "min_confidence", "min_box_size", "max_pixels", "detector",
                "every", "max_frames")
 
@@ -239,14 +246,15 @@ def collect_inputs(paths: list[str], exclude: Path | None = None) -> tuple[list[
     """Files to try as (path, display name), and errors for paths that do not exist.
 
     Folders are walked recursively in sorted order (hidden files and ``exclude`` skipped);
-    display names are relative to the folder given.
+    display names are relative to the folder given. A file (photo or video alike) is shown as
+    given, except an absolute path: relative to the current folder when inside it, else its name.
     """
     files, errors = [], []
     exclude = exclude.resolve() if exclude is not None else None
     for raw in paths:
         path = Path(raw)
         if path.is_file():
-            files.append((path, str(path)))
+            files.append((path, file_display(path)))
         elif path.is_dir():
             for child in sorted(path.rglob("*")):
                 rel = child.relative_to(path)
@@ -258,6 +266,16 @@ def collect_inputs(paths: list[str], exclude: Path | None = None) -> tuple[list[
         else:
             errors.append({"file": str(path), "error": f"{path}: no such file or folder"})
     return files, errors
+
+
+def file_display(path: Path) -> str:
+    """The name results use for a file given on the command line (see collect_inputs)."""
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return path.name
 
 
 def annotated_name(display: str, used: set, ext: str = ".jpg") -> str:
@@ -275,9 +293,25 @@ def guided_file(annotated: str, number: int) -> str:
     return f"heatmaps/{Path(annotated).stem}_{number}.png"
 
 
-def face_file(annotated: str, number: int) -> str:
-    """faces/<annotated stem>_<number>.jpg: face ``number`` (from 1) of a photo."""
-    return f"faces/{Path(annotated).stem}_{number}.jpg"
+def face_file(annotated: str, number: int, frame: int | None = None) -> str:
+    """faces/<annotated stem>_<number>.jpg: face ``number`` (from 1) of a photo
+    (of a video frame: faces/<annotated stem>_f<frame>_<number>.jpg)."""
+    return f"faces/{Path(annotated).stem}{'' if frame is None else f'_f{frame}'}_{number}.jpg"
+
+
+def _iou(a: dict, b: dict) -> float:
+    x0, y0 = max(a["x"], b["x"]), max(a["y"], b["y"])
+    x1, y1 = min(a["x"] + a["width"], b["x"] + b["width"]), min(a["y"] + a["height"], b["y"] + b["height"])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a["width"] * a["height"] + b["width"] * b["height"] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def new_faces(faces: list[dict], previous: list[dict]) -> list[int]:
+    """Indices of ``faces`` whose box overlaps no box of ``previous`` (the last analysed frame)
+    by NEW_FACE_MAX_IOU or more: the frames where a face first appears."""
+    return [i for i, f in enumerate(faces)
+            if all(_iou(f["box"], p["box"]) < NEW_FACE_MAX_IOU for p in previous)]
 
 
 # --- Outputs --------------------------------------------------------------------------------
@@ -348,9 +382,11 @@ def check_same_run(jsonl_path: Path, old_header: dict | None, header: dict) -> N
     if old_header is None:
         return
     for key in ("models", "options"):
-        if old_header.get(key) != header[key]:
-            raise UsageError(f"--resume: {jsonl_path} was made with other {key} "
-                             f"({old_header.get(key)} vs now {header[key]}); use the same arguments")
+        old, new = old_header.get(key) or {}, header[key]
+        if old != new:
+            diff = "; ".join(f"{k}: {old.get(k)} (recorded) vs {new.get(k)} (now)"
+                             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+            raise UsageError(f"--resume: {jsonl_path} was made with other {key} ({diff}); use the same arguments")
 
 
 class BatchWriter:
@@ -496,12 +532,17 @@ def write_summary(out: Path, pipe_runs: dict, options: dict, records: list[dict]
     _replace(out / "results.json", json.dumps({"models": pipe_runs, "options": options, "summary": summary,
                                                "photos": photos, "videos": videos, "errors": errors},
                                               indent=1).encode())
-    thumbs = []
-    for p in photos:
-        for i, face in enumerate(p["faces"]):
-            with Image.open(out / face_file(p["annotated"], i + 1)) as thumb:
+    thumbs = []  # input order: each photo's faces, each video's first appearances (frame, seconds)
+    for rec in records:
+        if "faces" in rec and "frame" not in rec:
+            for i, face in enumerate(rec["faces"]):
+                with Image.open(out / face_file(rec["annotated"], i + 1)) as thumb:
+                    thumbs.append({"thumb": thumb.convert("RGB"),
+                                   "label": f"{plots_predict.face_label(i, face)}\n{rec['file']}"})
+        for f in rec.get("video", {}).get("face_files", []):
+            with Image.open(out / f["file"]) as thumb:
                 thumbs.append({"thumb": thumb.convert("RGB"),
-                               "label": f"{plots_predict.face_label(i, face)}\n{p['file']}"})
+                               "label": f"{f['label']}\n{rec['file']} frame {f['frame']} {f['time_ms'] / 1000:.2f} s"})
     sheet = plots_predict.contact_sheet(thumbs)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
@@ -523,18 +564,22 @@ def timed_guided_maps(drawing: Drawing, photo, result: dict) -> list | None:
 
 
 def analyse_video(pipe, drawing: Drawing, out: Path, writer: "BatchWriter", source, display: str, args, used: set,
-                  prior: dict[int, dict]) -> None:
+                  prior: dict[int, dict], cap=None) -> None:
     """Analyse a video file (Path) or webcam (int) frame by frame; commit each frame, then the video.
 
     prior: results.jsonl records of this video's frames from an interrupted run ({frame: record}):
-    drawn again from their faces, not analysed. facepack.video.VideoError when it cannot be opened.
+    drawn again from their faces, not analysed. cap: ``source`` already opened (the webcam, opened
+    before the models load). Each face's first frame gets a crop in faces/ (new_faces, at most
+    VIDEO_SHEET_FACES), listed in the closing line's "face_files" for the contact sheet.
+    facepack.video.VideoError when it cannot be opened or has no frames.
     """
+    from facepack import plots_predict
     from tqdm import tqdm
 
     from facepack import video
 
     webcam = isinstance(source, int)
-    cap = video.open_capture(source)
+    cap = video.open_capture(source) if cap is None else cap
     info = video.capture_info(cap, webcam=webcam)
     if args.video_out is not None:
         target, name = Path(args.video_out), args.video_out
@@ -543,7 +588,7 @@ def analyse_video(pipe, drawing: Drawing, out: Path, writer: "BatchWriter", sour
             f"annotated/{annotated_name(display, used, '.mp4')}"
         target = out / name
     fps_out = info["fps"] / args.every if info["fps"] else video.WEBCAM_FPS
-    vout, n_frames, n_faces, analysed = None, 0, 0, 0
+    vout, n_frames, n_faces, analysed, previous, face_files = None, 0, 0, 0, [], []
     bar = tqdm(total=video.frames_to_analyse(info, args.every, args.max_frames), unit="frame", leave=False,
                desc=Path(display).name[-24:], file=sys.stderr, dynamic_ncols=True)
     t0 = time.perf_counter()
@@ -561,6 +606,12 @@ def analyse_video(pipe, drawing: Drawing, out: Path, writer: "BatchWriter", sour
             if vout is None:
                 vout = video.VideoOut(target, fps_out, (rgb.shape[1], rgb.shape[0]))
             vout.write(np.asarray(drawing.render(rgb, record["faces"], maps)))
+            for i in new_faces(record["faces"], previous)[:VIDEO_SHEET_FACES - len(face_files)]:
+                crop = face_file(name, i + 1, index)
+                plots_predict.face_thumbnail(rgb, record["faces"][i]).save(out / crop, quality=92)
+                face_files.append({"file": crop, "frame": index, "time_ms": record["time_ms"], "face": i + 1,
+                                   "label": plots_predict.face_label(i, record["faces"][i])})
+            previous = record["faces"]
             n_frames += 1
             n_faces += len(record["faces"])
             bar.update(1)
@@ -574,10 +625,12 @@ def analyse_video(pipe, drawing: Drawing, out: Path, writer: "BatchWriter", sour
         if vout is not None:
             vout.close()
     seconds = time.perf_counter() - t0
+    if n_frames == 0 and not webcam:
+        raise video.VideoError(f"{display}: no frames (the video stream holds no frame OpenCV's FFmpeg can decode)")
     writer.add({"file": display, "video": {
         "frames": n_frames, "faces": n_faces, "fps": info["fps"], "every": args.every,
         "width": info["width"], "height": info["height"], "annotated": name if vout is not None else None,
-        "annotated_fps": fps_out, "analysed": analysed, "seconds": round(seconds, 3)}})
+        "annotated_fps": fps_out, "analysed": analysed, "seconds": round(seconds, 3), "face_files": face_files}})
     print(f"{display}: {n_frames} frame(s), {n_faces} face(s) in {seconds:.1f} s "
           f"({n_frames / seconds if seconds > 0 else 0:.2f} frames/s) -> {target}", file=sys.stderr)
 
@@ -591,6 +644,12 @@ def run(args) -> int:
     from facepack.pipeline import FacePipeline
     from facepack.runs import resolve_run
 
+    webcam_cap = None
+    if args.webcam is not None:  # a camera that does not open is refused before the models load (~10 s)
+        try:
+            webcam_cap = video.open_capture(args.webcam)
+        except video.VideoError as exc:
+            raise UsageError(f"--webcam {exc}") from None
     models = {"beauty": str(resolve_run("beauty", args.beauty, root=args.runs)),
               "keypoints": str(resolve_run("keypoints", args.keypoints, root=args.runs))}
     out = make_out(args)
@@ -627,7 +686,8 @@ def run(args) -> int:
         prior = {rec["frame"]: rec for rec in writer.records if rec.get("file") == display and "frame" in rec
                  and "faces" in rec}
         try:
-            analyse_video(pipe, drawing, out, writer, source, display, args, used, prior)
+            analyse_video(pipe, drawing, out, writer, source, display, args, used, prior,
+                          cap=webcam_cap if isinstance(source, int) else None)
         except video.VideoError as exc:
             writer.add({"file": display, "error": str(exc)})
         except Exception as exc:  # one bad video must not stop a batch; reported below

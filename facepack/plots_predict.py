@@ -2,7 +2,7 @@
 
 Pure functions from arrays and result dicts (facepack/pipeline.py) to PIL images; nothing here
 reads or writes files. Colours: box green, 5 MTCNN landmarks one colour each, keypoints cyan,
-Grad-CAM as a "jet" overlay whose opacity follows the map. Faces are numbered from 1 (#1, #2...)
+Grad-CAM as a "jet" overlay whose opacity follows the map. Faces are numbered from 1 ("1 · 63.2")
 in the pipeline's order, as on the page; the contact sheet keeps the input order (it ranks no one).
 """
 
@@ -92,11 +92,15 @@ def downscaled(photo, max_side: int | None = None) -> tuple[np.ndarray, float]:
     return np.asarray(Image.fromarray(photo).reduce(k)), 1.0 / k
 
 
+LABEL_SEP = " \u00b7 "  # "1 · 63.2": the face number, then its score (mirrors static/overlay.js:labelText)
+
+
 def face_label(index: int, face: dict) -> str:
-    """"#1 63.2 (3.16)" (beauty 0..100 and 1..5) or "#1 p=0.99" without a beauty score."""
+    """"1 · 63.2 (3.16)" (face number from 1, beauty 0..100 and 1..5) or "1 · p=0.99" without a
+    beauty score; the number and score are apart as on the page (static/overlay.js:labelText)."""
     if "beauty" in face:
-        return f"#{index + 1} {face['beauty']['score']:.1f} ({face['beauty']['score_1to5']:.2f})"
-    return f"#{index + 1} p={face['score']:.2f}"
+        return f"{index + 1}{LABEL_SEP}{face['beauty']['score']:.1f} ({face['beauty']['score_1to5']:.2f})"
+    return f"{index + 1}{LABEL_SEP}p={face['score']:.2f}"
 
 
 def annotate(rgb: np.ndarray, faces: list[dict], heatmaps: bool = False) -> Image.Image:
@@ -137,7 +141,7 @@ def face_thumbnail(rgb, face: dict, size: int = THUMB_PX) -> Image.Image:
 
 
 def contact_sheet(entries: list[dict], columns: int | None = None, thumb: int = THUMB_PX) -> Image.Image:
-    """Grid of faces in the order given (predict.py: input order, faces #1, #2... of each photo).
+    """Grid of faces in the order given (predict.py: input order, faces 1, 2... of each photo, then each video face where it first appears).
 
     entries: [{"thumb": PIL image, "label": str (two lines at most)}]. No sorting by score: the
     page and this project do not rank people.

@@ -17,10 +17,16 @@ It plays in VLC, ffmpeg and most desktop players; browsers mostly do not play MP
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 
 import numpy as np
+
+# FFmpeg's own log lines ("moov atom not found", ...) go straight to stderr; OpenCV reads this
+# variable once, when its FFmpeg backend first starts, so it is set before any capture opens
+# (-8 = AV_LOG_QUIET). Our errors name the file instead.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 # Extensions read as video without trying them as images first (other files are tried as images,
 # then probed: facepack/video.py:probe).
@@ -81,8 +87,26 @@ def open_capture(source):
         hint = "not a video OpenCV's FFmpeg can read"
     if not cap.isOpened():
         cap.release()
+        if not isinstance(source, int) and _container(source):  # e.g. an .mp4 written with 0 frames
+            raise VideoError(f"{what}: no frames (a video container without a stream OpenCV's FFmpeg can decode)")
         raise VideoError(f"{what}: cannot open ({hint})")
     return cap
+
+
+# Magic bytes of video containers: (offset, bytes). A file that has one but does not open holds no
+# (decodable) video stream, e.g. an .mp4 written with 0 frames.
+CONTAINER_MAGIC = ((4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"free"), (0, b"RIFF"), (0, b"\x1a\x45\xdf\xa3"),
+                   (0, b"OggS"), (0, b"\x00\x00\x01\xba"), (0, b"FLV"))
+
+
+def _container(path) -> bool:
+    """Whether ``path`` starts like a video container (CONTAINER_MAGIC)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return any(head[o:o + len(m)] == m for o, m in CONTAINER_MAGIC)
 
 
 def capture_info(cap, webcam: bool = False) -> dict:

@@ -148,7 +148,7 @@ def test_one_row_per_frame_with_index_and_time(every_frame):
     assert [int(r["frame"]) for r in rows] == list(range(CLIP_FRAMES))  # one face in every frame
     assert [float(r["time_ms"]) for r in rows] == pytest.approx([i * FRAME_MS for i in range(CLIP_FRAMES)],
                                                                 abs=TIME_TOL_MS)
-    assert {r["file"] for r in rows} == {str(Path(rows[0]["file"]))} and rows[0]["file"].endswith("clip.mp4")
+    assert {r["file"] for r in rows} == {"clip.mp4"}  # an absolute path outside the cwd: its name, as for photos
     assert all(r["face"] == "1" and float(r["confidence"]) > 0.9 for r in rows)
     xs = [float(r["x"]) for r in rows]
     assert (xs[-1] - xs[0]) / (CLIP_FRAMES - 1) == pytest.approx(FACE_STEP_PX, abs=BOX_STEP_TOL_PX)
@@ -161,8 +161,8 @@ def test_jsonl_has_frame_lines_then_the_video_line(every_frame):
     assert lines[0]["options"]["every"] == 1 and lines[0]["options"]["detector"] == "mtcnn"
     frames, closing = lines[1:-1], lines[-1]
     assert [f["frame"] for f in frames] == list(range(CLIP_FRAMES))
-    name = closing["video"]["annotated"]  # annotated/<the path given, flattened>.mp4
-    assert name.startswith("annotated/") and name.endswith("__videos__clip.mp4")
+    name = closing["video"]["annotated"]  # the photos' rule: an absolute path outside the cwd -> its name
+    assert name == "annotated/clip.mp4"
     assert all(f["annotated"] == name and len(f["faces"]) == 1 for f in frames)
     v = closing["video"]
     assert (v["frames"], v["faces"], v["fps"], v["every"], v["analysed"]) == (CLIP_FRAMES, CLIP_FRAMES, CLIP_FPS, 1,
@@ -411,13 +411,17 @@ def test_detector_names_and_haar_settings_are_checked():
         HaarDetector(settings={"min_size": 3})
 
 
-def test_a_webcam_that_does_not_open_is_reported(predict, untrained_runs, spy, tmp_path, capfd):
+def test_a_webcam_that_does_not_open_is_refused_before_the_models_load(predict, untrained_runs, tmp_path, capfd,
+                                                                        monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the models were loaded before the camera was tried")
+
+    monkeypatch.setattr("facepack.pipeline.FacePipeline.from_runs", refuse)
     rc = predict.main(["--webcam", "99", "--out", str(tmp_path / "out"), *models(untrained_runs)])
-    assert rc == 1  # nothing processed
-    errors = json.loads((tmp_path / "out" / "results.json").read_text())["errors"]
-    assert [e["file"] for e in errors] == ["webcam:99"] and "webcam 99: cannot open" in errors[0]["error"]
-    err = capfd.readouterr().err
-    assert "[ WARN" not in err and "[ERROR" not in err  # OpenCV's own log (fd 2) is silenced; our line names the camera
+    assert rc == 2
+    err = capfd.readouterr().err.strip().splitlines()  # OpenCV's own log (fd 2) is silenced; our line names the camera
+    assert len(err) == 1 and err[0].startswith("predict.py: error: --webcam webcam 99: cannot open"), err
+    assert not (tmp_path / "out").exists()
 
 
 def test_read_frames_converts_once_and_times_frames_without_timestamps():
@@ -446,3 +450,91 @@ def test_read_frames_converts_once_and_times_frames_without_timestamps():
     got = [(i, t, int(rgb[0, 0, 2])) for i, t, rgb in video.read_frames(Capture(), every=2)]
     assert got == [(0, 0.0, 0), (2, 80.0, 2), (4, 160.0, 4), (6, 240.0, 6)]  # blue of BGR is RGB's last channel
     assert [i for i, _, _ in video.read_frames(Capture(), every=3, max_frames=2)] == [0, 3]
+
+
+# --- Video faces on the contact sheet, labels, messages, names ----------------------------------
+SHEET_BG = 250  # plots_predict.contact_sheet's background level
+THUMB_TOP_LEFT = (8, 42)  # (x, y) of the first thumbnail: pad, title_h + pad
+THUMB_MIN_STD = 10.0  # a face crop's pixel spread; the empty background's is 0
+
+
+def test_video_faces_are_cropped_once_and_shown_on_the_contact_sheet(every_frame, every_third_haar):
+    from PIL import Image
+
+    _, out, _ = every_frame
+    closing = read_jsonl(out / "results.jsonl")[-1]["video"]
+    # the face moves FACE_STEP_PX per frame: one face, first seen in frame 0
+    assert [(f["file"], f["frame"], f["face"]) for f in closing["face_files"]] == [("faces/clip_f0_1.jpg", 0, 1)]
+    assert sorted(p.name for p in (out / "faces").iterdir()) == ["clip_f0_1.jpg"]
+    with Image.open(out / "faces" / "clip_f0_1.jpg") as crop:
+        assert crop.size == (160, 160)
+    with Image.open(out / "contact_sheet.png") as img:
+        sheet = np.asarray(img.convert("L")).astype(float)
+    x, y = THUMB_TOP_LEFT
+    assert sheet[y:y + 160, x:x + 160].std() > THUMB_MIN_STD  # a face, not "no faces found"
+    names = sorted(p.name for p in (every_third_haar[1] / "faces").iterdir())
+    assert names == ["videos__clip-2_f0_1.jpg", "videos__clip_f0_1.jpg"]
+
+
+def test_new_faces_are_those_that_overlap_no_previous_box(predict):
+    def face(x):
+        return {"box": {"x": x, "y": 0.0, "width": 10.0, "height": 10.0}}
+
+    assert predict.new_faces([face(0), face(50)], []) == [0, 1]
+    assert predict.new_faces([face(1), face(50)], [face(0)]) == [1]  # IoU 9/11 with the old box: the same face
+    assert predict.new_faces([face(1)], [face(0), face(100)]) == []
+
+
+def test_labels_separate_the_number_from_the_score_as_the_page_does():
+    from facepack.plots_predict import LABEL_SEP, face_label
+
+    face = {"score": 0.99, "beauty": {"score": 71.0, "score_1to5": 3.55}}
+    assert face_label(0, face) == "1 \u00b7 71.0 (3.55)" and face_label(1, {"score": 0.5}) == "2 \u00b7 p=0.50"
+    js = (ROOT / "static" / "overlay.js").read_text()
+    assert f"${{index + 1}}{LABEL_SEP}${{face.beauty.score.toFixed(1)}}" in js
+
+
+def test_unreadable_and_empty_videos_are_one_line_without_ffmpeg_noise(tmp_path):
+    """A fresh process (FFmpeg reads its log level once): a text file named .mp4, an .mp4 of 0 frames."""
+    import os
+    import subprocess
+    import sys
+
+    import cv2
+
+    (tmp_path / "text.mp4").write_text("not a video\n")
+    writer = cv2.VideoWriter(str(tmp_path / "empty.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, (32, 32))
+    writer.release()
+    code = ("import sys\nfrom facepack import video\nfor p in sys.argv[1:]:\n    try:\n"
+            "        video.open_capture(p)\n    except video.VideoError as e:\n        print(e, file=sys.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "text.mp4"), str(tmp_path / "empty.mp4")],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 2, err  # no "moov atom not found" line from FFmpeg
+    assert err[0] == f"{tmp_path / 'text.mp4'}: cannot open (not a video OpenCV's FFmpeg can read)"
+    assert err[1].startswith(f"{tmp_path / 'empty.mp4'}: no frames"), err
+
+
+def test_resume_with_another_every_names_only_that_option(predict, every_frame, clip_dir, tmp_path, capsys,
+                                                          monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before --resume was checked")
+
+    monkeypatch.setattr("facepack.pipeline.FacePipeline.from_runs", refuse)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text((every_frame[1] / "results.jsonl").read_text().splitlines(keepends=True)[0])
+    header = read_jsonl(out / "results.jsonl")[0]
+    rc = predict.main([str(clip_dir / "clip.mp4"), "--out", str(out), "--resume", "--every", "2",
+                       "--beauty", header["models"]["beauty"], "--keypoints", header["models"]["keypoints"]])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "(every: 1 (recorded) vs 2 (now))" in err[0] and "heatmap" not in err[0], err
+
+
+def test_files_given_by_absolute_path_are_named_like_relative_ones(predict, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert predict.file_display(tmp_path / "a" / "clip.mp4") == str(Path("a") / "clip.mp4")
+    assert predict.file_display(Path("b/x.jpg")) == str(Path("b/x.jpg"))
+    assert predict.file_display(tmp_path.parent / "y.jpg") == "y.jpg"
