@@ -291,6 +291,8 @@ def test_guided_gradcam_toggle_without_reanalysing(page, photos, artifacts_dir):
     page.check("#guided-toggle")  # computed once per photo: drawn again at once, no new message
     assert view_digest(page) == guided and message(page)["seq"] == done["seq"]
     page.uncheck("#guided-toggle")
+    assert choose(page, str(photos["astronaut"]))["code"] == "ok"  # another photo, guided off: no stale timing
+    assert page.is_hidden("#row-guided") and page.get_attribute("#t-guided", "data-ms") == ""
     assert page.errors == []
 
 
