@@ -13,7 +13,7 @@ For beauty crops X (N, S, S, 3) and the model split by
    steps 1-7, ordinary gradients; Selvaraju et al. 2017, "Grad-CAM", section 3.1). The Grad-CAM
    map is >= 0, so this is the channel-summed |G * cam| of the paper's product, rescaled.
 
-Display normalisation (steps 3-4): each face's map is divided by its DISPLAY_PERCENTILE-th
+Display normalisation (steps 3-4): each face's map is divided by its 99th (DISPLAY_QUANTILE)
 percentile and clipped to 0..1 (``normalise_percentile``), not by its max. Input-gradient
 magnitudes are heavy-tailed: divided by the max, one pixel set the scale and the rest of the
 map was near black (untrained 64 px test model, astronaut face: 99th percentile 0.38 of the
@@ -160,16 +160,16 @@ def guided_gradients(guided_features, head_model, crops):
     return tape.gradient(score, x).numpy()
 
 
-DISPLAY_PERCENTILE = 99  # maps are scaled so this percentile of a face's pixels is 1 (then clipped)
+DISPLAY_QUANTILE = 0.99  # maps are scaled so this quantile of a face's pixels is 1 (then clipped)
 
 
-def percentile_index(n: int, percentile: float = DISPLAY_PERCENTILE) -> int:
-    """Index into n ascending-sorted values of the percentile: floor(percentile / 100 * (n - 1))
-    (no interpolation; guided.js:percentileIndex is the same formula)."""
-    return int(np.floor(percentile / 100.0 * (n - 1)))
+def percentile_index(n: int, quantile: float = DISPLAY_QUANTILE) -> int:
+    """Index into n ascending-sorted values of the quantile: floor(quantile * (n - 1)) (no
+    interpolation; guided.js:percentileIndex is the same float64 product, so the same index)."""
+    return int(np.floor(quantile * (n - 1)))
 
 
-def normalise_percentile(maps: np.ndarray, percentile: float = DISPLAY_PERCENTILE) -> np.ndarray:
+def normalise_percentile(maps: np.ndarray, quantile: float = DISPLAY_QUANTILE) -> np.ndarray:
     """Scale each (N, H, W) map (values >= 0) so its ``percentile``-th value is 1, clip to 0..1.
 
     The scale is the sorted value at ``percentile_index(H * W)``; where that is 0 (a map that is
@@ -181,7 +181,7 @@ def normalise_percentile(maps: np.ndarray, percentile: float = DISPLAY_PERCENTIL
     flat = maps.reshape(n, -1)
     if flat.shape[1] == 0:
         return maps
-    scale = np.sort(flat, axis=1)[:, percentile_index(flat.shape[1], percentile)]
+    scale = np.sort(flat, axis=1)[:, percentile_index(flat.shape[1], quantile)]
     scale = np.where(scale > 0, scale, flat.max(axis=1))
     scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
     return np.clip(maps / scale[:, None, None], 0.0, 1.0).astype(np.float32)

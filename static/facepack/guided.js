@@ -15,7 +15,7 @@
  * 4. guided Grad-CAM = normalisePercentile(saliency * upsampled Grad-CAM (gradcam.js)) [N, S, S]
  *
  * Display normalisation (mirrors guided.py:normalise_percentile): each face's map is divided by its
- * DISPLAY_PERCENTILE-th percentile, the ascending-sorted value at index floor(p / 100 * (n - 1))
+ * 99th percentile (DISPLAY_QUANTILE), the ascending-sorted value at index floor(0.99 * (n - 1))
  * (no interpolation), and clipped to 0..1; not by its max, because gradient magnitudes are
  * heavy-tailed and one pixel would set the scale (the map came out near black).
  *
@@ -208,16 +208,16 @@ export function withUnfusedLayers(model, fn) {
   }
 }
 
-// mirrors facepack/guided.py:DISPLAY_PERCENTILE
-export const DISPLAY_PERCENTILE = 99;
+// mirrors facepack/guided.py:DISPLAY_QUANTILE (the 99th percentile as a fraction)
+export const DISPLAY_QUANTILE = 0.99;
 
-/** Index of the percentile in n ascending-sorted values (mirrors guided.py:percentile_index). */
-export function percentileIndex(n, percentile = DISPLAY_PERCENTILE) {
-  return Math.floor((percentile / 100) * (n - 1));
+/** Index of the quantile in n ascending-sorted values: floor(q * (n - 1)) (mirrors guided.py:percentile_index). */
+export function percentileIndex(n, quantile = DISPLAY_QUANTILE) {
+  return Math.floor(quantile * (n - 1));
 }
 
 /**
- * Scale each [N, H, W] map (values >= 0) so its DISPLAY_PERCENTILE-th value is 1, clip to 0..1
+ * Scale each [N, H, W] map (values >= 0) so its DISPLAY_QUANTILE quantile is 1, clip to 0..1
  * (mirrors guided.py:normalise_percentile): the scale is the sorted value at percentileIndex(H * W),
  * the map's max where that is 0, and 1 for an all-zero map (which stays zero).
  */
