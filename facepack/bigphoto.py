@@ -322,11 +322,13 @@ class RegionPhoto:
                                       xl[None, :, None], yl[r0:r1, None, None])
         return image, (new_h / h, new_w / w)
 
-    def crop_squares(self, squares, out_size: int) -> np.ndarray:
-        """= crop.crop_squares(decoded photo, squares, out_size), bit for bit (squares: decoded pixels)."""
-        from facepack.crop import tf_crop_boxes
+    def crop_squares(self, squares, out_size: int, downscale: str | None = None) -> np.ndarray:
+        """= crop.crop_squares(decoded photo, squares, out_size, downscale), bit for bit
+        (squares: decoded pixels). Area-sampled squares read only their region (self.region)."""
+        from facepack.crop import area_crop, check_downscale, tf_crop_boxes, uses_area
 
         squares = list(squares)
+        mode = check_downscale(downscale)
         crops = np.empty((len(squares), out_size, out_size, 3), dtype=np.float32)
         if not squares:
             return crops
@@ -334,6 +336,9 @@ class RegionPhoto:
         n = out_size
         with (contextlib.nullcontext() if self._window_decoding else self._loaded()):
             for k, (y1, x1, y2, x2) in enumerate(boxes):
+                if uses_area(squares[k], out_size, mode):
+                    crops[k] = area_crop(self.region, squares[k], out_size, self.height, self.width)
+                    continue
                 ylo, yhi, yl, yok = _crop_taps(y1, y2, self.height, n)
                 xlo, xhi, xl, xok = _crop_taps(x1, x2, self.width, n)
                 g = self.gather(np.concatenate([ylo, yhi]), np.concatenate([xlo, xhi])).astype(np.float32)

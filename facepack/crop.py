@@ -10,6 +10,15 @@ photo (so faces touching the border are padded, never shifted).
 Conventions: a square is ``(x0, y0, side)`` in continuous image pixels (pixel i spans [i, i+1));
 crop pixel i samples the photo at ``x0 + (i + 0.5) * side / S`` (its centre), so crop units
 u in 0..1 map to ``x0 + u * side``.
+
+Downscaling (``spec.CROP_DOWNSCALE``): with "area", a crop whose step ``side / S`` exceeds one
+photo pixel is area-sampled instead (area_crop: each crop pixel is the exact mean of the photo
+over its footprint, the [x0 + i step, x0 + (i + 1) step] cell of the square, i.e. antialiased);
+crops at step <= 1 (upscaling) stay crop_and_resize's bilinear samples, bit for bit. Why: a
+bilinear sample of a face 5-20x larger than the crop reads 4 of the 25-400 photo pixels under
+each crop pixel, so a 1e-4 px shift of the square (JS vs Python boxes) moves crop pixels by up to
+a full pixel-to-pixel step of the photo's noise and the beauty score by ~0.1 points (issue 12);
+the area mean moves by (shift / step) of an edge's contrast, continuously.
 """
 
 from __future__ import annotations
@@ -53,13 +62,125 @@ def tf_crop_boxes(squares, out_size: int, image_h: int, image_w: int) -> np.ndar
     return np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
 
 
-def crop_squares(rgb: np.ndarray, squares, out_size: int) -> np.ndarray:
-    """Photo (H, W, 3) and squares -> (N, S, S, 3) float32 crops (raw 0..255, not rounded)."""
-    import tensorflow as tf
+def crop_squares(rgb: np.ndarray, squares, out_size: int, downscale: str | None = None) -> np.ndarray:
+    """Photo (H, W, 3) and squares -> (N, S, S, 3) float32 crops (raw 0..255, not rounded).
 
+    ``downscale``: "area" or "bilinear" (None: spec.CROP_DOWNSCALE), how squares larger than
+    ``out_size`` photo pixels are sampled (module docstring); ValueError on another value.
+    """
     squares = list(squares)
+    mode = check_downscale(downscale)
     if not squares:
         return np.zeros((0, out_size, out_size, 3), dtype=np.float32)
+    h, w = int(rgb.shape[0]), int(rgb.shape[1])
+    area = [k for k, sq in enumerate(squares) if uses_area(sq, out_size, mode)]
+    if not area:
+        return _bilinear_crops(rgb, squares, out_size)
+    out = np.empty((len(squares), out_size, out_size, 3), dtype=np.float32)
+    rest = [k for k in range(len(squares)) if k not in set(area)]
+    if rest:
+        out[rest] = _bilinear_crops(rgb, [squares[k] for k in rest], out_size)
+    for k in area:
+        out[k] = area_crop(lambda x0, y0, x1, y1: rgb[y0:y1, x0:x1], squares[k], out_size, h, w)
+    return out
+
+
+def check_downscale(downscale: str | None) -> str:
+    """None -> spec.CROP_DOWNSCALE; "area" / "bilinear" as given; anything else ValueError."""
+    mode = spec.CROP_DOWNSCALE if downscale is None else downscale
+    if mode not in CROP_DOWNSCALE_MODES:
+        raise ValueError(f"crop downscale must be one of {list(CROP_DOWNSCALE_MODES)}, got {mode!r}")
+    return mode
+
+
+def uses_area(square, out_size: int, mode: str) -> bool:
+    """Whether ``square`` is area-sampled: mode "area" and a step side / out_size over 1 pixel."""
+    return mode == "area" and square[2] / out_size > 1.0
+
+
+CROP_DOWNSCALE_MODES = ("area", "bilinear")
+# Photo rows cumulated per block by area_crop (bounds its float64 temporaries to this many rows).
+AREA_BLOCK_ROWS = 256
+
+
+def area_axis(start: float, side: float, size: int, length: int):
+    """Footprints of ``size`` crop pixels along one axis of ``length`` photo pixels for the
+    square's [start, start + side]: crop pixel o has centre c = start + (o + 0.5) step, step =
+    side / size, and footprint [c - f / 2, c + f / 2], f = max(step, 1), clamped to [0, length].
+    Returns ((low cell, low frac), (high cell, high frac)), each (size,) int64 / float64 with
+    cell = min(floor(t), length - 1) and frac = t - cell, and f. Float64, the same operations in
+    the same order as static/facepack/crop.js:areaAxis."""
+    step = side / size
+    foot = max(step, 1.0)
+    centre = start + (np.arange(size, dtype=np.float64) + 0.5) * step
+    corners = []
+    for t in (centre - 0.5 * foot, centre + 0.5 * foot):
+        t = np.minimum(np.maximum(t, 0.0), float(length))
+        cell = np.minimum(np.floor(t), length - 1).astype(np.int64)
+        corners.append((cell, t - cell))
+    return corners, foot
+
+
+def area_crop(read, square, out_size: int, height: int, width: int) -> np.ndarray:
+    """Area-sampled (box-filtered) crop of one square: (S, S, 3) float32.
+
+    The photo is a continuous image (pixel (y, x) fills [x, x + 1) x [y, y + 1);
+    spec.CROP_PAD_VALUE outside it); crop pixel (i, j) is its exact mean over the rectangle of
+    the two axes' footprints (area_axis). ``read(x0, y0, x1, y1)`` returns the photo's pixels
+    [y0:y1, x0:x1] (an array slice, or BigPhoto.region): only the rows and columns under the
+    square are read, so memory and index arithmetic are bounded by the square, not the photo.
+
+    Arithmetic (float64, rounded once to float32; static/facepack/crop.js:areaCrop runs the same
+    operations in the same order, so the two agree bit for bit on the same pixels):
+      1. rows: S[r] = sum of (pixels - pad) over region rows < r, cumulated row by row; per crop
+         row, the column integrals at its corners I(t) = S[j] + b (S[j + 1] - S[j]) and
+         V = I(high) - I(low) (W_region, C);
+      2. columns: T[i] = V[0] + ... + V[i - 1] in order; per crop pixel
+         J(t) = T[i] + a (T[i + 1] - T[i]); out = pad + (J(high) - J(low)) / (f_x f_y).
+    On integer pixels step 1 is exact (integer sums under 2^53); the rest rounds at ~1e-12 of
+    the sums, far under a float32 ulp of the output.
+    """
+    x0, y0, side = (float(v) for v in square)
+    pad = float(spec.CROP_PAD_VALUE)
+    (yl, yh), fy = area_axis(y0, side, out_size, height)
+    (xl, xh), fx = area_axis(x0, side, out_size, width)
+    r0, r1 = int(yl[0][0]), int(yh[0][-1]) + 1  # rows under the footprints: [r0, r1)
+    c0, c1 = int(xl[0][0]), int(xh[0][-1]) + 1
+    region = read(c0, r0, c1, r1)
+    if region.shape[:2] != (r1 - r0, c1 - c0):
+        raise ValueError(f"area crop: read returned shape {region.shape}, expected rows {r1 - r0}, columns {c1 - c0}")
+    cells = [yl[0] - r0, yh[0] - r0]
+    want = np.unique(np.concatenate([cells[0], cells[0] + 1, cells[1], cells[1] + 1]))
+    rows = np.empty((len(want),) + region.shape[1:], dtype=np.float64)  # S at the wanted rows
+    carry = np.zeros((1,) + region.shape[1:], dtype=np.float64)
+    for start in range(0, r1 - r0, AREA_BLOCK_ROWS):
+        block = np.asarray(region[start:start + AREA_BLOCK_ROWS], dtype=np.float64) - pad
+        sums = np.cumsum(np.concatenate([carry, block]), axis=0)  # sums[i] = S[start + i], in order
+        sel = (want >= start) & (want <= start + len(block))
+        rows[sel] = sums[want[sel] - start]
+        carry = sums[-1:]
+
+    def at_rows(cell, frac):  # I(t) per crop row: (S, W_region, C)
+        lo = rows[np.searchsorted(want, cell)]
+        hi = rows[np.searchsorted(want, cell + 1)]
+        return lo + frac[:, None, None] * (hi - lo)
+
+    v = at_rows(cells[1], yh[1]) - at_rows(cells[0], yl[1])
+    t = np.zeros((out_size, c1 - c0 + 1, v.shape[2]), dtype=np.float64)
+    t[:, 1:] = np.cumsum(v, axis=1)
+
+    def at_cols(cell, frac):  # J(t) per crop pixel: (S, S, C)
+        lo = t[:, cell]
+        return lo + frac[None, :, None] * (t[:, cell + 1] - lo)
+
+    total = at_cols(xh[0] - c0, xh[1]) - at_cols(xl[0] - c0, xl[1])
+    return (pad + total / (fx * fy)).astype(np.float32)
+
+
+def _bilinear_crops(rgb: np.ndarray, squares, out_size: int) -> np.ndarray:
+    """crop_and_resize (bilinear, spec.CROP_PAD_VALUE outside) of the full photo: (N, S, S, 3)."""
+    import tensorflow as tf
+
     h, w = int(rgb.shape[0]), int(rgb.shape[1])
     # uint8 stays uint8 (the kernel reads each tap as float: the same numbers, a quarter of the
     # memory on a 108 MP photo). The JS twin, static/facepack/ops/bounded_crop.js, writes this

@@ -157,6 +157,11 @@ ANNOTATION_FORMATS = {
 # the square at x0 + (i + 0.5) * side / size - 0.5 (half-pixel centres), see crop_box_to_tf.
 CROP_PAD_VALUE = 0.0
 CROP_METHOD = "bilinear"
+# How squares larger than the crop (step side / size > 1 photo pixel) are sampled:
+# "area" (exact box-filter mean over each crop pixel's footprint, antialiased; facepack/crop.py:
+# area_crop, static/facepack/ops/area_crop.js) or "bilinear" (crop_and_resize's 4 taps at the
+# pixel centre, aliased when downscaling). Upscaled squares are bilinear either way.
+CROP_DOWNSCALE = "bilinear"
 
 # --- Beauty model -------------------------------------------------------------------------
 BEAUTY = {
@@ -347,7 +352,7 @@ def spec_dict() -> dict:
         "face_filter": dict(FACE_FILTER),
         "alpha_rule": ALPHA_RULE,
         "png_checksums": PNG_CHECKSUMS,
-        "crop": {"pad_value": CROP_PAD_VALUE, "method": CROP_METHOD},
+        "crop": {"pad_value": CROP_PAD_VALUE, "method": CROP_METHOD, "downscale": CROP_DOWNSCALE},
         "beauty": {k: v for k, v in BEAUTY.items()},
         "keypoints": KEYPOINTS,
         "mirror_permutation": MIRROR_PERMUTATION,

@@ -100,7 +100,9 @@ def test_detection_image_and_crops_equal_the_full_array_bit_for_bit(big_jpeg, re
     # squares inside, across the border (padded) and tiny: crop_and_resize's taps and padding
     squares = [(480.3, 120.7, 760.2), (-90.5, 900.25, 400.0), (1400.0, -20.0, 150.5), (10.0, 10.0, 3.0)]
     for size in (96, 128, 1):
-        np.testing.assert_array_equal(photo.crop_squares(squares, size), crop.crop_squares(full, squares, size))
+        for downscale in crop.CROP_DOWNSCALE_MODES:  # area crops read only their region
+            np.testing.assert_array_equal(photo.crop_squares(squares, size, downscale),
+                                          crop.crop_squares(full, squares, size, downscale))
     # pipeline.analyze on the RegionPhoto (detect and crop hooks): tests/test_predict.py
     # test_large_photo_path_gives_the_batch_the_same_results compares whole results
 

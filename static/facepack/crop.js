@@ -5,6 +5,8 @@
  * functions mirror facepack/spec.py (square_box, crop_box_to_tf, crop_to_image) and read every
  * number (margins, the detector-to-points mapping, the pad value) from the manifest's spec.
  */
+import * as tf from '@tensorflow/tfjs';
+import { areaCrop } from './ops/area_crop.js';
 import { boundedCropAndResize } from './ops/bounded_crop.js';
 
 /** Face box -> square [x0, y0, side] (mirrors facepack/spec.py:square_box). */
@@ -75,20 +77,55 @@ export function faceSquare(box, rule) {
 }
 
 /**
- * Crops [N, size, size, 3] float32 of `image` for the squares (mirrors facepack/crop.py:crop_squares,
- * which runs tf.image.crop_and_resize on the full photo). Sampled by
- * ops/bounded_crop.js:boundedCropAndResize, the kernel's float32 arithmetic written out, so the
- * crops equal Python's on any photo size and backend (TF.js's own cropAndResize reads wrong
- * pixels past ~2^24 values into the photo on WASM). Caller disposes.
+ * How a square is sampled (mirrors facepack/crop.py:check_downscale / uses_area): 'area' when
+ * the manifest's spec.crop.downscale is "area" and the square is larger than `size` photo pixels
+ * (downscaling), else 'bilinear'. Bundles exported before spec.crop.downscale existed: 'bilinear'.
+ * @returns {'area'|'bilinear'}
+ */
+export function cropSampler(square, size, spec) {
+  const mode = spec.crop.downscale ?? 'bilinear';
+  if (mode !== 'area' && mode !== 'bilinear') {
+    throw new Error(`crop downscale: expected 'area' or 'bilinear', got ${JSON.stringify(mode)} (the manifest's spec.crop.downscale)`);
+  }
+  return mode === 'area' && square[2] / size > 1 ? 'area' : 'bilinear';
+}
+
+/**
+ * Crops [N, size, size, 3] float32 of `image` for the squares (mirrors facepack/crop.py:crop_squares).
+ * Upscaled squares (and every square when spec.crop.downscale is "bilinear") are sampled by
+ * ops/bounded_crop.js:boundedCropAndResize, crop_and_resize's CPU float32 arithmetic written out
+ * (TF.js's own cropAndResize reads wrong pixels past ~2^24 values into the photo on WASM);
+ * downscaled ones by ops/area_crop.js:areaCrop, the exact box-filter mean (antialiased). Both
+ * run in JavaScript on the photo's values, so the crops equal Python's bit for bit on any photo
+ * size and backend. Caller disposes.
  * @param {tf.Tensor3D} image float32 [H, W, 3] raw RGB
  * @param {number[][]} squares [x0, y0, side] each
  * @param {number} size output side (pixels)
- * @param {object} spec manifest.json "spec" (crop.method, crop.pad_value)
+ * @param {object} spec manifest.json "spec" (crop.method, crop.pad_value, crop.downscale)
  * @param {ArrayLike<number>} [pixels] `await image.data()` if the caller has it (read once per photo)
  * @returns {Promise<tf.Tensor4D>}
  */
 export async function cropSquares(image, squares, size, spec, pixels = null) {
-  const [h, w] = image.shape;
-  const boxes = squares.map(([x0, y0, side]) => cropBoxToTf(x0, y0, side, size, h, w));
-  return boundedCropAndResize(image, boxes, [size, size], spec.crop.pad_value, { method: spec.crop.method, pixels });
+  const [h, w, c] = image.shape;
+  const area = squares.map((sq) => cropSampler(sq, size, spec) === 'area');
+  if (!area.some(Boolean)) {
+    const boxes = squares.map(([x0, y0, side]) => cropBoxToTf(x0, y0, side, size, h, w));
+    return boundedCropAndResize(image, boxes, [size, size], spec.crop.pad_value, { method: spec.crop.method, pixels });
+  }
+  const values = pixels ?? await image.data();
+  const per = size * size * c;
+  const out = new Float32Array(squares.length * per);
+  const rest = squares.map((_, k) => k).filter((k) => !area[k]);
+  if (rest.length) {
+    const boxes = rest.map((k) => cropBoxToTf(...squares[k], size, h, w));
+    const bilinear = await boundedCropAndResize(image, boxes, [size, size], spec.crop.pad_value,
+      { method: spec.crop.method, pixels: values });
+    const data = bilinear.dataSync();
+    bilinear.dispose();
+    rest.forEach((k, n) => out.set(data.subarray(n * per, (n + 1) * per), k * per));
+  }
+  squares.forEach((sq, k) => {
+    if (area[k]) areaCrop(values, [h, w, c], sq, size, spec.crop.pad_value, out.subarray(k * per, (k + 1) * per));
+  });
+  return tf.tensor4d(out, [squares.length, size, size, c], 'float32');
 }

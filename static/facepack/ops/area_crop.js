@@ -1,0 +1,110 @@
+/**
+ * Area-sampled (box-filtered, antialiased) square face crops: spec.crop.downscale "area".
+ *
+ * Mirrors facepack/crop.py:area_axis / area_crop (the formula, and why, are in their docstrings):
+ * the photo is a continuous image (pixel (y, x) fills [x, x + 1) x [y, y + 1), padValue outside);
+ * crop pixel o along an axis has centre start + (o + 0.5) step, step = side / size, and the
+ * footprint of f = max(step, 1) pixels around it; the output is the exact mean of the photo over
+ * the two footprints' rectangle. Float64 (Float64Array), the same operations in the same order as
+ * the Python twin, so the two agree bit for bit on the same pixels (tests/test_crop_area.py);
+ * rounded once to float32.
+ *
+ * Only the rows and columns under the square are visited, indexed by JavaScript numbers (exact
+ * to 2^53), so it is exact on photos of any size (the 2^24 rule of ops/bounded_crop.js), and its
+ * memory is the crop's rows x the square's width, not the photo's.
+ */
+
+/**
+ * Footprint corners along one axis (mirrors facepack/crop.py:area_axis).
+ * @returns {{lowCell: Int32Array, lowFrac: Float64Array, highCell: Int32Array, highFrac: Float64Array, foot: number}}
+ */
+export function cropAreaAxis(start, side, size, length) {
+  const step = side / size;
+  const foot = Math.max(step, 1);
+  const lowCell = new Int32Array(size);
+  const highCell = new Int32Array(size);
+  const lowFrac = new Float64Array(size);
+  const highFrac = new Float64Array(size);
+  for (let o = 0; o < size; o++) {
+    const centre = start + (o + 0.5) * step;
+    const lo = Math.min(Math.max(centre - 0.5 * foot, 0), length);
+    const hi = Math.min(Math.max(centre + 0.5 * foot, 0), length);
+    lowCell[o] = Math.min(Math.floor(lo), length - 1);
+    lowFrac[o] = lo - lowCell[o];
+    highCell[o] = Math.min(Math.floor(hi), length - 1);
+    highFrac[o] = hi - highCell[o];
+  }
+  return { lowCell, lowFrac, highCell, highFrac, foot };
+}
+
+/**
+ * One area-sampled square crop (mirrors facepack/crop.py:area_crop, step for step).
+ * @param {ArrayLike<number>} pixels row-major [H, W, C] photo values
+ * @param {[number, number, number]} shape [H, W, C]
+ * @param {number[]} square [x0, y0, side] (continuous photo pixels)
+ * @param {number} size output side (pixels)
+ * @param {number} padValue value outside the photo (spec.crop.pad_value)
+ * @param {Float32Array} [out] where to write size * size * C values (a view into a batch)
+ * @returns {Float32Array} [size, size, C] row-major
+ */
+export function areaCrop(pixels, shape, square, size, padValue, out = null) {
+  const [height, width, C] = shape;
+  if (pixels.length !== height * width * C) {
+    throw new Error(`area crop: expected ${height * width * C} values for [${shape}], got ${pixels.length}`);
+  }
+  const [x0, y0, side] = square;
+  const Y = cropAreaAxis(y0, side, size, height);
+  const X = cropAreaAxis(x0, side, size, width);
+  const r0 = Y.lowCell[0]; const r1 = Y.highCell[size - 1] + 1; // rows [r0, r1)
+  const c0 = X.lowCell[0]; const c1 = X.highCell[size - 1] + 1; // columns [c0, c1)
+  const wr = c1 - c0; const rowLen = wr * C;
+  // 1. rows: running column sums S (float64, row by row); at a crop row's corners
+  //    I(t) = S[j] + b (S[j + 1] - S[j]); V = I(high) - I(low) (stored into V in two steps).
+  const V = new Float64Array(size * rowLen);
+  const sum = new Float64Array(rowLen);
+  const next = new Float64Array(rowLen);
+  let lowAt = 0; let highAt = 0; // next crop row whose low / high corner is still to come
+  for (let j = r0; j < r1 && highAt < size; j++) {
+    const base = (j * width + c0) * C;
+    for (let k = 0; k < rowLen; k++) next[k] = sum[k] + (pixels[base + k] - padValue);
+    while (lowAt < size && Y.lowCell[lowAt] === j) {
+      const b = Y.lowFrac[lowAt]; const v = lowAt * rowLen;
+      for (let k = 0; k < rowLen; k++) V[v + k] = sum[k] + b * (next[k] - sum[k]);
+      lowAt++;
+    }
+    while (highAt < size && Y.highCell[highAt] === j && highAt < lowAt) {
+      const b = Y.highFrac[highAt]; const v = highAt * rowLen;
+      for (let k = 0; k < rowLen; k++) V[v + k] = (sum[k] + b * (next[k] - sum[k])) - V[v + k];
+      highAt++;
+    }
+    sum.set(next);
+  }
+  // 2. columns: T[i] = V[0] + ... + V[i - 1] in order; J(t) = T[i] + a (T[i + 1] - T[i]);
+  //    out = pad + (J(high) - J(low)) / (f_x f_y), rounded to float32.
+  const result = out ?? new Float32Array(size * size * C);
+  const T = new Float64Array((wr + 1) * C);
+  const area = X.foot * Y.foot;
+  let k = 0;
+  for (let o = 0; o < size; o++) {
+    const v = o * rowLen;
+    for (let c = 0; c < C; c++) {
+      let run = 0;
+      T[c] = 0;
+      for (let i = 0; i < wr; i++) {
+        run = i === 0 ? V[v + c] : run + V[v + i * C + c]; // numpy's cumsum starts at V[0]
+        T[(i + 1) * C + c] = run;
+      }
+    }
+    for (let p = 0; p < size; p++) {
+      const il = (X.lowCell[p] - c0) * C; const al = X.lowFrac[p];
+      const ih = (X.highCell[p] - c0) * C; const ah = X.highFrac[p];
+      for (let c = 0; c < C; c++) {
+        const ll = T[il + c]; const hl = T[ih + c];
+        const low = ll + al * (T[il + C + c] - ll);
+        const high = hl + ah * (T[ih + C + c] - hl);
+        result[k++] = padValue + (high - low) / area;
+      }
+    }
+  }
+  return result;
+}
