@@ -13,7 +13,9 @@ outputs so parity tests can compare them one by one:
 
 Order inside ``FacePipeline.analyze``: decode, detect, filter (``min_confidence``, ``min_box_size``:
 spec.FACE_FILTER defaults), keep the ``max_faces`` most confident, crop (beauty square: spec.BEAUTY crop_margin; keypoint square: detector box mapped by the
-format's detector_to_points_box, then spec.KEYPOINTS crop_margin), keypoints, beauty, Grad-CAM.
+format's detector_to_points_box, then spec.KEYPOINTS crop_margin), keypoints, beauty, Grad-CAM,
+attributes (with an attributes model: its crop rule's square at its input size, then
+facepack/models/attributes.py:attribute_results).
 
 ``FacePipeline`` holds the models (no module-level singletons):
 
@@ -26,12 +28,16 @@ A face is ``{"box": {x, y, width, height}, "score", "landmarks5": {name: [x, y]}
 "keypoints": [[x, y], ...], "beauty": {score, score_1to5, distribution}, "heatmap"?}`` in the
 input photo's pixels (DESIGN.md contract 4), floats as the mtcnn package computes them (not
 rounded); ``beauty``/``keypoints`` are absent when the pipeline has no such model and
-``heatmap`` is present with ``heatmaps=True``. Everything is plain Python floats/lists (JSON-ready).
+``heatmap`` is present with ``heatmaps=True``; ``attributes`` ({name: {probability, on}}, the
+names and thresholds of the model's run) is present with an attributes model, and timings then
+have an "attributes" entry (as the JS analyze() with a bundle holding one). Everything is plain
+Python floats/lists (JSON-ready).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -51,6 +57,7 @@ CROP_RULES = {
     "keypoints": {"margin": spec.KEYPOINTS["crop_margin"], "points_box": True},
 }
 TIMING_KEYS = ("decode", "detect", "crop", "beauty", "keypoints", "gradcam", "total")
+ATTRIBUTES_TIMING_KEY = "attributes"  # added to the timings when the pipeline has an attributes model
 
 
 # --- Stages ---------------------------------------------------------------------------------
@@ -209,6 +216,25 @@ def _check_call_options(heatmaps, max_faces, min_face_size, min_confidence, min_
         raise ValueError(f"min_box_size must be a number >= 0 (pixels) or None, got {min_box_size!r}")
 
 
+def _check_attributes(model, attributes) -> dict | None:
+    """The attributes settings {names, thresholds, crop_rule} checked against the model's K outputs."""
+    if model is None:
+        if attributes is not None:
+            raise ValueError("attributes: given without an attributes_model")
+        return None
+    if not isinstance(attributes, dict) or "names" not in attributes or "thresholds" not in attributes:
+        raise ValueError("attributes: an attributes_model needs attributes={'names': [...], 'thresholds': [...]} "
+                         "(its run.json \"attributes\")")
+    names, thresholds = [str(n) for n in attributes["names"]], [float(t) for t in attributes["thresholds"]]
+    k = int(model.output_shape[-1])
+    if len(names) != k or len(thresholds) != k:
+        raise ValueError(f"attributes: {len(names)} names and {len(thresholds)} thresholds for a model with {k} outputs")
+    rule = attributes.get("crop_rule", "beauty")
+    if rule not in CROP_RULES:
+        raise ValueError(f"attributes crop_rule must be one of {sorted(CROP_RULES)}, got {rule!r}")
+    return {"names": names, "thresholds": thresholds, "crop_rule": rule}
+
+
 # --- Pipeline -------------------------------------------------------------------------------
 class FacePipeline:
     """MTCNN + beauty + keypoint models; ``analyze(image)`` returns faces and per-stage timings.
@@ -219,10 +245,14 @@ class FacePipeline:
     compiled: run the models through tf.function (default True: same numbers, faster after a
         one-off trace on first use; False calls them eagerly).
     detector: "mtcnn" (default) or "haar" (OpenCV's cascade, facepack/detect/haar.py).
+    attributes_model: a face-attributes model ((N, S, S, 3) raw RGB -> (N, K) probabilities,
+        training/train_attributes.py) with ``attributes``: {"names": K names, "thresholds": K
+        probabilities, "crop_rule"?: a CROP_RULES key, default "beauty"} (its run.json "attributes",
+        or the bundle's manifest entry "attributes"); None: no attributes.
     """
 
     def __init__(self, beauty_model=None, keypoint_model=None, detector_options=None, keypoint_format=None,
-                 compiled: bool = True, detector: str = "mtcnn"):
+                 compiled: bool = True, detector: str = "mtcnn", attributes_model=None, attributes: dict | None = None):
         if detector not in ("mtcnn", "haar"):
             raise ValueError(f"detector must be 'mtcnn' or 'haar', got {detector!r}")
         self.detector_options = mtcnn_detector.resolve_options(detector_options)
@@ -232,14 +262,19 @@ class FacePipeline:
         self.keypoint_model = keypoint_model
         self.keypoint_size = model_input_size(keypoint_model, "--keypoints") if keypoint_model is not None else None
         self.num_points = keypoint_count(keypoint_model, keypoint_format) if keypoint_model is not None else None
-        self.runs: dict = {}  # filled by from_runs: {"beauty": path, "keypoints": path}
+        self.attributes_model = attributes_model
+        self.attributes = _check_attributes(attributes_model, attributes)
+        self.attributes_size = model_input_size(attributes_model, "--attributes") if attributes_model is not None else None
+        self.runs: dict = {}  # filled by from_runs: {"beauty": path, "keypoints": path, "attributes"?: path}
         self.compiled = bool(compiled)
         self._predictors: dict = {}  # lazily compiled: "beauty", "keypoints", "gradcam"
         self._gradcam_models = None
 
     @classmethod
-    def from_runs(cls, beauty_run=None, keypoints_run=None, detector_options=None, runs_root=None, detector="mtcnn"):
-        """Load run folders (None: the latest under runs/, else the shipped models)."""
+    def from_runs(cls, beauty_run=None, keypoints_run=None, detector_options=None, runs_root=None, detector="mtcnn",
+                  attributes_run=None):
+        """Load run folders (None: the latest under runs/, else the shipped models; attributes_run:
+        a train_attributes.py run folder, None: no attributes model)."""
         from facepack.runs import load_run, resolve_run
 
         paths = {"beauty": resolve_run("beauty", beauty_run, root=runs_root),
@@ -248,13 +283,25 @@ class FacePipeline:
         keypoint_model, info = load_run(paths["keypoints"])
         fmt = info.get("format") or (info.get("dataset") or {}).get("format") or \
             (str(info["num_points"]) if info.get("num_points") else None)  # None: from the model's output
-        pipe = cls(beauty_model, keypoint_model, detector_options, keypoint_format=fmt, detector=detector)
+        attributes_model = attributes = None
+        if attributes_run is not None:
+            run = Path(attributes_run)
+            paths["attributes"] = run.parent if run.name == "model.keras" else run
+            if not (paths["attributes"] / "model.keras").is_file():
+                raise ValueError(f"--attributes {attributes_run}: expected a train_attributes.py run folder with model.keras")
+            attributes_model, a_info = load_run(paths["attributes"])
+            if not isinstance(a_info.get("attributes"), dict):
+                raise ValueError(f"--attributes {paths['attributes']}: run.json has no \"attributes\" "
+                                 "(names, thresholds); expected a train_attributes.py run")
+            attributes = a_info["attributes"]
+        pipe = cls(beauty_model, keypoint_model, detector_options, keypoint_format=fmt, detector=detector,
+                   attributes_model=attributes_model, attributes=attributes)
         pipe.runs = {k: str(v) for k, v in paths.items()}
         return pipe
 
     def predictor(self, kind: str):
-        """The callable that runs model ``kind`` ("beauty", "keypoints"): compiled once, or the model."""
-        model = {"beauty": self.beauty_model, "keypoints": self.keypoint_model}[kind]
+        """The callable that runs model ``kind`` ("beauty", "keypoints", "attributes"): compiled once, or the model."""
+        model = {"beauty": self.beauty_model, "keypoints": self.keypoint_model, "attributes": self.attributes_model}[kind]
         if not self.compiled:
             return model
         if kind not in self._predictors:
@@ -283,10 +330,11 @@ class FacePipeline:
 
     def describe(self, rgb: np.ndarray, faces: list[dict], heatmaps: bool = False, lap=None,
                  per_face_limit: int | None = None) -> list[dict]:
-        """Steps 3-4 of ``analyze`` on given faces: crop, keypoints, beauty, Grad-CAM (when ``heatmaps``).
+        """Steps 3-4 of ``analyze`` on given faces: crop, keypoints, beauty, Grad-CAM (when ``heatmaps``),
+        attributes (mirrors static/facepack/pipeline.js:describeFaces).
 
         rgb: (H, W, 3) uint8, the decoded photo; faces: dicts with "box" (photo pixels), filled in place
-        with "keypoints", "beauty" and "heatmap" where those models are loaded (on the
+        with "keypoints", "beauty", "heatmap" and "attributes" where those models are loaded (on the
         ``per_face_limit`` largest only, when given: per_face_targets); returns ``faces``. Each model
         runs once on the batch of all those faces' crops.
         ``lap(key)`` is called after each stage (analyze's timings). The parity checks call it on the
@@ -318,6 +366,16 @@ class FacePipeline:
             for face, record in zip(faces, records):
                 face["heatmap"] = record
             lap("gradcam")
+        if self.attributes_model is not None:
+            if faces:
+                from facepack.models.attributes import attribute_results
+
+                a_crops, _ = crop(rgb, faces, self.attributes["crop_rule"], self.attributes_size)
+                probs = np.asarray(self.predictor("attributes")(np.asarray(a_crops, np.float32)), dtype=np.float64)
+                for face, result in zip(faces, attribute_results(probs, self.attributes["names"],
+                                                                 self.attributes["thresholds"])):
+                    face["attributes"] = result
+            lap(ATTRIBUTES_TIMING_KEY)
         return all_faces
 
     def analyze(self, image, heatmaps: bool = False, max_faces: int | None = None,
@@ -339,6 +397,8 @@ class FacePipeline:
         if heatmaps:
             self.gradcam_models()
         ms = dict.fromkeys(TIMING_KEYS, 0.0)
+        if self.attributes_model is not None:
+            ms[ATTRIBUTES_TIMING_KEY] = 0.0
         t_start = t = time.perf_counter()
 
         def lap(key):

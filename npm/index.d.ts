@@ -1,5 +1,6 @@
 // Types of the browser entry of {{NAME}} (index.js). Shared types: types.d.cts.
-import type { Backend, BackendChoice, FaceAnalyzer, LoadedModel, Manifest, ModelConfig, ModelName } from './types.cjs';
+import type { AccessoryContext, AccessoryKind, Backend, BackendChoice, Face, FaceAnalyzer, GuidedExplainer, LoadedModel, Manifest,
+  ModelConfig, ModelName } from './types.cjs';
 
 export type * from './types.cjs';
 export { MODEL_SPECS } from './model-specs.cjs';
@@ -11,6 +12,12 @@ export function loadModel<N extends ModelName>(name: N, dirOrUrl: string | URL):
 /** The generic loader of lib/generic.js: load(dirOrUrl, name). */
 export function load<N extends string>(dirOrUrl: string, name: N): Promise<LoadedModel<N>>;
 export function readManifest(dirOrUrl: string | URL): Promise<Manifest>;
+/** Guided backprop / guided Grad-CAM of the beauty score (lib/guided.js); modelUrl (the copied models/ folder) is required; err.code 'guided-unavailable' for a non-ReLU backbone. */
+export function createGuidedExplainer(modelUrl: string | URL, opts?: { manifest?: Manifest }): Promise<GuidedExplainer>;
+/** Draw sunglasses / a hat on every face from its keypoints (lib/accessories.js), in image pixels; spec: analyzer.manifest.spec. */
+export function drawAccessories(ctx: AccessoryContext, faces: Array<Pick<Face, 'keypoints'>>, kinds: AccessoryKind[],
+  spec: Manifest['spec']): void;
+export const ACCESSORIES: readonly AccessoryKind[];
 /** Switch TF.js to a backend; resolves to the name in use (a named backend that cannot start throws). */
 export function useBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<string>;
 export function selectBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<BackendChoice>;

@@ -17,6 +17,7 @@ import { loadManifest, setMissingFileHint } from './lib/io.js';
 export { MODEL_SPECS } from './model-specs.js';
 export { load };
 export const { selectBackend, useBackend } = lib;
+export { ACCESSORIES, drawAccessories } from './lib/accessories.js';
 
 const COPY_HINT = 'copy the package\'s models/ folder to your site (npx facepack-assets public/facepack copies it to '
   + 'public/facepack/models/) and pass that URL as modelUrl (README "Browser and bundlers")';
@@ -38,6 +39,16 @@ export async function createFaceAnalyzer(modelConfig) {
   if (!modelConfig || typeof modelConfig !== 'object') required(undefined, 'createFaceAnalyzer(modelConfig).modelUrl');
   required(modelConfig.modelUrl, 'createFaceAnalyzer(modelConfig).modelUrl');
   return lib.createFaceAnalyzer(modelConfig);
+}
+
+/**
+ * createGuidedExplainer(modelUrl, opts) of lib/guided.js (guided backprop and guided Grad-CAM of
+ * the beauty score, with its own copy of the beauty models); modelUrl is required.
+ * @param {string|URL} modelUrl the URL of the copied models/ folder
+ * @param {{manifest?: object}} [opts] the bundle's manifest if already loaded (analyzer.manifest)
+ */
+export async function createGuidedExplainer(modelUrl, opts) {
+  return lib.createGuidedExplainer(required(modelUrl, 'createGuidedExplainer(modelUrl)'), opts);
 }
 
 /** Model `name` of the bundle at `dirOrUrl` (required in a browser): {predict, predictAsync, dispose, entry, ...}. */

@@ -19,6 +19,6 @@ const entry = () => {
 exports.MODELS_DIR = path.join(__dirname, 'models') + path.sep;
 exports.MODEL_SPECS = require('./model-specs.cjs').MODEL_SPECS;
 for (const name of ['createFaceAnalyzer', 'loadModel', 'load', 'readManifest', 'useBackend', 'selectBackend',
-  'readImageFile', 'decodeImage']) {
+  'readImageFile', 'decodeImage', 'createGuidedExplainer', 'drawAccessories']) {
   exports[name] = async (...args) => (await entry())[name](...args);
 }

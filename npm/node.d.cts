@@ -1,6 +1,6 @@
 // Types of the Node entries of {{NAME}} (node.js for import, node.cjs for require). Shared types: types.d.cts.
-import type { Backend, BackendChoice, AnalyzeOptions, AnalyzeResult, FaceAnalyzer, LoadedModel, Manifest, ModelConfig,
-  ModelName, PixelData } from './types.cjs';
+import type { AccessoryContext, AccessoryKind, Backend, BackendChoice, AnalyzeOptions, AnalyzeResult, Face, FaceAnalyzer,
+  GuidedExplainer, LoadedModel, Manifest, ModelConfig, ModelName, PixelData } from './types.cjs';
 
 export type * from './types.cjs';
 export { MODEL_SPECS } from './model-specs.cjs';
@@ -20,6 +20,15 @@ export function loadModel<N extends ModelName>(name: N, dirOrUrl?: string): Prom
 /** The generic loader of lib/generic.js: load(dirOrUrl, name). */
 export function load<N extends string>(dirOrUrl: string, name: N): Promise<LoadedModel<N>>;
 export function readManifest(dirOrUrl?: string): Promise<Manifest>;
+/** Guided backprop / guided Grad-CAM of the beauty score (lib/guided.js); modelUrl defaults to MODELS_DIR; err.code 'guided-unavailable' for a non-ReLU backbone. */
+export function createGuidedExplainer(modelUrl?: string | URL, opts?: { manifest?: Manifest }): Promise<GuidedExplainer>;
+/**
+ * Draw sunglasses / a hat on every face from its keypoints (lib/accessories.js) onto a 2D context
+ * (e.g. @napi-rs/canvas, which has Path2D), in image pixels; spec: analyzer.manifest.spec.
+ * require() gives it as a promise, like every function; import (node.d.ts) calls it directly.
+ */
+export function drawAccessories(ctx: AccessoryContext, faces: Array<Pick<Face, 'keypoints'>>, kinds: AccessoryKind[],
+  spec: Manifest['spec']): Promise<void>;
 /** A JPEG or PNG file decoded without native code (pngjs; libjpeg-turbo as WASM): RGBA bytes, upright; over 108 MP refused (code image-too-large). */
 export function readImageFile(path: string): Promise<{ data: Uint8Array; width: number; height: number }>;
 /** decodeImage of decode.js: PNG/JPEG bytes -> upright pixels (JPEG by libjpeg-turbo as WASM: the same pixels as PIL). */

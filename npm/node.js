@@ -23,6 +23,7 @@ export { MODEL_SPECS } from './model-specs.js';
 export { decodeImage, readImageFile } from './decode.js';
 export { load };
 export const { selectBackend, useBackend } = lib;
+export { ACCESSORIES, drawAccessories } from './lib/accessories.js';
 
 /**
  * This package's models/ folder: next to this file, or - when this file was bundled into an
@@ -49,6 +50,14 @@ export async function createFaceAnalyzer(modelConfig = {}) {
   const analyzer = await lib.createFaceAnalyzer({ modelUrl: MODELS_DIR, ...modelConfig });
   analyzer.analyzeFile = async (path, options) => analyzer.analyze(await readImageFile(path), options);
   return analyzer;
+}
+
+/**
+ * createGuidedExplainer(modelUrl, opts) of lib/guided.js with modelUrl defaulting to MODELS_DIR:
+ * guided backprop and guided Grad-CAM of the beauty score (its own copy of the beauty models).
+ */
+export async function createGuidedExplainer(modelUrl = MODELS_DIR, opts = {}) {
+  return lib.createGuidedExplainer(modelUrl instanceof URL ? modelUrl.href : modelUrl, opts);
 }
 
 /** Model `name` of the bundle at `dirOrUrl` (default: this package's): {predict, predictAsync, dispose, entry, ...}. */

@@ -11,8 +11,8 @@ export interface ModelConfig {
   modelUrl?: string | URL;
   /** Default 'auto' (lib/backend.js selectBackend); a name that cannot start throws. */
   backend?: Backend;
-  /** Default all three. */
-  models?: Array<'detector' | 'beauty' | 'keypoints'>;
+  /** Default: the first three, plus 'attributes' when the bundle has an attributes model. */
+  models?: ModelSetName[];
   /** Where the WASM backend's .wasm files are (URL/folder prefix or {file: url}); default: resolved from node_modules (Node). */
   wasmPaths?: string | Record<string, string> | null;
 }
@@ -38,6 +38,9 @@ export interface AnalyzeOptions {
   perFaceLimit?: number | null;
 }
 
+/** The model sets createFaceAnalyzer loads (lib/pipeline.js MODEL_SETS). */
+export type ModelSetName = 'detector' | 'beauty' | 'keypoints' | 'attributes';
+
 export interface Box { x: number; y: number; width: number; height: number; }
 export type Point = [number, number];
 
@@ -53,6 +56,12 @@ export interface Face {
   beauty?: { score: number; score_1to5: number; distribution: number[] };
   /** Grad-CAM grid over the beauty crop (options.heatmaps); see lib/gradcam.js heatmapToCrop. */
   heatmap?: { grid: number[][]; crop_size: number; square: { x: number; y: number; side: number } };
+  /**
+   * Per attribute name (the manifest's models.attributes.attributes.names, e.g. CelebA's 40):
+   * probability 0..1 and on (probability >= the attribute's threshold); present when the bundle
+   * has an attributes model (the same names and values as Python's FacePipeline).
+   */
+  attributes?: Record<string, { probability: number; on: boolean }>;
 }
 
 /** Decoded pixels: RGB or RGBA bytes, row-major (e.g. readImageFile, ImageData). */
@@ -68,7 +77,7 @@ export type ImageInput = PixelData | tf.Tensor3D | BrowserImage;
 export interface AnalyzeResult {
   faces: Face[];
   backend: string;
-  /** Milliseconds per stage: decode, detect, crop, beauty, keypoints, gradcam, total. */
+  /** Milliseconds per stage: decode, detect, crop, beauty, keypoints, gradcam, total (and attributes, with that model). */
   timings: Record<string, number>;
   image: { width: number; height: number };
 }
@@ -80,7 +89,62 @@ export interface FaceAnalyzer {
   backend: string;
   backendReason: string;
   manifest: Manifest;
-  models: Array<'detector' | 'beauty' | 'keypoints'>;
+  models: ModelSetName[];
+  /**
+   * The loaded models by set, to run other stages of the library on them instead of loading a
+   * second copy (the page's camera tracker does). Owned by the analyzer: released by dispose(),
+   * do not dispose them yourself. Layers models have conv, batch norm and ReLU fused
+   * (lib/ops/fuse_layers.js), so guided backprop uses its own copy (createGuidedExplainer).
+   */
+  modelSets: ModelSets;
+}
+
+/** A model as loaded by lib/io.js loadModel. */
+export interface LoadedSetModel {
+  model: tf.LayersModel | tf.GraphModel;
+  format: 'layers-model' | 'graph-model';
+  entry: ManifestModel;
+}
+
+/** analyzer.modelSets: the sets of modelConfig.models (lib/pipeline.js MODEL_SETS). */
+export interface ModelSets {
+  detector: { pnet: LoadedSetModel; rnet: LoadedSetModel; onet: LoadedSetModel };
+  beauty?: { features: LoadedSetModel; head: LoadedSetModel };
+  keypoints?: { model: LoadedSetModel };
+  attributes?: { model: LoadedSetModel };
+}
+
+/** One map over a face's beauty crop, row-major, 0..1 (the face's 99th percentile = 1, clipped). */
+export interface GuidedMap { width: number; height: number; data: Float32Array; }
+
+export interface GuidedFaceMaps {
+  /** The beauty crop's square, input-image pixels: draw the maps over it. */
+  square: { x: number; y: number; side: number };
+  crop_size: number;
+  /** Guided backpropagation (Springenberg et al. 2015) of the expected beauty score. */
+  guided: GuidedMap;
+  /** Guided backpropagation x the upsampled Grad-CAM (Selvaraju et al. 2017). */
+  guidedGradcam: GuidedMap;
+}
+
+/** createGuidedExplainer's result (lib/guided.js); it holds its own copy of the beauty models. */
+export interface GuidedExplainer {
+  /** Maps for faces analyze() found in the same input (each needs its box). */
+  explain(input: ImageInput, faces: Array<Pick<Face, 'box'>>): Promise<GuidedFaceMaps[]>;
+  dispose(): void;
+  manifest: Manifest;
+}
+
+/** Names of lib/accessories.js ACCESSORIES. */
+export type AccessoryKind = 'sunglasses' | 'hat';
+
+/** The 2D context calls drawAccessories makes (a CanvasRenderingContext2D or OffscreenCanvasRenderingContext2D has them; Path2D must exist). */
+export interface AccessoryContext {
+  save(): void;
+  restore(): void;
+  transform(a: number, b: number, c: number, d: number, e: number, f: number): void;
+  fillStyle: unknown;
+  fill(path: any): void;
 }
 
 export interface TensorSpec { name: string; shape: Array<number | null>; dtype?: string; signature_key?: string; }

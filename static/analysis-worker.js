@@ -211,39 +211,10 @@ function remember(entry) {
   state.last = entry;
 }
 
-/**
- * Add `attributes` ({name: {probability, on}}, attributes.js) to each face when the bundle has an
- * attributes model (none ships; facepack/export/attributes.py adds one) and analyze() did not.
- * @returns {Promise<number|null>} ms taken, or null when there is no attributes model
- */
-async function addAttributes(bitmap, faces) {
-  const { manifest } = state.analyzer;
-  const entry = manifest.models.attributes;
-  if (!entry || faces.some((f) => f.attributes)) return null;
-  const t0 = performance.now();
-  const { lib } = await stages();
-  if (!lib.attributes) throw new PhotoError('attributes-failed', `the attributes stage did not load: ${lib.attributesError.message}`);
-  state.attributesModel ??= lib.io.loadModel(state.modelUrl, lib.io.manifestEntry(manifest, 'attributes'));
-  const model = await state.attributesModel;
-  if (!faces.length) return performance.now() - t0;
-  const image = await lib.input.toRgbTensor(bitmap, manifest.spec);
-  try {
-    const found = await lib.attributes.analyzeAttributes(model, entry, manifest.spec, image, faces.map((f) => f.box), await image.data());
-    found.forEach((a, i) => { faces[i].attributes = a; });
-  } finally {
-    image.dispose();
-  }
-  return performance.now() - t0;
-}
-
 /** Analyse `bitmap`; posts the result with its overlays as RGBA bytes (the worker keeps its own for the PNG). */
 async function analyse(id, bitmap, options) {
+  // Faces carry `attributes` and timings an 'attributes' entry when the bundle has that model (analyze() runs it).
   const result = await state.analyzer.analyze(bitmap, options);
-  const attributesMs = await addAttributes(bitmap, result.faces);
-  if (attributesMs !== null) {
-    result.timings.attributes = attributesMs;
-    result.timings.total += attributesMs;
-  }
   const overlays = await heatmapOverlays(result.faces);
   const bytes = overlays.map((o) => o && { width: o.width, height: o.height, data: o.data.slice().buffer });
   remember({ id, bitmap, result, overlays: await Promise.all(overlays.map((o) => o && createImageBitmap(o))) });
@@ -273,38 +244,22 @@ async function runPhoto(job) {
 }
 
 // --- The library's stages, for what analyze() does not do -----------------------------------------
-// Tracking camera frames and face attributes use the library's stage modules (imported through the
-// same loader: the same module instances as the analyzer's) over a model copy of their own:
-// createFaceAnalyzer() does not expose the models it loaded. The copy is loaded when first needed,
-// from the HTTP cache.
+// Tracking camera frames uses the library's stage modules (imported through the same loader: the
+// same module instances as the analyzer's) over the analyzer's own loaded models
+// (analyzer.modelSets): each model is fetched and loaded once.
 const STAGE_MODULES = { pipeline: 'pipeline.js', mtcnn: 'mtcnn.js', boxes: 'ops/boxes.js', options: 'options.js',
-  input: 'input.js', crop: 'crop.js', io: 'io.js', attributes: 'attributes.js' };
+  input: 'input.js', crop: 'crop.js' };
 
-/** {lib: the stage modules by name (+ tf), sets(): Promise of the analyzer's model sets, warmed up}. */
+/** {lib: the stage modules by name (+ tf), sets: the analyzer's loaded model sets (warmed up)}. */
 function stages() {
   if (!state.stages) {
     state.stages = (async () => {
       const lib = { tf: await state.importModule('@tensorflow/tfjs') };
-      for (const [key, file] of Object.entries(STAGE_MODULES)) {
-        try {
-          lib[key] = await state.importModule(new URL(file, state.libraryUrl).href);
-        } catch (err) {
-          if (key !== 'attributes') throw err; // optional: the attributes feature says why it is off
-          lib[key] = null;
-          lib[`${key}Error`] = err;
-        }
+      for (const [key, file] of Object.entries(STAGE_MODULES)) lib[key] = await state.importModule(new URL(file, state.libraryUrl).href);
+      if (!state.analyzer.modelSets) {
+        throw new PhotoError('models-missing', 'this facepack library does not expose its loaded models (analyzer.modelSets)');
       }
-      let loaded = null;
-      const sets = () => {
-        loaded ??= (async () => {
-          const { manifest, models } = state.analyzer;
-          const out = await lib.pipeline.loadModelSets(state.modelUrl, manifest, models);
-          lib.pipeline.warmUp(out, manifest.spec);
-          return out;
-        })();
-        return loaded;
-      };
-      return { lib, sets };
+      return { lib, sets: state.analyzer.modelSets };
     })();
   }
   return state.stages;
@@ -316,7 +271,7 @@ function tracker() {
   if (!state.tracker) {
     state.tracker = (async () => {
       const { lib, sets } = await stages();
-      return createTracker(lib, state.analyzer.manifest.spec, await sets());
+      return createTracker(lib, state.analyzer.manifest.spec, sets);
     })();
   }
   return state.tracker;

@@ -359,9 +359,83 @@ def test_esbuild_node_bundle_runs_the_readme_example(package, python_faces, fixt
     assert proc.stdout.startswith("face at (")
 
 
+GUIDED_ESM = """
+import { ACCESSORIES, createFaceAnalyzer, createGuidedExplainer, drawAccessories, readImageFile } from 'facepack';
+import { calls, fakeContext } from './fake-context.mjs';
+const analyzer = await createFaceAnalyzer();
+const image = await readImageFile('photo.png');
+const { faces } = await analyzer.analyze(image, { heatmaps: true });
+const explainer = await createGuidedExplainer(undefined, { manifest: analyzer.manifest });
+const maps = await explainer.explain(image, faces);
+explainer.dispose();
+drawAccessories(fakeContext, faces, [...ACCESSORIES], analyzer.manifest.spec);
+const stats = (m) => { let lo = Infinity, hi = -Infinity; for (const v of m.data) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  return { width: m.width, height: m.height, n: m.data.length, lo, hi }; };
+console.log(JSON.stringify({ accessories: ACCESSORIES, faces: faces.map((f) => ({ square: f.heatmap.square, crop: f.heatmap.crop_size })),
+  maps: maps.map((m) => ({ square: m.square, crop: m.crop_size, guided: stats(m.guided), guidedGradcam: stats(m.guidedGradcam) })),
+  calls, sync: true }));
+"""
+GUIDED_CJS = """
+const facepack = require('facepack');
+const { calls, fakeContext } = require('./fake-context.cjs');
+(async () => {
+  const analyzer = await facepack.createFaceAnalyzer();
+  const { faces } = await analyzer.analyzeFile('photo.png');
+  const explainer = await facepack.createGuidedExplainer();
+  const maps = await explainer.explain(await facepack.readImageFile('photo.png'), faces);
+  explainer.dispose();
+  await facepack.drawAccessories(fakeContext, faces, ['sunglasses', 'hat'], analyzer.manifest.spec);
+  console.log(JSON.stringify({ faces: faces.length, maps: maps.map((m) => [m.square, m.guided.width]), calls }));
+})();
+"""
+# A 2D context that records drawAccessories' calls (Node has no canvas; Path2D is stubbed).
+FAKE_CONTEXT = """
+globalThis.Path2D = class Path2D { constructor(d) { this.d = d; } };
+const calls = { save: 0, restore: 0, transform: [], fill: 0 };
+const fakeContext = { fillStyle: null, save() { calls.save += 1; }, restore() { calls.restore += 1; },
+  transform(...m) { calls.transform.push(m); }, fill(path) { if (path instanceof Path2D) calls.fill += 1; } };
+"""
+GUIDED_MAX_TOL = 1e-6  # a map's maximum after the 99th-percentile scaling and clipping: 1 (float32)
+
+
+def test_guided_and_accessories_from_the_package(package, fixtures_dir):
+    """createGuidedExplainer and drawAccessories (and ACCESSORIES) come from the built package's
+    entry under import and require: guided maps over the same squares as analyze()'s Grad-CAM,
+    0..1 with the 99th percentile at 1; every accessory drawn on every face."""
+    project = package["project"] / "guided"
+    project.mkdir()
+    (project / "package.json").write_text(json.dumps({"name": "g", "private": True}))
+    (project / "node_modules").symlink_to(package["project"] / "node_modules", target_is_directory=True)
+    shutil.copy(fixtures_dir / "astronaut.png", project / "photo.png")
+    (project / "fake-context.mjs").write_text(FAKE_CONTEXT + "export { calls, fakeContext };\n")
+    (project / "fake-context.cjs").write_text(FAKE_CONTEXT + "module.exports = { calls, fakeContext };\n")
+    (project / "esm.mjs").write_text(GUIDED_ESM)
+    (project / "cjs.cjs").write_text(GUIDED_CJS)
+    out = {}
+    for script in ("esm.mjs", "cjs.cjs"):
+        proc = subprocess.run([NODE, script], cwd=project, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, (script, proc.stderr[-3000:])
+        out[script] = json.loads(proc.stdout.splitlines()[-1])
+    esm, cjs = out["esm.mjs"], out["cjs.cjs"]
+    assert esm["accessories"] == ["sunglasses", "hat"]
+    assert len(esm["faces"]) == 1 and len(esm["maps"]) == 1
+    for face, m in zip(esm["faces"], esm["maps"]):
+        assert m["square"] == face["square"] and m["crop"] == face["crop"]
+        for key in ("guided", "guidedGradcam"):
+            st = m[key]
+            assert st["width"] == st["height"] == m["crop"] and st["n"] == m["crop"] ** 2
+            assert st["lo"] >= 0 and abs(st["hi"] - 1) <= GUIDED_MAX_TOL, (key, st)
+    for result, n_faces in ((esm, len(esm["faces"])), (cjs, cjs["faces"])):
+        calls = result["calls"]
+        assert len(calls["transform"]) == calls["save"] == calls["restore"] == 2 * n_faces  # sunglasses + hat per face
+        assert calls["fill"] > 2 * n_faces  # each accessory is several paths
+    assert cjs["maps"] == [[m["square"], m["crop"]] for m in esm["maps"]]
+
+
 # --- Types --------------------------------------------------------------------------------------
 TS_CHECKS = """
-import { MODEL_SPECS, createFaceAnalyzer, loadModel, type Face, type ImageInput } from 'facepack';
+import { ACCESSORIES, MODEL_SPECS, createFaceAnalyzer, createGuidedExplainer, drawAccessories, loadModel, type Face,
+  type ImageInput } from 'facepack';
 
 const name: 'x' extends typeof MODEL_SPECS.keypoints.inputs[0]['name'] ? never : string = MODEL_SPECS.keypoints.inputs[0].name;
 const shape: readonly [null, 96, 96, 3] = MODEL_SPECS.keypoints.inputs[0].shape;
@@ -377,7 +451,17 @@ async function check(face: Face, input: ImageInput) {
   // @ts-expect-error: no such model in this package
   await loadModel('nope');
   const net = await loadModel('keypoints');
-  return [score, r.faces.length, file.backend, net.inputs[0].shape, name, shape];
+  const smiling: boolean | undefined = face.attributes?.Smiling?.on;
+  const pnet = analyzer.modelSets.detector.pnet.entry.input_size;
+  const explainer = await createGuidedExplainer(undefined, { manifest: analyzer.manifest });
+  const maps = await explainer.explain(input, r.faces);
+  const side: number = maps[0].guidedGradcam.width + maps[0].square.side;
+  explainer.dispose();
+  const ctx = new OffscreenCanvas(8, 8).getContext('2d')!;
+  drawAccessories(ctx, r.faces, [...ACCESSORIES], analyzer.manifest.spec);
+  // @ts-expect-error: no such accessory
+  drawAccessories(ctx, r.faces, ['monocle'], analyzer.manifest.spec);
+  return [score, r.faces.length, file.backend, net.inputs[0].shape, name, shape, smiling, pnet, side];
 }
 check;
 """
@@ -386,6 +470,9 @@ import facepack = require('facepack');
 facepack.createFaceAnalyzer().then((a) => a.analyzeFile('photo.jpg')).then((r) => r.faces.map((f) => f.beauty?.score_1to5));
 const dir: string = facepack.MODELS_DIR;
 dir;
+facepack.createGuidedExplainer().then((e) => e.explain({ data: new Uint8Array(12), width: 2, height: 2 }, []));
+const drawn: Promise<void> = facepack.drawAccessories(new OffscreenCanvas(8, 8).getContext('2d')!, [], ['hat'], {});
+drawn;
 """
 
 

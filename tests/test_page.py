@@ -325,13 +325,16 @@ def attributes_bundle(tiny_bundle, tmp_path_factory):
     return {"bundle": out, "model": model, "names": list(ATTRIBUTES), "thresholds": thresholds.tolist()}
 
 
-def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir):
-    """With an attributes model in the bundle, each face lists the attributes that are on, most
-    probable first, with their probabilities, equal to Python's on the same faces."""
+def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir,
+                                                           untrained_runs):
+    """With an attributes model in the bundle, analyze() gives each face its attributes (the page
+    lists those that are on, most probable first, with their probabilities), equal to Python's
+    FacePipeline with the same model on the same faces; the model is fetched once."""
     from PIL import Image
 
     from facepack import pipeline
     from facepack.models.attributes import attribute_results
+    from facepack.runs import load_run
 
     httpd = _serve(_app_for(attributes_bundle["bundle"], vendor_dir))
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -348,7 +351,9 @@ def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_b
                             "[...li.querySelectorAll('[data-testid=attribute]')].map((a) => [a.dataset.name, a.textContent]),"
                             " !!li.querySelector('[data-testid=attributes-synthetic]')])")
         assert not pg.is_hidden("#row-attributes") and float(pg.get_attribute("#t-attributes", "data-ms")) > 0
+        timings = pg.evaluate("window.facepackLastResult.timings")
         pg.screenshot(path=str(artifacts_dir / "page_attributes.png"), full_page=True)
+        fetched = worker_model_fetches(pg)
         assert pg.errors == []
     finally:
         context.close()
@@ -358,6 +363,27 @@ def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_b
     probs = np.asarray(attributes_bundle["model"](crops), dtype=np.float64)
     want = attribute_results(probs, attributes_bundle["names"], attributes_bundle["thresholds"])
     assert len(faces) == 2
+    assert timings["attributes"] > 0 and timings["total"] >= timings["attributes"]  # analyze()'s own timing
+    attribute_files = [p for p in fetched["counts"] if p.startswith("/models/attributes/")]
+    print(f"\nattributes: model files fetched by the worker: {sum(fetched['counts'].values())} ({fetched['bytes']} bytes), "
+          f"the attributes model's {[fetched['counts'][p] for p in attribute_files]} times; analyze {timings['total']:.0f} ms")
+    assert attribute_files and all(fetched["counts"][p] == 1 for p in attribute_files), fetched["counts"]
+    # FacePipeline with the same model: on the page's boxes (describe) the same names and values,
+    # and its own analyze() gives every face attributes and an "attributes" timing.
+    settings = {"names": attributes_bundle["names"], "thresholds": attributes_bundle["thresholds"]}
+    beauty_model, keypoint_model = load_run(untrained_runs["beauty"])[0], load_run(untrained_runs["keypoints"])[0]
+    pipe = pipeline.FacePipeline(beauty_model, keypoint_model, attributes_model=attributes_bundle["model"],
+                                 attributes=settings)
+    described = pipe.describe(rgb, [{"box": f["box"]} for f in faces])
+    for face, py in zip(faces, described):
+        assert list(py["attributes"]) == attributes_bundle["names"]
+        for name, w in py["attributes"].items():
+            assert face["attributes"][name]["probability"] == pytest.approx(w["probability"], abs=ATTRIBUTE_PROB_TOL)
+            if abs(w["probability"] - settings["thresholds"][settings["names"].index(name)]) > ATTRIBUTE_PROB_TOL:
+                assert face["attributes"][name]["on"] == w["on"], name
+    analysed = pipe.analyze(photos["two_faces"])
+    assert len(analysed["faces"]) == 2 and all(list(f["attributes"]) == settings["names"] for f in analysed["faces"])
+    assert analysed["timings_ms"]["attributes"] > 0
     for face, py, (listed, synthetic) in zip(faces, want, shown):
         assert list(face["attributes"]) == attributes_bundle["names"]
         for name, w in py.items():
@@ -802,6 +828,20 @@ def camera_log(pg, frames: int) -> list[dict]:
     return pg.evaluate("window.facepackCameraLog")
 
 
+def worker_model_fetches(pg) -> dict:
+    """The analysis worker's fetches of model files (model.json and weight shards under /models/),
+    from its Resource Timing entries: {"counts": {path: times fetched}, "bytes": decoded bytes of
+    them all, "ms": time from the worker's start to the end of its last model fetch}."""
+    worker = next(w for w in pg.workers if "analysis-worker" in w.url)
+    entries = worker.evaluate("performance.getEntriesByType('resource').map((e) => [new URL(e.name).pathname,"
+                              " e.decodedBodySize, e.responseEnd]).filter(([p]) => p.startsWith('/models/')"
+                              " && !p.endsWith('/manifest.json'))")
+    counts = {}
+    for path, _, _ in entries:
+        counts[path] = counts.get(path, 0) + 1
+    return {"counts": counts, "bytes": sum(e[1] for e in entries), "ms": max((e[2] for e in entries), default=0.0)}
+
+
 def iou(a: dict, b: dict) -> float:
     w = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
     h = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
@@ -822,7 +862,11 @@ def test_camera_tracks_a_face_in_real_time(playwright, base_url, photos, tmp_pat
         pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
         pg.goto(f"{base_url}?backend=wasm")
         wait_until(pg, "document.body.dataset.state === 'ready'")
+        loaded = worker_model_fetches(pg)
+        clicked = time.monotonic()
         pg.click("#camera-button")
+        wait_until(pg, "window.facepackCameraLog.length >= 1")
+        first_frame_s = time.monotonic() - clicked
         wait_until(pg, "window.facepackCameraLog.length >= 2")
         t0, start = time.monotonic(), pg.evaluate("window.facepackCameraLog.length")
         # A screenshot while the face carries an earlier frame's score (the list says so).
@@ -834,9 +878,16 @@ def test_camera_tracks_a_face_in_real_time(playwright, base_url, photos, tmp_pat
         wall_fps = (len(log) - 1) / ((log[-1]["at"] - log[0]["at"]) / 1000)
         shown = pg.inner_text("#fps")
         fps_shown = float(pg.get_attribute("#fps", "data-fps"))
+        fetched = worker_model_fetches(pg)
         assert pg.errors == []
     finally:
         camera.close()
+    # The tracker runs on the analyzer's models (analyzer.modelSets): no model file is fetched again.
+    print(f"\ncamera: model files fetched by the worker: {sum(fetched['counts'].values())} "
+          f"({fetched['bytes']} bytes; {sum(loaded['counts'].values())} files, {loaded['bytes']} bytes before the camera); "
+          f"first frame {first_frame_s * 1000:.0f} ms after the click")
+    assert loaded["counts"] and set(loaded["counts"].values()) == {1}, loaded["counts"]
+    assert fetched["counts"] == loaded["counts"], fetched["counts"]
     assert re.fullmatch(r" · scored \d+ frames? ago", age_text), age_text
     kinds = {(e["kind"], e["faces"]) for e in log}
     assert {("full", 1), ("track", 1)} <= kinds, kinds  # found, then tracked

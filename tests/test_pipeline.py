@@ -289,3 +289,26 @@ def test_compiled_models_give_the_eager_numbers(pipe, astronaut, result):
     kp_crops, kp_squares = pipeline.crop(astronaut, result["faces"], "keypoints", pipe.keypoint_size)
     np.testing.assert_allclose(pipeline.keypoints(pipe.predictor("keypoints"), kp_crops, kp_squares),
                                pipeline.keypoints(pipe.keypoint_model, kp_crops, kp_squares), atol=1e-4)
+
+
+def test_attributes_model_needs_matching_names_and_thresholds():
+    """FacePipeline's attributes settings are checked against the model's K outputs; describe()
+    adds {name: {probability, on}} per face (the page test compares the values with the JS)."""
+    import keras
+
+    from facepack.models.attributes import attribute_results, build_attributes_model
+
+    keras.utils.set_random_seed(0)
+    model = build_attributes_model(keras, 3, "small_cnn", 16)
+    names, thresholds = ["a", "b", "c"], [0.2, 0.5, 0.8]
+    with pytest.raises(ValueError, match="2 names and 3 thresholds for a model with 3 outputs"):
+        FacePipeline(attributes_model=model, attributes={"names": names[:2], "thresholds": thresholds})
+    with pytest.raises(ValueError, match="needs attributes="):
+        FacePipeline(attributes_model=model)
+    with pytest.raises(ValueError, match="crop_rule must be one of"):
+        FacePipeline(attributes_model=model, attributes={"names": names, "thresholds": thresholds, "crop_rule": "hat"})
+    pipe = FacePipeline(attributes_model=model, attributes={"names": names, "thresholds": thresholds}, compiled=False)
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    faces = pipe.describe(rgb, [{"box": {"x": 10.0, "y": 8.0, "width": 20.0, "height": 24.0}}])
+    crops, _ = pipeline.crop(rgb, faces, "beauty", 16)
+    assert faces[0]["attributes"] == attribute_results(np.asarray(model(crops)), names, thresholds)[0]

@@ -44,16 +44,24 @@ SCUT_TERMS = ("SCUT-FBP5500 (the beauty model's intended training data) is relea
 MTCNN_TERMS = ("MTCNN weights: from the `mtcnn` 1.0.0 Python package (ipazc/mtcnn), MIT licence, originally "
                "trained by Zhang et al. (2016).")
 FACE_API = """- `createFaceAnalyzer(modelConfig?)` -> `{analyze(input, options?), analyzeFile(path, options?) (Node),
-  dispose(), backend, backendReason, manifest, models}`.
+  dispose(), backend, backendReason, manifest, models, modelSets}`.
   `modelConfig`: `modelUrl` (Node default: this package's `models/`; required in a browser), `backend`
   (`'auto'`, or `'wasm'`, `'webgl'`, `'cpu'`: a named one that cannot start throws), `models`
-  (`['detector', 'beauty', 'keypoints']`), `wasmPaths`. `input`: `{data, width, height}` (RGB or RGBA
+  (`['detector', 'beauty', 'keypoints']`, plus `'attributes'` when the bundle has that model), `wasmPaths`.
+  `modelSets`: the loaded models by set (`{detector: {pnet, rnet, onet}, beauty: {features, head}, ...}`),
+  owned by the analyzer, for running other stages on them without loading a second copy. `input`: `{data, width, height}` (RGB or RGBA
   bytes), a `tf.Tensor3D`, or in a browser an image, canvas, video, `ImageBitmap`, `ImageData` or
   `Blob`/`File`. `analyze` options:
   `maxFaces` (null: all), `minConfidence` and `minBoxSize` (null: the manifest's `spec.face_filter`;
   faces below either are dropped), `minFaceSize` (null: from the manifest), `heatmaps` (false).
-  Each face: `{box: {x, y, width, height}, score, landmarks5, keypoints, beauty: {score, distribution}, heatmap?}`
-  in input-image pixels; `beauty.score` is on 0..100, `beauty.score_1to5` on the dataset's 1..5.
+  Each face: `{box: {x, y, width, height}, score, landmarks5, keypoints, beauty: {score, distribution}, heatmap?,
+  attributes?}` in input-image pixels; `beauty.score` is on 0..100, `beauty.score_1to5` on the dataset's 1..5;
+  `attributes` (`{name: {probability, on}}`) when the bundle has an attributes model.
+- `createGuidedExplainer(modelUrl?, {manifest}?)` -> `{explain(input, faces), dispose()}`: guided backprop and
+  guided Grad-CAM of the beauty score per face (`{square, crop_size, guided, guidedGradcam}`, maps 0..1
+  over the beauty crop); ReLU backbones only (`err.code` `'guided-unavailable'` otherwise).
+- `drawAccessories(ctx, faces, kinds, spec)`: sunglasses and/or a hat (`ACCESSORIES`) drawn on every
+  face from its keypoints onto a 2D canvas context, in image pixels (`spec`: `analyzer.manifest.spec`).
 - `readImageFile(path)` (Node) -> `{data, width, height}`: a JPEG or PNG decoded in pure JS, EXIF
   orientation applied.
 - `loadModel(name, dirOrUrl?)` -> `{predict(input), dispose(), entry, manifest}`: any model of

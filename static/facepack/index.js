@@ -7,7 +7,7 @@
  *   analyzer.dispose();
  *
  * Stages (one module each): input.js -> mtcnn.js -> crop.js -> keypoints.js, beauty.js,
- * gradcam.js, run in order by pipeline.js. Results equal facepack/pipeline.py:FacePipeline.analyze
+ * gradcam.js, attributes.js (when the bundle has an attributes model), run in order by pipeline.js. Results equal facepack/pipeline.py:FacePipeline.analyze
  * (tests/test_parity_node.py, tests/test_parity_browser.py).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -17,7 +17,9 @@ import { heatmapToCrop, upsampleGrid } from './gradcam.js';
 import { toRgbTensor } from './input.js';
 import { loadManifest } from './io.js';
 import { ANALYZE_DEFAULTS, MODEL_CONFIG_DEFAULTS, resolveAnalyzeOptions, resolveModelConfig } from './options.js';
-import { TIMING_KEYS, describeFaces, detectStage, disposeModelSets, loadModelSets, warmUp } from './pipeline.js';
+import {
+  ATTRIBUTES_TIMING_KEY, TIMING_KEYS, describeFaces, detectStage, disposeModelSets, loadModelSets, warmUp,
+} from './pipeline.js';
 
 export { load } from './generic.js';
 export { ensureBackend, selectBackend, useBackend } from './backend.js';
@@ -26,10 +28,30 @@ export { checkGuided, createGuidedExplainer, guidedMaps } from './guided.js';
 export { ACCESSORIES, accessoryTransform, drawAccessories } from './accessories.js';
 
 /**
+ * The model sets to load: modelConfig.models as given, or - when it was not given - the default
+ * sets plus 'attributes' when the bundle has an attributes model (facepack/export/attributes.py).
+ * @param {object|undefined} modelConfig what the caller passed
+ * @param {string[]} resolved resolveModelConfig(modelConfig).models
+ * @param {object} manifest the bundle's manifest.json
+ */
+export function modelSetNames(modelConfig, resolved, manifest) {
+  const given = modelConfig && modelConfig.models !== undefined;
+  return !given && manifest.models.attributes ? [...resolved, 'attributes'] : resolved;
+}
+
+/**
  * Load the bundle's models on the chosen backend (warmed up) and return an analyzer.
+ *
+ * `analyzer.modelSets` holds the loaded models by set (pipeline.js:MODEL_SETS: {detector: {pnet,
+ * rnet, onet}, beauty: {features, head}, keypoints: {model}, attributes: {model}}, each
+ * io.js:loadModel's {model, format, entry}), so other stages of the same library (e.g. the page's
+ * camera tracker: pipeline.js detectStage / describeFaces) run on them instead of loading a second
+ * copy. The analyzer owns them: do not dispose them; they are released by analyzer.dispose().
+ * Layers models have conv, batch norm and ReLU fused (ops/fuse_layers.js): guided backprop needs
+ * its own copy (createGuidedExplainer).
  * @param {object} modelConfig see options.js:MODEL_CONFIG_DEFAULTS
  * @returns {Promise<{analyze: Function, dispose: Function, backend: string, backendReason: string,
- *   manifest: object, models: string[]}>}
+ *   manifest: object, models: string[], modelSets: object}>}
  * @throws {Error} a backend asked for by name that cannot start (err.code 'backend-unavailable',
  *   backend.js:selectBackend); a model file the server answers with HTML or an error (io.js:readBinary)
  */
@@ -38,12 +60,14 @@ export async function createFaceAnalyzer(modelConfig) {
   const { backend, reason: backendReason } = await selectBackend(config.backend, { wasmPaths: config.wasmPaths });
   const manifest = await loadManifest(config.modelUrl);
   const spec = manifest.spec;
-  const sets = await loadModelSets(config.modelUrl, manifest, config.models);
+  const sets = await loadModelSets(config.modelUrl, manifest, modelSetNames(modelConfig, config.models, manifest));
   warmUp(sets, spec);
   let disposed = false;
 
   /**
-   * Faces in `input` with everything the loaded models give, in input-image pixels.
+   * Faces in `input` with everything the loaded models give, in input-image pixels (each face's
+   * `attributes`, {name: {probability, on}}, when the attributes model is loaded; timings then
+   * have an 'attributes' entry).
    * @param {*} input see input.js:toRgbTensor
    * @param {object} [options] see options.js:ANALYZE_DEFAULTS
    * @returns {Promise<{faces: object[], backend: string, timings: object, image: {width: number, height: number}}>}
@@ -55,6 +79,7 @@ export async function createFaceAnalyzer(modelConfig) {
       throw new Error("analyze options.heatmaps: needs the 'beauty' model, which modelConfig.models did not load");
     }
     const timings = Object.fromEntries(TIMING_KEYS.map((k) => [k, 0]));
+    if (sets.attributes) timings[ATTRIBUTES_TIMING_KEY] = 0;
     const tStart = performance.now();
     let t = tStart;
     const lap = (key) => { const now = performance.now(); timings[key] += now - t; t = now; };
@@ -83,5 +108,5 @@ export async function createFaceAnalyzer(modelConfig) {
     disposed = true;
   }
 
-  return { analyze, dispose, backend, backendReason, manifest, models: Object.keys(sets) };
+  return { analyze, dispose, backend, backendReason, manifest, models: Object.keys(sets), modelSets: sets };
 }

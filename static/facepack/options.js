@@ -11,7 +11,10 @@ export const MODEL_CONFIG_DEFAULTS = Object.freeze({
   modelUrl: undefined,
   /** 'webgl' | 'wasm' | 'cpu' | 'auto'; falls back along backend.js:backendOrder. */
   backend: 'auto',
-  /** Which models to load: any of 'detector', 'beauty', 'keypoints'. */
+  /**
+   * Which models to load: any of 'detector', 'beauty', 'keypoints', 'attributes' ('detector'
+   * needed). Not given: these three, plus 'attributes' when the bundle has that model (index.js:modelSetNames).
+   */
   models: Object.freeze(['detector', 'beauty', 'keypoints']),
   /** Where the WASM backend's .wasm files are (prefix URL/folder); null: next to the wasm module. */
   wasmPaths: null,
@@ -55,7 +58,7 @@ export const ANALYZE_DEFAULTS = Object.freeze({
   perFaceLimit: null,
 });
 
-export const MODEL_NAMES = Object.freeze(['detector', 'beauty', 'keypoints']);
+export const MODEL_NAMES = Object.freeze(['detector', 'beauty', 'keypoints', 'attributes']);
 
 function checkKeys(given, defaults, what) {
   if (given === null || typeof given !== 'object' || Array.isArray(given)) {

@@ -1,13 +1,15 @@
 /**
  * The pipeline's stages over loaded models, in the order of facepack/pipeline.py:FacePipeline.analyze:
  * detect (mtcnn.js, on the downscaled photo when it is very large) -> crop (crop.js) ->
- * keypoints (keypoints.js) -> beauty (beauty.js) -> Grad-CAM (gradcam.js).
+ * keypoints (keypoints.js) -> beauty (beauty.js) -> Grad-CAM (gradcam.js) -> attributes
+ * (attributes.js, when the bundle has an attributes model).
  *
  * Model sets are plain objects built by loadModelSets (no module-level singletons); index.js
  * wraps them in the public analyzer.
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { analyzeAttributes } from './attributes.js';
 import { beautyForward, beautyResults } from './beauty.js';
 import { cropRules, cropSquares, faceSquare } from './crop.js';
 import { gradcamGrid, heatmapRecord } from './gradcam.js';
@@ -23,9 +25,11 @@ export const MODEL_SETS = Object.freeze({
   detector: { pnet: 'mtcnn_pnet', rnet: 'mtcnn_rnet', onet: 'mtcnn_onet' },
   beauty: { features: 'beauty_features', head: 'beauty_head' },
   keypoints: { model: 'keypoints' },
+  attributes: { model: 'attributes' },
 });
-// Mirrors facepack/pipeline.py:TIMING_KEYS.
+// Mirrors facepack/pipeline.py:TIMING_KEYS (plus 'attributes' when that model is loaded: ATTRIBUTES_TIMING_KEY).
 export const TIMING_KEYS = Object.freeze(['decode', 'detect', 'crop', 'keypoints', 'beauty', 'gradcam', 'total']);
+export const ATTRIBUTES_TIMING_KEY = 'attributes';
 
 /**
  * Load the models of the named sets: {detector: {pnet, rnet, onet}, beauty: {features, head}, ...}.
@@ -72,6 +76,7 @@ export function warmUp(sets, spec) {
       runModel(sets.detector.onet, zeros(spec.mtcnn.onet_input_px));
     }
     if (sets.keypoints) runModel(sets.keypoints.model, zeros(inputSize(sets.keypoints.model)));
+    if (sets.attributes) runModel(sets.attributes.model, zeros(inputSize(sets.attributes.model)));
     if (sets.beauty) {
       const fmap = runModel(sets.beauty.features, zeros(inputSize(sets.beauty.features)))[0];
       runModel(sets.beauty.head, fmap);
@@ -130,10 +135,11 @@ export function perFaceTargets(faces, limit) {
 }
 
 /**
- * Stages 3-4 for given faces: adds keypoints, beauty and (opts.heatmaps) heatmap to each face
- * (to the opts.perFaceLimit largest only, when set: perFaceTargets), for the model sets loaded;
- * each model runs once on the batch of all those faces' crops. `lap(key)` is called after each
- * stage (timings).
+ * Stages 3-4 for given faces: adds keypoints, beauty, (opts.heatmaps) heatmap and attributes
+ * ({name: {probability, on}}, attributes.js) to each face (to the opts.perFaceLimit largest only,
+ * when set: perFaceTargets), for the model sets loaded; each model runs once on the batch of all
+ * those faces' crops. `lap(key)` is called after each stage (timings; 'attributes' only when that
+ * model is loaded). Mirrors facepack/pipeline.py:FacePipeline.describe.
  * @param {object} sets loaded model sets
  * @param {object} spec manifest spec
  * @param {tf.Tensor3D} image float32 [H, W, 3] (the original photo)
@@ -150,7 +156,7 @@ export async function describeFaces(sets, spec, image, allFaces, opts, lap = () 
     // 3. crop
     const crops = {};
     // The photo's values, read once for both crops (ops/bounded_crop.js samples them on the CPU).
-    const values = pixels ?? (faces.length && (sets.keypoints || sets.beauty) ? await image.data() : null);
+    const values = pixels ?? (faces.length && (sets.keypoints || sets.beauty || sets.attributes) ? await image.data() : null);
     for (const [kind, model] of [['keypoints', sets.keypoints?.model], ['beauty', sets.beauty?.features]]) {
       if (!model) continue;
       const size = inputSize(model);
@@ -181,6 +187,14 @@ export async function describeFaces(sets, spec, image, allFaces, opts, lap = () 
       });
     }
     lap('gradcam');
+    if (sets.attributes) {
+      if (faces.length) {
+        const { model } = sets.attributes;
+        const found = await analyzeAttributes(model, model.entry, spec, image, faces.map((f) => f.box), values);
+        found.forEach((a, i) => { faces[i].attributes = a; });
+      }
+      lap(ATTRIBUTES_TIMING_KEY);
+    }
     return allFaces;
   } finally {
     tf.dispose(owned);
