@@ -492,6 +492,29 @@ def test_float16_weights_are_held_to_the_rms_tolerance(tmp_path):
     assert 1e-5 < entry["parity"]["backends"]["wasm"]["rel_rms"] <= RMS_REL_TOL["float16"]
 
 
+def test_quantize_that_changes_nothing_says_float32(tmp_path):
+    """A model whose every weight tensor is under QUANT_MIN_ELEMENTS values keeps float32 bytes under
+    --quantize float16: the manifest says float32 (held to the float32 criterion) and why."""
+    import keras
+
+    from facepack.export import export_model
+    from facepack.export.tfjs_io import QUANT_MIN_ELEMENTS, weight_specs
+
+    keras.utils.set_random_seed(12)
+    x = keras.Input((12, 12, 3), name="x")
+    y = keras.layers.Conv2D(6, 3, name="c")(x)  # 162 kernel values
+    model = keras.Model(x, keras.layers.Dense(3, name="d")(keras.layers.GlobalAveragePooling2D(name="g")(y)))
+    assert max(int(np.prod(w.shape)) for w in model.weights) < QUANT_MIN_ELEMENTS
+    lines = []
+    entry = export_model(model, tmp_path / "b", name="tiny", quantize="float16", backends=(), log=lines.append)["models"]["tiny"]
+    assert not any(w.get("quantization") for w in weight_specs(tmp_path / "b" / "tiny"))  # float32 bytes
+    assert {w["dtype"] for w in weight_specs(tmp_path / "b" / "tiny")} == {"float32"}
+    assert entry["precision"] == entry["export"]["precision"] == "float32"
+    assert entry["parity"]["criterion"] == "max_abs_diff"
+    assert any(f"no weight tensor has >= {QUANT_MIN_ELEMENTS} values" in n for n in entry["export"]["notes"])
+    assert any("every weight stays float32" in line for line in lines)
+
+
 def _tree(folder) -> dict:
     """{relative path: bytes} of every file under ``folder``."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

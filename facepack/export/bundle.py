@@ -33,8 +33,8 @@ import numpy as np
 
 from facepack.export import manifest as manifest_mod
 from facepack.export import sources
-from facepack.export.tfjs_io import (PRECISION, check_quantize, file_entries, load_layers_model,
-                                     predict_list, save_graph_model, save_layers_model)
+from facepack.export.tfjs_io import (check_quantize, file_entries, load_layers_model, predict_list, save_graph_model,
+                                     save_layers_model, unquantised_note, written_precision)
 
 # Parity tolerances per precision (float32: float rounding only; quantised weights: the
 # measured error of quantisation, see the README's size/accuracy table):
@@ -89,7 +89,6 @@ def export_one(item: sources.Export, root: Path, quantize: str, log=print, loade
     """
     t0 = time.perf_counter()
     quantize = quantize if item.quantizable else "none"
-    precision = PRECISION[quantize]
     folder = root / item.name
     if folder.exists():
         shutil.rmtree(folder)
@@ -103,6 +102,9 @@ def export_one(item: sources.Export, root: Path, quantize: str, log=print, loade
         if loaded_models is not None:
             loaded_models[item.name] = loaded
         got = predict_list(loaded, item.probe)
+    precision = written_precision(folder, quantize)  # float32 when no tensor was big enough to quantise
+    if quantize != "none" and precision == "float32":
+        item.meta.setdefault("bridge_notes", []).append(unquantised_note(quantize))
     check = parity(item.reference(item.probe), got, precision, item.name)
     files = file_entries(root, folder)
     model = item.model if item.model is not None else item.keras3

@@ -821,7 +821,7 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
     from facepack.export import manifest as manifest_mod
     from facepack.export.bundle import atomic_replace, carry_over
     from facepack.export.node_check import NodeSession, node_available
-    from facepack.export.tfjs_io import PRECISION, check_quantize, file_entries
+    from facepack.export.tfjs_io import PRECISION, check_quantize, file_entries, unquantised_note, written_precision
 
     t0 = time.perf_counter()
     old_bundle = check_arguments(model_or_path, out_dir, name=name, quantize=quantize, backends=backends)
@@ -886,6 +886,11 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
                         path_notes, extra = _write_layers(model, folder, name, quantize)
                     else:
                         path_notes, extra = _write_graph(model, folder, specs, quantize, n_out)
+                    # The precision of the bytes written: float32 when no tensor was big enough to quantise.
+                    precision = written_precision(folder, quantize)
+                    if precision != PRECISION[quantize]:
+                        path_notes = [*path_notes, unquantised_note(quantize)]
+                        _log(log, f"  note: {unquantised_note(quantize)}")
                     entry = _entry(name, path, specs, refs, out_names, extra, precision)
                     _write_temp_manifest(tmp, name, entry)
                     if backends:

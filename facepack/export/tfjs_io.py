@@ -88,6 +88,22 @@ def weight_specs(folder: str | Path) -> list[dict]:
     return [w for group in manifest for w in group["weights"]]
 
 
+def written_precision(folder: str | Path, quantize: str) -> str:
+    """The precision the written ``folder``/model.json really has: PRECISION[quantize] when at least
+    one weight tensor was quantised, else "float32" (no tensor has QUANT_MIN_ELEMENTS values, so
+    --quantize changed nothing: the manifest must not claim float16/uint8 for float32 bytes)."""
+    if QUANTIZE[check_quantize(quantize)] is None:
+        return "float32"
+    quantised = any(w.get("quantization") for w in weight_specs(folder))
+    return PRECISION[quantize] if quantised else "float32"
+
+
+def unquantised_note(quantize: str) -> str:
+    """The manifest note for a --quantize that changed nothing (written_precision fell back to float32)."""
+    return (f"--quantize {quantize} asked, but no weight tensor has >= {QUANT_MIN_ELEMENTS} values "
+            f"(only those are quantised): every weight stays float32")
+
+
 def _save(h5_conversion, model, folder: Path, dtype_map) -> None:
     with warnings.catch_warnings():  # tensorflowjs saves via a temporary HDF5 file ("legacy format")
         warnings.simplefilter("ignore", UserWarning)
