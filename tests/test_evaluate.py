@@ -167,3 +167,47 @@ def test_recorded_data_path_resolves_relative_to_the_run(tmp_path, synthetic, mo
     run = _run(models, "keypoints", moved, dataset)
     out = evaluate.main(["--model", str(run), "--out", str(tmp_path / "e1")])
     assert json.loads((out / "metrics.json").read_text())["evaluated_on"]["part"] == "held-out by the run's seed"
+
+
+def test_recorded_data_found_under_facepack_data_or_the_origin_checkout(tmp_path, synthetic, models, monkeypatch):
+    """A clone that is not beside the data (the run records ../<x>/datasets/kp): found by folder name
+    under $FACEPACK_DATA, or relative to the checkout it was cloned from; else one line naming
+    --data and FACEPACK_DATA."""
+    from training import evaluate
+
+    dataset = _trained_on_keypoints(synthetic["keypoints"])
+    dataset.update(path="../nowhere-h5/datasets/kp", path_from_project="../nowhere-h5/datasets/kp")
+    run = _run(models, "keypoints", tmp_path, dataset)
+    monkeypatch.delenv(evaluate.DATA_ENV, raising=False)
+    monkeypatch.setattr(evaluate, "origin_checkout", lambda root: None)
+    with pytest.raises(ValueError) as excinfo:
+        evaluate.main(["--model", str(run), "--out", str(tmp_path / "e0")])
+    text = str(excinfo.value)
+    assert text.startswith("--data: ") and "FACEPACK_DATA" in text and "'kp'" in text and "\n" not in text
+    monkeypatch.setenv(evaluate.DATA_ENV, str(synthetic["keypoints"].parent))
+    out = evaluate.main(["--model", str(run), "--out", str(tmp_path / "e1")])
+    assert json.loads((out / "metrics.json").read_text())["evaluated_on"]["part"] == "held-out by the run's seed"
+    # The checkout this clone came from: ../nowhere-h5/datasets/kp beside it.
+    monkeypatch.delenv(evaluate.DATA_ENV)
+    origin = tmp_path / "o" / "main"
+    origin.mkdir(parents=True)
+    shutil.copytree(synthetic["keypoints"], tmp_path / "o" / "nowhere-h5" / "datasets" / "kp")
+    info = json.loads((run / "run.json").read_text())
+    assert evaluate.recorded_data(run, info) is None
+    monkeypatch.setattr(evaluate, "origin_checkout", lambda root: origin)
+    assert evaluate.recorded_data(run, info) == (tmp_path / "o" / "nowhere-h5" / "datasets" / "kp").resolve()
+
+
+@pytest.mark.parametrize("url,found", [("{origin}", True), ("file://{origin}", True), ("{origin}/.git", True),
+                                       ("https://github.com/x/facepack.git", False), ("git@host:x/facepack", False)])
+def test_origin_checkout_reads_the_clone_source(tmp_path, url, found):
+    from training.evaluate import origin_checkout
+
+    origin = tmp_path / "main"
+    (origin / ".git").mkdir(parents=True)
+    clone = tmp_path / "clone"
+    (clone / ".git").mkdir(parents=True)
+    (clone / ".git" / "config").write_text('[core]\n\tbare = false\n[remote "origin"]\n'
+                                           f'\turl = {url.format(origin=origin)}\n\tfetch = +refs/heads/*\n')
+    assert origin_checkout(clone) == (origin if found else None)
+    assert origin_checkout(tmp_path / "no-git") is None

@@ -7,7 +7,10 @@ Keypoints: NME (inter-ocular, outer eye corners) mean and median, failure rate a
            misses counts as a failure with NME = inf).
 
 Which data: --data, else the run's own dataset, found from run.json by its path relative to the
-run folder, then relative to the project, then the absolute path recorded at training time. A
+run folder, then relative to the project, then the path recorded at training time, then by its
+folder name under $FACEPACK_DATA (a folder of datasets, e.g. ../shared/datasets), then relative to
+the checkout this clone was made from (`git clone /work/main elsewhere`: its remote "origin" is a
+local folder). Not found: a one-line error naming --data and FACEPACK_DATA. A
 keypoint folder holding several CSVs (training and test) is refused: name the CSV.
 Which images (--part): the run's held-out part (re-derived from its seed and fraction; with the
 release layout, the protocol's test part of --split) when the data is the run's own, else every
@@ -43,6 +46,7 @@ import numpy as np  # noqa: E402
 from facepack import spec  # noqa: E402
 
 PARTS = ("held-out", "all")
+DATA_ENV = "FACEPACK_DATA"  # a folder holding datasets by folder name (the one run.json records)
 
 
 def parse_args(argv):
@@ -66,14 +70,36 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def recorded_data(run_dir: Path, info: dict) -> Path | None:
-    """The run's own dataset on this machine: run.json's path relative to the run folder, then
-    relative to the project root, then the absolute path recorded at training time; None if none
-    exists. A run trained on a packed file records its source dataset, which is what is used."""
+def origin_checkout(project_root: Path) -> Path | None:
+    """The local folder ``project_root`` was cloned from (its git remote "origin" is a path or a
+    file:// URL of an existing folder), else None. Read from .git/config (git itself not needed)."""
+    config = Path(project_root) / ".git" / "config"
+    if not config.is_file():
+        return None
+    section = None
+    for line in config.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == '[remote "origin"]' and line.replace(" ", "").startswith("url="):
+            url = line.split("=", 1)[1].strip()
+            url = url[len("file://"):] if url.startswith("file://") else url
+            if "://" in url or ":" in url.split("/")[0]:  # https://..., git@host:...: not a folder here
+                return None
+            folder = (Path(project_root) / url).resolve() if not Path(url).is_absolute() else Path(url)
+            folder = folder.parent if folder.name == ".git" else folder
+            return folder if folder.is_dir() and folder.resolve() != Path(project_root).resolve() else None
+    return None
+
+
+def data_candidates(run_dir: Path, info: dict) -> list[Path]:
+    """Where the run's own dataset may be, in order (see the module docstring: "Which data")."""
     from facepack.runs import PROJECT_ROOT
 
     ds = info.get("dataset", {})
     args_data = info.get("args", {}).get("data")
+    if args_data and str(args_data).endswith(".npz"):
+        args_data = None  # a packed file: its source dataset is what run.json records
     candidates = []
     if ds.get("path_from_run"):
         candidates.append(Path(run_dir) / ds["path_from_run"])
@@ -81,9 +107,23 @@ def recorded_data(run_dir: Path, info: dict) -> Path | None:
         candidates.append(PROJECT_ROOT / ds["path_from_project"])
     if ds.get("path"):
         candidates.append(Path(ds["path"]))
-    if args_data and not str(args_data).endswith(".npz"):
+    if args_data:
         candidates.append(Path(args_data))
-    for path in candidates:
+    recorded = ds.get("path_from_project") or ds.get("path") or args_data
+    if recorded and os.environ.get(DATA_ENV):
+        candidates.append(Path(os.environ[DATA_ENV]).expanduser() / Path(recorded).name)
+    origin = origin_checkout(PROJECT_ROOT)
+    if origin is not None:
+        for rel in (ds.get("path_from_project"), ds.get("path"), args_data):
+            if rel and not Path(rel).is_absolute():
+                candidates.append(origin / rel)
+    return list(dict.fromkeys(candidates))
+
+
+def recorded_data(run_dir: Path, info: dict) -> Path | None:
+    """The run's own dataset on this machine: the first of data_candidates that exists; None if
+    none does. A run trained on a packed file records its source dataset, which is what is used."""
+    for path in data_candidates(run_dir, info):
         if path.exists():
             return path.resolve()
     return None
@@ -98,8 +138,11 @@ def _data_source(run_dir: Path, info: dict, data: str | None) -> tuple[Path, boo
     found = recorded_data(run_dir, info)
     if found is None:
         ds = info.get("dataset", {})
-        raise ValueError(f"--data: give the dataset to evaluate on (the run's own, recorded as "
-                         f"{ds.get('path_from_project') or ds.get('path')!r}, is not on this machine)")
+        recorded = ds.get("path_from_project") or ds.get("path")
+        name = Path(recorded).name if recorded else "its folder"
+        raise ValueError(f"--data: give the dataset to evaluate on (the run's own, recorded as {recorded!r}, is not on "
+                         f"this machine: looked in {len(data_candidates(run_dir, info))} places); or set {DATA_ENV} "
+                         f"to the folder that holds {name!r}")
     return found, False
 
 
