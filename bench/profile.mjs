@@ -9,7 +9,8 @@
  *
  * JOB: {bundle, repeat, heatmaps?, options?: analyze options, images: [{name, path, width, height}]}
  * (raw RGB, tests/jsharness.py:write_raw). Per stage: the fastest of `repeat` calls, in ms (wall
- * clock; total_cpu: the process's CPU ms, which a busy machine inflates less); "counts" and
+ * clock; total_cpu: the process's CPU ms, which a busy machine inflates less) and in cpu_ms (the
+ * process's CPU ms per stage, fastest of `repeat`: on a loaded machine the comparable ones); "counts" and
  * "readbacks" of the last call. The sum of the stages is within a few ms of a whole analyze.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -55,13 +56,13 @@ async function netOutputs(net, input, count) {
 async function detectTimed(nets, image, p, values, lap, counts) {
   const [height, width, channels] = image.shape;
   const scales = buildScalePyramid(width, height, p.minFaceSize, p.scaleFactor, p.minSize);
-  const resizer = new AreaResizer(values, height, width, channels, p.normalizeOffset);
+  const levels = scales.map((scale) => [scale, ...scaledShape(height, width, scale)])
+    .filter(([, h, w]) => mtcnn.pnetAccepts(nets.pnet, h, w));
+  const resizer = new AreaResizer(values, height, width, channels, p.normalizeOffset).plan(levels.map(([, h, w]) => [h, w]));
   lap('pnet_setup');
   const perScale = [];
   counts.levels = [];
-  for (const scale of scales) {
-    const [h, w] = scaledShape(height, width, scale);
-    if (!mtcnn.pnetAccepts(nets.pnet, h, w)) continue;
+  for (const [scale, h, w] of levels) {
     const pixels = resizer.resize(h, w);
     lap('pyramid_resize');
     const level = tf.tensor4d(pixels, [1, h, w, channels]);
@@ -116,14 +117,25 @@ for (const item of job.images) {
   const raw = { data: new Uint8Array(readFileSync(item.path)), width: item.width, height: item.height };
   const opts = resolveAnalyzeOptions({ ...(job.options ?? {}), heatmaps: job.heatmaps ?? false }, spec);
   const best = {};
+  const bestCpu = {};
   let counts = {};
   let lastReadbacks = 0;
   for (let r = 0; r < job.repeat; r++) {
     const ms = {};
+    const cpuMs = {};
+    const cpuNow = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
     let t = performance.now();
+    let c = cpuNow();
     const t0 = t;
     const cpu0 = process.cpuUsage();
-    const lap = (key) => { const now = performance.now(); ms[key] = (ms[key] ?? 0) + now - t; t = now; };
+    const lap = (key) => {
+      const now = performance.now();
+      const cNow = cpuNow();
+      ms[key] = (ms[key] ?? 0) + now - t;
+      cpuMs[key] = (cpuMs[key] ?? 0) + cNow - c;
+      t = now;
+      c = cNow;
+    };
     readbacks = 0;
     counts = {};
     const image = await toRgbTensor(raw, spec);
@@ -144,8 +156,9 @@ for (const item of job.images) {
     const cpu = process.cpuUsage(cpu0);
     ms.total_cpu = (cpu.user + cpu.system) / 1000; // this process's CPU time: less sensitive to a loaded machine
     for (const [k, v] of Object.entries(ms)) best[k] = Math.min(best[k] ?? Infinity, v);
+    for (const [k, v] of Object.entries(cpuMs)) bestCpu[k] = Math.min(bestCpu[k] ?? Infinity, v);
     lastReadbacks = readbacks;
   }
-  const rounded = Object.fromEntries(Object.entries(best).map(([k, v]) => [k, Math.round(v * 10) / 10]));
-  process.stdout.write(`${JSON.stringify({ name: item.name, ms: rounded, counts, readbacks: lastReadbacks })}\n`);
+  const round = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+  process.stdout.write(`${JSON.stringify({ name: item.name, ms: round(best), cpu_ms: round(bestCpu), counts, readbacks: lastReadbacks })}\n`);
 }

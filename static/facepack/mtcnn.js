@@ -72,13 +72,14 @@ export async function proposeBoxes(pnet, image, p, values = null) {
   const [height, width, channels] = image.shape;
   const scales = buildScalePyramid(width, height, p.minFaceSize, p.scaleFactor, p.minSize);
   const pixels = scales.length ? (values ?? await image.data()) : null;
-  // One resizer for all levels: the small levels share its prefix sums (ops/area_resize.js).
+  const levels = scales.map((scale) => [scale, ...scaledShape(height, width, scale)])
+    .filter(([, h, w]) => pnetAccepts(pnet, h, w));
+  // One resizer for all levels: the small levels come from one sweep down the photo (ops/area_resize.js).
   // Centred on the normalisation offset: the package resizes the normalised photo.
-  const resizer = pixels && new AreaResizer(pixels, height, width, channels, p.normalizeOffset);
+  const resizer = pixels && new AreaResizer(pixels, height, width, channels, p.normalizeOffset)
+    .plan(levels.map(([, h, w]) => [h, w]));
   const perScale = [];
-  for (const scale of scales) {
-    const [h, w] = scaledShape(height, width, scale);
-    if (!pnetAccepts(pnet, h, w)) continue;
+  for (const [scale, h, w] of levels) {
     const level = tf.tensor4d(resizer.resize(h, w), [1, h, w, channels]);
     let out;
     try {

@@ -80,19 +80,79 @@ export function areaResizePixels(data, h, w, c, outH, outW, offset = 0) {
 }
 
 /**
+ * Column taps of one axis flattened for the inner loops: output cell x reads the values at
+ * index[k] (input cell * channels) with weight[k] for k in [start[x], start[x + 1]), in
+ * areaTaps' order (so every sum adds the same terms in the same order).
+ */
+function flatTaps(inSize, outSize, channels) {
+  const taps = areaTaps(inSize, outSize);
+  const start = new Int32Array(outSize + 1);
+  taps.forEach((t, x) => { start[x + 1] = start[x] + t.index.length; });
+  const index = new Int32Array(start[outSize]);
+  const weight = new Float64Array(start[outSize]);
+  taps.forEach((t, x) => {
+    for (let k = 0; k < t.index.length; k++) {
+      index[start[x] + k] = t.index[k] * channels;
+      weight[start[x] + k] = t.weight[k];
+    }
+  });
+  return { start, index, weight };
+}
+
+/**
+ * Pass 2 of one output row: out[y, x, ch] = offset + sum_k weight[k] * row[index[k] + ch], the
+ * sum started at 0 and taken in tap order (3 channels unrolled: each channel's sum is the same).
+ * @param {Float64Array} row one pass-1 row, [w * c]
+ * @param {Float32Array} out [outH, outW, c]
+ */
+function columnsOfRow(row, rowAt, taps, out, y, outW, c, offset) {
+  const { start, index, weight } = taps;
+  let dst = y * outW * c;
+  if (c === 3) {
+    for (let x = 0; x < outW; x++, dst += 3) {
+      let s0 = 0, s1 = 0, s2 = 0;
+      for (let k = start[x], end = start[x + 1]; k < end; k++) {
+        const wk = weight[k];
+        const p = rowAt + index[k];
+        s0 += wk * row[p];
+        s1 += wk * row[p + 1];
+        s2 += wk * row[p + 2];
+      }
+      out[dst] = s0 + offset;
+      out[dst + 1] = s1 + offset;
+      out[dst + 2] = s2 + offset;
+    }
+    return;
+  }
+  for (let x = 0; x < outW; x++, dst += c) {
+    for (let ch = 0; ch < c; ch++) {
+      let sum = 0;
+      for (let k = start[x], end = start[x + 1]; k < end; k++) sum += weight[k] * row[rowAt + index[k] + ch];
+      out[dst + ch] = sum + offset;
+    }
+  }
+}
+
+/**
  * Several AREA resizes of one photo (the P-Net pyramid), each equal to areaResizePixels.
  *
- * Pass 1 (rows) of a level needs, per output row, the overlap-weighted sum of the input rows its
- * cell covers. Summed directly that reads about (in / out + 1) input rows per output row, so
- * every level re-reads the whole photo. With column-wise prefix sums P[i] = sum_{k < i} row k
- * (float64, built once per photo when a level wants it) the same sum is F(stop) - F(start),
- * F(t) = P[floor t] + (t - floor t) * row[floor t]: four reads per output row, whatever the scale.
- * Both give the kernel's weights exactly (t - floor t equals its float32 overlap: start and stop
- * are float32 and the difference is a multiple of their ulp below 1) and differ only in float64
- * rounding (|P| <= 255 * h, so ~1e-11 grey levels), far below the float32 output's resolution.
- * A level uses the prefix sums when they cost fewer reads (4 * outH < h + outH: scales under
- * about 1/3); the large first levels read directly. Pass 2 (columns) is always direct: it reads
- * the small pass-1 result. Measured: see bench/README.md (issue 14).
+ * Separable: pass 1 sums input rows into one row per output row (Float64), pass 2 sums that row's
+ * columns into the output row (columnsOfRow). Pass 1 of a level reads, per output row, the
+ * overlap-weighted sum of the input rows its cell covers:
+ * - large levels (4 * outH >= h + outH, scales over about 1/3) sum those rows directly
+ *   (rowsDirect: ~in / out + 1 rows per output row);
+ * - the small levels take it from column-wise prefix sums P[i] = sum_{k < i} (row k - offset)
+ *   (float64): F(t) = P[floor t] + (t - floor t) * (row[floor t] - offset) at a cell boundary t,
+ *   and the output row is (F(stop) - F(start)) / scale. t - floor t equals the kernel's float32
+ *   overlap (start and stop are float32; the difference is a multiple of their ulp below 1).
+ *   All small levels are computed together in ONE top-to-bottom sweep (sweep): a running prefix
+ *   row P (one row of w * c values, in cache) instead of an [h + 1, w * c] table, each level's
+ *   F(start) kept from its previous boundary; the photo is read once for all of them.
+ * Both ways give the kernel's weights and differ only in float64 rounding (|P| <= 255 * h, so
+ * ~1e-11 grey levels), far below the float32 output's resolution. The sweep adds the same terms
+ * in the same order as a prefix table would (P[i + 1] = P[i] + (row i - offset)), so its output is
+ * the previous table version's bit for bit (tests/test_mtcnn_pyramid.py; against
+ * tf.image.resize: tests/test_js_ops.py). Measured: bench/README.md (issue 14).
  */
 export class AreaResizer {
   /**
@@ -104,73 +164,125 @@ export class AreaResizer {
    */
   constructor(data, h, w, c, offset = 0) {
     if (data.length !== h * w * c) throw new Error(`area resize: expected ${h * w * c} values for ${h}x${w}x${c}, got ${data.length}`);
-    Object.assign(this, { data, h, w, c, offset, prefix: null });
+    Object.assign(this, { data, h, w, c, offset, planned: [], done: new Map(), taps: new Map() });
   }
 
-  /** Column-wise prefix sums of data - offset, [h + 1, w * c] float64 (built on first use). */
-  rowPrefix() {
-    if (this.prefix) return this.prefix;
-    const { data, h, offset } = this;
-    const stride = this.w * this.c;
-    const prefix = new Float64Array((h + 1) * stride);
-    for (let i = 0; i < h; i++) {
-      const src = i * stride, prev = i * stride, dst = (i + 1) * stride;
-      for (let j = 0; j < stride; j++) prefix[dst + j] = prefix[prev + j] + (data[src + j] - offset);
-    }
-    this.prefix = prefix;
-    return prefix;
+  /** Whether an outH-row level takes its rows from prefix sums (the class note). */
+  byPrefix(outH) {
+    return 4 * outH < this.h + outH;
   }
 
   /**
-   * Pass 1 by prefix sums: tmp[y] = (F(stop_y) - F(start_y)) / scale (see the class note).
-   * @returns {Float64Array} [outH, w * c]
+   * Announce the levels to come ([[outH, outW], ...], e.g. the whole pyramid): the first
+   * prefix-sum level asked for then computes all announced prefix-sum levels in one sweep.
+   * Optional: an unannounced level is swept alone when asked for.
    */
-  rowsByPrefix(outH) {
-    const { data, h, offset } = this;
-    const stride = this.w * this.c;
-    const prefix = this.rowPrefix();
-    const scale = f32(h / outH);
-    const tmp = new Float64Array(outH * stride);
-    // F(t) at a cell boundary t: the prefix row below t plus the covered part of row floor(t)
-    // (rows past the last are the last row again: the kernel's BoundIfNeeded).
-    const bound = (t) => {
-      const i = Math.min(Math.floor(t), h);
-      return { row: i, frac: t - i, src: Math.min(i, h - 1) * stride };
-    };
-    let lo = bound(0);
-    for (let y = 0; y < outH; y++) {
-      const hi = bound(f32((y + 1) * scale));
-      if (y > 0) lo = bound(f32(y * scale));
-      const dst = y * stride;
-      const pHi = hi.row * stride, pLo = lo.row * stride;
-      for (let j = 0; j < stride; j++) {
-        const fHi = prefix[pHi + j] + hi.frac * (data[hi.src + j] - offset);
-        const fLo = prefix[pLo + j] + lo.frac * (data[lo.src + j] - offset);
-        tmp[dst + j] = (fHi - fLo) / scale;
-      }
+  plan(shapes) {
+    for (const [outH, outW] of shapes) {
+      checkOut(outH, outW);
+      if (this.byPrefix(outH)) this.planned.push([outH, outW]);
     }
-    return tmp;
+    return this;
+  }
+
+  /** flatTaps of the columns for outW (cached per resizer). */
+  columnTaps(outW) {
+    let taps = this.taps.get(outW);
+    if (!taps) {
+      taps = flatTaps(this.w, outW, this.c);
+      this.taps.set(outW, taps);
+    }
+    return taps;
   }
 
   /**
-   * Pass 1 summed directly: tmp[y] = sum_i A_h[y, i] * (data[i] - offset).
-   * @returns {Float64Array} [outH, w * c]
+   * One large level by direct row sums: row[j] = sum_i A_h[y, i] * (data[i] - offset) (the sum
+   * started at 0, taps in order), then pass 2.
+   * @returns {Float32Array} [outH, outW, c]
    */
-  rowsDirect(outH) {
-    const { data, h, offset } = this;
-    const stride = this.w * this.c;
+  direct(outH, outW) {
+    const { data, h, w, c, offset } = this;
+    const stride = w * c;
     const rowTaps = areaTaps(h, outH);
-    const tmp = new Float64Array(outH * stride);
+    const colTaps = this.columnTaps(outW);
+    const row = new Float64Array(stride);
+    const out = new Float32Array(outH * outW * c);
     for (let y = 0; y < outH; y++) {
       const { index, weight } = rowTaps[y];
-      const dst = y * stride;
-      for (let k = 0; k < index.length; k++) {
-        const src = index[k] * stride;
-        const wk = weight[k];
-        for (let j = 0; j < stride; j++) tmp[dst + j] += wk * (data[src + j] - offset);
+      const n = index.length;
+      const s0 = index[0] * stride, w0 = weight[0];
+      if (n === 2) {
+        const s1 = index[1] * stride, w1 = weight[1];
+        for (let j = 0; j < stride; j++) {
+          let sum = 0;
+          sum += w0 * (data[s0 + j] - offset);
+          row[j] = sum + w1 * (data[s1 + j] - offset);
+        }
+      } else if (n === 3) {
+        const s1 = index[1] * stride, w1 = weight[1], s2 = index[2] * stride, w2 = weight[2];
+        for (let j = 0; j < stride; j++) {
+          let sum = 0;
+          sum += w0 * (data[s0 + j] - offset);
+          sum += w1 * (data[s1 + j] - offset);
+          row[j] = sum + w2 * (data[s2 + j] - offset);
+        }
+      } else {
+        for (let j = 0; j < stride; j++) {
+          let sum = 0;
+          for (let k = 0; k < n; k++) sum += weight[k] * (data[index[k] * stride + j] - offset);
+          row[j] = sum;
+        }
       }
+      columnsOfRow(row, 0, colTaps, out, y, outW, c, offset);
     }
-    return tmp;
+    return out;
+  }
+
+  /**
+   * The prefix-sum levels `shapes` in one sweep down the photo (the class note); their outputs
+   * go to this.done.
+   */
+  sweep(shapes) {
+    const { data, h, w, c, offset } = this;
+    const stride = w * c;
+    const levels = shapes.map(([outH, outW]) => {
+      const scale = f32(h / outH);
+      return {
+        outH, outW, scale, colTaps: this.columnTaps(outW), out: new Float32Array(outH * outW * c),
+        k: 0, // next cell boundary: t_k = f32(k * scale), k = 0..outH
+        fLo: new Float64Array(stride), fHi: new Float64Array(stride),
+      };
+    });
+    // F at boundary t, in the input row floor(t) (clamped to h: rows past the last are the last
+    // row again, the kernel's BoundIfNeeded): P[i] + (t - i) * (data[min(i, h - 1)] - offset).
+    const rowOf = (t) => Math.min(Math.floor(t), h);
+    const prefix = new Float64Array(stride); // P[i] while row i is visited
+    const tmp = new Float64Array(stride);
+    for (let i = 0; i <= h; i++) {
+      const src = Math.min(i, h - 1) * stride;
+      for (const L of levels) {
+        while (L.k <= L.outH) {
+          const t = f32(L.k * L.scale);
+          if (rowOf(t) !== i) break;
+          const frac = t - i;
+          const fHi = L.fHi;
+          for (let j = 0; j < stride; j++) fHi[j] = prefix[j] + frac * (data[src + j] - offset);
+          if (L.k > 0) {
+            const fLo = L.fLo, scale = L.scale;
+            for (let j = 0; j < stride; j++) tmp[j] = (fHi[j] - fLo[j]) / scale;
+            columnsOfRow(tmp, 0, L.colTaps, L.out, L.k - 1, L.outW, c, offset);
+          }
+          L.fHi = L.fLo;
+          L.fLo = fHi;
+          L.k += 1;
+        }
+      }
+      if (i < h) for (let j = 0; j < stride; j++) prefix[j] += data[src + j] - offset;
+    }
+    for (const L of levels) {
+      if (L.k <= L.outH) throw new Error(`area resize: level ${L.outH}x${L.outW} of ${h} rows ended at boundary ${L.k}`);
+      this.done.set(`${L.outH}x${L.outW}`, L.out);
+    }
   }
 
   /**
@@ -180,27 +292,23 @@ export class AreaResizer {
    * @returns {Float32Array}
    */
   resize(outH, outW) {
-    const { h, w, c, offset } = this;
-    if (!(Number.isInteger(outH) && outH > 0 && Number.isInteger(outW) && outW > 0)) {
-      throw new Error(`area resize: sizes must be positive integers, got out=${outH}x${outW}`);
+    checkOut(outH, outW);
+    if (!this.byPrefix(outH)) return this.direct(outH, outW);
+    const key = `${outH}x${outW}`;
+    if (!this.done.has(key)) {
+      const pending = this.planned.filter(([ph, pw]) => !this.done.has(`${ph}x${pw}`));
+      const shapes = pending.some(([ph, pw]) => ph === outH && pw === outW) ? pending : [[outH, outW]];
+      this.planned = this.planned.filter((s) => !shapes.includes(s));
+      this.sweep(shapes.filter(([ph, pw], k) => shapes.findIndex(([qh, qw]) => qh === ph && qw === pw) === k));
     }
-    const tmp = 4 * outH < h + outH ? this.rowsByPrefix(outH) : this.rowsDirect(outH);
-    // Pass 2: columns. out[y, x] = sum_j A_w[x, j] * tmp[y, j]
-    const colTaps = areaTaps(w, outW);
-    const rowStride = w * c;
-    const out = new Float32Array(outH * outW * c);
-    for (let y = 0; y < outH; y++) {
-      const row = y * rowStride;
-      for (let x = 0; x < outW; x++) {
-        const { index, weight } = colTaps[x];
-        const dst = (y * outW + x) * c;
-        for (let ch = 0; ch < c; ch++) {
-          let sum = 0;
-          for (let k = 0; k < index.length; k++) sum += weight[k] * tmp[row + index[k] * c + ch];
-          out[dst + ch] = sum + offset;
-        }
-      }
-    }
+    const out = this.done.get(key);
+    this.done.delete(key); // handed over: a second call for the same level computes it again
     return out;
+  }
+}
+
+function checkOut(outH, outW) {
+  if (!(Number.isInteger(outH) && outH > 0 && Number.isInteger(outW) && outW > 0)) {
+    throw new Error(`area resize: sizes must be positive integers, got out=${outH}x${outW}`);
   }
 }
