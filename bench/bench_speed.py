@@ -43,11 +43,13 @@ async function rawImage(item) {
   return { name: item.name, input: { data: new Uint8Array(await response.arrayBuffer()),
                                      width: item.width, height: item.height } };
 }
-// job: {bundle (URL), backend, repeat, images: [{name, url, width, height}], heatmaps?, options?}
+// job: {bundle (URL), backend, repeat, images: [{name, url, width, height}], heatmaps?, options?,
+//       models? (modelConfig.models)}
 window.benchJob = async (job) => {
   const images = await Promise.all(job.images.map(rawImage));
   const out = await benchAnalyzer(createFaceAnalyzer, tf, { modelUrl: job.bundle, backend: job.backend,
-                                                            wasmPaths: '/vendor/' }, images,
+                                                            wasmPaths: '/vendor/',
+                                                            ...(job.models ? { models: job.models } : {}) }, images,
                                   { repeat: job.repeat, heatmaps: job.heatmaps ?? true, options: job.options ?? {} });
   if (out.backend === 'wasm') out.env.threads = getThreadsCount();
   out.env.crossOriginIsolated = self.crossOriginIsolated;
@@ -146,12 +148,13 @@ def browser_jobs(jobs: list[dict]) -> list[dict]:
 
 
 def chromium_config(playwright, base: str, quantize: str, backend: str, jobs, runs: int, repeat: int, log,
-                    heatmaps: bool = True, options: dict | None = None) -> dict:
+                    heatmaps: bool = True, options: dict | None = None, models: list[str] | None = None) -> dict:
     from jsharness import chromium_page, wait_for_global
 
     common.ensure_bundle(quantize, log)
     job = {"bundle": f"/bench/results/bundle-{quantize}", "backend": backend, "repeat": repeat,
-           "images": browser_jobs(jobs), "heatmaps": heatmaps, "options": options or {}}
+           "images": browser_jobs(jobs), "heatmaps": heatmaps, "options": options or {},
+           **({"models": models} if models else {})}
     outs = []
     for i in range(runs):
         log(f"  chromium {backend} {common.PRECISIONS[quantize]} run {i + 1}/{runs}")

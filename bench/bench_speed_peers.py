@@ -1,9 +1,10 @@
-"""facepack next to face-api, human and the `mtcnn` package on the same photos: one table, one run (issue 14).
+"""facepack next to face-api, human, the `mtcnn` package and the Python pipeline on the same photos: one table, one run (issue 14).
 
     npm install --prefix bench/peer @vladmandic/face-api @vladmandic/human   # once (they ship their models)
-    python bench/bench_speed_peers.py                  # 4 photos, 5 calls each, 3 passes (~6 min)
+    python bench/bench_speed_peers.py                  # 4 photos, 5 calls each, 3 passes (~12 min on 2 cores)
     python bench/bench_speed_peers.py --quick          # 3 calls, 1 pass
     python bench/bench_speed_peers.py --before 86dc96f # adds facepack Node at that commit (package defaults)
+    python bench/bench_speed_peers.py --skip facepack_node_fast facepack_chromium_fast   # fewer columns
 
 Photos (bench/photos.py): the fixtures astronaut (512 x 512, 1 face) and einstein (817 x 1024: the
 seated man), a composed 1920 x 1080 still (2 faces) and a composed 1986 x 1545 crowd of 25 small
@@ -11,6 +12,8 @@ faces. Every JS column runs TF.js 4.22 on WASM (SIMD; the thread count is printe
   facepack Node      the library, analyze() with keypoints + beauty (no Grad-CAM), the float16
                      bundle of models/shipped (bench/results/bundle-float16, rebuilt when its
                      manifest's spec is not facepack.spec's)
+  ... det + kp       like for like with face-api tiny + 68: modelConfig.models ['detector',
+                     'keypoints'] (detection + 5 landmarks + the keypoint model; no beauty)
   facepack Chromium  the same in headless /usr/bin/chromium (page with COOP/COEP)
   ... fast           the same with analyze option detectorPreset: 'fast' (pyramid from 40 px)
   facepack before    (--before REF) the library at commit REF, with the `mtcnn` package's
@@ -18,10 +21,12 @@ faces. Every JS column runs TF.js 4.22 on WASM (SIMD; the thread count is printe
   face-api           @vladmandic/face-api TinyFaceDetector (416, score 0.5) + faceLandmark68Net
   human              @vladmandic/human BlazeFace + face mesh (caching off, up to 100 faces)
   mtcnn package      the `mtcnn` Python package, detect_faces with its defaults (detect only)
+  Python pipeline    facepack.pipeline.FacePipeline (shipped Keras models, TensorFlow on every
+                     core: the JS columns use one), analyze() with keypoints + beauty, no Grad-CAM
 ms: per photo the median of the warm calls (the first call dropped), then the median over
 --passes passes (fresh processes; the machine is shared, so one pass can be noisy; --fastest: the
-fastest pass instead); "faces": what
-each found (facepack: after its face filter). Ratios: facepack Node / face-api and / human.
+fastest pass instead); "faces": what each found (facepack: after its face filter). A second table
+gives ratios (ours / theirs, < 1: facepack faster) and a third the issue's targets, met or not.
 JSON: bench/results/speed_peers.json.
 """
 
@@ -43,13 +48,23 @@ PACKAGES = {"face_api": common.PEER_DIR / "node_modules" / "@vladmandic" / "face
             "human": common.PEER_DIR / "node_modules" / "@vladmandic" / "human"}
 INSTALL = "npm install --prefix bench/peer @vladmandic/face-api @vladmandic/human"
 QUANTIZE = "float16"
-COLUMNS = ("facepack_node", "facepack_node_fast", "facepack_chromium", "facepack_chromium_fast", "facepack_before",
-           "face_api", "human", "mtcnn_package")
+COLUMNS = ("facepack_node", "facepack_node_lite", "facepack_chromium", "facepack_chromium_lite", "facepack_node_fast",
+           "facepack_chromium_fast", "facepack_before", "face_api", "human", "mtcnn_package", "python")
 FAST = {"detectorPreset": "fast"}  # spec.MTCNN_PRESETS["fast"]
-LABELS = {"facepack_node": "facepack Node", "facepack_node_fast": "facepack Node fast",
-          "facepack_chromium": "facepack Chromium", "facepack_chromium_fast": "facepack Chromium fast",
+LITE_MODELS = ["detector", "keypoints"]  # like for like with face-api tiny + 68: no beauty
+LABELS = {"facepack_node": "facepack Node", "facepack_node_lite": "facepack Node det + kp",
+          "facepack_chromium": "facepack Chromium", "facepack_chromium_lite": "facepack Chromium det + kp",
+          "facepack_node_fast": "facepack Node fast", "facepack_chromium_fast": "facepack Chromium fast",
           "facepack_before": "facepack before (Node)", "face_api": "face-api tiny + 68",
-          "human": "human BlazeFace + mesh", "mtcnn_package": "`mtcnn` package, detect only"}
+          "human": "human BlazeFace + mesh", "mtcnn_package": "`mtcnn` package, detect only",
+          "python": "Python pipeline"}
+# Ratio columns (ours, theirs), shown where both ran.
+RATIOS = [("facepack_node", "face_api"), ("facepack_node_lite", "face_api"), ("facepack_chromium", "face_api"),
+          ("facepack_chromium_lite", "face_api"), ("facepack_node", "human"), ("facepack_node", "mtcnn_package"),
+          ("facepack_node", "python"), ("facepack_chromium", "python"), ("facepack_node_fast", "face_api")]
+# The issue's targets (issue 14 "Done when"): the portrait in Chromium WASM, ms.
+PORTRAIT = "astronaut"
+PORTRAIT_TARGET_MS = 60.0
 
 
 def parse_args(argv=None):
@@ -104,25 +119,28 @@ def warm(values) -> float | None:
     return common.median(values[1:])
 
 
-def facepack_node(bundle: Path, jobs, repeat: int, library: Path | None = None, options: dict | None = None) -> dict:
+def facepack_node(bundle: Path, jobs, repeat: int, library: Path | None = None, options: dict | None = None,
+                  models: list[str] | None = None) -> dict:
     from jsharness import run_node
 
     job = {"bundle": str(bundle), "backend": "wasm", "repeat": repeat, "heatmaps": False, "images": jobs,
-           "options": options or {}, **({"library": str(library)} if library else {})}
+           "options": options or {}, **({"library": str(library)} if library else {}),
+           **({"models": models} if models else {})}
     out = run_node(common.ROOT / "bench" / "speed.mjs", job, timeout=900)
     return {"env": out["env"], "photos": {r["name"]: {"ms": warm([t["total"] for t in r["runs"]]),
                                                       "detect_ms": warm([t["detect"] for t in r["runs"]]),
                                                       "faces": len(r["faces"])} for r in out["results"]}}
 
 
-def facepack_chromium(jobs, raw_dir: Path, repeat: int, options: dict | None = None) -> dict:
+def facepack_chromium(jobs, raw_dir: Path, repeat: int, options: dict | None = None,
+                      models: list[str] | None = None) -> dict:
     from bench_speed import PAGE_MODULE, chromium_config, harness_routes
     from jsharness import page_html, playwright_session, static_server
 
     pages = {"/bench.html": page_html(PAGE_MODULE, "facepack bench")}
     with static_server(harness_routes(raw_dir), pages) as base, playwright_session() as pw:
         res = chromium_config(pw, base, QUANTIZE, "wasm", jobs, 1, repeat, lambda _m: None, heatmaps=False,
-                              options=options)
+                              options=options, models=models)
     return {"env": res["env"], "photos": {name: {"ms": p["warm"]["total"], "detect_ms": p["warm"]["detect"],
                                                  "faces": p["faces"]} for name, p in res["photos"].items()}}
 
@@ -166,6 +184,25 @@ def mtcnn_package(rgbs: dict, repeat: int) -> dict:
     return {"env": {"mtcnn": getattr(mtcnn, "__version__", "?")}, "photos": photos}
 
 
+def python_pipeline(rgbs: dict, repeat: int) -> dict:
+    """facepack.pipeline.FacePipeline on the shipped models: analyze() with keypoints + beauty, no Grad-CAM."""
+    from facepack.pipeline import FacePipeline
+
+    pipe = FacePipeline.from_runs(common.SHIPPED["beauty"], common.SHIPPED["keypoints"])
+    photos = {}
+    for name, rgb in rgbs.items():
+        ms, faces = [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            faces = pipe.analyze(rgb, heatmaps=False)["faces"]
+            ms.append((time.perf_counter() - t0) * 1000.0)
+        photos[name] = {"ms": warm(ms), "faces": len(faces)}
+    import tensorflow as tf
+
+    return {"env": {"tensorflow": tf.__version__, "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()},
+            "photos": photos}
+
+
 def combine(passes: list[dict], fastest: bool = False) -> dict:
     """Median (``fastest``: the minimum) over passes of each photo's ms; faces and env of the last pass."""
     last = passes[-1]
@@ -178,10 +215,10 @@ def combine(passes: list[dict], fastest: bool = False) -> dict:
 
 
 def table(results: dict, rgbs: dict) -> tuple[list[str], list[list]]:
+    """ms (faces) per column, then the RATIOS columns present (ours / theirs)."""
     cols = [c for c in COLUMNS if c in results]
     headers = ["photo", *[f"{LABELS[c]} ms (faces)" for c in cols]]
-    ours_cols = [c for c in ("facepack_node", "facepack_node_fast") if c in results]
-    ratios = [(o, c) for o in ours_cols for c in ("face_api", "human", "mtcnn_package") if c in results]
+    ratios = [(o, c) for o, c in RATIOS if o in results and c in results]
     headers += [f"{LABELS[o]} / {LABELS[c].split()[0]}" for o, c in ratios]
     rows = []
     for name, rgb in rgbs.items():
@@ -195,6 +232,40 @@ def table(results: dict, rgbs: dict) -> tuple[list[str], list[list]]:
             row.append(f"{ours / theirs:.2f}x" if ours and theirs else "-")
         rows.append(row)
     return headers, rows
+
+
+def targets(results: dict) -> list[str]:
+    """The issue's three targets, one line each: met / not met, with the photos that miss."""
+    lines = []
+
+    def ms(col, name):
+        return results[col]["photos"][name]["ms"]
+
+    def faces(col, name):
+        return results[col]["photos"][name]["faces"]
+
+    if "face_api" in results:
+        for col in ("facepack_node", "facepack_chromium", "facepack_node_lite", "facepack_chromium_lite"):
+            if col not in results:
+                continue
+            miss = [n for n in results[col]["photos"]
+                    if not (ms(col, n) and ms("face_api", n) and ms(col, n) <= ms("face_api", n))
+                    or faces(col, n) < faces("face_api", n)]
+            lines.append(f"{LABELS[col]} <= face-api on every photo, as many faces: "
+                         + ("met" if not miss else f"NOT met ({', '.join(miss)})"))
+    if "facepack_chromium" in results and PORTRAIT in results["facepack_chromium"]["photos"]:
+        got = ms("facepack_chromium", PORTRAIT)
+        lines.append(f"{PORTRAIT} (512x512) in Chromium WASM <= {PORTRAIT_TARGET_MS:.0f} ms: "
+                     + ("met" if got is not None and got <= PORTRAIT_TARGET_MS else "NOT met") + f" ({common.fmt(got, 0)} ms)")
+    if "python" in results:
+        for col in ("facepack_node", "facepack_chromium"):
+            if col not in results:
+                continue
+            miss = [n for n in results[col]["photos"]
+                    if not (ms(col, n) and ms("python", n) and ms(col, n) <= ms("python", n))]
+            lines.append(f"{LABELS[col]} <= Python pipeline on every photo: "
+                         + ("met" if not miss else f"NOT met ({', '.join(miss)})"))
+    return lines
 
 
 def main(argv=None) -> dict:
@@ -215,12 +286,15 @@ def main(argv=None) -> dict:
         jobs = [write_raw(rgb, tmp / f"{name}.rgb", name) for name, rgb in rgbs.items()]
         runners = {
             "facepack_node": lambda: facepack_node(bundle, jobs, args.repeat),
+            "facepack_node_lite": lambda: facepack_node(bundle, jobs, args.repeat, models=LITE_MODELS),
             "facepack_node_fast": lambda: facepack_node(bundle, jobs, args.repeat, options=FAST),
             "facepack_chromium": lambda: facepack_chromium(jobs, tmp, args.repeat),
+            "facepack_chromium_lite": lambda: facepack_chromium(jobs, tmp, args.repeat, models=LITE_MODELS),
             "facepack_chromium_fast": lambda: facepack_chromium(jobs, tmp, args.repeat, FAST),
             "face_api": lambda: face_api(jobs, args.repeat),
             "human": lambda: human(jobs, args.repeat),
             "mtcnn_package": lambda: mtcnn_package(rgbs, args.repeat),
+            "python": lambda: python_pipeline(rgbs, args.repeat),
         }
         if args.before:
             from facepack import spec
@@ -239,8 +313,15 @@ def main(argv=None) -> dict:
     print(common.machine_line(info))
     over = "fastest" if args.fastest else "median"
     print(f"Warm ms: median of {args.repeat - 1} calls after the first, {over} of {args.passes} pass(es). {envs}")
-    print(common.format_table(headers, rows))
-    out = {"machine": info, "args": vars(args), "results": results}
+    ms_cols = 1 + sum(c in results for c in COLUMNS)
+    print(common.format_table(headers[:ms_cols], [r[:ms_cols] for r in rows]))
+    print()
+    print("Ratios (ours / theirs; < 1: facepack faster):")
+    print(common.format_table(headers[:1] + headers[ms_cols:], [r[:1] + r[ms_cols:] for r in rows]))
+    print()
+    for line in targets(results):
+        print(f"- {line}")
+    out = {"machine": info, "args": vars(args), "results": results, "targets": targets(results)}
     print(f"JSON: {common.write_json('speed_peers', out).relative_to(common.ROOT)}")
     return out
 

@@ -4,7 +4,8 @@
  *   node bench/speed.mjs JOB.json  ->  one JSON document on stdout (bench/runner.mjs:benchAnalyzer)
  *
  * JOB: {bundle, backend ('wasm'|'cpu'), repeat, heatmaps, images: [{name, path, width, height}],
- *       options?: more analyze options, library?: path of another copy's index.js (a "before" run)}
+ *       options?: more analyze options, library?: path of another copy's index.js (a "before" run),
+ *       models?: modelConfig.models (e.g. ['detector', 'keypoints']: no beauty model loaded or run)}
  * (raw files written by tests/jsharness.py:write_raw).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -21,7 +22,7 @@ const images = job.images.map((item) => ({
   name: item.name,
   input: { data: new Uint8Array(readFileSync(item.path)), width: item.width, height: item.height },
 }));
-const out = await benchAnalyzer(createFaceAnalyzer, tf, { modelUrl: job.bundle, backend: job.backend }, images,
+const out = await benchAnalyzer(createFaceAnalyzer, tf, { modelUrl: job.bundle, backend: job.backend, ...(job.models ? { models: job.models } : {}) }, images,
   { repeat: job.repeat, heatmaps: job.heatmaps ?? true, options: job.options ?? {} });
 if (out.backend === 'wasm') out.env.threads = getThreadsCount();
 process.stdout.write(JSON.stringify(out));
