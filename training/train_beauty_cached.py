@@ -170,10 +170,9 @@ def cached_features(keras, cfg: dict, samples, squares: np.ndarray) -> dict:
         with np.load(path) as z:
             print(f"features: cached {path}")
             return {k: z[k] for k in z.files}
-    from tqdm import tqdm
-
     from facepack.data.tfdata import beauty_dataset
     from facepack.models.beauty import build_beauty_model
+    from facepack.progress import progress  # tqdm on a terminal; in logs whole lines, the last one once
 
     model = build_beauty_model(keras, cfg["backbone"], cfg["input_size"], weights=cfg["weights"])
     cut = model.get_layer(cut_layer(model, cfg["freeze_until"])).input
@@ -182,7 +181,7 @@ def cached_features(keras, cfg: dict, samples, squares: np.ndarray) -> dict:
     ds = beauty_dataset(samples, cfg["input_size"], 32, training=False, squares=squares, cache=False)
     maps, pools = [], []
     t0 = time.perf_counter()
-    for images, _ in tqdm(ds, total=int(np.ceil(len(samples) / 32)), desc="frozen part (crop + mirror)", unit="batch"):
+    for images, _ in progress(ds, total=int(np.ceil(len(samples) / 32)), desc="frozen part (crop + mirror)", unit="batch"):
         x = np.asarray(images)
         a = extractor.predict_on_batch(x)
         b = extractor.predict_on_batch(x[:, :, ::-1])
