@@ -93,6 +93,10 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own stderr lines (facepack/video.py)
 
+from facepack import tfquiet  # noqa: E402
+
+tfquiet.install()  # TensorFlow's cuDNN/cuBLAS "factory" lines at import are dropped (facepack/tfquiet.py)
+
 CSV_COLUMNS = ["file", "frame", "time_ms", "face", "x", "y", "width", "height", "confidence", "beauty", "beauty_1to5",
                "landmarks5", "keypoints", "annotated"]
 JSONL_FORMAT = 1  # "facepack_predict" in the first line of results.jsonl
@@ -573,10 +577,8 @@ def analyse_video(pipe, drawing: Drawing, out: Path, writer: "BatchWriter", sour
     VIDEO_SHEET_FACES), listed in the closing line's "face_files" for the contact sheet.
     facepack.video.VideoError when it cannot be opened or has no frames.
     """
-    from facepack import plots_predict
-    from tqdm import tqdm
-
-    from facepack import video
+    from facepack import plots_predict, video
+    from facepack.progress import progress
 
     webcam = isinstance(source, int)
     cap = video.open_capture(source) if cap is None else cap
@@ -589,7 +591,7 @@ def analyse_video(pipe, drawing: Drawing, out: Path, writer: "BatchWriter", sour
         target = out / name
     fps_out = info["fps"] / args.every if info["fps"] else video.WEBCAM_FPS
     vout, n_frames, n_faces, analysed, previous, face_files = None, 0, 0, 0, [], []
-    bar = tqdm(total=video.frames_to_analyse(info, args.every, args.max_frames), unit="frame", leave=False,
+    bar = progress(total=video.frames_to_analyse(info, args.every, args.max_frames), unit="frame", leave=False,
                desc=Path(display).name[-24:], file=sys.stderr, dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
@@ -637,11 +639,10 @@ def analyse_video(pipe, drawing: Drawing, out: Path, writer: "BatchWriter", sour
 
 def run(args) -> int:
     """Analyse every input photo and video (and the webcam) and write the outputs; returns the exit status."""
-    from tqdm import tqdm
-
     from facepack import bigphoto, video
     from facepack.data.images import ImageDecodeError
     from facepack.pipeline import FacePipeline
+    from facepack.progress import progress
     from facepack.runs import resolve_run
 
     webcam_cap = None
@@ -694,7 +695,7 @@ def run(args) -> int:
             writer.add({"file": display, "error": f"{display}: {exc.__class__.__name__}: {exc}"})
 
     try:
-        for path, display in tqdm(todo, total=len(files), initial=len(files) - len(todo), unit="file",
+        for path, display in progress(todo, total=len(files), initial=len(files) - len(todo), unit="file",
                                   desc="predict", file=sys.stderr, dynamic_ncols=True):
             if isinstance(path, int) or video.is_video_name(path):
                 run_video(path, display)

@@ -45,6 +45,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from facepack import tfquiet  # noqa: E402
+
+tfquiet.install()  # TensorFlow's cuDNN/cuBLAS "factory" lines at import are dropped (facepack/tfquiet.py)
 
 DEFAULT_OUT = ROOT / "static" / "models"
 DEFAULT_NPM = ROOT / "dist" / "npm"

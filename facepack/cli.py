@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from facepack import tfquiet
+
+tfquiet.install()  # every command-line tool imports this before Keras: TensorFlow's start-up noise is dropped
+
 
 def run_cli(main, argv=None) -> int:
     """Call ``main(argv)``; user errors (ValueError and subclasses, TrainingError) print

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facepack import runs
+from facepack import runs, tfquiet
+
+tfquiet.install()  # the trainers import this module before Keras: TensorFlow's start-up noise is dropped
 
 
 class TrainingError(RuntimeError):

@@ -43,7 +43,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from facepack import spec  # noqa: E402
+from facepack import spec, tfquiet  # noqa: E402
+
+tfquiet.install()  # TensorFlow's cuDNN/cuBLAS "factory" lines at import are dropped (facepack/tfquiet.py)
 
 PARTS = ("held-out", "all")
 DATA_ENV = "FACEPACK_DATA"  # a folder holding datasets by folder name (the one run.json records)
@@ -217,17 +219,16 @@ def evaluate_beauty(model, info: dict, args, run_dir: Path) -> tuple[dict, dict]
 
 def _end_to_end(model, data, indices, info, fmt) -> np.ndarray:
     """NME per face with the crop from the detector (the page's path); inf where it misses."""
-    from tqdm import tqdm
-
     from facepack import pipeline
     from facepack.data.images import load_rgb
     from facepack.detect.mtcnn_detector import build_detector
     from facepack.metrics import nme_per_face
+    from facepack.progress import progress
 
     detector = build_detector()
     size = info["input_size"]
     out = []
-    for i in tqdm(indices, desc="end to end (MTCNN + keypoints)", unit="face"):
+    for i in progress(indices, desc="end to end (MTCNN + keypoints)", unit="face"):
         src = data.images[i]
         rgb = load_rgb(src)
         faces = pipeline.detect(detector, rgb)
