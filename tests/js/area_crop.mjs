@@ -5,8 +5,9 @@
  *
  *   node tests/js/area_crop.mjs JOB.json  ->  {results: [{backend, crops: {data, shape}, samplers}]}
  *
- * JOB: {backends: ['cpu', 'wasm'], image: {data: flat list, shape: [H, W, C]},
- *       squares: [[x0, y0, side], ...], size, spec: manifest "spec" (its crop part is read)}.
+ * JOB: {backends: ['cpu', 'wasm'], image: {data: flat list, shape: [H, W, C]} or {path, shape}
+ *       (raw uint8 bytes, row-major: large photos), squares: [[x0, y0, side], ...], size,
+ *       spec: manifest "spec" (its crop part is read)}.
  */
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
@@ -18,7 +19,8 @@ const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const results = [];
 for (const backend of job.backends) {
   await useBackend(backend);
-  const image = tf.tensor(job.image.data, job.image.shape, 'float32');
+  const data = job.image.path ? Float32Array.from(readFileSync(job.image.path)) : job.image.data;
+  const image = tf.tensor(data, job.image.shape, 'float32');
   const crops = await cropSquares(image, job.squares, job.size, job.spec);
   results.push({ backend: tf.getBackend(), crops: { data: Array.from(await crops.data()), shape: crops.shape },
     samplers: job.squares.map((sq) => cropSampler(sq, job.size, job.spec)) });
