@@ -61,8 +61,8 @@ export function areaCrop(pixels, shape, square, size, padValue, out = null) {
   // 1. rows: running column sums S (float64, row by row); at a crop row's corners
   //    I(t) = S[j] + b (S[j + 1] - S[j]); V = I(high) - I(low) (stored into V in two steps).
   const V = new Float64Array(size * rowLen);
-  const sum = new Float64Array(rowLen);
-  const next = new Float64Array(rowLen);
+  let sum = new Float64Array(rowLen);
+  let next = new Float64Array(rowLen);
   let lowAt = 0; let highAt = 0; // next crop row whose low / high corner is still to come
   for (let j = r0; j < r1 && highAt < size; j++) {
     const base = (j * width + c0) * C;
@@ -77,7 +77,7 @@ export function areaCrop(pixels, shape, square, size, padValue, out = null) {
       for (let k = 0; k < rowLen; k++) V[v + k] = (sum[k] + b * (next[k] - sum[k])) - V[v + k];
       highAt++;
     }
-    sum.set(next);
+    [sum, next] = [next, sum]; // S[j + 1] becomes the running sum (no copy)
   }
   // 2. columns: T[i] = V[0] + ... + V[i - 1] in order; J(t) = T[i] + a (T[i + 1] - T[i]);
   //    out = pad + (J(high) - J(low)) / (f_x f_y), rounded to float32.
