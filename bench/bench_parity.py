@@ -358,8 +358,8 @@ def summarize(records: list[dict], target: str) -> dict:
             if key in DOWNSTREAM:  # within end to end, or on the same box with the boxes within the cascade floor
                 rows[key]["within_or_same_box"] = sum(1 for v, r in vals if ok(v) or explained(r["errors"][target], key))
             if key == "landmark_px":  # O-Net's landmarks move with its box: within, or within the cascade floor
-                rows[key]["within_or_same_box"] = sum(1 for v, r in vals if ok(v) or r["errors"][target]["landmark_rel"]
-                                                      <= BOX_CASCADE_REL_TOL)
+                rows[key]["within_or_same_box"] = sum(1 for v, r in vals if ok(v) or (r["errors"][target].get("landmark_rel")
+                                                                                 or float("inf")) <= BOX_CASCADE_REL_TOL)
         out[group] = {"photos": len(recs), "rows": rows}
     return out
 
@@ -399,7 +399,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="parity", help="name of the JSON under bench/results/ (default parity)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop after the chunk that ends past this many minutes (the table covers the photos done)")
+    parser.add_argument("--merge", default=None,
+                        help="comma-separated result JSONs (names under bench/results/, e.g. two --start ranges "
+                             "of one sweep): print their joint table, write it to --out; runs nothing")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge_results(args)
     targets = [t.strip() for t in args.js.split(",") if t.strip()]
     bad = [t for t in targets if t not in JS_TARGETS]
     if bad:
@@ -502,6 +507,27 @@ def main(argv=None) -> int:
     path, summaries = write_results(args, info, targets, records, n, max_mp, t0)
     for target in targets:
         print(f"\n{target}: JS vs Python over {len(records)} photos, worst per quantity (issue 12 targets)")
+        print(table(summaries[target], target))
+    print(f"\nJSON: {path}")
+    return 0
+
+
+def merge_results(args) -> int:
+    """--merge: the records of several result JSONs (a photo in two keeps its last), one table per target."""
+    by_name, parts = {}, []
+    for name in (n.strip() for n in args.merge.split(",") if n.strip()):
+        path = Path(name) if Path(name).is_file() else common.RESULTS_DIR / f"{Path(name).stem}.json"
+        data = json.loads(path.read_text())
+        parts.append({"file": str(path), "args": data["args"], "photos_done": data["photos_done"]})
+        by_name.update({r["name"]: r for r in data["records"]})
+    records = [by_name[k] for k in sorted(by_name)]
+    targets = sorted({t for r in records for t in r["errors"]})
+    summaries = {t: summarize(records, t) for t in targets}
+    path = common.write_json(args.out, {"merged": parts, "photos_done": len(records), "summary": summaries,
+                                        "targets": {k: v[1:] for k, v in TARGETS.items()}, "records": records})
+    for target in targets:
+        done = sum(1 for r in records if target in r["errors"])
+        print(f"\n{target}: JS vs Python over {done} photos, worst per quantity (issue 12 targets)")
         print(table(summaries[target], target))
     print(f"\nJSON: {path}")
     return 0
