@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from facepack.tfquiet import NOISE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,7 +196,11 @@ def test_kill_9_mid_batch_keeps_finished_photos_and_resume_equals_an_uninterrupt
         time.sleep(KILL_POLL_S)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    err = proc.stderr.read().decode()
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    # The log: TensorFlow's import noise dropped (facepack/tfquiet.py), whole progress lines (facepack/progress.py).
+    assert not [line for line in err.splitlines() if NOISE.search(line)], err[-2000:]
+    assert re.search(r"^predict: 0/\d+ file \(0 %\) in ", err, re.M) and "\r" not in err, err[-2000:]
     killed = _records(out)
     assert 2 <= len(killed) < 5, "the kill did not land mid-batch"
     assert killed[1]["file"] == "album/astronaut.png" and killed[1]["faces"]
