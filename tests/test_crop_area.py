@@ -106,3 +106,20 @@ def test_area_crop_past_2_24_values_js_equals_python(tmp_path):
     assert r["backend"] == "wasm" and r["samplers"] == ["area"] * len(squares)
     got = np.asarray(r["crops"]["data"], dtype=np.float32).reshape(r["crops"]["shape"])
     assert np.abs(got - ref).max() <= AREA_CROP_TOL, np.abs(got - ref).max(axis=(1, 2, 3))
+
+
+# Against OpenCV's INTER_AREA where every footprint is k whole pixels (an independent
+# computation): float32 output rounding (half an ulp at 128..255: 7.6e-6) plus cv2's own float64
+# rounding (measured up to 4.2e-6 in tests/test_detect.py).
+AREA_CV2_TOL = 1.5e-5
+
+
+@pytest.mark.parametrize("k, n", [(2, 96), (5, 48), (8, 24)])
+def test_area_crop_equals_cv2_inter_area_on_aligned_cells(k, n):
+    import cv2
+
+    img = noise_image(k * n + 11, k * n + 17, seed=k)
+    x0, y0 = 9, 5
+    got = crop.crop_squares(img, [(float(x0), float(y0), float(k * n))], n, downscale="area")[0]
+    block = img[y0:y0 + k * n, x0:x0 + k * n].astype(np.float64)
+    assert np.abs(got - cv2.resize(block, (n, n), interpolation=cv2.INTER_AREA)).max() <= AREA_CV2_TOL
