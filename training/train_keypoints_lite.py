@@ -246,7 +246,9 @@ def train(cfg: dict) -> Path:
     hist = top.fit(maps, targets.reshape(len(targets), -1), sample_weight=np.tile(weights, cfg["copies"]),
                    batch_size=cfg["batch_size"], epochs=cfg["epochs"],
                    validation_data=(val_maps, val[1].reshape(len(val[1]), -1).astype(np.float32)),
-                   shuffle=True, verbose=2)
+                   shuffle=True, verbose=2,
+                   # the top's weights after every epoch (a stopped run's best so far: top.weights.h5)
+                   callbacks=[keras.callbacks.ModelCheckpoint(str(run_dir / "top.weights.h5"), save_weights_only=True)])
     train_seconds = time.perf_counter() - t0
 
     copy_weights_by_name(top, full)
