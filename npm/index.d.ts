@@ -1,6 +1,6 @@
 // Types of the browser entry of {{NAME}} (index.js). Shared types: types.d.cts.
-import type { AccessoryContext, AccessoryKind, Backend, BackendChoice, Face, FaceAnalyzer, GuidedExplainer, LoadedModel, Manifest,
-  ModelConfig, ModelName } from './types.cjs';
+import type { AccessoryContext, AccessoryKind, Backend, BackendChoice, Face, FaceAnalyzer, GuidedExplainer, GuidedExplainerOptions,
+  LoadedModel, Manifest, ModelConfig, ModelName } from './types.cjs';
 
 export type * from './types.cjs';
 export { MODEL_SPECS } from './model-specs.cjs';
@@ -13,7 +13,7 @@ export function loadModel<N extends ModelName>(name: N, dirOrUrl: string | URL):
 export function load<N extends string>(dirOrUrl: string, name: N): Promise<LoadedModel<N>>;
 export function readManifest(dirOrUrl: string | URL): Promise<Manifest>;
 /** Guided backprop / guided Grad-CAM of the beauty score (lib/guided.js); modelUrl (the copied models/ folder) is required; err.code 'guided-unavailable' for a non-ReLU backbone. */
-export function createGuidedExplainer(modelUrl: string | URL, opts?: { manifest?: Manifest }): Promise<GuidedExplainer>;
+export function createGuidedExplainer(modelUrl: string | URL, opts?: GuidedExplainerOptions): Promise<GuidedExplainer>;
 /** Draw sunglasses / a hat on every face from its keypoints (lib/accessories.js), in image pixels; spec: analyzer.manifest.spec. */
 export function drawAccessories(ctx: AccessoryContext, faces: Array<Pick<Face, 'keypoints'>>, kinds: AccessoryKind[],
   spec: Manifest['spec']): void;

@@ -1,6 +1,6 @@
 // Types of the Node entries of {{NAME}} (node.js for import, node.cjs for require). Shared types: types.d.cts.
 import type { AccessoryContext, AccessoryKind, Backend, BackendChoice, AnalyzeOptions, AnalyzeResult, Face, FaceAnalyzer,
-  GuidedExplainer, LoadedModel, Manifest, ModelConfig, ModelName, PixelData } from './types.cjs';
+  GuidedExplainer, GuidedExplainerOptions, LoadedModel, Manifest, ModelConfig, ModelName, PixelData } from './types.cjs';
 
 export type * from './types.cjs';
 export { MODEL_SPECS } from './model-specs.cjs';
@@ -21,7 +21,7 @@ export function loadModel<N extends ModelName>(name: N, dirOrUrl?: string): Prom
 export function load<N extends string>(dirOrUrl: string, name: N): Promise<LoadedModel<N>>;
 export function readManifest(dirOrUrl?: string): Promise<Manifest>;
 /** Guided backprop / guided Grad-CAM of the beauty score (lib/guided.js); modelUrl defaults to MODELS_DIR; err.code 'guided-unavailable' for a non-ReLU backbone. */
-export function createGuidedExplainer(modelUrl?: string | URL, opts?: { manifest?: Manifest }): Promise<GuidedExplainer>;
+export function createGuidedExplainer(modelUrl?: string | URL, opts?: GuidedExplainerOptions): Promise<GuidedExplainer>;
 /**
  * Draw sunglasses / a hat on every face from its keypoints (lib/accessories.js) onto a 2D context
  * (e.g. @napi-rs/canvas, which has Path2D), in image pixels; spec: analyzer.manifest.spec.

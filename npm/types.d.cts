@@ -94,7 +94,7 @@ export interface FaceAnalyzer {
    * The loaded models by set, to run other stages of the library on them instead of loading a
    * second copy (the page's camera tracker does). Owned by the analyzer: released by dispose(),
    * do not dispose them yourself. Layers models have conv, batch norm and ReLU fused
-   * (lib/ops/fuse_layers.js), so guided backprop uses its own copy (createGuidedExplainer).
+   * (lib/ops/fuse_layers.js); createGuidedExplainer(url, {models: modelSets.beauty}) takes the fusion off while it explains.
    */
   modelSets: ModelSets;
 }
@@ -127,7 +127,13 @@ export interface GuidedFaceMaps {
   guidedGradcam: GuidedMap;
 }
 
-/** createGuidedExplainer's result (lib/guided.js); it holds its own copy of the beauty models. */
+/** createGuidedExplainer's options: the manifest if loaded; models: analyzer.modelSets.beauty to share (else it loads its own copy). */
+export interface GuidedExplainerOptions {
+  manifest?: Manifest;
+  models?: { features: LoadedSetModel; head: LoadedSetModel };
+}
+
+/** createGuidedExplainer's result (lib/guided.js). */
 export interface GuidedExplainer {
   /** Maps for faces analyze() found in the same input (each needs its box). */
   explain(input: ImageInput, faces: Array<Pick<Face, 'box'>>): Promise<GuidedFaceMaps[]>;

@@ -368,7 +368,9 @@ async function guidedOverlays(id) {
   if (!state.library.createGuidedExplainer) {
     throw new PhotoError('guided-unavailable', 'this facepack library has no guided Grad-CAM (createGuidedExplainer)');
   }
-  state.explainer ??= state.library.createGuidedExplainer(state.modelUrl, { manifest: state.analyzer.manifest });
+  // The analyzer's own beauty models (unfused for each explain, analyzer.modelSets): nothing is loaded twice.
+  state.explainer ??= state.library.createGuidedExplainer(state.modelUrl,
+    { manifest: state.analyzer.manifest, models: state.analyzer.modelSets?.beauty });
   let explainer;
   try {
     explainer = await state.explainer;

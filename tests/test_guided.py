@@ -22,6 +22,7 @@ from jsharness import HEATMAP_MIN_CORR, SQUARE_TOL_PX, node_ready, run_node, wri
 
 GUIDED_MIN_CORR = HEATMAP_MIN_CORR  # Pearson correlation of the JS and Python (S, S) maps (issue 17)
 GUIDED_MAX_ABS = 1e-3  # largest |JS - Python| of a map, 0..1 units (measured ~1e-4 on wasm)
+SHARED_MAP_TOL = 0.0  # JS explainer on the analyzer's fused models vs its own copy: the same ops on the same weights
 VISIBLE_LEVEL = 0.25  # a map value that shows on the page / in predict.py's PNG (0..1 units)
 GUIDED_MIN_VISIBLE_FRACTION = 0.12  # of the face crop's pixels > VISIBLE_LEVEL (measured 0.224; by the max 0.030)
 GUIDED_MIN_MEDIAN = 0.08  # median map value, 0..1 (measured 0.117; by the max 0.045)
@@ -215,6 +216,11 @@ def test_explainers_agree_on_a_photo(js, explained):
     """createGuidedExplainer (JS, last backend) = GuidedExplainer (Python): crop rule, square, maps."""
     e = js["explained"]
     assert e["backend"] == BACKENDS[-1] and e["tensorsLeaked"] == 0
+    # With the analyzer's fused models shared (opts.models, what the page does): the same maps, the
+    # fused calls put back after each explain, the fused model's output unchanged.
+    s = e["shared"]
+    assert s["chains"] > 0 and s["callsBefore"] > 0 and s["callsAfter"] == s["callsBefore"], s
+    assert s["sharedDiff"] <= SHARED_MAP_TOL and s["outputChange"] == 0, s
     (got,), (want,) = e["faces"], explained
     assert max(abs(got["square"][k] - v) for k, v in zip(("x", "y", "side"), want["square"])) <= SQUARE_TOL_PX
     for js_key, py_key in (("guided", "guided"), ("guidedGradcam", "guided_gradcam")):

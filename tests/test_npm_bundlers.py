@@ -453,7 +453,7 @@ async function check(face: Face, input: ImageInput) {
   const net = await loadModel('keypoints');
   const smiling: boolean | undefined = face.attributes?.Smiling?.on;
   const pnet = analyzer.modelSets.detector.pnet.entry.input_size;
-  const explainer = await createGuidedExplainer(undefined, { manifest: analyzer.manifest });
+  const explainer = await createGuidedExplainer(undefined, { manifest: analyzer.manifest, models: analyzer.modelSets.beauty });
   const maps = await explainer.explain(input, r.faces);
   const side: number = maps[0].guidedGradcam.width + maps[0].square.side;
   explainer.dispose();

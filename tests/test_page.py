@@ -274,6 +274,7 @@ def test_guided_gradcam_toggle_without_reanalysing(page, photos, artifacts_dir):
     assert page.is_enabled("#guided-toggle")
     gradcam = view_digest(page)
     page.evaluate("window.facepackLastResult.unchanged = true")  # a new analysis would replace the object
+    loaded = worker_model_fetches(page)
     before = message(page)["seq"]
     page.check("#guided-toggle")
     wait_until(page, f"(() => {{ const m = document.getElementById('message');"
@@ -282,6 +283,11 @@ def test_guided_gradcam_toggle_without_reanalysing(page, photos, artifacts_dir):
     assert done["code"] == "guided", done
     assert re.search(r"Guided Grad-CAM of 2 faces computed in [\d.]+ ms", done["text"]), done["text"]
     assert float(page.get_attribute("#t-guided", "data-ms")) > 0
+    # The analyzer's beauty models are used (analyzer.modelSets, unfused while explaining): no file fetched again.
+    fetched = worker_model_fetches(page)
+    print(f"\nguided: {done['text']!r}; model files fetched: {sum(loaded['counts'].values())} before, "
+          f"{sum(fetched['counts'].values())} after ({fetched['bytes'] - loaded['bytes']} more bytes)")
+    assert fetched["counts"] == loaded["counts"], fetched["counts"]
     guided = view_digest(page)
     assert guided != gradcam  # the guided maps replaced the Grad-CAM overlay
     assert page.evaluate("window.facepackLastResult.unchanged") is True  # not re-analysed

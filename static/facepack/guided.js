@@ -93,6 +93,27 @@ export function checkGuided(features) {
   checkLayers(features.model.layers);
 }
 
+/**
+ * Run the synchronous `fn` with the layers model's replaced calls (ops/fuse_layers.js: conv with the
+ * batch norm and ReLU folded in, the folded layers passing their input through) taken off, so the
+ * model computes its own original layers (the fusion keeps their weights); they are put back
+ * before returning, also when fn throws. fn must not await.
+ * @template T
+ * @param {object} model a tf.LayersModel
+ * @param {() => T} fn
+ * @returns {T}
+ */
+export function withOriginalLayers(model, fn) {
+  const layers = patchedLayers(model.layers);
+  const own = layers.map((layer) => Object.getOwnPropertyDescriptor(layer, 'call'));
+  layers.forEach((layer) => { delete layer.call; });
+  try {
+    return fn();
+  } finally {
+    layers.forEach((layer, i) => Object.defineProperty(layer, 'call', own[i]));
+  }
+}
+
 function patchedLayers(layers, out = []) {
   for (const layer of layers) {
     if (Array.isArray(layer.layers) && layer.layers.length) patchedLayers(layer.layers, out);
@@ -277,31 +298,40 @@ export function guidedMaps(models, crops, bins) {
 }
 
 /**
- * Guided maps for the faces analyze() found, with its own copy of the beauty models (the page's
- * and predict.py's entry; mirrors facepack/guided.py:GuidedExplainer).
+ * Guided maps for the faces analyze() found (the page's and predict.py's entry; mirrors
+ * facepack/guided.py:GuidedExplainer), with its own copy of the beauty models, or with the
+ * analyzer's (`opts.models`: analyzer.modelSets.beauty, fused in place by pipeline.js): their
+ * fused calls are taken off for each explain() and put back (withOriginalLayers), so no second
+ * copy is loaded; the analyzer keeps owning them (dispose() leaves them).
  *
  *   const explainer = await createGuidedExplainer('/models', { manifest: analyzer.manifest });
+ *   const shared = await createGuidedExplainer('/models', { manifest: analyzer.manifest, models: analyzer.modelSets.beauty });
  *   const maps = await explainer.explain(imageElement, faces); // per face {square, crop_size, guided, guidedGradcam}
  *   explainer.dispose();
  *
  * Each map is {width, height, data: Float32Array} over the face's beauty crop (as gradcam.js:heatmapToCrop),
  * 0..1 (99th percentile = 1, clipped); draw it over `square` ({x, y, side}, photo pixels) like the Grad-CAM heatmap.
  * @param {string} modelUrl bundle root (folder path in Node, URL in a browser)
- * @param {{manifest?: object}} [opts] the bundle's manifest if already loaded
+ * @param {{manifest?: object, models?: {features: object, head: object}}} [opts] the bundle's manifest
+ *   if already loaded; loaded beauty models to use instead of loading a copy (not disposed here)
  * @throws {Error} err.code 'guided-unavailable' (with the reason) for a non-ReLU beauty backbone
- *   or a graph-model bundle; the models are released before it throws
+ *   or a graph-model bundle; the models it loaded are released before it throws
  */
 export async function createGuidedExplainer(modelUrl, opts = {}) {
   await ensureBackend();
   const manifest = opts.manifest ?? await loadManifest(modelUrl);
   const spec = manifest.spec;
-  const models = {
+  const shared = Boolean(opts.models);
+  const models = shared ? { features: opts.models.features, head: opts.models.head } : {
     features: await loadModel(modelUrl, manifestEntry(manifest, 'beauty_features')),
     head: await loadModel(modelUrl, manifestEntry(manifest, 'beauty_head')),
   };
-  const dispose = () => { models.features.model.dispose(); models.head.model.dispose(); };
+  // Shared models run their original (unfused) layers while guided maps are computed.
+  const original = (fn) => (shared && models.features.format === 'layers-model' && models.head.format === 'layers-model'
+    ? withOriginalLayers(models.features.model, () => withOriginalLayers(models.head.model, fn)) : fn());
+  const dispose = () => { if (!shared) { models.features.model.dispose(); models.head.model.dispose(); } };
   try {
-    checkGuided(models.features);
+    original(() => checkGuided(models.features));
   } catch (err) {
     dispose();
     throw err;
@@ -322,7 +352,7 @@ export async function createGuidedExplainer(modelUrl, opts = {}) {
     try {
       const squares = faces.map((f) => faceSquare(f.box, rule));
       crops = await cropSquares(image, squares, size, spec);
-      maps = guidedMaps(models, crops, spec.beauty.bins);
+      maps = original(() => guidedMaps(models, crops, spec.beauty.bins));
       const [guided, guidedGradcam] = await Promise.all([maps.guided.data(), maps.guidedGradcam.data()]);
       const area = size * size;
       const part = (values, i) => ({ width: size, height: size, data: values.slice(i * area, (i + 1) * area) });

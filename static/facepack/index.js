@@ -47,8 +47,8 @@ export function modelSetNames(modelConfig, resolved, manifest) {
  * io.js:loadModel's {model, format, entry}), so other stages of the same library (e.g. the page's
  * camera tracker: pipeline.js detectStage / describeFaces) run on them instead of loading a second
  * copy. The analyzer owns them: do not dispose them; they are released by analyzer.dispose().
- * Layers models have conv, batch norm and ReLU fused (ops/fuse_layers.js): guided backprop needs
- * its own copy (createGuidedExplainer).
+ * Layers models have conv, batch norm and ReLU fused (ops/fuse_layers.js): createGuidedExplainer
+ * takes that off while it explains when given them (opts.models: analyzer.modelSets.beauty).
  * @param {object} modelConfig see options.js:MODEL_CONFIG_DEFAULTS
  * @returns {Promise<{analyze: Function, dispose: Function, backend: string, backendReason: string,
  *   manifest: object, models: string[], modelSets: object}>}

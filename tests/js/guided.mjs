@@ -48,10 +48,34 @@ if (job.explain) {
   const e = job.explain;
   const maps = await explainer.explain({ data: new Uint8Array(readFileSync(e.path)), width: e.width, height: e.height }, e.faces);
   explainer.dispose();
+  // The same with an analyzer's fused models shared (opts.models): equal maps, the fusion put back.
+  const fusedSet = {
+    features: await loadModel(job.bundle, manifestEntry(manifest, 'beauty_features')),
+    head: await loadModel(job.bundle, manifestEntry(manifest, 'beauty_head')),
+  };
+  const chains = fuseLayersModel(fusedSet.features.model) + fuseLayersModel(fusedSet.head.model);
+  const ownCalls = () => fusedSet.features.model.layers.filter((l) => Object.prototype.hasOwnProperty.call(l, 'call')).length;
+  const callsBefore = ownCalls();
+  const side = fusedSet.features.entry.input_size;
+  const probe = tf.ones([1, side, side, 3]);
+  const outBefore = fusedSet.features.model.predict(probe);
+  const sharedExplainer = await createGuidedExplainer(job.bundle, { manifest, models: fusedSet });
+  const sharedMaps = await sharedExplainer.explain({ data: new Uint8Array(readFileSync(e.path)), width: e.width, height: e.height }, e.faces);
+  sharedExplainer.dispose();
+  const outAfter = fusedSet.features.model.predict(probe);
+  const diff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+  const sharedDiff = Math.max(...maps.flatMap((m, i) => [diff(m.guided.data, sharedMaps[i].guided.data),
+    diff(m.guidedGradcam.data, sharedMaps[i].guidedGradcam.data)]));
+  const shared = { chains, callsBefore, callsAfter: ownCalls(), sharedDiff,
+    outputChange: diff(await outBefore.data(), await outAfter.data()), stillUsable: fusedSet.features.model.layers.length > 0 };
+  tf.dispose([probe, outBefore, outAfter]);
+  fusedSet.features.model.dispose();
+  fusedSet.head.model.dispose();
   explained = {
     backend: tf.getBackend(),
     faces: maps.map((m) => ({ square: m.square, crop_size: m.crop_size, guided: Array.from(m.guided.data),
       guidedGradcam: Array.from(m.guidedGradcam.data) })),
+    shared,
     tensorsLeaked: tf.memory().numTensors - before,
   };
 }
