@@ -331,8 +331,7 @@ def attributes_bundle(tiny_bundle, tmp_path_factory):
     return {"bundle": out, "model": model, "names": list(ATTRIBUTES), "thresholds": thresholds.tolist()}
 
 
-def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir,
-                                                           untrained_runs):
+def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir):
     """With an attributes model in the bundle, analyze() gives each face its attributes (the page
     lists those that are on, most probable first, with their probabilities), equal to Python's
     FacePipeline with the same model on the same faces; the model is fetched once."""
@@ -340,7 +339,6 @@ def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_b
 
     from facepack import pipeline
     from facepack.models.attributes import attribute_results
-    from facepack.runs import load_run
 
     httpd = _serve(_app_for(attributes_bundle["bundle"], vendor_dir))
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -377,9 +375,7 @@ def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_b
     # FacePipeline with the same model: on the page's boxes (describe) the same names and values,
     # and its own analyze() gives every face attributes and an "attributes" timing.
     settings = {"names": attributes_bundle["names"], "thresholds": attributes_bundle["thresholds"]}
-    beauty_model, keypoint_model = load_run(untrained_runs["beauty"])[0], load_run(untrained_runs["keypoints"])[0]
-    pipe = pipeline.FacePipeline(beauty_model, keypoint_model, attributes_model=attributes_bundle["model"],
-                                 attributes=settings)
+    pipe = pipeline.FacePipeline(attributes_model=attributes_bundle["model"], attributes=settings, compiled=False)
     described = pipe.describe(rgb, [{"box": f["box"]} for f in faces])
     for face, py in zip(faces, described):
         assert list(py["attributes"]) == attributes_bundle["names"]
