@@ -17,7 +17,8 @@ faces. Every JS column runs TF.js 4.22 on WASM (SIMD; the thread count is printe
   facepack Chromium  the same in headless /usr/bin/chromium (page with COOP/COEP)
   ... fast           the same with analyze option detectorPreset: 'fast' (pyramid from 40 px)
   facepack before    (--before REF) the library at commit REF, with the `mtcnn` package's
-                     minimum face size (20 px): the numbers before issue 14
+                     minimum face size (20 px): the numbers before issue 14 (--before-defaults:
+                     with REF's own defaults, i.e. the same detector settings as now)
   face-api           @vladmandic/face-api TinyFaceDetector (416, score 0.5) + faceLandmark68Net
   human              @vladmandic/human BlazeFace + face mesh (caching off, up to 100 faces)
   mtcnn package      the `mtcnn` Python package, detect_faces with its defaults (detect only)
@@ -26,7 +27,9 @@ faces. Every JS column runs TF.js 4.22 on WASM (SIMD; the thread count is printe
 ms: per photo the median of the warm calls (the first call dropped), then the median over
 --passes passes (fresh processes; the machine is shared, so one pass can be noisy; --fastest: the
 fastest pass instead); "faces": what each found (facepack: after its face filter). A second table
-gives ratios (ours / theirs, < 1: facepack faster) and a third the issue's targets, met or not.
+gives ratios (ours / theirs, < 1: facepack faster), a third process-CPU ms of the same calls where
+the column can measure them (not Chromium; on a loaded machine they move far less than wall ms),
+then the issue's targets on wall ms, met or not.
 JSON: bench/results/speed_peers.json.
 """
 
@@ -61,7 +64,10 @@ LABELS = {"facepack_node": "facepack Node", "facepack_node_lite": "facepack Node
 # Ratio columns (ours, theirs), shown where both ran.
 RATIOS = [("facepack_node", "face_api"), ("facepack_node_lite", "face_api"), ("facepack_chromium", "face_api"),
           ("facepack_chromium_lite", "face_api"), ("facepack_node", "human"), ("facepack_node", "mtcnn_package"),
-          ("facepack_node", "python"), ("facepack_chromium", "python"), ("facepack_node_fast", "face_api")]
+          ("facepack_node", "python"), ("facepack_chromium", "python"), ("facepack_node_fast", "face_api"),
+          ("facepack_node", "facepack_before")]
+SHORT = {"face_api": "face-api", "human": "human", "mtcnn_package": "`mtcnn`", "python": "Python",
+         "facepack_before": "before"}
 # The issue's targets (issue 14 "Done when"): the portrait in Chromium WASM, ms.
 PORTRAIT = "astronaut"
 PORTRAIT_TARGET_MS = 60.0
@@ -74,6 +80,8 @@ def parse_args(argv=None):
     p.add_argument("--repeat", type=int, help="calls per photo, the first dropped (default 5; --quick 3)")
     p.add_argument("--passes", type=int, help="fresh processes per column, median taken (default 3; --quick 1)")
     p.add_argument("--before", metavar="REF", help="also time the library at this git commit (package defaults)")
+    p.add_argument("--before-defaults", action="store_true",
+                   help="time --before REF with its own default options (the same spec as now), not the package's 20 px")
     p.add_argument("--skip", nargs="+", default=[], choices=list(COLUMNS), help="columns to leave out")
     p.add_argument("--fastest", action="store_true",
                    help="per photo the fastest pass instead of the median over passes (a loaded machine)")
@@ -128,6 +136,7 @@ def facepack_node(bundle: Path, jobs, repeat: int, library: Path | None = None, 
            **({"models": models} if models else {})}
     out = run_node(common.ROOT / "bench" / "speed.mjs", job, timeout=900)
     return {"env": out["env"], "photos": {r["name"]: {"ms": warm([t["total"] for t in r["runs"]]),
+                                                      "cpu_ms": warm([t["cpu"] for t in r["runs"]]),
                                                       "detect_ms": warm([t["detect"] for t in r["runs"]]),
                                                       "faces": len(r["faces"])} for r in out["results"]}}
 
@@ -151,6 +160,7 @@ def face_api(jobs, repeat: int) -> dict:
     out = run_node(common.ROOT / "bench" / "peer.mjs",
                    {"repeat": repeat, "photos": jobs, "labelled": [], "crops": [], "detectors": ["tiny"]}, timeout=900)
     return {"env": out["versions"], "photos": {p["name"]: {"ms": warm(p["tiny"]["e2e_ms"]),
+                                                           "cpu_ms": warm(p["tiny"]["e2e_cpu_ms"]),
                                                            "detect_ms": warm(p["tiny"]["detect_ms"]),
                                                            "faces": len(p["tiny"]["faces"])} for p in out["photos"]}}
 
@@ -159,7 +169,8 @@ def human(jobs, repeat: int) -> dict:
     from jsharness import run_node
 
     out = run_node(common.ROOT / "bench" / "human.mjs", {"repeat": repeat, "photos": jobs}, timeout=900)
-    return {"env": out["versions"], "photos": {p["name"]: {"ms": warm(p["ms"]), "faces": len(p["faces"])}
+    return {"env": out["versions"], "photos": {p["name"]: {"ms": warm(p["ms"]), "cpu_ms": warm(p["cpu_ms"]),
+                                                           "faces": len(p["faces"])}
                                                for p in out["photos"]}}
 
 
@@ -173,12 +184,13 @@ def mtcnn_package(rgbs: dict, repeat: int) -> dict:
     photos = {}
     for name, rgb in rgbs.items():
         image = rgb.astype(np.float32)
-        ms, faces = [], []
+        ms, cpu, faces = [], [], []
         for _ in range(repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             faces = detector.detect_faces(image)
             ms.append((time.perf_counter() - t0) * 1000.0)
-        photos[name] = {"ms": warm(ms), "faces": len(faces)}
+            cpu.append((time.process_time() - c0) * 1000.0)
+        photos[name] = {"ms": warm(ms), "cpu_ms": warm(cpu), "faces": len(faces)}
     import mtcnn
 
     return {"env": {"mtcnn": getattr(mtcnn, "__version__", "?")}, "photos": photos}
@@ -191,12 +203,13 @@ def python_pipeline(rgbs: dict, repeat: int) -> dict:
     pipe = FacePipeline.from_runs(common.SHIPPED["beauty"], common.SHIPPED["keypoints"])
     photos = {}
     for name, rgb in rgbs.items():
-        ms, faces = [], []
+        ms, cpu, faces = [], [], []
         for _ in range(repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             faces = pipe.analyze(rgb, heatmaps=False)["faces"]
             ms.append((time.perf_counter() - t0) * 1000.0)
-        photos[name] = {"ms": warm(ms), "faces": len(faces)}
+            cpu.append((time.process_time() - c0) * 1000.0)
+        photos[name] = {"ms": warm(ms), "cpu_ms": warm(cpu), "faces": len(faces)}
     import tensorflow as tf
 
     return {"env": {"tensorflow": tf.__version__, "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()},
@@ -211,6 +224,8 @@ def combine(passes: list[dict], fastest: bool = False) -> dict:
     for name, p in last["photos"].items():
         photos[name] = {**p, "ms": pick([q["photos"][name]["ms"] for q in passes]),
                         "ms_passes": [q["photos"][name]["ms"] for q in passes]}
+        if all(q["photos"][name].get("cpu_ms") is not None for q in passes):
+            photos[name]["cpu_ms"] = pick([q["photos"][name]["cpu_ms"] for q in passes])
     return {"env": last["env"], "photos": photos}
 
 
@@ -219,7 +234,7 @@ def table(results: dict, rgbs: dict) -> tuple[list[str], list[list]]:
     cols = [c for c in COLUMNS if c in results]
     headers = ["photo", *[f"{LABELS[c]} ms (faces)" for c in cols]]
     ratios = [(o, c) for o, c in RATIOS if o in results and c in results]
-    headers += [f"{LABELS[o]} / {LABELS[c].split()[0]}" for o, c in ratios]
+    headers += [f"{LABELS[o]} / {SHORT.get(c, LABELS[c])}" for o, c in ratios]
     rows = []
     for name, rgb in rgbs.items():
         h, w = rgb.shape[:2]
@@ -229,6 +244,26 @@ def table(results: dict, rgbs: dict) -> tuple[list[str], list[list]]:
             row.append(f"{common.fmt(p['ms'], 0)} ({p['faces']})")
         for o, c in ratios:
             ours, theirs = results[o]["photos"][name]["ms"], results[c]["photos"][name]["ms"]
+            row.append(f"{ours / theirs:.2f}x" if ours and theirs else "-")
+        rows.append(row)
+    return headers, rows
+
+
+def cpu_table(results: dict, rgbs: dict) -> tuple[list[str], list[list]]:
+    """Process-CPU ms per column that measured it (Node columns, face-api, human: one WASM thread;
+    the `mtcnn` package and the Python pipeline: every TensorFlow thread together), then facepack
+    Node and Node det + kp over face-api. On a loaded machine these move far less than wall ms."""
+    cols = [c for c in COLUMNS if c in results
+            and all(p.get("cpu_ms") is not None for p in results[c]["photos"].values())]
+    ratios = [(o, "face_api") for o in ("facepack_node", "facepack_node_lite", "facepack_node_fast")
+              if o in cols and "face_api" in cols]
+    headers = ["photo", *[f"{LABELS[c]} CPU ms" for c in cols], *[f"{LABELS[o]} / face-api" for o, _ in ratios]]
+    rows = []
+    for name, rgb in rgbs.items():
+        h, w = rgb.shape[:2]
+        row = [f"{name} {w}x{h}", *[common.fmt(results[c]["photos"][name]["cpu_ms"], 0) for c in cols]]
+        for o, c in ratios:
+            ours, theirs = results[o]["photos"][name]["cpu_ms"], results[c]["photos"][name]["cpu_ms"]
             row.append(f"{ours / theirs:.2f}x" if ours and theirs else "-")
         rows.append(row)
     return headers, rows
@@ -300,7 +335,7 @@ def main(argv=None) -> dict:
             from facepack import spec
 
             library = before_library(args.before, common.RESULTS_DIR / f"before-{args.before}")
-            package = {"minFaceSize": spec.MTCNN_PRESETS["packageCompatible"]["min_face_size_px"]}
+            package = {} if args.before_defaults else {"minFaceSize": spec.MTCNN_PRESETS["packageCompatible"]["min_face_size_px"]}
             runners["facepack_before"] = lambda: facepack_node(bundle, jobs, args.repeat, library, package)
         passes: dict = {c: [] for c in runners if c not in args.skip}
         for i in range(args.passes):  # interleaved, so that a busy spell of the machine hits every column
@@ -319,6 +354,12 @@ def main(argv=None) -> dict:
     print("Ratios (ours / theirs; < 1: facepack faster):")
     print(common.format_table(headers[:1] + headers[ms_cols:], [r[:1] + r[ms_cols:] for r in rows]))
     print()
+    cpu_headers, cpu_rows = cpu_table(results, rgbs)
+    if len(cpu_headers) > 1:
+        print("Process-CPU ms (same calls; JS: one WASM thread, Python / `mtcnn`: all TensorFlow threads):")
+        print(common.format_table(cpu_headers, cpu_rows))
+        print()
+    print("Targets (wall ms):")
     for line in targets(results):
         print(f"- {line}")
     out = {"machine": info, "args": vars(args), "results": results, "targets": targets(results)}

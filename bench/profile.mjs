@@ -81,9 +81,10 @@ async function detectTimed(nets, image, p, values, lap, counts) {
   let boxes = resizeToSquare(merged);
   counts.pnet_raw = flat.length;
   counts.rnet_in = boxes.length;
+  const how = mtcnn.patchSampler(image, p, values); // spec.mtcnn.patch_resize, as detectFaces
   lap('pnet_nms_all');
   if (boxes.length) {
-    const patches = await mtcnn.extractPatches(image, boxes, p.rnetInput, p.patchPadValue);
+    const patches = await mtcnn.extractPatches(image, boxes, p.rnetInput, p.patchPadValue, how);
     lap('rnet_patches');
     const out = await netOutputs(nets.rnet, patches, 2);
     patches.dispose();
@@ -98,7 +99,7 @@ async function detectTimed(nets, image, p, values, lap, counts) {
   }
   counts.onet_in = boxes.length;
   if (boxes.length) {
-    const patches = await mtcnn.extractPatches(image, boxes, p.onetInput, p.patchPadValue);
+    const patches = await mtcnn.extractPatches(image, boxes, p.onetInput, p.patchPadValue, how);
     lap('onet_patches');
     const out = await netOutputs(nets.onet, patches, 3);
     patches.dispose();

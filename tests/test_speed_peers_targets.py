@@ -46,3 +46,15 @@ def test_targets_name_the_photos_that_miss():
     # fewer faces than face-api misses the target even when faster
     fewer = _res(facepack_node={"a": (10.0, 0)}, face_api={"a": (70.0, 1)})
     assert bench.targets(fewer) == ["facepack Node <= face-api on every photo, as many faces: NOT met (a)"]
+
+
+def test_cpu_table_keeps_the_columns_that_measured_cpu():
+    rgbs = {"a": np.zeros((2, 3, 3), np.uint8)}
+    results = _res(facepack_node={"a": (300.0, 1)}, facepack_node_lite={"a": (200.0, 1)},
+                   facepack_chromium={"a": (250.0, 1)}, face_api={"a": (150.0, 1)})
+    for col, cpu in (("facepack_node", 90.0), ("facepack_node_lite", 40.0), ("face_api", 80.0)):
+        results[col]["photos"]["a"]["cpu_ms"] = cpu
+    headers, rows = bench.cpu_table(results, rgbs)
+    assert headers == ["photo", "facepack Node CPU ms", "facepack Node det + kp CPU ms", "face-api tiny + 68 CPU ms",
+                       "facepack Node / face-api", "facepack Node det + kp / face-api"]
+    assert rows == [["a 3x2", "90", "40", "80", "1.12x", "0.50x"]]

@@ -1,0 +1,59 @@
+/**
+ * The P-Net pyramid's AREA resize, this tree's static/facepack/ops/area_resize.js against another
+ * copy's (e.g. the one `bench_speed_peers.py --before REF` unpacks under bench/results/before-REF/),
+ * on generated photos of the detector's sizes: process-CPU ms of a whole pyramid (the default
+ * pyramid from spec.MTCNN min_face_size_px 30, scale factor 0.709, levels of >= 11 px as P-Net
+ * takes them), fastest of `repeat`, and how many output values differ in any bit (issue 14).
+ *
+ *   node bench/pyramid_ab.mjs OTHER/area_resize.js [repeat=10]
+ *
+ * Prints one JSON line per photo size: {size, levels, before_cpu_ms, after_cpu_ms, ratio, values, differing}.
+ * The pyramid's numbers are passed here (not read from a manifest): they only choose the levels timed.
+ */
+import { pathToFileURL } from 'node:url';
+
+import { AreaResizer } from '../static/facepack/ops/area_resize.js';
+import { buildScalePyramid, scaledShape } from '../static/facepack/ops/boxes.js';
+
+const [other, repeatArg] = process.argv.slice(2);
+if (!other) throw new Error('usage: node bench/pyramid_ab.mjs OTHER/area_resize.js [repeat]');
+const { AreaResizer: Before } = await import(pathToFileURL(other).href);
+const repeat = Number(repeatArg ?? 10);
+const PYRAMID = { minFaceSize: 30, scaleFactor: 0.709, minSize: 12, minLevel: 11, offset: 127.5 };
+const SIZES = [[512, 512], [1024, 817], [720, 1280], [996, 1280]];
+
+function pyramid(Resizer, data, h, w) {
+  const shapes = buildScalePyramid(w, h, PYRAMID.minFaceSize, PYRAMID.scaleFactor, PYRAMID.minSize)
+    .map((s) => scaledShape(h, w, s)).filter(([a, b]) => Math.min(a, b) >= PYRAMID.minLevel);
+  const resizer = new Resizer(data, h, w, 3, PYRAMID.offset);
+  resizer.plan?.(shapes);
+  return shapes.map(([a, b]) => resizer.resize(a, b));
+}
+
+function cpuMs(fn) {
+  const u0 = process.cpuUsage();
+  fn();
+  const u = process.cpuUsage(u0);
+  return (u.user + u.system) / 1000;
+}
+
+for (const [h, w] of SIZES) {
+  let seed = h * 7919 + w;
+  const data = new Float32Array(h * w * 3);
+  for (let i = 0; i < data.length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    data[i] = Math.floor((seed / 2 ** 32) * 256);
+  }
+  const a = pyramid(Before, data, h, w);
+  const b = pyramid(AreaResizer, data, h, w);
+  let values = 0, differing = 0;
+  a.forEach((level, k) => level.forEach((v, i) => { values += 1; if (!Object.is(v, b[k][i])) differing += 1; }));
+  let before = Infinity, after = Infinity;
+  for (let r = 0; r < repeat; r++) { // interleaved, so that a busy spell hits both
+    before = Math.min(before, cpuMs(() => pyramid(Before, data, h, w)));
+    after = Math.min(after, cpuMs(() => pyramid(AreaResizer, data, h, w)));
+  }
+  const round = (x) => Math.round(x * 10) / 10;
+  process.stdout.write(`${JSON.stringify({ size: `${w}x${h}`, levels: a.length, before_cpu_ms: round(before),
+    after_cpu_ms: round(after), ratio: Math.round((after / before) * 100) / 100, values, differing })}\n`);
+}
