@@ -28,8 +28,8 @@ bench/bench_parity.py's photo backgrounds are, and what 8 of the 9 sweep photos 
 target had detected). With the package's bilinear R/O-Net patches (spec.MTCNN["patch_resize"]
 "bilinear") each stage re-cut a 24/48-px patch from ~750 px of noise at 1 tap per 15-30 px, so a
 1e-7 box difference grew ~10x per stage (box 1.2e-4 of the face; beauty 0.17 points and keypoints
-23 px off end to end with the parity models). With area-sampled patches ("area", not yet the
-default) the box stays at P-Net's float32 floor (measured 6.3e-8 of the face here) and the whole
+23 px off end to end with the parity models). With area-sampled patches ("area", the default
+since issue 12) the box stays at P-Net's float32 floor (measured 6.3e-8 of the face here) and the whole
 pipeline meets issue 12's targets on this photo (beauty 0.0016 points, keypoints 0.033 px). The
 same-box test: Python's crop and models on JS's box give JS's numbers.
 """
