@@ -77,7 +77,8 @@ def crop_squares(rgb: np.ndarray, squares, out_size: int, downscale: str | None 
     if not area:
         return _bilinear_crops(rgb, squares, out_size)
     out = np.empty((len(squares), out_size, out_size, 3), dtype=np.float32)
-    rest = [k for k in range(len(squares)) if k not in set(area)]
+    area_set = set(area)
+    rest = [k for k in range(len(squares)) if k not in area_set]
     if rest:
         out[rest] = _bilinear_crops(rgb, [squares[k] for k in rest], out_size)
     for k in area:
@@ -128,7 +129,8 @@ def area_crop(read, square, out_size: int, height: int, width: int) -> np.ndarra
     spec.CROP_PAD_VALUE outside it); crop pixel (i, j) is its exact mean over the rectangle of
     the two axes' footprints (area_axis). ``read(x0, y0, x1, y1)`` returns the photo's pixels
     [y0:y1, x0:x1] (an array slice, or BigPhoto.region): only the rows and columns under the
-    square are read, so memory and index arithmetic are bounded by the square, not the photo.
+    square are read, AREA_BLOCK_ROWS rows at a time, so memory is bounded by the square's width
+    times the crop (not the photo, nor the square) and index arithmetic by the square.
 
     Arithmetic (float64, rounded once to float32; static/facepack/crop.js:areaCrop runs the same
     operations in the same order, so the two agree bit for bit on the same pixels):
@@ -146,15 +148,19 @@ def area_crop(read, square, out_size: int, height: int, width: int) -> np.ndarra
     (xl, xh), fx = area_axis(x0, side, out_size, width)
     r0, r1 = int(yl[0][0]), int(yh[0][-1]) + 1  # rows under the footprints: [r0, r1)
     c0, c1 = int(xl[0][0]), int(xh[0][-1]) + 1
-    region = read(c0, r0, c1, r1)
-    if region.shape[:2] != (r1 - r0, c1 - c0):
-        raise ValueError(f"area crop: read returned shape {region.shape}, expected rows {r1 - r0}, columns {c1 - c0}")
     cells = [yl[0] - r0, yh[0] - r0]
     want = np.unique(np.concatenate([cells[0], cells[0] + 1, cells[1], cells[1] + 1]))
-    rows = np.empty((len(want),) + region.shape[1:], dtype=np.float64)  # S at the wanted rows
-    carry = np.zeros((1,) + region.shape[1:], dtype=np.float64)
-    for start in range(0, r1 - r0, AREA_BLOCK_ROWS):
-        block = np.asarray(region[start:start + AREA_BLOCK_ROWS], dtype=np.float64) - pad
+    rows = carry = None
+    for start in range(0, r1 - r0, AREA_BLOCK_ROWS):  # read and sum by blocks of rows: bounded memory
+        stop = min(r1 - r0, start + AREA_BLOCK_ROWS)
+        region = read(c0, r0 + start, c1, r0 + stop)
+        if region.shape[:2] != (stop - start, c1 - c0):
+            raise ValueError(f"area crop: read returned shape {region.shape}, expected rows {stop - start}, "
+                             f"columns {c1 - c0}")
+        if rows is None:
+            rows = np.empty((len(want),) + region.shape[1:], dtype=np.float64)  # S at the wanted rows
+            carry = np.zeros((1,) + region.shape[1:], dtype=np.float64)
+        block = np.asarray(region, dtype=np.float64) - pad
         sums = np.cumsum(np.concatenate([carry, block]), axis=0)  # sums[i] = S[start + i], in order
         sel = (want >= start) & (want <= start + len(block))
         rows[sel] = sums[want[sel] - start]
