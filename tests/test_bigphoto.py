@@ -119,7 +119,8 @@ def test_over_the_cap_a_jpeg_is_decoded_at_a_fraction_and_mapped_back(big_jpeg, 
     b, rb = got["faces"][0]["box"], ref["faces"][0]["box"]
     # A half-resolution detection: P-Net's pyramid levels fall on other face scales (1280 vs 750
     # detection px), so MTCNN's box moves by a few % of its size. Measured with the 30-px pyramid
-    # start (detector only, /tmp script of h3's issue-12 report, c3d820f): 4.4 % of a 174-px box with
+    # start (this photo, pipeline.detect of load_rgb vs of the 1/2 draft + scale_result, per
+    # {"patch_resize": ...}, c3d820f): 4.4 % of a 174-px box with
     # bilinear R/O-Net patches, 4.7 % of a 165-px box with area patches (the default since de748a3).
     # A wrong mapping back would be off by ~50 %; 10 % keeps 2x margin over the measured 4.7 %.
     tol = 0.10 * rb["width"]
