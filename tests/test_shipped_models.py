@@ -20,6 +20,13 @@ def _card(kind) -> str:
     return (SHIPPED / kind / "MODEL_CARD.md").read_text()
 
 
+def _card_row(card: str, name: str) -> str:
+    """The text of the card's ``| name | text |`` table row (AssertionError when absent)."""
+    found = re.search(rf"^\| {re.escape(name)} \| (.+) \|$", card, re.M)
+    assert found, f"model card has no '| {name} |' row"
+    return found.group(1)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_shipped_run_is_complete_and_real(kind):
     folder = SHIPPED / kind
@@ -48,8 +55,22 @@ def test_model_card_matches_run_and_evaluation(kind):
         eval_numbers = [evaluated["ground_truth_crop"][k] for k in ("nme_mean", "nme_median")]
     for value in train_numbers + eval_numbers:
         assert f"{value:.4f}" in card, f"{kind} card does not state {value:.4f}"
-    for term in ("from scratch", "Reproduce", "non-commercial" if kind == "beauty" else "research"):
+    for term in ("Reproduce", "non-commercial" if kind == "beauty" else "research"):
         assert term in card
+    # The Initialisation row says what run.json says: pretrained weights (which, from which package,
+    # under which licence) or "from scratch".
+    init = _card_row(card, "Initialisation")
+    weights = info.get("weights")
+    if weights:
+        assert "ImageNet-pretrained" in init and weights["trained_on"].startswith("ImageNet")
+        assert weights["source"].split()[0] in init, f"{kind} card: Initialisation does not name {weights['source']}"
+        assert weights["licence"] in init, f"{kind} card: Initialisation does not give the weights' licence"
+        assert not init.startswith("from scratch")
+    else:
+        assert init.startswith("from scratch"), f"{kind} card: run.json has no pretrained weights, card says {init!r}"
+    # Pseudo-labelled data: the card names the teacher and its licence.
+    if info["dataset"].get("pseudo_labelled"):
+        assert "face-api" in card and "MIT" in card and f"{info['dataset']['pseudo_labelled']:,}" in card
     epochs_done = len((SHIPPED / kind / "history.csv").read_text().strip().splitlines()) - 1
     assert f"--epochs {info['args']['epochs']}" in card
     assert f"--stop-after {epochs_done}" in card  # the reproduce line stops where the run stopped
