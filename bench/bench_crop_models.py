@@ -4,11 +4,10 @@
     python bench/bench_crop_models.py --kind beauty --downscale area
 
 Runs training/evaluate.py as a user would (its data, its held-out part, its metrics) once per
-crop mode (spec.CROP_DOWNSCALE): "bilinear" is evaluate.py unchanged; "area" swaps the square
-crop of the evaluation pipeline (facepack/data/tfdata.py:_crop, used for beauty's face crops and
-the keypoint crops from the ground-truth points) and of the page's path (facepack/crop.py, the
-keypoint --end-to-end crops) for facepack/crop.py's area-sampled crop wherever the square is
-larger than the crop (step > 1 photo pixel); upscaled squares stay bilinear, as in the library.
+crop mode, set through spec.CROP_DOWNSCALE (use_downscale): "area" is evaluate.py as shipped (the
+evaluation pipeline's crop, facepack/data/tfdata.py:_crop, and the page's path, facepack/crop.py,
+area-sample wherever the square is larger than the crop, step > 1 photo pixel; upscaled squares
+stay bilinear); "bilinear" is the crop before the switch (crop_and_resize everywhere).
 The --end-to-end detector's R/O-Net patches follow the mode too (spec.MTCNN["patch_resize"]);
 beauty's boxes come from the run's face cache, so only its crops change.
 Prints one table and writes bench/results/crop_models.json (evaluate.py's folders are under
@@ -31,38 +30,18 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 MODELS = {"beauty": ROOT / "models/shipped/beauty", "keypoints": ROOT / "models/shipped/keypoints"}
 
 
-_ORIGINAL: dict = {}
-
-
 def use_downscale(mode: str) -> None:
-    """Make evaluate.py's crops follow ``mode`` (module docstring)."""
+    """Make evaluate.py's crops follow ``mode`` through the library's own switch, spec.CROP_DOWNSCALE:
+    facepack/crop.py (the page's path, --end-to-end) and facepack/data/tfdata.py:_crop (the
+    evaluation pipeline; read when its graph is traced) both follow it, and the --end-to-end
+    detector's R/O-Net patches follow spec.MTCNN["patch_resize"]. ``--downscale bilinear``
+    reproduces the pre-area crops (crop_and_resize everywhere)."""
     import numpy as np
-    import tensorflow as tf
 
-    from facepack import crop, spec
-    from facepack.data import tfdata
+    from facepack import spec
 
-    spec.CROP_DOWNSCALE = mode  # facepack/crop.py (the page's path: --end-to-end)
-    spec.MTCNN["patch_resize"] = mode  # the detector of --end-to-end: the R/O-Net patches alike
-    bilinear = _ORIGINAL.setdefault("crop", tfdata._crop)
-    tfdata._crop = bilinear
-    if mode == "bilinear":
-        return
-
-    def area_or_bilinear(image_u8, x0, y0, side, out_size: int):
-        def area(img, a, b, s):
-            return crop.area_crop(lambda c0, r0, c1, r1: img[r0:r1, c0:c1], (float(a), float(b), float(s)),
-                                  out_size, img.shape[0], img.shape[1])
-
-        def run_area():
-            out = tf.numpy_function(area, [image_u8, x0, y0, side], tf.float32, stateful=False)
-            out.set_shape([out_size, out_size, 3])
-            return out
-
-        return tf.cond(tf.cast(side, tf.float32) / out_size > 1.0, run_area,
-                       lambda: bilinear(image_u8, x0, y0, side, out_size))
-
-    tfdata._crop = area_or_bilinear
+    spec.CROP_DOWNSCALE = mode
+    spec.MTCNN["patch_resize"] = mode
     np.seterr(all="ignore")
 
 

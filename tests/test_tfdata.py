@@ -282,3 +282,42 @@ def test_dataset_squares_frame_incomplete_rows_like_complete_ones(tmp_path):
     naive = np.array([tfdata.crop_square_for_points(p) for p in partial.points[10:]])
     assert (np.abs(naive - truth[10:]) / truth[10:, 2:3]).max() > 0.3  # what the plain rule would do
     np.testing.assert_array_equal(tfdata.dataset_squares(full), truth)  # nothing missing: unchanged
+
+
+# --- The crop follows spec.CROP_DOWNSCALE, with facepack/crop.py's numbers (review #5) -----------
+# (x0, y0, side) float32-exact squares on a 90 x 110 photo cropped to 16 px: steps 3.75, 1.5 (area),
+# just over 1 (area), 1 and 0.5 (bilinear), inside and across the border.
+CROP_CASES = [(10.25, 7.5, 60.0), (-12.0, 50.0, 60.0), (80.5, -3.25, 24.0), (30.0, 30.0, 16.0 + 2.0 ** -10),
+              (30.0, 30.0, 16.0), (5.5, 70.0, 8.0)]
+
+
+@pytest.mark.parametrize("downscale", ["area", "bilinear"])
+def test_crop_equals_the_library_crop(downscale):
+    """tfdata._crop (eager and in a tf.data graph) == facepack.crop.crop_squares, bit for bit."""
+    from facepack import crop as crop_lib
+
+    img = np.random.default_rng(5).integers(0, 256, (90, 110, 3), dtype=np.uint8)
+    want = crop_lib.crop_squares(img, CROP_CASES, 16, downscale=downscale)
+    eager = np.stack([tfdata._crop(tf.constant(img), *sq, 16, downscale=downscale).numpy() for sq in CROP_CASES])
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(CROP_CASES, np.float32)).map(
+        lambda sq: tfdata._crop(tf.constant(img), sq[0], sq[1], sq[2], 16, downscale=downscale))
+    graph = np.stack([x.numpy() for x in ds])
+    np.testing.assert_array_equal(eager, want)
+    np.testing.assert_array_equal(graph, want)
+
+
+def test_crop_default_is_the_spec_downscale(monkeypatch):
+    """With no ``downscale`` the crop follows spec.CROP_DOWNSCALE (as the page); a bad mode is refused."""
+    from facepack import crop as crop_lib
+
+    img = np.random.default_rng(6).integers(0, 256, (90, 110, 3), dtype=np.uint8)
+    sq = CROP_CASES[0]
+    for mode in ("area", "bilinear"):
+        monkeypatch.setattr(spec, "CROP_DOWNSCALE", mode)
+        got = tfdata._crop(tf.constant(img), *sq, 16).numpy()
+        np.testing.assert_array_equal(got, crop_lib.crop_squares(img, [sq], 16, downscale=mode)[0])
+    area = crop_lib.crop_squares(img, [sq], 16, downscale="area")[0]
+    bilinear = crop_lib.crop_squares(img, [sq], 16, downscale="bilinear")[0]
+    assert np.abs(area - bilinear).max() > 10.0  # the two modes differ (so the test can tell them apart)
+    with pytest.raises(ValueError, match="crop downscale"):
+        tfdata._crop(tf.constant(img), *sq, 16, downscale="nearest")

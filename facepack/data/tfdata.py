@@ -105,13 +105,45 @@ def _tf_crop_box(x0, y0, side, out_size: int, h, w):
                      (y0 + (out_size - 0.5) * step - 0.5) / hy, (x0 + (out_size - 0.5) * step - 0.5) / hx])
 
 
-def _crop(image_u8: tf.Tensor, x0, y0, side, out_size: int) -> tf.Tensor:
-    """Square (continuous pixels) of an (H, W, 3) image -> (S, S, 3) float32, padded outside."""
-    shape = tf.shape(image_u8)
-    box = _tf_crop_box(x0, y0, side, out_size, shape[0], shape[1])
-    out = tf.image.crop_and_resize(tf.cast(image_u8, tf.float32)[None], box[None], [0], [out_size, out_size],
-                                   method=spec.CROP_METHOD, extrapolation_value=spec.CROP_PAD_VALUE)
-    return out[0]
+def _crop(image_u8: tf.Tensor, x0, y0, side, out_size: int, downscale: str | None = None) -> tf.Tensor:
+    """Square (continuous pixels) of an (H, W, 3) uint8 image -> (S, S, 3) float32, padded outside.
+
+    Mirrors facepack/crop.py:crop_squares (the page's, predict.py's and FacePipeline's crop), with
+    the same numbers for the same square: ``downscale`` "area" or "bilinear" (None:
+    spec.CROP_DOWNSCALE, read when the graph is traced). With "area", a square larger than the crop
+    (crop.uses_area: side / S > 1, float64) is crop.area_crop's box-filtered mean, run through
+    tf.numpy_function on the uint8 image (float64, the same code, so bit for bit); otherwise
+    crop_and_resize by spec.crop_box_to_tf (bilinear, spec.CROP_PAD_VALUE outside).
+    """
+    from facepack import crop as crop_lib
+
+    mode = crop_lib.check_downscale(downscale)
+
+    def bilinear():
+        shape = tf.shape(image_u8)
+        box = _tf_crop_box(x0, y0, side, out_size, shape[0], shape[1])
+        out = tf.image.crop_and_resize(tf.cast(image_u8, tf.float32)[None], box[None], [0], [out_size, out_size],
+                                       method=spec.CROP_METHOD, extrapolation_value=spec.CROP_PAD_VALUE)
+        return out[0]
+
+    if mode == "bilinear":
+        return bilinear()
+
+    def area_body(img, a, b, s):  # numpy_function body: crop.area_crop on the decoded pixels
+        square = (float(a), float(b), float(s))
+        return crop_lib.area_crop(lambda c0, r0, c1, r1: img[r0:r1, c0:c1], square, out_size,
+                                  img.shape[0], img.shape[1])
+
+    square = [tf.convert_to_tensor(v) for v in (x0, y0, side)]  # python floats -> float32, as numpy_function
+
+    def area():
+        out = tf.numpy_function(area_body, [image_u8, *square], tf.float32, stateful=False)
+        out.set_shape([out_size, out_size, 3])
+        return out
+
+    # crop.uses_area's test (float64 side / S > 1) on the same float: float64 of the tensor's value
+    step = tf.cast(square[2], tf.float64) / float(out_size)
+    return tf.cond(step > 1.0, area, bilinear)
 
 
 def _cache(ds: tf.data.Dataset, cache) -> tf.data.Dataset:
@@ -136,7 +168,9 @@ def beauty_dataset(samples, input_size: int, batch_size: int, training: bool, se
     The whole image is resized to SxS (bilinear, half-pixel centres, no antialias) and cached as
     uint8; with ``squares`` ((N, 3) x0, y0, side in image pixels, e.g. the detector crops of
     facepack.data.facecrops.face_squares) each square is cropped instead, exactly as the page
-    crops a face (crop_and_resize by spec.crop_box_to_tf, padded with spec.CROP_PAD_VALUE).
+    crops a face (_crop: facepack/crop.py's numbers, area-sampled when the square is larger than
+    the crop under spec.CROP_DOWNSCALE "area", else crop_and_resize by spec.crop_box_to_tf,
+    padded with spec.CROP_PAD_VALUE).
     Training adds a random horizontal flip, a small zoom/shift (crop_and_resize of a
     jittered box inside the image) and small brightness/contrast jitter, and shuffles every epoch:
     the dataset holds ``epochs`` epochs (None: endless) from ``first_epoch``, each a pure function
