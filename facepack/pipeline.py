@@ -136,18 +136,41 @@ def beauty(model, crops: np.ndarray) -> list[dict]:
             for s, p in zip(scores, probs)]
 
 
-def keypoints(model, crops: np.ndarray, squares: list) -> list[list]:
+def keypoints(model, crops: np.ndarray, squares: list, mirror_permutation: list | None = None) -> list[list]:
     """Keypoint crops -> per face [[x, y], ...] in photo pixels.
 
     The model (Keras, or ``compile_model(model)``) outputs (N, 2P) interleaved (u0, v0, u1, v1, ...)
     in crop units (0..1 across the square; facepack/data/tfdata.py:keypoint_dataset), mapped to
-    pixels by spec.crop_to_image.
+    pixels by spec.crop_to_image. ``mirror_permutation`` (P indices, spec.MIRROR_PERMUTATION[fmt]):
+    test-time mirror averaging, the model runs once on the batch of the N crops followed by their
+    horizontal mirrors (2N) and ``mirror_average`` combines the halves; None: the crops only.
+    Mirrors static/facepack/keypoints.js:keypointOutputs.
     """
     if len(crops) == 0:
         return []
-    out = np.asarray(model(np.asarray(crops, dtype=np.float32)), dtype=np.float64)
-    points = out.reshape(len(crops), -1, 2)
+    x = np.asarray(crops, dtype=np.float32)
+    n = len(x)
+    if mirror_permutation is not None:
+        x = np.concatenate([x, x[:, :, ::-1]])
+    out = np.asarray(model(x), dtype=np.float64)
+    points = out.reshape(len(x), -1, 2)
+    if mirror_permutation is not None:
+        points = mirror_average(points[:n], points[n:], mirror_permutation)
     return [crop_mod.crop_points_to_image(p, sq).tolist() for p, sq in zip(points, squares)]
+
+
+def mirror_average(direct: np.ndarray, mirrored: np.ndarray, permutation) -> np.ndarray:
+    """(N, P, 2) crop-unit points of the crops and (N, P, 2) of their horizontal mirrors -> their
+    average in the crops' frame: the mirrored points un-mirrored (u -> 1 - u: pixel i's centre
+    (i + 0.5) / S goes to S - 1 - i's) with point k taken from point ``permutation[k]`` (left and
+    right swapped; spec.MIRROR_PERMUTATION). ValueError when the shapes or the permutation's
+    length differ. Mirrors static/facepack/keypoints.js:mirrorAverage."""
+    direct, mirrored = np.asarray(direct, np.float64), np.asarray(mirrored, np.float64)
+    perm = np.asarray(permutation, dtype=np.int64)
+    if direct.shape != mirrored.shape or direct.ndim != 3 or direct.shape[1] != len(perm):
+        raise ValueError(f"mirror_average: expected two (N, {len(perm)}, 2) arrays, got {direct.shape} and {mirrored.shape}")
+    back = np.stack([1.0 - mirrored[..., 0], mirrored[..., 1]], axis=-1)[:, perm]
+    return (direct + back) / 2.0
 
 
 def gradcam(features_model, head_model, crops: np.ndarray, squares: list, compiled=None) -> list[dict]:
@@ -198,6 +221,16 @@ def _check_per_face_limit(per_face_limit) -> None:
     if per_face_limit is not None and (isinstance(per_face_limit, bool) or not isinstance(per_face_limit, int)
                                        or per_face_limit < 0):
         raise ValueError(f"per_face_limit must be an integer >= 0 or None, got {per_face_limit!r}")
+
+
+def _resolve_mirror_keypoints(mirror_keypoints) -> bool:
+    """The mirror_keypoints option: True/False as given, None -> spec.KEYPOINTS["mirror_average"]
+    (mirrors static/facepack/options.js:resolveAnalyzeOptions mirrorKeypoints)."""
+    if mirror_keypoints is None:
+        return bool(spec.KEYPOINTS["mirror_average"])
+    if not isinstance(mirror_keypoints, bool):
+        raise ValueError(f"mirror_keypoints must be True, False or None, got {mirror_keypoints!r}")
+    return mirror_keypoints
 
 
 def _check_call_options(heatmaps, max_faces, min_face_size, min_confidence, min_box_size) -> None:
@@ -329,7 +362,7 @@ class FacePipeline:
         return self._gradcam_models
 
     def describe(self, rgb: np.ndarray, faces: list[dict], heatmaps: bool = False, lap=None,
-                 per_face_limit: int | None = None) -> list[dict]:
+                 per_face_limit: int | None = None, mirror_keypoints: bool | None = None) -> list[dict]:
         """Steps 3-4 of ``analyze`` on given faces: crop, keypoints, beauty, Grad-CAM (when ``heatmaps``),
         attributes (mirrors static/facepack/pipeline.js:describeFaces).
 
@@ -337,11 +370,14 @@ class FacePipeline:
         with "keypoints", "beauty", "heatmap" and "attributes" where those models are loaded (on the
         ``per_face_limit`` largest only, when given: per_face_targets); returns ``faces``. Each model
         runs once on the batch of all those faces' crops.
+        ``mirror_keypoints``: test-time mirror averaging of the keypoint model (``keypoints``; None:
+        spec.KEYPOINTS["mirror_average"]).
         ``lap(key)`` is called after each stage (analyze's timings). The parity checks call it on the
         other side's boxes to separate detector from crop/model differences (bench/bench_parity.py).
         """
         lap = lap or (lambda key: None)
         _check_per_face_limit(per_face_limit)
+        mirror_keypoints = _resolve_mirror_keypoints(mirror_keypoints)
         all_faces, faces = faces, per_face_targets(faces, per_face_limit)
         run_beauty = self.beauty_model is not None and bool(faces)
         run_keypoints = self.keypoint_model is not None and bool(faces)
@@ -353,7 +389,8 @@ class FacePipeline:
         lap("crop")
         # 4. models (a stage that does not run reports 0 ms)
         if run_keypoints:
-            for face, points in zip(faces, keypoints(self.predictor("keypoints"), kp_crops, kp_squares)):
+            perm = spec.MIRROR_PERMUTATION[str(self.num_points)] if mirror_keypoints else None
+            for face, points in zip(faces, keypoints(self.predictor("keypoints"), kp_crops, kp_squares, perm)):
                 face["keypoints"] = points
             lap("keypoints")
         if run_beauty:
@@ -380,7 +417,8 @@ class FacePipeline:
 
     def analyze(self, image, heatmaps: bool = False, max_faces: int | None = None,
                 min_face_size: float | None = None, name: str | None = None, min_confidence: float | None = None,
-                min_box_size: float | None = None, per_face_limit: int | None = None) -> dict:
+                min_box_size: float | None = None, per_face_limit: int | None = None,
+                mirror_keypoints: bool | None = None) -> dict:
         """Photo (path, bytes, array) -> {"faces", "timings_ms", "image": {width, height}}.
 
         min_confidence (0..1) and min_box_size (photo pixels, the box's longer side) drop detected
@@ -388,10 +426,13 @@ class FacePipeline:
         then max_faces keeps the most confident faces; min_face_size (pixels of the detection
         image) overrides the detector option for this call; per_face_limit (None: every face) runs
         keypoints, beauty and Grad-CAM on that many of the kept faces, the largest (the others keep
-        box, score and landmarks5; JS analyze option perFaceLimit). No face -> "faces": [].
+        box, score and landmarks5; JS analyze option perFaceLimit); mirror_keypoints (None:
+        spec.KEYPOINTS["mirror_average"]) also runs the keypoint model on each crop's mirror and
+        averages (``keypoints``; JS analyze option mirrorKeypoints). No face -> "faces": [].
         """
         _check_call_options(heatmaps, max_faces, min_face_size, min_confidence, min_box_size)
         _check_per_face_limit(per_face_limit)
+        mirror_keypoints = _resolve_mirror_keypoints(mirror_keypoints)
         min_confidence = spec.FACE_FILTER["min_confidence"] if min_confidence is None else float(min_confidence)
         min_box_size = spec.FACE_FILTER["min_box_size_px"] if min_box_size is None else float(min_box_size)
         if heatmaps:
@@ -417,7 +458,7 @@ class FacePipeline:
         faces = filter_faces(detect(self.detector, rgb, options), min_confidence, min_box_size)[:max_faces]
         lap("detect")
         # 3-4. crop and models
-        self.describe(rgb, faces, heatmaps, lap, per_face_limit)
+        self.describe(rgb, faces, heatmaps, lap, per_face_limit, mirror_keypoints)
         ms["total"] = (time.perf_counter() - t_start) * 1000.0
         return {"faces": faces, "timings_ms": ms,
                 "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])}}

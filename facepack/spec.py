@@ -211,6 +211,10 @@ KEYPOINTS = {
         },
     },
     "failure_nme": 0.10,
+    # Test-time mirror averaging, the default of the pipeline's mirror_keypoints (JS mirrorKeypoints):
+    # the model also runs on the horizontally mirrored crop (one batch of 2 per face), whose points
+    # are un-mirrored (u -> 1 - u, indices by MIRROR_PERMUTATION) and averaged with the direct ones.
+    "mirror_average": False,
 }
 
 # 68-point iBUG/300-W groups and names.

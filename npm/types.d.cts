@@ -36,6 +36,12 @@ export interface AnalyzeOptions {
    * box, score and landmarks5. Integer >= 0; default null: every face. Applied after maxFaces.
    */
   perFaceLimit?: number | null;
+  /**
+   * Keypoints by test-time mirror averaging: the keypoint model also runs on each face's mirrored
+   * crop (twice the keypoint cost) and the un-mirrored points are averaged with the direct ones;
+   * default null: the manifest's spec.keypoints.mirror_average.
+   */
+  mirrorKeypoints?: boolean | null;
 }
 
 /** The model sets createFaceAnalyzer loads (lib/pipeline.js MODEL_SETS). */

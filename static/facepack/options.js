@@ -56,6 +56,12 @@ export const ANALYZE_DEFAULTS = Object.freeze({
    * Applied after maxFaces (mirrors facepack/pipeline.py:per_face_targets).
    */
   perFaceLimit: null,
+  /**
+   * Keypoints by test-time mirror averaging: the keypoint model also runs on each face's mirrored
+   * crop (one batch of 2 per face) and the un-mirrored points are averaged with the direct ones;
+   * null: the manifest's spec.keypoints.mirror_average (mirrors facepack/pipeline.py mirror_keypoints).
+   */
+  mirrorKeypoints: null,
 });
 
 export const MODEL_NAMES = Object.freeze(['detector', 'beauty', 'keypoints', 'attributes']);
@@ -127,6 +133,10 @@ export function resolveAnalyzeOptions(options, spec) {
   }
   if (out.perFaceLimit !== null && !(Number.isInteger(out.perFaceLimit) && out.perFaceLimit >= 0)) {
     throw new Error(`analyze options.perFaceLimit: expected an integer >= 0 or null, got ${JSON.stringify(out.perFaceLimit)}`);
+  }
+  if (out.mirrorKeypoints === null) out.mirrorKeypoints = spec.keypoints?.mirror_average === true;
+  if (typeof out.mirrorKeypoints !== 'boolean') {
+    throw new Error(`analyze options.mirrorKeypoints: expected true, false or null, got ${JSON.stringify(out.mirrorKeypoints)}`);
   }
   if (typeof out.heatmaps !== 'boolean') {
     throw new Error(`analyze options.heatmaps: expected true or false, got ${JSON.stringify(out.heatmaps)}`);

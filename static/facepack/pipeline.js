@@ -57,6 +57,20 @@ export function disposeModelSets(sets) {
   for (const set of Object.values(sets)) for (const loaded of Object.values(set)) loaded.model.dispose();
 }
 
+/**
+ * The manifest's left/right index permutation of a keypoint format (spec.mirror_permutation,
+ * facepack/spec.py:MIRROR_PERMUTATION); an Error naming the format when the bundle lacks it.
+ * @param {object} spec manifest spec
+ * @param {string|number|undefined} format the keypoint model's points_format ("68" | "15")
+ */
+export function mirrorPermutation(spec, format) {
+  const perm = spec.mirror_permutation?.[String(format)];
+  if (!Array.isArray(perm)) {
+    throw new Error(`analyze options.mirrorKeypoints: the manifest's spec.mirror_permutation has no format ${JSON.stringify(format)}; re-export the bundle with convert/to_tfjs.py`);
+  }
+  return perm;
+}
+
 /** Square input side of a loaded model (its manifest "input_size"). */
 export function inputSize(loaded) {
   const size = loaded.entry.input_size;
@@ -144,7 +158,8 @@ export function perFaceTargets(faces, limit) {
  * @param {object} spec manifest spec
  * @param {tf.Tensor3D} image float32 [H, W, 3] (the original photo)
  * @param {object[]} allFaces detectStage output (modified in place and returned)
- * @param {{heatmaps: boolean, perFaceLimit?: number|null}} opts
+ * @param {{heatmaps: boolean, perFaceLimit?: number|null, mirrorKeypoints?: boolean}} opts
+ *   (mirrorKeypoints: test-time mirror averaging of the keypoint model, keypoints.js:keypointOutputs)
  * @param {(key: string) => void} [lap]
  * @param {ArrayLike<number>} [pixels] `await image.data()` when the caller has it (read once per photo)
  */
@@ -167,7 +182,10 @@ export async function describeFaces(sets, spec, image, allFaces, opts, lap = () 
     lap('crop');
     // 4. models
     if (crops.keypoints && faces.length) {
-      const { data, width } = await keypointOutputs(sets.keypoints.model, crops.keypoints.tensor);
+      // mirrors facepack/pipeline.py:FacePipeline.describe (mirror_keypoints)
+      const mirror = opts.mirrorKeypoints ?? spec.keypoints.mirror_average === true; // unset: the spec's default
+      const perm = mirror ? mirrorPermutation(spec, sets.keypoints.model.entry.points_format) : null;
+      const { data, width } = await keypointOutputs(sets.keypoints.model, crops.keypoints.tensor, perm);
       pointsToImage(data, width, crops.keypoints.squares).forEach((points, i) => { faces[i].keypoints = points; });
     }
     lap('keypoints');

@@ -1,0 +1,77 @@
+"""Keypoint NME with and without test-time mirror averaging (issue 19; the pipeline's
+mirror_keypoints / JS mirrorKeypoints option).
+
+    python bench/bench_keypoints_mirror.py [--model models/shipped/keypoints] [--data FOLDER]
+
+Crops by the spec rule from the ground-truth points' box (training/train_keypoints_lite.py
+clean_crops; the Einstein fixture from its annotated .pts), then facepack/pipeline.py:keypoints
+with and without spec.MIRROR_PERMUTATION (one model call on the batch [crops, mirrored crops]),
+NME by facepack.metrics.keypoint_metrics in image pixels. Protocols: the person split (held-out
+people, seed 0, 10 %), the frame split (random frames), the Einstein fixture. Prints JSON.
+Needs the YouTube-Faces keypoint training folder (default ../shared/datasets/...); the Einstein
+row alone runs without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "training"))
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "youtube-faces-keypoints-train"
+
+
+def measure(model, crops, squares, truth_px, fmt: str) -> dict:
+    """{"plain": metrics, "mirror": metrics} of one set of crops (N, S, S, 3)."""
+    import numpy as np
+
+    from facepack import spec
+    from facepack.metrics import keypoint_metrics
+    from facepack.pipeline import keypoints
+
+    out = {}
+    for name, perm in (("plain", None), ("mirror", spec.MIRROR_PERMUTATION[fmt])):
+        pred = np.concatenate([np.asarray(keypoints(model, crops[i:i + 64], [tuple(s) for s in squares[i:i + 64]], perm))
+                               for i in range(0, len(crops), 64)])
+        m = keypoint_metrics(pred, truth_px, fmt)
+        out[name] = {k: round(float(m[k]), 5) for k in ("nme_mean", "nme_median", "failure_rate")} | {"n": int(m["n"])}
+    return out
+
+
+def main(argv=None) -> dict:
+    import numpy as np
+
+    from facepack.data.keypoints import load_keypoints, split_indices
+    from facepack.pipeline import compile_model
+    from facepack.runs import load_run
+    from train_keypoints_lite import clean_crops, einstein_data
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=str(ROOT / "models" / "shipped" / "keypoints"))
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = p.parse_args(argv)
+    model, info = load_run(args.model)
+    fmt = str(info.get("format", "68"))
+    size = int(info["input_size"])
+    run = compile_model(model)
+    report = {"model": str(args.model)}
+    sets = {"einstein": (einstein_data(), np.array([0]))}
+    if (args.data / "training_frames_keypoints.csv").is_file():
+        data = load_keypoints(args.data)
+        seed, frac = info["args"]["seed"], info["args"]["val_fraction"]
+        sets["person_split"] = (data, split_indices(data, frac, seed, "person")[1])
+        sets["frame_split"] = (data, split_indices(data, frac, seed, "frame")[1])
+    for name, (data, idx) in sets.items():
+        crops, units, squares = clean_crops(data, idx, size)
+        truth = squares[:, None, :2] + units * squares[:, None, 2:3]
+        report[name] = measure(run, crops, squares, truth, fmt)
+    print(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
