@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from facepack import tfquiet
-
-tfquiet.install()  # every command-line tool imports this before Keras: TensorFlow's start-up noise is dropped
 
 
 def run_cli(main, argv=None) -> int:
     """Call ``main(argv)``; user errors (ValueError and subclasses, TrainingError) print
-    ``error: ...`` and return 2; Ctrl-C returns 130. Anything else is a bug and keeps its traceback."""
+    ``error: ...`` and return 2; Ctrl-C returns 130. Anything else is a bug and keeps its traceback.
+    First installs facepack.tfquiet (the tools import Keras inside ``main``: TensorFlow's start-up
+    noise is dropped); a library import of this module changes nothing."""
+    from facepack import tfquiet
     from facepack.training import TrainingError
 
+    tfquiet.install()
     try:
         result = main(argv)
     except KeyboardInterrupt:

@@ -7,12 +7,17 @@ Importing TensorFlow 2.19 on a machine without a GPU writes lines such as
     W0000 00:00:... computation_placer.cc:177] computation placer already registered. ...
 
 They come from XLA's absl logging before absl is initialised, so TF_CPP_MIN_LOG_LEVEL (set by
-every entry point, and honoured by TensorFlow's own logging) does not hide them. ``install()``
-(called by the entry points: facepack/cli.py and facepack/training.py on import, predict.py,
-training/evaluate.py, convert/to_tfjs.py) makes the first ``import tensorflow`` - direct or
-through Keras - run with file descriptor 2 going through a filter that drops exactly the lines
-matching NOISE and forwards every other byte at once (so a real error, even a crash inside the
-import, still shows). After the import stderr is untouched.
+every entry point, and honoured by TensorFlow's own logging) does not hide them. ``install()`` -
+called by the entry points only (facepack.cli.run_cli before it calls a tool's ``main``,
+predict.py, training/evaluate.py, convert/to_tfjs.py), never by importing a library module -
+makes the first ``import tensorflow`` (direct or through Keras) run with file descriptor 2 going
+into a pipe read by a small child process (``filtered_stderr``). The child drops the complete
+lines that match NOISE and copies every other line to the real stderr as soon as its newline
+arrives (a last line without one: at the end of the import). Being a separate process it keeps
+draining the pipe while the importing thread holds the GIL, and it still delivers what it was
+given when the importing process crashes (abort, segfault). After the import fd 2 is the real
+stderr again; the child is waited for at most WAIT_S seconds (longer only when a process started
+during the import still holds the pipe: the child then ends with that process).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import importlib.abc
 import importlib.util
 import os
 import re
+import subprocess
 import sys
-import threading
 from contextlib import contextmanager
 
 # Known harmless lines TensorFlow/XLA print while importing on a CPU-only machine.
@@ -30,42 +35,51 @@ NOISE = re.compile(
     r"Unable to register cu(DNN|BLAS|FFT) factory: Attempting to register factory for plugin"
     r"|computation placer already registered"
     r"|All log messages before absl::InitializeLog\(\) is called are written to STDERR")
+WAIT_S = 2.0  # seconds the end of the block waits for the filter to pass on the last lines
+
+# The filter process: argv[1] is the pattern; stdin the pipe; stdout the real stderr. It ignores
+# Ctrl-C (the parent decides), so that a write to fd 2 never meets a closed pipe.
+_FILTER = r"""
+import os, re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+drop = re.compile(sys.argv[1].encode())
+for line in sys.stdin.buffer:
+    if not drop.search(line):
+        view = memoryview(line)
+        while view:
+            view = view[os.write(1, view):]
+"""
 
 
 @contextmanager
-def filtered_stderr(pattern=NOISE):
-    """Within the block, lines written to file descriptor 2 (C++ logs and Python alike) that match
-    ``pattern`` are dropped; the rest is forwarded to the real stderr as it arrives."""
+def filtered_stderr(pattern: re.Pattern = NOISE):
+    """Within the block, lines written to file descriptor 2 (C++ logs and Python alike) whose text
+    matches ``pattern`` (searched in the line's bytes) are dropped; the rest reach the real stderr
+    line by line, in order, from a child process (see the module doc). Without a Python executable
+    to start (an embedded interpreter) or when it cannot start, the block runs unfiltered."""
     sys.stderr.flush()
     real = os.dup(2)
-    read_end, write_end = os.pipe()
-
-    def forward():
-        pending = b""
-        with os.fdopen(read_end, "rb", buffering=0) as pipe:
-            while True:
-                chunk = pipe.read(65536)
-                if not chunk:
-                    break
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if not pattern.search(line.decode("utf-8", "replace")):
-                        os.write(real, line + b"\n")
-        if pending and not pattern.search(pending.decode("utf-8", "replace")):
-            os.write(real, pending)
-
-    thread = threading.Thread(target=forward, name="facepack-stderr-filter", daemon=True)
-    thread.start()
-    os.dup2(write_end, 2)
-    os.close(write_end)
+    try:
+        if not sys.executable:
+            raise OSError("no sys.executable")
+        child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, pattern.pattern],
+                                 stdin=subprocess.PIPE, stdout=real, stderr=real)
+    except OSError:
+        os.close(real)
+        yield
+        return
+    os.dup2(child.stdin.fileno(), 2)
+    child.stdin.close()  # fd 2 is now the pipe's only write end in this process
     try:
         yield
     finally:
         sys.stderr.flush()
-        os.dup2(real, 2)  # closes the pipe's last write end: the thread reads EOF and ends
-        thread.join()
+        os.dup2(real, 2)  # closes the pipe's write end: the child reads EOF, passes the rest on, exits
         os.close(real)
+        try:
+            child.wait(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            pass  # a process started in the block holds the pipe; the filter ends when it does
 
 
 class _QuietLoader(importlib.abc.Loader):

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepack import runs, tfquiet
-
-tfquiet.install()  # the trainers import this module before Keras: TensorFlow's start-up noise is dropped
+from facepack import runs
 
 
 class TrainingError(RuntimeError):
