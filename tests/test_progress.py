@@ -1,12 +1,12 @@
 """facepack/progress.py: in a log (not a terminal) whole lines, the final state exactly once (tqdm
-wrote its 100 % line twice there); on a terminal tqdm itself; the CLIs use it."""
+wrote its 100 % line twice there); on a terminal tqdm itself. That a command-line tool's log gets
+whole lines is checked on a real predict.py run (tests/test_predict.py's kill test)."""
 
 import io
 import re
 
 from facepack.progress import LOG_STEP_FRACTION, LogProgress, progress
 
-from conftest import ROOT
 
 TOTAL = 30
 
@@ -51,8 +51,3 @@ def test_a_terminal_gets_tqdm():
     assert isinstance(bar, tqdm)
     bar.close()
 
-
-def test_the_command_line_tools_use_it():
-    for rel in ("predict.py", "training/evaluate.py", "training/train_beauty_cached.py"):
-        text = (ROOT / rel).read_text()
-        assert "from tqdm import" not in text and "from facepack.progress import progress" in text, rel
