@@ -37,3 +37,30 @@ def test_shipped_cv_meets_the_issue_target_and_contains_the_shipped_model(shippe
     fold = info["args"]["cv_fold"]  # the shipped model is that fold's model of the same CV run
     assert pcs[fold - 1] == pytest.approx(info["metrics"]["pc"], abs=1e-12)
     assert set(cv["calibrated"]["groups"]) == {"AF", "AM", "CF", "CM"}
+
+
+def test_feature_cache_key_follows_the_crop_downscale(monkeypatch, tmp_path):
+    """Cached maps of bilinear crops are not reused once tfdata crops with "area" (spec.CROP_DOWNSCALE):
+    the trainer's end-to-end check compares them with the raw faces cropped the current way."""
+    import numpy as np
+
+    from facepack import spec
+    from facepack.models import importers
+
+    monkeypatch.setenv("FACEPACK_CACHE", str(tmp_path))
+    monkeypatch.setattr(importers, "weight_set_info", lambda name: {"sha256": "0" * 64})
+
+    class Sample:
+        def __init__(self, name, score):
+            self.path, self.score = f"Images/{name}", score
+
+    samples = [Sample("AF1.jpg", 3.2), Sample("CM7.jpg", 2.5)]
+    squares = np.array([[10.0, 12.0, 280.0], [4.0, 5.0, 260.0]])
+    cfg = {"weights": "efficientnet-lite0", "input_size": 192, "freeze_until": 8}
+    paths = {}
+    for mode in ("bilinear", "area"):
+        monkeypatch.setattr(spec, "CROP_DOWNSCALE", mode)
+        paths[mode] = T.features_cache_file(cfg, samples, squares)
+    assert paths["area"] != paths["bilinear"]
+    assert paths["area"].parent == paths["bilinear"].parent == tmp_path / "features"
+    assert paths["area"].name.startswith("efficientnet-lite0-192-b8-")

@@ -156,7 +156,10 @@ def features_cache_file(cfg: dict, samples, squares: np.ndarray) -> Path:
     key = json.dumps({"data": dataset_fingerprint(samples), "order": [Path(s.path).name for s in samples],
                       "squares": hashlib.sha256(np.ascontiguousarray(squares, np.float64).tobytes()).hexdigest(),
                       "weights": weight_set_info(cfg["weights"])["sha256"], "size": cfg["input_size"],
-                      "block": cfg["freeze_until"], "crop_margin": spec.BEAUTY["crop_margin"], "version": 1},
+                      "block": cfg["freeze_until"], "crop_margin": spec.BEAUTY["crop_margin"], "version": 1,
+                      # tfdata crops squares larger than the input with this (area since 3f91350): a cache of
+                      # bilinear crops would fail end_to_end_check against the area-cropped raw faces
+                      **({"downscale": spec.CROP_DOWNSCALE} if spec.CROP_DOWNSCALE != "bilinear" else {})},
                      sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(root) / "features" / f"{cfg['weights']}-{cfg['input_size']}-b{cfg['freeze_until']}-{digest}.npz"
