@@ -4,6 +4,7 @@ tfjs-backend-wasm, labels a face-centred portrait like the SCUT-FBP5500 photos."
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,11 +54,26 @@ def test_label_a_face_centred_portrait(tmp_path, einstein):
     photo.crop((left, top, left + int(round(w)), top + int(round(w)))).save(tmp_path / "Images" / "e.png")
     (tmp_path / "train.txt").write_text("e.png 3.0\n")
     (tmp_path / "measure.json").write_text(json.dumps({"faceapi_offset_crop_units": [0.0, 0.0]}))
-    out = P.main(["label", "--scut", str(tmp_path), "--out", str(tmp_path / "pl.npz"), "--faceapi",
-                  "--measure", str(tmp_path / "measure.json"), "--passes", "2"])
+    argv = ["label", "--scut", str(tmp_path), "--out", str(tmp_path / "pl.npz"), "--faceapi",
+            "--measure", str(tmp_path / "measure.json"), "--passes", "2"]
+    out = P.main(argv)
     with np.load(out) as z:
         assert z["names"].tolist() == ["e.png"] and z["teachers"].tolist() == ["faceapi"]
+        assert str(z["command"]) == "pseudo_labels.py " + " ".join(argv)
+        assert np.isnan(z["disagreement"]).all()  # one teacher: no disagreement (not 0)
         assert Path(str(z["root"])) == tmp_path.resolve()
         points = z["points"][0].astype(np.float64)
     truth = einstein - np.array([left, top])
     assert nme_per_face(points[None], truth[None], "68")[0] < PSEUDO_NME_MAX
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--faceapi"], "error: --faceapi needs --measure FILE (pseudo_labels.py measure --out FILE: face-api's offset)"),
+    ([], "error: label: give --model RUN and/or --faceapi (with --measure FILE)"),
+])
+def test_label_usage_errors_are_one_line(tmp_path, args, message):
+    """Through facepack.cli.run_cli, before anything is loaded: one line, exit status 2."""
+    proc = subprocess.run([sys.executable, str(ROOT / "training" / "pseudo_labels.py"), "label", "--scut",
+                           str(tmp_path), "--out", str(tmp_path / "pl.npz"), *args],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [message], proc.stderr

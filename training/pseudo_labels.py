@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -67,9 +68,10 @@ def nme(units, true_units, squares) -> dict:
 
 
 def measure(args) -> dict:
+    from facepack.data.keypoints import load_keypoints, split_indices  # before Keras
+
     import keras
 
-    from facepack.data.keypoints import load_keypoints, split_indices
     from train_keypoints_lite import clean_crops, einstein_data
 
     data = load_keypoints(args.data)
@@ -119,11 +121,21 @@ def crops_for_squares(data, squares: np.ndarray, size: int) -> np.ndarray:
 def label(args) -> Path:
     """Pseudo-label the SCUT faces: pass 1 on the whole (face-centred) photo, then passes on the
     spec crop of the previous pass's points; teachers averaged where both are given (face-api
-    only in the last pass when a model is given: it is the slow one)."""
+    only in the last pass when a model is given: it is the slow one).
+
+    The .npz: root, names, points (N, 68, 2) image px, disagreement (N,) NME between the two
+    teachers in the last pass (NaN with one teacher), teachers, faceapi_offset, model, command."""
+    if args.faceapi and not args.measure:
+        raise ValueError("--faceapi needs --measure FILE (pseudo_labels.py measure --out FILE: face-api's offset)")
+    if not args.model and not args.faceapi:
+        raise ValueError("label: give --model RUN and/or --faceapi (with --measure FILE)")
+    if args.passes < 1:
+        raise ValueError(f"--passes must be >= 1, got {args.passes}")
+    from facepack.data.keypoints import KeypointData  # before Keras
+
     import keras
     from PIL import Image
 
-    from facepack.data.keypoints import KeypointData
     from facepack.data.tfdata import crop_square_for_points
 
     root = Path(args.scut)
@@ -143,28 +155,32 @@ def label(args) -> Path:
         from facepack.runs import load_run
 
         model, _ = load_run(args.model, keras)
-    if model is None and offset is None:
-        raise ValueError("label: give --model RUN and/or --faceapi (with --measure FILE)")
     for step in range(args.passes):
-        teachers = []
+        teachers = {}
         if offset is not None and (model is None or step == args.passes - 1):  # face-api is the slow one
-            teachers.append(faceapi_units(crops_for_squares(data, squares, TEACHER_SIZE)) + offset)
+            teachers["faceapi"] = faceapi_units(crops_for_squares(data, squares, TEACHER_SIZE)) + offset
         if model is not None:
-            teachers.append(model_units(model, crops_for_squares(data, squares, int(model.input_shape[1]))))
-        units = np.mean(teachers, axis=0)
+            teachers["model"] = model_units(model, crops_for_squares(data, squares, int(model.input_shape[1])))
+        units = np.mean(list(teachers.values()), axis=0)
         points = squares[:, None, :2] + units * squares[:, None, 2:3]
-        spread = (np.linalg.norm((teachers[0] - teachers[-1]) * squares[:, None, 2:3], axis=-1).mean(1)
-                  / np.linalg.norm(points[:, 36] - points[:, 45], axis=-1))
+        if len(teachers) == 2:
+            spread = (np.linalg.norm((teachers["faceapi"] - teachers["model"]) * squares[:, None, 2:3], axis=-1).mean(1)
+                      / np.linalg.norm(points[:, 36] - points[:, 45], axis=-1))
+            agree = f"teachers' disagreement NME median {np.median(spread):.4f}"
+        else:  # one teacher: nothing to disagree with (train_keypoints_lite.py refuses to filter on it)
+            spread = np.full(len(names), np.nan)
+            agree = f"one teacher ({next(iter(teachers))})"
         new = np.array([crop_square_for_points(p) for p in points])
         moved = np.abs(squares - new).max(1) / new[:, 2]  # fraction of the side
         squares = new
-        print(f"pass {step + 1}: teachers' disagreement NME median {np.median(spread):.4f}, square moved "
+        print(f"pass {step + 1}: {agree}, square moved "
               f"median {np.median(moved):.3f} / 95 % {np.quantile(moved, 0.95):.3f} / max {moved.max():.3f} of its side",
               flush=True)
     out = Path(args.out)
     np.savez(out, root=str(root.resolve()), names=np.array(names), points=points.astype(np.float32), disagreement=spread.astype(np.float32),
              teachers=np.array([t for t, on in (("faceapi", offset is not None), ("model", model is not None)) if on]),
-             faceapi_offset=np.zeros(2) if offset is None else offset, model=str(args.model))
+             faceapi_offset=np.zeros(2) if offset is None else offset, model=str(args.model),
+             command=getattr(args, "command", ""))
     print(f"pseudo labels: {len(names)} faces -> {out}")
     return out
 
@@ -187,6 +203,7 @@ def main(argv=None):
     lab.add_argument("--passes", type=int, default=2)
     lab.add_argument("--limit", type=int, default=0)
     args = p.parse_args(argv)
+    args.command = shlex.join(["pseudo_labels.py", *(sys.argv[1:] if argv is None else argv)])
     sys.path.insert(0, str(REPO / "training"))
     if args.cmd == "measure":
         return measure(args)
@@ -194,4 +211,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from facepack.cli import run_cli
+
+    sys.exit(run_cli(main))

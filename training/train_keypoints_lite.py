@@ -75,7 +75,8 @@ DEFAULTS = {
     # loss weight of a pseudo-labelled face (human labels: 1). Measured (from block 5, 4 x 8): held-out
     # NME 0.0552 -> 0.0520, Einstein 0.083 -> 0.077 with the pseudo labels
     "pseudo_weight": 0.5,
-    "pseudo_max_disagreement": 0.10,  # leave out faces whose teachers disagree by more (NME)
+    # leave out faces whose two teachers disagree by more (NME); a one-teacher file needs "inf" (keep all)
+    "pseudo_max_disagreement": 0.10,
 }
 
 
@@ -107,6 +108,8 @@ def check_config(cfg: dict) -> dict:
                          f"{cfg['freeze_until']} and {cfg['last_block']}")
     if cfg["copies"] < 1 or cfg["epochs"] < 1:
         raise ValueError(f"--copies and --epochs must be >= 1, got {cfg['copies']} and {cfg['epochs']}")
+    if cfg["stop_after"] is not None and cfg["stop_after"] < 1:
+        raise ValueError(f"--stop-after must be >= 1 (epochs), got {cfg['stop_after']}")
     return cfg
 
 
@@ -188,9 +191,10 @@ def nme_of(model, images, units, squares, fmt: str = "68") -> dict:
 # Train
 # ---------------------------------------------------------------------------------------------
 def train(cfg: dict) -> Path:
+    from facepack import training  # before Keras (run_cli has installed facepack.tfquiet)
+
     import keras
 
-    from facepack import training
     from facepack.data.keypoints import keypoint_fingerprint, load_keypoints, split_indices
     from facepack.data.kp_augment import context_crops
     from facepack.models.common import copy_weights_by_name
@@ -212,16 +216,16 @@ def train(cfg: dict) -> Path:
     t0 = time.perf_counter()
     ctx_images, ctx_targets = context_crops(data, train_idx, size)
     weights = np.ones(len(train_idx), np.float32)
-    n_pseudo = 0
+    n_pseudo, pseudo_info = 0, None
     if cfg["pseudo"]:
-        pdata, keep = pseudo_data(cfg["pseudo"], cfg["pseudo_max_disagreement"])
+        pdata, keep, pseudo_info = pseudo_data(cfg["pseudo"], cfg["pseudo_max_disagreement"])
         p_images, p_targets = context_crops(pdata, keep, size)
         n_pseudo = len(keep)
         ctx_images = np.concatenate([ctx_images, p_images])
         ctx_targets = np.concatenate([ctx_targets, p_targets])
         weights = np.concatenate([weights, np.full(n_pseudo, cfg["pseudo_weight"], np.float32)])
-        print(f"pseudo labels: {n_pseudo} of {len(pdata.images)} faces (teachers within NME "
-              f"{cfg['pseudo_max_disagreement']}), weight {cfg['pseudo_weight']}", flush=True)
+        print(f"pseudo labels: {n_pseudo} of {len(pdata.images)} faces (teachers {', '.join(pseudo_info['teachers'])}; "
+              f"within NME {cfg['pseudo_max_disagreement']}), weight {cfg['pseudo_weight']}", flush=True)
     n = len(ctx_images)
     feat_shape = tuple(extractor.output.shape[1:])
     maps = np.zeros((cfg["copies"] * n, *feat_shape), np.float16)
@@ -237,7 +241,7 @@ def train(cfg: dict) -> Path:
     val_maps = features(extractor, val[0])
 
     top = build_lite_keypoint_model(keras, 68, size, cfg["last_block"], cfg["head_filters"], start_block=cfg["freeze_until"])
-    copy_weights_by_name_partial(full, top)
+    copy_weights_by_name(full, top, skip_missing=True)
     # Start from the mean shape (bias) with a small kernel: the first epochs refine, not find, the face.
     dense = top.get_layer("points")
     kernel, _ = dense.get_weights()
@@ -251,10 +255,11 @@ def train(cfg: dict) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     hist = top.fit(maps, targets.reshape(len(targets), -1), sample_weight=np.tile(weights, cfg["copies"]),
-                   batch_size=cfg["batch_size"], epochs=min(cfg["epochs"], cfg["stop_after"] or cfg["epochs"]),
+                   batch_size=cfg["batch_size"],
+                   epochs=cfg["epochs"] if cfg["stop_after"] is None else min(cfg["epochs"], cfg["stop_after"]),
                    validation_data=(val_maps, val[1].reshape(len(val[1]), -1).astype(np.float32)),
                    shuffle=True, verbose=2,
-                   # the top's weights after every epoch (a stopped run's best so far: top.weights.h5)
+                   # the top's weights after every epoch (an interrupted run's latest epoch: top.weights.h5)
                    callbacks=[keras.callbacks.ModelCheckpoint(str(run_dir / "top.weights.h5"), save_weights_only=True)])
     train_seconds = time.perf_counter() - t0
 
@@ -278,7 +283,8 @@ def train(cfg: dict) -> Path:
                           f"stem + blocks < {cfg['freeze_until']} frozen",
             "dataset": {"name": data.name, "path": str(data.root), "train": len(train_idx), "validation": len(val_idx),
                         "fingerprint": keypoint_fingerprint(data, list(train_idx) + list(val_idx)), "synthetic": False,
-                        "val_split": cfg["val_split"], "pseudo_labelled": n_pseudo},
+                        "val_split": cfg["val_split"], "pseudo_labelled": n_pseudo,
+                        "pseudo": pseudo_info},
             "metrics": metrics, "args": cfg, "history": history, "train_seconds": train_seconds,
             "total_seconds": time.perf_counter() - t_start, "versions": training.versions()}
     (run_dir / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
@@ -288,29 +294,35 @@ def train(cfg: dict) -> Path:
 
 
 def pseudo_data(path, max_disagreement: float):
-    """(KeypointData of the pseudo-labelled faces, rows whose teachers agree within max_disagreement)."""
+    """The pseudo-labelled faces of training/pseudo_labels.py label's .npz: (KeypointData, rows
+    whose two teachers agree within ``max_disagreement`` (NME), what the file says of its labelling:
+    dict file, teachers, model, command, kept, faces, max_disagreement - for run.json).
+
+    A file labelled by one teacher has no disagreement (NaN; older files: 0 with one teacher
+    listed): only ``max_disagreement`` inf (keep every face) is accepted for it, else ValueError."""
     from facepack.data.keypoints import KeypointData
 
     with np.load(path) as z:
         root = Path(str(z["root"]))
-        names, points, spread = list(z["names"]), z["points"].astype(np.float32), z["disagreement"]
+        names, points = list(z["names"]), z["points"].astype(np.float32)
+        spread = z["disagreement"]  # float32 (a python float limit compares in float32)
+        teachers = [str(t) for t in z["teachers"]] if "teachers" in z else []
+        model = str(z["model"]) if "model" in z else None
+        command = str(z["command"]) if "command" in z else None
+    if len(teachers) == 1:
+        spread = np.full(len(names), np.nan, np.float32)
+    if np.isnan(spread).any() and max_disagreement != float("inf"):
+        raise ValueError(f"--pseudo: {path} was labelled by one teacher ({', '.join(teachers) or 'unknown'}), so its "
+                         f"faces cannot be filtered by --pseudo-max-disagreement {max_disagreement}: give "
+                         "--pseudo-max-disagreement inf to keep them all, or label with --model and --faceapi")
     data = KeypointData(images=[root / "Images" / str(n) for n in names], points=points, format="68",
                         synthetic=False, root=root, name=f"pseudo labels {Path(path).name}")
-    keep = np.flatnonzero(spread <= max_disagreement)
+    keep = np.arange(len(names)) if max_disagreement == float("inf") else np.flatnonzero(spread <= max_disagreement)
     if keep.size == 0:
         raise ValueError(f"--pseudo: no face of {path} within --pseudo-max-disagreement {max_disagreement}")
-    return data, keep
-
-
-def copy_weights_by_name_partial(src, dst) -> int:
-    """Weights of every layer of ``dst`` that ``src`` has too (the top model's pretrained blocks)."""
-    layers = {layer.name: layer for layer in src.layers}
-    count = 0
-    for layer in dst.layers:
-        if layer.name in layers and layer.get_weights():
-            layer.set_weights(layers[layer.name].get_weights())
-            count += 1
-    return count
+    info = {"file": str(path), "teachers": teachers, "model": model, "command": command, "kept": int(keep.size),
+            "faces": len(names), "max_disagreement": None if max_disagreement == float("inf") else max_disagreement}
+    return data, keep, info
 
 
 def main(argv=None) -> Path:
@@ -318,4 +330,6 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from facepack.cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -47,14 +47,18 @@ def input_norm(keras, x, mode: str):
     return y
 
 
-def copy_weights_by_name(src, dst) -> int:
+def copy_weights_by_name(src, dst, skip_missing: bool = False) -> int:
     """Copy weights layer by layer (matched by name) from ``src`` to ``dst``; returns the count.
 
-    Raises ValueError naming the first layer that is missing or whose shapes differ.
+    skip_missing: layers of ``src`` that ``dst`` lacks are left out (``dst`` is a part of ``src``,
+    e.g. the top of a model trained on cached features) instead of an error.
+    Raises ValueError naming the first layer that is missing (unless skip_missing) or whose shapes differ.
     """
     copied = 0
     dst_layers = {layer.name: layer for layer in dst.layers}
     for layer in src.layers:
+        if skip_missing and layer.name not in dst_layers:
+            continue
         weights = layer.get_weights()
         if not weights:
             continue

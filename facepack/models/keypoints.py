@@ -147,7 +147,6 @@ def build_lite_keypoint_model(keras, num_points: int = 68, input_size: int = spe
 
     if num_points not in (15, 68):
         raise ValueError(f"--format must give 15 or 68 points, got {num_points!r}")
-    L = keras.layers
     if start_block is None:
         inputs = keras.Input((input_size, input_size, 3), name="image")
         y = lite_stem(keras, input_norm(keras, inputs, LITE_NORMALIZATION))
@@ -161,7 +160,6 @@ def build_lite_keypoint_model(keras, num_points: int = 68, input_size: int = spe
         inputs = keras.Input((side, side, blocks[start_block]["in"]), name="features")
         y = lite_block_layers(keras, inputs, start_block, last_block)
         name = f"keypoints{num_points}_{LITE_BACKBONE}_top{start_block}"
-    del L
     return keras.Model(inputs, keypoint_head(keras, y, num_points, head_filters), name=name)
 
 
