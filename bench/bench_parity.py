@@ -338,6 +338,12 @@ def explained(err: dict, key: str) -> bool:
             and (value >= goal if op == ">=" else value <= goal))
 
 
+def within_cascade_floor(rel) -> bool:
+    """Whether a relative error (|Δ| / face side; None: not measured) is within BOX_CASCADE_REL_TOL
+    (an exact 0.0 is within: review #8)."""
+    return rel is not None and rel <= BOX_CASCADE_REL_TOL
+
+
 def summarize(records: list[dict], target: str) -> dict:
     """Worst value per quantity (and its photo) and how many photos meet the target, per size group."""
     groups = {"all": [r for r in records if target in r["errors"]],
@@ -358,8 +364,8 @@ def summarize(records: list[dict], target: str) -> dict:
             if key in DOWNSTREAM:  # within end to end, or on the same box with the boxes within the cascade floor
                 rows[key]["within_or_same_box"] = sum(1 for v, r in vals if ok(v) or explained(r["errors"][target], key))
             if key == "landmark_px":  # O-Net's landmarks move with its box: within, or within the cascade floor
-                rows[key]["within_or_same_box"] = sum(1 for v, r in vals if ok(v) or (r["errors"][target].get("landmark_rel")
-                                                                                 or float("inf")) <= BOX_CASCADE_REL_TOL)
+                rows[key]["within_or_same_box"] = sum(1 for v, r in vals if ok(v) or within_cascade_floor(
+                    r["errors"][target].get("landmark_rel")))
         out[group] = {"photos": len(recs), "rows": rows}
     return out
 

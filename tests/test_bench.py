@@ -192,3 +192,16 @@ def test_peer_missing_names_the_install_command(monkeypatch, tmp_path):
 def test_ensure_bundle_rejects_an_unknown_precision():
     with pytest.raises(ValueError, match="--quantize must be one of"):
         common.ensure_bundle("int4")
+
+
+def test_parity_summary_counts_an_exact_landmark_match_within_the_cascade_floor():
+    """bench_parity.summarize: landmarks off target in px but 0.0 of the face side apart (the same
+    landmarks on a slightly different box) count as within the cascade floor; not measured does not."""
+    import bench_parity as bp
+
+    errs = [{"landmark_px": 0.5, "landmark_rel": 0.0}, {"landmark_px": 0.5, "landmark_rel": None},
+            {"landmark_px": 0.05}, {"landmark_px": 0.5, "landmark_rel": 2 * bp.BOX_CASCADE_REL_TOL}]
+    recs = [{"errors": {"node-wasm": e}, "big": False,
+             "desc": {"index": i, "width": 640, "height": 480, "faces_pasted": 1}} for i, e in enumerate(errs)]
+    row = bp.summarize(recs, "node-wasm")["all"]["rows"]["landmark_px"]
+    assert (row["n"], row["within"], row["within_or_same_box"]) == (4, 1, 2)
