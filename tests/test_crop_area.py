@@ -63,14 +63,19 @@ def test_area_crop_moves_step_times_less_than_bilinear_with_the_square():
     assert np.abs(bil[1] - bil[0]).max() >= BILINEAR_SHIFT_MIN_GREY, np.abs(bil[1] - bil[0]).max()
 
 
+# Squares of side crop size + these (pixels) straddle the bilinear/area switch (step 1).
+STEP_ONE_SIDE_OFFSETS = (1e-9, 0.0, -1e-9)
+
+
 def test_area_crops_js_equal_python_on_cpu_and_wasm():
     """Downscaled 10x, 1.5x and just over 1x, partly and wholly outside the photo, an upscaled
-    square (bilinear) in the same batch, non-integer pixel values; cpu and wasm (pure JS: the
+    square (bilinear) in the same batch, squares of side 48 +- 1e-9 across the border, non-integer pixel values; cpu and wasm (pure JS: the
     backend only holds the photo)."""
     rng = np.random.default_rng(11)
     img = (rng.integers(0, 256, (230, 310, 3)) + rng.random((230, 310, 3)) * 0.5).astype(np.float32)
     squares = [[3.25, 1.5, 240.7], [100.3, 50.7, 72.2], [-40.5, 150.25, 90.0], [290.0, -20.0, 48.0001],
-               [-190.0, -180.0, 60.0], [57.123456789, 88.5, 20.0], [0.0, 0.0, 310.0]]
+               [-190.0, -180.0, 60.0], [57.123456789, 88.5, 20.0], [0.0, 0.0, 310.0],
+               *([-10.5, 200.25, 48.0 + d] for d in STEP_ONE_SIDE_OFFSETS)]
     size = 48
     sp = spec.spec_dict()
     sp["crop"]["downscale"] = "area"
@@ -79,7 +84,10 @@ def test_area_crops_js_equal_python_on_cpu_and_wasm():
                                      "image": {"data": img.ravel().tolist(), "shape": list(img.shape)}})
     assert [r["backend"] for r in out["results"]] == ["cpu", "wasm"]
     want = ["area" if crop.uses_area(s, size, "area") else "bilinear" for s in squares]
-    assert want.count("bilinear") == 1
+    # the switch at step 1 across the photo's border (where area and bilinear differ): JS takes
+    # Python's branch from the same float64 test, side / size > 1 (review #14)
+    assert want == ["area"] * 5 + ["bilinear", "area", "area", "bilinear", "bilinear"]
+    assert np.abs(ref[7] - ref[8]).max() > 1.0  # so the branch shows in the crop: at the border they differ
     for r in out["results"]:
         assert r["samplers"] == want
         got = np.asarray(r["crops"]["data"], dtype=np.float32).reshape(r["crops"]["shape"])
