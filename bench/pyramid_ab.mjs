@@ -2,24 +2,38 @@
  * The P-Net pyramid's AREA resize, this tree's static/facepack/ops/area_resize.js against another
  * copy's (e.g. the one `bench_speed_peers.py --before REF` unpacks under bench/results/before-REF/),
  * on generated photos of the detector's sizes: process-CPU ms of a whole pyramid (the default
- * pyramid from spec.MTCNN min_face_size_px 30, scale factor 0.709, levels of >= 11 px as P-Net
- * takes them), fastest of `repeat`, and how many output values differ in any bit (issue 14).
+ * pyramid: min face size, scale factor, min size and normalisation offset read from
+ * facepack/spec.py:spec_dict()["mtcnn"] through options.js:detectorParams, as the page's detector
+ * takes them; levels of >= 11 px, what the shipped P-Net accepts), fastest of `repeat`, and how
+ * many output values differ in any bit (issue 14).
  *
  *   node bench/pyramid_ab.mjs OTHER/area_resize.js [repeat=10]
  *
  * Prints one JSON line per photo size: {size, levels, before_cpu_ms, after_cpu_ms, ratio, values, differing}.
- * The pyramid's numbers are passed here (not read from a manifest): they only choose the levels timed.
+ * The spec is read with the repository's Python ($PYTHON, else .venv/bin/python, else python3), so the
+ * levels timed follow facepack/spec.py (not a possibly older manifest).
  */
-import { pathToFileURL } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { AreaResizer } from '../static/facepack/ops/area_resize.js';
 import { buildScalePyramid, scaledShape } from '../static/facepack/ops/boxes.js';
+import { detectorParams } from '../static/facepack/options.js';
 
 const [other, repeatArg] = process.argv.slice(2);
 if (!other) throw new Error('usage: node bench/pyramid_ab.mjs OTHER/area_resize.js [repeat]');
 const { AreaResizer: Before } = await import(pathToFileURL(other).href);
 const repeat = Number(repeatArg ?? 10);
-const PYRAMID = { minFaceSize: 30, scaleFactor: 0.709, minSize: 12, minLevel: 11, offset: 127.5 };
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const venv = `${ROOT}.venv/bin/python`;
+const python = process.env.PYTHON ?? (existsSync(venv) ? venv : 'python3');
+const spec = JSON.parse(execFileSync(python, ['-c', 'import json; from facepack import spec; print(json.dumps(spec.spec_dict()))'],
+  { cwd: ROOT, encoding: 'utf8' }));
+const params = detectorParams(spec, spec.mtcnn.min_face_size_px);
+const P_NET_MIN_LEVEL = 11; // the smallest level side the shipped P-Net accepts (mtcnn.js:pnetAccepts)
+const PYRAMID = { minFaceSize: params.minFaceSize, scaleFactor: params.scaleFactor, minSize: params.minSize,
+  minLevel: P_NET_MIN_LEVEL, offset: params.normalizeOffset };
 const SIZES = [[512, 512], [1024, 817], [720, 1280], [996, 1280]];
 
 function pyramid(Resizer, data, h, w) {

@@ -49,3 +49,26 @@ def test_levels_are_the_same_bits_however_asked_for(pyramid):
     out, _ = pyramid
     assert (out["unplannedDiffer"], out["reverseDiffer"], out["againDiffer"]) == (0, 0, 0)
 
+
+
+# Whole pyramids (the spec's scale factor and P-Net size, from the package-compatible 20 px) of
+# generated photos: 13x40, 230x397, 517x389; 1 and 3 channels; uint8 and non-integer float32;
+# offsets 0 and the spec's 127.5. Measured: 24 pyramids, 136 levels (104 by the sweep), 3.35 M
+# values, 0 differing.
+REF_SIZES = [[13, 40], [230, 397], [517, 389]]
+REF_MIN_LEVELS, REF_MIN_SWEPT = 130, 100
+P_NET_MIN_LEVEL = 11  # the smallest level side the shipped P-Net accepts (mtcnn.js:pnetAccepts)
+
+
+def test_sweep_equals_the_previous_table_version():
+    """The one-sweep pyramid (ops/area_resize.js since 0466c5e..) adds the same float64 terms in the
+    same order as the previous [h + 1, w * c] prefix table (tests/js/ref/area_resize_0466c5e.js,
+    kept verbatim): every level the same bits."""
+    m = spec.MTCNN
+    out = run_node("area_resize_ref.mjs", {
+        "sizes": REF_SIZES, "channels": [1, 3], "offsets": [0, m["normalize"]["offset"]], "dtypes": ["float32", "uint8"],
+        "minFaceSize": spec.MTCNN_PRESETS["packageCompatible"]["min_face_size_px"], "scaleFactor": m["scale_factor"],
+        "minSize": m["min_size_px"], "minLevel": P_NET_MIN_LEVEL}, timeout=120)
+    assert out["pyramids"] == len(REF_SIZES) * 8
+    assert out["levels"] >= REF_MIN_LEVELS and out["swept"] >= REF_MIN_SWEPT, out
+    assert out["differing"] == 0, out

@@ -151,8 +151,10 @@ function columnsOfRow(row, rowAt, taps, out, y, outW, c, offset) {
  * Both ways give the kernel's weights and differ only in float64 rounding (|P| <= 255 * h, so
  * ~1e-11 grey levels), far below the float32 output's resolution. The sweep adds the same terms
  * in the same order as a prefix table would (P[i + 1] = P[i] + (row i - offset)), so its output is
- * the previous table version's bit for bit (tests/test_mtcnn_pyramid.py; against
- * tf.image.resize: tests/test_js_ops.py). Measured: bench/README.md (issue 14).
+ * the previous table version's bit for bit (tests/test_mtcnn_pyramid.py:
+ * test_sweep_equals_the_previous_table_version, against that version kept in
+ * tests/js/ref/area_resize_0466c5e.js; against tf.image.resize: tests/test_js_ops.py).
+ * Measured: bench/README.md (issue 14).
  */
 export class AreaResizer {
   /**
