@@ -194,10 +194,26 @@ def test_quantized_sizes_and_bounded_changes(quantized, q):
     assert p["max_abs_diff"] > full["parity"]["max_abs_diff"]  # quantisation does change outputs
 
 
+# Quantise only tensors of >= this many values: every beauty_features conv of >= 153,600 (mobilenet_v2@64:
+# the largest is 409,600), no beauty_head tensor (its largest, the Dense kernel, has 129,280), so the
+# head stays float32 and gets the "quantize changed nothing" note while the features do not.
+HEAD_STAYS_FLOAT32_MIN_ELEMENTS = 150_000
+
+
 def test_quantized_beauty_score_change_is_checked(untrained_runs, tmp_path, monkeypatch):
+    from facepack.export import tfjs_io
+
+    monkeypatch.setattr(tfjs_io, "QUANT_MIN_ELEMENTS", HEAD_STAYS_FLOAT32_MIN_ELEMENTS)
     m = build_bundle(tmp_path / "ok", beauty_run=untrained_runs["beauty"], models=["beauty"], quantize="uint8", log=None)
     p = m["models"]["beauty_head"]["parity"]
     assert p["score_change_points"] <= p["score_tolerance_points"] == bundle_mod.SCORE_TOL_POINTS["uint8"]
+    # Each entry's notes are its own (the pair's came from one list: the head's note showed in both).
+    from facepack.export.tfjs_io import unquantised_note
+
+    assert {name: e["precision"] for name, e in m["models"].items()} == {"beauty_features": "uint8",
+                                                                        "beauty_head": "float32"}
+    assert unquantised_note("uint8") in m["models"]["beauty_head"]["bridge_notes"]
+    assert unquantised_note("uint8") not in m["models"]["beauty_features"]["bridge_notes"]
     monkeypatch.setitem(bundle_mod.SCORE_TOL_POINTS, "uint8", -1.0)
     with pytest.raises(ParityError, match=r"beauty model \(uint8\): the exported expected score differs"):
         build_bundle(tmp_path / "bad", beauty_run=untrained_runs["beauty"], models=["beauty"], quantize="uint8", log=None)

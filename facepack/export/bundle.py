@@ -94,7 +94,7 @@ def export_one(item: sources.Export, root: Path, quantize: str, log=print, loade
         shutil.rmtree(folder)
     if item.format == "graph-model":
         _, notes = save_graph_model(item.keras3, folder, quantize)
-        item.meta.setdefault("bridge_notes", []).extend(notes)
+        item.meta["bridge_notes"] = [*item.meta.get("bridge_notes", []), *notes]  # a new list: never shared
         got = _graph_outputs_in_node(root, item)
     else:
         save_layers_model(item.model, folder, quantize)
@@ -104,7 +104,7 @@ def export_one(item: sources.Export, root: Path, quantize: str, log=print, loade
         got = predict_list(loaded, item.probe)
     precision = written_precision(folder, quantize)  # float32 when no tensor was big enough to quantise
     if quantize != "none" and precision == "float32":
-        item.meta.setdefault("bridge_notes", []).append(unquantised_note(quantize))
+        item.meta["bridge_notes"] = [*item.meta.get("bridge_notes", []), unquantised_note(quantize)]
     check = parity(item.reference(item.probe), got, precision, item.name)
     files = file_entries(root, folder)
     model = item.model if item.model is not None else item.keras3

@@ -119,14 +119,15 @@ def beauty_exports(run_dir: Path) -> list[Export]:
     size = int(model3.input_shape[1])
     probe = image_probe(size, size)
     fmap_probe = predict_list(feat3, probe)[0]
-    common = {"backbone": info.get("backbone"), "run": run_meta(run_dir, info), "bridge_notes": notes}
+    common = {"backbone": info.get("backbone"), "run": run_meta(run_dir, info)}  # bridge_notes: a list each
     return [
         Export("beauty_features", feat2, lambda x: predict_list(feat3, x), probe,
                f"{PROBE_BATCH} seeded raw RGB images {size}x{size}", output_names=["feature_map"],
-               meta={**common, "role": "beauty.features", "input_size": size}),
+               meta={**common, "role": "beauty.features", "input_size": size, "bridge_notes": list(notes)}),
         Export("beauty_head", head2, lambda x: predict_list(head3, x), fmap_probe,
                "the Keras feature maps of the beauty_features probe", output_names=["probs"],
-               meta={**common, "role": "beauty.head", "input_size": size, "bins": spec.BEAUTY["bins"]}),
+               meta={**common, "role": "beauty.head", "input_size": size, "bins": spec.BEAUTY["bins"],
+                     "bridge_notes": list(notes)}),
     ]
 
 
