@@ -199,15 +199,25 @@ def test_recorded_data_found_under_facepack_data_or_the_origin_checkout(tmp_path
 
 
 @pytest.mark.parametrize("url,found", [("{origin}", True), ("file://{origin}", True), ("{origin}/.git", True),
-                                       ("https://github.com/x/facepack.git", False), ("git@host:x/facepack", False)])
-def test_origin_checkout_reads_the_clone_source(tmp_path, url, found):
+                                       ("../main", True), ("https://github.com/x/facepack.git", False),
+                                       ("git@host:x/facepack", False), ("include", True)])
+def test_origin_checkout_reads_the_clone_source(tmp_path, url, found, monkeypatch):
+    """Through `git config` (a real repository; "include": the URL set in an included file)."""
+    import subprocess
+
     from training.evaluate import origin_checkout
 
-    origin = tmp_path / "main"
-    (origin / ".git").mkdir(parents=True)
-    clone = tmp_path / "clone"
-    (clone / ".git").mkdir(parents=True)
-    (clone / ".git" / "config").write_text('[core]\n\tbare = false\n[remote "origin"]\n'
-                                           f'\turl = {url.format(origin=origin)}\n\tfetch = +refs/heads/*\n')
+    origin, clone = tmp_path / "main", tmp_path / "clone"
+    origin.mkdir()
+    clone.mkdir()
+    git = lambda *a: subprocess.run(["git", "-C", str(clone), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    if url == "include":  # a hand-written .git/config reader misses this
+        (tmp_path / "extra.cfg").write_text(f'[remote "origin"]\n\turl = {origin}\n')
+        git("config", "include.path", str(tmp_path / "extra.cfg"))
+    else:
+        git("remote", "add", "origin", url.format(origin=origin))
     assert origin_checkout(clone) == (origin if found else None)
     assert origin_checkout(tmp_path / "no-git") is None
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # no git: quietly None
+    assert origin_checkout(clone) is None

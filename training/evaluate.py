@@ -72,26 +72,30 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+GIT_TIMEOUT_S = 10.0  # seconds for `git config` (a local file read; more means something is wrong)
+
+
 def origin_checkout(project_root: Path) -> Path | None:
-    """The local folder ``project_root`` was cloned from (its git remote "origin" is a path or a
-    file:// URL of an existing folder), else None. Read from .git/config (git itself not needed)."""
-    config = Path(project_root) / ".git" / "config"
-    if not config.is_file():
+    """The local folder ``project_root`` was cloned from (its git remote "origin", as
+    ``git config --get remote.origin.url`` gives it with includes, is a path or a file:// URL of an
+    existing folder), else None: also when ``project_root`` has no .git (folder or file) or git is
+    missing, fails or takes over GIT_TIMEOUT_S."""
+    import subprocess
+
+    root = Path(project_root)
+    if not (root / ".git").exists():  # else git would answer for an enclosing repository
         return None
-    section = None
-    for line in config.read_text(errors="replace").splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            section = line
-        elif section == '[remote "origin"]' and line.replace(" ", "").startswith("url="):
-            url = line.split("=", 1)[1].strip()
-            url = url[len("file://"):] if url.startswith("file://") else url
-            if "://" in url or ":" in url.split("/")[0]:  # https://..., git@host:...: not a folder here
-                return None
-            folder = (Path(project_root) / url).resolve() if not Path(url).is_absolute() else Path(url)
-            folder = folder.parent if folder.name == ".git" else folder
-            return folder if folder.is_dir() and folder.resolve() != Path(project_root).resolve() else None
-    return None
+    try:
+        url = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True,
+                             text=True, timeout=GIT_TIMEOUT_S, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    url = url[len("file://"):] if url.startswith("file://") else url
+    if not url or "://" in url or ":" in url.split("/")[0]:  # https://..., git@host:...: not a folder here
+        return None
+    folder = (root / url).resolve() if not Path(url).is_absolute() else Path(url)
+    folder = folder.parent if folder.name == ".git" else folder
+    return folder if folder.is_dir() and folder.resolve() != root.resolve() else None
 
 
 def data_candidates(run_dir: Path, info: dict) -> list[Path]:
