@@ -54,6 +54,7 @@ REGION_FORMATS = ("JPEG", "MPO")  # formats decoded region-wise (and downscaled 
 REGION_MODES = ("L", "RGB", "CMYK")  # JPEG modes whose RGB conversion is per pixel
 WINDOW_MODES = ("L", "RGB")  # JPEG modes whose face regions are decoded alone (CMYK: whole photo)
 WINDOW_MARGIN_PX = 32  # decoded around each face window: 2 iMCUs of 4:2:0 (the upsampler's context)
+AREA_BAND_BYTES = 64 * 2**20  # uint8 photo bytes read at once by an area crop (RegionPhoto._band_reader)
 _BAND_ROWS = 256  # Pillow buffer rows converted at a time when gathering (12000 px wide: 9 MB)
 _DETECT_BAND_ROWS = 96  # detection-image rows per window decode (12000 x 9000: ~900 photo rows, 32 MB)
 
@@ -272,6 +273,25 @@ class RegionPhoto:
         y0, y1 = max(0, y0), min(self.height, y1)
         return self.gather(np.arange(y0, y1), np.arange(x0, x1))
 
+    def _band_reader(self):
+        """read(x0, y0, x1, y1) for crop.area_crop: self.region in bands of AREA_BAND_BYTES of
+        uint8 (at least the rows asked for), each band read once and served to the
+        crop.AREA_BLOCK_ROWS-row blocks under it. area_crop asks for its blocks top to bottom with
+        the same columns, so a square of up to AREA_BAND_BYTES (a 4600-px square) is one window
+        decode, not one per block (review #27: ~40 partial decodes for a face filling a 108 MP
+        photo), and memory stays bounded by AREA_BAND_BYTES plus area_crop's own blocks."""
+        band = {"x": None, "y0": 0, "y1": 0, "pixels": None}
+
+        def read(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+            if band["x"] != (x0, x1) or not band["y0"] <= y0 <= y1 <= band["y1"]:
+                band["pixels"] = None  # the previous band is freed before the next one is read
+                rows = max(y1 - y0, AREA_BAND_BYTES // (3 * max(1, x1 - x0)))
+                stop = min(self.height, y0 + rows)
+                band.update(x=(x0, x1), y0=y0, y1=max(stop, y1), pixels=self.region(x0, y0, x1, max(stop, y1)))
+            return band["pixels"][y0 - band["y0"]:y1 - band["y0"]]
+
+        return read
+
     def preview(self, max_side: int) -> tuple[np.ndarray, float]:
         """(upright uint8 copy whose longer side is at most ``max_side``, its width / decoded width).
 
@@ -324,7 +344,8 @@ class RegionPhoto:
 
     def crop_squares(self, squares, out_size: int, downscale: str | None = None) -> np.ndarray:
         """= crop.crop_squares(decoded photo, squares, out_size, downscale), bit for bit
-        (squares: decoded pixels). Area-sampled squares read only their region (self.region)."""
+        (squares: decoded pixels). Area-sampled squares read only their region, in bands of at
+        most AREA_BAND_BYTES (_band_reader): one window decode for a square up to that size."""
         from facepack.crop import area_crop, check_downscale, tf_crop_boxes, uses_area
 
         squares = list(squares)
@@ -337,7 +358,7 @@ class RegionPhoto:
         with (contextlib.nullcontext() if self._window_decoding else self._loaded()):
             for k, (y1, x1, y2, x2) in enumerate(boxes):
                 if uses_area(squares[k], out_size, mode):
-                    crops[k] = area_crop(self.region, squares[k], out_size, self.height, self.width)
+                    crops[k] = area_crop(self._band_reader(), squares[k], out_size, self.height, self.width)
                     continue
                 ylo, yhi, yl, yok = _crop_taps(y1, y2, self.height, n)
                 xlo, xhi, xl, xok = _crop_taps(x1, x2, self.width, n)

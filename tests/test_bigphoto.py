@@ -150,3 +150,22 @@ def test_small_and_unreadable_files_go_through_load_rgb(tmp_path, fixtures_dir):
     with pytest.raises(ImageDecodeError, match="x.jpg"):
         bigphoto.open_photo(bad)
     assert spec.DETECT_MAX_SIDE_PX < PHOTO_W  # the tests above exercise the detection resize
+
+
+@pytest.mark.parametrize("band_bytes, decodes", [(bigphoto.AREA_BAND_BYTES, 1), (300 * 800 * 3, 3)])
+def test_an_area_crop_decodes_its_square_once_per_band(big_jpeg, region_from_1px, monkeypatch, band_bytes, decodes):
+    """A 760-px square (rows 120..881: 3 of area_crop's 256-row blocks) is one window decode with
+    the default band (was one per block, review #27), and with 300-row bands 3 decodes; the crop
+    equals the full array's bit for bit either way."""
+    monkeypatch.setattr(bigphoto, "AREA_BAND_BYTES", band_bytes)
+    full = load_rgb(big_jpeg)
+    photo = bigphoto.open_photo(big_jpeg)
+    assert photo._window_decoding
+    photo.region(0, 0, 1, 1)  # the file read and checked (its one-off last-pixel decode)
+    calls = []
+    decode = photo._decode_window
+    monkeypatch.setattr(photo, "_decode_window", lambda *a: calls.append(a) or decode(*a))
+    square = (480.3, 120.7, 760.2)
+    got = photo.crop_squares([square], 96, "area")
+    assert len(calls) == decodes, calls
+    np.testing.assert_array_equal(got, crop.crop_squares(full, [square], 96, "area"))
