@@ -102,7 +102,8 @@ def test_keypoints_map_back_to_known_pixels(fmt, astronaut, result):
     dense = keras.layers.Dense(2 * count, name="points")
     model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(inputs)))
     dense.set_weights([np.zeros((3, 2 * count), np.float32), uv.reshape(-1)])
-    const = FacePipeline(keypoint_model=model, keypoint_format=fmt, detector_options=BILINEAR).analyze(astronaut)
+    const_pipe = FacePipeline(keypoint_model=model, keypoint_format=fmt, detector_options=BILINEAR)
+    const = const_pipe.analyze(astronaut, mirror_keypoints=False)
     face = const["faces"][0]
     assert "beauty" not in face and "heatmap" not in face  # no beauty model: stage skipped
     assert face["box"] == result["faces"][0]["box"]
@@ -115,6 +116,13 @@ def test_keypoints_map_back_to_known_pixels(fmt, astronaut, result):
     np.testing.assert_allclose(face["keypoints"], np.stack([x0 + uv[:, 0] * side, y0 + uv[:, 1] * side], 1),
                                atol=1e-4)
     assert const["timings_ms"]["beauty"] == 0 and const["timings_ms"]["keypoints"] > 0
+    # mirror averaging (the default): the constant's mirror image, un-mirrored, averaged with it
+    perm = spec.MIRROR_PERMUTATION[fmt]
+    avg = (uv + np.stack([1.0 - uv[perm, 0], uv[perm, 1]], 1)) / 2
+    mirrored = const_pipe.describe(astronaut, [{"box": b}], mirror_keypoints=True)[0]["keypoints"]
+    np.testing.assert_allclose(mirrored, np.stack([x0 + avg[:, 0] * side, y0 + avg[:, 1] * side], 1), atol=1e-4)
+    assert const_pipe.describe(astronaut, [{"box": b}])[0]["keypoints"] == (
+        mirrored if spec.KEYPOINTS["mirror_average"] else face["keypoints"])
 
 
 # --- Every input kind -----------------------------------------------------------------------
