@@ -55,10 +55,15 @@ for line in sys.stdin.buffer:
 def filtered_stderr(pattern: re.Pattern = NOISE):
     """Within the block, lines written to file descriptor 2 (C++ logs and Python alike) whose text
     matches ``pattern`` (searched in the line's bytes) are dropped; the rest reach the real stderr
-    line by line, in order, from a child process (see the module doc). Without a Python executable
-    to start (an embedded interpreter) or when it cannot start, the block runs unfiltered."""
+    line by line, in order, from a child process (see the module doc). Without fd 2, without a
+    Python executable to start (an embedded interpreter) or when it fails to start, the block runs
+    unfiltered."""
     sys.stderr.flush()
-    real = os.dup(2)
+    try:
+        real = os.dup(2)
+    except OSError:  # no fd 2 (a daemon): nothing to filter
+        yield
+        return
     try:
         if not sys.executable:
             raise OSError("no sys.executable")

@@ -106,3 +106,11 @@ def test_installed_by_the_entry_points_not_by_library_imports():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["library False", "run_cli 7", "predict True False", "evaluate True False",
                                         "to_tfjs True False"]
+
+
+def test_without_fd_2_the_block_runs_unfiltered():
+    """A process started with stderr closed (a daemon): the import must not fail on the filter."""
+    code = ("import os\nfrom facepack.tfquiet import filtered_stderr\nos.close(2)\n"
+            "with filtered_stderr():\n    print('inside', flush=True)\n")
+    proc = _run(code)
+    assert proc.returncode == 0 and proc.stdout == "inside\n"
