@@ -285,7 +285,9 @@ def train(cfg: dict) -> Path:
                         "fingerprint": keypoint_fingerprint(data, list(train_idx) + list(val_idx)), "synthetic": False,
                         "val_split": cfg["val_split"], "pseudo_labelled": n_pseudo,
                         "pseudo": pseudo_info},
-            "metrics": metrics, "args": cfg, "history": history, "train_seconds": train_seconds,
+            "metrics": metrics, "history": history, "train_seconds": train_seconds,
+            # strict JSON (no Infinity): an unbounded --pseudo-max-disagreement is written "inf"
+            "args": {k: "inf" if v == float("inf") else v for k, v in cfg.items()},
             "total_seconds": time.perf_counter() - t_start, "versions": training.versions()}
     (run_dir / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     print(json.dumps(metrics), flush=True)
