@@ -12,7 +12,9 @@ Each test image goes through the reference pipeline with a 15-point keypoint mod
 the face (the most confident one), the keypoint crop follows spec.KEYPOINTS (format "15"), and
 the points come back in image pixels (the same convention as training.csv, read by
 facepack.data.keypoints.load_kaggle15). When no face is detected the whole 96 x 96 image is the
-keypoint square (counted in the printed summary). Locations are clipped to 0..96 (SIDE_PX).
+keypoint square (counted in the printed summary). Keypoints are mirror-averaged as
+spec.KEYPOINTS["mirror_average"] says (the default of predict.py, the page and the bot), the
+no-face fallback included. Locations are clipped to 0..96 (SIDE_PX).
 
     python predict.py --kaggle-test test.csv --kaggle-lookup IdLookupTable.csv --keypoints RUN --out DIR
 """
@@ -94,24 +96,28 @@ def read_lookup(path, image_ids) -> list[tuple[int, int, int]]:
     return rows
 
 
-def predict_points(pipe, images: np.ndarray) -> tuple[np.ndarray, int]:
+def predict_points(pipe, images: np.ndarray, mirror_keypoints: bool | None = None) -> tuple[np.ndarray, int]:
     """(N, 96, 96) grey images -> ((N, 15, 2) points in image pixels, images without a detected face).
 
-    pipe: a facepack.pipeline.FacePipeline with a 15-point keypoint model.
+    pipe: a facepack.pipeline.FacePipeline with a 15-point keypoint model. mirror_keypoints (None:
+    spec.KEYPOINTS["mirror_average"], as FacePipeline.analyze, predict.py and the page): test-time
+    mirror averaging, for detected faces and for the whole-image fallback alike.
     """
-    from facepack import pipeline
+    from facepack import pipeline, spec
 
+    mirror = pipeline._resolve_mirror_keypoints(mirror_keypoints)
+    perm = spec.MIRROR_PERMUTATION["15"] if mirror else None
     points, fallback = [], 0
     whole = [(0.0, 0.0, float(SIDE_PX))]  # the keypoint square when no face is found
     for grey in images:
         rgb = np.repeat(grey[:, :, None], 3, axis=2)
-        faces = pipe.analyze(rgb, max_faces=1)["faces"]
+        faces = pipe.analyze(rgb, max_faces=1, mirror_keypoints=mirror)["faces"]
         if faces:
             points.append(faces[0]["keypoints"])
         else:
             fallback += 1
             crops = pipeline.crop_mod.crop_squares(rgb, whole, pipe.keypoint_size)
-            points.append(pipeline.keypoints(pipe.predictor("keypoints"), crops, whole)[0])
+            points.append(pipeline.keypoints(pipe.predictor("keypoints"), crops, whole, perm)[0])
     return np.asarray(points, dtype=np.float64).reshape(len(images), 15, 2), fallback
 
 

@@ -102,3 +102,28 @@ def test_a_68_point_run_is_refused_before_it_loads(competition, untrained_runs, 
                               "--keypoints", str(untrained_runs["keypoints"]), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "15-point" in capsys.readouterr().err
+
+
+MIRROR_GAP_MIN_PX = 0.01  # an untrained model is not mirror-symmetric: averaging moves its points by more
+
+
+def test_no_face_fallback_is_mirror_averaged_as_the_spec_default(keypoints15):
+    """The whole-image fallback follows spec.KEYPOINTS["mirror_average"] like FacePipeline.analyze."""
+    from facepack import pipeline, spec
+    from facepack.pipeline import FacePipeline
+    from facepack.runs import load_run
+
+    assert spec.KEYPOINTS["mirror_average"] is True  # the shipped default this test pins
+    pipe = FacePipeline(None, load_run(keypoints15)[0], keypoint_format="15")
+    grey = np.full((1, 96, 96), 128, dtype=np.uint8)  # no face: the fallback
+    rgb = np.repeat(grey[0][:, :, None], 3, axis=2)
+    whole = [(0.0, 0.0, float(kaggle.SIDE_PX))]
+    crops = pipeline.crop_mod.crop_squares(rgb, whole, pipe.keypoint_size)
+    mirrored = np.asarray(pipeline.keypoints(pipe.predictor("keypoints"), crops, whole, spec.MIRROR_PERMUTATION["15"])[0])
+    direct = np.asarray(pipeline.keypoints(pipe.predictor("keypoints"), crops, whole)[0])
+    assert np.abs(mirrored - direct).max() > MIRROR_GAP_MIN_PX
+    points, fallback = kaggle.predict_points(pipe, grey)
+    assert fallback == 1
+    np.testing.assert_allclose(points[0], mirrored, atol=1e-9)
+    points_off, _ = kaggle.predict_points(pipe, grey, mirror_keypoints=False)
+    np.testing.assert_allclose(points_off[0], direct, atol=1e-9)
