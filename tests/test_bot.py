@@ -354,3 +354,28 @@ def test_bad_settings_are_named_before_the_token_is_read(argv, flag, monkeypatch
     monkeypatch.delenv(cli.TOKEN_ENV, raising=False)  # the token error must not come first
     with pytest.raises(ValueError, match=flag):
         cli.main(argv)
+
+
+def test_warm_up_traces_the_keypoint_path_analyze_takes(pipe):
+    """warm_up runs the keypoint model as analyze does by default (spec.KEYPOINTS mirror_average:
+    one crop and its mirror, a batch of 2), so the bot's points follow the page and predict.py."""
+    from facepack import spec
+    from facepack.bot.cli import warm_up
+
+    class Recording:
+        def __init__(self, inner):
+            self._inner, self.keypoint_batches = inner, []
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+        def predictor(self, kind):
+            fn = self._inner.predictor(kind)
+            if kind != "keypoints":
+                return fn
+            return lambda x: (self.keypoint_batches.append(len(x)), fn(x))[1]
+
+    assert spec.KEYPOINTS["mirror_average"] is True  # the default this test pins
+    rec = Recording(pipe)
+    warm_up(rec, heatmaps=False)
+    assert rec.keypoint_batches == [2]

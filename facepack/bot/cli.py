@@ -112,7 +112,7 @@ def warm_up(pipe, heatmaps: bool = True) -> float:
     """Trace the compiled models once (before worker threads share them); returns seconds."""
     import numpy as np
 
-    from facepack import pipeline
+    from facepack import pipeline, spec
 
     t0 = time.perf_counter()
     pipe.analyze(np.zeros((64, 64, 3), dtype=np.uint8))  # the detector's first call
@@ -123,8 +123,11 @@ def warm_up(pipe, heatmaps: bool = True) -> float:
             features, head = pipe.gradcam_models()
             pipeline.gradcam(features, head, crops, [(0.0, 0.0, float(pipe.beauty_size))], pipe.gradcam_compiled())
     if pipe.keypoint_model is not None:
+        # the path analyze takes: the spec default (mirror averaging -> a batch of crop + mirror)
+        mirror = pipeline._resolve_mirror_keypoints(None)
+        perm = spec.MIRROR_PERMUTATION[str(pipe.num_points)] if mirror else None
         crops = np.zeros((1, pipe.keypoint_size, pipe.keypoint_size, 3), dtype=np.float32)
-        pipeline.keypoints(pipe.predictor("keypoints"), crops, [(0.0, 0.0, float(pipe.keypoint_size))])
+        pipeline.keypoints(pipe.predictor("keypoints"), crops, [(0.0, 0.0, float(pipe.keypoint_size))], perm)
     return time.perf_counter() - t0
 
 
