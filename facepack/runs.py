@@ -9,7 +9,10 @@ Which model is used when none is named (``choose_run``; convert/to_tfjs.py, scri
 the Python pipeline): the newest run under ``runs/<model>/`` that was trained on real data and
 is not worse than the model shipped in ``models/shipped/<model>/`` on the model's own metric
 (``SELECTION_METRIC``: beauty PC, higher is better; keypoints NME, lower is better), else the
-shipped model. Runs passed over are named with the reason. Without a shipped model the newest
+shipped model. Keypoint NMEs are compared only between runs validated on the same protocol
+(``validation_protocol``: the val split, person or frame, on the same dataset); a run validated
+otherwise is passed over and the shipped model kept, with the reason.
+Runs passed over are named with the reason. Without a shipped model the newest
 run is used, whatever it is. A run is named explicitly with ``resolve_run`` (``--beauty RUN``):
 a run folder or its model.keras, a folder name under ``runs/<model>/``, ``latest`` (the newest
 run, unchecked) or ``shipped``.
@@ -93,11 +96,41 @@ def run_metric(kind: str, info: dict) -> float | None:
     return float(value)
 
 
-def _why_not(kind: str, info: dict, shipped_value: float | None) -> str | None:
-    """Why a run must not replace the shipped model silently (None: it may)."""
+def validation_protocol(kind: str, info: dict) -> tuple[str, str | None] | None:
+    """(val split, dataset name or None) a run's metrics were measured on; None for kinds whose
+    runs all share one protocol (beauty).
+
+    Keypoints: run.json's dataset.val_split, else args.val_split (train_keypoints.py records the
+    resolved "auto" there), else "frame": runs made before --val-split held out random frames
+    (training/train_keypoints.py). "person" holds out whole people; the shipped model's card
+    number is on that split, a frame split's faces come from people trained on.
+    """
+    if kind != "keypoints":
+        return None
+    dataset = info.get("dataset") or {}
+    split = dataset.get("val_split") or (info.get("args") or {}).get("val_split") or "frame"
+    return str(split), dataset.get("name")
+
+
+def _protocol_text(protocol) -> str:
+    split, name = protocol
+    held = "held-out people" if split == "person" else "held-out frames" if split == "frame" else "its own split"
+    return f"a {split} split ({held}" + (f" of {name})" if name else ")")
+
+
+def _why_not(kind: str, info: dict, shipped_value: float | None, shipped_protocol=None) -> str | None:
+    """Why a run must not replace the shipped model silently (None: it may). ``shipped_protocol``:
+    validation_protocol of the shipped run.json (None: not checked)."""
     key, name, higher = SELECTION_METRIC[kind]
     if is_synthetic(info):
         return "trained on synthetic data (run.json synthetic: true)"
+    protocol = validation_protocol(kind, info)
+    if shipped_protocol is not None and protocol is not None:
+        same_split = protocol[0] == shipped_protocol[0]
+        same_data = None in (protocol[1], shipped_protocol[1]) or protocol[1] == shipped_protocol[1]
+        if not (same_split and same_data):
+            return (f"validated on {_protocol_text(protocol)}, the shipped model on {_protocol_text(shipped_protocol)}: "
+                    f"their {name}s are not comparable, the shipped model is kept")
     value = run_metric(kind, info)
     if value is None:
         return f"run.json has no {key} metric to compare with the shipped model"
@@ -118,7 +151,9 @@ def choose_run(kind: str, root: str | os.PathLike | None = None, shipped: bool =
         info = read_run_info(runs[0])
         note = "; trained on synthetic data: its outputs are placeholders" if is_synthetic(info) else ""
         return RunChoice(kind, runs[0], f"newest run, no shipped model to compare with{note}")
-    shipped_value = run_metric(kind, read_run_info(shipped_dir))
+    shipped_info = read_run_info(shipped_dir)
+    shipped_value = run_metric(kind, shipped_info)
+    shipped_protocol = validation_protocol(kind, shipped_info)
     skipped = []
     for run in runs:
         try:
@@ -126,7 +161,7 @@ def choose_run(kind: str, root: str | os.PathLike | None = None, shipped: bool =
         except ValueError as err:
             skipped.append((run, f"run.json is not valid JSON ({err})"))
             continue
-        why = _why_not(kind, info, shipped_value)
+        why = _why_not(kind, info, shipped_value, shipped_protocol)
         if why is None:
             value = run_metric(kind, info)
             return RunChoice(kind, run, f"newest run trained on real data; {name} {value:.3f} vs the shipped "

@@ -97,8 +97,9 @@ def _fake_run(root: Path, kind: str, stamp: str, metrics: dict, synthetic: bool 
     run = root / kind / stamp
     run.mkdir(parents=True)
     (run / "model.keras").write_bytes(b"not loaded")
+    dataset = {"synthetic": synthetic, **({"val_split": "person"} if kind == "keypoints" else {})}  # the shipped protocol
     (run / "run.json").write_text(json.dumps({"model": kind, "synthetic": synthetic, "metrics": metrics,
-                                              "dataset": {"synthetic": synthetic}}))
+                                              "dataset": dataset}))
     return run
 
 
