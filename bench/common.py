@@ -234,11 +234,25 @@ def nme_summary(values) -> dict:
             "failure_rate": float(np.mean(~(v <= spec.KEYPOINTS["failure_nme"])))}
 
 
+def heldout_keypoint_indices(data, info: dict):
+    """Sorted row indices of ``data`` (facepack.data.keypoints.KeypointData) that the run of
+    run.json ``info`` held out: split_indices with its args' val_fraction and seed on its own
+    validation protocol (facepack.runs.validation_protocol: the shipped model's person split,
+    whole people never trained on; "frame" only for runs that recorded none)."""
+    from facepack.data.keypoints import split_indices
+    from facepack.runs import validation_protocol
+
+    args = info["args"]
+    by, _ = validation_protocol("keypoints", info)
+    return split_indices(data, args["val_fraction"], args["seed"], by)[1]
+
+
 def heldout_keypoint_faces(limit: int):
     """Up to ``limit`` of the shipped keypoint model's held-out faces: [(path, (68, 2) points)].
 
-    Same split as training (training/train_keypoints.py:load_data with the run's seed and
-    val_fraction). [] when the dataset is not on this machine.
+    Same split as its training (heldout_keypoint_indices: the run's val split, val_fraction and
+    seed; the shipped model: a person split, so the faces show people it never saw). [] when the
+    dataset is not on this machine.
     """
     import numpy as np
 
@@ -246,11 +260,9 @@ def heldout_keypoint_faces(limit: int):
         return []
     from facepack.data.keypoints import load_keypoints
 
-    args = json.loads((SHIPPED["keypoints"] / "run.json").read_text())["args"]
+    info = json.loads((SHIPPED["keypoints"] / "run.json").read_text())
     data = load_keypoints(KEYPOINT_DATA)
-    n = len(data.images)
-    order = np.random.default_rng(args["seed"]).permutation(n)
-    val = np.sort(order[: max(1, int(round(n * args["val_fraction"])))])
+    val = heldout_keypoint_indices(data, info)
     return [(data.images[i], np.asarray(data.points[i], dtype=np.float64)) for i in val[:limit]]
 
 
