@@ -400,6 +400,8 @@ def main(argv=None) -> Path:
             e = metrics["end_to_end"]
             line += (f"; end to end: median NME {e['nme_median_all']:.4f}, failure {e['failure_rate']:.3f}, "
                      f"detector missed {e['detector_missed']}/{e['n']}")
+        line += ("\nmirror averaging: off (the model alone; predict.py, the page, the bot and Kaggle average each crop "
+                 "with its mirror by default, spec.KEYPOINTS mirror_average: bench/bench_keypoints_mirror.py)")
     report = {"model": str(run_dir), "kind": info["model"], "backbone": info.get("backbone"),
               "input_size": info.get("input_size"), "evaluated_on": extra["where"], "metrics": metrics}
     (out / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
