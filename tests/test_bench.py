@@ -194,6 +194,31 @@ def test_ensure_bundle_rejects_an_unknown_precision():
         common.ensure_bundle("int4")
 
 
+def test_ensure_bundle_asks_the_exporter_even_when_a_bundle_exists(monkeypatch, tmp_path):
+    """A bundle left from older shipped models must not be reused as is: ensure_bundle runs
+    convert/to_tfjs.py every time (it skips in ~1 s when its build key is unchanged) and logs a
+    rebuild; an export failure is a RuntimeError naming the command."""
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    (tmp_path / "bundle-none").mkdir()
+    (tmp_path / "bundle-none" / "manifest.json").write_text("{}")  # an existing (stale) bundle
+    calls, logged = [], []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        out = "wrote bundle-none (6 models) in 55 s" if len(calls) == 1 else "bundle-none is up to date (build key x)"
+        return subprocess.CompletedProcess(cmd, 0, stdout=out + "\n", stderr="")
+
+    monkeypatch.setattr(common.subprocess, "run", fake_run)
+    assert common.ensure_bundle("none", logged.append) == tmp_path / "bundle-none"
+    assert common.ensure_bundle("none", logged.append) == tmp_path / "bundle-none"
+    assert len(calls) == 2 and all("to_tfjs.py" in c[1] and c[c.index("--quantize") + 1] == "none" for c in calls)
+    assert logged == ["float32 bundle of the shipped models: wrote bundle-none (6 models) in 55 s"]
+    monkeypatch.setattr(common.subprocess, "run",
+                        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, stdout="", stderr="boom"))
+    with pytest.raises(RuntimeError, match="to_tfjs.py.*failed:\n.*boom"):
+        common.ensure_bundle("none")
+
+
 def test_parity_summary_counts_an_exact_landmark_match_within_the_cascade_floor():
     """bench_parity.summarize: landmarks off target in px but 0.0 of the face side apart (the same
     landmarks on a slightly different box) count as within the cascade floor; not measured does not."""
