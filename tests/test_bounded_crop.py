@@ -6,7 +6,7 @@ replaces it everywhere the library crops. Checked here, with the face pasted int
 right of large canvases (made cheaply: a fixture face on a gradient):
 
 1. the op: boundedCropAndResize on cpu and wasm equals tf.image.crop_and_resize on the full photo
-   (facepack/crop.py:crop_squares, the reference) bit for bit, at 12, 24 and 108 MP;
+   (facepack/crop.py:crop_squares with downscale="bilinear", the reference) bit for bit, at 12, 24 and 108 MP;
 2. the pipeline at 12 and 24 MP: Node WASM analyze() equals facepack/pipeline.py within the
    parity tolerances of tests/jsharness.py, and the JS crop + model stages on Python's own
    detections match on the cpu backend within the stage tolerances.
@@ -82,7 +82,9 @@ def op_results(face, tmp_path_factory):
     for name, (h, w) in SIZES.items():
         canvas = phone_canvas(h, w, face)
         squares = crop_squares_of(h, w)
-        py = crop_mod.crop_squares(canvas, squares, CROP_SIZE_PX)
+        # The op under test is the bilinear sampler (boundedCropAndResize): bilinear reference.
+        # Area crops (the default when a square shrinks) past 2^24 values: tests/test_crop_area.py.
+        py = crop_mod.crop_squares(canvas, squares, CROP_SIZE_PX, downscale="bilinear")
         raw = write_raw(canvas, tmp / f"{name}.rgb", name)
         del canvas
         boxes = crop_mod.tf_crop_boxes(squares, CROP_SIZE_PX, h, w).astype(np.float64).tolist()
@@ -172,7 +174,7 @@ def test_bounded_crop_on_webgl_12mp(face, tmp_path, artifacts_dir):
     h, w = SIZES["12mp"]
     canvas = phone_canvas(h, w, face)
     squares = crop_squares_of(h, w)
-    py = crop_mod.crop_squares(canvas, squares, CROP_SIZE_PX)
+    py = crop_mod.crop_squares(canvas, squares, CROP_SIZE_PX, downscale="bilinear")  # the bilinear op
     py_det, _ = resize_for_detection(canvas)
     canvas.tofile(tmp_path / "12mp.rgb")
     del canvas
