@@ -29,6 +29,8 @@ GUIDED_MIN_MEDIAN = 0.08  # median map value, 0..1 (measured 0.117; by the max 0
 PLAIN_VS_GUIDED_MAX_CORR = 0.9  # the guided saliency is not the plain gradient's (measured ~0.4)
 BACKENDS = ("cpu", "wasm")
 JS_CROPS = 1  # crops sent to Node
+CROWD_FACES = 25  # faces in one JS explain (> 3 batches of GUIDED_BATCH_FACES; 24 crashed WASM unbatched)
+CROWD_MAP_TOL = 1e-6  # crowd map vs the same face explained alone, 0..1 units (batches are per-face sums)
 ASTRONAUT_BOX = {"x": 182.0, "y": 64.0, "width": 83.0, "height": 107.0}  # the face MTCNN finds
 SQUARES = [(150.0, 40.0, 150.0), (100.0, 100.0, 300.0)]  # astronaut: the face, a wider square
 # x, upstream gradient, and d(sum(y * dy))/dx under the guided rule (relu, relu6).
@@ -180,7 +182,7 @@ def js(tiny_bundle, crops, photo, tmp_path_factory):
     raw = write_raw(photo, folder / "astronaut.rgb")
     return run_node("guided.mjs", {"bundle": str(tiny_bundle), "backends": list(BACKENDS),
                                    "crops": {"path": str(folder / "crops.f32"), "n": JS_CROPS, "size": int(crops.shape[1])},
-                                   "explain": {**raw, "faces": [{"box": ASTRONAUT_BOX}]}})
+                                   "explain": {**raw, "faces": [{"box": ASTRONAUT_BOX}]}, "crowd": CROWD_FACES})
 
 
 def test_js_equals_python_on_cpu_and_wasm(js, py_maps, artifacts_dir):
@@ -227,6 +229,17 @@ def test_explainers_agree_on_a_photo(js, explained):
         g = np.asarray(got[js_key], np.float32).reshape(want[py_key].shape)
         assert np.corrcoef(g.ravel(), want[py_key].ravel())[0, 1] >= GUIDED_MIN_CORR, js_key
         assert np.abs(g - want[py_key]).max() <= GUIDED_MAX_ABS, js_key
+
+
+def test_crowd_is_explained_in_batches_like_single_faces(js):
+    """25 faces in one explain (the page's crowd crashed WASM in one gradient pass): batched, each
+    face's maps equal to explaining it alone, and no tensors kept across two calls."""
+    c = js["explained"]["crowd"]
+    print(f"\ncrowd explain: {c}")
+    assert c["batch"] < CROWD_FACES and all(k["n"] == CROWD_FACES for k in c["counts"]), c
+    assert c["distinctDiff"] > CROWD_MAP_TOL  # the shifted boxes give different maps: the order is tested
+    assert c["crowdDiff"] <= CROWD_MAP_TOL, c
+    assert c["counts"][0]["numTensors"] == c["counts"][1]["numTensors"], c
 
 
 def test_overlay_colours_the_face_square_only(photo, explained):

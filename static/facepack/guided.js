@@ -229,6 +229,14 @@ export function withUnfusedLayers(model, fn) {
   }
 }
 
+/**
+ * Faces per guided gradient pass in explain(). The WASM backend's gradient of a whole crowd in one
+ * tf.grad call (24 faces of 224 px MobileNetV2) outgrows its heap: 'RuntimeError: divide by zero' or
+ * 'Aborted()' inside tfjs-backend-wasm, after which the module is dead (the page's worker hung).
+ * Batches of 8 stay well below the sizes seen to fail and cost no extra time per face.
+ */
+export const GUIDED_BATCH_FACES = 8;
+
 // mirrors facepack/guided.py:DISPLAY_QUANTILE (the 99th percentile as a fraction)
 export const DISPLAY_QUANTILE = 0.99;
 
@@ -351,14 +359,24 @@ export async function createGuidedExplainer(modelUrl, opts = {}) {
     let maps = null;
     try {
       const squares = faces.map((f) => faceSquare(f.box, rule));
-      crops = await cropSquares(image, squares, size, spec);
-      maps = original(() => guidedMaps(models, crops, spec.beauty.bins));
-      const [guided, guidedGradcam] = await Promise.all([maps.guided.data(), maps.guidedGradcam.data()]);
       const area = size * size;
       const part = (values, i) => ({ width: size, height: size, data: values.slice(i * area, (i + 1) * area) });
-      return squares.map(([x, y, side], i) => ({
-        square: { x, y, side }, crop_size: size, guided: part(guided, i), guidedGradcam: part(guidedGradcam, i),
-      }));
+      const out = [];
+      // Each face's maps depend on its own crop only (per-face normalisation), so batches give the
+      // same maps as one call; GUIDED_BATCH_FACES bounds the gradient's memory (see there).
+      for (let start = 0; start < squares.length; start += GUIDED_BATCH_FACES) {
+        const batch = squares.slice(start, start + GUIDED_BATCH_FACES);
+        crops = await cropSquares(image, batch, size, spec);
+        maps = original(() => guidedMaps(models, crops, spec.beauty.bins));
+        const [guided, guidedGradcam] = await Promise.all([maps.guided.data(), maps.guidedGradcam.data()]);
+        tf.dispose([crops, ...Object.values(maps)]);
+        crops = null;
+        maps = null;
+        batch.forEach(([x, y, side], i) => out.push({
+          square: { x, y, side }, crop_size: size, guided: part(guided, i), guidedGradcam: part(guidedGradcam, i),
+        }));
+      }
+      return out;
     } finally {
       tf.dispose([image, crops, ...(maps ? Object.values(maps) : [])].filter(Boolean));
     }

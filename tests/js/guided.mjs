@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 
 import { useBackend } from '../../static/facepack/backend.js';
-import { checkGuided, createGuidedExplainer, guidedMaps, withGuidedRelu, withUnfusedLayers } from '../../static/facepack/guided.js';
+import { checkGuided, createGuidedExplainer, GUIDED_BATCH_FACES, guidedMaps, withGuidedRelu, withUnfusedLayers } from '../../static/facepack/guided.js';
 import { loadManifest, loadModel, manifestEntry } from '../../static/facepack/io.js';
 import { fuseLayersModel } from '../../static/facepack/ops/fuse_layers.js';
 
@@ -47,6 +47,32 @@ if (job.explain) {
   const explainer = await createGuidedExplainer(job.bundle);
   const e = job.explain;
   const maps = await explainer.explain({ data: new Uint8Array(readFileSync(e.path)), width: e.width, height: e.height }, e.faces);
+  // A crowd (job.crowd faces cycling through e.faces shifted by 0, 7, 14 px) in one explain: batched
+  // (GUIDED_BATCH_FACES), the same maps as one face per call, no tensors kept across calls.
+  let crowd = null;
+  if (job.crowd) {
+    const photo = { data: new Uint8Array(readFileSync(e.path)), width: e.width, height: e.height };
+    const box = e.faces[0].box;
+    const distinct = [0, 7, 14].map((d) => ({ box: { ...box, x: box.x + d, y: box.y + d } }));
+    const single = [];
+    for (const f of distinct) single.push((await explainer.explain(photo, [f]))[0]);
+    const faces = Array.from({ length: job.crowd }, (_, i) => distinct[i % distinct.length]);
+    const counts = [];
+    let crowdDiff = 0;
+    for (let call = 0; call < 2; call += 1) {
+      const t = Date.now();
+      const got = await explainer.explain(photo, faces);
+      counts.push({ numTensors: tf.memory().numTensors, ms: Date.now() - t, n: got.length });
+      got.forEach((m, i) => {
+        const want = single[i % distinct.length];
+        for (const k of ['guided', 'guidedGradcam']) {
+          crowdDiff = Math.max(crowdDiff, m[k].data.reduce((acc, v, j) => Math.max(acc, Math.abs(v - want[k].data[j])), 0));
+        }
+      });
+    }
+    const distinctDiff = single[0].guided.data.reduce((acc, v, j) => Math.max(acc, Math.abs(v - single[1].guided.data[j])), 0);
+    crowd = { counts, crowdDiff, distinctDiff, batch: GUIDED_BATCH_FACES };
+  }
   explainer.dispose();
   // The same with an analyzer's fused models shared (opts.models): equal maps, the fusion put back.
   const fusedSet = {
@@ -76,6 +102,7 @@ if (job.explain) {
     faces: maps.map((m) => ({ square: m.square, crop_size: m.crop_size, guided: Array.from(m.guided.data),
       guidedGradcam: Array.from(m.guidedGradcam.data) })),
     shared,
+    crowd,
     tensorsLeaked: tf.memory().numTensors - before,
   };
 }
