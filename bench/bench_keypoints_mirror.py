@@ -8,8 +8,10 @@ clean_crops; the Einstein fixture from its annotated .pts), then facepack/pipeli
 with and without spec.MIRROR_PERMUTATION (one model call on the batch [crops, mirrored crops]),
 NME by facepack.metrics.keypoint_metrics in image pixels. Protocols: the person split (held-out
 people, seed 0, 10 %), the frame split (random frames), the Einstein fixture. Prints JSON.
-Needs the YouTube-Faces keypoint training folder (default ../shared/datasets/...); the Einstein
-row alone runs without it.
+Without --data the dataset is found as training/evaluate.py finds it (the run's recorded dataset,
+evaluate.recorded_data), else bench/common.KEYPOINT_DATA (env FACEPACK_KEYPOINT_DATA). Prints on
+stderr which sets were scored; when the dataset is missing it says so in one line and scores the
+Einstein row alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "youtube-faces-keypoints-train"
+sys.path.append(str(ROOT / "bench"))  # bench/common.py (KEYPOINT_DATA)
 
 
 def measure(model, crops, squares, truth_px, fmt: str) -> dict:
@@ -42,6 +44,18 @@ def measure(model, crops, squares, truth_px, fmt: str) -> dict:
     return out
 
 
+def find_data(run_dir: Path, info: dict) -> Path | None:
+    """The keypoint dataset when --data is not given: training/evaluate.py's recorded_data (the
+    run's own dataset), else bench/common.KEYPOINT_DATA; None when neither holds the csv."""
+    from common import KEYPOINT_DATA
+    from evaluate import recorded_data
+
+    for path in (recorded_data(run_dir, info), KEYPOINT_DATA):
+        if path is not None and (Path(path) / "training_frames_keypoints.csv").is_file():
+            return Path(path)
+    return None
+
+
 def main(argv=None) -> dict:
     import numpy as np
 
@@ -52,19 +66,27 @@ def main(argv=None) -> dict:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(ROOT / "models" / "shipped" / "keypoints"))
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data", type=Path, default=None,
+                   help="YouTube-Faces keypoint folder (default: the run's recorded dataset, else bench/common.KEYPOINT_DATA)")
     args = p.parse_args(argv)
     model, info = load_run(args.model)
+    data_dir = args.data or find_data(Path(args.model), info)
     fmt = str(info.get("format", "68"))
     size = int(info["input_size"])
     run = compile_model(model)
     report = {"model": str(args.model)}
     sets = {"einstein": (einstein_data(), np.array([0]))}
-    if (args.data / "training_frames_keypoints.csv").is_file():
-        data = load_keypoints(args.data)
+    if data_dir is not None and (data_dir / "training_frames_keypoints.csv").is_file():
+        data = load_keypoints(data_dir)
         seed, frac = info["args"]["seed"], info["args"]["val_fraction"]
         sets["person_split"] = (data, split_indices(data, frac, seed, "person")[1])
         sets["frame_split"] = (data, split_indices(data, frac, seed, "frame")[1])
+    else:
+        print(f"bench_keypoints_mirror: keypoint dataset not found ({data_dir or 'no candidate exists'}); "
+              "scoring the Einstein fixture only (pass --data FOLDER)", file=sys.stderr)
+    report["data"] = str(data_dir) if "person_split" in sets else None
+    print(f"bench_keypoints_mirror: scoring {', '.join(sets)}"
+          + (f" (data {data_dir})" if "person_split" in sets else ""), file=sys.stderr)
     for name, (data, idx) in sets.items():
         crops, units, squares = clean_crops(data, idx, size)
         truth = squares[:, None, :2] + units * squares[:, None, 2:3]

@@ -175,6 +175,15 @@ def test_bundle_from_shipped_models_meets_size_targets_and_carries_their_metrics
         assert models[name]["precision"] == "float16"
         parity = models[name]["parity"]
         assert parity[parity["criterion"]] <= parity["tolerance"]
+    # The page's model table shows the beauty CV headline (cv.json) and the keypoints' mirror-averaged
+    # NME next to the model-alone one (facepack/export/sources.py:run_meta, static/models-panel.js).
+    cv = json.loads((SHIPPED / "beauty" / "cv.json").read_text())["calibrated"]["pc"]
+    assert models["beauty_features"]["run"]["cv"] == {"pc_mean": pytest.approx(cv["mean"]),
+                                                      "pc_std": pytest.approx(cv["std"]), "folds": len(cv["folds"])}
+    assert "cv" not in models["keypoints"]["run"]  # no cv.json in the keypoints run
+    mirror = runs.read_run_info(SHIPPED / "keypoints")["metrics_mirror"]
+    assert models["keypoints"]["run"]["metrics_mirror"]["nme_mean"] == pytest.approx(mirror["nme_mean"])
+    assert mirror["nme_mean"] < models["keypoints"]["run"]["metrics"]["nme_mean"]  # averaging helps on held-out people
 
 
 def test_shipped_models_score_the_fixture_face_sensibly(fixtures_dir):

@@ -13,6 +13,7 @@ Model names (manifest keys, folder names):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -77,7 +78,20 @@ def run_meta(run_dir: Path, info: dict) -> dict:
         "untrained": bool(info.get("untrained", False)),
         "created": info.get("created"),
         **({"weights": info["weights"]} if info.get("weights") else {}),  # name, licence, source (train_beauty)
+        # keypoints: the mirror-averaged numbers (the page's default), metrics are the model alone
+        **({"metrics_mirror": info["metrics_mirror"]} if info.get("metrics_mirror") else {}),
+        **({"cv": cv} if (cv := _cv_summary(Path(run_dir))) else {}),
     }
+
+
+def _cv_summary(run_dir: Path) -> dict | None:
+    """The run folder's cross-validation headline (cv.json of training/train_beauty_cached.py --cv-all):
+    {"pc_mean", "pc_std", "folds"}; None when the folder has no cv.json."""
+    path = run_dir / "cv.json"
+    if not path.is_file():
+        return None
+    pc = json.loads(path.read_text())["calibrated"]["pc"]
+    return {"pc_mean": pc["mean"], "pc_std": pc["std"], "folds": len(pc["folds"])}
 
 
 def mtcnn_exports() -> list[Export]:
