@@ -6,9 +6,32 @@
 import { $, el, formatBytes } from './page-dom.js';
 
 function describeMetrics(metrics) {
-  const entries = Object.entries(metrics ?? {}).filter(([, v]) => typeof v === 'number' || typeof v === 'string');
+  const entries = Object.entries(metrics ?? {})
+    .filter(([k, v]) => k !== 'command' && (typeof v === 'number' || typeof v === 'string'));
   if (!entries.length) return 'none recorded';
   return entries.map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`).join(', ');
+}
+
+/**
+ * The metrics cell: the cross-validated headline first when the run has one (run.cv, from the
+ * run's cv.json; facepack/export/sources.py:run_meta), then the run's own metrics; for keypoints
+ * it says the NME is the model alone and whether the page mirror-averages (spec.keypoints.mirror_average),
+ * with the mirror-averaged NME when the run records it (run.metrics_mirror).
+ */
+export function describeRunMetrics(name, run, manifest) {
+  const parts = [];
+  const cv = run.cv;
+  if (cv && typeof cv.pc_mean === 'number') {
+    parts.push(`CV pc ${cv.pc_mean.toFixed(4)} ± ${cv.pc_std.toFixed(4)} (${cv.folds} folds); this run: `);
+  }
+  parts.push(describeMetrics(run.metrics));
+  if (name === 'keypoints') {
+    const mirrored = manifest.spec?.keypoints?.mirror_average === true;
+    const m = run.metrics_mirror;
+    parts.push(` (model alone; the page ${mirrored ? 'mirror-averages' : 'does not mirror-average'}`
+      + `${mirrored && typeof m?.nme_mean === 'number' ? `: nme_mean ${Number(m.nme_mean.toPrecision(4))} mirror-averaged` : ''})`);
+  }
+  return parts.join('');
 }
 
 function describeParity(parity) {
@@ -34,7 +57,7 @@ function modelRow(name, entry, manifest) {
     el('td', { text: entry.input_size ? `${entry.input_size} px` : 'any' }),
     el('td', { text: formatBytes(bytes) }),
     data,
-    el('td', { text: describeMetrics(run.metrics) }),
+    el('td', { dataset: { testid: 'model-metrics' }, text: describeRunMetrics(name, run, manifest) }),
     el('td', { text: describeParity(entry.parity) }));
 }
 

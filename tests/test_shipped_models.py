@@ -228,3 +228,27 @@ def test_js_equals_python_on_the_shipped_models(shipped_bundle, fixtures_dir, tm
         assert len(result["faces"]) == 1  # the seated man in einstein.jpg; the astronaut
         err = compare_faces(result["faces"], js[name]["faces"])
         assert_parity(name, err, result["faces"], js[name]["faces"])
+
+
+def test_page_model_table_states_cv_and_mirror_averaging(shipped_bundle):
+    """static/models-panel.js:describeRunMetrics on the shipped bundle's manifest (one Node call): the
+    beauty cell leads with the 5-fold CV PC, the keypoints cell says the NME is the model alone and
+    gives the mirror-averaged NME the page applies (spec.keypoints.mirror_average)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    manifest = json.loads((shipped_bundle / "manifest.json").read_text())
+    script = ("import fs from 'fs'; import { describeRunMetrics } from './static/models-panel.js';"
+              "const m = JSON.parse(fs.readFileSync(process.argv[1], 'utf8'));"
+              "console.log(JSON.stringify(Object.fromEntries(Object.entries(m.models).map("
+              "([n, e]) => [n, describeRunMetrics(n, e.run ?? {}, m)]))));")
+    out = subprocess.run(["node", "--input-type=module", "-e", script, str(shipped_bundle / "manifest.json")],
+                         cwd=root, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cells = json.loads(out.stdout)
+    cv = manifest["models"]["beauty_features"]["run"]["cv"]
+    assert cells["beauty_features"].startswith(f"CV pc {cv['pc_mean']:.4f} ± {cv['pc_std']:.4f} ({cv['folds']} folds); ")
+    assert manifest["spec"]["keypoints"]["mirror_average"] is True
+    mirror = manifest["models"]["keypoints"]["run"]["metrics_mirror"]["nme_mean"]
+    assert cells["keypoints"].endswith(f"(model alone; the page mirror-averages: nme_mean {mirror:.4g} mirror-averaged)")
+    assert "CV pc" not in cells["keypoints"] and "command" not in cells["keypoints"]
