@@ -462,8 +462,9 @@ def _mtcnn_weights_digest() -> str:
 def _run_digest(run_dir: Path) -> dict:
     from facepack.export.tfjs_io import sha256
 
+    cv = run_dir / "cv.json"  # its headline goes into the manifest (sources.run_meta)
     return {"path": sources._public_run_path(run_dir), "model.keras": sha256(run_dir / "model.keras"),
-            "run.json": sha256(run_dir / "run.json")}
+            "run.json": sha256(run_dir / "run.json"), **({"cv.json": sha256(cv)} if cv.is_file() else {})}
 
 
 def build_key(runs: dict, quantize: str, node_check: bool) -> dict:
