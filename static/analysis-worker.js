@@ -12,7 +12,8 @@
  *     {type: 'annotated-png', id, heatmaps, guided, accessories}
  *                                                    the last result drawn over its photo, as a PNG Blob (guided: its guided Grad-CAM;
  *                                                    accessories: sunglasses/hat from the keypoints, facepack/accessories.js)
- *     {type: 'guided', id}                          guided Grad-CAM of the last photo result (computed once, not re-analysed)
+ *     {type: 'guided', id, faces}                   guided Grad-CAM of the last photo result's first `faces` faces (the ones
+ *                                                    the page shows; computed once, not re-analysed)
  *   worker -> page
  *     {type: 'progress', loaded, total, count, files}   model download (manifest sizes)
  *     {type: 'ready', backend, reason, tfjs, wasmThreads, cores, isolated} | {type: 'start-failed', code, message}
@@ -361,7 +362,7 @@ function enqueue(job) {
  * @throws {PhotoError} 'guided-unavailable' (a backbone with non-ReLU activations, in the library's
  *   words) | 'no-result'
  */
-async function guidedOverlays(id) {
+async function guidedOverlays(id, count) {
   const last = state.last;
   if (!last || last.id !== id || !last.bitmap) throw new PhotoError('no-result', 'there is no photo result to explain');
   if (last.guided) return last.guided;
@@ -379,7 +380,9 @@ async function guidedOverlays(id) {
     throw new PhotoError(err.code ?? 'guided-failed', err.message);
   }
   const t0 = performance.now();
-  const maps = await explainer.explain(last.bitmap, last.result.faces);
+  // the page shows the first `count` faces (it asks for Max faces + 1 to tell whether there are more)
+  const faces = Number.isInteger(count) ? last.result.faces.slice(0, count) : last.result.faces;
+  const maps = await explainer.explain(last.bitmap, faces);
   last.guided = {
     ms: performance.now() - t0,
     squares: maps.map((m) => m.square),
@@ -390,7 +393,7 @@ async function guidedOverlays(id) {
 
 async function postGuided(msg) {
   try {
-    const g = await guidedOverlays(msg.id);
+    const g = await guidedOverlays(msg.id, msg.faces);
     const overlays = g.overlays.map((o) => ({ width: o.width, height: o.height, data: o.data.slice().buffer }));
     post({ type: 'guided', id: msg.id, overlays, squares: g.squares, ms: g.ms }, overlays.map((o) => o.data));
   } catch (err) {

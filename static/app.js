@@ -698,7 +698,8 @@ function requestGuided() {
   const r = page.result;
   if (!$('guided-toggle').checked || !r || page.camera.running || page.guided?.id === r.id || page.guidedAsked === r.id) return false;
   page.guidedAsked = r.id;
-  page.worker.postMessage({ type: 'guided', id: r.id });
+  // only the faces shown: the worker's result holds one more than Max faces (to tell moreFacesThanLimit)
+  page.worker.postMessage({ type: 'guided', id: r.id, faces: r.result.faces.length });
   showMessage('info', 'guided-computing', 'Computing guided Grad-CAM for this photo…');
   return true;
 }
