@@ -110,6 +110,15 @@ def test_readme_example_runs_from_installed_tarball(face_package, tmp_path):
     np.testing.assert_allclose(result["keypoints"], ref_kp, atol=KEYPOINT_TOL * max(1, np.abs(ref_kp).max()))
     probs = np.asarray(beauty_model(pattern((1, 64, 64, 3))))[0].astype(np.float64)
     assert abs(result["beauty"] - float(probs @ np.arange(probs.size))) <= SCORE_TOL_POINTS
+    # load(dir, name) alone (no loadModel / analyzer before it) starts the default backend too: its
+    # predict() threw "backend 'wasm' has not yet been initialized"; the same keypoints as loadModel.
+    generic = ("import { load } from 'facepack-test';\n"
+               "const m = await load('node_modules/facepack-test/models', 'keypoints');\n"
+               "const data = Float32Array.from({ length: 96 * 96 * 3 }, (_, i) => (i * 7) % 256);\n"
+               "const y = m.predict({ data, shape: [1, 96, 96, 3] });\n"
+               "console.log(JSON.stringify({ keypoints: Array.from(await y.data()) })); y.dispose(); m.dispose();\n")
+    (loaded,) = run_example(project, generic)
+    np.testing.assert_allclose(loaded["keypoints"], ref_kp.ravel(), atol=KEYPOINT_TOL * max(1, np.abs(ref_kp).max()))
     # The Node example on a photo file (README block 0; the faces' numbers: test_npm_bundlers.py)
     from PIL import Image
     Image.new("RGB", (80, 60), (128, 128, 128)).save(project / "grey.png")

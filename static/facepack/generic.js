@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { ensureBackend } from './backend.js';
 import { loadManifest, loadModel, manifestEntry, needsAsync, runModel, runModelAsync } from './io.js';
 
 function isSpec(value) {
@@ -53,6 +54,9 @@ function toTensors(input, specs, made) {
  *   dispose: () => void}>}
  */
 export async function load(dirOrUrl, name) {
+  // the default backend as loadModel / createFaceAnalyzer start it (a no-op once one is set): in Node
+  // nothing else initialises 'wasm', and predict() threw "backend 'wasm' has not yet been initialized"
+  await ensureBackend();
   const manifest = await loadManifest(dirOrUrl);
   const entry = manifestEntry(manifest, name);
   const loaded = await loadModel(dirOrUrl, entry);
