@@ -818,7 +818,8 @@ function downloadJson() {
   const { faces, image, backend, timings, limit, moreFacesThanLimit } = r.result;
   const doc = {
     source: r.source, image, backend, timings, max_faces: limit, more_faces_than_limit: moreFacesThanLimit,
-    settings: { min_confidence: Number($('min-confidence').value), min_box_size_px: Number($('min-box-size').value) },
+    settings: { min_confidence: Number($('min-confidence').value), min_box_size_px: Number($('min-box-size').value),
+      mirror_keypoints: page.manifest?.spec?.keypoints?.mirror_average === true }, // the worker passes no mirrorKeypoints: the spec's default
     models: Object.fromEntries(Object.entries(page.manifest?.models ?? {}).map(
       ([n, e]) => [n, { files: Object.fromEntries((e.files ?? []).map((f) => [f.path, f.sha256])) }])),
     faces,

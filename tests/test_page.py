@@ -544,7 +544,7 @@ def test_a_photo_chosen_during_start_up_is_analysed_when_the_models_are_ready(br
         context.close()
 
 
-def test_downloads_json_and_annotated_png(page, photos, python_results, artifacts_dir):
+def test_downloads_json_and_annotated_png(page, photos, python_results, artifacts_dir, tiny_bundle):
     import json
 
     from PIL import Image
@@ -559,6 +559,9 @@ def test_downloads_json_and_annotated_png(page, photos, python_results, artifact
     assert doc["image"] == python_results["astronaut"]["image"]
     assert_faces_match(doc["faces"], python_results["astronaut"]["faces"])
     assert all(f["heatmap"]["grid"] for f in doc["faces"])
+    # the keypoint mirror averaging the page applied: the manifest's default (the page sets no option)
+    mirror = json.loads((tiny_bundle / "manifest.json").read_text())["spec"]["keypoints"]["mirror_average"]
+    assert doc["settings"]["mirror_keypoints"] is mirror, doc["settings"]
     # which weights made the result: every model file's sha256, as the manifest records them
     assert doc["models"] and all(entry["files"] and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in entry["files"].values())
                                  for entry in doc["models"].values()), doc["models"]
