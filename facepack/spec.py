@@ -214,8 +214,8 @@ KEYPOINTS = {
     # Test-time mirror averaging, the default of the pipeline's mirror_keypoints (JS mirrorKeypoints):
     # the model also runs on the horizontally mirrored crop (one batch of 2 per face), whose points
     # are un-mirrored (u -> 1 - u, indices by MIRROR_PERMUTATION) and averaged with the direct ones.
-    # On by default: the shipped Lite0 model's NME 0.0475 -> 0.0455 on held-out people, Einstein
-    # 0.0834 -> 0.0798 (bench/bench_keypoints_mirror.py); the keypoint stage 3.0-3.4 -> 7.1-7.5 ms
+    # On by default: the shipped Lite0 model's NME 0.0475 -> 0.0454 on held-out people, Einstein
+    # 0.0816 -> 0.0784 (bench/bench_keypoints_mirror.py, area crops); the keypoint stage 3.0-3.4 -> 7.1-7.5 ms
     # per face in Chromium WASM on a loaded box (bench/bench_keypoints_speed.py --mirror), limit 10 ms.
     "mirror_average": True,
 }

@@ -60,7 +60,8 @@ DEFAULTS = {
     "copies": 6,  # augmented draws of each training face (the first is un-augmented but mirrored at random)
     "aug": "mild",
     # over all copies; the cosine learning-rate schedule spans them. 6 draws x 10 epochs with --pseudo
-    # (3,296 SCUT faces): held-out NME 0.0475, frame split 0.0391, Einstein 0.0834 (42 min on 2 shared cores)
+    # (3,296 SCUT faces): held-out NME 0.0475, frame split 0.0392, Einstein 0.0816 (42 min on 2 shared
+    # cores; evaluated with today's area crops; 0.0391 / 0.0834 with the bilinear crops it was trained on)
     "epochs": 10,
     "stop_after": None,  # stop after this many epochs (the schedule still spans --epochs)
     "batch_size": 64,
