@@ -379,3 +379,55 @@ def test_warm_up_traces_the_keypoint_path_analyze_takes(pipe):
     rec = Recording(pipe)
     warm_up(rec, heatmaps=False)
     assert rec.keypoint_batches == [2]
+
+
+def _fake_keypoint_run(root, mirror_metrics: dict | None):
+    """A keypoint run folder with model-alone metrics (run.json and evaluate.py's eval/metrics.json)
+    and, when given, run.json's metrics_mirror (bench_keypoints_mirror.py's mirror-averaged numbers)."""
+    import json
+
+    root.mkdir()
+    info = {"backbone": "lite0", "dataset": {"name": "fake keypoints", "terms": "fake terms"},
+            "metrics": {"nme_mean": 0.0111, "failure_rate": 0.25, "n": 4}}
+    if mirror_metrics is not None:
+        info["metrics_mirror"] = mirror_metrics
+    (root / "run.json").write_text(json.dumps(info))
+    (root / "eval").mkdir()
+    (root / "eval" / "metrics.json").write_text(json.dumps(
+        {"metrics": {"ground_truth_crop": {"nme_mean": 0.0222, "failure_rate": 0.5, "n": 4}}}))
+    return root
+
+
+def test_about_quotes_the_keypoint_nme_of_what_the_bot_runs(tmp_path):
+    """/about's keypoint NME: mirror-averaged (run.json metrics_mirror) when the bot mirror-averages,
+    evaluate.py's model-alone number when it does not, and says so when no averaged number exists."""
+    with_mirror = _fake_keypoint_run(tmp_path / "kp", {"nme_mean": 0.0333, "failure_rate": 0.0, "n": 4})
+    averaged = texts.about({"keypoints": str(with_mirror)}, mirror_keypoints=True)
+    assert "normalised mean error 0.0333 (inter-ocular; with test-time mirror averaging" in averaged
+    assert "0.0222" not in averaged and "0.0111" not in averaged
+    alone = texts.about({"keypoints": str(with_mirror)}, mirror_keypoints=False)
+    assert "normalised mean error 0.0222 (inter-ocular; the model alone, as I answer)" in alone
+    assert "failure rate 50.0 % (4 held-out faces)" in alone and "0.0333" not in alone
+    without = _fake_keypoint_run(tmp_path / "kp_old", None)
+    old = texts.about({"keypoints": str(without)}, mirror_keypoints=True)
+    assert "normalised mean error 0.0222 (inter-ocular; the model alone; I average each face with its mirror" in old
+
+
+def test_about_of_the_shipped_keypoint_model_is_the_mirror_averaged_nme():
+    """The bot as started (its pipeline's default, spec.KEYPOINTS mirror_average) on the shipped
+    keypoint run: /about quotes that run's recorded mirror-averaged NME, not the model alone's."""
+    import json
+
+    from facepack.bot.app import PhotoBot
+    from facepack.runs import SHIPPED_ROOT
+
+    run = SHIPPED_ROOT / "keypoints"
+    info = json.loads((run / "run.json").read_text())
+    recorded = info["metrics_mirror"]["nme_mean"]
+    assert f"{recorded:.4f}" != f"{info['metrics']['nme_mean']:.4f}"  # else this test could not tell them apart
+
+    class ShippedRuns:  # what PhotoBot reads of a pipeline for /about: its runs
+        runs = {"keypoints": str(run)}
+
+    text = PhotoBot(ShippedRuns(), Settings()).about_text
+    assert f"normalised mean error {recorded:.4f} (inter-ocular; with test-time mirror averaging" in text

@@ -10,7 +10,7 @@ for a worker while other chats are answered):
     photo, or a document          -> one reply: annotated photo + caption, or a clear message
     /start, /help                 -> texts.HELP
     /heatmap on|off               -> per-chat setting (memory only, default off)
-    /about                        -> texts.about(pipe.runs)
+    /about                        -> texts.about(pipe.runs, the pipeline's mirror_keypoints default)
     anything else, private chat   -> texts.NOT_A_PHOTO (in groups: nothing)
 
 Per photo: admit (AnalysisPool.try_reserve, else texts.BUSY), download into memory, analyse on
@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from facepack import pipeline
 from facepack.bot import texts
 from facepack.bot.analysis import Limits, analyze_photo
 from facepack.bot.pool import AnalysisPool
@@ -81,7 +82,9 @@ class PhotoBot:
         self.settings = settings
         self.pool = AnalysisPool(settings.workers, settings.queue_size)
         self.analyzer = analyzer
-        self.about_text = texts.about(getattr(pipe, "runs", {}) or {})
+        # analyze_photo passes no mirror_keypoints: the pipeline's default decides what /about quotes
+        self.about_text = texts.about(getattr(pipe, "runs", {}) or {},
+                                      mirror_keypoints=pipeline._resolve_mirror_keypoints(None))
 
     # --- commands -----------------------------------------------------------------------------
     async def help(self, update, context) -> None:

@@ -2,7 +2,9 @@
 
 Model facts in /about (dataset, terms, held-out metrics) are read from the loaded runs
 (``run.json``, and ``eval/metrics.json`` that training/evaluate.py writes beside a run), so the
-text follows whatever models the bot was started with.
+text follows whatever models the bot was started with. The keypoint numbers are those of what the
+bot runs: with test-time mirror averaging (the pipeline's default, spec.KEYPOINTS mirror_average)
+run.json's ``metrics_mirror`` (bench/bench_keypoints_mirror.py), else the model alone.
 """
 
 from __future__ import annotations
@@ -101,16 +103,25 @@ def _beauty_metrics(m: dict) -> str:
             f"RMSE {m['rmse']:.3f} on the 1..5 scale ({m.get('n', '?')} held-out faces)")
 
 
-def _keypoint_metrics(m: dict) -> str:
-    m = m.get("ground_truth_crop", m)
+def _keypoint_metrics(m: dict, info: dict, mirror: bool) -> str:
+    """The held-out NME of what the bot runs: mirror-averaged (run.json metrics_mirror) when
+    ``mirror``, else the model alone (evaluate.py's ground_truth_crop or run.json metrics)."""
+    averaged = info.get("metrics_mirror") or {}
+    if mirror and "nme_mean" in averaged:
+        m, how = averaged, "with test-time mirror averaging, as I answer"
+    else:
+        m = m.get("ground_truth_crop", m)
+        how = ("the model alone; I average each face with its mirror, for which no numbers are recorded"
+               if mirror else "the model alone, as I answer")
     if "nme_mean" not in m:
         return "no held-out metrics recorded for this model"
-    return (f"normalised mean error {m['nme_mean']:.4f} (inter-ocular), failure rate "
+    return (f"normalised mean error {m['nme_mean']:.4f} (inter-ocular; {how}), failure rate "
             f"{100 * m.get('failure_rate', 0.0):.1f} % ({m.get('n', '?')} held-out faces)")
 
 
-def about(runs: dict) -> str:
-    """/about for a pipeline's runs ({"beauty": run_dir, "keypoints": run_dir})."""
+def about(runs: dict, mirror_keypoints: bool) -> str:
+    """/about for a pipeline's runs ({"beauty": run_dir, "keypoints": run_dir}); ``mirror_keypoints``:
+    whether the bot's analyses mirror-average the keypoints (which held-out NME to quote)."""
     b_info, b_metrics = _metrics(runs.get("beauty"))
     k_info, k_metrics = _metrics(runs.get("keypoints"))
     b_data = b_info.get("dataset") or {}
@@ -124,7 +135,7 @@ def about(runs: dict) -> str:
         f"Beauty model: {b_info.get('backbone', '?')} at {b_info.get('input_size', '?')} px, trained on "
         f"{b_data.get('name', '?')}; {_beauty_metrics(b_metrics)}. Terms: {b_data.get('terms', 'see the model card')}.",
         f"Keypoint model (68 points): {k_info.get('backbone', '?')}, trained on {k_data.get('name', '?')}; "
-        f"{_keypoint_metrics(k_metrics)}. Terms: {k_data.get('terms', 'see the model card')}.",
+        f"{_keypoint_metrics(k_metrics, k_info, mirror_keypoints)}. Terms: {k_data.get('terms', 'see the model card')}.",
         "Faces are found by MTCNN (the mtcnn package's weights, MIT licence).",
         "Your photo: the facepack web page and npm package analyse photos on your own device. This bot "
         "is the one part of facepack where photos leave your device: Telegram delivers them to the "
