@@ -281,6 +281,21 @@ def _subclassed(keras):
     return model
 
 
+def _cumulative_ops(keras):
+    """keras.ops.cumsum/cumprod on the last axis written as -1 and as its positive index, on a
+    middle axis written as -2, followed by a Dense (TF.js 4.22 took a negative axis as a broken
+    permutation; the Dense then failed in matMul), plus tf.math.cumsum exclusive/reverse (Lambda)."""
+    exclusive_reverse = lambda t: __import__("tensorflow").math.cumsum(t, axis=-1, exclusive=True, reverse=True)  # noqa: E731
+
+    x = keras.Input((4, 8))
+    h = keras.layers.Dense(8)(x)
+    ys = [keras.ops.cumsum(h, axis=-1), keras.ops.cumsum(h, axis=2), keras.ops.cumsum(h, axis=-2),
+          keras.ops.cumprod(keras.ops.tanh(h) + 1.0, axis=-1), keras.layers.Lambda(exclusive_reverse)(h)]
+    y = keras.layers.Dense(3)(keras.layers.Concatenate()(ys))
+    flat = keras.ops.cumsum(keras.layers.Dense(8)(keras.layers.Flatten()(x)), axis=-1)  # rank 2
+    return keras.Model(x, [y, flat])
+
+
 def _masking_lstm(keras):
     x = keras.Input((8, 3))
     y = keras.layers.LSTM(5)(keras.layers.Masking(0.0)(x))
@@ -421,6 +436,9 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("no_weights", "issue", _chain((4, 5), _L("Flatten")), case=21),
     ZooModel("mixed_float16", "issue", _mixed_float16, case=22, policy="mixed_float16",
              reason="compared with its float32 twin (same weights): the exporter writes float32"),
+    # --- ops ----------------------------------------------------------------------------------
+    ZooModel("cumulative_ops", "ops", _cumulative_ops, unsafe=True,
+             reason="graph model: Keras 3 ops; static/facepack/layers/ops.js makes a negative axis positive"),
     # --- conv ---------------------------------------------------------------------------------
     ZooModel("conv1d", "conv", _chain((20, 3), _L("Conv1D", 8, 3, padding="same", activation="relu"),
                                       _L("Conv1D", 6, 3, strides=2), _L("Conv1D", 4, 3, dilation_rate=2))),

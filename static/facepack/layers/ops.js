@@ -1,7 +1,15 @@
 /**
- * Graph-model ops that the TF.js 4.22 converter runtime lacks, registered with tf.registerOp:
+ * Graph-model ops that the TF.js 4.22 converter runtime lacks or gets wrong, registered with
+ * tf.registerOp (a registered op takes precedence over the converter's own mapping:
+ * tfjs-converter operation_mapper.js mapNode, `getRegisteredOp(node.op) || this.opMappers[node.op]`):
  *
- *   Erfc   complementary error function (Keras 3's exact GELU exports as 0.5 x erfc(-x / sqrt 2)).
+ *   Erfc             complementary error function (Keras 3's exact GELU exports as 0.5 x erfc(-x / sqrt 2)).
+ *   Cumsum, Cumprod  the axis made non-negative first. TF (and keras.ops.cumsum(x, axis=-1)) allow
+ *                    a negative axis; TF.js 4.22 passes it to the kernels unchanged (tfjs-core
+ *                    ops/cumsum.js), whose backend_util.getAxesPermutation([-1], rank) is not
+ *                    "inner-most" and returns the rank+1 permutation [0, .., rank-1, -1]: the cpu
+ *                    kernel then returns a tensor of shape [undefined, ...] (a later MatMul fails
+ *                    on it), the wasm kernel reads out of bounds ("memory access out of bounds").
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -22,7 +30,28 @@ export function erfc(x) {
   });
 }
 
+/**
+ * A cumulative op's axis as TF.js' kernels need it: in [0, rank). Throws naming the op when the
+ * axis is out of range (as TF does).
+ */
+export function cumulativeAxis(op, axis, rank) {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new Error(`${op}: axis ${axis} is out of range for a rank-${rank} tensor`);
+  return a;
+}
+
+// mirrors the converter's reduction_executor.js 'Cumsum'/'Cumprod' cases, with the axis normalised
+function cumulative(op, fn) {
+  return (node) => {
+    const [x, axisTensor] = node.inputs;
+    const axis = cumulativeAxis(op, axisTensor.dataSync()[0], x.rank);
+    return fn(x, axis, Boolean(node.attrs.exclusive), Boolean(node.attrs.reverse));
+  };
+}
+
 /** Op names this module registers for graph models (tfjs_io.save_graph_model may skip the converter's op check for them). */
-export const REGISTERED_OPS = ['Erfc'];
+export const REGISTERED_OPS = ['Erfc', 'Cumsum', 'Cumprod'];
 
 tf.registerOp('Erfc', (node) => erfc(node.inputs[0]));
+tf.registerOp('Cumsum', cumulative('Cumsum', tf.cumsum));
+tf.registerOp('Cumprod', cumulative('Cumprod', tf.cumprod));
