@@ -28,22 +28,34 @@ const OUTPUTS = { pnet: ['bbox_reg', 'prob'], rnet: ['bbox_reg', 'prob'], onet: 
 
 /**
  * Run one net and read its outputs as {name: Float32Array}; the manifest entry's "outputs"
- * (if given) names them, else the exporter's documented order.
+ * (if given) names them, else the exporter's documented order. ONE readback per call: the
+ * outputs are flattened and concatenated on the backend (a copy: the same float32 values) and
+ * read together, each output a view of its part (P-Net: 1 readback per pyramid level, not 2;
+ * on WebGL each readback is a GPU sync, issue 14).
  */
 async function runNet(net, kind, input) {
-  const tensors = tf.tidy(() => runModel(net, input));
   const names = Array.isArray(net.entry.outputs) ? net.entry.outputs.map((o) => (typeof o === 'string' ? o : o.name))
     : OUTPUTS[kind];
-  try {
+  const { joined, shapes } = tf.tidy(() => {
+    const tensors = runModel(net, input);
     if (tensors.length !== names.length) {
       throw new Error(`MTCNN ${kind}: expected ${names.length} outputs (${names.join(', ')}), got ${tensors.length}`);
     }
-    const data = await Promise.all(tensors.map((t) => t.data()));
+    return { joined: tf.concat(tensors.map((t) => t.reshape([-1]))), shapes: tensors.map((t) => t.shape) };
+  });
+  try {
+    const data = await joined.data();
     const out = {};
-    names.forEach((name, i) => { out[name] = data[i]; out[`${name}Shape`] = tensors[i].shape; });
+    let at = 0;
+    names.forEach((name, i) => {
+      const size = shapes[i].reduce((a, b) => a * b, 1);
+      out[name] = data.subarray(at, at + size);
+      out[`${name}Shape`] = shapes[i];
+      at += size;
+    });
     return out;
   } finally {
-    tf.dispose(tensors);
+    joined.dispose();
   }
 }
 
