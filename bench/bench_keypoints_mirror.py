@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 sys.path.append(str(ROOT / "bench"))  # bench/common.py (KEYPOINT_DATA)
+import common  # noqa: E402,F401  (a bench script's TensorFlow start-up lines are filtered: facepack/tfquiet.py)
 
 
 def measure(model, crops, squares, truth_px, fmt: str) -> dict:

@@ -1,7 +1,8 @@
 """Shared helpers of the benchmark scripts (bench/bench_*.py): machine, statistics, tables, photos.
 
 Every script prints ONE table (format_table) and writes its numbers as JSON to bench/results/
-(write_json). Nothing here loads TensorFlow or starts Node at import time, so `--help` is instant.
+(write_json). Nothing here loads TensorFlow or starts Node at import time, so `--help` is instant; when
+a bench script imports it, TensorFlow's start-up noise is filtered (facepack/tfquiet.py, as the CLIs do).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ for _p in (str(ROOT), str(ROOT / "tests")):  # facepack and tests/jsharness (ser
     if _p not in sys.path:
         sys.path.insert(0, _p)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if Path(sys.argv[0]).resolve().parent == ROOT / "bench":  # a bench script, not a test importing this module
+    from facepack import tfquiet  # TensorFlow's cuDNN/cuBLAS "factory" lines at import are dropped, as in the CLIs
+
+    tfquiet.install()
 
 
 # --- Statistics -----------------------------------------------------------------------------

@@ -54,6 +54,7 @@ the code relies on (``features``, ``pool``, ``scores``) survive.
 from __future__ import annotations
 
 import inspect
+import logging
 
 import numpy as np
 
@@ -539,12 +540,31 @@ _REFUSED = {name: "string/vocabulary preprocessing has no TF.js layer; apply it 
             for name in ("Hashing", "StringLookup", "IntegerLookup", "TextVectorization", "HashedCrossing")}
 
 
+class _UncompiledSaveWarning(logging.Filter):
+    """Drops tf_keras' "Compiled the loaded model, but the compiled metrics have yet to be built"
+    warning. tf_keras' legacy save (tensorflowjs' save_keras_model writes an HDF5 file) calls
+    saving_utils.try_build_compiled_arguments, which logs it for every model that was never
+    compiled (``model.compiled_loss`` is None): always the case for a bridged model, so the
+    warning is false here and was printed once per model and precision."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Compiled the loaded model, but the compiled metrics" not in record.getMessage()
+
+
+def _quiet_uncompiled_save_warning() -> None:
+    tf_logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _UncompiledSaveWarning) for f in tf_logger.filters):
+        tf_logger.addFilter(_UncompiledSaveWarning())
+
+
 def to_tf_keras(model3, tf_keras, name: str | None = None):
     """Rebuild ``model3`` (Keras 3) in ``tf_keras`` with the same weights.
 
     Returns (tf_keras model, notes) where notes lists the replacements and dropped config keys.
-    Raises BridgeError naming the layer it cannot rebuild.
+    The model is not compiled (saving it does not print tf_keras' false "compiled metrics"
+    warning: _UncompiledSaveWarning). Raises BridgeError naming the layer it cannot rebuild.
     """
+    _quiet_uncompiled_save_warning()
     config = _functional_config(model3)
     tensors: dict = {}
     created: dict = {}  # name -> tf_keras layer to receive the source weights by name
