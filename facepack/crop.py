@@ -114,12 +114,21 @@ def area_axis(start: float, side: float, size: int, length: int):
     step = side / size
     foot = max(step, 1.0)
     centre = start + (np.arange(size, dtype=np.float64) + 0.5) * step
+    return footprint_corners(centre, foot, length), foot
+
+
+def footprint_corners(centre: np.ndarray, foot: float, length: int):
+    """Each sample's footprint [centre - foot / 2, centre + foot / 2] clamped into [0, length], as
+    [(low cell, low frac), (high cell, high frac)] with cell = min(floor(t), length - 1) (int64)
+    and frac = t - cell (float64). Shared by area_axis (face crops) and
+    facepack/detect/mtcnn_detector.py:_area_axis (R/O-Net patches), which differ only in their
+    sample centres; mirrors static/facepack/ops/footprint.js:footprintCorners."""
     corners = []
     for t in (centre - 0.5 * foot, centre + 0.5 * foot):
         t = np.minimum(np.maximum(t, 0.0), float(length))
         cell = np.minimum(np.floor(t), length - 1).astype(np.int64)
         corners.append((cell, t - cell))
-    return corners, foot
+    return corners
 
 
 def area_crop(read, square, out_size: int, height: int, width: int) -> np.ndarray:

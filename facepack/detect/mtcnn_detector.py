@@ -67,6 +67,7 @@ import threading
 import numpy as np
 
 from facepack import spec
+from facepack.crop import footprint_corners
 
 # Presets of spec.MTCNN_PRESETS (spec keys), by name; None: spec.MTCNN as it is.
 PACKAGE_COMPATIBLE = "packageCompatible"
@@ -210,19 +211,15 @@ def pnet_sized_levels():
 def _area_axis(start: float, stop: float, size: int, length: int):
     """Footprint corners of ``size`` output pixels for the box [start, stop] on an axis of
     ``length`` pixels (area_patches): (cell index, fraction) of the low and high corners, each
-    (size,), and the footprint (source pixels). Mirrors static/facepack/ops/area_patches.js:areaAxis."""
+    (size,), and the footprint (source pixels); the corners: facepack/crop.py:footprint_corners.
+    Mirrors static/facepack/ops/area_patches.js:areaAxis."""
     if size < 2:
         raise ValueError(f"area_patches: size must be >= 2 pixels, got {size}")
     first = start * (length - 1) / length  # crop_and_resize's y1 * (H - 1), y1 = start / H
     step = (stop - start) * (length - 1) / length / (size - 1)
     foot = max(step, 1.0)
     centre = first + np.arange(size, dtype=np.float64) * step + 0.5  # pixel centres at i + 0.5
-    corners = []
-    for t in (centre - 0.5 * foot, centre + 0.5 * foot):
-        t = np.minimum(np.maximum(t, 0.0), float(length))
-        cell = np.minimum(np.floor(t), length - 1).astype(np.int64)
-        corners.append((cell, t - cell))
-    return corners, foot
+    return footprint_corners(centre, foot, length), foot
 
 
 def integral_image(pixels: np.ndarray, pad_value: float) -> np.ndarray:

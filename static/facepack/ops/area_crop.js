@@ -13,28 +13,17 @@
  * to 2^53), so it is exact on photos of any size (the 2^24 rule of ops/bounded_crop.js), and its
  * memory is the crop's rows x the square's width, not the photo's.
  */
+import { footprintCorners } from './footprint.js';
 
 /**
- * Footprint corners along one axis (mirrors facepack/crop.py:area_axis).
+ * Footprint corners along one axis (mirrors facepack/crop.py:area_axis; the corners: ops/footprint.js).
  * @returns {{lowCell: Int32Array, lowFrac: Float64Array, highCell: Int32Array, highFrac: Float64Array, foot: number}}
  */
 export function cropAreaAxis(start, side, size, length) {
   const step = side / size;
-  const foot = Math.max(step, 1);
-  const lowCell = new Int32Array(size);
-  const highCell = new Int32Array(size);
-  const lowFrac = new Float64Array(size);
-  const highFrac = new Float64Array(size);
-  for (let o = 0; o < size; o++) {
-    const centre = start + (o + 0.5) * step;
-    const lo = Math.min(Math.max(centre - 0.5 * foot, 0), length);
-    const hi = Math.min(Math.max(centre + 0.5 * foot, 0), length);
-    lowCell[o] = Math.min(Math.floor(lo), length - 1);
-    lowFrac[o] = lo - lowCell[o];
-    highCell[o] = Math.min(Math.floor(hi), length - 1);
-    highFrac[o] = hi - highCell[o];
-  }
-  return { lowCell, lowFrac, highCell, highFrac, foot };
+  const centres = new Float64Array(size);
+  for (let o = 0; o < size; o++) centres[o] = start + (o + 0.5) * step;
+  return footprintCorners(centres, Math.max(step, 1), length);
 }
 
 /**

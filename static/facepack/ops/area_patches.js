@@ -17,6 +17,7 @@
  * built on the first patch), then 4 interpolated reads per output value whatever the box size
  * (a 24 x 24 patch of a 1000-px box costs what one of a 24-px box does).
  */
+import { footprintCorners } from './footprint.js';
 
 /**
  * Integral image of pixels - padValue: (H + 1) x (W + 1) x C, S[j][i] = sum over y < j, x < i.
@@ -71,21 +72,9 @@ export function areaAxis(start, stop, size, length) {
   if (!(size >= 2)) throw new Error(`area patches: size must be >= 2 pixels, got ${size}`);
   const first = start * (length - 1) / length;
   const step = (stop - start) * (length - 1) / length / (size - 1);
-  const foot = Math.max(step, 1);
-  const lowCell = new Int32Array(size);
-  const highCell = new Int32Array(size);
-  const lowFrac = new Float64Array(size);
-  const highFrac = new Float64Array(size);
-  for (let o = 0; o < size; o++) {
-    const centre = first + o * step + 0.5;
-    const lo = Math.min(Math.max(centre - 0.5 * foot, 0), length);
-    const hi = Math.min(Math.max(centre + 0.5 * foot, 0), length);
-    lowCell[o] = Math.min(Math.floor(lo), length - 1);
-    lowFrac[o] = lo - lowCell[o];
-    highCell[o] = Math.min(Math.floor(hi), length - 1);
-    highFrac[o] = hi - highCell[o];
-  }
-  return { lowCell, lowFrac, highCell, highFrac, foot };
+  const centres = new Float64Array(size);
+  for (let o = 0; o < size; o++) centres[o] = first + o * step + 0.5;
+  return footprintCorners(centres, Math.max(step, 1), length);
 }
 
 /** Area-sampled patches of one photo; the integral image is built on first use and shared. */
