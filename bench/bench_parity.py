@@ -34,6 +34,7 @@ then the detector cascade's float32 floor times the models' sensitivity to a box
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
@@ -314,19 +315,80 @@ def run_node_chunk(bundle: Path, images: list[dict]) -> dict:
     return {r["name"]: r["faces"] for r in out["results"]}
 
 
-def run_chromium_chunk(bundle: Path, data_dir: Path, images: list[dict], webgl: bool) -> dict:
-    """{name: faces} from one headless Chromium page (tests/js/page.js), WASM or WebGL."""
-    from jsharness import JS_DIR, chromium_page, page_html, static_server, wait_for_global
+class ChromiumRunner:
+    """One headless Chromium page (bench/parity_page.js) holding ONE analyzer for many chunks of a
+    sweep: models are loaded and (on WebGL) shaders compiled per shape once per browser, not once
+    per chunk. The analyzer is the library's createFaceAnalyzer with the backend flag ('wasm' or
+    'webgl') and analyze() is called as tests/js/page.js calls it, so what is measured is unchanged.
+    The browser is relaunched after ``photos_per_launch`` photos (bounds the memory of the WebGL
+    program cache) and after a failed chunk. ``playwright``: a running jsharness.playwright_session()
+    (one per process, shared by the runners of several targets). Use as a context manager;
+    run(images) -> {name: faces}; after it, ``timings`` maps each photo to analyze()'s own timings (ms).
+    """
 
-    pages = {"/index.html": page_html((JS_DIR / "page.js").read_text())}
-    job = {"bundle": "/models", "backend": "webgl" if webgl else "wasm",
-           "images": [{"name": i["name"], "url": f"/data/{Path(i['path']).name}", "width": i["width"],
-                       "height": i["height"], "options": i["options"]} for i in images]}
-    with static_server({"/data/": data_dir, "/models/": bundle}, pages) as url:
-        with chromium_page(url + "/index.html", webgl=webgl, timeout_ms=3_600_000) as page:
-            wait_for_global(page, "pageReady")
-            out = page.evaluate("(job) => window.runJob(job)", job)
-    return {r["name"]: r["faces"] for r in out["results"]}
+    def __init__(self, playwright, bundle: Path, data_dir: Path, webgl: bool, photos_per_launch: int):
+        self.playwright, self.bundle, self.data_dir, self.webgl = playwright, bundle, data_dir, webgl
+        self.photos_per_launch = photos_per_launch
+        self.stack, self.page, self.photos_done, self.launches, self.load_ms = None, None, 0, 0, []
+        self.timings = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self.stack is not None:
+            self.stack.close()
+        self.stack, self.page = None, None
+
+    def _open(self) -> None:
+        import contextlib
+
+        from jsharness import chromium_page, page_html, static_server, wait_for_global
+
+        self.close()
+        self.stack = contextlib.ExitStack()
+        pages = {"/index.html": page_html((Path(__file__).resolve().parent / "parity_page.js").read_text())}
+        url = self.stack.enter_context(static_server({"/data/": self.data_dir, "/models/": self.bundle}, pages))
+        self.page = self.stack.enter_context(chromium_page(url + "/index.html", webgl=self.webgl,
+                                                           timeout_ms=3_600_000, playwright=self.playwright))
+        wait_for_global(self.page, "pageReady")
+        opened = self.page.evaluate("([b, k]) => window.openAnalyzer(b, k)",
+                                    ["/models", "webgl" if self.webgl else "wasm"])
+        self.launches += 1
+        self.load_ms.append(opened["load_ms"])
+        self.photos_done = 0
+
+    def run(self, images: list[dict]) -> dict:
+        """{name: faces} of ``images`` ([{name, path, width, height, options}], raw RGB files in data_dir)."""
+        if self.page is None or self.photos_done >= self.photos_per_launch:
+            self._open()
+        job = [{"name": i["name"], "url": f"/data/{Path(i['path']).name}", "width": i["width"],
+                "height": i["height"], "options": i["options"]} for i in images]
+        try:
+            out = self.page.evaluate("(images) => window.analyzeImages(images)", job)
+        except Exception:
+            self.close()  # the next chunk gets a fresh browser
+            raise
+        self.photos_done += len(images)
+        self.timings = {r["name"]: r["timings"] for r in out}
+        return {r["name"]: r["faces"] for r in out}
+
+
+def source_commit() -> dict:
+    """{"commit": HEAD of this checkout, "modified": its uncommitted paths that the sweep runs (the
+    library, the reference, the bench)}; the commit is None outside a git checkout."""
+    import subprocess
+
+    def git(*cmd):
+        proc = subprocess.run(["git", "-C", str(common.ROOT), *cmd], capture_output=True, text=True)
+        return proc.stdout.rstrip("\n") if proc.returncode == 0 else None  # (porcelain lines start with a space)
+
+    paths = ["static/facepack", "facepack", "models/shipped", "bench/bench_parity.py", "bench/parity_page.js"]
+    status = git("status", "--porcelain", "--", *paths)
+    return {"commit": (git("rev-parse", "HEAD") or "").strip() or None, "modified": [ln[3:] for ln in (status or "").splitlines()]}
 
 
 def explained(err: dict, key: str) -> bool:
@@ -401,7 +463,12 @@ def main(argv=None) -> int:
     parser.add_argument("--max-mp", type=float, default=108.0, help="largest canvas, megapixels (default 108)")
     parser.add_argument("--js", default="node-wasm", help=f"comma-separated, of {','.join(JS_TARGETS)} (default node-wasm)")
     parser.add_argument("--quantize", default="none", help="bundle precision: none (float32), float16, uint8")
-    parser.add_argument("--chunk", type=int, default=20, help="photos per JS process (default 20)")
+    parser.add_argument("--chunk", type=int, default=20,
+                        help="photos per JS call (default 20): Python analyses a chunk, then JS; results are "
+                             "written after each chunk")
+    parser.add_argument("--browser-photos", type=int, default=60,
+                        help="Chromium: photos per browser launch (default 60): one page and one analyzer serve "
+                             "the chunks until then (models loaded, WebGL shaders compiled once per launch)")
     parser.add_argument("--out", default="parity", help="name of the JSON under bench/results/ (default parity)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop after the chunk that ends past this many minutes (the table covers the photos done)")
@@ -417,6 +484,8 @@ def main(argv=None) -> int:
         raise ValueError(f"--js: expected names from {list(JS_TARGETS)}, got {bad}")
     if args.n < 1:
         raise ValueError(f"--n: expected at least 1 photo, got {args.n}")
+    if args.chunk < 1 or args.browser_photos < 1:
+        raise ValueError(f"--chunk and --browser-photos: expected at least 1, got {args.chunk} and {args.browser_photos}")
     n, max_mp = (12, min(args.max_mp, 12.2)) if args.quick else (args.n, args.max_mp)
     try:
         chosen = None if args.indices is None else [int(i) for i in args.indices.split(",") if i.strip()]
@@ -428,7 +497,7 @@ def main(argv=None) -> int:
         n = len(chosen)
 
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    info = common.machine_info(chromium=any(t.startswith("chromium") for t in targets))
+    info = {**common.machine_info(chromium=any(t.startswith("chromium") for t in targets)), **source_commit()}
     print(common.machine_line(info), flush=True)
     bundle = common.ensure_bundle(args.quantize)
     from facepack import spec as spec_mod
@@ -445,14 +514,20 @@ def main(argv=None) -> int:
     import numpy as np
 
     from facepack.pipeline import FacePipeline, decode
-    from jsharness import write_raw
+    from jsharness import playwright_session, write_raw
 
     pipe = FacePipeline.from_runs(common.SHIPPED["beauty"], common.SHIPPED["keypoints"])
     work = Path(tempfile.mkdtemp(prefix="bench_parity_"))
     keep = common.RESULTS_DIR / "parity_photos"
     records = []
     t0 = time.perf_counter()
+    stack, runners = contextlib.ExitStack(), {}
     try:
+        if any(t.startswith("chromium") for t in targets):
+            playwright = stack.enter_context(playwright_session())
+            runners = {t: stack.enter_context(ChromiumRunner(playwright, bundle, work, t == "chromium-webgl",
+                                                             args.browser_photos))
+                       for t in targets if t.startswith("chromium")}
         indices = chosen if chosen is not None else list(range(args.start, args.start + n))
         for c0 in range(0, len(indices), args.chunk):
             chunk, images = [], []
@@ -476,7 +551,7 @@ def main(argv=None) -> int:
                     if target == "node-wasm":
                         js = run_node_chunk(bundle, images)
                     else:
-                        js = run_chromium_chunk(bundle, work, images, webgl=target == "chromium-webgl")
+                        js = runners[target].run(images)
                 except Exception as exc:  # a crashed chunk is reported, the sweep goes on
                     print(f"  {target}: chunk from photo {chunk[0]['name']} failed: {str(exc)[-400:]}", flush=True)
                     js = {}
@@ -486,6 +561,8 @@ def main(argv=None) -> int:
                     if rec["name"] in js:
                         rec["errors"][target] = photo_errors(rec["py_faces"], js[rec["name"]])
                         rec.setdefault("js_ms_per_photo", {})[target] = ms
+                        if target in runners:  # analyze()'s own ms (the chunk's ms include the browser's launch)
+                            rec.setdefault("js_analyze_ms", {})[target] = runners[target].timings[rec["name"]]["total"]
             for rec in chunk:
                 for target, err in rec["errors"].items():
                     if downstream_misses(err):  # the same quantities on the same (JS's) boxes
@@ -508,7 +585,10 @@ def main(argv=None) -> int:
                 print(f"  stopped after {args.minutes:g} minutes (--minutes)", flush=True)
                 break
     finally:
+        stack.close()
         shutil.rmtree(work, ignore_errors=True)
+    info["browser_launches"] = {t: r.launches for t, r in runners.items()}
+    info["analyzer_load_ms"] = {t: r.load_ms for t, r in runners.items()}
 
     path, summaries = write_results(args, info, targets, records, n, max_mp, t0)
     for target in targets:
@@ -524,7 +604,8 @@ def merge_results(args) -> int:
     for name in (n.strip() for n in args.merge.split(",") if n.strip()):
         path = Path(name) if Path(name).is_file() else common.RESULTS_DIR / f"{Path(name).stem}.json"
         data = json.loads(path.read_text())
-        parts.append({"file": str(path), "args": data["args"], "photos_done": data["photos_done"]})
+        parts.append({"file": str(path), "args": data["args"], "photos_done": data["photos_done"],
+                      "commit": data.get("machine", {}).get("commit"), "modified": data.get("machine", {}).get("modified")})
         by_name.update({r["name"]: r for r in data["records"]})
     records = [by_name[k] for k in sorted(by_name)]
     targets = sorted({t for r in records for t in r["errors"]})
