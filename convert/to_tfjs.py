@@ -18,7 +18,7 @@ layers model, else the graph model (model.export), each accepted only when TF.js
 --backends (default cpu,wasm) and matches Keras on probes from the model's input specs (and
 --sample); else one line saying which layer/op failed where. See `facepack-export --help`.
 
-Which models: --beauty/--keypoints RUN name one (a run folder or its model.keras, a run name
+Which models: --beauty/--keypoints RUN name one (a run folder or its model.keras / model.weights.json, a run name
 under runs/<model>/, "latest" or "shipped"); without them the newest run trained on real data
 that is not worse than the shipped model on its own metric is used, else models/shipped (the
 choice and the reason are printed; facepack/runs.py).
@@ -60,8 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"bundle folder to (re)write (default {DEFAULT_OUT.relative_to(ROOT)}/, or "
                         "dist/models-NAME/ with --model)")
     p.add_argument("--beauty", metavar="RUN", default=None,
-                   help="beauty run: a folder (runs/beauty/<stamp>) or its model.keras, a run name, 'latest' or "
-                        "'shipped' (default: the newest real-data run not worse than the shipped model, else shipped)")
+                   help="beauty run: a folder (runs/beauty/<stamp>) or its model.keras / model.weights.json, a run "
+                        "name, 'latest' or 'shipped' (default: the newest real-data run not worse than the shipped "
+                        "model, else shipped)")
     p.add_argument("--keypoints", metavar="RUN", default=None,
                    help="keypoint run, as --beauty")
     p.add_argument("--runs-root", type=Path, default=None, help="where to look for the latest runs (default runs/)")

@@ -308,7 +308,7 @@ class FacePipeline:
                   attributes_run=None):
         """Load run folders (None: the latest under runs/, else the shipped models; attributes_run:
         a train_attributes.py run folder, None: no attributes model)."""
-        from facepack.runs import load_run, resolve_run
+        from facepack.runs import MODEL_FILE_NAMES, is_run, load_run, resolve_run
 
         paths = {"beauty": resolve_run("beauty", beauty_run, root=runs_root),
                  "keypoints": resolve_run("keypoints", keypoints_run, root=runs_root)}
@@ -319,8 +319,8 @@ class FacePipeline:
         attributes_model = attributes = None
         if attributes_run is not None:
             run = Path(attributes_run)
-            paths["attributes"] = run.parent if run.name == "model.keras" else run
-            if not (paths["attributes"] / "model.keras").is_file():
+            paths["attributes"] = run.parent if run.name in MODEL_FILE_NAMES else run
+            if not is_run(paths["attributes"]):  # facepack/runs.py:model_files (model.keras or sharded)
                 raise ValueError(f"--attributes {attributes_run}: expected a train_attributes.py run folder with model.keras")
             attributes_model, a_info = load_run(paths["attributes"])
             if not isinstance(a_info.get("attributes"), dict):

@@ -1,4 +1,14 @@
-"""Training runs on disk: ``runs/<model>/<timestamp>/`` with ``model.keras`` and ``run.json``.
+"""Training runs on disk: ``runs/<model>/<timestamp>/`` with the model's files and ``run.json``.
+
+A run's model is in one of two layouts (``model_files`` lists them, ``load_run`` loads either; a
+folder holding part of a layout, or both, is refused with one line naming the file):
+  model.keras   Keras's single-file archive: what training writes (training.save_model).
+  sharded       model.config.json (the archive's config.json, verbatim: the architecture) +
+                model.weights.json (Keras's index of the weight shards, ``weight_map``) +
+                model_00000.weights.h5, model_00001.weights.h5, ... (float32, <= SHARD_MB MiB of
+                weights each): the same float32 weights in files small enough for git (the shipped
+                models).  ``python -m facepack.runs --shard DIR`` converts a model.keras run (the
+                reloaded weights are checked bit-identical before model.keras is removed).
 
 ``run.json`` keys (written by training/, read by convert/, predict.py and the page):
   model ("beauty" | "keypoints"), backbone, input_size, num_points (keypoints), synthetic (bool),
@@ -14,10 +24,14 @@ shipped model. Keypoint NMEs are compared only between runs validated on the sam
 otherwise is passed over and the shipped model kept, with the reason.
 Runs passed over are named with the reason. Without a shipped model the newest
 run is used, whatever it is. A run is named explicitly with ``resolve_run`` (``--beauty RUN``):
-a run folder or its model.keras, a folder name under ``runs/<model>/``, ``latest`` (the newest
-run, unchecked) or ``shipped``.
+a run folder or one of its model files, a folder name under ``runs/<model>/``, ``latest`` (the
+newest run, unchecked) or ``shipped``. Keypoint runs are looked for in ``runs/keypoints/``
+(training/train_keypoints.py) and ``runs/keypoints_lite/`` (training/train_keypoints_lite.py, whose
+run.json keeps its metrics per split: ``metrics.person_split.nme_mean``; the entry of the run's own
+validation split is the one compared).
 
     python -m facepack.runs beauty [--run RUN] [--quiet]    # prints the choice; exit 1 if none
+    python -m facepack.runs --shard DIR [--shard-mb 4]      # model.keras -> the sharded layout
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +52,16 @@ MODEL_KINDS = ("beauty", "keypoints")
 # model kind -> (run.json metrics key, name shown, True when higher is better)
 SELECTION_METRIC = {"beauty": ("pc", "PC", True), "keypoints": ("nme_mean", "NME", False)}
 RUN_WORDS = ("latest", "shipped")  # the named choices resolve_run accepts besides paths
+# model kind -> folders under runs/ that hold its runs (train_keypoints_lite.py writes runs/keypoints_lite/)
+RUN_FOLDERS = {"beauty": ("beauty",), "keypoints": ("keypoints", "keypoints_lite")}
+
+# A run's model files (module docstring): the single-file layout, or the sharded one.
+KERAS_FILE = "model.keras"
+CONFIG_FILE = "model.config.json"  # the architecture: the .keras archive's config.json, verbatim
+WEIGHTS_INDEX = "model.weights.json"  # Keras's sharded-weights index; shards model_NNNNN.weights.h5 beside it
+SHARD_GLOB = "model_*.weights.h5"
+SHARD_MB = 4.0  # weights per shard, MiB (float32 bytes; h5 adds ~1-2 %): every file stays < 5 MB for git
+MODEL_FILE_NAMES = (KERAS_FILE, CONFIG_FILE, WEIGHTS_INDEX)
 
 
 @dataclass
@@ -67,7 +92,52 @@ def _shown(path: Path) -> str:
 
 
 def _is_run(path: Path) -> bool:
-    return (path / "model.keras").is_file() and (path / "run.json").is_file()
+    """run.json plus any model file (a half-present layout counts, so model_files can name what is missing)."""
+    path = Path(path)
+    return (path / "run.json").is_file() and any((path / name).is_file() for name in MODEL_FILE_NAMES)
+
+
+def is_run(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a run folder whose model files are complete (model_files would not raise)."""
+    try:
+        model_files(path)
+    except ValueError:
+        return False
+    return (Path(path) / "run.json").is_file()
+
+
+def model_files(run_dir: str | os.PathLike) -> list[Path]:
+    """The files that make a run's model, in a fixed order (hash them for keys; load them with load_run):
+    [model.keras], or [model.config.json, model.weights.json, model_00000.weights.h5, ...] (the shards the
+    index names, sorted). Raises ValueError (one line naming the run and the file) when neither layout is
+    complete, or when both are present."""
+    run_dir = Path(run_dir)
+    keras_file, config, index = (run_dir / n for n in MODEL_FILE_NAMES)
+    sharded = [p.name for p in (config, index) if p.is_file()]
+    if keras_file.is_file():
+        if sharded:
+            raise ValueError(f"run {run_dir}: has both {KERAS_FILE} and {sharded[0]} (an interrupted --shard?): "
+                             f"run `python -m facepack.runs --shard {run_dir}` again, or delete one layout")
+        return [keras_file]
+    if not sharded:
+        raise ValueError(f"run {run_dir}: no model: expected {KERAS_FILE}, or {CONFIG_FILE} + {WEIGHTS_INDEX} "
+                         f"+ its shards")
+    if len(sharded) == 1:
+        missing = CONFIG_FILE if sharded[0] == WEIGHTS_INDEX else WEIGHTS_INDEX
+        raise ValueError(f"run {run_dir}: {sharded[0]} without {missing}: the sharded layout needs {CONFIG_FILE}, "
+                         f"{WEIGHTS_INDEX} and the shards it names")
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+        names = sorted({n for v in weight_map.values() for n in ([v] if isinstance(v, str) else v)})
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"run {run_dir}: {WEIGHTS_INDEX} is not a Keras sharded-weights index ({err})") from None
+    if not names or any(Path(n).name != n for n in names):
+        raise ValueError(f"run {run_dir}: {WEIGHTS_INDEX} names no shard files in its folder ({names[:3]})")
+    absent = [n for n in names if not (run_dir / n).is_file()]
+    if absent:
+        raise ValueError(f"run {run_dir}: {WEIGHTS_INDEX} names {absent[0]}, which is missing "
+                         f"({len(absent)} of {len(names)} shards missing)")
+    return [config, index] + [run_dir / n for n in names]
 
 
 def _check_kind(kind: str) -> None:
@@ -75,11 +145,19 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
 
 
+def _age_key(path: Path) -> tuple:
+    """Newest-first sort key: the folder name's YYYYMMDD-HHMMSS stamp (run folders are named by it, a
+    hand-named copy such as ``candidate-<stamp>`` keeps it), then the name."""
+    stamp = re.search(r"\d{8}-\d{6}", path.name)
+    return (stamp.group(0) if stamp else "", path.name)
+
+
 def run_candidates(kind: str, root: str | os.PathLike | None = None) -> list[Path]:
-    """Complete runs of ``kind`` under ``root`` (default runs/), newest first (folder names are stamps)."""
+    """Runs of ``kind`` (run.json + model files) in ``root``'s RUN_FOLDERS[kind] (default runs/), newest first."""
     _check_kind(kind)
     base = Path(root) if root is not None else RUNS_ROOT
-    return sorted((p for p in (base / kind).glob("*") if _is_run(p)), key=lambda p: p.name, reverse=True)
+    found = [p for folder in RUN_FOLDERS[kind] for p in (base / folder).glob("*") if _is_run(p)]
+    return sorted(found, key=_age_key, reverse=True)
 
 
 def is_synthetic(info: dict) -> bool:
@@ -89,8 +167,14 @@ def is_synthetic(info: dict) -> bool:
 
 
 def run_metric(kind: str, info: dict) -> float | None:
-    """The kind's selection metric from run.json (None when absent or not a finite number)."""
-    value = (info.get("metrics") or {}).get(SELECTION_METRIC[kind][0])
+    """The kind's selection metric from run.json (None when absent or not a finite number): metrics[key],
+    else metrics["<split>_split"][key] for the run's own validation split (train_keypoints_lite.py
+    records each split; only its own split's faces were never trained on)."""
+    metrics = info.get("metrics") or {}
+    value = metrics.get(SELECTION_METRIC[kind][0])
+    protocol = validation_protocol(kind, info)
+    if value is None and protocol is not None and isinstance(metrics.get(f"{protocol[0]}_split"), dict):
+        value = metrics[f"{protocol[0]}_split"].get(SELECTION_METRIC[kind][0])
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
@@ -161,6 +245,11 @@ def choose_run(kind: str, root: str | os.PathLike | None = None, shipped: bool =
         except ValueError as err:
             skipped.append((run, f"run.json is not valid JSON ({err})"))
             continue
+        try:
+            model_files(run)
+        except ValueError as err:  # a half-present model layout: named, never loaded
+            skipped.append((run, str(err).split(": ", 1)[-1]))
+            continue
         why = _why_not(kind, info, shipped_value, shipped_protocol)
         if why is None:
             value = run_metric(kind, info)
@@ -182,8 +271,9 @@ def latest_run(kind: str, root: str | os.PathLike | None = None, shipped: bool =
 def resolve_run(kind: str, run: str | os.PathLike | None, root=None, flag: str | None = None) -> Path:
     """A run named on the command line (or None for ``choose_run``); clear error if absent.
 
-    ``run``: a run folder or its model.keras, a folder name under ``<root>/<kind>/``,
-    ``latest`` (the newest run, even a synthetic or worse one) or ``shipped``.
+    ``run``: a run folder or one of its model files (model.keras, model.config.json, model.weights.json),
+    a folder name under ``<root>/<folder>/`` for RUN_FOLDERS[kind], ``latest`` (the newest run, even a
+    synthetic or worse one) or ``shipped``. A run whose model layout is incomplete raises (model_files).
     """
     return describe_run(kind, run, root, flag).path
 
@@ -210,13 +300,18 @@ def describe_run(kind: str, run: str | os.PathLike | None, root=None, flag: str 
             raise ValueError(f"{flag} latest: no complete {kind} run under {base / kind}")
         return RunChoice(kind, runs[0], f"chosen with {flag} latest (newest run, not compared)")
     path = Path(run)
-    if path.is_file() and path.name == "model.keras":
+    if path.is_file() and path.name in MODEL_FILE_NAMES:
         path = path.parent
-    if not _is_run(path) and not path.is_absolute() and len(path.parts) == 1 and _is_run(base / kind / path):
-        path = base / kind / path
+    if not _is_run(path) and not path.is_absolute() and len(path.parts) == 1:
+        path = next((base / f / path for f in RUN_FOLDERS[kind] if _is_run(base / f / path)), path)
     if not _is_run(path):
-        raise ValueError(f"{flag}: expected a run folder with model.keras and run.json, its model.keras, a run "
-                         f"name under {base / kind}, 'latest' or 'shipped'; got {text!r}")
+        raise ValueError(f"{flag}: expected a run folder with run.json and {KERAS_FILE} (or {CONFIG_FILE} + "
+                         f"{WEIGHTS_INDEX} + shards), one of its model files, a run name under {base / kind}, "
+                         f"'latest' or 'shipped'; got {text!r}")
+    try:
+        model_files(path)
+    except ValueError as err:
+        raise ValueError(f"{flag}: {err}") from None
     return RunChoice(kind, path, f"chosen with {flag}")
 
 
@@ -225,27 +320,125 @@ def read_run_info(run_dir: str | os.PathLike) -> dict:
 
 
 def load_run(run_dir: str | os.PathLike, keras_module=None):
-    """(Keras 3 model, run info) of a run folder."""
+    """(Keras 3 model, run info) of a run folder, in either model layout (model_files; uncompiled).
+
+    The one loader of run folders (pipeline, exporter, evaluate.py, benches, tests). Raises ValueError
+    naming the run and the file when its model layout is incomplete."""
     if keras_module is None:
         import keras as keras_module
+    run_dir = Path(run_dir)
+    return _load_model(model_files(run_dir), keras_module), read_run_info(run_dir)
+
+
+def _load_model(files: list[Path], keras_module):
+    """The uncompiled model of ``files`` (model_files: [model.keras] or [config, index, shards...])."""
     from facepack.models.keypoints import masked_keypoint_loss
 
+    custom_objects = {"masked_smooth_l1": masked_keypoint_loss(keras_module)}  # named by compile_config
+    if files[0].name == KERAS_FILE:
+        return keras_module.models.load_model(files[0], compile=False, custom_objects=custom_objects)
+    return _load_sharded(files[0], files[1], keras_module, custom_objects)
+
+
+def _load_sharded(config_file: Path, index_file: Path, keras_module, custom_objects):
+    """The model of the sharded layout: built from the config as keras.models.load_model(compile=False)
+    builds it from a .keras archive's config.json (saving_lib._model_from_config), then
+    load_weights(model.weights.json) (saving_lib.load_weights_only: ShardedH5IOStore follows weight_map)."""
+    from keras.src.saving.serialization_lib import ObjectSharingScope
+
+    config = json.loads(config_file.read_text())
+    config["compile_config"] = None  # compile=False
+    with ObjectSharingScope():
+        model = keras_module.saving.deserialize_keras_object(config, custom_objects=custom_objects, safe_mode=True)
+    model.load_weights(index_file)
+    return model
+
+
+def _keras_config_json(keras_file: Path) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(keras_file) as archive:
+        return archive.read("config.json")
+
+
+def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_module=None, log=print) -> list[Path]:
+    """Rewrite a run's model.keras in the sharded layout (module docstring) and delete the model.keras.
+
+    ``shard_mb``: MiB of weights per shard (> 0). The new files are written to a temporary folder in the
+    run, reloaded and checked: every weight (variable path, dtype, shape, bytes) must equal model.keras's,
+    else ValueError and the run is unchanged. Then they are moved in (shards, config, index last) and
+    model.keras is deleted: an interruption leaves model.keras plus part of the new files, which
+    model_files refuses by name and a second shard_run redoes. A run already in the sharded layout is
+    left as it is. Returns the run's model files (model_files order)."""
+    import shutil
+
+    import numpy as np
+
+    if keras_module is None:
+        import keras as keras_module
+    if not shard_mb > 0:
+        raise ValueError(f"--shard-mb must be > 0 (MiB per shard), got {shard_mb}")
     run_dir = Path(run_dir)
-    model = keras_module.models.load_model(
-        run_dir / "model.keras", compile=False,
-        custom_objects={"masked_smooth_l1": masked_keypoint_loss(keras_module)})
-    return model, read_run_info(run_dir)
+    keras_file = run_dir / KERAS_FILE
+    if not keras_file.is_file():
+        files = model_files(run_dir)  # raises unless the sharded layout is complete
+        if log:
+            log(f"{_shown(run_dir)}: already in the sharded layout ({len(files) - 2} shards); left as it is")
+        return files
+    source = _load_model([keras_file], keras_module)
+    config = _keras_config_json(keras_file)
+    tmp = run_dir / f".shard-tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        (tmp / CONFIG_FILE).write_bytes(config)
+        source.save_weights(tmp / WEIGHTS_INDEX, max_shard_size=shard_mb / 1024)  # GB, as Keras takes it
+        new = model_files(tmp)
+        reloaded = _load_model(new, keras_module)
+        a, b = source.weights, reloaded.weights
+        if [w.path for w in a] != [w.path for w in b]:
+            raise ValueError(f"run {run_dir}: the sharded copy's weights are not the same variables; run unchanged")
+        for wa, wb in zip(a, b):
+            va, vb = np.asarray(wa), np.asarray(wb)
+            if va.dtype != vb.dtype or va.shape != vb.shape or va.tobytes() != vb.tobytes():
+                raise ValueError(f"run {run_dir}: weight {wa.path} differs after sharding; run unchanged")
+        names = [p.name for p in new]
+        for stale in run_dir.glob(SHARD_GLOB):
+            if stale.name not in names:
+                stale.unlink()
+        for name in names[2:] + names[:2]:
+            os.replace(tmp / name, run_dir / name)
+        keras_file.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    files = model_files(run_dir)
+    if log:
+        log(f"{_shown(run_dir)}: {len(a)} weights bit-identical, written as " +
+            ", ".join(f"{p.name} ({p.stat().st_size:,} B)" for p in files))
+    return files
 
 
 def main(argv=None) -> int:
-    """Print which ``kind`` model would be used and why; exit 1 when there is none."""
+    """Print which KIND model would be used and why (exit 1 when there is none), or with --shard DIR
+    rewrite a run's model.keras in the sharded layout (files < 5 MB for git; weights bit-identical)."""
     p = argparse.ArgumentParser(prog="python -m facepack.runs", description=main.__doc__)
-    p.add_argument("kind", choices=MODEL_KINDS)
+    p.add_argument("kind", nargs="?", choices=MODEL_KINDS, help="the model kind to choose a run for")
     p.add_argument("--run", default=None, help="RUN as convert/to_tfjs.py --KIND takes it (default: choose)")
     p.add_argument("--runs-root", type=Path, default=None, help="where the runs are (default runs/)")
     p.add_argument("--quiet", action="store_true", help="print nothing, only the exit status")
+    p.add_argument("--shard", type=Path, metavar="DIR", default=None,
+                   help=f"convert run folder DIR from {KERAS_FILE} to {CONFIG_FILE} + {WEIGHTS_INDEX} + shards")
+    p.add_argument("--shard-mb", type=float, default=SHARD_MB,
+                   help=f"with --shard: MiB of weights per shard (default {SHARD_MB:g})")
     args = p.parse_args(argv)
+    if args.shard is None and args.kind is None:
+        p.error("give KIND (beauty or keypoints) or --shard DIR")
+    if args.shard is not None and (args.kind is not None or args.run is not None):
+        p.error("--shard DIR takes no KIND or --run")
     try:
+        if args.shard is not None:
+            shard_run(args.shard, args.shard_mb, log=None if args.quiet else print)
+            return 0
         choice = describe_run(args.kind, args.run, args.runs_root)
     except ValueError as err:
         if not args.quiet:

@@ -2,7 +2,7 @@
 # The main job: set up, make sure there are models, export them for the browser (only when
 # something changed), and serve the page.
 #   bash scripts/main.sh [--beauty RUN] [--keypoints RUN] [--force-export] [server.py options: --port 8000 --host 127.0.0.1 ...]
-# Models: --beauty/--keypoints RUN (a run folder, its model.keras, a run name, 'latest' or 'shipped');
+# Models: --beauty/--keypoints RUN (a run folder, its model.keras or model.weights.json, a run name, 'latest' or 'shipped');
 # by default the newest run trained on real data that is not worse than the shipped model, else
 # models/shipped (the choice and why are printed); with neither, a quick synthetic training run.
 # The export is skipped when static/models was built from the same models, options, code and
@@ -15,7 +15,7 @@ declare -A RUN=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --beauty|--keypoints)
-      [ $# -ge 2 ] || { echo "error: $1 needs a RUN (a run folder, its model.keras, a run name, latest or shipped)" >&2; exit 2; }
+      [ $# -ge 2 ] || { echo "error: $1 needs a RUN (a run folder, its model.keras or model.weights.json, a run name, latest or shipped)" >&2; exit 2; }
       RUN[${1#--}]=$2; CHOICE+=("$1" "$2"); shift 2 ;;
     --beauty=*|--keypoints=*)
       opt=${1%%=*}; RUN[${opt#--}]=${1#*=}; CHOICE+=("$opt" "${1#*=}"); shift ;;

@@ -69,18 +69,22 @@ def export_attributes(model, out_dir, names, thresholds, *, threshold_method: st
 
 
 def export_attributes_run(run_dir, out_dir, backends=("cpu", "wasm"), log=print) -> dict:
-    """export_attributes for a finished run folder (model.keras + run.json: names, thresholds,
-    synthetic flag, dataset terms). Raises ValueError naming the run when it is not an attributes run."""
+    """export_attributes for a finished run folder (run.json: names, thresholds, synthetic flag, dataset
+    terms; the model in either run layout, facepack.runs.model_files). Raises ValueError naming the run
+    when it is not an attributes run or its model files are incomplete."""
     import keras
+
+    from facepack.runs import load_run, model_files
 
     run_dir = Path(run_dir)
     info_path = run_dir / "run.json"
-    if not info_path.is_file() or not (run_dir / "model.keras").is_file():
+    if not info_path.is_file():
         raise ValueError(f"run {run_dir}: expected model.keras and run.json (a finished train_attributes.py run)")
+    model_files(run_dir)  # one line naming what is missing, before the model is loaded
     info = json.loads(info_path.read_text())
     if info.get("model") != "attributes":
         raise ValueError(f"run {run_dir}: run.json says model {info.get('model')!r}, expected 'attributes'")
-    model = keras.models.load_model(run_dir / "model.keras", compile=False)
+    model, _ = load_run(run_dir, keras)
     a = info["attributes"]
     return export_attributes(model, out_dir, a["names"], a["thresholds"], threshold_method=a["threshold_method"],
                              synthetic=bool(info["synthetic"]),

@@ -460,10 +460,14 @@ def _mtcnn_weights_digest() -> str:
 
 
 def _run_digest(run_dir: Path) -> dict:
+    """{"path", <model file name>: sha256 per facepack.runs.model_files (model.keras, or the sharded
+    layout's config, index and shards), "run.json", "cv.json"?}: a model.keras run's digest is the one
+    earlier versions wrote, so its key is unchanged."""
     from facepack.export.tfjs_io import sha256
+    from facepack.runs import model_files
 
     cv = run_dir / "cv.json"  # its headline goes into the manifest (sources.run_meta)
-    return {"path": sources._public_run_path(run_dir), "model.keras": sha256(run_dir / "model.keras"),
+    return {"path": sources._public_run_path(run_dir), **{f.name: sha256(f) for f in model_files(run_dir)},
             "run.json": sha256(run_dir / "run.json"), **({"cv.json": sha256(cv)} if cv.is_file() else {})}
 
 
@@ -471,7 +475,7 @@ def build_key(runs: dict, quantize: str, node_check: bool) -> dict:
     """{"version", "key", "sets": {set: key}, "inputs": {...}} for the model sets in ``runs``
     ({"mtcnn": None, "beauty": run_dir, "keypoints": run_dir}); recorded as manifest["build"].
 
-    Each set's key covers its own source (the run's model.keras + run.json and public path; the
+    Each set's key covers its own source (the run's model files + run.json and public path; the
     mtcnn package's weight files) and what all sets share: the exporter/spec/model/JS sources
     (KEY_SOURCES), tool versions, quantize and node_check.
     """
