@@ -153,3 +153,41 @@ def test_weight_mapping_rejects_a_file_with_another_layout():
     assert len(importers.lite_blocks("efficientnet_lite2")) == 21  # the PyTorch net has _blocks.0.._blocks.20
     with pytest.raises(importers.ImporterError, match="'_conv_stem.weight' missing"):
         importers._torch_to_keras({}, "efficientnet_lite0")
+
+
+def test_lite_block_range_is_a_slice_of_the_full_backbone():
+    """One block builder serves the full importer and the keypoint model: its block ranges
+    chain into exactly the backbone's blocks (same layer names, in order), and a range outside
+    the variant's blocks names it."""
+    x = keras.Input((64, 64, 3))
+    full = keras.Model(x, importers.build_efficientnet_lite(keras, x, "efficientnet_lite0"))
+    y = importers.lite_stem(keras, x)
+    y = importers.lite_block_layers(keras, y, "efficientnet_lite0", 0, 8)
+    y = importers.lite_block_layers(keras, y, "efficientnet_lite0", 8)
+    y = importers.lite_conv_bn(keras, y, importers.LITE_HEAD_FILTERS, 1, 1, "top")
+    chained = keras.Model(x, y)
+    assert [(l.name, type(l).__name__) for l in chained.layers] == [(l.name, type(l).__name__) for l in full.layers]
+    n = len(importers.lite_blocks("efficientnet_lite0"))
+    with pytest.raises(ValueError, match=f"lite blocks 3..{n + 1} out of range 0..{n} for efficientnet_lite0"):
+        importers.lite_block_layers(keras, x, "efficientnet_lite0", 3, n + 1)
+
+
+def test_keypoint_builder_rebuilds_the_shipped_keypoint_model():
+    """build_lite_keypoint_model (the importers' stem and blocks) rebuilds the shipped keypoint
+    model: same layers, and with its weights bit-identical outputs on the fixture photos."""
+    from pathlib import Path
+
+    from facepack.data.images import load_rgb
+    from facepack.models.keypoints import build_lite_keypoint_model
+    from facepack.runs import load_run
+
+    root = Path(__file__).resolve().parent.parent
+    shipped, info = load_run(root / "models" / "shipped" / "keypoints", keras)
+    size = shipped.input_shape[1]
+    built = build_lite_keypoint_model(keras, info["num_points"], input_size=size)
+    assert [(l.name, type(l).__name__) for l in built.layers] == [(l.name, type(l).__name__) for l in shipped.layers]
+    for layer in built.layers:
+        layer.set_weights(shipped.get_layer(layer.name).get_weights())
+    photos = [load_rgb(root / "tests" / "fixtures" / f).astype(np.float32) for f in ("einstein.jpg", "astronaut.png")]
+    x = np.stack([keras.ops.convert_to_numpy(keras.ops.image.resize(p, (size, size))) for p in photos])
+    assert np.array_equal(built(x, training=False).numpy(), shipped(x, training=False).numpy())

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["WeightSet", "WEIGHT_SETS", "LITE_VARIANTS", "build_efficientnet_lite", "build_dlib_resnet",
+__all__ = ["WeightSet", "WEIGHT_SETS", "LITE_VARIANTS", "build_efficientnet_lite", "lite_stem", "lite_block_layers", "build_dlib_resnet",
            "dlib_descriptor_model", "load_weight_set", "apply_weight_set", "weight_set_info", "weight_file",
            "cache_dir", "cached_conversion", "ImporterError"]
 
@@ -115,35 +115,63 @@ def lite_blocks(variant: str) -> list[dict]:
     return blocks
 
 
+def lite_conv_bn(keras, y, filters: int, kernel: int, stride: int, name: str, relu: bool = True,
+                 depthwise: bool = False):
+    """Conv (or depthwise conv, ``filters`` then unused) without bias, "same" padding, layer
+    ``{name}_conv`` -> BatchNormalization(LITE_BN_EPSILON) ``{name}_bn`` [-> ReLU6 ``{name}_relu``]."""
+    L = keras.layers
+    if depthwise:
+        y = L.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(y)
+    else:
+        y = L.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(y)
+    y = L.BatchNormalization(epsilon=LITE_BN_EPSILON, name=f"{name}_bn")(y)
+    return L.ReLU(6.0, name=f"{name}_relu")(y) if relu else y
+
+
+def lite_stem(keras, x):
+    """The Lite stem on the normalised input: 3x3 stride-2 conv, LITE_STEM_FILTERS channels, BN,
+    ReLU6 (layers ``stem_*``)."""
+    return lite_conv_bn(keras, x, LITE_STEM_FILTERS, 3, 2, "stem")
+
+
+def lite_block_layers(keras, y, variant: str, start: int = 0, stop: int | None = None):
+    """Apply ``variant``'s MBConv blocks ``start..stop-1`` (all remaining when ``stop`` is None) to ``y``.
+
+    Layer names ``block{i}_*`` follow the PyTorch module names (``_blocks.{i}``), whatever the
+    range, so the ImageNet weight set maps one to one onto the full backbone
+    (build_efficientnet_lite) and onto a part of it (facepack/models/keypoints.py keeps blocks
+    0..7 of Lite0, or trains blocks start..7 on cached features). Raises ValueError for a range
+    outside 0..len(lite_blocks(variant)).
+    """
+    L = keras.layers
+    blocks = lite_blocks(variant)
+    stop = len(blocks) if stop is None else stop
+    if not 0 <= start <= stop <= len(blocks):
+        raise ValueError(f"lite blocks {start}..{stop} out of range 0..{len(blocks)} for {variant}")
+    for i in range(start, stop):
+        b = blocks[i]
+        inputs = y
+        mid = b["in"] * b["expand"]
+        if b["expand"] != 1:
+            y = lite_conv_bn(keras, y, mid, 1, 1, f"block{i}_expand")
+        y = lite_conv_bn(keras, y, mid, b["kernel"], b["stride"], f"block{i}_dw", depthwise=True)
+        y = lite_conv_bn(keras, y, b["out"], 1, 1, f"block{i}_project", relu=False)
+        if b["stride"] == 1 and b["in"] == b["out"]:
+            y = L.Add(name=f"block{i}_add")([y, inputs])
+    return y
+
+
 def build_efficientnet_lite(keras, x, variant: str):
     """Apply EfficientNet-Lite ``variant``'s feature extractor to the normalised tensor ``x``.
 
     x: (N, H, W, 3) already normalised ((x - 127) / 128). Returns the (N, ceil(H/32), ceil(W/32),
-    1280) ReLU6 feature map (layer ``top_relu``). Layer names follow the PyTorch module names
-    (``block{i}_*`` for ``_blocks.{i}``) so weights map one to one (``_torch_to_keras``).
+    1280) ReLU6 feature map (layer ``top_relu``): lite_stem, lite_block_layers (every block),
+    the 1x1 head conv. Layer names follow the PyTorch module names (``block{i}_*`` for
+    ``_blocks.{i}``) so weights map one to one (``_torch_to_keras``).
     Stochastic depth (training-only in the source) is left out: inference is identical.
     """
-    L = keras.layers
-
-    def conv_bn(y, filters, kernel, stride, name, relu=True, depthwise=False):
-        if depthwise:
-            y = L.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(y)
-        else:
-            y = L.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(y)
-        y = L.BatchNormalization(epsilon=LITE_BN_EPSILON, name=f"{name}_bn")(y)
-        return L.ReLU(6.0, name=f"{name}_relu")(y) if relu else y
-
-    y = conv_bn(x, LITE_STEM_FILTERS, 3, 2, "stem")
-    for i, b in enumerate(lite_blocks(variant)):
-        inputs = y
-        mid = b["in"] * b["expand"]
-        if b["expand"] != 1:
-            y = conv_bn(y, mid, 1, 1, f"block{i}_expand")
-        y = conv_bn(y, mid, b["kernel"], b["stride"], f"block{i}_dw", depthwise=True)
-        y = conv_bn(y, b["out"], 1, 1, f"block{i}_project", relu=False)
-        if b["stride"] == 1 and b["in"] == b["out"]:
-            y = L.Add(name=f"block{i}_add")([y, inputs])
-    return conv_bn(y, LITE_HEAD_FILTERS, 1, 1, "top")
+    y = lite_block_layers(keras, lite_stem(keras, x), variant)
+    return lite_conv_bn(keras, y, LITE_HEAD_FILTERS, 1, 1, "top")
 
 
 def _torch_to_keras(state: dict, variant: str) -> dict[str, list[np.ndarray]]:

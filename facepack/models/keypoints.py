@@ -78,51 +78,7 @@ def masked_keypoint_loss(keras):
 # --- EfficientNet-Lite0 keypoint model (issue 19: ImageNet features for people never trained on) ----
 LITE_BACKBONE = "lite0"
 LITE_WEIGHTS = "efficientnet-lite0"  # facepack.models.importers weight set (Apache-2.0, ImageNet-1k)
-
-
-def lite_block_layers(keras, y, start: int, stop: int, variant: str = "efficientnet_lite0"):
-    """Apply EfficientNet-Lite MBConv blocks ``start..stop-1`` to ``y``.
-
-    Mirrors facepack/models/importers.py:build_efficientnet_lite (same layer names, so the
-    ImageNet weight set maps one to one) but stops anywhere: the keypoint model keeps only the
-    stride-16 part (blocks 0..7 of Lite0; 80 channels) to stay under 1 MB at float16.
-    """
-    from facepack.models.importers import LITE_BN_EPSILON, lite_blocks
-
-    L = keras.layers
-    blocks = lite_blocks(variant)
-    if not 0 <= start <= stop <= len(blocks):
-        raise ValueError(f"lite blocks {start}..{stop} out of range 0..{len(blocks)} for {variant}")
-
-    def conv_bn(z, filters, kernel, stride, name, relu=True, depthwise=False):
-        if depthwise:
-            z = L.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(z)
-        else:
-            z = L.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(z)
-        z = L.BatchNormalization(epsilon=LITE_BN_EPSILON, name=f"{name}_bn")(z)
-        return L.ReLU(6.0, name=f"{name}_relu")(z) if relu else z
-
-    for i in range(start, stop):
-        b = blocks[i]
-        inputs = y
-        mid = b["in"] * b["expand"]
-        if b["expand"] != 1:
-            y = conv_bn(y, mid, 1, 1, f"block{i}_expand")
-        y = conv_bn(y, mid, b["kernel"], b["stride"], f"block{i}_dw", depthwise=True)
-        y = conv_bn(y, b["out"], 1, 1, f"block{i}_project", relu=False)
-        if b["stride"] == 1 and b["in"] == b["out"]:
-            y = L.Add(name=f"block{i}_add")([y, inputs])
-    return y
-
-
-def lite_stem(keras, x):
-    """The Lite stem (3x3 stride-2 conv, 32 channels, BN, ReLU6) on the normalised input."""
-    from facepack.models.importers import LITE_BN_EPSILON, LITE_STEM_FILTERS
-
-    L = keras.layers
-    y = L.Conv2D(LITE_STEM_FILTERS, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    y = L.BatchNormalization(epsilon=LITE_BN_EPSILON, name="stem_bn")(y)
-    return L.ReLU(6.0, name="stem_relu")(y)
+LITE_VARIANT = "efficientnet_lite0"  # the importers' architecture (stem and blocks: importers.lite_stem, lite_block_layers)
 
 
 def keypoint_head(keras, y, num_points: int, head_filters: int):
@@ -143,22 +99,22 @@ def build_lite_keypoint_model(keras, num_points: int = 68, input_size: int = spe
     start_block..last_block-1, head), the part trained on cached frozen features; its layers
     carry the full model's names (facepack.models.common.copy_weights_by_name).
     """
-    from facepack.models.importers import LITE_NORMALIZATION, lite_blocks
+    from facepack.models.importers import LITE_NORMALIZATION, lite_block_layers, lite_blocks, lite_stem
 
     if num_points not in (15, 68):
         raise ValueError(f"--format must give 15 or 68 points, got {num_points!r}")
     if start_block is None:
         inputs = keras.Input((input_size, input_size, 3), name="image")
         y = lite_stem(keras, input_norm(keras, inputs, LITE_NORMALIZATION))
-        y = lite_block_layers(keras, y, 0, last_block)
+        y = lite_block_layers(keras, y, LITE_VARIANT, 0, last_block)
         name = f"keypoints{num_points}_{LITE_BACKBONE}"
     else:
-        blocks = lite_blocks("efficientnet_lite0")
+        blocks = lite_blocks(LITE_VARIANT)
         side = input_size // 2
         for b in blocks[:start_block]:
             side = -(-side // b["stride"])
         inputs = keras.Input((side, side, blocks[start_block]["in"]), name="features")
-        y = lite_block_layers(keras, inputs, start_block, last_block)
+        y = lite_block_layers(keras, inputs, LITE_VARIANT, start_block, last_block)
         name = f"keypoints{num_points}_{LITE_BACKBONE}_top{start_block}"
     return keras.Model(inputs, keypoint_head(keras, y, num_points, head_filters), name=name)
 
