@@ -219,8 +219,17 @@ def _why_not(kind: str, info: dict, shipped_value: float | None, shipped_protoco
     if value is None:
         return f"run.json has no {key} metric to compare with the shipped model"
     if shipped_value is not None and (value < shipped_value if higher else value > shipped_value):
-        return f"{name} {value:.3f} is worse than the shipped model's {shipped_value:.3f}"
+        shown, shipped_shown = _two_numbers(value, shipped_value)
+        return f"{name} {shown} is worse than the shipped model's {shipped_shown}"
     return None
+
+
+def _two_numbers(a: float, b: float) -> tuple[str, str]:
+    """a and b with 3 decimals, or as many more (up to 6) as it takes to show that they differ."""
+    for digits in range(3, 7):
+        if f"{a:.{digits}f}" != f"{b:.{digits}f}":
+            break
+    return f"{a:.{digits}f}", f"{b:.{digits}f}"
 
 
 def choose_run(kind: str, root: str | os.PathLike | None = None, shipped: bool = True) -> RunChoice:

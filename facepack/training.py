@@ -374,7 +374,9 @@ def set_bn_momentum(keras, model, momentum: float) -> None:
 
 
 def save_model(keras, model, path) -> None:
-    """Save the architecture and weights only (no optimizer state: half the size, same outputs)."""
+    """Save the architecture and weights only (no optimizer state: half the size, same outputs), as one
+    ``.keras`` file: the run layout training writes (facepack/runs.py; ``python -m facepack.runs --shard
+    RUN`` rewrites it as < 5 MB files, bit-identical, for a run shipped in git)."""
     bare = model.__class__.from_config(model.get_config())
     bare.set_weights(model.get_weights())
     bare.save(path)

@@ -197,6 +197,10 @@ def test_keypoints_lite_runs_are_candidates_on_their_own_split(tmp_path, monkeyp
     choice = runs.choose_run("keypoints", tmp_path / "runs")
     assert choice.path == shipped
     assert choice.skipped == [(worse, f"NME {SHIPPED_NME + 0.002:.3f} is worse than the shipped model's {SHIPPED_NME:.3f}")]
+    # numbers that agree to 3 decimals are shown with as many more as tell them apart
+    close = {"metrics": {"person_split": {"nme_mean": 0.04754}}, "dataset": {"val_split": "person"}}
+    assert runs._why_not("keypoints", close, SHIPPED_NME, ("person", None)) == \
+        "NME 0.04754 is worse than the shipped model's 0.04750"
     # a frame-split lite run: its person_split entry (people it trained on) is not used; passed over as before
     frame = _lite_run(lite / "20300102-000000", _split_metrics(0.030, 0.031), "frame")
     assert runs.run_metric("keypoints", runs.read_run_info(frame)) == 0.031
