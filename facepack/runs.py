@@ -383,8 +383,6 @@ def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_modu
 
     import numpy as np
 
-    if keras_module is None:
-        import keras as keras_module
     if not shard_mb > 0:
         raise ValueError(f"--shard-mb must be > 0 (MiB per shard), got {shard_mb}")
     run_dir = Path(run_dir)
@@ -394,6 +392,8 @@ def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_modu
         if log:
             log(f"{_shown(run_dir)}: already in the sharded layout ({len(files) - 2} shards); left as it is")
         return files
+    if keras_module is None:
+        import keras as keras_module
     source = _load_model([keras_file], keras_module)
     config = _keras_config_json(keras_file)
     tmp = run_dir / f".shard-tmp-{os.getpid()}"
@@ -446,6 +446,9 @@ def main(argv=None) -> int:
         p.error("--shard DIR takes no KIND or --run")
     try:
         if args.shard is not None:
+            from facepack import tfquiet
+
+            tfquiet.install()  # TensorFlow's import-time factory lines are dropped (facepack/tfquiet.py)
             shard_run(args.shard, args.shard_mb, log=None if args.quiet else print)
             return 0
         choice = describe_run(args.kind, args.run, args.runs_root)
