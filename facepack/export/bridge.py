@@ -580,6 +580,10 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
         if lname in skipped:
             notes.append(f"{lname}: op {cls} computes a mask only; tf_keras recomputes it")
             continue
+        if str(entry.get("module", "")).startswith("keras.src.ops") and getattr(L, cls, None) is None \
+                and cls not in _SCALAR_OPS:  # x / 3.0: Rescaling below
+            raise BridgeError(f"Keras op {cls} (node {lname!r}, from {entry['module']}) has no tf_keras layer; "
+                              f"a graph model carries Keras ops")
         if cls == "InputLayer":
             shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
             tensors[(lname, 0, 0)] = tf_keras.Input(shape=tuple(shape[1:]), name=lname, dtype=_dtype_name(cfg.get("dtype")))

@@ -669,30 +669,92 @@ def _reject(where: str, check: dict, precision: str):
 
 
 def _check_in_tfjs(root: Path, name: str, probes: list[Probe], refs: list, backends, precision: str,
-                   session=None, top1: bool = False) -> dict:
+                   session=None, top1: bool = False, graph_of=None) -> dict:
     """Run every probe on every backend (one Node process); {backend: {max_abs_diff, rel_diff,
     rel_rms[, top1_agreement, top1_rows], probes: {kind: ...}}}; raises _Rejected with the first
-    failure (_QuantRejected when quantised outputs miss QUANT_RMS_TOL)."""
+    failure (_QuantRejected when quantised outputs miss QUANT_RMS_TOL).
+
+    graph_of: the Keras model of a graph-model bundle: when TF.js fails on it or returns outputs
+    of the wrong shape, the failure is traced to the graph node where it starts
+    (locate_graph_failure), so the message names that op and its Keras layer rather than a
+    downstream symptom (a MatMul failing on the shape a broken op produced)."""
     from facepack.export.node_check import run_node_backends
+
+    def located(backend_list, symptom: str):
+        if graph_of is not None:
+            for backend in backend_list:
+                where = locate_graph_failure(root, name, probes[0], backend, graph_of)
+                if where:
+                    return _Rejected(f"TF.js {backend}: {where}")
+        return _Rejected(symptom)
 
     with tempfile.TemporaryDirectory(prefix="facepack-node-") as work:
         try:
             results = run_node_backends(root, backends, [(name, p.arrays) for p in probes], Path(work), session)
         except Exception as err:
-            raise _Rejected(f"TF.js in Node: {_one_line(err)}") from None
+            raise located(backends, f"TF.js in Node: {_one_line(err)}") from None
     measured = {}
     for backend in backends:
         rows = results[backend]
         per = {}
         for probe, ref, got in zip(probes, refs, rows):
             if isinstance(got, Exception):
-                raise _Rejected(f"TF.js {backend}: {_one_line(got)}")
+                raise located([backend], f"TF.js {backend}: {_one_line(got)}")
             check = compare(ref, got, precision, top1)
             if not check["ok"]:
+                if "shape" in check["why"]:
+                    raise located([backend], f"TF.js {backend} on the {probe.kind} probe: {check['why']}")
                 raise _reject(f"TF.js {backend} on the {probe.kind} probe", check, precision)
             per[probe.kind] = _keep(check)
         measured[backend] = _summary(per, top1)
     return measured
+
+
+GRAPH_LOCATE_SCRIPT = Path(__file__).with_name("graph_locate.mjs")
+GRAPH_LOCATE_TIMEOUT_S = 300
+
+
+def keras_layer_of(node_name: str, model) -> str | None:
+    """The Keras layer (or op scope) a converted graph node comes from: the first segment of the
+    node's name scope that is one of ``model``'s layer names, also after dropping the "_N" suffix
+    tf.function adds to name scopes ("StatefulPartitionedCall/functional_1/dense_3/MatMul" ->
+    "dense_3"); else the segment after the model's own scope; None when the name has no scope."""
+    names = {layer.name for layer in model._flatten_layers(include_self=False)}
+    parts = node_name.split("/")[:-1]
+    for part in parts:
+        for candidate in (part, re.sub(r"_\d+$", "", part)):
+            if candidate in names:
+                return candidate
+    scopes = [p for p in parts if p != "StatefulPartitionedCall"]
+    return scopes[1] if len(scopes) > 1 else None
+
+
+def locate_graph_failure(root: Path, name: str, probe: Probe, backend: str, model) -> str | None:
+    """Where TF.js goes wrong in the graph model ``name`` of bundle ``root`` on ``backend``, as
+    "op Cumsum (graph node '...', Keras layer 'cumsum'): <what TF.js did>", or None when no node
+    fails or returns an invalid shape (or Node fails). Runs graph_locate.mjs (one Node process; each
+    node is run once, so this is for failures only)."""
+    import json
+    import subprocess
+
+    from facepack.export.node_check import ROOT, _write_job
+
+    with tempfile.TemporaryDirectory(prefix="facepack-locate-") as work:
+        job = _write_job(root, [(name, probe.arrays)], Path(work))
+        try:
+            proc = subprocess.run([shutil.which("node") or "node", str(GRAPH_LOCATE_SCRIPT), str(root), name, backend,
+                                   str(job)], capture_output=True, text=True, timeout=GRAPH_LOCATE_TIMEOUT_S, cwd=ROOT)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return None
+    found = json.loads(lines[-1])
+    if not found.get("node"):
+        return None
+    layer = keras_layer_of(found["node"], model)
+    return (f"op {found['op']} (graph node {found['node']!r}" + (f", Keras layer {layer!r}" if layer else "")
+            + f") fails: {found['error']}")
 
 
 def _check_in_python(folder: Path, probes: list[Probe], refs: list, precision: str, top1: bool = False) -> dict:
@@ -894,7 +956,8 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
                     entry = _entry(name, path, specs, refs, out_names, extra, precision)
                     _write_temp_manifest(tmp, name, entry)
                     if backends:
-                        measured = _check_in_tfjs(tmp, name, probes, refs, backends, precision, session, top1)
+                        measured = _check_in_tfjs(tmp, name, probes, refs, backends, precision, session, top1,
+                                                  graph_of=model if path == "graph-model" else None)
                     elif path == "layers-model":
                         measured = {"python": _check_in_python(folder, probes, refs, precision, top1)}
                     else:
