@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 
 import { useBackend } from '../static/facepack/backend.js';
 import { resizeForDetection, toRgbTensor } from '../static/facepack/input.js';
-import { loadManifest, runModel } from '../static/facepack/io.js';
+import { loadManifest } from '../static/facepack/io.js';
 import * as mtcnn from '../static/facepack/mtcnn.js';
 import { AreaResizer } from '../static/facepack/ops/area_resize.js';
 import {
@@ -43,15 +43,6 @@ for (const name of ['data', 'dataSync', 'array', 'arraySync']) {
   tf.Tensor.prototype[name] = function counted(...args) { readbacks += 1; return orig.apply(this, args); };
 }
 
-async function netOutputs(net, input, count) {
-  const tensors = tf.tidy(() => runModel(net, input));
-  try {
-    return { data: await Promise.all(tensors.map((t) => t.data())), shapes: tensors.map((t) => t.shape) };
-  } finally {
-    tf.dispose(tensors);
-  }
-}
-
 /** detectFaces, stage by stage, with `lap`. */
 async function detectTimed(nets, image, p, values, lap, counts) {
   const [height, width, channels] = image.shape;
@@ -66,12 +57,11 @@ async function detectTimed(nets, image, p, values, lap, counts) {
     const pixels = resizer.resize(h, w);
     lap('pyramid_resize');
     const level = tf.tensor4d(pixels, [1, h, w, channels]);
-    const out = await netOutputs(nets.pnet, level, 2);
+    const out = await mtcnn.runNet(nets.pnet, 'pnet', level); // one readback, as detectFaces
     level.dispose();
     lap('pnet_net');
-    const [reg, prob] = out.data; // bbox_reg, prob (mtcnn.js OUTPUTS)
-    const [, mapH, mapW] = out.shapes[1];
-    const found = generateBoundingBoxes(reg, prob, mapH, mapW, p.thresholdPnet, 2, p.minSize);
+    const [, mapH, mapW] = out.probShape;
+    const found = generateBoundingBoxes(out.bbox_reg, out.prob, mapH, mapW, p.thresholdPnet, 2, p.minSize);
     perScale.push(nms(upscaleBoxes(found, scale), p.nmsPnet1, 'union', false));
     counts.levels.push(`${h}x${w}:${found.length}`);
     lap('pnet_nms_level');
@@ -86,11 +76,11 @@ async function detectTimed(nets, image, p, values, lap, counts) {
   if (boxes.length) {
     const patches = await mtcnn.extractPatches(image, boxes, p.rnetInput, p.patchPadValue, how);
     lap('rnet_patches');
-    const out = await netOutputs(nets.rnet, patches, 2);
+    const out = await mtcnn.runNet(nets.rnet, 'rnet', patches);
     patches.dispose();
     lap('rnet_net');
-    let r = replaceScores(boxes, out.data[1]);
-    r = adjustBoxes(r, out.data[0]);
+    let r = replaceScores(boxes, out.prob);
+    r = adjustBoxes(r, out.bbox_reg);
     r = pickMatches(r, p.thresholdRnet);
     counts.rnet_pass = r.length;
     r = nms(r, p.nmsRnet, 'union', true);
@@ -101,12 +91,12 @@ async function detectTimed(nets, image, p, values, lap, counts) {
   if (boxes.length) {
     const patches = await mtcnn.extractPatches(image, boxes, p.onetInput, p.patchPadValue, how);
     lap('onet_patches');
-    const out = await netOutputs(nets.onet, patches, 3);
+    const out = await mtcnn.runNet(nets.onet, 'onet', patches);
     patches.dispose();
     lap('onet_net');
-    const landmarks = adjustLandmarks(boxes, out.data[1], p.landmarkCount);
-    let r = replaceScores(boxes, out.data[2]);
-    r = adjustBoxes(r, out.data[0]).map((b, i) => ({ ...b, landmarks: landmarks[i] }));
+    const landmarks = adjustLandmarks(boxes, out.landmarks, p.landmarkCount);
+    let r = replaceScores(boxes, out.prob);
+    r = adjustBoxes(r, out.bbox_reg).map((b, i) => ({ ...b, landmarks: landmarks[i] }));
     r = pickMatches(r, p.thresholdOnet);
     boxes = nms(r, p.nmsOnet, 'min', true);
     lap('onet_nms');

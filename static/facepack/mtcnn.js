@@ -31,9 +31,11 @@ const OUTPUTS = { pnet: ['bbox_reg', 'prob'], rnet: ['bbox_reg', 'prob'], onet: 
  * (if given) names them, else the exporter's documented order. ONE readback per call: the
  * outputs are flattened and concatenated on the backend (a copy: the same float32 values) and
  * read together, each output a view of its part (P-Net: 1 readback per pyramid level, not 2;
- * on WebGL each readback is a GPU sync, issue 14).
+ * on WebGL each readback is a GPU sync, issue 14). Exported for bench/profile.mjs.
+ * @param {'pnet'|'rnet'|'onet'} kind
+ * @returns {Promise<object>} {bbox_reg, prob, landmarks? (Float32Array views), <name>Shape}
  */
-async function runNet(net, kind, input) {
+export async function runNet(net, kind, input) {
   const names = Array.isArray(net.entry.outputs) ? net.entry.outputs.map((o) => (typeof o === 'string' ? o : o.name))
     : OUTPUTS[kind];
   const { joined, shapes } = tf.tidy(() => {
