@@ -877,7 +877,8 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
 
     Raises:
       ExportError (a ValueError): one line naming the layer/op, the backend or step, and what to
-        do; e.g. both paths failed, Lambda without ``unsafe``, an unknown custom layer, a bad
+        do (a graph model that TF.js fails on is traced to the op where the failure starts:
+        locate_graph_failure); e.g. both paths failed, Lambda without ``unsafe``, an unknown custom layer, a bad
         ``sample``, Node missing while ``backends`` is non-empty.
     """
     from facepack.export import manifest as manifest_mod

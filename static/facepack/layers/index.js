@@ -35,7 +35,7 @@
  *   Functional           replaces TF.js' (call arguments of Attention / MultiHeadAttention)  functional.js
  *   activations 'leaky_relu' (slope 0.2) and 'exponential'  activations.js
  *
- * Graph-model ops: Erfc (exact GELU)  ops.js
+ * Graph-model ops: Erfc (exact GELU); Cumsum, Cumprod (replace the converter's: a negative axis made non-negative)  ops.js
  */
 export { Attention, MultiHeadAttention } from './attention.js';
 export { ELU, ReLU, Softmax, kerasRelu } from './activations.js';
