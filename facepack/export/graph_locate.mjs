@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../static/facepack/backend.js';
 import { load } from '../../static/facepack/generic.js';
 
-const MAX_NODES = 600; // each node is a separate run: O(nodes^2) work, bounded
+const MAX_NODES = 300; // each node is a separate run: O(nodes^2) work, bounded (a larger graph is not traced)
 const SKIP_OPS = new Set(['Const', 'Placeholder', 'NoOp']);
 
 // mirrors node_check.mjs:readInput

@@ -711,7 +711,7 @@ def _check_in_tfjs(root: Path, name: str, probes: list[Probe], refs: list, backe
 
 
 GRAPH_LOCATE_SCRIPT = Path(__file__).with_name("graph_locate.mjs")
-GRAPH_LOCATE_TIMEOUT_S = 300
+GRAPH_LOCATE_TIMEOUT_S = 120  # seconds; past it the failure is reported as TF.js gave it
 
 
 def keras_layer_of(node_name: str, model) -> str | None:
