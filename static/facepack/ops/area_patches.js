@@ -24,14 +24,20 @@ import { footprintCorners } from './footprint.js';
  * Rows are accumulated first (down each column), then along each row, in order
  * (mirrors mtcnn_detector.py:integral_image: cumsum(cumsum(., axis=0), axis=1)).
  * @param {ArrayLike<number>} pixels row-major [H, W, C]
+ * @param {Float64Array} [into] (H + 1) (W + 1) C values to write the table into (reused memory)
  * @returns {Float64Array}
  */
-export function integralImage(pixels, height, width, channels, padValue) {
+export function integralImage(pixels, height, width, channels, padValue, into = null) {
   if (pixels.length !== height * width * channels) {
     throw new Error(`area patches: expected ${height * width * channels} values for [${height}, ${width}, ${channels}], got ${pixels.length}`);
   }
   const rowLen = (width + 1) * channels;
-  const table = new Float64Array((height + 1) * rowLen);
+  const table = into ?? new Float64Array((height + 1) * rowLen);
+  if (into) { // a reused buffer: zero what the loop below does not write (row 0, column 0)
+    if (into.length !== (height + 1) * rowLen) throw new Error(`area patches: the integral image buffer must hold ${(height + 1) * rowLen} values, got ${into.length}`);
+    table.fill(0, 0, rowLen);
+    for (let at = rowLen; at < table.length; at += rowLen) table.fill(0, at, at + channels);
+  }
   const column = new Float64Array(width * channels); // running column sums (cumsum over rows)
   const end = width * channels;
   for (let y = 0; y < height; y++) {
@@ -77,6 +83,23 @@ export function areaAxis(start, stop, size, length) {
   return footprintCorners(centres, Math.max(step, 1), length);
 }
 
+/**
+ * One spare integral-image buffer, handed from a released AreaPatcher to the next one (a camera
+ * loop's photos share one: allocating and first touching 30 MB of float64 for a 1280 x 996 photo
+ * costs about as much as filling it). Only a released patcher's buffer is kept, so two patchers
+ * never share memory.
+ */
+let spare = null;
+
+function takeBuffer(length) {
+  if (spare && spare.buffer.byteLength >= length * Float64Array.BYTES_PER_ELEMENT) {
+    const buf = new Float64Array(spare.buffer, 0, length);
+    spare = null;
+    return buf;
+  }
+  return new Float64Array(length);
+}
+
 /** Area-sampled patches of one photo; the integral image is built on first use and shared. */
 export class AreaPatcher {
   /**
@@ -89,17 +112,33 @@ export class AreaPatcher {
   }
 
   /**
+   * Done with this photo: its integral image's memory goes to the next patcher (a later
+   * patches() call rebuilds it). Optional; without it the garbage collector frees it.
+   */
+  release() {
+    if (this.table && (!spare || spare.buffer.byteLength < this.table.buffer.byteLength)) spare = this.table;
+    this.table = null;
+  }
+
+  /**
    * @param {number[][]} boxes [x1, y1, x2, y2] each, pixels of the photo (continuous coordinates)
    * @param {number} size output side (pixels)
    * @returns {Float32Array} [N, size, size, C] row-major
    */
   patches(boxes, size) {
-    if (!this.table) this.table = integralImage(this.pixels, this.height, this.width, this.channels, this.padValue);
+    if (!this.table) {
+      const length = (this.height + 1) * (this.width + 1) * this.channels;
+      this.table = integralImage(this.pixels, this.height, this.width, this.channels, this.padValue, takeBuffer(length));
+    }
     const { table, channels: C, padValue: pad } = this;
     const rowLen = (this.width + 1) * C;
     const out = new Float32Array(boxes.length * size * size * C);
     // I(corner) = bilinear interpolation of the table, x first then y (the Python twin's order):
     // r0 = T[j, i] + a (T[j, i+1] - T[j, i]); r1 = the same on row j + 1; I = r0 + b (r1 - r0)
+    if (C === 3) {
+      patches3(table, rowLen, boxes, size, this.width, this.height, pad, out);
+      return out;
+    }
     let k = 0;
     for (const [x1, y1, x2, y2] of boxes) {
       const X = areaAxis(x1, x2, size, this.width);
@@ -134,5 +173,39 @@ export class AreaPatcher {
       }
     }
     return out;
+  }
+}
+
+/**
+ * AreaPatcher.patches for 3 channels: per output value the same float64 operations in the same
+ * order as the general loop (one corner's 3 channels read together: adjacent in the table).
+ */
+function patches3(table, rowLen, boxes, size, width, height, pad, out) {
+  let k = 0;
+  const corner = (p, a, b) => { // I at table offset p (row j, column i): x then y
+    const q = p + rowLen;
+    const r0 = table[p] + a * (table[p + 3] - table[p]);
+    const r1 = table[q] + a * (table[q + 3] - table[q]);
+    return r0 + b * (r1 - r0);
+  };
+  for (const [x1, y1, x2, y2] of boxes) {
+    const X = areaAxis(x1, x2, size, width);
+    const Y = areaAxis(y1, y2, size, height);
+    const area = X.foot * Y.foot;
+    for (let py = 0; py < size; py++) {
+      const rl = Y.lowCell[py] * rowLen; const bl = Y.lowFrac[py];
+      const rh = Y.highCell[py] * rowLen; const bh = Y.highFrac[py];
+      for (let ox = 0; ox < size; ox++) {
+        const cl = X.lowCell[ox] * 3; const al = X.lowFrac[ox];
+        const ch = X.highCell[ox] * 3; const ah = X.highFrac[ox];
+        for (let c = 0; c < 3; c++) {
+          const hh = corner(rh + ch + c, ah, bh);
+          const hl = corner(rh + cl + c, al, bh);
+          const lh = corner(rl + ch + c, ah, bl);
+          const ll = corner(rl + cl + c, al, bl);
+          out[k++] = pad + ((hh - hl) - (lh - ll)) / area;
+        }
+      }
+    }
   }
 }
