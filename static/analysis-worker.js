@@ -15,6 +15,7 @@
  *     {type: 'guided', id, faces}                   guided Grad-CAM of the last photo result's first `faces` faces (the ones
  *                                                    the page shows; computed once, not re-analysed)
  *   worker -> page
+ *     {type: 'lock-held', lock}                      the Web Lock named by the Worker's `name` is held until the worker ends
  *     {type: 'progress', loaded, total, count, files}   model download (manifest sizes)
  *     {type: 'ready', backend, reason, tfjs, wasmThreads, cores, isolated} | {type: 'start-failed', code, message}
  *     {type: 'decoded', id, pixels, width, height}      display copy of the photo (RGBA {width, height, data}, long side <= DISPLAY_MAX_SIDE_PX)
@@ -68,6 +69,18 @@ const state = {
 };
 
 const post = (message, transfer = []) => self.postMessage(message, transfer);
+
+// --- Liveness -------------------------------------------------------------------------------------
+// The page names this worker after a Web Lock (new Worker(url, {name})); the worker holds it for its
+// whole life and says so ('lock-held'). The browser releases a worker's locks however it ends (out
+// of memory, a crash, close(), terminate()) with no 'error' event in most of these cases; the page,
+// queued on the same lock (app.js watchWorker), is granted it then and knows the worker is gone.
+if (self.name && self.navigator.locks) {
+  self.navigator.locks.request(self.name, () => {
+    post({ type: 'lock-held', lock: self.name });
+    return new Promise(() => {}); // held until the worker ends
+  });
+}
 
 // --- Start-up -----------------------------------------------------------------------------------
 /** Post download progress of the bundle's files as they complete (Resource Timing in the worker). */

@@ -33,6 +33,7 @@ const VENDOR_URL = '/vendor/';
 const LIBRARY_URL = '/facepack/index.js';
 const WORKER_URL = '/analysis-worker.js';
 const VIEW_WORKER_URL = '/view-worker.js';
+const WORKER_LOCK_PREFIX = 'facepack-analysis-worker-'; // + a unique suffix: the Web Lock each analysis worker holds
 const MAX_FACES_LIMIT = 50; // upper bound of the "Max faces" field
 const FPS_SMOOTHING = 0.1; // weight of the newest interval in the camera's average time between frames
 const ZOOM_STEP = 1.5; // one click of + / -
@@ -72,7 +73,9 @@ const page = {
   photo: null, // {id, label, file, shown, width, height}: the photo shown (its pixels are in the view worker)
   viewWorker: null, // view-worker.js: owns the #view canvas and draws it
   viewSize: { width: 1, height: 1, dpr: 1 }, // #view's canvas size, device pixels
-  result: null, // {id, result, source} for page.photo (its Grad-CAM overlays are in the view worker)
+  result: null, // {id, result, source, worker} for page.photo (its Grad-CAM overlays are in the view worker;
+  // `worker`: the analysis worker that holds its photo, which guided Grad-CAM and the PNG need)
+  workerLost: null, // what the page says when the analysis worker ended by itself (onWorkerGone), until a new one is ready
   pending: new Map(), // id -> {kind: 'photo' | 'frame', label, limit} of requests not answered yet
   view: { zoom: 1, cx: 0, cy: 0, drag: null },
   camera: { stream: null, running: false, frames: 0, fps: 0, lastTime: 0, inFlight: new Map(), video: null, result: null },
@@ -139,12 +142,19 @@ function importMap() {
   return script ? JSON.parse(script.textContent).imports ?? {} : {};
 }
 
-/** A fresh analysis worker (decoding works at once; the models load on startAnalyzer). */
+/**
+ * A fresh analysis worker (decoding works at once; the models load on startAnalyzer). It is named
+ * after a Web Lock it holds for its life (analysis-worker.js, "Liveness"): watchWorker learns
+ * when it ends without an 'error' event.
+ */
 function createWorker() {
   if (page.worker) page.worker.terminate();
-  const worker = new Worker(WORKER_URL, { type: 'module' });
+  const lock = `${WORKER_LOCK_PREFIX}${Date.now()}-${Math.random().toString(36).slice(2)}`; // unique across tabs
+  const worker = new Worker(WORKER_URL, { type: 'module', name: lock });
   worker.addEventListener('message', (event) => {
+    if (event.data?.type === 'lock-held') return watchWorker(worker, event.data.lock);
     if (worker === page.worker) onWorkerMessage(event.data);
+    return null;
   });
   worker.addEventListener('error', (event) => {
     if (worker !== page.worker) return;
@@ -156,6 +166,45 @@ function createWorker() {
   page.analyzer = null;
   page.pending.clear();
   return worker;
+}
+
+/**
+ * Wait (a queued Web Lock request) for the lock `worker` holds; the browser grants it when the
+ * worker has ended. A worker the page replaced (createWorker) is ignored; the current one is
+ * reported and replaced (onWorkerGone).
+ */
+function watchWorker(worker, lock) {
+  navigator.locks.request(lock, () => {
+    if (worker === page.worker) onWorkerGone();
+  });
+}
+
+/**
+ * The analysis worker ended without an 'error' event (the browser stops a worker that runs out of
+ * memory or crashes, e.g. tfjs-backend-wasm aborting): what it was doing is lost. Say what, and
+ * load the models in a new worker (its 'ready' says so again, onReady). A guided Grad-CAM request
+ * it died on is not retried by itself (the toggle goes off: turning it on asks the new worker,
+ * which analyses the photo again first, requestGuided).
+ */
+function onWorkerGone() {
+  const guided = page.guidedAsked != null && page.guidedAsked === page.result?.id;
+  const photo = page.photo && page.pending.has(page.photo.id) ? page.photo : null;
+  const doing = guided ? ' while computing guided Grad-CAM' : photo ? ` while analysing “${photo.label}”` : '';
+  page.guidedAsked = null;
+  if (guided) $('guided-toggle').checked = false;
+  page.pngRequest = null;
+  stopCamera();
+  page.workerLost = `The analysis worker stopped${doing} without reporting an error (the browser ended it: out of memory?)`;
+  drawView();
+  if (!page.started) { // the models were never loaded in it (they cannot be): decoding only
+    createWorker();
+    showMessage('error', 'worker-stopped', `${page.workerLost}. A new one was started.`);
+    page.workerLost = null;
+    return;
+  }
+  const resolve = page.resolveReady; // whoever waits for the models gets the new worker's
+  startAnalyzer(page.requestedBackend).then(resolve);
+  showMessage('error', 'worker-stopped', `${page.workerLost}. A new worker is loading the models…`);
 }
 
 /**
@@ -193,9 +242,15 @@ function onReady(info) {
   showBackend(info);
   page.resolveReady(info);
   const photo = page.photo;
+  const lost = page.workerLost; // onWorkerGone: this is the worker that replaced it
+  page.workerLost = null;
   if (photo && page.pending.has(photo.id)) {
     showMessage('info', 'analysing', `Analysing “${photo.label}”…`);
     setState('busy');
+  } else if (lost) {
+    showMessage('warning', 'worker-restarted', `${lost}. A new worker has loaded the models: `,
+      page.result ? 'turn guided Grad-CAM on (it analyses the photo again first), or choose a photo.' : 'choose a photo.');
+    setState('ready');
   } else {
     showMessage('ok', 'ready', 'Ready: choose or drop a photo, or start the camera.');
     setState('ready'); // last: once the page says ready, its message and backend are shown too
@@ -418,7 +473,7 @@ function onResult(msg) {
   }
   const { limit } = req;
   const result = { ...msg.result, faces: msg.result.faces.slice(0, limit), limit, moreFacesThanLimit: msg.result.faces.length > limit };
-  const entry = { id: msg.id, result, source: req.label };
+  const entry = { id: msg.id, result, source: req.label, worker: page.worker }; // the worker holds its pixels (guided, PNG)
   const holder = forFrame ? page.camera : page; // the camera's results never replace the photo's
   holder.result = entry;
   if (forFrame) page.viewWorker.postMessage({ type: 'photo', slot: 'camera', id: msg.id, bitmap: msg.frame }, [msg.frame]);
@@ -697,6 +752,10 @@ function guidedShown(slot) {
 function requestGuided() {
   const r = page.result;
   if (!$('guided-toggle').checked || !r || page.camera.running || page.guided?.id === r.id || page.guidedAsked === r.id) return false;
+  if (r.worker !== page.worker) { // that worker ended (onWorkerGone): analyse the photo in this one; its result asks again
+    reanalyse();
+    return true;
+  }
   page.guidedAsked = r.id;
   // only the faces shown: the worker's result holds one more than Max faces (to tell moreFacesThanLimit)
   page.worker.postMessage({ type: 'guided', id: r.id, faces: r.result.faces.length });

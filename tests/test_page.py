@@ -43,6 +43,7 @@ BOX_TOL_PX = 0.5  # face box corners, photo pixels
 KEYPOINT_TOL_PX = 0.5  # keypoints and the 5 detector points, photo pixels
 WAIT_S = 180  # one page load or analysis on a 2-core machine shared with other test runs
 TRANSIENT_CODES = {"starting", "loading", "waiting", "analysing"}
+WORKER_GONE_S = 10  # the page learns that its analysis worker ended (a Web Lock grant: milliseconds)
 
 
 # --- Fixtures -----------------------------------------------------------------------------------
@@ -335,6 +336,48 @@ def attributes_bundle(tiny_bundle, tmp_path_factory):
     export_attributes(model, out, ATTRIBUTES, thresholds, synthetic=True, license="test weights (random)",
                       backbone="small_cnn", backends=("wasm",), log=None)
     return {"bundle": out, "model": model, "names": list(ATTRIBUTES), "thresholds": thresholds.tolist()}
+
+
+def _analysis_workers(pg) -> list:
+    return [w for w in pg.workers if w.url.endswith("/analysis-worker.js")]
+
+
+def test_guided_request_answered_when_the_worker_dies(page, photos):
+    """The analysis worker ends without an 'error' event (as when the browser stops it for memory)
+    while a guided request waits: the page says so at once instead of "Computing…" forever, loads the
+    models in a new worker, and guided Grad-CAM works again (the photo analysed again first)."""
+    page.uncheck("#guided-toggle")
+    assert choose(page, str(photos["astronaut"]))["code"] == "ok"
+    old, = _analysis_workers(page)
+    first_result = page.evaluate("window.facepackLastResult.faces[0].keypoints")
+    # The worker answers nothing from now on (the guided request stays unanswered), then ends.
+    old.evaluate("self.postMessage = () => {}")
+    before = message(page)["seq"]
+    page.check("#guided-toggle")
+    assert message(page)["code"] == "guided-computing"
+    old.evaluate("setTimeout(() => self.close(), 0)")  # close(): no 'error' event, as a crash
+    stopped = wait_until(page, f"(() => {{ const m = document.getElementById('message');"
+                               f" return Number(m.dataset.seq) > {before} && m.dataset.code !== 'guided-computing'"
+                               f" && {{code: m.dataset.code, text: m.textContent}}; }})()", timeout_s=WORKER_GONE_S)
+    assert stopped["code"] == "worker-stopped", stopped
+    assert "stopped while computing guided Grad-CAM without reporting an error" in stopped["text"], stopped
+    assert not page.is_checked("#guided-toggle")  # not retried by itself (it could kill the new worker too)
+    wait_until(page, "document.getElementById('message').dataset.code !== 'worker-stopped'")  # the new worker's models
+    restarted = message(page)
+    assert restarted["code"] == "worker-restarted" and "turn guided Grad-CAM on" in restarted["text"], restarted
+    assert page.evaluate("document.body.dataset.state") == "ready"
+    new, = _analysis_workers(page)
+    assert new is not old
+    before = message(page)["seq"]
+    page.check("#guided-toggle")  # the new worker analyses the photo again, then computes its guided maps
+    wait_until(page, f"(() => {{ const m = document.getElementById('message');"
+                     f" return Number(m.dataset.seq) > {before} && !{sorted(TRANSIENT_CODES | {'guided-computing'})}"
+                     f".includes(m.dataset.code); }})()")
+    done = message(page)
+    assert done["code"] == "guided" and "Guided Grad-CAM of 1 face computed" in done["text"], done
+    np.testing.assert_allclose(page.evaluate("window.facepackLastResult.faces[0].keypoints"), first_result, atol=1e-6)
+    page.uncheck("#guided-toggle")
+    assert page.errors == []
 
 
 def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir):
