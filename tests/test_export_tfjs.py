@@ -33,15 +33,34 @@ def assert_close(got, ref, what):
     assert diff <= tol, f"{what}: max abs diff {diff:.3g} > {tol:.3g}"
 
 
+# The session's untrained runs (conftest.untrained_runs: calibrated, seed 0) and their float32 bundle
+# (tiny_bundle) are the beauty backbone and keypoint backbone below: they are not built twice.
+SESSION_BEAUTY_BACKBONE = "mobilenet_v2"
+SESSION_KEYPOINT_BACKBONE = "kpnet"
+
+
+def _session_run(untrained_runs, tiny_bundle, kind: str, backbone: str, input_size: int | None = None):
+    """(tiny_bundle, Keras model) of the session's ``kind`` run, checked to be ``backbone`` at ``input_size``."""
+    import json
+
+    import keras
+
+    from facepack.runs import load_run
+
+    info = json.loads((untrained_runs[kind] / "run.json").read_text())
+    assert info["backbone"] == backbone and input_size in (None, info["input_size"]), info
+    return tiny_bundle, load_run(untrained_runs[kind], keras)[0]
+
+
 @pytest.fixture(scope="module")
-def backbone_bundles(tmp_path_factory):
+def backbone_bundles(tmp_path_factory, untrained_runs, tiny_bundle):
     """{backbone: (bundle dir, Keras 3 model)} for every beauty backbone, calibrated."""
     import keras
 
     from facepack.runs import load_run
 
-    out = {}
-    for backbone in BACKBONES:
+    out = {SESSION_BEAUTY_BACKBONE: _session_run(untrained_runs, tiny_bundle, "beauty", SESSION_BEAUTY_BACKBONE, SIZE_PX)}
+    for backbone in sorted(set(BACKBONES) - set(out)):
         root = tmp_path_factory.mktemp(backbone)
         run = calibrated_run("beauty", root / "run", backbone=backbone, input_size=SIZE_PX)
         bundle = root / "models"
@@ -50,34 +69,62 @@ def backbone_bundles(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("backend", NODE_BACKENDS)
-@pytest.mark.parametrize("backbone", sorted(BACKBONES))
-def test_beauty_backbone_equal_in_tfjs(backbone_bundles, backbone, backend, tmp_path):
+@pytest.fixture(scope="module")
+def node_runs(backbone_bundles, keypoint_bundles, tmp_path_factory):
+    """Every bundle's probes on every Node backend, in ONE Node process (NodeSession; a process per
+    bundle and backend cost ~2 s each): {key: (Keras references, {backend: rows})}, key = the beauty
+    backbone or "kp_" + the keypoint backbone; a row is the outputs, or the NodeRunError of that request."""
     import keras
 
+    from facepack.export.node_check import NodeSession
     from facepack.models.beauty import split_for_gradcam
 
-    bundle, model = backbone_bundles[backbone]
-    features, head = split_for_gradcam(keras, model)
-    x = image_probe(SIZE_PX, SIZE_PX, seed=11, batch=2)
-    fmap = np.asarray(features(x))
-    probs = np.asarray(model(x))
-    assert np.abs(fmap).max() > 1.0, "calibration failed: activations vanished, the test would be vacuous"
-    (got_fmap,), (got_probs,) = run_node(bundle, backend, [("beauty_features", x), ("beauty_head", fmap)], tmp_path)
-    assert_close(got_fmap, fmap, f"{backbone}/{backend} feature map")
-    assert_close(got_probs, probs, f"{backbone}/{backend} probs")
+    work = tmp_path_factory.mktemp("node")
+    out = {}
+    with NodeSession(NODE_BACKENDS) as session:
+        for backbone, (bundle, model) in backbone_bundles.items():
+            features, _ = split_for_gradcam(keras, model)
+            x = image_probe(SIZE_PX, SIZE_PX, seed=11, batch=2)
+            fmap = np.asarray(features(x))
+            refs = {"feature map": fmap, "probs": np.asarray(model(x))}
+            out[backbone] = (refs, session.run(bundle, [("beauty_features", x), ("beauty_head", fmap)], work / backbone))
+        kx = image_probe(96, 96, seed=3)
+        for backbone, (bundle, model) in keypoint_bundles.items():
+            refs = {"keypoints": np.asarray(model(kx))}
+            out[f"kp_{backbone}"] = (refs, session.run(bundle, [("keypoints", kx)], work / f"kp_{backbone}"))
+    return out
+
+
+def _node_outputs(node_runs, key: str, backend: str) -> tuple[dict, list]:
+    """(references, outputs per request) of ``key`` on ``backend``; RuntimeError with TF.js' message
+    when a request failed there (as export_support.run_node)."""
+    refs, results = node_runs[key]
+    rows = results[backend]
+    for name, row in zip(refs, rows):
+        if isinstance(row, Exception):
+            raise RuntimeError(f"TF.js ({backend}, Node) could not run {key}'s {name}: {row}")
+    return refs, rows
+
+
+@pytest.mark.parametrize("backend", NODE_BACKENDS)
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_beauty_backbone_equal_in_tfjs(node_runs, backbone, backend):
+    refs, ((got_fmap,), (got_probs,)) = _node_outputs(node_runs, backbone, backend)
+    assert np.abs(refs["feature map"]).max() > 1.0, "calibration failed: activations vanished, the test would be vacuous"
+    assert_close(got_fmap, refs["feature map"], f"{backbone}/{backend} feature map")
+    assert_close(got_probs, refs["probs"], f"{backbone}/{backend} probs")
 
 
 @pytest.fixture(scope="module")
-def keypoint_bundles(tmp_path_factory):
+def keypoint_bundles(tmp_path_factory, untrained_runs, tiny_bundle):
     """{backbone: (bundle dir, Keras 3 model)} of calibrated keypoint models, every backbone."""
     import keras
 
     from facepack.models.keypoints import BACKBONES as KP_BACKBONES
     from facepack.runs import load_run
 
-    out = {}
-    for backbone in KP_BACKBONES:
+    out = {SESSION_KEYPOINT_BACKBONE: _session_run(untrained_runs, tiny_bundle, "keypoints", SESSION_KEYPOINT_BACKBONE)}
+    for backbone in sorted(set(KP_BACKBONES) - set(out)):
         root = tmp_path_factory.mktemp(f"kp_{backbone}")
         run = calibrated_run("keypoints", root / "run", backbone=backbone)
         build_bundle(root / "models", keypoints_run=run, models=["keypoints"], log=None)
@@ -87,13 +134,10 @@ def keypoint_bundles(tmp_path_factory):
 
 @pytest.mark.parametrize("backend", NODE_BACKENDS)
 @pytest.mark.parametrize("backbone", ["kpnet", "mobilenet_v2"])
-def test_keypoints_equal_in_tfjs(keypoint_bundles, backbone, backend, tmp_path):
-    bundle, model = keypoint_bundles[backbone]
-    x = image_probe(96, 96, seed=3)
-    ref = np.asarray(model(x))
-    assert np.abs(ref).max() > 0.1, "calibration failed: outputs vanished, the test would be vacuous"
-    (got,), = run_node(bundle, backend, [("keypoints", x)], tmp_path)
-    assert_close(got, ref, f"keypoints {backbone}/{backend}")
+def test_keypoints_equal_in_tfjs(node_runs, backbone, backend):
+    refs, ((got,),) = _node_outputs(node_runs, f"kp_{backbone}", backend)
+    assert np.abs(refs["keypoints"]).max() > 0.1, "calibration failed: outputs vanished, the test would be vacuous"
+    assert_close(got, refs["keypoints"], f"keypoints {backbone}/{backend}")
 
 
 @pytest.mark.parametrize("backend", NODE_BACKENDS)
