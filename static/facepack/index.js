@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { selectBackend } from './backend.js';
 import { heatmapToCrop, upsampleGrid } from './gradcam.js';
-import { toRgbTensor } from './input.js';
+import { decodeInput } from './input.js';
 import { loadManifest } from './io.js';
 import { ANALYZE_DEFAULTS, MODEL_CONFIG_DEFAULTS, resolveAnalyzeOptions, resolveModelConfig } from './options.js';
 import {
@@ -84,14 +84,14 @@ export async function createFaceAnalyzer(modelConfig) {
     let t = tStart;
     const lap = (key) => { const now = performance.now(); timings[key] += now - t; t = now; };
     // 1. decode
-    const image = await toRgbTensor(input, spec);
+    const { image, pixels: decoded } = await decodeInput(input, spec);
     try {
       const [height, width] = image.shape;
       lap('decode');
       // 2. detect
       // The photo's values, read once: the detection downscale and the crops sample them on the
       // CPU (input.js:resizeForDetection, ops/bounded_crop.js), exact on any photo size and backend.
-      const pixels = await image.data();
+      const pixels = decoded ?? await image.data(); // {data, width, height} inputs: no read-back
       const faces = await detectStage(sets.detector, spec, image, opts, pixels);
       lap('detect');
       // 3-4. crop, keypoints, beauty, Grad-CAM

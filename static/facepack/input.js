@@ -57,6 +57,7 @@ function fromTensor(t) {
   return t.shape[2] === RGB ? tf.tidy(() => tf.cast(t, 'float32')) : premultiplyTensor(t);
 }
 
+/** {data, width, height} -> {image, pixels}: the tensor and the float32 values it was made from. */
 function fromPixelData({ data, width, height }) {
   if (!(Number.isInteger(width) && width > 0 && Number.isInteger(height) && height > 0)) {
     throw new Error(`input {data, width, height}: width and height must be positive integers, got ${width} x ${height}`);
@@ -67,7 +68,7 @@ function fromPixelData({ data, width, height }) {
   }
   if (channels === RGB) {
     const values = ArrayBuffer.isView(data) ? new Float32Array(data) : Float32Array.from(data); // typed: native copy
-    return tf.tensor3d(values, [height, width, RGB], 'float32');
+    return { image: tf.tensor3d(values, [height, width, RGB], 'float32'), pixels: values };
   }
   const rgb = new Float32Array(width * height * RGB);
   for (let i = 0, j = 0; j < rgb.length; i += RGBA, j += RGB) {
@@ -76,7 +77,7 @@ function fromPixelData({ data, width, height }) {
     rgb[j + 1] = premultiply(data[i + 1], a);
     rgb[j + 2] = premultiply(data[i + 2], a);
   }
-  return tf.tensor3d(rgb, [height, width, RGB], 'float32');
+  return { image: tf.tensor3d(rgb, [height, width, RGB], 'float32'), pixels: rgb };
 }
 
 /** Browser pixels -> float32 [H, W, 3]: read with alpha (fromPixels 4 channels), then the rule. */
@@ -99,21 +100,34 @@ async function fromBlob(blob) {
 }
 
 /**
+ * Any accepted input -> float32 [H, W, 3] tensor and, when they were made in JavaScript (the
+ * {data, width, height} inputs), its values: the same float32 numbers `await image.data()` would
+ * return, without reading them back from the backend (on WASM a copy of the whole photo; on
+ * WebGL a GPU sync). Caller disposes `image` and must not modify `pixels`.
+ * @param {*} input see the module comment
+ * @param {object} spec manifest.json "spec" (alpha_rule)
+ * @returns {Promise<{image: tf.Tensor3D, pixels: Float32Array|null}>}
+ */
+export async function decodeInput(input, spec) {
+  checkAlphaRule(spec);
+  if (input instanceof tf.Tensor) return { image: fromTensor(input), pixels: null };
+  if (isBlob(input)) return { image: await fromBlob(input), pixels: null };
+  if (isBrowserPixels(input)) return { image: fromBrowserPixels(input), pixels: null };
+  if (input && typeof input === 'object' && 'data' in input && 'width' in input && 'height' in input) {
+    return fromPixelData(input);
+  }
+  const kind = input === null ? 'null' : (input && input.constructor ? input.constructor.name : typeof input);
+  throw new Error(`input: expected an image element, canvas, video, ImageBitmap, ImageData, Blob, tf.Tensor3D or {data, width, height}, got ${kind}`);
+}
+
+/**
  * Any accepted input -> float32 [H, W, 3] tensor (caller disposes).
  * @param {*} input see the module comment
  * @param {object} spec manifest.json "spec" (alpha_rule)
  * @returns {Promise<tf.Tensor3D>}
  */
 export async function toRgbTensor(input, spec) {
-  checkAlphaRule(spec);
-  if (input instanceof tf.Tensor) return fromTensor(input);
-  if (isBlob(input)) return fromBlob(input);
-  if (isBrowserPixels(input)) return fromBrowserPixels(input);
-  if (input && typeof input === 'object' && 'data' in input && 'width' in input && 'height' in input) {
-    return fromPixelData(input);
-  }
-  const kind = input === null ? 'null' : (input && input.constructor ? input.constructor.name : typeof input);
-  throw new Error(`input: expected an image element, canvas, video, ImageBitmap, ImageData, Blob, tf.Tensor3D or {data, width, height}, got ${kind}`);
+  return (await decodeInput(input, spec)).image;
 }
 
 /**
