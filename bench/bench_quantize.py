@@ -79,14 +79,27 @@ def main(argv=None):
     p.add_argument("--model", default="models/shipped/beauty")
     p.add_argument("--faces-cache", default=str(Path.home() / ".cache/facepack/bench/beauty_heldout_faces.npy"))
     p.add_argument("--sens-faces", type=int, default=64)
-    p.add_argument("--budgets", default="500000,1000000", help="float16 elements allowed (each costs +1 byte)")
+    p.add_argument("--budgets", default="250000,500000", help="float16 elements allowed (each costs +1 byte)")
+    p.add_argument("--rules", default="minmax,eq,gptq",
+                   help="comma list of: float16, minmax, mse-clip, eq, eq-mse-clip, eq-f16, gptq")
+    p.add_argument("--calib", default="dataset,fixtures",
+                   help="GPTQ calibration: dataset (every 5th held-out face; rows also give the other 4/5) "
+                        "and/or fixtures (quantize.fixture_calibration)")
+    p.add_argument("--fixture-count", type=int, default=48)
+    p.add_argument("--read-back", default=None, metavar="BUNDLE",
+                   help="also score a written bundle's beauty_features + beauty_head (read back with tensorflowjs)")
+    p.add_argument("--stages", type=int, default=1, help="sequential GPTQ: layer groups rounded one after another")
     args = p.parse_args(argv)
+    import time
+
     import keras
 
+    from facepack.export import quantize as qz
     from facepack.export.tfjs_io import QUANT_MIN_ELEMENTS
     from facepack.models.beauty import expected_score
     from facepack.runs import load_run
 
+    rules = args.rules.split(",")
     model, _ = load_run(args.model)
     x = held_out_faces(args.model, Path(args.faces_cache))
     weights = list(model.weights)
@@ -94,38 +107,39 @@ def main(argv=None):
     index = {id(w): i for i, w in enumerate(weights)}
     big = [i for i, v in enumerate(orig) if v.size >= QUANT_MIN_ELEMENTS]
 
-    def score(vals, xs=x):
+    def assign(vals):
         for w, v in zip(weights, vals):
             w.assign(v)
+
+    def score(vals, xs=x):
+        assign(vals)
         try:
             return expected_score(model.predict(xs, batch_size=64, verbose=0))
         finally:
-            for w, v in zip(weights, orig):
-                w.assign(v)
+            assign(orig)
 
     ref = score(orig)
-    pairs = []  # (conv layer, its BN, output-channel axis)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            src = layer.input._keras_history.operation
-            if isinstance(src, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and not src.use_bias:
-                pairs.append((src, layer, 2 if isinstance(src, keras.layers.DepthwiseConv2D) else 3))
-    eq = [v.copy() for v in orig]
-    for conv, bn, ax in pairs:
-        ki = index[id(conv.kernel)]
-        r = np.abs(eq[ki]).max(axis=tuple(a for a in range(4) if a != ax))
-        s = r.max() / np.maximum(r, 1e-12)
-        eq[ki] = eq[ki] * s.reshape([-1 if a == ax else 1 for a in range(4)])
-        eq[index[id(bn.gamma)]] = eq[index[id(bn.gamma)]] / s
-        eq[index[id(bn.moving_mean)]] = eq[index[id(bn.moving_mean)]] * s
+    pairs = qz.conv_bn_pairs(model)
+    qz.equalise(model)
+    eq = [w.numpy().copy() for w in weights]
+    assign(orig)
+    bytes_f32 = 4 * sum(v.size for i, v in enumerate(orig) if i not in big)
 
     rows = []
 
-    def report(name, vals):
+    def report(name, vals, calib="-", f16=0, mask=None):
         d = np.abs(score(vals) - ref)
-        rows.append((name, float(d.max()), float(d.mean()), float(np.percentile(d, 95))))
-        print(f"{name:34s} max {d.max():.3f}  mean {d.mean():.3f}  p95 {np.percentile(d, 95):.3f} points "
-              f"(N={len(d)})", flush=True)
+        mb = (bytes_f32 + sum(orig[i].size for i in big) + f16) / 1e6
+        row = {"rule": name, "mb": round(mb, 3), "max": float(d.max()), "mean": float(d.mean()),
+               "p95": float(np.percentile(d, 95)), "n": len(d), "calib": calib}
+        extra = ""
+        if mask is not None:
+            dm = d[mask]
+            row.update(max_unseen=float(dm.max()), mean_unseen=float(dm.mean()), n_unseen=int(mask.sum()))
+            extra = f"  | faces not calibrated on: max {dm.max():.3f} mean {dm.mean():.3f} (N={mask.sum()})"
+        rows.append(row)
+        print(f"{name:34s} {mb:5.2f} MB  max {d.max():.3f}  mean {d.mean():.3f}  p95 {np.percentile(d, 95):.3f} "
+              f"points (N={len(d)}, calib {calib}){extra}", flush=True)
 
     def rounded(base, rule, keep=()):
         out = list(base)
@@ -134,45 +148,93 @@ def main(argv=None):
         return out
 
     print(f"{len(big)} tensors >= {QUANT_MIN_ELEMENTS} values ({sum(orig[i].size for i in big)} values); "
-          f"{len(pairs)} conv->BN pairs; {len(x)} faces")
-    report("float16 (all large tensors)", rounded(orig, None, keep=big))
-    report("uint8 minmax", rounded(orig, q8))
-    report("uint8 mse-clip", rounded(orig, mse_clip))
-    report("float32 eq (no rounding)", eq)
+          f"{len(pairs)} conv->BN pairs; {len(x)} faces", flush=True)
+    if args.read_back:
+        from facepack.export.tfjs_io import load_layers_model, weight_specs
+        feats = load_layers_model(Path(args.read_back) / "beauty_features")
+        head = load_layers_model(Path(args.read_back) / "beauty_head")
+        got = np.concatenate([expected_score(head.predict(feats.predict(x[i:i + 64], verbose=0), verbose=0))
+                              for i in range(0, len(x), 64)])
+        d = np.abs(got - ref)
+        files = [f for m in ("beauty_features", "beauty_head") for f in (Path(args.read_back) / m).iterdir()]
+        mb = sum(f.stat().st_size for f in files) / 1e6
+        kinds = [(w.get("quantization") or {}).get("dtype", "float32")
+                 for m in ("beauty_features", "beauty_head") for w in weight_specs(Path(args.read_back) / m)]
+        rows.append({"rule": f"written bundle {args.read_back}", "mb": round(mb, 3), "max": float(d.max()),
+                     "mean": float(d.mean()), "p95": float(np.percentile(d, 95)), "n": len(d), "calib": "as written"})
+        print(f"{'written bundle (read back)':34s} {mb:5.2f} MB  max {d.max():.3f}  mean {d.mean():.3f}  "
+              f"p95 {np.percentile(d, 95):.3f} points (N={len(d)}; tensors: "
+              f"{ {k: kinds.count(k) for k in sorted(set(kinds))} })", flush=True)
+    if "float16" in rules:
+        report("float16 (all large tensors)", rounded(orig, None, keep=big), f16=sum(orig[i].size for i in big))
+    if "minmax" in rules:
+        report("uint8 minmax", rounded(orig, q8))
+    if "mse-clip" in rules:
+        report("uint8 mse-clip", rounded(orig, mse_clip))
     eq_q = {i: q8(eq[i]) for i in big}
-    report("uint8 eq", [eq_q.get(i, eq[i]) for i in range(len(eq))])
-    report("uint8 eq+mse-clip", rounded(eq, mse_clip))
+    if "eq" in rules:
+        report("uint8 eq", [eq_q.get(i, eq[i]) for i in range(len(eq))])
+    if "eq-mse-clip" in rules:
+        report("uint8 eq+mse-clip", rounded(eq, mse_clip))
 
-    # single-tensor sensitivity (only tensor i uint8, the rest float16) on the first faces
-    xs, rs = x[:args.sens_faces], ref[:args.sens_faces]
-    f16 = [v.astype(np.float16).astype(np.float32) if i in big else v for i, v in enumerate(eq)]
-    sens = {}
-    for i in big:
-        vals = list(f16)
-        vals[i] = eq_q[i]
-        sens[i] = float(np.abs(score(vals, xs) - rs).mean()) / orig[i].size
-    ranked = sorted(big, key=lambda i: -sens[i])
-    convs_in = keras.Model(model.inputs, [conv.input for conv, _, _ in pairs])
-    ex = [o.mean(axis=(0, 1, 2)) for o in convs_in.predict(xs, batch_size=16, verbose=0)]
-    for budget in [int(b) for b in args.budgets.split(",")]:
+    def sensitivity(quantised, xs):
+        """{i: mean |Δ score| on xs with only tensor i uint8 (the rest float16), per element}."""
+        rs = score(orig, xs)
+        f16 = [v.astype(np.float16).astype(np.float32) if i in big else v for i, v in enumerate(eq)]
+        out = {}
+        for i in big:
+            vals = list(f16)
+            vals[i] = quantised[i]
+            out[i] = float(np.abs(score(vals, xs) - rs).mean()) / orig[i].size
+        return out
+
+    def with_f16(quantised, sens, budget):
         keep, used = [], 0
-        for i in ranked:
+        for i in sorted(big, key=lambda i: -sens[i]):
             if used + orig[i].size <= budget:
                 keep.append(i)
                 used += orig[i].size
-        vals = [eq[i].astype(np.float16).astype(np.float32) if i in keep else eq_q.get(i, eq[i])
+        vals = [eq[i].astype(np.float16).astype(np.float32) if i in keep else quantised.get(i, eq[i])
                 for i in range(len(eq))]
-        report(f"uint8 eq+f16@{used}", vals)
-        bc = list(vals)
-        for (conv, bn, ax), e in zip(pairs, ex):
-            ki = index[id(conv.kernel)]
-            if ki not in big or ki in keep:
-                continue
-            dw = (bc[ki] - eq[ki]).sum(axis=(0, 1))
-            shift = dw[:, 0] * e if ax == 2 else e @ dw
-            bc[index[id(bn.moving_mean)]] = bc[index[id(bn.moving_mean)]] + shift
-        report(f"uint8 eq+bc+f16@{used}", bc)
-        print("   float16:", [weights[i].path for i in keep], flush=True)
+        return vals, keep, used
+
+    budgets = [int(b) for b in args.budgets.split(",") if b]
+    if "eq-f16" in rules:
+        sens = sensitivity(eq_q, x[:args.sens_faces])
+        for budget in budgets:
+            vals, keep, used = with_f16(eq_q, sens, budget)
+            report(f"uint8 eq+f16@{used}", vals, "dataset (first faces)", f16=used)
+    if "gptq" in rules:
+        layers = qz.quantisable_layers(model, QUANT_MIN_ELEMENTS)
+        kernel_of = {id(layer): index[id(qz._kernel(layer))] for layer in layers}
+        missing = [weights[i].path for i in big if i not in kernel_of.values()]
+        if missing:
+            print("   not GPTQ-rounded (min/max):", missing)
+        for source in args.calib.split(","):
+            if source == "dataset":
+                sel = np.arange(0, len(x), 5)
+                calib, mask, label = x[sel], np.ones(len(x), bool), f"dataset ({len(sel)} held-out faces)"
+                mask[sel] = False
+            else:
+                calib = qz.fixture_calibration(int(model.input_shape[1]), args.fixture_count)
+                mask, label = None, f"fixtures ({len(calib)} augmented crops)"
+            t0 = time.perf_counter()
+            assign(eq)
+            qz.gptq_model(model, layers, calib, stages=args.stages)
+            gq = dict(eq_q)
+            for layer in layers:
+                gq[kernel_of[id(layer)]] = qz._kernel(layer).numpy().copy()
+            assign(orig)
+            print(f"   H + GPTQ {time.perf_counter() - t0:.1f} s ({source}, {args.stages} stage(s))", flush=True)
+            report(f"uint8 eq+gptq{'' if args.stages == 1 else f' seq{args.stages}'}", [gq.get(i, eq[i]) for i in range(len(eq))], label, mask=mask)
+            if budgets:
+                t0 = time.perf_counter()
+                sens = sensitivity(gq, calib[:args.sens_faces])
+                print(f"   sensitivity {time.perf_counter() - t0:.1f} s on {min(len(calib), args.sens_faces)} images", flush=True)
+                for budget in budgets:
+                    vals, keep, used = with_f16(gq, sens, budget)
+                    report(f"uint8 eq+gptq{'' if args.stages == 1 else f' seq{args.stages}'}+f16@{used}", vals, label, f16=used, mask=mask)
+                    print("   float16:", [weights[i].path for i in keep], flush=True)
     print(json.dumps({"rows": rows}))
 
 

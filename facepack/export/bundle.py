@@ -97,7 +97,7 @@ def export_one(item: sources.Export, root: Path, quantize: str, log=print, loade
         item.meta["bridge_notes"] = [*item.meta.get("bridge_notes", []), *notes]  # a new list: never shared
         got = _graph_outputs_in_node(root, item)
     else:
-        save_layers_model(item.model, folder, quantize)
+        save_layers_model(item.model, folder, quantize, rule=item.meta.get("quantization"))  # quantize.py
         loaded = load_layers_model(folder)
         if loaded_models is not None:
             loaded_models[item.name] = loaded
@@ -624,6 +624,10 @@ def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "
         else:
             runs = {}
         items = _collect(runs, user_model, user_name)
+        if quantize == "uint8":  # the beauty pair's own rounding rule (issue 13; facepack/export/quantize.py)
+            from facepack.export.quantize import prepare_uint8
+
+            prepare_uint8(items, log)
         entries = {}
         with atomic_replace(out, lock_wait_s, log) as tmp:
             if old is not None and (keep_others or reuse):

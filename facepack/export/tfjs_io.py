@@ -112,24 +112,87 @@ def _save(h5_conversion, model, folder: Path, dtype_map) -> None:
         raise RuntimeError(f"tensorflowjs wrote no {MODEL_JSON} into {folder}")
 
 
-def save_layers_model(model, folder: str | Path, quantize: str = "none") -> Path:
+def save_layers_model(model, folder: str | Path, quantize: str = "none", rule: dict | None = None) -> Path:
     """Write ``model`` (tf_keras) to ``folder``/model.json + weight shards; returns the folder.
 
     Quantised: written once in float32 to learn the converter's weight names, then again with
     the weights of >= QUANT_MIN_ELEMENTS elements mapped to the quantisation dtype.
+    rule (uint8 only; facepack.export.quantize.prepare_uint8 sets it): {"float16": [weight names]
+    kept float16 instead, "on_grid": [weight names] whose float32 values were put on TF.js' uint8
+    grid beforehand}; every "on_grid" tensor is read back and must dequantise to the model's own
+    values (RuntimeError naming the weight otherwise), so the integers written are the ones chosen.
     """
     tfjs = tfjs_module("converters.keras_h5_conversion")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _save(tfjs, model, folder, None)
     dtype = QUANTIZE[check_quantize(quantize)]
+    rule = rule if dtype == "uint8" else None
     if dtype is not None:
+        written = [w["name"] for w in weight_specs(folder)]
         names = [w["name"] for w in weight_specs(folder) if int(np.prod(w["shape"])) >= QUANT_MIN_ELEMENTS]
+        keep16 = set((rule or {}).get("float16", []))
+        unknown = sorted((keep16 | set((rule or {}).get("on_grid", []))) - set(written))
+        if unknown:
+            raise ValueError(f"uint8 rule names weights the model does not have: {unknown[:3]}")
+        dtype_map = {}
+        if [n for n in names if n not in keep16]:
+            dtype_map[dtype] = [glob.escape(n) for n in names if n not in keep16]
+        if [n for n in names if n in keep16]:
+            dtype_map["float16"] = [glob.escape(n) for n in names if n in keep16]
         shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        _save(tfjs, model, folder, {dtype: [glob.escape(n) for n in names]} if names else None)
+        _save(tfjs, model, folder, dtype_map or None)
+        if rule:
+            check_on_grid(model, folder, rule.get("on_grid", []))
     hash_shard_names(folder)
     return folder
+
+
+# A weight put on TF.js' grid must read back within this fraction of its grid step (float32
+# rounding of min + scale * q is ~1e-5 of a step; a weight off the grid is off by up to 0.5).
+ON_GRID_TOL_STEPS = 1e-3
+
+
+def check_on_grid(model, folder: str | Path, names) -> int:
+    """Every weight in ``names`` of the written ``folder`` is uint8 and dequantises to ``model``'s
+    own float32 values within ON_GRID_TOL_STEPS grid steps; returns how many were checked.
+    RuntimeError naming the weight otherwise."""
+    specs = {w["name"]: w for w in weight_specs(folder)}
+    ours = {v.name.split(":")[0]: np.asarray(v.numpy(), np.float32) for v in model.weights}
+    values = read_layers_weights(folder)
+    for name in names:
+        quant = specs[name].get("quantization") or {}
+        if quant.get("dtype") != "uint8":
+            raise RuntimeError(f"weight {name!r}: planned as uint8 on TF.js' grid but written as "
+                               f"{quant.get('dtype', 'float32')}")
+        step = float(quant["scale"])
+        off = float(np.abs(values[name] - ours[name].reshape(values[name].shape)).max()) / step
+        if not off <= ON_GRID_TOL_STEPS:
+            raise RuntimeError(f"weight {name!r}: written uint8 value differs from the planned one by {off:.3g} "
+                               f"grid steps (> {ON_GRID_TOL_STEPS}): not on TF.js' grid")
+    return len(names)
+
+
+def read_layers_weights(folder: str | Path, dequantize: bool = True) -> dict:
+    """{weight name: array} of a written layers model: dequantised float32, or with
+    ``dequantize=False`` the stored arrays (uint8 levels, float16, float32)."""
+    read_weights = tfjs_module("read_weights")
+    manifest = json.loads((Path(folder) / MODEL_JSON).read_text())["weightsManifest"]
+    if dequantize:
+        entries = read_weights.read_weights(manifest, str(folder), flatten=True)
+        return {e["name"]: np.asarray(e["data"]) for e in entries}
+    out = {}
+    for group in manifest:
+        data = b"".join((Path(folder) / path).read_bytes() for path in group["paths"])
+        offset = 0
+        for w in group["weights"]:
+            quant = w.get("quantization") or {}
+            dtype = np.dtype(quant.get("dtype", w["dtype"]))
+            count = int(np.prod(w["shape"]))
+            out[w["name"]] = np.frombuffer(data, dtype, count, offset).reshape(w["shape"])
+            offset += count * dtype.itemsize
+    return out
 
 
 def hash_shard_names(folder: str | Path) -> list[str]:
