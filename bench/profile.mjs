@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 
 import { useBackend } from '../static/facepack/backend.js';
-import { resizeForDetection, toRgbTensor } from '../static/facepack/input.js';
+import { decodeInput, resizeForDetection } from '../static/facepack/input.js';
 import { loadManifest } from '../static/facepack/io.js';
 import * as mtcnn from '../static/facepack/mtcnn.js';
 import { AreaResizer } from '../static/facepack/ops/area_resize.js';
@@ -129,8 +129,8 @@ for (const item of job.images) {
     };
     readbacks = 0;
     counts = {};
-    const image = await toRgbTensor(raw, spec);
-    const pixels = await image.data();
+    const { image, pixels: decoded } = await decodeInput(raw, spec); // as index.js:analyze
+    const pixels = decoded ?? await image.data();
     lap('decode');
     const det = await resizeForDetection(image, spec, pixels);
     lap('detect_downscale');
