@@ -410,8 +410,7 @@ def prepare_beauty_uint8(features, head, min_elements: int, log=None,
             "equalised_pairs": n_pairs if model is features else 0,
             "float16": [names[id(v)] for v in mine if id(v) in keep],
             "on_grid": [names[id(v)] for v in mine if id(v) not in keep],
-            "seconds": round(seconds, 1),
-        })
+        })  # no timing here: the manifest must come out the same on every run
     if log is not None:
         log(f"  uint8 rule {RULE_NAME}: {n_pairs} conv->BN pairs equalised, {len(variables) - len(keep)} kernels "
             f"GPTQ-rounded on TF.js' grid, {len(keep)} kept float16 "
