@@ -198,8 +198,12 @@ export async function detectFaces(nets, image, p, values = null) {
   const pixels = values ?? (p.patchResize === 'area' ? await image.data() : null); // read once
   let boxes = await proposeBoxes(nets.pnet, image, p, pixels);
   const how = patchSampler(image, p, pixels); // R-Net and O-Net share its integral image
-  boxes = await refineBoxes(nets.rnet, image, boxes, p, how);
-  boxes = await outputBoxes(nets.onet, image, boxes, p, how);
+  try {
+    boxes = await refineBoxes(nets.rnet, image, boxes, p, how);
+    boxes = await outputBoxes(nets.onet, image, boxes, p, how);
+  } finally {
+    how.sampler?.release(); // its integral image's buffer goes to the next photo (ops/area_patches.js)
+  }
   return limitBoxes(boxes, width, height);
 }
 
