@@ -266,6 +266,32 @@ def test_build_key_changes_only_with_its_inputs(untrained_runs, tmp_path):
     assert set(key["inputs"]["common"]["versions"]) >= {"tensorflow", "tensorflowjs", "facepack", "@tensorflow/tfjs"}
 
 
+def test_uint8_key_covers_the_calibration_crops(untrained_runs, monkeypatch):
+    """review #5: the uint8 rule's calibration crops (quantize.fixture_calibration: fixture photos
+    through facepack/crop.py and facepack/data/images.py, outside KEY_SOURCES) are in the beauty
+    set's uint8 key: other crops change it and nothing else; other precisions never compute them."""
+    from facepack.export import quantize as quantize_mod
+
+    runs = {"mtcnn": None, "beauty": untrained_runs["beauty"], "keypoints": untrained_runs["keypoints"]}
+    key = bundle_mod.build_key(runs, "uint8", False)
+    size = json.loads((untrained_runs["beauty"] / "run.json").read_text())["input_size"]
+    assert key["inputs"]["beauty"]["uint8_calibration"] == bundle_mod._calibration_digest(untrained_runs["beauty"])
+    real = quantize_mod.fixture_calibration
+    sizes = []
+
+    def shifted(size_px, *args, **kwargs):  # a crop-code change moving every crop by one grey level
+        sizes.append(size_px)
+        return real(size_px, *args, **kwargs) + 1.0
+
+    monkeypatch.setattr(quantize_mod, "fixture_calibration", shifted)
+    other = bundle_mod.build_key(runs, "uint8", False)
+    assert sizes == [size]  # the crops at the run's own input size
+    assert [name for name in runs if other["sets"][name] != key["sets"][name]] == ["beauty"]
+    for q in ("none", "float16"):
+        assert "uint8_calibration" not in bundle_mod.build_key(runs, q, False)["inputs"]["beauty"], q
+    assert sizes == [size]
+
+
 def test_unchanged_export_is_skipped_and_a_damaged_set_rebuilt_alone(old_bundle, untrained_runs, capsys,
                                                                     monkeypatch):
     """The same export is skipped (nothing converted, files untouched; also from the CLI); with an

@@ -471,19 +471,33 @@ def _run_digest(run_dir: Path) -> dict:
             "run.json": sha256(run_dir / "run.json"), **({"cv.json": sha256(cv)} if cv.is_file() else {})}
 
 
+def _calibration_digest(run_dir: Path) -> str:
+    """sha256 of the uint8 rule's calibration crops at the run's input size
+    (quantize.fixture_calibration: the fixture photos through facepack/crop.py and
+    facepack/data/images.py, none of them in KEY_SOURCES), so a crop-code or fixture change
+    re-exports a uint8 beauty pair. ~0.1 s."""
+    from facepack.export.quantize import CALIBRATION_IMAGES, fixture_calibration
+
+    size = int(json.loads((run_dir / "run.json").read_text())["input_size"])
+    return hashlib.sha256(np.ascontiguousarray(fixture_calibration(size, CALIBRATION_IMAGES)).tobytes()).hexdigest()
+
+
 def build_key(runs: dict, quantize: str, node_check: bool) -> dict:
     """{"version", "key", "sets": {set: key}, "inputs": {...}} for the model sets in ``runs``
     ({"mtcnn": None, "beauty": run_dir, "keypoints": run_dir}); recorded as manifest["build"].
 
     Each set's key covers its own source (the run's model files + run.json and public path; the
     mtcnn package's weight files) and what all sets share: the exporter/spec/model/JS sources
-    (KEY_SOURCES), tool versions, quantize and node_check.
+    (KEY_SOURCES), tool versions, quantize and node_check. With quantize "uint8" the beauty set's
+    key also covers the uint8 rule's calibration crops (_calibration_digest).
     """
     common = {"build_key_version": BUILD_KEY_VERSION, "format_version": manifest_mod.FORMAT_VERSION,
               "code": _tree_digest(KEY_SOURCES, exclude=KEY_EXCLUDE), "versions": tool_versions(),
               "options": {"quantize": quantize, "node_check": bool(node_check)}}
     inputs = {name: (_run_digest(Path(run)) if run is not None else {"weights": _mtcnn_weights_digest()})
               for name, run in runs.items()}
+    if quantize == "uint8" and runs.get("beauty") is not None:
+        inputs["beauty"]["uint8_calibration"] = _calibration_digest(Path(runs["beauty"]))
     sets = {name: _digest([common, name, inputs[name]]) for name in runs}
     return {"version": BUILD_KEY_VERSION, "key": _digest(sets), "sets": sets, "inputs": {"common": common, **inputs}}
 
