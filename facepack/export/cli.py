@@ -40,6 +40,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 DEFAULT_OUT = "dist/models-NAME"
@@ -48,6 +49,11 @@ DEFAULT_OUT = "dist/models-NAME"
 # ImportError there, that an export never uses: ~2-3 s of start-up. Blocked only while this CLI
 # imports TensorFlow, Keras and tf_keras.
 SKIPPED_AT_STARTUP = ("jax", "matplotlib", "pandas", "cv2")
+PKG_RESOURCES_WARNING = r"pkg_resources is deprecated"  # a regex matched at the start of the warning's text
+# Lines TensorFlow's grappler writes (absl, not silenced by TF_CPP_MIN_LOG_LEVEL) while the converter
+# optimises a SavedModel on a CPU-only machine; dropped during the export with tfquiet.NOISE.
+GRAPPLER_NOISE = (r"devices\.cc:\d+\] Number of eligible GPUs"
+                  r"|single_machine\.cc:\d+\] Starting new session")
 
 
 def import_lean() -> None:
@@ -110,6 +116,9 @@ def run(args, prog: str = "facepack-export", model_flag: str = "MODEL") -> int:
     "--model"); returns the exit code. Argument errors exit 2 before TensorFlow is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # tensorflow_hub (imported by the tensorflowjs converter) warns at import that setuptools'
+    # pkg_resources is deprecated: not the user's concern
+    warnings.filterwarnings("ignore", message=PKG_RESOURCES_WARNING, category=UserWarning)
     from facepack.export.keras_export import CLI_FLAGS, ExportError, check_arguments
     from facepack.export.node_check import NodeSession, node_available
 
@@ -130,8 +139,18 @@ def run(args, prog: str = "facepack-export", model_flag: str = "MODEL") -> int:
             session.close()
 
 
+def export_noise():
+    """tfquiet.NOISE plus GRAPPLER_NOISE: the pattern of the lines the export drops from stderr."""
+    import re
+
+    from facepack.tfquiet import NOISE
+
+    return re.compile(f"{NOISE.pattern}|{GRAPPLER_NOISE}")
+
+
 def _run(args, prog: str, backends: tuple, session, flags: dict) -> int:
     import_lean()
+    from facepack import tfquiet
     from facepack.export.bundle import ExportBusy
     from facepack.export.keras_export import DEFAULT_LICENSE, ExportError, export_model
 
@@ -142,9 +161,10 @@ def _run(args, prog: str, backends: tuple, session, flags: dict) -> int:
             print(message, file=sys.stderr, flush=True)
 
     try:
-        export_model(args.model, out, name=args.name, sample=args.sample, custom_objects=args.custom_objects,
-                     unsafe=args.unsafe, quantize=args.quantize, backends=backends,
-                     license=args.license or DEFAULT_LICENSE, log=log, _node_session=session)
+        with tfquiet.filtered_stderr(export_noise()):
+            export_model(args.model, out, name=args.name, sample=args.sample, custom_objects=args.custom_objects,
+                         unsafe=args.unsafe, quantize=args.quantize, backends=backends,
+                         license=args.license or DEFAULT_LICENSE, log=log, _node_session=session)
     except ExportError as err:
         print(f"{prog}: error: {err.render(flags)} ({out} left unchanged)", file=sys.stderr)
         return 2
@@ -163,6 +183,11 @@ def _run(args, prog: str, backends: tuple, session, flags: dict) -> int:
 
 
 def main(argv=None) -> int:
+    """The facepack-export entry point: installs facepack.tfquiet (TensorFlow's cuDNN/cuBLAS/
+    "computation placer" start-up lines are dropped; convert/to_tfjs.py does the same), then ``run``."""
+    from facepack import tfquiet
+
+    tfquiet.install()
     args = build_parser().parse_args(argv)
     return run(args)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import re
 import shutil
 import sys
@@ -188,6 +189,14 @@ def check_model_path(model_or_path) -> Path:
             raise ExportError(f"@{{model}}{str(path)!r}: SavedModel folders are not supported; load the Keras model "
                               f"that wrote it and save it with model.save('m.keras') (or wrap the SavedModel in "
                               f"keras.layers.TFSMLayer inside a keras.Model and save that)")
+        if (path / "run.json").is_file():  # a facepack training run (facepack/runs.py: model.keras or sharded)
+            try:
+                kind = json.loads((path / "run.json").read_text()).get("model")
+            except (OSError, ValueError, AttributeError):
+                kind = None
+            flag = f"--{kind}" if kind in ("beauty", "keypoints") else "--beauty/--keypoints"
+            raise ExportError(f"@{{model}}{str(path)!r}: a facepack training run folder, not a .keras file; export "
+                              f"it with python convert/to_tfjs.py {flag} {path}")
         raise ExportError(f"@{{model}}{str(path)!r}: expected a Keras 3 .keras file, got a folder")
     if not path.is_file():
         raise ExportError(f"@{{model}}{str(path)!r}: expected a Keras 3 .keras file (not found)")
