@@ -410,6 +410,9 @@ def test_about_quotes_the_keypoint_nme_of_what_the_bot_runs(tmp_path):
     assert "failure rate 50.0 % (4 held-out faces)" in alone and "0.0333" not in alone
     without = _fake_keypoint_run(tmp_path / "kp_old", None)
     old = texts.about({"keypoints": str(without)}, mirror_keypoints=True)
+    assert "Keypoint model: EfficientNet-Lite0 at ? px, trained on fake keypoints; " in old
+    assert [texts.backbone_name(n) for n in ("lite0", "efficientnet_lite0", "mobilenet_v2", "new_net", None)] == [
+        "EfficientNet-Lite0", "EfficientNet-Lite0", "MobileNetV2", "new_net", "?"]
     assert "normalised mean error 0.0222 (inter-ocular; the model alone; I average each face with its mirror" in old
 
 
@@ -430,4 +433,8 @@ def test_about_of_the_shipped_keypoint_model_is_the_mirror_averaged_nme():
         runs = {"keypoints": str(run)}
 
     text = PhotoBot(ShippedRuns(), Settings()).about_text
+    # the backbone as people call it, its input size, the point count once (newuser #9)
+    assert ("Keypoint model: EfficientNet-Lite0 at 96 px, trained on YouTube Faces keypoints (68 points); "
+            in text), text
+    assert text.count("68 points") == 1 and "lite0" not in text
     assert f"normalised mean error {recorded:.4f} (inter-ocular; with test-time mirror averaging" in text

@@ -119,6 +119,21 @@ def _keypoint_metrics(m: dict, info: dict, mirror: bool) -> str:
             f"{100 * m.get('failure_rate', 0.0):.1f} % ({m.get('n', '?')} held-out faces)")
 
 
+# Display names of run.json "backbone" values (facepack/models/beauty.py BACKBONES, keypoints.py
+# BACKBONES and LITE_BACKBONE); an unknown name is shown as recorded.
+BACKBONE_NAMES = {"resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2", "mobilenet_v3_small": "MobileNetV3-Small",
+                  "efficientnet_b0": "EfficientNet-B0", "kpnet": "kpnet (a small CNN)"}
+
+
+def backbone_name(name) -> str:
+    """A run's backbone as people call it: "lite0" / "efficientnet_lite0" -> "EfficientNet-Lite0"."""
+    text = str(name or "?")
+    lite = text.removeprefix("efficientnet_")
+    if lite.startswith("lite") and lite[4:].isdigit():
+        return f"EfficientNet-Lite{lite[4:]}"
+    return BACKBONE_NAMES.get(text, text)
+
+
 def about(runs: dict, mirror_keypoints: bool) -> str:
     """/about for a pipeline's runs ({"beauty": run_dir, "keypoints": run_dir}); ``mirror_keypoints``:
     whether the bot's analyses mirror-average the keypoints (which held-out NME to quote)."""
@@ -126,15 +141,19 @@ def about(runs: dict, mirror_keypoints: bool) -> str:
     k_info, k_metrics = _metrics(runs.get("keypoints"))
     b_data = b_info.get("dataset") or {}
     k_data = k_info.get("dataset") or {}
+    k_name = k_data.get("name", "?")
+    points = k_info.get("num_points")
+    k_points = f" ({points} points)" if points and f"{points} points" not in k_name else ""
     return "\n\n".join([
         "What the score is: the beauty model's estimate of how the raters of "
         f"{b_data.get('name', 'its training dataset')} would rate this face on average, as 0..100 "
         "(and 1..5, the raters' scale). It is not a truth about anyone: it carries the taste and "
         "biases of one group of raters, is not calibrated for other populations, ages, poses, "
         "lighting or image quality, and must not be used to judge, rank or decide anything about people.",
-        f"Beauty model: {b_info.get('backbone', '?')} at {b_info.get('input_size', '?')} px, trained on "
+        f"Beauty model: {backbone_name(b_info.get('backbone'))} at {b_info.get('input_size', '?')} px, trained on "
         f"{b_data.get('name', '?')}; {_beauty_metrics(b_metrics)}. Terms: {b_data.get('terms', 'see the model card')}.",
-        f"Keypoint model (68 points): {k_info.get('backbone', '?')}, trained on {k_data.get('name', '?')}; "
+        f"Keypoint model{k_points}: {backbone_name(k_info.get('backbone'))} at {k_info.get('input_size', '?')} px, "
+        f"trained on {k_name}; "
         f"{_keypoint_metrics(k_metrics, k_info, mirror_keypoints)}. Terms: {k_data.get('terms', 'see the model card')}.",
         "Faces are found by MTCNN (the mtcnn package's weights, MIT licence).",
         "Your photo: the facepack web page and npm package analyse photos on your own device. This bot "
