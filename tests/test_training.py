@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SMOKE_TIMEOUT_S = 1200  # seconds for both no-argument smoke runs together (each takes a few minutes on 2 cores)
 TINY_KEYPOINTS = ["--n-synthetic", "80", "--input-size", "32", "--width", "8", "--batch-size", "16"]
 
 
@@ -55,13 +56,28 @@ def smoke_runs(synthetic_root):
     jobs = {"beauty": ["--runs", str(synthetic_root / "beauty_runs")],
             "keypoints": ["--runs", str(synthetic_root / "kp_runs")]}
     logs = {kind: synthetic_root / f"smoke_{kind}.stderr" for kind in jobs}  # files: a full pipe would block
-    procs = {}
-    for kind, args in jobs.items():
-        with open(logs[kind], "w") as err:
-            procs[kind] = subprocess.Popen([sys.executable, str(ROOT / "training" / f"train_{kind}.py"), *args],
-                                           cwd=ROOT, env=_env(synthetic_root), stdout=subprocess.DEVNULL, stderr=err)
-    for kind, proc in procs.items():
-        assert proc.wait(timeout=1200) == 0, f"train_{kind}.py: {logs[kind].read_text()[-3000:]}"
+    procs, codes = {}, {}
+    deadline = time.monotonic() + SMOKE_TIMEOUT_S  # one budget for both (they run at the same time)
+    try:
+        for kind, args in jobs.items():
+            with open(logs[kind], "w") as err:
+                procs[kind] = subprocess.Popen([sys.executable, str(ROOT / "training" / f"train_{kind}.py"), *args],
+                                               cwd=ROOT, env=_env(synthetic_root), stdout=subprocess.DEVNULL,
+                                               stderr=err)
+        for kind, proc in procs.items():
+            try:
+                codes[kind] = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                codes[kind] = f"timed out after {SMOKE_TIMEOUT_S} s"
+    finally:  # a failed start, a timeout or Ctrl-C must not leave a training run busy on a CI core
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    failed = {kind: code for kind, code in codes.items() if code != 0}
+    assert not failed, "\n".join(f"train_{kind}.py: {code if isinstance(code, str) else f'exit {code}'}: "
+                                  f"{logs[kind].read_text()[-3000:]}"
+                                  for kind, code in failed.items())
     return {"beauty": _only_run(synthetic_root / "beauty_runs", "beauty"),
             "keypoints": _only_run(synthetic_root / "kp_runs", "keypoints")}
 
