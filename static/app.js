@@ -33,6 +33,7 @@ const VENDOR_URL = '/vendor/';
 const LIBRARY_URL = '/facepack/index.js';
 const WORKER_URL = '/analysis-worker.js';
 const VIEW_WORKER_URL = '/view-worker.js';
+const WORKER_RESTART_MIN_S = 60; // onWorkerGone restarts a dead worker at most once in this many seconds
 const WORKER_LOCK_PREFIX = 'facepack-analysis-worker-'; // + a unique suffix: the Web Lock each analysis worker holds
 const MAX_FACES_LIMIT = 50; // upper bound of the "Max faces" field
 const FPS_SMOOTHING = 0.1; // weight of the newest interval in the camera's average time between frames
@@ -75,6 +76,8 @@ const page = {
   viewSize: { width: 1, height: 1, dpr: 1 }, // #view's canvas size, device pixels
   result: null, // {id, result, source, worker} for page.photo (its Grad-CAM overlays are in the view worker;
   // `worker`: the analysis worker that holds its photo, which guided Grad-CAM and the PNG need)
+  workerStopped: false, // onWorkerGone gave up restarting (the backend selector may start the models again)
+  lastRestart: null, // performance.now() of onWorkerGone's last automatic restart
   workerLost: null, // what the page says when the analysis worker ended by itself (onWorkerGone), until a new one is ready
   pending: new Map(), // id -> {kind: 'photo' | 'frame', label, limit} of requests not answered yet
   view: { zoom: 1, cx: 0, cy: 0, drag: null },
@@ -184,7 +187,9 @@ function watchWorker(worker, lock) {
  * memory or crashes, e.g. tfjs-backend-wasm aborting): what it was doing is lost. Say what, and
  * load the models in a new worker (its 'ready' says so again, onReady). A guided Grad-CAM request
  * it died on is not retried by itself (the toggle goes off: turning it on asks the new worker,
- * which analyses the photo again first, requestGuided).
+ * which analyses the photo again first, requestGuided). A worker that had not reached 'ready', or
+ * a second death within WORKER_RESTART_MIN_S of a restart, is not restarted: the page stops in
+ * state error with one line (reload, or choose another backend) and keeps a decoding-only worker.
  */
 function onWorkerGone() {
   const guided = page.guidedAsked != null && page.guidedAsked === page.result?.id;
@@ -202,6 +207,27 @@ function onWorkerGone() {
     page.workerLost = null;
     return;
   }
+  // A worker that dies while loading the models would die again in a new one (out of memory on
+  // load, a wasm abort): no restart then, nor twice within WORKER_RESTART_MIN_S (review #1).
+  const now = performance.now();
+  const again = page.lastRestart != null && now - page.lastRestart < WORKER_RESTART_MIN_S * 1000;
+  if (!page.analyzer || again) {
+    const resolve = page.resolveReady;
+    const wasReady = page.analyzer;
+    createWorker(); // decoding only (photos are still shown); the backend selector may load the models again
+    page.workerStopped = true;
+    page.workerLost = null;
+    page.startError = 'the analysis worker stopped';
+    page.analyzerReady = null;
+    resolve?.(null);
+    setState('error');
+    showMessage('error', 'worker-stopped', wasReady
+      ? `The analysis worker stopped again${doing} within ${WORKER_RESTART_MIN_S} s of its restart (out of memory?); `
+        + 'reload the page, or choose the wasm backend.'
+      : 'The analysis worker stopped while loading the models (out of memory?); reload the page, or choose the wasm backend.');
+    return;
+  }
+  page.lastRestart = now;
   const resolve = page.resolveReady; // whoever waits for the models gets the new worker's
   startAnalyzer(page.requestedBackend).then(resolve);
   showMessage('error', 'worker-stopped', `${page.workerLost}. A new worker is loading the models…`);
@@ -1086,7 +1112,7 @@ function wireEvents() {
   $('backend-select').addEventListener('change', async (e) => {
     const wasRunning = page.camera.running;
     stopCamera();
-    if (!page.manifest || !page.started) return;
+    if (!page.manifest || !(page.started || page.workerStopped)) return; // workerStopped: onWorkerGone gave up
     // A fresh worker for the new backend: whatever the old one was doing is dropped with it.
     const photo = page.photo;
     const ready = startAnalyzer(e.target.value);

@@ -380,6 +380,56 @@ def test_guided_request_answered_when_the_worker_dies(page, photos):
     assert page.errors == []
 
 
+def test_a_worker_that_dies_while_loading_the_models_is_not_restarted(browser, base_url, photos):
+    """The analysis worker ends while its models are still downloading (as out of memory on load
+    would): the page is not caught in a restart loop; it stops in state error with one line that
+    says what to do, keeps no model-loading worker, and the backend selector loads the models again."""
+    context = browser.new_context()
+    held = []  # the model requests kept unanswered: the worker stays in its loading phase
+
+    def hold_models(route):
+        if route.request.url.endswith("/models/manifest.json"):
+            return route.continue_()
+        held.append(route)
+        return None
+
+    try:
+        context.route("**/models/**", hold_models)
+        pg = context.new_page()
+        pg.errors = []
+        pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+        pg.goto(f"{base_url}?backend=wasm")
+        wait_until(pg, "document.body.dataset.state === 'loading'")
+        deadline = time.monotonic() + WORKER_GONE_S
+        while not held and time.monotonic() < deadline:  # the worker has begun to fetch its models
+            pg.wait_for_timeout(50)
+        assert held, "the worker fetched no model file"
+        old, = _analysis_workers(pg)
+        old.evaluate("setTimeout(() => self.close(), 0)")  # close(): no 'error' event, as a crash
+        wait_until(pg, "document.body.dataset.state === 'error'", timeout_s=WORKER_GONE_S)
+        stopped = message(pg)
+        assert stopped["code"] == "worker-stopped", stopped
+        assert "stopped while loading the models" in stopped["text"] and "reload the page" in stopped["text"], stopped
+        pg.wait_for_timeout(500)  # a restart would have begun by now
+        assert message(pg)["code"] == "worker-stopped" and pg.evaluate("document.body.dataset.state") == "error"
+        fetched = len(held)
+        assert all(w is not old for w in _analysis_workers(pg))
+        assert len(held) == fetched  # no new worker fetches the models by itself
+        context.unroute("**/models/**", hold_models)
+        for route in held:  # those of the dead worker are gone with it
+            try:
+                route.continue_()
+            except Exception:  # noqa: BLE001  (Playwright: "Route is already handled")
+                pass
+        pg.select_option("#backend-select", "cpu")  # the way out the message names: the models load again
+        wait_until(pg, "['ready', 'error'].includes(document.body.dataset.state) "
+                       "&& document.getElementById('message').dataset.code !== 'worker-stopped'")
+        assert pg.evaluate("document.body.dataset.state") == "ready", message(pg)
+        assert pg.errors == []
+    finally:
+        context.close()
+
+
 def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir):
     """With an attributes model in the bundle, analyze() gives each face its attributes (the page
     lists those that are on, most probable first, with their probabilities), equal to Python's
@@ -576,8 +626,11 @@ def test_a_photo_chosen_during_start_up_is_analysed_when_the_models_are_ready(br
         before = message(pg)["seq"]
         pg.set_input_files("#file-input", str(photos["astronaut"]))
         assert message(pg)["code"] == "waiting" and "astronaut.png" in message(pg)["text"]
-        for route in held:
-            route.continue_()
+        for route in held:  # those of the dead worker are gone with it
+            try:
+                route.continue_()
+            except Exception:  # noqa: BLE001  (Playwright: "Route is already handled")
+                pass
         context.unroute("**/models/manifest.json")
         outcome = settle(pg, before)
         assert outcome["code"] == "ok", outcome
