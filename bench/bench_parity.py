@@ -52,6 +52,10 @@ from facepack import spec  # noqa: E402  (after common: the repository root on s
 DATASETS = Path(os.environ.get("FACEPACK_DATASETS", common.ROOT.parent / "shared" / "datasets"))
 FIXTURE_FACE_SQUARES = {"astronaut.png": [(153, 47, 140)], "einstein.jpg": [(326, 250, 140), (116, 612, 75)]}
 JS_TARGETS = ("node-wasm", "chromium-wasm", "chromium-webgl")
+# Photos per Chromium launch (ChromiumRunner). WebGL on SwiftShader compiles ~270-480 programs per
+# new photo size and TF.js keeps them all: one page failed to compile a program at its 45th photo
+# (2026-12-01 sweep, #44 after #0-#43; #44 alone in a fresh page is fine), so WebGL relaunches sooner.
+WASM_PHOTOS_PER_LAUNCH, WEBGL_PHOTOS_PER_LAUNCH = 60, 20
 BIG_VALUES = 2 ** 24  # H * W * 3 beyond this: TF.js kernels that index in float32 may misread
 
 # Canvas long side (px): tiers and their weights (a phone photo is 4032 px, 108 MP is 12000 x 9000).
@@ -466,9 +470,10 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk", type=int, default=20,
                         help="photos per JS call (default 20): Python analyses a chunk, then JS; results are "
                              "written after each chunk")
-    parser.add_argument("--browser-photos", type=int, default=60,
-                        help="Chromium: photos per browser launch (default 60): one page and one analyzer serve "
-                             "the chunks until then (models loaded, WebGL shaders compiled once per launch)")
+    parser.add_argument("--browser-photos", type=int, default=None,
+                        help="Chromium: photos per browser launch (default: WASM 60, WebGL "
+                             f"{WEBGL_PHOTOS_PER_LAUNCH}): one page and one analyzer serve the chunks until then "
+                             "(models loaded, WebGL shaders compiled once per launch)")
     parser.add_argument("--out", default="parity", help="name of the JSON under bench/results/ (default parity)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop after the chunk that ends past this many minutes (the table covers the photos done)")
@@ -484,7 +489,7 @@ def main(argv=None) -> int:
         raise ValueError(f"--js: expected names from {list(JS_TARGETS)}, got {bad}")
     if args.n < 1:
         raise ValueError(f"--n: expected at least 1 photo, got {args.n}")
-    if args.chunk < 1 or args.browser_photos < 1:
+    if args.chunk < 1 or (args.browser_photos is not None and args.browser_photos < 1):
         raise ValueError(f"--chunk and --browser-photos: expected at least 1, got {args.chunk} and {args.browser_photos}")
     n, max_mp = (12, min(args.max_mp, 12.2)) if args.quick else (args.n, args.max_mp)
     try:
@@ -525,8 +530,9 @@ def main(argv=None) -> int:
     try:
         if any(t.startswith("chromium") for t in targets):
             playwright = stack.enter_context(playwright_session())
-            runners = {t: stack.enter_context(ChromiumRunner(playwright, bundle, work, t == "chromium-webgl",
-                                                             args.browser_photos))
+            runners = {t: stack.enter_context(ChromiumRunner(
+                playwright, bundle, work, t == "chromium-webgl", args.browser_photos or (
+                    WEBGL_PHOTOS_PER_LAUNCH if t == "chromium-webgl" else WASM_PHOTOS_PER_LAUNCH)))
                        for t in targets if t.startswith("chromium")}
         indices = chosen if chosen is not None else list(range(args.start, args.start + n))
         for c0 in range(0, len(indices), args.chunk):
