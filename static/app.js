@@ -77,6 +77,7 @@ const page = {
   result: null, // {id, result, source, worker} for page.photo (its Grad-CAM overlays are in the view worker;
   // `worker`: the analysis worker that holds its photo, which guided Grad-CAM and the PNG need)
   workerStopped: false, // onWorkerGone gave up restarting (the backend selector may start the models again)
+  pngAfterAnalysis: null, // id of the photo request whose result downloadPng saves when it arrives (after a worker restart)
   lastRestart: null, // performance.now() of onWorkerGone's last automatic restart
   workerLost: null, // what the page says when the analysis worker ended by itself (onWorkerGone), until a new one is ready
   pending: new Map(), // id -> {kind: 'photo' | 'frame', label, limit} of requests not answered yet
@@ -198,6 +199,7 @@ function onWorkerGone() {
   page.guidedAsked = null;
   if (guided) $('guided-toggle').checked = false;
   page.pngRequest = null;
+  page.pngAfterAnalysis = null;
   stopCamera();
   page.workerLost = `The analysis worker stopped${doing} without reporting an error (the browser ended it: out of memory?)`;
   drawView();
@@ -520,6 +522,10 @@ function onResult(msg) {
   showOutcome(result, req.label);
   setState('ready');
   requestGuided(); // the toggle is on: this photo's guided maps too
+  if (page.pngAfterAnalysis === msg.id) { // downloadPng asked for this photo before its worker stopped
+    page.pngAfterAnalysis = null;
+    downloadPng();
+  }
 }
 
 function onFailed(msg) {
@@ -917,6 +923,15 @@ function downloadJson() {
 function downloadPng() {
   const r = shownResult();
   if (!r) return;
+  if (r.worker !== page.worker) { // that worker ended (onWorkerGone): analyse the photo in this one, then save (onResult)
+    if (!page.photo?.file || page.camera.running) {
+      showMessage('error', 'no-result', 'The analysis worker that held this photo stopped: choose the photo again to save a PNG.');
+      return;
+    }
+    reanalyse();
+    page.pngAfterAnalysis = page.photo.id;
+    return;
+  }
   page.pngRequest = { id: r.id, name: `${stem()}.annotated.png` };
   page.worker.postMessage({ type: 'annotated-png', id: r.id, heatmaps: $('heatmap-toggle').checked,
     guided: guidedShown(page.camera.running ? 'camera' : 'photo'), accessories: accessoriesChosen() });

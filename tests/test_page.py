@@ -430,6 +430,27 @@ def test_a_worker_that_dies_while_loading_the_models_is_not_restarted(browser, b
         context.close()
 
 
+def test_png_after_a_worker_restart_analyses_the_photo_again(browser, base_url, photos):
+    """After the worker that held the shown photo ended and a new one loaded the models, "Download
+    PNG" analyses the photo again in the new worker and saves it (not "no result to save")."""
+    context, pg = _open(browser, f"{base_url}?backend=wasm")
+    try:
+        pg.errors = []
+        pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+        assert choose(pg, str(photos["astronaut"]))["code"] == "ok"
+        old, = _analysis_workers(pg)
+        old.evaluate("setTimeout(() => self.close(), 0)")
+        wait_until(pg, "document.getElementById('message').dataset.code === 'worker-restarted'")
+        with pg.expect_download(timeout=WAIT_S * 1000) as info:
+            pg.click("#download-png")
+        assert info.value.suggested_filename == "astronaut.annotated.png"
+        assert Path(info.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        wait_until(pg, "document.getElementById('message').dataset.code === 'saved-png'")
+        assert pg.errors == []
+    finally:
+        context.close()
+
+
 def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir):
     """With an attributes model in the bundle, analyze() gives each face its attributes (the page
     lists those that are on, most probable first, with their probabilities), equal to Python's
