@@ -51,10 +51,13 @@ def test_cumsum_negative_axis_then_dense_exports_and_matches(cumsum_export):
 
 def test_a_failing_node_is_named_with_its_op_and_keras_layer(cumsum_export, tmp_path):
     """An op TF.js cannot run (the Dense 'after' MatMul renamed to an unknown op) is reported at
-    that node, not at the Identity after it."""
+    that node, not at the Identity after it: traced once, on the first backend that failed, after
+    one log line saying so."""
     import shutil
 
-    from facepack.export.keras_export import input_specs, locate_graph_failure, make_probes
+    from facepack.export import keras_export
+    from facepack.export.keras_export import (_check_in_tfjs, _Rejected, input_specs, keras_outputs,
+                                              locate_graph_failure, make_probes)
 
     model, out, _ = cumsum_export
     broken = tmp_path / "bundle"
@@ -66,21 +69,58 @@ def test_a_failing_node_is_named_with_its_op_and_keras_layer(cumsum_export, tmp_
     target["op"] = "NoSuchOp"
     model_json.write_text(json.dumps(graph))
     probe = make_probes(model, input_specs(model))
-    where = locate_graph_failure(broken, "cumsum", probe, "cpu", model)
-    assert where is not None and where.startswith(f"op NoSuchOp (graph node {target['name']!r}, Keras layer 'after') fails:"), where
+    logs = []
+    with pytest.raises(_Rejected) as excinfo:
+        _check_in_tfjs(broken, "cumsum", [probe], [keras_outputs(model, probe.arrays)], ("cpu", "wasm"), "float32",
+                       graph_of=model, log=logs.append)
+    where = str(excinfo.value)
+    assert where.startswith(f"TF.js cpu: op NoSuchOp (graph node {target['name']!r}, Keras layer 'after') fails:"), where
     assert "\n" not in where
+    assert logs == [f"  TF.js cpu failed; tracing the failure to its graph node "
+                    f"(at most {keras_export.GRAPH_LOCATE_BUDGET_S:g} s)..."]
     # the intact bundle has no failing node
     assert locate_graph_failure(out, "cumsum", probe, "cpu", model) is None
+    # out of budget before any node ran (BUDGET_MS 0): nothing named, and it says why
+    import subprocess
+
+    from facepack.export.node_check import ROOT, _write_job
+
+    job = _write_job(broken, [("cumsum", probe.arrays)], tmp_path)
+    proc = subprocess.run(["node", str(keras_export.GRAPH_LOCATE_SCRIPT), str(broken), "cumsum", "cpu", str(job), "0"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    found = json.loads(proc.stdout.splitlines()[-1])
+    assert found["node"] is None and found["checked"] == 0 and found["stopped"].startswith("budget 0 ms: 0 of "), found
 
 
-def test_keras_layer_of_graph_node_names(cumsum_export):
-    from facepack.export.keras_export import keras_layer_of
+def test_keras_node_of_graph_node_names(cumsum_export):
+    """Layers by their name scope; the Keras op node keras.ops.cumsum (an Operation, no scope of its
+    own) by its class when it is the model's only one; nothing is guessed from other scopes."""
+    from facepack.export.keras_export import keras_node_of
 
     model = cumsum_export[0]
-    assert keras_layer_of("StatefulPartitionedCall/functional_1/after_1/MatMul", model) == "after"
-    assert keras_layer_of("StatefulPartitionedCall/functional_1/first/BiasAdd", model) == "first"
-    assert keras_layer_of("StatefulPartitionedCall/functional_1/Cumsum", model) is None
-    assert keras_layer_of("Identity", model) is None
+    cumsum = next(op.name for op in model.operations if type(op).__name__ == "Cumsum")
+    assert keras_node_of("StatefulPartitionedCall/functional_1/after_1/MatMul", model, "MatMul") == "Keras layer 'after'"
+    assert keras_node_of("StatefulPartitionedCall/functional_1/first/BiasAdd", model, "BiasAdd") == "Keras layer 'first'"
+    assert keras_node_of("StatefulPartitionedCall/functional_1/Cumsum", model, "Cumsum") == f"Keras op {cumsum!r}"
+    assert keras_node_of(f"StatefulPartitionedCall/functional_1/{cumsum}/Cumsum", model) == f"Keras op {cumsum!r}"
+    assert keras_node_of("StatefulPartitionedCall/functional_1/Cumprod", model, "Cumprod") is None
+    assert keras_node_of("StatefulPartitionedCall/functional_1/other/Relu", model, "Relu") is None  # not a layer
+    assert keras_node_of("Identity", model, "Identity") is None
+
+
+def test_compare_says_what_kind_of_mismatch():
+    """A structural mismatch (output count, shape) is told from numbers by kind, not by wording."""
+    import numpy as np
+
+    from facepack.export.keras_export import compare
+
+    ref = [np.ones((2, 3), np.float32)]
+    assert compare(ref, [np.ones((2, 3), np.float32)], "float32")["kind"] is None
+    assert compare(ref, [np.ones((2, 3), np.float32), np.ones(1)], "float32")["kind"] == "count"
+    assert compare(ref, [np.ones((3, 2), np.float32)], "float32")["kind"] == "shape"
+    values = compare(ref, [np.full((2, 3), 2.0, np.float32)], "float32")
+    assert values["kind"] == "values" and not values["ok"] and "shape" not in values["why"]
+    assert compare(ref, [np.full((2, 3), 2.0, np.float32)], "float16")["kind"] == "values"
 
 
 def test_bridge_names_a_keras_op_it_cannot_rebuild(cumsum_export):

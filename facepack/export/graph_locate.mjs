@@ -3,14 +3,17 @@
 // op produced). Driven by facepack/export/keras_export.py:locate_graph_failure after a graph model
 // failed or returned the wrong shapes on one backend.
 //
-//   node facepack/export/graph_locate.mjs BUNDLE NAME BACKEND JOB.json   (JOB.json: node_check.mjs' format, one request)
+//   node facepack/export/graph_locate.mjs BUNDLE NAME BACKEND JOB.json [BUDGET_MS]
+//   (JOB.json: node_check.mjs' format, one request; BUDGET_MS: stop running nodes after this many
+//   milliseconds, keras_export.py:GRAPH_LOCATE_BUDGET_S less Node's start-up; default no limit)
 //
 // Runs the model through the repo's JS library (static/facepack/generic.js: the ops it registers
 // apply) once per node, asking TF.js for that node's output alone, and marks a node bad when TF.js
 // throws there or returns a shape that is not a list of non-negative integers. Prints ONE JSON line:
 // {"node", "op", "error"} for the bad node none of whose inputs is bad (the root cause), or
 // {"node": null, "checked": n} when every node ran with a valid shape (or the graph has more than
-// MAX_NODES nodes: "skipped").
+// MAX_NODES nodes: "skipped"; or BUDGET_MS passed before a bad node was found: "stopped"). When the
+// budget stops the runs after a bad node was found, the root among the nodes run is reported.
 import { readFile } from 'node:fs/promises';
 
 import * as tf from '@tensorflow/tfjs';
@@ -36,7 +39,9 @@ function validShape(shape) {
 }
 
 async function main() {
-  const [bundle, name, backend, jobFile] = process.argv.slice(2);
+  const [bundle, name, backend, jobFile, budgetMs] = process.argv.slice(2);
+  const started = Date.now();
+  const budget = budgetMs ? Number(budgetMs) : Infinity;
   await useBackend(backend);
   const job = JSON.parse(await readFile(jobFile, 'utf8'));
   const req = job.requests[0];
@@ -53,7 +58,10 @@ async function main() {
   const x = byName ? Object.fromEntries(req.inputs.map((s, k) => [s.key, tensors[k]]))
     : (tensors.length === 1 ? tensors[0] : tensors);
   const bad = new Map();
+  let checked = 0;
   for (const node of nodes) {
+    if (Date.now() - started > budget) break;
+    checked += 1;
     try {
       const out = await graph.executeAsync(x, [node.name]);
       const outs = Array.isArray(out) ? out : [out];
@@ -67,7 +75,9 @@ async function main() {
   tf.dispose(tensors);
   const inputsOf = (node) => (node.input || []).map((s) => s.replace(/^\^/, '').split(':')[0]);
   const root = nodes.find((n) => bad.has(n.name) && !inputsOf(n).some((i) => bad.has(i)));
-  console.log(JSON.stringify(root ? { node: root.name, ...bad.get(root.name) } : { node: null, checked: nodes.length }));
+  const stopped = checked < nodes.length ? { stopped: `budget ${budget} ms: ${checked} of ${nodes.length} nodes run` } : {};
+  console.log(JSON.stringify(root ? { node: root.name, ...bad.get(root.name), ...stopped }
+    : { node: null, checked, ...stopped }));
 }
 
 main().catch((err) => {

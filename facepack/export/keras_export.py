@@ -531,22 +531,25 @@ def is_classifier(model, outputs: list) -> bool:
 
 
 def compare(reference: list, got: list, precision: str, top1: bool = False) -> dict:
-    """{"max_abs_diff", "rel_diff", "rel_rms", "ok", "why"[, "top1_agreement", "top1_rows"]} of
-    TF.js outputs vs Keras.
+    """{"max_abs_diff", "rel_diff", "rel_rms", "ok", "kind", "why"[, "top1_agreement", "top1_rows"]} of
+    TF.js outputs vs Keras. kind: None when ok, else what failed: "count" (TF.js returned another
+    number of outputs), "shape" (an output of another shape; both structural: the graph went wrong
+    somewhere, _check_in_tfjs traces it) or "values" (the numbers miss the criterion below).
 
     float32: ok when every output k has max|got - ref| <= REL_TOL * max(SCALE_FLOOR, max|ref|);
     float16/uint8: rms(got - ref) / rms(ref) <= QUANT_RMS_TOL[precision] over all outputs.
     top1: also the fraction of rows whose argmax agrees (output 0, a classifier).
     """
     if len(reference) != len(got):
-        return {"ok": False, "why": f"{len(got)} outputs, Keras has {len(reference)}",
+        return {"ok": False, "kind": "count", "why": f"{len(got)} outputs, Keras has {len(reference)}",
                 "max_abs_diff": float("inf"), "rel_diff": float("inf"), "rel_rms": float("inf")}
     worst_abs, worst_rel, err2, ref2 = 0.0, 0.0, 0.0, 0.0
     why = ""
     for k, (ref, out) in enumerate(zip(reference, got)):
         ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64)
         if ref.shape != out.shape:
-            return {"ok": False, "why": f"output {k} has shape {list(out.shape)}, Keras {list(ref.shape)}",
+            return {"ok": False, "kind": "shape",
+                    "why": f"output {k} has shape {list(out.shape)}, Keras {list(ref.shape)}",
                     "max_abs_diff": float("inf"), "rel_diff": float("inf"), "rel_rms": float("inf")}
         diff = float(np.abs(ref - out).max()) if ref.size else 0.0
         if not np.isfinite(diff):
@@ -575,7 +578,8 @@ def compare(reference: list, got: list, precision: str, top1: bool = False) -> d
             quantised_miss = True
             why = (f"rms(tfjs - keras) / rms(keras) = {rel_rms:.3g} > {QUANT_RMS_TOL[precision]:g}, the limit for "
                    f"{precision} weights" + (f" (top-1 agreement {result['top1_agreement']:.3g})" if top1 else ""))
-    return {"ok": bool(ok), "why": why, "quantised_miss": quantised_miss, **result}
+    return {"ok": bool(ok), "kind": None if ok else "values", "why": why, "quantised_miss": quantised_miss,
+            **result}
 
 
 # --- the two paths ---------------------------------------------------------------------------
@@ -678,7 +682,7 @@ def _reject(where: str, check: dict, precision: str):
 
 
 def _check_in_tfjs(root: Path, name: str, probes: list[Probe], refs: list, backends, precision: str,
-                   session=None, top1: bool = False, graph_of=None) -> dict:
+                   session=None, top1: bool = False, graph_of=None, log=None) -> dict:
     """Run every probe on every backend (one Node process); {backend: {max_abs_diff, rel_diff,
     rel_rms[, top1_agreement, top1_rows], probes: {kind: ...}}}; raises _Rejected with the first
     failure (_QuantRejected when quantised outputs miss QUANT_RMS_TOL).
@@ -686,33 +690,36 @@ def _check_in_tfjs(root: Path, name: str, probes: list[Probe], refs: list, backe
     graph_of: the Keras model of a graph-model bundle: when TF.js fails on it or returns outputs
     of the wrong shape, the failure is traced to the graph node where it starts
     (locate_graph_failure), so the message names that op and its Keras layer rather than a
-    downstream symptom (a MatMul failing on the shape a broken op produced)."""
+    downstream symptom (a MatMul failing on the shape a broken op produced). The trace runs once,
+    on the backend that failed (the first requested when Node failed as a whole), within
+    GRAPH_LOCATE_BUDGET_S; ``log`` is told before it starts (it can take that long)."""
     from facepack.export.node_check import run_node_backends
 
-    def located(backend_list, symptom: str):
+    def located(backend: str, symptom: str):
         if graph_of is not None:
-            for backend in backend_list:
-                where = locate_graph_failure(root, name, probes[0], backend, graph_of)
-                if where:
-                    return _Rejected(f"TF.js {backend}: {where}")
+            _log(log, f"  TF.js {backend} failed; tracing the failure to its graph node "
+                      f"(at most {GRAPH_LOCATE_BUDGET_S:g} s)...")
+            where = locate_graph_failure(root, name, probes[0], backend, graph_of)
+            if where:
+                return _Rejected(f"TF.js {backend}: {where}")
         return _Rejected(symptom)
 
     with tempfile.TemporaryDirectory(prefix="facepack-node-") as work:
         try:
             results = run_node_backends(root, backends, [(name, p.arrays) for p in probes], Path(work), session)
         except Exception as err:
-            raise located(backends, f"TF.js in Node: {_one_line(err)}") from None
+            raise located(backends[0], f"TF.js in Node: {_one_line(err)}") from None
     measured = {}
     for backend in backends:
         rows = results[backend]
         per = {}
         for probe, ref, got in zip(probes, refs, rows):
             if isinstance(got, Exception):
-                raise located([backend], f"TF.js {backend}: {_one_line(got)}")
+                raise located(backend, f"TF.js {backend}: {_one_line(got)}")
             check = compare(ref, got, precision, top1)
             if not check["ok"]:
-                if "shape" in check["why"]:
-                    raise located([backend], f"TF.js {backend} on the {probe.kind} probe: {check['why']}")
+                if check["kind"] in ("shape", "count"):  # structural: the graph broke somewhere upstream
+                    raise located(backend, f"TF.js {backend} on the {probe.kind} probe: {check['why']}")
                 raise _reject(f"TF.js {backend} on the {probe.kind} probe", check, precision)
             per[probe.kind] = _keep(check)
         measured[backend] = _summary(per, top1)
@@ -720,29 +727,43 @@ def _check_in_tfjs(root: Path, name: str, probes: list[Probe], refs: list, backe
 
 
 GRAPH_LOCATE_SCRIPT = Path(__file__).with_name("graph_locate.mjs")
-GRAPH_LOCATE_TIMEOUT_S = 120  # seconds; past it the failure is reported as TF.js gave it
+# seconds for the whole trace (one Node process on one backend: Node's start, the model's load,
+# then one run per node, up to graph_locate.mjs' MAX_NODES); past it the failure is reported as
+# TF.js gave it (or at the failing node found so far)
+GRAPH_LOCATE_BUDGET_S = 60.0
+GRAPH_LOCATE_START_S = 5.0  # of that budget: Node's start-up and the model's load, before the node runs
 
 
-def keras_layer_of(node_name: str, model) -> str | None:
-    """The Keras layer (or op scope) a converted graph node comes from: the first segment of the
-    node's name scope that is one of ``model``'s layer names, also after dropping the "_N" suffix
-    tf.function adds to name scopes ("StatefulPartitionedCall/functional_1/dense_3/MatMul" ->
-    "dense_3"); else the segment after the model's own scope; None when the name has no scope."""
-    names = {layer.name for layer in model._flatten_layers(include_self=False)}
+def keras_node_of(node_name: str, model, op: str | None = None) -> str | None:
+    """The Keras node a converted graph node comes from, as "Keras layer 'dense_3'" or "Keras op
+    'cumsum'", or None when it cannot be told.
+
+    A layer: the first segment of the node's name scope that is one of ``model``'s layer names, also
+    after dropping the "_N" suffix tf.function adds to name scopes
+    ("StatefulPartitionedCall/functional_1/dense_3/MatMul" -> "dense_3"). A Keras op node
+    (keras.ops.cumsum in a functional model: an Operation, not a layer) has no scope of its own
+    ("StatefulPartitionedCall/functional_1/Cumsum"): it is named when a scope segment is its name,
+    or when it is the model's only op node of class ``op`` (the graph node's TF op, e.g. "Cumsum")."""
+    layers = {layer.name for layer in model._flatten_layers(include_self=False)}
+    ops = [o for o in getattr(model, "operations", []) or [] if o.name not in layers]
+    op_names = {o.name for o in ops}
     parts = node_name.split("/")[:-1]
     for part in parts:
         for candidate in (part, re.sub(r"_\d+$", "", part)):
-            if candidate in names:
-                return candidate
-    scopes = [p for p in parts if p != "StatefulPartitionedCall"]
-    return scopes[1] if len(scopes) > 1 else None
+            if candidate in layers:
+                return f"Keras layer {candidate!r}"
+            if candidate in op_names:
+                return f"Keras op {candidate!r}"
+    same_class = [o.name for o in ops if op and type(o).__name__ == op]
+    return f"Keras op {same_class[0]!r}" if len(same_class) == 1 else None
 
 
 def locate_graph_failure(root: Path, name: str, probe: Probe, backend: str, model) -> str | None:
     """Where TF.js goes wrong in the graph model ``name`` of bundle ``root`` on ``backend``, as
-    "op Cumsum (graph node '...', Keras layer 'cumsum'): <what TF.js did>", or None when no node
-    fails or returns an invalid shape (or Node fails). Runs graph_locate.mjs (one Node process; each
-    node is run once, so this is for failures only)."""
+    "op Cumsum (graph node '...', Keras op 'cumsum') fails: <what TF.js did>", or None when no node
+    fails or returns an invalid shape (or Node fails, or GRAPH_LOCATE_BUDGET_S passes before a failing
+    node is found). Runs graph_locate.mjs (one Node process; each node is run once, so this is for
+    failures only)."""
     import json
     import subprocess
 
@@ -751,8 +772,10 @@ def locate_graph_failure(root: Path, name: str, probe: Probe, backend: str, mode
     with tempfile.TemporaryDirectory(prefix="facepack-locate-") as work:
         job = _write_job(root, [(name, probe.arrays)], Path(work))
         try:
+            node_budget_ms = int(1000 * max(1.0, GRAPH_LOCATE_BUDGET_S - GRAPH_LOCATE_START_S))
             proc = subprocess.run([shutil.which("node") or "node", str(GRAPH_LOCATE_SCRIPT), str(root), name, backend,
-                                   str(job)], capture_output=True, text=True, timeout=GRAPH_LOCATE_TIMEOUT_S, cwd=ROOT)
+                                   str(job), str(node_budget_ms)], capture_output=True, text=True,
+                                  timeout=GRAPH_LOCATE_BUDGET_S, cwd=ROOT)
         except (OSError, subprocess.TimeoutExpired):
             return None
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -761,8 +784,8 @@ def locate_graph_failure(root: Path, name: str, probe: Probe, backend: str, mode
     found = json.loads(lines[-1])
     if not found.get("node"):
         return None
-    layer = keras_layer_of(found["node"], model)
-    return (f"op {found['op']} (graph node {found['node']!r}" + (f", Keras layer {layer!r}" if layer else "")
+    keras_node = keras_node_of(found["node"], model, found["op"])
+    return (f"op {found['op']} (graph node {found['node']!r}" + (f", {keras_node}" if keras_node else "")
             + f") fails: {found['error']}")
 
 
@@ -967,7 +990,7 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
                     _write_temp_manifest(tmp, name, entry)
                     if backends:
                         measured = _check_in_tfjs(tmp, name, probes, refs, backends, precision, session, top1,
-                                                  graph_of=model if path == "graph-model" else None)
+                                                  graph_of=model if path == "graph-model" else None, log=log)
                     elif path == "layers-model":
                         measured = {"python": _check_in_python(folder, probes, refs, precision, top1)}
                     else:
