@@ -16,6 +16,7 @@ import { selectBackend } from './backend.js';
 import { heatmapToCrop, upsampleGrid } from './gradcam.js';
 import { decodeInput } from './input.js';
 import { loadManifest } from './io.js';
+import { releaseSpareBuffers } from './ops/area_patches.js';
 import { ANALYZE_DEFAULTS, MODEL_CONFIG_DEFAULTS, resolveAnalyzeOptions, resolveModelConfig } from './options.js';
 import {
   ATTRIBUTES_TIMING_KEY, TIMING_KEYS, describeFaces, detectStage, disposeModelSets, loadModelSets, warmUp,
@@ -105,6 +106,7 @@ export async function createFaceAnalyzer(modelConfig) {
 
   function dispose() {
     if (!disposed) disposeModelSets(sets);
+    releaseSpareBuffers(); // the area patcher's module-level spare buffer (ops/area_patches.js)
     disposed = true;
   }
 

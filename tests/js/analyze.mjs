@@ -7,12 +7,14 @@
  *       images: [{name, path, width, height, channels (3|4), options?}]}
  * Each image file holds width * height * channels uint8 values, row-major (written by
  * tests/jsharness.py:write_raw). Output: {backend, results: [{name, faces, timings, image,
- * runs_ms}], tensors: {before, after_first, after_all}}.
+ * runs_ms}], tensors: {before, after_first, after_all, after_dispose},
+ * spare_bytes: {before_dispose, after_dispose} (ops/area_patches.js's kept buffer)}.
  */
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 
 import { createFaceAnalyzer } from '../../static/facepack/index.js';
+import { spareBufferBytes } from '../../static/facepack/ops/area_patches.js';
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const config = { modelUrl: job.bundle, backend: job.backend ?? 'wasm' };
@@ -35,6 +37,8 @@ for (const item of job.images) {
   results.push({ name: item.name, ...result, runs_ms: runsMs });
 }
 tensors.after_all = tf.memory().numTensors;
+const spare = { before_dispose: spareBufferBytes() }; // the area patcher's kept integral-image buffer
 analyzer.dispose();
 tensors.after_dispose = tf.memory().numTensors;
-process.stdout.write(JSON.stringify({ backend: analyzer.backend, results, tensors }));
+spare.after_dispose = spareBufferBytes();
+process.stdout.write(JSON.stringify({ backend: analyzer.backend, results, tensors, spare_bytes: spare }));

@@ -100,6 +100,20 @@ function takeBuffer(length) {
   return new Float64Array(length);
 }
 
+/**
+ * Drop the spare integral-image buffer (up to ~39 MB for a 1280 px detection image) so the
+ * garbage collector can free it; analyzer.dispose() calls this. Outputs are unchanged (the next
+ * patcher allocates a new buffer). Another live analyzer only loses the reuse.
+ */
+export function releaseSpareBuffers() {
+  spare = null;
+}
+
+/** Bytes held by the spare integral-image buffer (0 when none): for leak tests. */
+export function spareBufferBytes() {
+  return spare ? spare.buffer.byteLength : 0;
+}
+
 /** Area-sampled patches of one photo; the integral image is built on first use and shared. */
 export class AreaPatcher {
   /**
