@@ -1,7 +1,8 @@
 """Training runs on disk: ``runs/<model>/<timestamp>/`` with the model's files and ``run.json``.
 
 A run's model is in one of two layouts (``model_files`` lists them, ``load_run`` loads either; a
-folder holding part of a layout, or both, is refused with one line naming the file):
+folder holding part of a layout, or both, or a model file cut short or empty (a half-finished copy), is refused
+with one line naming the run and the file, and the automatic choice passes it over):
   model.keras   Keras's single-file archive: what training writes (training.save_model).
   sharded       model.config.json (the archive's config.json, verbatim: the architecture) +
                 model.weights.json (Keras's index of the weight shards, ``weight_map``) +
@@ -110,7 +111,9 @@ def model_files(run_dir: str | os.PathLike) -> list[Path]:
     """The files that make a run's model, in a fixed order (hash them for keys; load them with load_run):
     [model.keras], or [model.config.json, model.weights.json, model_00000.weights.h5, ...] (the shards the
     index names, sorted). Raises ValueError (one line naming the run and the file) when neither layout is
-    complete, or when both are present."""
+    complete, when both are present, or when a file is cut short or empty (checked cheaply, no weights read:
+    model.keras's zip directory; model.config.json parses; each shard opens as HDF5 and holds the groups
+    model.weights.json puts in it)."""
     run_dir = Path(run_dir)
     keras_file, config, index = (run_dir / n for n in MODEL_FILE_NAMES)
     sharded = [p.name for p in (config, index) if p.is_file()]
@@ -118,6 +121,7 @@ def model_files(run_dir: str | os.PathLike) -> list[Path]:
         if sharded:
             raise ValueError(f"run {run_dir}: has both {KERAS_FILE} and {sharded[0]} (an interrupted --shard?): "
                              f"run `python -m facepack.runs --shard {run_dir}` again, or delete one layout")
+        _check_keras_archive(run_dir, keras_file)
         return [keras_file]
     if not sharded:
         raise ValueError(f"run {run_dir}: no model: expected {KERAS_FILE}, or {CONFIG_FILE} + {WEIGHTS_INDEX} "
@@ -137,7 +141,75 @@ def model_files(run_dir: str | os.PathLike) -> list[Path]:
     if absent:
         raise ValueError(f"run {run_dir}: {WEIGHTS_INDEX} names {absent[0]}, which is missing "
                          f"({len(absent)} of {len(names)} shards missing)")
+    _check_config(run_dir, config)
+    _check_shards(run_dir, weight_map)
     return [config, index] + [run_dir / n for n in names]
+
+
+COPY_AGAIN = "cut short or empty? copy the run again"  # the fix named by every broken-file error
+
+
+def _check_keras_archive(run_dir: Path, keras_file: Path) -> None:
+    """Raise ValueError (one line naming the run and the file) unless ``keras_file`` is a whole zip archive
+    holding config.json and model.weights.h5 (what keras.saving writes): reads the zip's central directory
+    at the file's end (a cut-short copy has none), not the members (milliseconds)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(keras_file) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise ValueError(f"run {run_dir}: {KERAS_FILE} is not a whole Keras archive "
+                         f"({err}; {keras_file.stat().st_size:,} B): "
+                         f"{COPY_AGAIN}") from None
+    absent = [n for n in ("config.json", "model.weights.h5") if n not in names]
+    if absent:
+        raise ValueError(f"run {run_dir}: {KERAS_FILE} is a zip without {absent[0]}: not a Keras 3 archive")
+
+
+def _check_config(run_dir: Path, config: Path) -> dict:
+    """The parsed model.config.json (a dict); ValueError naming the run and the file when it is not."""
+    try:
+        parsed = json.loads(config.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"run {run_dir}: {CONFIG_FILE} is not valid JSON ({err}; {config.stat().st_size:,} B): "
+                         f"{COPY_AGAIN}") from None
+    if not isinstance(parsed, dict) or "class_name" not in parsed:
+        raise ValueError(f"run {run_dir}: {CONFIG_FILE} is not a Keras model config (no class_name)")
+    return parsed
+
+
+def _check_shards(run_dir: Path, weight_map: dict) -> None:
+    """Raise ValueError (one line naming the run and the shard) unless every shard opens as HDF5 (h5py checks
+    the superblock's stored end of file against the file's size: a cut-short or empty copy fails) and holds
+    the variable groups the index assigns to it (~5 ms per shard; no weights are read)."""
+    import h5py
+
+    expected: dict[str, list[str]] = {}
+    for key, value in weight_map.items():
+        files = [value] if isinstance(value, str) else list(value)
+        for name in files:  # a layer's variables split over several shards: its group is in each of them
+            expected.setdefault(name, []).append(key)
+    for name in sorted(expected):
+        shard = run_dir / name
+        try:
+            with h5py.File(shard, "r") as f:
+                missing = [k for k in expected[name] if k not in f]
+        except OSError as err:
+            why = str(err).replace("Unable to synchronously open file", "").replace("Unable to open file", "")
+            why = why.strip(" ()")  # h5py's "(truncated file: eof = ...)" / "(file signature not found)"
+            raise ValueError(f"run {run_dir}: {name} is not a whole HDF5 shard ({why}; {shard.stat().st_size:,} B): "
+                             f"{COPY_AGAIN}") from None
+        if missing:
+            raise ValueError(f"run {run_dir}: {name} lacks {missing[0]}, which {WEIGHTS_INDEX} puts there "
+                             f"({len(missing)} of {len(expected[name])} groups missing): another run's shard? "
+                             f"copy the run again")
+
+
+def is_model_file_name(name: str) -> bool:
+    """True for the name of a run's model file in either layout (model.keras, model.config.json,
+    model.weights.json, model_NNNNN.weights.h5): a path with such a name stands for its folder."""
+    return name in MODEL_FILE_NAMES or re.fullmatch(r"model_\d+\.weights\.h5", name) is not None
 
 
 def _check_kind(kind: str) -> None:
@@ -153,10 +225,12 @@ def _age_key(path: Path) -> tuple:
 
 
 def run_candidates(kind: str, root: str | os.PathLike | None = None) -> list[Path]:
-    """Runs of ``kind`` (run.json + model files) in ``root``'s RUN_FOLDERS[kind] (default runs/), newest first."""
+    """Runs of ``kind`` (run.json + any model file; hidden folders are not) in ``root``'s RUN_FOLDERS[kind]
+    (default runs/), newest first. choose_run checks each one's files (model_files) before using it."""
     _check_kind(kind)
     base = Path(root) if root is not None else RUNS_ROOT
-    found = [p for folder in RUN_FOLDERS[kind] for p in (base / folder).glob("*") if _is_run(p)]
+    found = [p for folder in RUN_FOLDERS[kind] for p in (base / folder).glob("*")
+             if not p.name.startswith(".") and _is_run(p)]  # hidden: rsync partials, --shard temporaries
     return sorted(found, key=_age_key, reverse=True)
 
 
@@ -280,7 +354,8 @@ def latest_run(kind: str, root: str | os.PathLike | None = None, shipped: bool =
 def resolve_run(kind: str, run: str | os.PathLike | None, root=None, flag: str | None = None) -> Path:
     """A run named on the command line (or None for ``choose_run``); clear error if absent.
 
-    ``run``: a run folder or one of its model files (model.keras, model.config.json, model.weights.json),
+    ``run``: a run folder or one of its model files (model.keras, model.config.json, model.weights.json or a
+    shard model_NNNNN.weights.h5: is_model_file_name),
     a folder name under ``<root>/<folder>/`` for RUN_FOLDERS[kind], ``latest`` (the newest run, even a
     synthetic or worse one) or ``shipped``. A run whose model layout is incomplete raises (model_files).
     """
@@ -309,13 +384,13 @@ def describe_run(kind: str, run: str | os.PathLike | None, root=None, flag: str 
             raise ValueError(f"{flag} latest: no complete {kind} run under {base / kind}")
         return RunChoice(kind, runs[0], f"chosen with {flag} latest (newest run, not compared)")
     path = Path(run)
-    if path.is_file() and path.name in MODEL_FILE_NAMES:
+    if path.is_file() and is_model_file_name(path.name):
         path = path.parent
     if not _is_run(path) and not path.is_absolute() and len(path.parts) == 1:
         path = next((base / f / path for f in RUN_FOLDERS[kind] if _is_run(base / f / path)), path)
     if not _is_run(path):
         raise ValueError(f"{flag}: expected a run folder with run.json and {KERAS_FILE} (or {CONFIG_FILE} + "
-                         f"{WEIGHTS_INDEX} + shards), one of its model files, a run name under {base / kind}, "
+                         f"{WEIGHTS_INDEX} + shards), one of those model files, a run name under {base / kind}, "
                          f"'latest' or 'shipped'; got {text!r}")
     try:
         model_files(path)
@@ -331,12 +406,21 @@ def read_run_info(run_dir: str | os.PathLike) -> dict:
 def load_run(run_dir: str | os.PathLike, keras_module=None):
     """(Keras 3 model, run info) of a run folder, in either model layout (model_files; uncompiled).
 
-    The one loader of run folders (pipeline, exporter, evaluate.py, benches, tests). Raises ValueError
-    naming the run and the file when its model layout is incomplete."""
+    The one loader of run folders (pipeline, exporter, evaluate.py, benches, tests). Raises ValueError, one
+    line naming the run and the file, when its model layout is incomplete or a file is cut short (model_files),
+    and when Keras cannot read the files anyway (the error's first line)."""
     if keras_module is None:
         import keras as keras_module
     run_dir = Path(run_dir)
-    return _load_model(model_files(run_dir), keras_module), read_run_info(run_dir)
+    files = model_files(run_dir)
+    try:
+        model = _load_model(files, keras_module)
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as err:  # zipfile.BadZipFile is a ValueError
+        shown = files[0].name if len(files) == 1 else f"{CONFIG_FILE} + {WEIGHTS_INDEX} + {len(files) - 2} shards"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"run {run_dir}: Keras could not load {shown} ({type(err).__name__}: {first}): "
+                         f"{COPY_AGAIN}") from None
+    return model, read_run_info(run_dir)
 
 
 def _load_model(files: list[Path], keras_module):
@@ -370,6 +454,38 @@ def _keras_config_json(keras_file: Path) -> bytes:
         return archive.read("config.json")
 
 
+SHARD_TMP_PREFIX = ".shard-tmp-"  # + the pid of the shard_run writing it; nothing else reads these folders
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _remove_stale_tmp(run_dir: Path, log=print) -> None:
+    """Delete ``.shard-tmp-<pid>`` folders in ``run_dir`` left by a shard_run that was killed (its pid is gone);
+    ValueError when a live process (another --shard) is writing one."""
+    import shutil
+
+    live = []
+    for tmp in sorted(run_dir.glob(f"{SHARD_TMP_PREFIX}*")):
+        pid = tmp.name[len(SHARD_TMP_PREFIX):]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            live.append(tmp)
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+        if log:
+            log(f"{_shown(run_dir)}: removed {tmp.name}, left by an interrupted --shard")
+    if live:
+        raise ValueError(f"run {run_dir}: process {live[0].name[len(SHARD_TMP_PREFIX):]} is converting it "
+                         f"({live[0].name}); wait for it, or delete {live[0]} if that process is not a --shard")
+
+
 def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_module=None, log=print) -> list[Path]:
     """Rewrite a run's model.keras in the sharded layout (module docstring) and delete the model.keras.
 
@@ -377,7 +493,8 @@ def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_modu
     run, reloaded and checked: every weight (variable path, dtype, shape, bytes) must equal model.keras's,
     else ValueError and the run is unchanged. Then they are moved in (shards, config, index last) and
     model.keras is deleted: an interruption leaves model.keras plus part of the new files, which
-    model_files refuses by name and a second shard_run redoes. A run already in the sharded layout is
+    model_files refuses by name and a second shard_run redoes; a killed one's ``.shard-tmp-<pid>`` folder is
+    removed by the next shard_run (no other reader looks into it). A run already in the sharded layout is
     left as it is. Returns the run's model files (model_files order)."""
     import shutil
 
@@ -386,6 +503,7 @@ def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_modu
     if not shard_mb > 0:
         raise ValueError(f"--shard-mb must be > 0 (MiB per shard), got {shard_mb}")
     run_dir = Path(run_dir)
+    _remove_stale_tmp(run_dir, log)
     keras_file = run_dir / KERAS_FILE
     if not keras_file.is_file():
         files = model_files(run_dir)  # raises unless the sharded layout is complete
@@ -396,7 +514,7 @@ def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_modu
         import keras as keras_module
     source = _load_model([keras_file], keras_module)
     config = _keras_config_json(keras_file)
-    tmp = run_dir / f".shard-tmp-{os.getpid()}"
+    tmp = run_dir / f"{SHARD_TMP_PREFIX}{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:

@@ -3,6 +3,11 @@ shards), the one loader (load_run), the file list the bundle key hashes (model_f
 export/bundle.py:_run_digest), the --shard conversion, and train_keypoints_lite.py runs as candidates."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -121,7 +126,7 @@ def test_half_present_layouts_are_refused_in_one_line_naming_the_file(sharded_ru
 
 def test_explicit_choice_accepts_any_model_file_and_the_choice_skips_broken_runs(sharded_run, tmp_path, monkeypatch):
     sharded, files = sharded_run
-    for f in files[:2]:
+    for f in files:  # config, index and every shard stand for their folder
         assert runs.resolve_run("keypoints", f) == sharded
     monkeypatch.setattr(runs, "SHIPPED_ROOT", tmp_path / "shipped")
     _lite_run(tmp_path / "shipped" / "keypoints", {"nme_mean": SHIPPED_NME}, "person")
@@ -170,11 +175,112 @@ def test_shard_cli(keras_run, tmp_path, capsys):
         assert stop.value.code == 2
 
 
+def _archive_stub(path):
+    """A zip with a .keras archive's two members (model_files checks the directory; never loaded)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", b"")
+
+
+def test_cut_short_or_empty_files_are_refused_by_name_and_passed_over(keras_run, sharded_run, tmp_path, monkeypatch):
+    """A half-copied run (newuser #1, #11): a truncated or empty shard, a truncated model.keras or model.config.json.
+    model_files, resolve_run and load_run raise one line naming the run and the file; choose_run passes it over."""
+    size = (sharded_run[0] / "model_00001.weights.h5").stat().st_size
+    keras_size = (keras_run[0] / runs.KERAS_FILE).stat().st_size
+
+    def copy(name, source, file, keep_bytes):
+        folder = tmp_path / "runs" / "keypoints" / name
+        shutil.copytree(source, folder)
+        with open(folder / file, "r+b") as f:
+            f.truncate(keep_bytes)
+        return folder
+
+    cases = {  # folder -> the line's tail after "run <folder>: "
+        copy("20300110-000000", sharded_run[0], "model_00001.weights.h5", size // 2):
+            rf"model_00001\.weights\.h5 is not a whole HDF5 shard \(truncated file: eof = {size // 2}, .*stored_eof = "
+            rf"{size}; {size // 2:,} B\): cut short or empty\? copy the run again$",
+        copy("20300111-000000", sharded_run[0], "model_00002.weights.h5", 0):
+            r"model_00002\.weights\.h5 is not a whole HDF5 shard \(file signature not found; 0 B\): cut short",
+        copy("20300112-000000", keras_run[0], runs.KERAS_FILE, keras_size - 100):
+            rf"model\.keras is not a whole Keras archive \(File is not a zip file; {keras_size - 100:,} B\): cut short",
+        copy("20300113-000000", sharded_run[0], runs.CONFIG_FILE, 100):
+            r"model\.config\.json is not valid JSON \(.*\(char \d+\); 100 B\): cut short or empty\? copy the run again$",
+    }
+    for folder, tail in cases.items():
+        for call in (runs.model_files, runs.load_run):
+            with pytest.raises(ValueError, match=rf"^run {folder}: {tail}") as err:
+                call(folder)
+            assert "\n" not in str(err.value)
+        with pytest.raises(ValueError, match=rf"^--keypoints: run {folder}: {tail}"):
+            runs.resolve_run("keypoints", folder)
+        assert not runs.is_run(folder)
+    # a shard holding other groups than the index puts there (a shard copied from another run)
+    swapped = tmp_path / "runs" / "keypoints" / "20300114-000000"
+    shutil.copytree(sharded_run[0], swapped)
+    shutil.copy(swapped / "model_00001.weights.h5", swapped / "model_00000.weights.h5")
+    with pytest.raises(ValueError, match=r"model_00000\.weights\.h5 lacks /layers/conv2d/vars, which model\.weights\.json "
+                                         r"puts there \(2 of 2 groups missing\): another run's shard\? copy the run again$"):
+        runs.model_files(swapped)
+    # the automatic choice: every broken run is named with its file, the shipped model is kept
+    monkeypatch.setattr(runs, "SHIPPED_ROOT", tmp_path / "shipped")
+    _lite_run(tmp_path / "shipped" / "keypoints", {"nme_mean": SHIPPED_NME}, "person")
+    for folder in [*cases, swapped]:
+        (folder / "run.json").write_text(json.dumps({"model": "keypoints", "synthetic": False, "metrics": {
+            "nme_mean": 0.01}, "dataset": {"name": DATASET, "synthetic": False, "val_split": "person"}}))
+    (tmp_path / "runs" / "keypoints" / ".20300115-000000.partial").mkdir()  # hidden (rsync): not a candidate
+    choice = runs.choose_run("keypoints", tmp_path / "runs")
+    assert choice.path == tmp_path / "shipped" / "keypoints"
+    assert [p for p, _ in choice.skipped] == [swapped, *reversed(cases)]
+    for (folder, why), tail in zip(choice.skipped[1:], reversed(cases.values())):
+        assert re_match(tail, why), (folder, why)
+    # what Keras itself cannot read (a whole zip whose config is not a model) is one line from load_run too
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "run.json").write_text("{}")
+    with zipfile.ZipFile(odd / runs.KERAS_FILE, "w") as archive:
+        archive.writestr("config.json", "[]")
+        archive.writestr("model.weights.h5", b"")
+    with pytest.raises(ValueError, match=rf"^run {odd}: Keras could not load model\.keras \(\w+: [^\n]*: cut short"):
+        runs.load_run(odd)
+
+
+def re_match(pattern, text):
+    import re
+
+    return re.match(pattern, text) is not None
+
+
+def test_shard_removes_what_a_killed_shard_left(keras_run, tmp_path):
+    """A killed --shard leaves .shard-tmp-<pid>/ (newuser #15): the next shard_run deletes it when that pid is
+    gone, refuses while it lives; no reader looks into it."""
+    run = tmp_path / "killed"
+    shutil.copytree(keras_run[0], run)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = run / f"{runs.SHARD_TMP_PREFIX}{int(dead.stdout)}"  # a pid that has exited
+    shutil.copytree(keras_run[0], stale)  # partial files, as a kill leaves them
+    assert runs.model_files(run) == [run / runs.KERAS_FILE]
+    live = run / f"{runs.SHARD_TMP_PREFIX}{os.getppid()}"
+    live.mkdir()
+    with pytest.raises(ValueError, match=rf"process {os.getppid()} is converting it \({live.name}\)"):
+        runs.shard_run(run, TINY_SHARD_MB, log=None)
+    assert stale.is_dir() is False and (run / runs.KERAS_FILE).is_file()  # stale ones go first; the run is unchanged
+    live.rmdir()
+    stale.mkdir()
+    lines = []
+    runs.shard_run(run, TINY_SHARD_MB, log=lines.append)
+    assert lines[0].endswith(f"removed {stale.name}, left by an interrupted --shard")
+    assert "weights bit-identical" in lines[1]
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    stale.mkdir()  # also when the run is already sharded
+    runs.shard_run(run, TINY_SHARD_MB, log=None)
+    assert not stale.exists()
+
+
 # --- train_keypoints_lite.py runs (runs/keypoints_lite/<stamp>/, metrics per split) ------------------------
 def _lite_run(folder, metrics, val_split, name=DATASET):
     """A run folder as choose_run reads it (run.json; a model.keras that is never loaded)."""
     folder.mkdir(parents=True)
-    (folder / runs.KERAS_FILE).write_bytes(b"not loaded")
+    _archive_stub(folder / runs.KERAS_FILE)
     info = {"model": "keypoints", "synthetic": False, "metrics": metrics,
             "dataset": {"name": name, "synthetic": False, "val_split": val_split}, "args": {"val_split": val_split}}
     (folder / "run.json").write_text(json.dumps(info))

@@ -2,6 +2,7 @@
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,9 @@ def _fake_run(root: Path, kind: str, stamp: str, metrics: dict, synthetic: bool 
     """A run folder as choose_run sees it (run.json + a model.keras that is never loaded)."""
     run = root / kind / stamp
     run.mkdir(parents=True)
-    (run / "model.keras").write_bytes(b"not loaded")
+    with zipfile.ZipFile(run / "model.keras", "w") as archive:  # the directory runs.model_files checks; not loaded
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", b"")
     dataset = {"synthetic": synthetic, **({"val_split": "person"} if kind == "keypoints" else {})}  # the shipped protocol
     (run / "run.json").write_text(json.dumps({"model": kind, "synthetic": synthetic, "metrics": metrics,
                                               "dataset": dataset}))
