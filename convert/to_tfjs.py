@@ -18,10 +18,11 @@ layers model, else the graph model (model.export), each accepted only when TF.js
 --backends (default cpu,wasm) and matches Keras on probes from the model's input specs (and
 --sample); else one line saying which layer/op failed where. See `facepack-export --help`.
 
-Which models: --beauty/--keypoints RUN name one (a run folder or its model.keras / model.weights.json, a run name
-under runs/<model>/, "latest" or "shipped"); without them the newest run trained on real data
-that is not worse than the shipped model on its own metric is used, else models/shipped (the
-choice and the reason are printed; facepack/runs.py).
+Which models: --beauty/--keypoints RUN name one (a run folder or one of its model files: model.keras, or
+model.config.json / model.weights.json / a model_NNNNN.weights.h5 shard; a run name under runs/<model>/, "latest" or
+"shipped"); without them the newest run trained on real data that is not worse than the shipped model on its own
+metric is used, else models/shipped (the choice and the reason are printed, and runs with a missing, cut-short or
+empty model file are passed over by name; facepack/runs.py).
 
 Nothing is converted when the bundle at --out was built from the same models, options, code and
 tool versions (its manifest's build key); models whose key changed are rebuilt alone. --force
@@ -60,9 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"bundle folder to (re)write (default {DEFAULT_OUT.relative_to(ROOT)}/, or "
                         "dist/models-NAME/ with --model)")
     p.add_argument("--beauty", metavar="RUN", default=None,
-                   help="beauty run: a folder (runs/beauty/<stamp>) or its model.keras / model.weights.json, a run "
-                        "name, 'latest' or 'shipped' (default: the newest real-data run not worse than the shipped "
-                        "model, else shipped)")
+                   help="beauty run: a folder (runs/beauty/<stamp>) or one of its model files (model.keras, "
+                        "model.config.json, model.weights.json or a shard), a run name, 'latest' or 'shipped' "
+                        "(default: the newest real-data run not worse than the shipped model, else shipped)")
     p.add_argument("--keypoints", metavar="RUN", default=None,
                    help="keypoint run, as --beauty")
     p.add_argument("--runs-root", type=Path, default=None, help="where to look for the latest runs (default runs/)")

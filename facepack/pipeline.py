@@ -308,7 +308,7 @@ class FacePipeline:
                   attributes_run=None):
         """Load run folders (None: the latest under runs/, else the shipped models; attributes_run:
         a train_attributes.py run folder, None: no attributes model)."""
-        from facepack.runs import MODEL_FILE_NAMES, is_run, load_run, resolve_run
+        from facepack.runs import is_model_file_name, load_run, model_files, resolve_run
 
         paths = {"beauty": resolve_run("beauty", beauty_run, root=runs_root),
                  "keypoints": resolve_run("keypoints", keypoints_run, root=runs_root)}
@@ -319,9 +319,14 @@ class FacePipeline:
         attributes_model = attributes = None
         if attributes_run is not None:
             run = Path(attributes_run)
-            paths["attributes"] = run.parent if run.name in MODEL_FILE_NAMES else run
-            if not is_run(paths["attributes"]):  # facepack/runs.py:model_files (model.keras or sharded)
-                raise ValueError(f"--attributes {attributes_run}: expected a train_attributes.py run folder with model.keras")
+            paths["attributes"] = run.parent if run.is_file() and is_model_file_name(run.name) else run
+            if not (paths["attributes"] / "run.json").is_file():
+                raise ValueError(f"--attributes {attributes_run}: expected a train_attributes.py run folder with run.json "
+                                 "and its model files (model.keras, or the sharded layout: facepack/runs.py)")
+            try:
+                model_files(paths["attributes"])  # one line naming the run and the missing or cut-short file
+            except ValueError as err:
+                raise ValueError(f"--attributes: {err}") from None
             attributes_model, a_info = load_run(paths["attributes"])
             if not isinstance(a_info.get("attributes"), dict):
                 raise ValueError(f"--attributes {paths['attributes']}: run.json has no \"attributes\" "

@@ -143,7 +143,7 @@ def test_run_exports_with_names_thresholds_and_terms(run_dir, tmp_path):
     assert manifest["synthetic"] is True and entry["run"]["synthetic"] is True
     assert celeba.SYNTHETIC_TERMS in entry["run"]["license"] and entry["input_size"] == 48
     assert entry["parity"]["max_abs_diff"] <= 1e-5  # probabilities 0..1, tf_keras twin vs Keras 3
-    with pytest.raises(ValueError, match="expected model.keras and run.json"):
+    with pytest.raises(ValueError, match=r"no run\.json \(a finished train_attributes\.py run"):
         export_attributes_run(tmp_path, tmp_path / "b2", backends=(), log=None)
 
 

@@ -54,7 +54,8 @@ DATA_ENV = "FACEPACK_DATA"  # a folder holding datasets by folder name (the one 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--model", help="run folder (model.keras + run.json)")
+    p.add_argument("--model", help="run folder: run.json and its model files (model.keras, or model.config.json + "
+                   "model.weights.json + model_NNNNN.weights.h5 shards: facepack/runs.py), e.g. models/shipped/keypoints")
     p.add_argument("--cv-summary", metavar="CV_DIR",
                    help="beauty: summarise the finished folds of a cross-validation folder (runs/beauty_cv/<stamp>/ "
                    "of training/train_beauty_cached.py --cv-all: fold*/run.json or probe.json) into its cv.json and "

@@ -79,7 +79,8 @@ def export_attributes_run(run_dir, out_dir, backends=("cpu", "wasm"), log=print)
     run_dir = Path(run_dir)
     info_path = run_dir / "run.json"
     if not info_path.is_file():
-        raise ValueError(f"run {run_dir}: expected model.keras and run.json (a finished train_attributes.py run)")
+        raise ValueError(f"run {run_dir}: no run.json (a finished train_attributes.py run has run.json and its model "
+                         "files: model.keras, or the sharded layout of facepack/runs.py)")
     model_files(run_dir)  # one line naming what is missing, before the model is loaded
     info = json.loads(info_path.read_text())
     if info.get("model") != "attributes":
