@@ -20,6 +20,7 @@ images, the page's crop rule, via training/evaluate.py's own data path). Rules:
 
 Usage (needs ../shared/datasets/scut-fbp5500-train; a few minutes on 2 cores):
     python bench/bench_quantize.py [--model models/shipped/beauty] [--budgets 500000,1000000]
+    python bench/bench_quantize.py --rules float16 --budgets "" --export-uint8 /tmp/b   # the exporter's bundle, read back
 Prints one row per rule: max / mean / 95th percentile |Δ score| in points (0..100), N faces.
 """
 from __future__ import annotations
@@ -88,6 +89,9 @@ def main(argv=None):
     p.add_argument("--fixture-count", type=int, default=48)
     p.add_argument("--read-back", default=None, metavar="BUNDLE",
                    help="also score a written bundle's beauty_features + beauty_head (read back with tensorflowjs)")
+    p.add_argument("--export-uint8", default=None, metavar="DIR",
+                   help="first write --model's uint8 face bundle into DIR with the exporter (build_bundle; it uses the "
+                        "run's quantization_plan.json when there is one), then score it as --read-back does")
     p.add_argument("--stages", type=int, default=1, help="sequential GPTQ: layer groups rounded one after another")
     args = p.parse_args(argv)
     import time
@@ -100,6 +104,14 @@ def main(argv=None):
     from facepack.runs import load_run
 
     rules = args.rules.split(",")
+    if args.export_uint8:
+        from facepack.export import build_bundle
+        t0 = time.perf_counter()
+        manifest = build_bundle(args.export_uint8, beauty_run=args.model, models=["beauty"], quantize="uint8", log=None)
+        q = manifest["models"]["beauty_features"]["quantization"]
+        print(f"   exported {args.export_uint8} in {time.perf_counter() - t0:.0f} s; float16 chosen by: "
+              f"{q.get('float16_chosen_by')}", flush=True)
+        args.read_back = args.export_uint8
     model, _ = load_run(args.model)
     x = held_out_faces(args.model, Path(args.faces_cache))
     weights = list(model.weights)

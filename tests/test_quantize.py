@@ -108,6 +108,17 @@ def test_fixture_calibration_is_deterministic_and_in_range():
     assert a.min() >= 0 and a.max() <= 255 and a.std() > 20  # real image content, not a flat fill
 
 
+def test_read_plan_none_without_file_and_rejects_another_rule_or_version(tmp_path):
+    assert qz.read_plan(tmp_path) is None and qz.read_plan(None) is None
+    plan = {"version": qz.PLAN_VERSION, "rule": qz.RULE_NAME, "float16": [], "chosen": {"on": "x"}}
+    (tmp_path / qz.PLAN_FILE).write_text(json.dumps(plan))
+    assert qz.read_plan(tmp_path) == plan
+    for bad in ({"version": qz.PLAN_VERSION + 1}, {"rule": "minmax"}):
+        (tmp_path / qz.PLAN_FILE).write_text(json.dumps({**plan, **bad}))
+        with pytest.raises(ValueError, match="--plan"):
+            qz.read_plan(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def shipped_uint8_beauty(tmp_path_factory):
     """The shipped beauty model exported with --quantize uint8 (manifest, folder)."""
@@ -142,6 +153,14 @@ def test_shipped_uint8_beauty_bundle_is_on_grid_and_within_size(shipped_uint8_be
             np.testing.assert_array_equal(qz.tfjs_levels(values[weight]), levels[weight])
             on_grid += 1
     assert on_grid >= 10  # most kernels are uint8 (the float16 ones fit the size budget)
+    # the float16 kernels are the ones the run's plan chose on its training faces, and the manifest says so
+    plan = qz.read_plan(SHIPPED_BEAUTY)
+    if plan is None:
+        pytest.fail(f"{SHIPPED_BEAUTY / qz.PLAN_FILE} is missing: `python -m facepack.export.quantize --plan` writes it")
+    written = [w for name in ("beauty_features", "beauty_head") for w in models[name]["quantization"]["float16"]]
+    assert written == plan["float16"]
+    assert [models[name]["quantization"]["float16_source"] for name in ("beauty_features", "beauty_head")] == [qz.PLAN_FILE] * 2
+    assert plan["measured"]["max_points"] <= SCORE_TOL_POINTS  # on training faces the choice was not made on
 
 
 def test_shipped_uint8_beauty_score_in_node_is_within_tolerance(shipped_uint8_beauty, tmp_path):

@@ -461,14 +461,16 @@ def _mtcnn_weights_digest() -> str:
 
 def _run_digest(run_dir: Path) -> dict:
     """{"path", <model file name>: sha256 per facepack.runs.model_files (model.keras, or the sharded
-    layout's config, index and shards), "run.json", "cv.json"?}: a model.keras run's digest is the one
+    layout's config, index and shards), "run.json", "cv.json"?, "quantization_plan.json"? (the uint8
+    rule's float16 choice, facepack/export/quantize.py)}: a model.keras run's digest is the one
     earlier versions wrote, so its key is unchanged."""
     from facepack.export.tfjs_io import sha256
     from facepack.runs import model_files
 
     cv = run_dir / "cv.json"  # its headline goes into the manifest (sources.run_meta)
     return {"path": sources._public_run_path(run_dir), **{f.name: sha256(f) for f in model_files(run_dir)},
-            "run.json": sha256(run_dir / "run.json"), **({"cv.json": sha256(cv)} if cv.is_file() else {})}
+            "run.json": sha256(run_dir / "run.json"), **({"cv.json": sha256(cv)} if cv.is_file() else {}),
+            **({"quantization_plan.json": sha256(plan)} if (plan := run_dir / "quantization_plan.json").is_file() else {})}
 
 
 def _calibration_digest(run_dir: Path) -> str:
@@ -641,7 +643,7 @@ def build_bundle(out_dir, beauty_run=None, keypoints_run=None, quantize: str = "
         if quantize == "uint8":  # the beauty pair's own rounding rule (issue 13; facepack/export/quantize.py)
             from facepack.export.quantize import prepare_uint8
 
-            prepare_uint8(items, log)
+            prepare_uint8(items, log, beauty_run=runs.get("beauty"))  # its quantization_plan.json, if any
         entries = {}
         with atomic_replace(out, lock_wait_s, log) as tmp:
             if old is not None and (keep_others or reuse):

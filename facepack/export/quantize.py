@@ -20,9 +20,13 @@ converter's quantiser reproduces them exactly (``on_tfjs_grid`` checks it):
 3. **float16**: the tensors whose rounding moves the output most per element (measured one at a
    time on the calibration images) stay float16 while their extra bytes fit ``float16_budget``.
 
-Calibration images (for H and the float16 choice) must exist wherever the exporter runs: the
-shipped beauty export uses ``fixture_calibration`` (augmented face crops of the public-domain
-photos in tests/fixtures), never a dataset. Everything is seeded and deterministic.
+Calibration images (for H) must exist wherever the exporter runs: the export uses
+``fixture_calibration`` (augmented face crops of the public-domain photos in tests/fixtures), never
+a dataset. Which kernels stay float16 is a property of the trained run when its folder holds
+PLAN_FILE (quantization_plan.json, written once by ``python -m facepack.export.quantize --plan RUN``
+from the run's own TRAINING-part faces, which needs its dataset); without one the exporter chooses
+them on the fixture crops. The manifest's quantization block says which ("float16_source").
+Everything is seeded and deterministic.
 """
 
 from __future__ import annotations
@@ -350,23 +354,9 @@ def _bundle_bytes(models, min_elements: int, float16: set) -> int:
     return total
 
 
-def prepare_beauty_uint8(features, head, min_elements: int, log=None,
-                         max_bytes: int = BEAUTY_UINT8_MAX_BYTES) -> tuple[dict, dict]:
-    """Apply RULE_NAME to the tf_keras beauty pair in place; returns the (features, head)
-    ``rule`` dicts for tfjs_io.save_layers_model (also the manifest's "quantization" block).
-
-    Calibration: fixture_calibration (CALIBRATION_IMAGES crops of the public-domain fixture faces).
-    1. equalise ``features`` (the head has no conv->BN pair);
-    2. GPTQ every quantisable kernel (quantisable_layers) of both on TF.js' grid, sequentially
-       (GPTQ_STAGES groups; the head calibrates on the rounded features' output);
-    3. greedily keep float16 the kernels whose uint8 rounding alone moves the expected score
-       (points 0..100, mean over SENSITIVITY_IMAGES) most per value, while the weight bytes stay
-       <= max_bytes - MODEL_JSON_BYTES and the float16 values <= FLOAT16_SHARE of the quantised ones.
-    Deterministic (seeded images, fixed order); ~1 min on 2 cores.
-    """
-    import time
-
-    t0 = time.perf_counter()
+def _round_beauty(features, head, min_elements: int):
+    """Steps 1-2 of RULE_NAME on the tf_keras beauty pair, in place: -> (variables, {id: float32
+    values before GPTQ}, {id: GPTQ values}, equalised pairs, expected-score function)."""
     size = int(features.input_shape[1])
     calib = fixture_calibration(size, CALIBRATION_IMAGES)
     n_pairs = equalise(features)
@@ -378,12 +368,17 @@ def prepare_beauty_uint8(features, head, min_elements: int, log=None,
     variables = [_kernel(layer) for m in models for layer in layers[id(m)]]
     gptq_k = {id(var): np.asarray(var.numpy(), np.float32) for var in variables}
 
-    def expected(xs):
-        return np.asarray(head(features(xs, training=False), training=False), np.float64) @ \
-            np.arange(int(head.output_shape[-1]), dtype=np.float64)
+    def expected(xs, batch: int = 32):
+        bins = np.arange(int(head.output_shape[-1]), dtype=np.float64)
+        return np.concatenate([np.asarray(head(features(xs[i:i + batch], training=False), training=False),
+                                          np.float64) @ bins for i in range(0, len(xs), batch)])
 
-    xs = calib[:SENSITIVITY_IMAGES]
-    ref = expected(xs)
+    return variables, float_k, gptq_k, n_pairs, expected
+
+
+def _sensitivity(variables, float_k, gptq_k, expected, xs, ref) -> dict:
+    """{id(variable): mean |Δ expected score| over ``xs`` (vs ``ref``) with only that kernel
+    GPTQ-rounded and the other quantised kernels float16, per value}. Leaves the kernels float16."""
     for var in variables:
         var.assign(float_k[id(var)].astype(np.float16).astype(np.float32))
     sens = {}
@@ -391,12 +386,86 @@ def prepare_beauty_uint8(features, head, min_elements: int, log=None,
         var.assign(gptq_k[id(var)])
         sens[id(var)] = float(np.abs(expected(xs) - ref).mean()) / float_k[id(var)].size
         var.assign(float_k[id(var)].astype(np.float16).astype(np.float32))
-    keep = set()
+    return sens
+
+
+def _gain_sensitivity(variables, float_k, gptq_k, expected, xs, ref, top_share: float) -> dict:
+    """{id(variable): how much keeping only that kernel float16 (every other quantised kernel
+    GPTQ-rounded, the bundle's operating point) lowers |Δ expected score| vs ``ref``, per face;
+    the mean over the ``top_share`` faces it helps most, per value}. Leaves the kernels GPTQ-rounded."""
+    for var in variables:
+        var.assign(gptq_k[id(var)])
+    base = np.abs(expected(xs) - ref)
+    top = max(1, int(len(xs) * top_share))
+    sens = {}
+    for var in variables:
+        var.assign(float_k[id(var)].astype(np.float16).astype(np.float32))
+        gain = base - np.abs(expected(xs) - ref)
+        sens[id(var)] = float(np.sort(gain)[-top:].mean()) / float_k[id(var)].size
+        var.assign(gptq_k[id(var)])
+    return sens
+
+
+def _float16_limit(models, variables, float_k, min_elements: int, max_bytes: int) -> float:
     quantised = sum(float_k[id(v)].size for v in variables)
-    limit = min(max_bytes - MODEL_JSON_BYTES, _bundle_bytes(models, min_elements, set()) + FLOAT16_SHARE * quantised)
+    return min(max_bytes - MODEL_JSON_BYTES, _bundle_bytes(models, min_elements, set()) + FLOAT16_SHARE * quantised)
+
+
+def _greedy_float16(models, variables, sens: dict, limit: float, min_elements: int) -> set:
+    """ids of the kernels kept float16: most sensitive per value first, while the bytes fit ``limit``."""
+    keep = set()
     for var in sorted(variables, key=lambda v: -sens[id(v)]):
         if _bundle_bytes(models, min_elements, keep | {id(var)}) <= limit:
             keep.add(id(var))
+    return keep
+
+
+def _plan_keep(models, variables, plan: dict, limit: float, min_elements: int) -> set:
+    """ids of the kernels a quantization plan keeps float16 (ValueError if it names a kernel the
+    model does not have or does not fit ``limit``)."""
+    by_name = {_weight_name(v): v for v in variables}
+    missing = [n for n in plan["float16"] if n not in by_name]
+    if missing:
+        raise ValueError(f"{PLAN_FILE}: float16 kernels {missing[:3]} are not quantisable kernels of this model; "
+                         f"run `python -m facepack.export.quantize --plan RUN` again for this run")
+    keep = {id(by_name[n]) for n in plan["float16"]}
+    if _bundle_bytes(models, min_elements, keep) > limit:
+        raise ValueError(f"{PLAN_FILE}: its float16 kernels make the weights {_bundle_bytes(models, min_elements, keep)} "
+                         f"bytes > {int(limit)}; run `python -m facepack.export.quantize --plan RUN` again")
+    return keep
+
+
+def prepare_beauty_uint8(features, head, min_elements: int, log=None,
+                         max_bytes: int = BEAUTY_UINT8_MAX_BYTES, plan: dict | None = None) -> tuple[dict, dict]:
+    """Apply RULE_NAME to the tf_keras beauty pair in place; returns the (features, head)
+    ``rule`` dicts for tfjs_io.save_layers_model (also the manifest's "quantization" block).
+
+    Calibration: fixture_calibration (CALIBRATION_IMAGES crops of the public-domain fixture faces).
+    1. equalise ``features`` (the head has no conv->BN pair);
+    2. GPTQ every quantisable kernel (quantisable_layers) of both on TF.js' grid, sequentially
+       (GPTQ_STAGES groups; the head calibrates on the rounded features' output);
+    3. keep float16 the kernels ``plan["float16"]`` names (the run's quantization_plan.json,
+       chosen on its own training faces by make_plan); without a plan, greedily the kernels whose
+       uint8 rounding alone moves the expected score (points 0..100, mean over SENSITIVITY_IMAGES
+       fixture crops) most per value, while the weight bytes stay <= max_bytes - MODEL_JSON_BYTES
+       and the float16 values <= FLOAT16_SHARE of the quantised ones.
+    Deterministic (seeded images, fixed order); ~1 min on 2 cores.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    models = (features, head)
+    variables, float_k, gptq_k, n_pairs, expected = _round_beauty(features, head, min_elements)
+    limit = _float16_limit(models, variables, float_k, min_elements, max_bytes)
+    if plan is not None:
+        keep = _plan_keep(models, variables, plan, limit, min_elements)
+        source, chosen = PLAN_FILE, f"the run's {PLAN_FILE}: score sensitivity on {plan['chosen']['on']}"
+    else:
+        xs = fixture_calibration(int(features.input_shape[1]), CALIBRATION_IMAGES)[:SENSITIVITY_IMAGES]
+        ref = expected(xs)  # all GPTQ-rounded (the rule as first shipped; make_plan scores against float)
+        keep = _greedy_float16(models, variables, _sensitivity(variables, float_k, gptq_k, expected, xs, ref),
+                               limit, min_elements)
+        source, chosen = "fixtures", f"score sensitivity on {SENSITIVITY_IMAGES} of the fixture crops (the run has no plan)"
     for var in variables:
         var.assign(float_k[id(var)] if id(var) in keep else gptq_k[id(var)])
     seconds = time.perf_counter() - t0
@@ -407,21 +476,38 @@ def prepare_beauty_uint8(features, head, min_elements: int, log=None,
         rules.append({
             "rule": RULE_NAME,
             "calibration": f"{CALIBRATION_IMAGES} augmented crops of the fixture faces (tests/fixtures, public domain)",
+            "float16_source": source,  # PLAN_FILE | "fixtures"
+            "float16_chosen_by": chosen,
             "equalised_pairs": n_pairs if model is features else 0,
             "float16": [names[id(v)] for v in mine if id(v) in keep],
             "on_grid": [names[id(v)] for v in mine if id(v) not in keep],
         })  # no timing here: the manifest must come out the same on every run
     if log is not None:
         log(f"  uint8 rule {RULE_NAME}: {n_pairs} conv->BN pairs equalised, {len(variables) - len(keep)} kernels "
-            f"GPTQ-rounded on TF.js' grid, {len(keep)} kept float16 "
+            f"GPTQ-rounded on TF.js' grid, {len(keep)} kept float16 by {chosen} "
             f"(weights {_bundle_bytes(models, min_elements, keep) / 1e6:.2f} MB), {seconds:.1f} s")
     return rules[0], rules[1]
 
 
-def prepare_uint8(items, log=None, min_elements: int | None = None) -> None:
+def read_plan(run_dir) -> dict | None:
+    """The run folder's quantization plan (PLAN_FILE, written by make_plan), or None."""
+    if run_dir is None or not (Path(run_dir) / PLAN_FILE).is_file():
+        return None
+    import json
+
+    plan = json.loads((Path(run_dir) / PLAN_FILE).read_text())
+    if plan.get("rule") != RULE_NAME or plan.get("version") != PLAN_VERSION:
+        raise ValueError(f"{Path(run_dir) / PLAN_FILE}: rule {plan.get('rule')!r} version {plan.get('version')!r}, "
+                         f"the exporter needs {RULE_NAME!r} version {PLAN_VERSION}; run "
+                         f"`python -m facepack.export.quantize --plan {run_dir}` again")
+    return plan
+
+
+def prepare_uint8(items, log=None, min_elements: int | None = None, beauty_run=None) -> None:
     """The exporter's hook for ``--quantize uint8`` (facepack/export/bundle.py): the beauty pair
-    (roles beauty.features + beauty.head) gets prepare_beauty_uint8, its rule stored as
-    ``item.meta["quantization"]``; every other model keeps TF.js' plain min/max rounding.
+    (roles beauty.features + beauty.head) gets prepare_beauty_uint8 (with ``beauty_run``'s
+    quantization plan when it has one), its rule stored as ``item.meta["quantization"]``; every
+    other model keeps TF.js' plain min/max rounding.
     min_elements: default tfjs_io.QUANT_MIN_ELEMENTS (read at call time)."""
     if min_elements is None:
         from facepack.export import tfjs_io
@@ -431,7 +517,146 @@ def prepare_uint8(items, log=None, min_elements: int | None = None) -> None:
     feat, head = by_role.get("beauty.features"), by_role.get("beauty.head")
     if feat is not None and head is not None and feat.quantizable and head.quantizable:
         feat.meta["quantization"], head.meta["quantization"] = prepare_beauty_uint8(
-            feat.model, head.model, min_elements, log)
+            feat.model, head.model, min_elements, log, plan=read_plan(beauty_run))
+
+
+# --- the run's own float16 choice (quantization_plan.json) ---------------------------------------
+
+PLAN_FILE = "quantization_plan.json"
+PLAN_VERSION = 1
+PLAN_FACES = 64  # training-part faces the float16 choice scores
+PLAN_CHECK_FACES = 256  # other training-part faces the plan's Δ is measured on (simulated TF.js uint8)
+PLAN_SEED = 0
+# the float16 choice scores each kernel by its mean gain on this share of the faces it helps most
+# (the target is the worst face, not the mean). Chosen on the shipped run's 256 training check faces:
+# max 0.152 points, vs 0.174-0.202 for the fixture rule's mean change with only that kernel uint8
+# on the same 64 faces (or on 128, or its rms / top 10 % / max) and 0.368 for the mean gain.
+PLAN_TOP_SHARE = 0.1
+
+
+def training_faces(run_dir, count: int, seed: int = PLAN_SEED, skip: int = 0) -> tuple[np.ndarray, str]:
+    """((count, S, S, 3) float32 0..255, description): face crops (the page's crop, as training
+    made them) of ``count`` images drawn by ``seed`` from the run's TRAINING part (never its
+    held-out faces), after skipping the first ``skip`` of that draw. Needs the run's dataset
+    (training/evaluate.py finds it as evaluation does)."""
+    from facepack.data.tfdata import beauty_dataset
+    from facepack.runs import load_run
+    from training import evaluate as ev
+    from training import train_beauty
+
+    _, info = load_run(run_dir)
+    source, _ = ev._data_source(Path(run_dir), info, None)
+    cfg = ev._trainer_cfg(train_beauty, info, source, None, False)
+    train, val, _, _ = train_beauty.load_data(cfg)
+    held = {str(s.path) for s in val}
+    order = np.random.default_rng(seed).permutation(len(train))[skip:skip + count]
+    pick = [train[i] for i in order]
+    if any(str(s.path) in held for s in pick):
+        raise ValueError(f"{run_dir}: a training-part face is also held out; the run's split is not the one recorded")
+    squares, _, _ = train_beauty.crop_squares(cfg, pick, [])
+    ds = beauty_dataset(pick, info["input_size"], 32, training=False, cache=False, squares=squares)
+    xs = np.concatenate([(b[0] if isinstance(b, tuple) else b).numpy() for b in ds]).astype(np.float32)
+    what = (f"{count} faces of the run's training part ({len(train)} images; drawn by seed {seed}"
+            f"{f', after the first {skip}' if skip else ''}; the page's crop)")
+    return xs, what
+
+
+def _simulate_tfjs(variables, float_k, keep, models, min_elements: int):
+    """Assign what the bundle stores: kept kernels float16, every other tensor of >= min_elements
+    values on TF.js' uint8 grid (the GPTQ kernels already are), smaller ones float32. Returns the
+    values to restore."""
+    saved = {}
+    kernels = {id(v) for v in variables}
+    for model in models:
+        for v in model.weights:
+            n = int(np.prod(v.shape))
+            if n < min_elements or id(v) in saved:
+                continue
+            val = np.asarray(v.numpy(), np.float32)
+            saved[id(v)] = (v, val)
+            if id(v) in keep:
+                v.assign(float_k[id(v)].astype(np.float16).astype(np.float32))
+            elif id(v) not in kernels:
+                lo, scale = tfjs_uint8_grid(val)
+                v.assign((lo + scale * tfjs_levels(val).astype(np.float64)).astype(np.float32))
+    return saved
+
+
+def make_plan(run_dir, faces: int = PLAN_FACES, check_faces: int = PLAN_CHECK_FACES, log=print,
+              max_bytes: int = BEAUTY_UINT8_MAX_BYTES) -> dict:
+    """Choose the beauty run's float16 kernels on its own training faces and write PLAN_FILE into
+    ``run_dir``: the exporter's rule (equalise + sequential GPTQ on the fixture crops), then the
+    greedy float16 choice (as prepare_beauty_uint8's, same byte limit) scored by _gain_sensitivity
+    on ``faces`` training-part faces against the float model; the plan records the names, how they were chosen, and the simulated TF.js
+    uint8 Δ (points 0..100) on ``check_faces`` other training-part faces. Returns the plan."""
+    import json
+    import time
+
+    from facepack.export import sources
+    from facepack.export.tfjs_io import QUANT_MIN_ELEMENTS
+
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    items = {i.meta["role"]: i for i in sources.beauty_exports(run_dir)}
+    features, head = items["beauty.features"].model, items["beauty.head"].model
+    models = (features, head)
+    xs, what = training_faces(run_dir, faces)
+    check, check_what = training_faces(run_dir, check_faces, skip=faces)
+    log(f"{run_dir}: {len(xs)} + {len(check)} training faces loaded ({time.perf_counter() - t0:.0f} s)")
+    variables, float_k, gptq_k, n_pairs, expected = _round_beauty(features, head, QUANT_MIN_ELEMENTS)
+    for var in variables:
+        var.assign(float_k[id(var)])
+    ref, ref_check = expected(xs), expected(check)
+    sens = _gain_sensitivity(variables, float_k, gptq_k, expected, xs, ref, PLAN_TOP_SHARE)
+    limit = _float16_limit(models, variables, float_k, QUANT_MIN_ELEMENTS, max_bytes)
+    keep = _greedy_float16(models, variables, sens, limit, QUANT_MIN_ELEMENTS)
+    for var in variables:
+        var.assign(gptq_k[id(var)])
+    saved = _simulate_tfjs(variables, float_k, keep, models, QUANT_MIN_ELEMENTS)
+    d = np.abs(expected(check) - ref_check)
+    for v, val in saved.values():
+        v.assign(val)
+    names = [_weight_name(v) for v in variables if id(v) in keep]
+    plan = {
+        "version": PLAN_VERSION,
+        "rule": RULE_NAME,
+        "float16": names,
+        "chosen": {
+            "on": what,
+            "how": (f"kernels GPTQ-rounded as the exporter does ({CALIBRATION_IMAGES} fixture crops, {GPTQ_STAGES} "
+                    f"stages); each one's gain = how much keeping only it float16 (all others uint8) lowers "
+                    f"|Δ expected score| vs the float model, mean over the {PLAN_TOP_SHARE:.0%} of those faces it "
+                    f"helps most, per value; largest first while the weights fit "
+                    f"{int(limit)} bytes ({max_bytes} - {MODEL_JSON_BYTES} for model.json, float16 <= "
+                    f"{FLOAT16_SHARE} of the quantised values)"),
+            "seed": PLAN_SEED,
+        },
+        "weights_bytes": _bundle_bytes(models, QUANT_MIN_ELEMENTS, keep),
+        "measured": {
+            "on": check_what,
+            "how": "Keras with the bundle's stored values (float16 / TF.js uint8 grid / float32) vs the float model",
+            "max_points": round(float(d.max()), 4), "mean_points": round(float(d.mean()), 4),
+            "p95_points": round(float(np.percentile(d, 95)), 4), "n": int(len(d)),
+        },
+    }
+    (run_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1) + "\n")
+    log(f"wrote {run_dir / PLAN_FILE}: {len(names)} kernels float16 ({plan['weights_bytes'] / 1e6:.2f} MB weights); "
+        f"training faces not chosen on: max {d.max():.3f} mean {d.mean():.3f} p95 {np.percentile(d, 95):.3f} points "
+        f"(N={len(d)}); {time.perf_counter() - t0:.0f} s")
+    return plan
+
+
+def main(argv=None) -> int:
+    """python -m facepack.export.quantize --plan RUN_DIR: write RUN_DIR/quantization_plan.json."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m facepack.export.quantize", description=main.__doc__)
+    p.add_argument("--plan", required=True, metavar="RUN_DIR", help="a beauty run folder (its dataset must be here)")
+    p.add_argument("--faces", type=int, default=PLAN_FACES, help="training faces the float16 choice scores")
+    p.add_argument("--check-faces", type=int, default=PLAN_CHECK_FACES, help="other training faces Δ is measured on")
+    args = p.parse_args(argv)
+    make_plan(args.plan, args.faces, args.check_faces)
+    return 0
 
 
 def gptq_model(model, layers: list, images: np.ndarray, stages: int = 1) -> dict:
@@ -449,3 +674,12 @@ def gptq_model(model, layers: list, images: np.ndarray, stages: int = 1) -> dict
             before[id(var)] = np.asarray(var.numpy(), np.float32)
             var.assign(gptq_kernel(layer, hessians[id(layer)])[0])
     return before
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    sys.exit(main())
