@@ -63,6 +63,36 @@ function mozjpeg() {
 
 const startsWith = (bytes, sig, at = 0) => sig.every((b, i) => bytes[at + i] === b);
 
+/**
+ * Why a JPEG is cut short, or null: its markers up to the first start of scan must be whole, and
+ * an end-of-image marker (FF D9) must follow it (in entropy-coded data FF is followed only by 00
+ * or RSTn). libjpeg only warns ("Premature end of JPEG file") and fills the rest with grey; PIL
+ * (facepack/data/images.py:load_rgb) and the browsers refuse such a file, and so does this.
+ */
+export function jpegProblem(bytes) {
+  let pos = 2;
+  for (;;) {
+    if (pos + 4 > bytes.length) return 'the file is truncated: it ends before the image data';
+    if (bytes[pos] !== 0xff) return `no JPEG marker at byte ${pos}`;
+    const marker = bytes[pos + 1];
+    if (marker === 0xff) { pos += 1; continue; }
+    if (marker === 0xda) break; // start of scan
+    if (marker === 0xd9) return 'the file ends before any image data';
+    pos += 2 + ((bytes[pos + 2] << 8) | bytes[pos + 3]);
+  }
+  for (let i = pos; i + 1 < bytes.length; i++) {
+    if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) return null;
+  }
+  return 'the file is truncated: no end-of-image marker after the image data';
+}
+
+/** An Error with a one-line message and err.code (the codes the page's analysis worker uses). */
+function imageError(message, code) {
+  const err = new Error(message);
+  err.code = code;
+  return err;
+}
+
 /** The orientation (1..8) in a TIFF/EXIF block at bytes[start..], or 1. */
 function tiffOrientation(bytes, start) {
   if (start + 8 > bytes.length) return 1;
@@ -144,8 +174,9 @@ export function applyOrientation({ data, width, height }, orientation) {
  * @param {Uint8Array} bytes the whole file
  * @param {string} [name] used in error messages
  * @returns {Promise<{data: Uint8Array, width: number, height: number}>}
- * @throws {Error} naming the file: not PNG/JPEG, a damaged PNG chunk, a decoder error, or over
- *   MAX_IMAGE_PIXELS (err.code 'image-too-large', checked from the header before decoding)
+ * @throws {Error} one line naming the file, with err.code: 'not-image' (not PNG/JPEG),
+ *   'corrupt-image' (a damaged PNG chunk, a truncated JPEG (jpegProblem), a decoder error), or
+ *   'image-too-large' (over MAX_IMAGE_PIXELS, checked from the header before decoding)
  */
 export async function decodeImage(bytes, name = `<${bytes.length} bytes>`) {
   const size = imageSize(bytes);
@@ -163,6 +194,8 @@ export async function decodeImage(bytes, name = `<${bytes.length} bytes>`) {
       const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       image = { data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length), width: png.width, height: png.height };
     } else if (startsWith(bytes, JPEG_SOI)) {
+      const problem = jpegProblem(bytes);
+      if (problem) throw new Error(problem);
       const decode = await mozjpeg();
       // the raw pixels (preserveOrientation false: mozjpeg does not turn them); EXIF is applied below, as for PNG
       const out = await decode(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
@@ -170,10 +203,10 @@ export async function decodeImage(bytes, name = `<${bytes.length} bytes>`) {
       image = { data: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length), width: out.width, height: out.height };
     }
   } catch (err) {
-    throw new Error(`${name}: not a readable image (${err.message})`);
+    throw imageError(`${name}: not a readable image (${err.message})`, 'corrupt-image');
   }
   if (!image) {
-    throw new Error(`${name}: not a PNG or JPEG file (readImageFile reads those two; decode other formats yourself and pass {data, width, height})`);
+    throw imageError(`${name}: not a PNG or JPEG file (readImageFile reads those two; decode other formats yourself and pass {data, width, height})`, 'not-image');
   }
   return applyOrientation(image, exifOrientation(bytes));
 }
@@ -182,13 +215,15 @@ export async function decodeImage(bytes, name = `<${bytes.length} bytes>`) {
  * Read and decode a PNG or JPEG file (see decodeImage) for analyzer.analyze.
  * @param {string} path
  * @returns {Promise<{data: Uint8Array, width: number, height: number}>}
+ * @throws {Error} decodeImage's, or a file that cannot be read: err.code is the system's ('ENOENT',
+ *   'EACCES', 'EISDIR', ...)
  */
 export async function readImageFile(path) {
   let buf;
   try {
     buf = await readFile(path);
   } catch (err) {
-    throw new Error(`${path}: cannot read the image file (${err.code || err.message})`);
+    throw imageError(`${path}: cannot read the image file (${err.code || err.message})`, err.code ?? 'unreadable-file');
   }
   return decodeImage(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), String(path));
 }

@@ -9,7 +9,7 @@ export { MODEL_SPECS } from './model-specs.cjs';
 export const MODELS_DIR: string;
 
 export interface NodeFaceAnalyzer extends FaceAnalyzer {
-  /** readImageFile(path) then analyze: a JPEG or PNG file, EXIF orientation applied. */
+  /** readImageFile(path) then analyze: a JPEG or PNG file, EXIF orientation applied; readImageFile's errors (err.code). */
   analyzeFile(path: string, options?: AnalyzeOptions): Promise<AnalyzeResult>;
 }
 
@@ -29,9 +29,13 @@ export function createGuidedExplainer(modelUrl?: string | URL, opts?: GuidedExpl
  */
 export function drawAccessories(ctx: AccessoryContext, faces: Array<Pick<Face, 'keypoints'>>, kinds: AccessoryKind[],
   spec: Manifest['spec']): Promise<void>;
-/** A JPEG or PNG file decoded without native code (pngjs; libjpeg-turbo as WASM): RGBA bytes, upright; over 108 MP refused (code image-too-large). */
+/**
+ * A JPEG or PNG file decoded without native code (pngjs; libjpeg-turbo as WASM): RGBA bytes, upright.
+ * Errors are one line naming the file, with err.code: 'not-image' (not PNG/JPEG), 'corrupt-image'
+ * (damaged or truncated), 'image-too-large' (over 108 MP), or the system's for an unreadable file ('ENOENT', ...).
+ */
 export function readImageFile(path: string): Promise<{ data: Uint8Array; width: number; height: number }>;
-/** decodeImage of decode.js: PNG/JPEG bytes -> upright pixels (JPEG by libjpeg-turbo as WASM: the same pixels as PIL). */
+/** decodeImage of decode.js: PNG/JPEG bytes -> upright pixels (JPEG by libjpeg-turbo as WASM: the same pixels as PIL); err.code as readImageFile's. */
 export function decodeImage(bytes: Uint8Array, name?: string): Promise<PixelData>;
 export function useBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<string>;
 export function selectBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<BackendChoice>;

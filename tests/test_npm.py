@@ -163,14 +163,25 @@ def test_readme_example_runs_from_installed_tarball(face_package, tmp_path):
     ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
     (project / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
                                        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+    # A JPEG cut short is refused as by PIL and the page (libjpeg alone only warns "Premature end of
+    # JPEG file" and fills the rest with grey); a non-image and a missing file carry err.code too.
+    whole = (project / "einstein.jpg").read_bytes()
+    (project / "cut.jpg").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(OSError, match="truncated"):
+        Image.open(project / "cut.jpg").load()
+    (project / "notes.txt").write_text("not a photo")
+    files = ["huge.jpg", "huge.png", "cut.jpg", "notes.txt", "missing.jpg"]
     check = ("import { readImageFile } from 'facepack-test';\n"
-             "for (const f of ['huge.jpg', 'huge.png']) { try { await readImageFile(f); console.log('decoded'); }\n"
+             f"for (const f of {json.dumps(files)}) {{ try {{ await readImageFile(f); console.log('decoded'); }}\n"
              "  catch (e) { console.log(JSON.stringify({code: e.code, message: e.message})); } }\n")
     (project / "huge.mjs").write_text(check)
     proc = subprocess.run([NODE, "huge.mjs"], cwd=project, capture_output=True, text=True, timeout=120)
     results = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["code"] for r in results] == ["image-too-large"] * 2, proc.stdout + proc.stderr[-2000:]
+    assert [r["code"] for r in results] == ["image-too-large"] * 2 + ["corrupt-image", "not-image", "ENOENT"], \
+        proc.stdout + proc.stderr[-2000:]
     assert "12000 x 10000" in results[0]["message"] and "30000 x 30000" in results[1]["message"]
+    assert results[2]["message"].startswith("cut.jpg: not a readable image (the file is truncated"), results[2]
+    assert all("\n" not in r["message"] for r in results) and "Premature end" not in proc.stderr, proc.stderr[-2000:]
 
 
 def test_user_model_package(tmp_path):
