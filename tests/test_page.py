@@ -1097,6 +1097,27 @@ def test_missing_models_name_the_command(browser, vendor_dir, tmp_path, photos, 
         httpd.shutdown()
 
 
+def test_a_half_copied_model_file_is_named(browser, tiny_bundle, vendor_dir, tmp_path):
+    """A served bundle with one weight file cut short: the page's error names the model and the file
+    (its size against manifest.json's), not only TF.js' "the tensor should have N values"."""
+    import shutil
+
+    broken = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, broken)
+    shard = sorted((broken / "keypoints").glob("*.bin"))[0]
+    with open(shard, "r+b") as f:
+        f.truncate(1000)
+    httpd = _serve(_app_for(broken, vendor_dir))
+    try:
+        context, pg = _open(browser, f"http://127.0.0.1:{httpd.server_port}/?backend=wasm")
+        failed = message(pg)
+        assert pg.evaluate("document.body.dataset.state") == "error" and failed["code"] == "models-failed", failed
+        assert 'model "keypoints"' in failed["text"] and f"{shard.name} has 1000 bytes, manifest.json says" in failed["text"], failed
+        context.close()
+    finally:
+        httpd.shutdown()
+
+
 def test_missing_vendor_files_name_the_command(browser, tiny_bundle, tmp_path):
     (tmp_path / "vendor").mkdir()
     httpd = _serve(_app_for(tiny_bundle, tmp_path / "vendor"))

@@ -154,32 +154,49 @@ export function modelJsonLocation(bundle, entry) {
 /**
  * Model artifacts (topology + concatenated weights) of a model.json and its shards.
  * @param {string} modelJsonUrl
+ * @param {Array<{path: string, bytes: number}>|null} [files] the manifest entry's files: a shard
+ *   of another size is refused by name (a half-copied bundle), before TF.js' nameless shape error
  */
-export async function loadArtifacts(modelJsonUrl) {
+export async function loadArtifacts(modelJsonUrl, files = null) {
   const modelJson = await readJson(modelJsonUrl);
   const folder = modelJsonUrl.slice(0, modelJsonUrl.lastIndexOf('/') + 1);
   return tf.io.getModelArtifactsForJSON(modelJson, async (weightsManifest) => {
     const specs = tf.io.getWeightSpecs(weightsManifest);
     const paths = weightsManifest.flatMap((group) => group.paths);
-    const buffers = await Promise.all(paths.map((p) => readBinary(joinLocation(folder, p))));
+    const buffers = await Promise.all(paths.map(async (p) => {
+      const location = joinLocation(folder, p);
+      const buffer = await readBinary(location);
+      const expected = (Array.isArray(files) ? files : []).find((f) => f.path === p || f.path?.endsWith(`/${p}`))?.bytes;
+      if (Number.isInteger(expected) && buffer.byteLength !== expected) {
+        throw new Error(`${location} has ${buffer.byteLength} bytes, manifest.json says ${expected} (cut short or replaced: copy or build the bundle again)`);
+      }
+      return buffer;
+    }));
     return [specs, tf.io.concatenateArrayBuffers(buffers)];
   });
 }
 
 /**
- * Load the model of one manifest entry.
+ * Load the model of one manifest entry; errors name the model (entry.path) and its model.json.
  * @param {string} bundle folder path (Node) or URL of the bundle root
  * @param {{path: string, format?: string}} entry
  * @returns {Promise<{model: tf.LayersModel|tf.GraphModel, format: string, entry: object}>}
  */
 export async function loadModel(bundle, entry) {
   const url = modelJsonLocation(bundle, entry);
-  const artifacts = await loadArtifacts(url);
-  const format = entry.format || artifacts.format;
-  const handler = tf.io.fromMemory(artifacts);
-  if (format === 'layers-model') return { model: await tf.loadLayersModel(handler), format, entry };
-  if (format === 'graph-model') return { model: await tf.loadGraphModel(handler), format, entry };
-  throw new Error(`${url}: format must be "layers-model" or "graph-model", got ${JSON.stringify(format)}`);
+  try {
+    const artifacts = await loadArtifacts(url, entry.files); // entry.files: the manifest's {path, bytes} of each file
+    const format = entry.format || artifacts.format;
+    const handler = tf.io.fromMemory(artifacts);
+    if (format === 'layers-model') return { model: await tf.loadLayersModel(handler), format, entry };
+    if (format === 'graph-model') return { model: await tf.loadGraphModel(handler), format, entry };
+    throw new Error(`format must be "layers-model" or "graph-model", got ${JSON.stringify(format)}`);
+  } catch (err) { // TF.js' own messages ("the tensor should have 288 values but has 122") name no model
+    const named = err.message.includes(url.slice(0, url.lastIndexOf('/') + 1)) ? err.message : `${url}: ${err.message}`;
+    const wrapped = new Error(`model "${entry.path}": ${named}`, { cause: err });
+    if (err.code) wrapped.code = err.code;
+    throw wrapped;
+  }
 }
 
 /**
