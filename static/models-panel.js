@@ -34,11 +34,33 @@ export function describeRunMetrics(name, run, manifest) {
   return parts.join('');
 }
 
-function describeParity(parity) {
+const CRITERION_LABELS = { max_abs_diff: 'max |Δ|', rel_rms: 'rel rms' };
+
+/**
+ * The parity cell: the number the export's check compared with its tolerance (parity.criterion,
+ * facepack/export: 'max_abs_diff' or 'rel_rms'; max_abs_diff when absent), then the other one.
+ */
+export function describeParity(parity) {
   if (!parity || typeof parity.max_abs_diff !== 'number') return 'not checked';
-  const ok = parity.max_abs_diff <= parity.tolerance;
-  return `${ok ? '✓' : '✗'} max |Δ| ${parity.max_abs_diff.toExponential(1)} (tol ${parity.tolerance.toExponential(0)})`
-    + `${parity.against ? ` vs ${parity.against}` : ''}`;
+  const criterion = parity.criterion ?? 'max_abs_diff';
+  const value = parity[criterion];
+  if (typeof value !== 'number' || typeof parity.tolerance !== 'number') return `not checked (no ${criterion} in the manifest)`;
+  const ok = value <= parity.tolerance;
+  const other = criterion === 'max_abs_diff' ? '' : `; max |Δ| ${parity.max_abs_diff.toExponential(1)}`;
+  return `${ok ? '✓' : '✗'} ${CRITERION_LABELS[criterion] ?? criterion} ${value.toExponential(1)} `
+    + `(tol ${Number(parity.tolerance.toPrecision(2))}${other})${parity.against ? ` vs ${parity.against}` : ''}`;
+}
+
+/**
+ * The precision cell: the manifest's precision, and for a quantised model whose rule kept some
+ * kernels float16 (its "quantization" block, facepack/export/quantize.py:prepare_beauty_uint8) how many.
+ */
+export function describePrecision(entry) {
+  const precision = entry.precision ?? '–';
+  const q = entry.quantization;
+  if (!Array.isArray(q?.float16) || !q.float16.length) return precision;
+  const kernels = q.float16.length + (Array.isArray(q.on_grid) ? q.on_grid.length : 0);
+  return `${precision}, ${q.float16.length} of ${kernels} kernels float16`;
 }
 
 /** One row of the models table. */
@@ -53,7 +75,7 @@ function modelRow(name, entry, manifest) {
   return el('tr', { dataset: { testid: 'model-row', model: name, synthetic: String(synthetic) } },
     el('th', { scope: 'row', text: name }),
     el('td', { text: entry.backbone ?? (name.startsWith('mtcnn') ? 'MTCNN' : '–') }),
-    el('td', { text: entry.precision ?? '–' }),
+    el('td', { text: describePrecision(entry) }),
     el('td', { text: entry.input_size ? `${entry.input_size} px` : 'any' }),
     el('td', { text: formatBytes(bytes) }),
     data,
