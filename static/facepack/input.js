@@ -103,7 +103,9 @@ async function fromBlob(blob) {
  * Any accepted input -> float32 [H, W, 3] tensor and, when they were made in JavaScript (the
  * {data, width, height} inputs), its values: the same float32 numbers `await image.data()` would
  * return, without reading them back from the backend (on WASM a copy of the whole photo; on
- * WebGL a GPU sync). Caller disposes `image` and must not modify `pixels`.
+ * WebGL a GPU sync). Caller disposes `image` and must not modify `pixels`. Caveat: on WebGL
+ * without float32 textures (WEBGL_RENDER_FLOAT32_CAPABLE false) a float RGB input that is not
+ * whole numbers is uploaded as float16, while `pixels` keeps float32 (uint8 photos are exact).
  * @param {*} input see the module comment
  * @param {object} spec manifest.json "spec" (alpha_rule)
  * @returns {Promise<{image: tf.Tensor3D, pixels: Float32Array|null}>}

@@ -4,7 +4,8 @@
  * back; they must be the tensor's values bit for bit (RGB and RGBA, typed and plain arrays), and
  * absent (null) for a tensor input, whose values live on the backend.
  *
- *   node tests/js/decode_pixels.mjs JOB.json  ->  {cases: [{name, pixels, differing, values, shape}], leaked}
+ *   node tests/js/decode_pixels.mjs JOB.json  ->  {cases: [{name, pixels, same, differing, values, shape}], leaked}
+ *   (same: `pixels` is the very array data() returned, which makes the comparison empty)
  *
  * JOB: {backend, seed, height, width}: photos made here from the seed.
  */
@@ -42,7 +43,7 @@ for (const [name, input] of Object.entries(inputs)) {
     const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
     differing = a.length === b.length ? a.reduce((n, v, i) => n + (v !== b[i] ? 1 : 0), 0) : -1;
   }
-  cases.push({ name, pixels: pixels !== null, differing, values: want.length, shape: image.shape });
+  cases.push({ name, pixels: pixels !== null, same: pixels === want, differing, values: want.length, shape: image.shape });
   image.dispose();
 }
 const leaked = tf.memory().numTensors - before;
