@@ -21,17 +21,14 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../static/facepack/backend.js';
 import { load } from '../../static/facepack/generic.js';
 
+import { readInput } from './job_inputs.mjs';
+
 const MAX_NODES = 300; // each node is a separate run: O(nodes^2) work, bounded (a larger graph is not traced)
 const SKIP_OPS = new Set(['Const', 'Placeholder', 'NoOp']);
 
-// mirrors node_check.mjs:readInput
-async function readInput(spec) {
-  const buf = await readFile(spec.file);
-  const dtype = spec.dtype || 'float32';
-  const data = dtype === 'int32' ? new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4)
-    : dtype === 'bool' ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
-      : new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-  return tf.tensor(data, spec.shape, dtype);
+async function readTensor(spec) {
+  const { data, shape, dtype } = await readInput(spec);
+  return tf.tensor(data, shape, dtype);
 }
 
 function validShape(shape) {
@@ -53,7 +50,7 @@ async function main() {
     console.log(JSON.stringify({ node: null, skipped: `${nodes.length} nodes > ${MAX_NODES}` }));
     return;
   }
-  const tensors = await Promise.all(req.inputs.map(readInput));
+  const tensors = await Promise.all(req.inputs.map(readTensor));
   const byName = req.inputs.length > 0 && req.inputs.every((s) => s.key);
   const x = byName ? Object.fromEntries(req.inputs.map((s, k) => [s.key, tensors[k]]))
     : (tensors.length === 1 ? tensors[0] : tensors);

@@ -21,19 +21,12 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../static/facepack/backend.js';
 import { load } from '../../static/facepack/generic.js';
 
+import { readInput } from './job_inputs.mjs';
+
 const [bundleArg, backendList, jobArg] = process.argv.slice(2);
 if (!bundleArg || !backendList || !jobArg) {
   console.error('usage: node node_check.mjs BUNDLE BACKENDS JOB.json | node node_check.mjs --serve BACKENDS -');
   process.exit(2);
-}
-
-async function readInput(spec) {
-  const buf = await readFile(spec.file);
-  const dtype = spec.dtype || 'float32';
-  const data = dtype === 'int32' ? new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4)
-    : dtype === 'bool' ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
-      : new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-  return { data, shape: spec.shape, dtype };
 }
 
 async function runOne(bundle, job, backend, i, req) {
