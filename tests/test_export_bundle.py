@@ -220,6 +220,20 @@ def test_quantized_beauty_score_change_is_checked(untrained_runs, tmp_path, monk
     assert not (tmp_path / "bad").exists()
 
 
+def test_quantised_tolerances_are_per_backbone():
+    """ResNet50 gets its own (looser) quantised tolerances; every other backbone the strict ones."""
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(4, 8))
+    got = ref + 0.5 * rng.normal(size=ref.shape)  # rel rms ~0.5: above 0.3 (uint8), under ResNet50's 0.8
+    assert bundle_mod.parity([ref], [got], "uint8", "m", "resnet50")["tolerance"] == bundle_mod.BACKBONE_TOL[
+        "resnet50"]["rel_rms"]["uint8"]
+    for backbone in (None, "mobilenet_v2", "kpnet"):
+        with pytest.raises(ParityError, match=r"model 'm' \(uint8\): rel_rms 0\.\d+ .* exceeds the tolerance 0\.3"):
+            bundle_mod.parity([ref], [got], "uint8", "m", backbone)
+    assert bundle_mod.score_tolerance("float16", "efficientnet_lite0") == bundle_mod.SCORE_TOL_POINTS["float16"]
+    assert bundle_mod.score_tolerance("float32", "resnet50") == bundle_mod.SCORE_TOL_POINTS["float32"]
+
+
 def test_mtcnn_stays_float32_when_quantizing(tmp_path):
     m = build_bundle(tmp_path / "models", models=["mtcnn"], quantize="uint8", log=None)
     assert {e["precision"] for e in m["models"].values()} == {"float32"}

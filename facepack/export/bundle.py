@@ -36,16 +36,37 @@ from facepack.export import sources
 from facepack.export.tfjs_io import (check_quantize, file_entries, load_layers_model, predict_list, save_graph_model,
                                      save_layers_model, unquantised_note, written_precision)
 
-# Parity tolerances per precision (float32: float rounding only; quantised weights: the
-# measured error of quantisation, see the README's size/accuracy table):
+# Parity tolerances per precision (float32: float rounding only; quantised weights: ~2-3x the
+# worst error measured on every model the builder exports, F4 2026-12-01: the shipped beauty pair
+# and keypoint model, and the seed-0 calibrated untrained runs of every beauty backbone @64 px and
+# of the kpnet / mobilenet_v2 keypoint models, the manifests' parity blocks; table in
+# /work/notes/f4-h1b.md):
 # float32 fails if max |ref - got| > MAX_ABS_REL_TOL * max(1, max |ref|);
 # float16/uint8 fail if rms(ref - got) / rms(ref) > RMS_REL_TOL (max abs diff still recorded).
 MAX_ABS_REL_TOL = 1e-3
-RMS_REL_TOL = {"float16": 0.25, "uint8": 1.0}
+# measured rel rms, worst: float16 0.0092 (efficientnet_lite1 features; shipped 6.4e-4),
+# uint8 0.138 (efficientnet_lite1 features; shipped beauty 0.044, keypoints 0.040 mobilenet_v2)
+RMS_REL_TOL = {"float16": 0.025, "uint8": 0.3}
 # The beauty pair end to end (exported features -> exported head vs the Keras model): change of
-# the expected score, points on 0..100. Measured on calibrated random 224 px models (README):
-# float16 <= 0.3, uint8 <= 1.3 points (ResNet50, the worst).
-SCORE_TOL_POINTS = {"float32": 0.05, "float16": 2.0, "uint8": 5.0}
+# the expected score, points on 0..100, on the probe. Measured worst: float16 0.072
+# (efficientnet_lite1; shipped 0.003), uint8 1.10 (efficientnet_lite2; shipped 0.015).
+SCORE_TOL_POINTS = {"float32": 0.05, "float16": 0.2, "uint8": 2.5}
+# ResNet50 quantises far worse than the others (same measurement: rel rms float16 0.043, uint8
+# 0.378; score float16 0.45, uint8 3.72 points), so its runs get their own, ~2x its worst.
+BACKBONE_TOL = {"resnet50": {"rel_rms": {"float16": 0.1, "uint8": 0.8},
+                             "score_points": {"float16": 1.0, "uint8": 7.5}}}
+
+
+def rms_tolerance(precision: str, backbone: str | None = None) -> float:
+    """RMS_REL_TOL[precision], or the backbone's own (BACKBONE_TOL) for a quantised precision."""
+    return (BACKBONE_TOL.get(backbone) or {}).get("rel_rms", {}).get(precision, RMS_REL_TOL[precision])
+
+
+def score_tolerance(precision: str, backbone: str | None = None) -> float:
+    """SCORE_TOL_POINTS[precision] (points on 0..100), or the backbone's own (BACKBONE_TOL)."""
+    return (BACKBONE_TOL.get(backbone) or {}).get("score_points", {}).get(precision, SCORE_TOL_POINTS[precision])
+
+
 MODEL_SETS = ("mtcnn", "beauty", "keypoints")
 
 
@@ -58,8 +79,9 @@ def _log(log, message: str) -> None:
         log(message)
 
 
-def parity(reference_outs: list, exported_outs: list, precision: str, name: str) -> dict:
-    """{"max_abs_diff", "rel_rms", "tolerance", "criterion"}; raises ParityError above tolerance."""
+def parity(reference_outs: list, exported_outs: list, precision: str, name: str, backbone: str | None = None) -> dict:
+    """{"max_abs_diff", "rel_rms", "tolerance", "criterion"}; raises ParityError above tolerance
+    (rms_tolerance(precision, backbone) for float16/uint8)."""
     if len(reference_outs) != len(exported_outs):
         raise ParityError(f"model {name!r}: exported model has {len(exported_outs)} outputs, reference {len(reference_outs)}")
     diff, scale, err2, ref2 = 0.0, 1.0, 0.0, 0.0
@@ -75,7 +97,7 @@ def parity(reference_outs: list, exported_outs: list, precision: str, name: str)
     if precision == "float32":
         tolerance, value, criterion = MAX_ABS_REL_TOL * scale, diff, "max_abs_diff"
     else:
-        tolerance, value, criterion = RMS_REL_TOL[precision], rel_rms, "rel_rms"
+        tolerance, value, criterion = rms_tolerance(precision, backbone), rel_rms, "rel_rms"
     if not np.isfinite(value) or value > tolerance:
         raise ParityError(f"model {name!r} ({precision}): {criterion} {value:.3g} between the exported TF.js "
                           f"model and the reference exceeds the tolerance {tolerance:.3g}")
@@ -105,7 +127,7 @@ def export_one(item: sources.Export, root: Path, quantize: str, log=print, loade
     precision = written_precision(folder, quantize)  # float32 when no tensor was big enough to quantise
     if quantize != "none" and precision == "float32":
         item.meta["bridge_notes"] = [*item.meta.get("bridge_notes", []), unquantised_note(quantize)]
-    check = parity(item.reference(item.probe), got, precision, item.name)
+    check = parity(item.reference(item.probe), got, precision, item.name, item.meta.get("backbone"))
     files = file_entries(root, folder)
     model = item.model if item.model is not None else item.keras3
     entry = {
@@ -140,13 +162,14 @@ def beauty_score_check(items: dict, loaded: dict, entries: dict, log=print) -> N
     got = np.asarray(predict_list(loaded["beauty_head"], fmap)[0], np.float64) @ bins
     change = float(np.abs(got - ref).max())
     precision = entries["beauty_features"]["precision"]
+    tolerance = score_tolerance(precision, feats.meta.get("backbone"))
     for name in ("beauty_features", "beauty_head"):
         entries[name]["parity"]["score_change_points"] = change
-        entries[name]["parity"]["score_tolerance_points"] = SCORE_TOL_POINTS[precision]
+        entries[name]["parity"]["score_tolerance_points"] = tolerance
     _log(log, f"  beauty score (exported features -> head vs Keras): max change {change:.3g} points")
-    if not np.isfinite(change) or change > SCORE_TOL_POINTS[precision]:
+    if not np.isfinite(change) or change > tolerance:
         raise ParityError(f"beauty model ({precision}): the exported expected score differs from the Keras model "
-                          f"by {change:.3g} points, above the tolerance {SCORE_TOL_POINTS[precision]} points")
+                          f"by {change:.3g} points, above the tolerance {tolerance} points")
 
 
 def _output_names(model) -> list[str]:

@@ -217,7 +217,8 @@ def check_in_node(bundle: Path, items: list, entries: dict, backend: str = "wasm
         outs = run_node(bundle, backend, [(item.name, item.probe) for item in items], Path(work))
     for item, got in zip(items, outs):
         entry = entries[item.name]
-        check = parity(item.reference(item.probe), got, entry["precision"], f"{item.name} in TF.js {backend}")
+        check = parity(item.reference(item.probe), got, entry["precision"], f"{item.name} in TF.js {backend}",
+                       item.meta.get("backbone"))
         entry["parity"]["tfjs"] = {"backend": backend, "max_abs_diff": check["max_abs_diff"],
                                    "rel_rms": check["rel_rms"]}
         _log(log, f"  {item.name}: TF.js {backend} max abs diff {check['max_abs_diff']:.2e}")
