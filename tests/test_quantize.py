@@ -1,5 +1,7 @@
 """facepack/export/quantize.py: TF.js' uint8 grid, GPTQ rounding, equalisation, and the shipped
-beauty model's uint8 bundle (issue 13: <= 4.5 MB, score within 0.3 points of float in TF.js)."""
+beauty model's uint8 bundle (issue 13: <= 4.5 MB, score within 0.3 points of float in TF.js: the
+real measure is bench/bench_quantize.py on the 660 held-out faces; the score test here runs on the
+calibration faces, a regression guard only)."""
 
 from __future__ import annotations
 
@@ -163,9 +165,13 @@ def test_shipped_uint8_beauty_bundle_is_on_grid_and_within_size(shipped_uint8_be
     assert plan["measured"]["max_points"] <= SCORE_TOL_POINTS  # on training faces the choice was not made on
 
 
-def test_shipped_uint8_beauty_score_in_node_is_within_tolerance(shipped_uint8_beauty, tmp_path):
-    """TF.js (Node, WASM) on the uint8 bundle vs the Keras float model, on the fixture faces (the
-    page's crops of the three fixture faces + jittered crops with another seed than the rule's)."""
+def test_shipped_uint8_beauty_score_on_calibration_faces_in_node(shipped_uint8_beauty, tmp_path):
+    """In-calibration regression guard: TF.js (Node, WASM) on the uint8 bundle vs the Keras float
+    model, on the page's crops of the three fixture faces + jittered crops with another seed than
+    the rule's. These are the SAME faces the GPTQ rounding is calibrated on (quantize.FIXTURE_FACES),
+    so passing says nothing about unseen faces (review #4): tests/fixtures holds no other face, and
+    mirrored / rescaled / shifted crops are already in the calibration's augmentation. Unseen faces:
+    bench/bench_quantize.py on the 660 held-out faces (commit 014893a: max 0.258, mean 0.045 points)."""
     from jsharness import node_ready, run_node
 
     from facepack.models.beauty import expected_score
