@@ -37,10 +37,10 @@ from facepack.export.tfjs_io import (check_quantize, file_entries, load_layers_m
                                      save_layers_model, unquantised_note, written_precision)
 
 # Parity tolerances per precision (float32: float rounding only; quantised weights: ~2-3x the
-# worst error measured on every model the builder exports, F4 2026-12-01: the shipped beauty pair
-# and keypoint model, and the seed-0 calibrated untrained runs of every beauty backbone @64 px and
-# of the kpnet / mobilenet_v2 keypoint models, the manifests' parity blocks; table in
-# /work/notes/f4-h1b.md):
+# worst error measured (2026-12-01, the manifests' parity blocks) on every model the builder
+# exports: the shipped beauty pair and keypoint model, and the seed-0 calibrated untrained runs
+# (tests/conftest.make_untrained_run) of every beauty backbone @64 px and of the kpnet /
+# mobilenet_v2 keypoint models):
 # float32 fails if max |ref - got| > MAX_ABS_REL_TOL * max(1, max |ref|);
 # float16/uint8 fail if rms(ref - got) / rms(ref) > RMS_REL_TOL (max abs diff still recorded).
 MAX_ABS_REL_TOL = 1e-3
