@@ -225,8 +225,8 @@ function onWorkerGone() {
     setState('error');
     showMessage('error', 'worker-stopped', wasReady
       ? `The analysis worker stopped again${doing} within ${WORKER_RESTART_MIN_S} s of its restart (out of memory?); `
-        + 'reload the page, or choose the wasm backend.'
-      : 'The analysis worker stopped while loading the models (out of memory?); reload the page, or choose the wasm backend.');
+        + 'reload the page, or choose another backend.'
+      : 'The analysis worker stopped while loading the models (out of memory?); reload the page, or choose another backend.');
     return;
   }
   page.lastRestart = now;
