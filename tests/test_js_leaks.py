@@ -55,3 +55,23 @@ def test_dispose_drops_the_spare_integral_image_buffer(leak_run):
     spare = leak_run["spare_bytes"]
     assert spare["before_dispose"] >= FACE_TABLE_BYTES, spare  # kept between calls: the test sees it
     assert spare["after_dispose"] == 0, spare
+
+
+def test_dispose_during_analyze_finishes_it_then_frees_everything(tmp_path_factory, fixtures_dir):
+    """analyzer.dispose() while an analyze() runs (called from inside it, just before O-Net, when
+    the photo's integral image is built and its release() still to come): the running call
+    finishes with the same faces as before, and once it has settled no tensor and no spare
+    integral-image buffer is left (a release after dispose used to refill the ~39 MB module-level
+    buffer, and the disposed weights made the call fail mid-way); a later analyze() is refused."""
+    models = build_parity_bundle(tmp_path_factory.getbasetemp() / "parity", fixtures_dir)
+    tmp = tmp_path_factory.mktemp("dispose-inflight")
+    face = np.ascontiguousarray(parity_photos(fixtures_dir, large=False)["astronaut"][0:256, 100:356])
+    out = run_node("dispose_inflight.mjs", {"bundle": str(models["bundle"]), "image": write_raw(face, tmp / "face.rgb")},
+                   timeout=300)
+    assert out["hooked"], "O-Net never ran: the photo must reach the third stage"
+    assert out["spare_bytes"]["before_dispose"] >= FACE_TABLE_BYTES, out["spare_bytes"]  # the case is live
+    assert out["outcome"]["resolved"], out["outcome"]
+    assert out["outcome"]["faces"] == out["first_faces"]
+    assert out["spare_bytes"]["after_settled"] == 0, out["spare_bytes"]
+    assert out["tensors_after_settled"] == 0
+    assert "disposed" in (out["after_dispose_error"] or ""), out["after_dispose_error"]

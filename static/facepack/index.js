@@ -63,7 +63,9 @@ export async function createFaceAnalyzer(modelConfig) {
   const spec = manifest.spec;
   const sets = await loadModelSets(config.modelUrl, manifest, modelSetNames(modelConfig, config.models, manifest));
   warmUp(sets, spec);
-  let disposed = false;
+  let disposed = false; // dispose() was called: analyze() refuses new calls
+  let running = 0; // analyze() calls not settled yet: dispose() frees the models when the last one ends
+  let freed = false;
 
   /**
    * Faces in `input` with everything the loaded models give, in input-image pixels (each face's
@@ -75,6 +77,16 @@ export async function createFaceAnalyzer(modelConfig) {
    */
   async function analyze(input, options) {
     if (disposed) throw new Error('analyze: this analyzer was disposed');
+    running += 1;
+    try {
+      return await analyzeOnce(input, options);
+    } finally {
+      running -= 1;
+      if (disposed) free(); // dispose() came while this call ran: it has finished with the models
+    }
+  }
+
+  async function analyzeOnce(input, options) {
     const opts = resolveAnalyzeOptions(options, spec);
     if (opts.heatmaps && !sets.beauty) {
       throw new Error("analyze options.heatmaps: needs the 'beauty' model, which modelConfig.models did not load");
@@ -104,10 +116,22 @@ export async function createFaceAnalyzer(modelConfig) {
     }
   }
 
-  function dispose() {
-    if (!disposed) disposeModelSets(sets);
+  /** The models' tensors and the area patcher's spare buffer, once no analyze() call runs. */
+  function free() {
+    if (running) return;
+    if (!freed) disposeModelSets(sets);
+    freed = true;
     releaseSpareBuffers(); // the area patcher's module-level spare buffer (ops/area_patches.js)
+  }
+
+  /**
+   * Free the models' tensors (and the area patcher's spare integral-image buffer, up to ~39 MB).
+   * Later analyze() calls are refused. Calls already running finish normally (with the models):
+   * the memory is freed when the last of them settles (its patcher's buffer included).
+   */
+  function dispose() {
     disposed = true;
+    free();
   }
 
   return { analyze, dispose, backend, backendReason, manifest, models: Object.keys(sets), modelSets: sets };
