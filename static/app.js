@@ -76,7 +76,7 @@ const page = {
   viewSize: { width: 1, height: 1, dpr: 1 }, // #view's canvas size, device pixels
   result: null, // {id, result, source, worker} for page.photo (its Grad-CAM overlays are in the view worker;
   // `worker`: the analysis worker that holds its photo, which guided Grad-CAM and the PNG need)
-  workerStopped: false, // onWorkerGone gave up restarting (the backend selector may start the models again)
+  workerStopped: false, // onWorkerGone gave up restarting, until startAnalyzer loads the models again (the backend selector may)
   pngAfterAnalysis: null, // id of the photo request whose result downloadPng saves when it arrives (after a worker restart)
   lastRestart: null, // performance.now() of onWorkerGone's last automatic restart
   workerLost: null, // what the page says when the analysis worker ended by itself (onWorkerGone), until a new one is ready
@@ -190,7 +190,10 @@ function watchWorker(worker, lock) {
  * it died on is not retried by itself (the toggle goes off: turning it on asks the new worker,
  * which analyses the photo again first, requestGuided). A worker that had not reached 'ready', or
  * a second death within WORKER_RESTART_MIN_S of a restart, is not restarted: the page stops in
- * state error with one line (reload, or choose another backend) and keeps a decoding-only worker.
+ * state error with one line (reload, or choose another backend) and keeps a decoding-only worker
+ * (workerStopped). Choosing a backend then loads the models again (startAnalyzer clears
+ * workerStopped) and that worker is supervised like the first: once ready, its death is restarted
+ * when the last automatic restart is WORKER_RESTART_MIN_S old (lastRestart is kept across it).
  */
 function onWorkerGone() {
   const guided = page.guidedAsked != null && page.guidedAsked === page.result?.id;
@@ -242,6 +245,7 @@ function onWorkerGone() {
 function startAnalyzer(backend) {
   const worker = page.started ? createWorker() : page.worker;
   page.started = true;
+  page.workerStopped = false; // the models load again: onWorkerGone supervises this worker (restarts it when it dies)
   page.startError = null;
   setState('loading');
   $('load-label').textContent = 'Downloading models';
@@ -1145,6 +1149,9 @@ function wireEvents() {
 }
 
 window.facepackLastResult = null;
+// Tests: onWorkerGone's supervision state (started: models asked of this worker; stopped: it gave up
+// restarting; restarted: it has restarted a worker on this page).
+window.facepackWorkerSupervision = () => ({ started: page.started, stopped: page.workerStopped, restarted: page.lastRestart != null });
 window.facepackCspViolations = [];
 window.facepackDraws = [];
 window.facepackLabels = [];

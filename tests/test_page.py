@@ -451,6 +451,83 @@ def test_png_after_a_worker_restart_analyses_the_photo_again(browser, base_url, 
         context.close()
 
 
+# performance.now() of the page plus window.facepackClockOffsetMs: the tests move the page's clock
+# past onWorkerGone's WORKER_RESTART_MIN_S (60 s) without waiting for it (the workers keep theirs).
+CLOCK_OFFSET_SCRIPT = """(() => {
+  const now = performance.now.bind(performance);
+  window.facepackClockOffsetMs = 0;
+  performance.now = () => now() + window.facepackClockOffsetMs;
+})();"""
+RESTART_MIN_S = 60  # static/app.js WORKER_RESTART_MIN_S
+
+
+def _kill_worker(pg) -> int:
+    """End the newest analysis worker as a crash would (close(): no 'error' event); returns the
+    message number before it."""
+    before = message(pg)["seq"]
+    _analysis_workers(pg)[-1].evaluate("setTimeout(() => self.close(), 0)")
+    return before
+
+
+def _after(pg, before: int, code: str, timeout_s: float = WAIT_S) -> dict:
+    """Wait for a message numbered after `before` with `code`; returns it."""
+    wait_until(pg, f"(() => {{ const m = document.getElementById('message');"
+                   f" return Number(m.dataset.seq) > {before} && m.dataset.code === {code!r}; }})()", timeout_s)
+    return message(pg)
+
+
+def test_a_worker_is_restarted_again_after_each_good_restart_60_s_apart(browser, base_url):
+    """Worker supervision over several deaths (static/app.js onWorkerGone): a ready worker that
+    dies is restarted; one that dies again more than 60 s after that good restart is detected and
+    restarted too; one that dies within 60 s of a restart is not (state error, one line saying to
+    reload or choose another backend). Choosing a backend then loads the models and the page
+    supervises that worker again (workerStopped is cleared: it was left set for good before), so
+    its death 60 s on is restarted as well."""
+    context = browser.new_context()
+    context.add_init_script(CLOCK_OFFSET_SCRIPT)
+    try:
+        pg = context.new_page()
+        pg.errors = []
+        pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+        pg.goto(f"{base_url}?backend=wasm")
+        wait_until(pg, "['ready', 'error'].includes(document.body.dataset.state)")
+        assert pg.evaluate("document.body.dataset.state") == "ready", message(pg)
+        supervision = "window.facepackWorkerSupervision()"
+        assert pg.evaluate(supervision) == {"started": True, "stopped": False, "restarted": False}
+
+        def restarted_after_death() -> None:
+            before = _kill_worker(pg)
+            stopped = _after(pg, before, "worker-stopped", WORKER_GONE_S)
+            assert "A new worker is loading the models" in stopped["text"], stopped
+            _after(pg, stopped["seq"], "worker-restarted")
+            assert pg.evaluate("document.body.dataset.state") == "ready", message(pg)
+            assert pg.evaluate(supervision) == {"started": True, "stopped": False, "restarted": True}
+
+        restarted_after_death()  # the first death of a ready worker
+        pg.evaluate(f"window.facepackClockOffsetMs += {(RESTART_MIN_S + 1) * 1000}")
+        restarted_after_death()  # a second death, 61 s after a good restart
+
+        before = _kill_worker(pg)  # a third, at once: a restart loop is refused
+        gave_up = _after(pg, before, "worker-stopped", WORKER_GONE_S)
+        assert f"stopped again within {RESTART_MIN_S} s of its restart" in gave_up["text"], gave_up
+        assert "choose another backend" in gave_up["text"], gave_up
+        pg.wait_for_timeout(500)  # a restart would have begun by now
+        assert pg.evaluate("document.body.dataset.state") == "error" and message(pg)["seq"] == gave_up["seq"]
+        assert pg.evaluate(supervision)["stopped"] is True
+
+        before = message(pg)["seq"]
+        pg.select_option("#backend-select", "cpu")  # the way out the message names
+        wait_until(pg, f"Number(document.getElementById('message').dataset.seq) > {before} "
+                       "&& document.body.dataset.state === 'ready'")
+        assert pg.evaluate(supervision)["stopped"] is False  # the page has not given up on this worker
+        pg.evaluate(f"window.facepackClockOffsetMs += {(RESTART_MIN_S + 1) * 1000}")
+        restarted_after_death()  # its death 61 s on is restarted as any ready worker's
+        assert pg.evaluate("document.getElementById('backend').dataset.backend") == "cpu"
+        assert pg.errors == []
+    finally:
+        context.close()
+
+
 def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir):
     """With an attributes model in the bundle, analyze() gives each face its attributes (the page
     lists those that are on, most probable first, with their probabilities), equal to Python's
