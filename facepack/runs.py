@@ -9,7 +9,15 @@ with one line naming the run and the file, and the automatic choice passes it ov
                 model_00000.weights.h5, model_00001.weights.h5, ... (float32, <= SHARD_MB MiB of
                 weights each): the same float32 weights in files small enough for git (the shipped
                 models).  ``python -m facepack.runs --shard DIR`` converts a model.keras run (the
-                reloaded weights are checked bit-identical before model.keras is removed).
+                reloaded weights are checked bit-identical before model.keras is removed)
+                + model.shards.sha256 (``sha256sum`` format: one ``<sha256>  model_NNNNN.weights.h5`` line per
+                shard, written by --shard): model_files (so load_run, the choice, the bundle key) checks every
+                shard against it, so a shard changed inside (a flipped bit: right size, HDF5 structure intact)
+                is refused by name instead of loading silently; ``sha256sum -c model.shards.sha256`` in the
+                folder checks the same. Only the shards (binary) are listed: git may rewrite the two JSON
+                files' line ends (core.autocrlf), and they are checked by parsing. A sharded run without
+                the file (written before it existed) loads as before, without a warning (every --shard
+                writes one; ``--shard DIR`` on such a run adds it, recording the shards as they are).
 
 ``run.json`` keys (written by training/, read by convert/, predict.py and the page):
   model ("beauty" | "keypoints"), backbone, input_size, num_points (keypoints), synthetic (bool),
@@ -33,11 +41,15 @@ validation split is the one compared).
 
     python -m facepack.runs beauty [--run RUN] [--quiet]    # prints the choice; exit 1 if none
     python -m facepack.runs --shard DIR [--shard-mb 4]      # model.keras -> the sharded layout
+
+Exit status: 0 done; 2 a usage error (bad arguments; --run or --shard naming no run: RunUsageError), one
+line; 1 a failure (no run to choose, a run whose files are broken or changed, a conversion that failed).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -63,6 +75,14 @@ WEIGHTS_INDEX = "model.weights.json"  # Keras's sharded-weights index; shards mo
 SHARD_GLOB = "model_*.weights.h5"
 SHARD_MB = 4.0  # weights per shard, MiB (float32 bytes; h5 adds ~1-2 %): every file stays < 5 MB for git
 MODEL_FILE_NAMES = (KERAS_FILE, CONFIG_FILE, WEIGHTS_INDEX)
+# The shards' SHA-256s in sha256sum format, written by --shard and checked by model_files (module docstring).
+# Not one of MODEL_FILE_NAMES (it alone does not make a run) nor of model_files (it is derived from the shards,
+# which model_files lists: the bundle key, which hashes those, is unchanged by it).
+DIGESTS_FILE = "model.shards.sha256"
+
+
+class RunUsageError(ValueError):
+    """A run named on the command line that is no run at all, or a bad --shard argument: the CLIs' exit 2."""
 
 
 @dataclass
@@ -113,7 +133,8 @@ def model_files(run_dir: str | os.PathLike) -> list[Path]:
     index names, sorted). Raises ValueError (one line naming the run and the file) when neither layout is
     complete, when both are present, or when a file is cut short or empty (checked cheaply, no weights read:
     model.keras's zip directory; model.config.json parses; each shard opens as HDF5 and holds the groups
-    model.weights.json puts in it)."""
+    model.weights.json puts in it), and when a shard's SHA-256 differs from the one model.shards.sha256
+    records (each shard is read and hashed; a run without that file is not checked for it)."""
     run_dir = Path(run_dir)
     keras_file, config, index = (run_dir / n for n in MODEL_FILE_NAMES)
     sharded = [p.name for p in (config, index) if p.is_file()]
@@ -143,6 +164,7 @@ def model_files(run_dir: str | os.PathLike) -> list[Path]:
                          f"({len(absent)} of {len(names)} shards missing)")
     _check_config(run_dir, config)
     _check_shards(run_dir, weight_map)
+    _check_digests(run_dir, names)
     return [config, index] + [run_dir / n for n in names]
 
 
@@ -206,10 +228,70 @@ def _check_shards(run_dir: Path, weight_map: dict) -> None:
                              f"copy the run again")
 
 
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_digests(run_dir: str | os.PathLike) -> dict[str, str] | None:
+    """{shard name: sha256 hex} from the run's model.shards.sha256, None when the run has none. ValueError
+    (one line naming the run and the file) when it is not sha256sum lines naming files in the folder."""
+    path = Path(run_dir) / DIGESTS_FILE
+    if not path.is_file():
+        return None
+    digests: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        lines = ["(not UTF-8 text)"]
+    for number, line in enumerate(lines, 1):
+        found = re.fullmatch(r"([0-9a-fA-F]{64}) [ *]([^/\\]+)", line.rstrip("\r"))
+        if not found and line.strip():
+            raise ValueError(f"run {run_dir}: {DIGESTS_FILE} line {number} is not '<sha256>  <shard file>' "
+                             f"({line[:40]!r}): {COPY_AGAIN}, or delete it and run "
+                             f"`python -m facepack.runs --shard {run_dir}` to record the shards as they are")
+        if found:
+            digests[found.group(2)] = found.group(1).lower()
+    return digests
+
+
+def _write_digests(run_dir: Path, names: list[str]) -> Path:
+    """Write model.shards.sha256 for the shards ``names`` in ``run_dir`` (through a temporary file)."""
+    text = "".join(f"{_file_sha256(run_dir / n)}  {n}\n" for n in names)
+    tmp = run_dir / f".{DIGESTS_FILE}.{os.getpid()}"
+    tmp.write_text(text, encoding="utf-8", newline="\n")
+    os.replace(tmp, run_dir / DIGESTS_FILE)
+    return run_dir / DIGESTS_FILE
+
+
+def _check_digests(run_dir: Path, names: list[str]) -> None:
+    """Raise ValueError (one line naming the run, the shard, both digests and the fix) unless every shard in
+    ``names`` has the SHA-256 model.shards.sha256 records and it lists no other; nothing when it is absent."""
+    digests = read_digests(run_dir)
+    if digests is None:
+        return
+    fix = (f"restore it (from git for a shipped model, or copy the run again), or re-run "
+           f"`python -m facepack.runs --shard {run_dir}` on the run's model.keras")
+    unlisted = [n for n in names if n not in digests]
+    extra = sorted(set(digests) - set(names))
+    if unlisted or extra:
+        what = (f"has no digest for {unlisted[0]}" if unlisted else
+                f"lists {extra[0]}, which {WEIGHTS_INDEX} does not name")
+        raise ValueError(f"run {run_dir}: {DIGESTS_FILE} {what}: the shards and their digests come from "
+                         f"different --shard runs; {fix}")
+    for name in names:
+        actual = _file_sha256(run_dir / name)
+        if actual != digests[name]:
+            raise ValueError(f"run {run_dir}: {name} has changed since --shard wrote it (sha256 {actual}, "
+                             f"{DIGESTS_FILE} expects {digests[name]}): {fix}")
+
+
 def is_model_file_name(name: str) -> bool:
     """True for the name of a run's model file in either layout (model.keras, model.config.json,
-    model.weights.json, model_NNNNN.weights.h5): a path with such a name stands for its folder."""
-    return name in MODEL_FILE_NAMES or re.fullmatch(r"model_\d+\.weights\.h5", name) is not None
+    model.weights.json, model_NNNNN.weights.h5) or of its model.shards.sha256: a path with such a name stands
+    for its folder."""
+    return (name in MODEL_FILE_NAMES or name == DIGESTS_FILE
+            or re.fullmatch(r"model_\d+\.weights\.h5", name) is not None)
 
 
 def _check_kind(kind: str) -> None:
@@ -389,7 +471,7 @@ def describe_run(kind: str, run: str | os.PathLike | None, root=None, flag: str 
     if not _is_run(path) and not path.is_absolute() and len(path.parts) == 1:
         path = next((base / f / path for f in RUN_FOLDERS[kind] if _is_run(base / f / path)), path)
     if not _is_run(path):
-        raise ValueError(f"{flag}: expected a run folder with run.json and {KERAS_FILE} (or {CONFIG_FILE} + "
+        raise RunUsageError(f"{flag}: expected a run folder with run.json and {KERAS_FILE} (or {CONFIG_FILE} + "
                          f"{WEIGHTS_INDEX} + shards), one of those model files, a run name under {base / kind}, "
                          f"'latest' or 'shipped'; got {text!r}")
     try:
@@ -491,24 +573,39 @@ def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_modu
 
     ``shard_mb``: MiB of weights per shard (> 0). The new files are written to a temporary folder in the
     run, reloaded and checked: every weight (variable path, dtype, shape, bytes) must equal model.keras's,
-    else ValueError and the run is unchanged. Then they are moved in (shards, config, index last) and
-    model.keras is deleted: an interruption leaves model.keras plus part of the new files, which
-    model_files refuses by name and a second shard_run redoes; a killed one's ``.shard-tmp-<pid>`` folder is
-    removed by the next shard_run (no other reader looks into it). A run already in the sharded layout is
-    left as it is. Returns the run's model files (model_files order)."""
+    else ValueError and the run is unchanged. Then they are moved in (shards, model.shards.sha256, config,
+    index last) and model.keras is deleted: an interruption leaves model.keras plus part of the new files,
+    which model_files refuses by name and a second shard_run redoes; a killed one's ``.shard-tmp-<pid>``
+    folder is removed by the next shard_run (no other reader looks into it). A run already in the sharded
+    layout is left as it is (its shards checked against model.shards.sha256), except that one without that
+    file gets it, recording its shards as they are. RunUsageError when ``run_dir`` is no folder or holds
+    none of model.keras, model.config.json, model.weights.json, or ``shard_mb`` is not > 0; ValueError when
+    the run's files are broken. Returns the run's model files (model_files order)."""
     import shutil
 
     import numpy as np
 
     if not shard_mb > 0:
-        raise ValueError(f"--shard-mb must be > 0 (MiB per shard), got {shard_mb}")
+        raise RunUsageError(f"--shard-mb must be > 0 (MiB per shard), got {shard_mb}")
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunUsageError(f"--shard {run_dir}: " + ("is a file; name its run folder" if run_dir.exists()
+                                                      else "no such folder"))
+    if not any((run_dir / name).is_file() for name in MODEL_FILE_NAMES):
+        raise RunUsageError(f"--shard {run_dir}: not a run folder (no {KERAS_FILE}, {CONFIG_FILE} or "
+                            f"{WEIGHTS_INDEX} in it)")
     _remove_stale_tmp(run_dir, log)
     keras_file = run_dir / KERAS_FILE
     if not keras_file.is_file():
-        files = model_files(run_dir)  # raises unless the sharded layout is complete
-        if log:
-            log(f"{_shown(run_dir)}: already in the sharded layout ({len(files) - 2} shards); left as it is")
+        files = model_files(run_dir)  # raises unless the sharded layout is complete (and matches its digests)
+        if read_digests(run_dir) is None:
+            _write_digests(run_dir, [f.name for f in files[2:]])
+            if log:
+                log(f"{_shown(run_dir)}: already in the sharded layout ({len(files) - 2} shards); recorded their "
+                    f"sha256 in {DIGESTS_FILE} (the shards as they are now)")
+        elif log:
+            log(f"{_shown(run_dir)}: already in the sharded layout ({len(files) - 2} shards, matching "
+                f"{DIGESTS_FILE}); left as it is")
         return files
     if keras_module is None:
         import keras as keras_module
@@ -520,7 +617,8 @@ def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_modu
     try:
         (tmp / CONFIG_FILE).write_bytes(config)
         source.save_weights(tmp / WEIGHTS_INDEX, max_shard_size=shard_mb / 1024)  # GB, as Keras takes it
-        new = model_files(tmp)
+        _write_digests(tmp, sorted(p.name for p in tmp.glob(SHARD_GLOB)))
+        new = model_files(tmp)  # checks the digests too
         reloaded = _load_model(new, keras_module)
         a, b = source.weights, reloaded.weights
         if [w.path for w in a] != [w.path for w in b]:
@@ -533,7 +631,7 @@ def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_modu
         for stale in run_dir.glob(SHARD_GLOB):
             if stale.name not in names:
                 stale.unlink()
-        for name in names[2:] + names[:2]:
+        for name in names[2:] + [DIGESTS_FILE] + names[:2]:
             os.replace(tmp / name, run_dir / name)
         keras_file.unlink(missing_ok=True)
     finally:
@@ -541,14 +639,20 @@ def shard_run(run_dir: str | os.PathLike, shard_mb: float = SHARD_MB, keras_modu
     files = model_files(run_dir)
     if log:
         log(f"{_shown(run_dir)}: {len(a)} weights bit-identical, written as " +
-            ", ".join(f"{p.name} ({p.stat().st_size:,} B)" for p in files))
+            ", ".join(f"{p.name} ({p.stat().st_size:,} B)" for p in files) + f" + {DIGESTS_FILE}")
     return files
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's exit status 2, in one line (no usage block)
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def main(argv=None) -> int:
     """Print which KIND model would be used and why (exit 1 when there is none), or with --shard DIR
-    rewrite a run's model.keras in the sharded layout (files < 5 MB for git; weights bit-identical)."""
-    p = argparse.ArgumentParser(prog="python -m facepack.runs", description=main.__doc__)
+    rewrite a run's model.keras in the sharded layout (files < 5 MB for git; weights bit-identical; the
+    shards' sha256 in model.shards.sha256). Exit 2 for a usage error, 1 for a failure."""
+    p = _Parser(prog="python -m facepack.runs", description=main.__doc__)
     p.add_argument("kind", nargs="?", choices=MODEL_KINDS, help="the model kind to choose a run for")
     p.add_argument("--run", default=None, help="RUN as convert/to_tfjs.py --KIND takes it (default: choose)")
     p.add_argument("--runs-root", type=Path, default=None, help="where the runs are (default runs/)")
@@ -570,10 +674,10 @@ def main(argv=None) -> int:
             shard_run(args.shard, args.shard_mb, log=None if args.quiet else print)
             return 0
         choice = describe_run(args.kind, args.run, args.runs_root)
-    except ValueError as err:
+    except (ValueError, OSError) as err:  # RunUsageError is a ValueError: the argument names no run
         if not args.quiet:
             print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, RunUsageError) else 1
     if not args.quiet:
         print(choice.message())
     return 0

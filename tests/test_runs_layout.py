@@ -1,7 +1,9 @@
 """facepack/runs.py: the two run model layouts (model.keras | model.config.json + model.weights.json +
-shards), the one loader (load_run), the file list the bundle key hashes (model_files,
-export/bundle.py:_run_digest), the --shard conversion, and train_keypoints_lite.py runs as candidates."""
+shards + model.shards.sha256), the one loader (load_run), the file list the bundle key hashes (model_files,
+export/bundle.py:_run_digest), the --shard conversion and its exit statuses, and train_keypoints_lite.py runs
+as candidates."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -82,8 +84,16 @@ def test_sharded_run_loads_bit_identical_to_its_model_keras(keras_run, sharded_r
     assert np.asarray(b(x, training=False)).tobytes() == expected.tobytes()  # max |d| == 0
     # the architecture file is the archive's config.json, byte for byte
     assert (sharded / runs.CONFIG_FILE).read_bytes() == runs._keras_config_json(run / runs.KERAS_FILE)
+    # the shards' sha256s, in sha256sum's format; not a model file (the bundle key hashes the shards themselves)
+    digests = (sharded / runs.DIGESTS_FILE).read_text()
+    assert digests == "".join(f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}\n" for f in files[2:])
+    assert runs.DIGESTS_FILE not in names and runs.is_model_file_name(runs.DIGESTS_FILE)
+    assert runs.resolve_run("keypoints", sharded / runs.DIGESTS_FILE) == sharded
     # converting again leaves it as it is
-    assert runs.shard_run(sharded, TINY_SHARD_MB, log=None) == files
+    lines = []
+    assert runs.shard_run(sharded, TINY_SHARD_MB, log=lines.append) == files
+    assert lines == [f"{sharded}: already in the sharded layout ({len(files) - 2} shards, matching "
+                     f"model.shards.sha256); left as it is"]
 
 
 def test_half_present_layouts_are_refused_in_one_line_naming_the_file(sharded_run, tmp_path):
@@ -150,14 +160,20 @@ def test_bundle_key_hashes_the_model_files_and_keeps_model_keras_keys(keras_run,
     new = bundle._run_digest(sharded)
     assert set(new) == {"path", "run.json"} | {f.name for f in sharded_run[1]}
     assert new[runs.WEIGHTS_INDEX] == sha256(sharded / runs.WEIGHTS_INDEX)
+    assert runs.DIGESTS_FILE not in new  # derived from the shards, which are in the key
     key = bundle.build_key({"keypoints": sharded}, "none", False)["sets"]["keypoints"]
     shard = sharded / "model_00001.weights.h5"
-    saved = shard.read_bytes()
+    saved, digests = shard.read_bytes(), (sharded / runs.DIGESTS_FILE).read_bytes()
     try:
         shard.write_bytes(saved[:-1] + bytes([saved[-1] ^ 1]))
+        with pytest.raises(ValueError, match=r"model_00001\.weights\.h5 has changed since --shard wrote it"):
+            bundle.build_key({"keypoints": sharded}, "none", False)  # a changed shard is refused, not exported
+        (sharded / runs.DIGESTS_FILE).unlink()  # a run sharded before the digests: its key follows the bytes
         assert bundle.build_key({"keypoints": sharded}, "none", False)["sets"]["keypoints"] != key
     finally:
         shard.write_bytes(saved)
+        (sharded / runs.DIGESTS_FILE).write_bytes(digests)
+    assert bundle.build_key({"keypoints": sharded}, "none", False)["sets"]["keypoints"] == key
 
 
 def test_shard_cli(keras_run, tmp_path, capsys):
@@ -166,13 +182,160 @@ def test_shard_cli(keras_run, tmp_path, capsys):
     run = tmp_path / "cli"
     shutil.copytree(keras_run[0], run)
     assert runs.main(["--shard", str(run), "--shard-mb", str(TINY_SHARD_MB)]) == 0
-    assert "weights bit-identical, written as model.config.json" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "weights bit-identical, written as model.config.json" in out and out.endswith(" + model.shards.sha256\n")
     assert runs.model_files(run)[0].name == runs.CONFIG_FILE
-    assert runs.main(["--shard", str(tmp_path / "missing"), "--quiet"]) == 1
-    for argv in ([], ["keypoints", "--shard", str(run)]):
-        with pytest.raises(SystemExit) as stop:
-            runs.main(argv)
-        assert stop.value.code == 2
+    assert runs.main(["--shard", str(tmp_path / "missing"), "--quiet"]) == 2
+    capsys.readouterr()
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    return captured.err
+
+
+def test_cli_exit_status_is_2_for_usage_errors_and_1_for_failures(sharded_run, tmp_path, capsys, monkeypatch):
+    """argparse's convention: 2 when the arguments cannot work (a folder that is no run, a bad value), 1 when
+    the named run or the conversion fails; one line on stderr each."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    usage = {  # argv -> the line's start
+        (): "python -m facepack.runs: error: give KIND (beauty or keypoints) or --shard DIR (see --help)",
+        ("keypoints", "--shard", str(tmp_path)): "python -m facepack.runs: error: --shard DIR takes no KIND or --run",
+        ("--shard", str(tmp_path), "--shard-mb", "x"): "python -m facepack.runs: error: argument --shard-mb: invalid",
+        ("nokind",): "python -m facepack.runs: error: argument kind: invalid choice: 'nokind'",
+        ("--shard", str(tmp_path / "missing")): f"error: --shard {tmp_path / 'missing'}: no such folder",
+        ("--shard", str(tmp_path / "a-file")): f"error: --shard {tmp_path / 'a-file'}: is a file; name its run folder",
+        ("--shard", str(tmp_path / "empty")): f"error: --shard {tmp_path / 'empty'}: not a run folder (no model.keras",
+        ("--shard", str(sharded_run[0]), "--shard-mb", "0"): "error: --shard-mb must be > 0 (MiB per shard), got 0.0",
+        ("keypoints", "--run", str(tmp_path / "empty")): "error: --keypoints: expected a run folder with run.json",
+    }
+    for argv, start in usage.items():
+        try:
+            status = runs.main(list(argv))
+        except SystemExit as stop:  # argparse's own errors
+            status = stop.code
+        assert status == 2, argv
+        assert _one_error_line(capsys).startswith(start), argv
+    # failures: a run whose shard changed, no run to choose
+    broken = tmp_path / "runs" / "keypoints" / "20300120-000000"
+    shutil.copytree(sharded_run[0], broken)
+    _flip_weight_byte(broken)
+    for argv in (["--shard", str(broken)], ["keypoints", "--run", str(broken)]):
+        assert runs.main(argv) == 1, argv
+        assert re_match(rf"error: (--keypoints: )?run {broken}: model_0000\d\.weights\.h5 has changed since --shard",
+                        _one_error_line(capsys)), argv
+    monkeypatch.setattr(runs, "SHIPPED_ROOT", tmp_path / "shipped")
+    assert runs.main(["keypoints", "--runs-root", str(tmp_path / "empty")]) == 1
+    assert _one_error_line(capsys).startswith("error: --keypoints: no trained keypoints run found")
+    assert runs.main(["keypoints", "--run", "latest", "--runs-root", str(tmp_path / "empty"), "--quiet"]) == 1
+    assert capsys.readouterr() == ("", "")
+    # the module's own exit status (sys.exit(main())), as scripts/main.sh sees it; no TensorFlow is imported
+    for argv, status in (([str(tmp_path / "empty")], 2), ([str(broken), "--quiet"], 1)):
+        done = subprocess.run([sys.executable, "-m", "facepack.runs", "--shard", *argv], capture_output=True,
+                              text=True, cwd=runs.PROJECT_ROOT, timeout=60)
+        assert done.returncode == status, done
+
+
+def _flip_weight_byte(run, layer="conv2d") -> str:
+    """Flip one bit of the first float32 of ``layer``'s kernel inside its shard (the dataset's bytes, found with
+    h5py: the file's size and HDF5 structure stay as they were). Returns the shard's name."""
+    import h5py
+
+    weight_map = json.loads((run / runs.WEIGHTS_INDEX).read_text())["weight_map"]
+    names = weight_map[f"/layers/{layer}/vars"]  # Keras's own layer paths (conv2d, batch_normalization, dense)
+    for name in [names] if isinstance(names, str) else names:
+        with h5py.File(run / name, "r") as f:
+            if f"layers/{layer}/vars/0" in f:
+                offset = f[f"layers/{layer}/vars/0"].id.get_offset()  # contiguous, uncompressed (H5IOStore)
+                break
+    with open(run / name, "r+b") as f:
+        f.seek(offset + 2)  # little-endian float32: bit 6 of byte 2 is the mantissa's top bit (x1.5 or x0.75)
+        byte = f.read(1)
+        f.seek(offset + 2)
+        f.write(bytes([byte[0] ^ 0x40]))
+    return name
+
+
+def test_a_shard_changed_inside_is_refused_by_its_digest(keras_run, sharded_run, tmp_path, monkeypatch):
+    """A shard whose weight bytes changed (right size, HDF5 structure intact) loaded silently with other weights;
+    model.shards.sha256 makes model_files, load_run, resolve_run refuse it in one line naming the run, the shard,
+    both digests and the fix, and the automatic choice pass it over. Without the file it loads as before."""
+    expected = keras_run[2]
+    run = tmp_path / "runs" / "keypoints" / "20300121-000000"
+    shutil.copytree(sharded_run[0], run)
+    name = _flip_weight_byte(run)
+    before = hashlib.sha256((sharded_run[0] / name).read_bytes()).hexdigest()
+    after = hashlib.sha256((run / name).read_bytes()).hexdigest()
+    assert (run / name).stat().st_size == (sharded_run[0] / name).stat().st_size and before != after
+    tail = (rf"{name} has changed since --shard wrote it \(sha256 {after}, model\.shards\.sha256 expects {before}\): "
+            rf"restore it \(from git for a shipped model, or copy the run again\), or re-run "
+            rf"`python -m facepack\.runs --shard {run}` on the run's model\.keras$")
+    for call in (runs.model_files, runs.load_run):
+        with pytest.raises(ValueError, match=rf"^run {run}: {tail}") as err:
+            call(run)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=rf"^--keypoints: run {run}: {tail}"):
+        runs.resolve_run("keypoints", run)
+    assert not runs.is_run(run)
+    monkeypatch.setattr(runs, "SHIPPED_ROOT", tmp_path / "shipped")
+    _lite_run(tmp_path / "shipped" / "keypoints", {"nme_mean": SHIPPED_NME}, "person")
+    (run / "run.json").write_text(json.dumps({"model": "keypoints", "synthetic": False, "metrics": {"nme_mean": 0.01},
+                                              "dataset": {"name": DATASET, "val_split": "person"}}))
+    choice = runs.choose_run("keypoints", tmp_path / "runs")
+    assert choice.path == tmp_path / "shipped" / "keypoints" and choice.skipped[0][0] == run
+    assert re_match(tail, choice.skipped[0][1]), choice.skipped
+    # what the digests catch: without them the same shard passes every structural check and loads other weights
+    (run / runs.DIGESTS_FILE).unlink()
+    model, _ = runs.load_run(run)
+    x = keras_run[1]
+    assert np.abs(np.asarray(model(x, training=False)) - expected).max() > 1e-3
+
+
+def test_a_run_without_digests_loads_and_shard_records_them(keras_run, sharded_run, tmp_path):
+    """A sharded run written before model.shards.sha256 (older layout) loads without it, silently; --shard on it
+    records the shards as they are. A digest file that does not fit the shards is refused by name."""
+    run = tmp_path / "older"
+    shutil.copytree(sharded_run[0], run)
+    digests = (run / runs.DIGESTS_FILE).read_text()
+    (run / runs.DIGESTS_FILE).unlink()
+    assert runs.model_files(run) == [run / f.name for f in sharded_run[1]]
+    model, _ = runs.load_run(run)
+    assert np.asarray(model(keras_run[1], training=False)).tobytes() == keras_run[2].tobytes()
+    lines = []
+    runs.shard_run(run, log=lines.append)
+    assert lines == [f"{run}: already in the sharded layout ({len(sharded_run[1]) - 2} shards); recorded their "
+                     f"sha256 in model.shards.sha256 (the shards as they are now)"]
+    assert (run / runs.DIGESTS_FILE).read_text() == digests
+    assert sorted(p.name for p in run.iterdir()) == sorted([f.name for f in sharded_run[1]] + ["run.json",
+                                                                                                 runs.DIGESTS_FILE])
+    first, second, *rest = digests.splitlines(keepends=True)
+    bad = {  # model.shards.sha256's text -> the line's tail after "run <folder>: model.shards.sha256 "
+        second + "".join(rest): r"has no digest for model_00000\.weights\.h5: the shards and their digests come "
+                                r"from different --shard runs; restore it",
+        digests + "0" * 64 + "  model_00009.weights.h5\n": r"lists model_00009\.weights\.h5, which model\.weights"
+                                                            r"\.json does not name",
+        "not a digest\n" + digests: r"line 1 is not '<sha256>  <shard file>' \('not a digest'\): cut short",
+        first.replace("  ", " *").replace("\n", "\r\n") + second + "".join(rest): None,  # binary mark, CRLF: fine
+    }
+    for text, tail in bad.items():
+        (run / runs.DIGESTS_FILE).write_text(text, newline="")
+        if tail is None:
+            assert runs.model_files(run)
+            continue
+        with pytest.raises(ValueError, match=rf"^run {run}: model\.shards\.sha256 {tail}"):
+            runs.model_files(run)
+
+
+def test_shipped_models_record_their_shard_digests():
+    """models/shipped/*: model.shards.sha256 lists every shard (written by --shard); model_files checks them."""
+    for kind in runs.MODEL_KINDS:
+        folder = runs.SHIPPED_ROOT / kind
+        files = runs.model_files(folder)
+        digests = runs.read_digests(folder)
+        assert digests is not None, f"{folder} has no {runs.DIGESTS_FILE}: python -m facepack.runs --shard {folder}"
+        assert sorted(digests) == [f.name for f in files[2:]]
 
 
 def _archive_stub(path):
