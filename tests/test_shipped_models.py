@@ -154,7 +154,7 @@ def test_beauty_choice_compares_pc_higher_is_better(tmp_path, capsys):
     assert runs.choose_run("beauty", root=tmp_path, shipped=False).path == nometric
     assert runs.main(["beauty", "--runs-root", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith(f"beauty model: {higher} (newest run trained on real data; PC ")
-    assert runs.main(["beauty", "--runs-root", str(tmp_path), "--run", "gone", "--quiet"]) == 1
+    assert runs.main(["beauty", "--runs-root", str(tmp_path), "--run", "gone", "--quiet"]) == 2  # usage: names no run
     assert lower.is_dir()
 
 
