@@ -350,12 +350,13 @@ class ChromiumRunner:
     def _open(self) -> None:
         import contextlib
 
-        from jsharness import chromium_page, page_html, static_server, wait_for_global
+        from jsharness import JS_DIR, chromium_page, page_html, static_server, wait_for_global
 
         self.close()
         self.stack = contextlib.ExitStack()
         pages = {"/index.html": page_html((Path(__file__).resolve().parent / "parity_page.js").read_text())}
-        url = self.stack.enter_context(static_server({"/data/": self.data_dir, "/models/": self.bundle}, pages))
+        url = self.stack.enter_context(static_server({"/data/": self.data_dir, "/models/": self.bundle,
+                                                      "/tests/js/": JS_DIR}, pages))  # photo_loop.js
         self.page = self.stack.enter_context(chromium_page(url + "/index.html", webgl=self.webgl,
                                                            timeout_ms=3_600_000, playwright=self.playwright))
         wait_for_global(self.page, "pageReady")
@@ -390,7 +391,8 @@ def source_commit() -> dict:
         proc = subprocess.run(["git", "-C", str(common.ROOT), *cmd], capture_output=True, text=True)
         return proc.stdout.rstrip("\n") if proc.returncode == 0 else None  # (porcelain lines start with a space)
 
-    paths = ["static/facepack", "facepack", "models/shipped", "bench/bench_parity.py", "bench/parity_page.js"]
+    paths = ["static/facepack", "facepack", "models/shipped", "bench/bench_parity.py", "bench/parity_page.js",
+             "tests/js/photo_loop.js"]
     status = git("status", "--porcelain", "--", *paths)
     return {"commit": (git("rev-parse", "HEAD") or "").strip() or None, "modified": [ln[3:] for ln in (status or "").splitlines()]}
 

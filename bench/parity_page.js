@@ -3,11 +3,12 @@
 // of photos the sweep sends to this browser - as the real page keeps one analyzer for all the photos
 // a user drops. Reusing it (models loaded once, WebGL programs compiled once per shape) changes the
 // time a sweep takes, not the code path or the numbers: analyze(input, options) is called exactly
-// as tests/js/page.js:runJob calls it.
+// as tests/js/page.js:runJob calls it: both run tests/js/photo_loop.js:analyzePhotos (served at /tests/js/).
 //   window.openAnalyzer(bundleUrl, backend) -> {backend, load_ms}
 //   window.analyzeImages([{name, url, width, height, options}]) -> [{name, faces, timings}]
 //     (url: raw RGB bytes, jsharness.write_raw)
 import { createFaceAnalyzer } from '/facepack/index.js';
+import { analyzePhotos } from '/tests/js/photo_loop.js';
 
 let analyzer = null;
 
@@ -20,15 +21,8 @@ window.openAnalyzer = async (bundle, backend) => {
 
 window.analyzeImages = async (images) => {
   if (!analyzer) throw new Error('analyzeImages: call openAnalyzer(bundle, backend) first');
-  const results = [];
-  for (const item of images) {
-    const response = await fetch(item.url); // eslint-disable-line no-await-in-loop
-    if (!response.ok) throw new Error(`${item.url}: HTTP ${response.status}`);
-    const input = { data: new Uint8Array(await response.arrayBuffer()), width: item.width, height: item.height }; // eslint-disable-line no-await-in-loop
-    const { faces, timings } = await analyzer.analyze(input, item.options); // eslint-disable-line no-await-in-loop
-    results.push({ name: item.name, faces, timings });
-  }
-  return results;
+  const results = await analyzePhotos(analyzer, images);
+  return results.map(({ name, faces, timings }) => ({ name, faces, timings }));
 };
 
 window.pageReady = true;

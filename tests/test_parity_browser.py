@@ -54,7 +54,7 @@ def served(parity_models, fixtures_dir, tmp_path_factory):
     Image.fromarray(photos["astronaut_face"]).save(data / "astronaut_face.png")
     images.append({"name": EXIF_NAME, "url": f"/data/{EXIF_NAME}.jpg", "blob": True, "options": {"heatmaps": True}})
     pages = {"/index.html": page_html((JS_DIR / "page.js").read_text())}
-    with static_server({"/data/": data, "/models/": parity_models["bundle"]}, pages) as url:
+    with static_server({"/data/": data, "/models/": parity_models["bundle"], "/tests/js/": JS_DIR}, pages) as url:
         yield url, photos, images, data
 
 
