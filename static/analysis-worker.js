@@ -9,8 +9,9 @@
  *     {type: 'photo', id, file, label, options}    decode a File and analyse it
  *     {type: 'frame', id, bitmap, options, reset}   analyse a camera frame (ImageBitmap, transferred; tracked
  *                                                    between frames by camera-tracker.js, reset: the first frame of a new stream)
- *     {type: 'annotated-png', id, heatmaps, guided, accessories}
- *                                                    the last result drawn over its photo, as a PNG Blob (guided: its guided Grad-CAM;
+ *     {type: 'annotated-png', id, faces, heatmaps, guided, accessories}
+ *                                                    the last result's first `faces` faces (the ones the page shows) drawn over
+ *                                                    its photo, as a PNG Blob (guided: its guided Grad-CAM;
  *                                                    accessories: sunglasses/hat from the keypoints, facepack/accessories.js)
  *     {type: 'guided', id, faces}                   guided Grad-CAM of the last photo result's first `faces` faces (the ones
  *                                                    the page shows; computed once, not re-analysed)
@@ -421,6 +422,8 @@ async function annotatedPng(msg) {
     post({ type: 'failed', id: msg.id, code: 'no-result', message: 'there is no result to save for this photo yet' });
     return;
   }
+  // the page shows the first `faces` faces (it asks for Max faces + 1 to tell whether there are more)
+  const faces = Number.isInteger(msg.faces) ? last.result.faces.slice(0, msg.faces) : last.result.faces;
   const { width, height } = last.bitmap ?? last.pixels;
   const canvas = new OffscreenCanvas(width, height);
   const ctx = canvas.getContext('2d');
@@ -432,9 +435,9 @@ async function annotatedPng(msg) {
     ? await Promise.all(last.guided.overlays.map((o) => createImageBitmap(new ImageData(o.data, o.width, o.height))))
     : last.overlays;
   if (msg.accessories?.length) { // as the view draws them (view-worker.js)
-    drawAccessories(ctx, last.result.faces.filter((f) => f.keypoints?.length), msg.accessories, state.analyzer.manifest.spec);
+    drawAccessories(ctx, faces.filter((f) => f.keypoints?.length), msg.accessories, state.analyzer.manifest.spec);
   }
-  drawFaces(ctx, last.result.faces, { scale: 1, dx: 0, dy: 0, width, height },
+  drawFaces(ctx, faces, { scale: 1, dx: 0, dy: 0, width, height },
     { overlays, heatmaps: msg.heatmaps, unit });
   const blob = await canvas.convertToBlob({ type: 'image/png' });
   post({ type: 'png', id: msg.id, blob });

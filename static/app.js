@@ -937,7 +937,8 @@ function downloadPng() {
     return;
   }
   page.pngRequest = { id: r.id, name: `${stem()}.annotated.png` };
-  page.worker.postMessage({ type: 'annotated-png', id: r.id, heatmaps: $('heatmap-toggle').checked,
+  // faces: only the faces shown (the worker's result holds one more than Max faces, to tell moreFacesThanLimit)
+  page.worker.postMessage({ type: 'annotated-png', id: r.id, faces: r.result.faces.length, heatmaps: $('heatmap-toggle').checked,
     guided: guidedShown(page.camera.running ? 'camera' : 'photo'), accessories: accessoriesChosen() });
   showMessage('info', 'saving-png', 'Drawing the annotated PNG…');
 }

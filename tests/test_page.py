@@ -775,6 +775,43 @@ def test_downloads_json_and_annotated_png(page, photos, python_results, artifact
     assert page.errors == []
 
 
+def test_annotated_png_draws_only_the_faces_shown(page, photos, python_results, artifacts_dir):
+    """Max faces 1 on the two-face photo: the page shows 1 face (the worker holds Max faces + 1, to tell
+    there are more) and the annotated PNG draws that face only - the other face's box is the photo's
+    own pixels (it was drawn too: the PNG showed 2 faces, the page and the JSON 1). The camera's PNG
+    goes through the same request (the frame result's shown faces)."""
+    from PIL import Image
+
+    py_faces = python_results["two_faces"]["faces"]
+    assert len(py_faces) == 2
+    # Set without a change event (no re-analysis of the photo shown), restored below.
+    max_faces = page.evaluate("(() => { const e = document.getElementById('max-faces'); const v = e.value; e.value = '1'; return v; })()")
+    try:
+        outcome = choose(page, str(photos["two_faces"]))
+    finally:
+        page.evaluate("(v) => { document.getElementById('max-faces').value = v; }", max_faces)
+    assert outcome["code"] == "too-many-faces", outcome
+    assert len(last_result(page)["faces"]) == 1
+    with page.expect_download() as info:
+        page.click("#download-png")
+    shot = artifacts_dir / "page_annotated_max_faces_1.png"
+    info.value.save_as(str(shot))
+    annotated = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    original = np.asarray(Image.open(photos["two_faces"]).convert("RGB")).astype(int)
+    assert annotated.shape == original.shape
+
+    def box_region(face, margin=4):  # the box with its stroke (a few px either side of the edge)
+        b = face["box"]
+        x0, y0 = max(0, round(b["x"]) - margin), max(0, round(b["y"]) - margin)
+        return slice(y0, round(b["y"] + b["height"]) + margin), slice(x0, round(b["x"] + b["width"]) + margin)
+
+    shown, hidden = box_region(py_faces[0]), box_region(py_faces[1])
+    assert np.abs(annotated[shown] - original[shown]).max() > 60  # the face shown is drawn
+    changed = int((np.abs(annotated[hidden] - original[hidden]).max(-1) > 0).sum())
+    assert changed == 0, f"{changed} pixels drawn over the face that is not shown"
+    assert page.errors == []
+
+
 ACCESSORY_EDGE_PX = 2  # anti-aliased edge of the drawn art beyond its outline, pixels
 
 
