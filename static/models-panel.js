@@ -21,8 +21,10 @@ function describeMetrics(metrics) {
 export function describeRunMetrics(name, run, manifest) {
   const parts = [];
   const cv = run.cv;
-  if (cv && typeof cv.pc_mean === 'number') {
-    parts.push(`CV pc ${cv.pc_mean.toFixed(4)} ± ${cv.pc_std.toFixed(4)} (${cv.folds} folds); this run: `);
+  if (cv && typeof cv.pc_mean === 'number') { // pc_std and folds may be missing (a hand-written cv.json): left out
+    const spread = typeof cv.pc_std === 'number' ? ` ± ${cv.pc_std.toFixed(4)}` : '';
+    const folds = Number.isInteger(cv.folds) ? ` (${cv.folds} folds)` : '';
+    parts.push(`CV pc ${cv.pc_mean.toFixed(4)}${spread}${folds}; this run: `);
   }
   parts.push(describeMetrics(run.metrics));
   if (name === 'keypoints') {

@@ -1,6 +1,7 @@
 """The page's models table cells (static/models-panel.js) in Node, on manifest entries shaped as
 facepack/export writes them: the parity cell shows the number the export's check compared with its
-tolerance (parity.criterion), the precision cell says how many kernels a uint8 rule kept float16."""
+tolerance (parity.criterion), the precision cell says how many kernels a uint8 rule kept float16, the
+metrics cell survives a CV without its spread and follows the manifest's keypoints.mirror_average."""
 
 from __future__ import annotations
 
@@ -53,3 +54,49 @@ def test_parity_cell_shows_the_criterion_the_check_used(cells):
 def test_precision_cell_counts_the_kernels_kept_float16(cells):
     assert cells["beauty_uint8"][0] == "uint8, 2 of 5 kernels float16"
     assert cells["mtcnn"][0] == "float32"
+
+
+KEYPOINTS_RUN = {"metrics": {"nme_mean": 0.0523, "command": "train.py ..."}, "metrics_mirror": {"nme_mean": 0.0498}}
+BEAUTY_METRICS = {"pc": 0.91, "mae": 0.21}
+# describeRunMetrics cases: [model name, run, manifest spec]
+RUN_CASES = {
+    "cv_full": ["beauty", {"cv": {"pc_mean": 0.9012, "pc_std": 0.0123, "folds": 5}, "metrics": BEAUTY_METRICS}, {}],
+    "cv_no_std": ["beauty", {"cv": {"pc_mean": 0.9012, "folds": 5}, "metrics": BEAUTY_METRICS}, {}],
+    "cv_null_std_no_folds": ["beauty", {"cv": {"pc_mean": 0.9012, "pc_std": None}, "metrics": BEAUTY_METRICS}, {}],
+    "mirror_true": ["keypoints", KEYPOINTS_RUN, {"keypoints": {"mirror_average": True}}],
+    "mirror_false": ["keypoints", KEYPOINTS_RUN, {"keypoints": {"mirror_average": False}}],
+    "mirror_absent": ["keypoints", KEYPOINTS_RUN, {"keypoints": {}}],
+    "no_keypoints_spec": ["keypoints", KEYPOINTS_RUN, {}],
+}
+
+
+@pytest.fixture(scope="module")
+def run_cells():
+    """describeRunMetrics on each case in one Node call; a case that throws gives 'THROWS: message'."""
+    script = ("import { describeRunMetrics } from './static/models-panel.js';"
+              "const cases = JSON.parse(process.argv[1]);"
+              "console.log(JSON.stringify(Object.fromEntries(Object.entries(cases).map(([k, [name, run, spec]]) => {"
+              "  try { return [k, describeRunMetrics(name, run, { spec, models: {} })]; }"
+              "  catch (err) { return [k, `THROWS: ${err.message}`]; } }))));")
+    out = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(RUN_CASES)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_metrics_cell_with_a_cv_lacking_its_spread(run_cells):
+    """A run.cv with pc_mean but no pc_std (null or absent) or no folds: the CV headline without
+    them (it threw "Cannot read properties of undefined (reading 'toFixed')", and the whole models
+    panel did not render)."""
+    assert run_cells["cv_full"] == "CV pc 0.9012 ± 0.0123 (5 folds); this run: pc 0.91, mae 0.21"
+    assert run_cells["cv_no_std"] == "CV pc 0.9012 (5 folds); this run: pc 0.91, mae 0.21"
+    assert run_cells["cv_null_std_no_folds"] == "CV pc 0.9012; this run: pc 0.91, mae 0.21"
+
+
+def test_keypoints_cell_follows_the_manifests_mirror_average(run_cells):
+    """The page mirror-averages only when spec.keypoints.mirror_average is true (options.js resolves
+    mirrorKeypoints so); false or absent: it says it does not and quotes no mirror-averaged NME."""
+    assert run_cells["mirror_true"] == ("nme_mean 0.0523 (model alone; the page mirror-averages:"
+                                        " nme_mean 0.0498 mirror-averaged)")
+    for case in ("mirror_false", "mirror_absent", "no_keypoints_spec"):
+        assert run_cells[case] == "nme_mean 0.0523 (model alone; the page does not mirror-average)", case
