@@ -10,8 +10,9 @@ NME by facepack.metrics.keypoint_metrics in image pixels. Protocols: the person 
 people, seed 0, 10 %), the frame split (random frames), the Einstein fixture. Prints JSON.
 Without --data the dataset is found as training/evaluate.py finds it (the run's recorded dataset,
 evaluate.recorded_data), else bench/common.KEYPOINT_DATA (env FACEPACK_KEYPOINT_DATA). Prints on
-stderr which sets were scored; when the dataset is missing it says so in one line and scores the
-Einstein row alone.
+stderr which sets were scored; when no dataset is found it says so in one line and scores the
+Einstein row alone. An explicit --data without training_frames_keypoints.csv is a usage error
+(exit 2), as in training/evaluate.py.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 sys.path.append(str(ROOT / "bench"))  # bench/common.py (KEYPOINT_DATA)
 import common  # noqa: E402,F401  (a bench script's TensorFlow start-up lines are filtered: facepack/tfquiet.py)
+
+CSV = "training_frames_keypoints.csv"  # what makes a folder the keypoint dataset
 
 
 def measure(model, crops, squares, truth_px, fmt: str) -> dict:
@@ -58,6 +61,15 @@ def find_data(run_dir: Path, info: dict) -> Path | None:
 
 
 def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=str(ROOT / "models" / "shipped" / "keypoints"))
+    p.add_argument("--data", type=Path, default=None,
+                   help="YouTube-Faces keypoint folder (default: the run's recorded dataset, else bench/common.KEYPOINT_DATA)")
+    args = p.parse_args(argv)
+    if args.data is not None and not (args.data / CSV).is_file():  # a typo must not drop the person split silently
+        p.error(f"--data: {args.data} {'has no ' + CSV if args.data.is_dir() else 'does not exist'} "
+                "(expected a YouTube-Faces keypoint folder)")
+
     import numpy as np
 
     from facepack.data.keypoints import load_keypoints, split_indices
@@ -65,11 +77,6 @@ def main(argv=None) -> dict:
     from facepack.runs import load_run
     from train_keypoints_lite import clean_crops, einstein_data
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=str(ROOT / "models" / "shipped" / "keypoints"))
-    p.add_argument("--data", type=Path, default=None,
-                   help="YouTube-Faces keypoint folder (default: the run's recorded dataset, else bench/common.KEYPOINT_DATA)")
-    args = p.parse_args(argv)
     model, info = load_run(args.model)
     data_dir = args.data or find_data(Path(args.model), info)
     fmt = str(info.get("format", "68"))

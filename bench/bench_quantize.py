@@ -39,25 +39,67 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 
-def held_out_faces(model_dir: str, cache: Path) -> np.ndarray:
-    """(N, S, S, 3) float32 0..255: the run's held-out face crops, as training/evaluate.py feeds them."""
-    if cache.is_file():
-        return np.load(cache)
+def faces_cache_key(run_dir: Path) -> tuple[str, dict]:
+    """(16 hex digits, what they cover) of the held-out face crops of ``run_dir``: the run (its path
+    and the sha256 of its run.json: split, seed, fold, dataset, crop options), its input size, the
+    crop rule (spec.CROP_DOWNSCALE and the rest of spec's crop settings) and the CV fold. Another
+    run, fold, size or crop rule gets other crops, so another cache file."""
+    import hashlib
+
+    from facepack import spec
+
+    run_dir = Path(run_dir).resolve()
+    info = json.loads((run_dir / "run.json").read_text())
+    what = {"run": str(run_dir), "run_json_sha256": hashlib.sha256((run_dir / "run.json").read_bytes()).hexdigest(),
+            "input_size": int(info["input_size"]), "crop_downscale": spec.CROP_DOWNSCALE,
+            "crop": {"pad_value": spec.CROP_PAD_VALUE, "method": spec.CROP_METHOD},
+            "cv_fold": (info.get("args") or {}).get("cv_fold")}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16], what
+
+
+def cache_file(cache: Path, key: str) -> Path:
+    """--faces-cache NAME.npy -> NAME-<key>.npy beside it (the key: faces_cache_key)."""
+    cache = Path(cache)
+    return cache.with_name(f"{cache.stem}-{key}{cache.suffix or '.npy'}")
+
+
+def held_out_faces(model_dir: str, cache: Path, log=print) -> np.ndarray:
+    """(N, S, S, 3) float32 0..255: the run's held-out face crops, as training/evaluate.py feeds them.
+
+    Cached in cache_file(cache, faces_cache_key(run)) with a .json beside it naming what the key
+    covers; a cache of another run, fold, input size or crop rule is not reused. Says which file
+    it reuses or writes."""
+    from facepack.runs import resolve_run
+
+    run_dir = resolve_run("beauty", model_dir, flag="--model")
+    key, what = faces_cache_key(run_dir)
+    path = cache_file(cache, key)
+    desc = (f"run {what['run']} (run.json {what['run_json_sha256'][:12]}), fold {what['cv_fold']}, "
+            f"{what['input_size']} px, crop downscale {what['crop_downscale']}")
+    if path.is_file():
+        log(f"using cached held-out faces from {path} ({desc})")
+        return np.load(path)
+    xs = compute_held_out_faces(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, xs)
+    path.with_suffix(".json").write_text(json.dumps(what, indent=1) + "\n")
+    log(f"wrote held-out faces cache {path} ({len(xs)} faces; {desc})")
+    return xs
+
+
+def compute_held_out_faces(run_dir: Path) -> np.ndarray:
+    """The held-out face crops of ``run_dir`` (training/evaluate.py's data path); needs the dataset."""
     from facepack.data.tfdata import beauty_dataset
-    from facepack.runs import load_run, resolve_run
+    from facepack.runs import load_run
     from training import evaluate as ev
     from training import train_beauty
-    run_dir = resolve_run("beauty", model_dir, flag="--model")
     _, info = load_run(run_dir)
     source, _ = ev._data_source(run_dir, info, None)
     cfg = ev._trainer_cfg(train_beauty, info, source, None, False)
     _, val, _, _ = train_beauty.load_data(cfg)
     squares, _, _ = train_beauty.crop_squares(cfg, val, [])
     ds = beauty_dataset(val, info["input_size"], 32, training=False, cache=False, squares=squares)
-    xs = np.concatenate([(b[0] if isinstance(b, tuple) else b).numpy() for b in ds]).astype(np.float32)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, xs)
-    return xs
+    return np.concatenate([(b[0] if isinstance(b, tuple) else b).numpy() for b in ds]).astype(np.float32)
 
 
 def q8(w: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
@@ -78,7 +120,9 @@ def mse_clip(w: np.ndarray, steps: int = 15) -> np.ndarray:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="models/shipped/beauty")
-    p.add_argument("--faces-cache", default=str(Path.home() / ".cache/facepack/bench/beauty_heldout_faces.npy"))
+    p.add_argument("--faces-cache", default=str(Path.home() / ".cache/facepack/bench/beauty_heldout_faces.npy"),
+                   help="held-out faces cache: NAME.npy is kept as NAME-<key>.npy, the key covering the run "
+                        "(path, run.json), fold, input size and crop rule (faces_cache_key)")
     p.add_argument("--sens-faces", type=int, default=64)
     p.add_argument("--budgets", default="250000,500000", help="float16 elements allowed (each costs +1 byte)")
     p.add_argument("--rules", default="minmax,eq,gptq",
