@@ -22,6 +22,9 @@ Per quantity the table gives the worst difference over the photos, the photo tha
 how many photos meet issue 12's target; photos whose detection input exceeds 2^24 values
 (cropping/resizing indices past float32's exact range) get their own rows. JSON with every
 photo's numbers: bench/results/parity.json; the worst photos are kept in bench/results/parity_photos/.
+The JSON records the bundle's build key (machine.bundle: common.bundle_record) and whether the bundle
+was rebuilt while the sweep ran; --merge refuses parts whose keys differ (--allow-mixed-bundles
+merges them anyway) and warns about parts written before the key was recorded.
 
 A photo that misses a target downstream of the detector box (beauty, keypoints, Grad-CAM) is
 measured again with the box taken out: Python's crops and models run on JS's boxes
@@ -481,7 +484,12 @@ def main(argv=None) -> int:
                         help="stop after the chunk that ends past this many minutes (the table covers the photos done)")
     parser.add_argument("--merge", default=None,
                         help="comma-separated result JSONs (names under bench/results/, e.g. two --start ranges "
-                             "of one sweep): print their joint table, write it to --out; runs nothing")
+                             "of one sweep): print their joint table, write it to --out; runs nothing. Refused "
+                             "when the parts ran bundles with different build keys (see --allow-mixed-bundles); "
+                             "parts written before the key was recorded are merged with a warning")
+    parser.add_argument("--allow-mixed-bundles", action="store_true",
+                        help="with --merge: merge parts whose bundles' build keys differ (or changed during a "
+                             "part) anyway; the merged JSON lists every part's key")
     args = parser.parse_args(argv)
     if args.merge:
         return merge_results(args)
@@ -513,6 +521,7 @@ def main(argv=None) -> int:
         print(f"{bundle}: its manifest's spec differs from facepack/spec.py: rebuilding it", flush=True)
         shutil.rmtree(bundle)
         bundle = common.ensure_bundle(args.quantize)
+    info["bundle"] = common.bundle_record(bundle)  # its build key: --merge refuses chunks of other bundles
     sources = face_sources()
     kinds = sorted({s[0] for s in sources})
     print(f"{n} photos (seed {args.seed}), faces from {kinds} ({len(sources)} images), JS: {targets}, "
@@ -606,30 +615,86 @@ def main(argv=None) -> int:
     return 0
 
 
+def _bundle_of(data: dict) -> dict | None:
+    """The bundle record of one result JSON (machine.bundle: common.bundle_record, plus
+    "changed_during_run"), None for JSONs written before it was recorded."""
+    return (data.get("machine") or {}).get("bundle")
+
+
+def check_bundles(parts: list[dict]) -> tuple[str, list[str]]:
+    """(verdict, messages) over the --merge parts' "bundle" records: "same" (one build key, none
+    changed during its run), "unknown" (the keyed parts agree but some part recorded no key: it
+    may have run another bundle), or "mixed" (keys differ, or a part's bundle was rebuilt while it
+    ran)."""
+    keys = {p["bundle"]["build_key"] for p in parts if p.get("bundle") and p["bundle"].get("build_key")}
+    unkeyed = [p["file"] for p in parts if not (p.get("bundle") or {}).get("build_key")]
+    changed = [p["file"] for p in parts if (p.get("bundle") or {}).get("changed_during_run")]
+    messages = []
+    if len(keys) > 1:
+        messages.append("the parts ran bundles with different build keys: " + "; ".join(
+            f"{p['file']}: {(p.get('bundle') or {}).get('build_key') or 'none recorded'}" for p in parts))
+    if changed:
+        messages.append(f"the bundle was rebuilt while these parts ran (their photos mix two bundles): {changed}")
+    if unkeyed:
+        messages.append(f"no bundle build key recorded in {unkeyed} (written before bench_parity recorded it): "
+                        "cannot check that they ran the same bundle as the others")
+    verdict = "mixed" if len(keys) > 1 or changed else ("unknown" if unkeyed else "same")
+    return verdict, messages
+
+
 def merge_results(args) -> int:
-    """--merge: the records of several result JSONs (a photo in two keeps its last), one table per target."""
+    """--merge: the records of several result JSONs (a photo in two keeps its last), one table per target.
+
+    The parts' bundle build keys are compared (check_bundles): different keys, or a bundle rebuilt
+    during a part, refuse the merge (exit 2) unless --allow-mixed-bundles; parts without a key (older
+    JSONs) are merged with a printed warning. A merged JSON can be merged again (its parts are kept)."""
     by_name, parts = {}, []
     for name in (n.strip() for n in args.merge.split(",") if n.strip()):
         path = Path(name) if Path(name).is_file() else common.RESULTS_DIR / f"{Path(name).stem}.json"
         data = json.loads(path.read_text())
-        parts.append({"file": str(path), "args": data["args"], "photos_done": data["photos_done"],
-                      "commit": data.get("machine", {}).get("commit"), "modified": data.get("machine", {}).get("modified")})
+        if "merged" in data and "args" not in data:  # an earlier --merge: keep its parts as they were
+            parts.extend(data["merged"])
+        else:
+            parts.append({"file": str(path), "args": data["args"], "photos_done": data["photos_done"],
+                          "commit": data.get("machine", {}).get("commit"),
+                          "modified": data.get("machine", {}).get("modified"), "bundle": _bundle_of(data)})
         by_name.update({r["name"]: r for r in data["records"]})
+    verdict, messages = check_bundles(parts)
+    for message in messages:
+        print(f"{'error' if verdict == 'mixed' and not args.allow_mixed_bundles else 'warning'}: --merge: {message}",
+              file=sys.stderr, flush=True)
+    if verdict == "mixed" and not args.allow_mixed_bundles:
+        print("--merge: nothing written (pass --allow-mixed-bundles to merge them anyway)", file=sys.stderr)
+        return 2
     records = [by_name[k] for k in sorted(by_name)]
     targets = sorted({t for r in records for t in r["errors"]})
     summaries = {t: summarize(records, t) for t in targets}
-    path = common.write_json(args.out, {"merged": parts, "photos_done": len(records), "summary": summaries,
-                                        "targets": {k: v[1:] for k, v in TARGETS.items()}, "records": records})
+    path = common.write_json(args.out, {"merged": parts, "bundle_check": verdict, "photos_done": len(records),
+                                        "summary": summaries, "targets": {k: v[1:] for k, v in TARGETS.items()},
+                                        "records": records})
     for target in targets:
         done = sum(1 for r in records if target in r["errors"])
         print(f"\n{target}: JS vs Python over {done} photos, worst per quantity (issue 12 targets)")
         print(table(summaries[target], target))
-    print(f"\nJSON: {path}")
+    print(f"\nbundles: {verdict} ({len(parts)} parts)")
+    print(f"JSON: {path}")
     return 0
 
 
 def write_results(args, info, targets, records, n, max_mp, t0):
-    """bench/results/<--out>.json with the summaries and every photo's numbers; (path, summaries)."""
+    """bench/results/<--out>.json with the summaries and every photo's numbers; (path, summaries).
+
+    Also checks that the bundle still has the build key recorded at the start (info["bundle"]):
+    another bench's export may have rebuilt it under this run (Node and each Chromium launch load
+    the models again); then info["bundle"]["changed_during_run"] names the photo count and the new
+    key, a warning is printed once, and --merge refuses this JSON."""
+    rec = info.get("bundle")
+    if rec is not None and rec.get("dir") and not rec.get("changed_during_run"):
+        now = common.bundle_key(common.ROOT / rec["dir"])
+        if now != rec.get("build_key"):
+            rec["changed_during_run"] = {"after_photos": len(records), "build_key": now}
+            print(f"  WARNING: {rec['dir']} was rebuilt during this run (build key {str(rec.get('build_key'))[:12]} -> "
+                  f"{str(now)[:12]}, noticed after {len(records)} photos): the results mix two bundles", flush=True)
     summaries = {t: summarize(records, t) for t in targets}
     path = common.write_json(args.out, {"machine": info, "args": vars(args), "photos_planned": n,
                                         "photos_done": len(records), "max_mp": max_mp,

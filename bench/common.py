@@ -153,26 +153,105 @@ def bundle_dir(quantize: str) -> Path:
     return RESULTS_DIR / f"bundle-{quantize}"
 
 
-def ensure_bundle(quantize: str, log=print) -> Path:
+# How long a bench waits for another process that is writing the same bundle (convert/to_tfjs.py
+# --lock-wait): parallel sweep chunks then queue behind the first one's export instead of dying on
+# its lock (ExportBusy). Measured 2026-12-01 on 2 busy cores: the three MTCNN nets alone 39 s
+# without the Node check; the face models take about a minute each; 20 minutes leaves room.
+BUNDLE_LOCK_WAIT_S = 1200.0
+
+
+def ensure_bundle(quantize: str, log=print, lock_wait: float = BUNDLE_LOCK_WAIT_S) -> Path:
     """bench/results/bundle-<quantize>/ of the shipped models, kept current by convert/to_tfjs.py.
 
     The exporter is run every time: it skips the conversion in about a second when the bundle's
     build key (models, options, code, tool versions) is unchanged, and rebuilds what changed (about
     a minute per model) - a bundle left from older shipped models would otherwise time or compare
-    other models than the Python side loads. Raises ValueError for an unknown precision,
-    RuntimeError when the export fails."""
+    other models than the Python side loads. Logs one line before it starts (a rebuild is minutes
+    of silence otherwise) and one after: "up to date (build key ...)" or what was rebuilt. The
+    exporter logs to STDERR (facepack/export/bundle.py main_log); both streams are read.
+
+    Another process writing the same bundle (a parallel bench or sweep chunk) is waited for up to
+    ``lock_wait`` seconds (--lock-wait), then RuntimeError.
+
+    Which code the key covers: the WORKING TREE's exporter/spec/model sources (bundle.KEY_SOURCES),
+    the exporter's own build key, deliberately not the last commit. Keying on committed code would
+    mean exporting from a `git archive HEAD` copy, i.e. a bundle of other code than the Python
+    reference the same bench imports from this tree (and without untracked files the export needs).
+    So edits to those sources rebuild the bundle; a bench that must not see that (a long sweep) runs
+    from a clean clone. What a results JSON should record is ``bundle_record``: the key and which
+    of its sources differ from HEAD; bench_parity --merge refuses chunks whose keys differ.
+    Raises ValueError for an unknown precision, RuntimeError when the export fails."""
     if quantize not in PRECISIONS:
         raise ValueError(f"--quantize must be one of {sorted(PRECISIONS)}, got {quantize!r}")
     out = bundle_dir(quantize)
+    name = PRECISIONS[quantize]
     cmd = [sys.executable, str(ROOT / "convert" / "to_tfjs.py"), "--beauty", str(SHIPPED["beauty"]),
-           "--keypoints", str(SHIPPED["keypoints"]), "--quantize", quantize, "--out", str(out)]
+           "--keypoints", str(SHIPPED["keypoints"]), "--quantize", quantize, "--out", str(out),
+           "--lock-wait", f"{lock_wait:g}"]
+    log(f"{name} bundle of the shipped models: checking {_show(out)} with convert/to_tfjs.py "
+        "(rebuilt when models, code or tool versions changed: that may take a minute or more)")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    last = (proc.stdout.strip().splitlines() or [""])[-1]
-    if "up to date" not in last:
-        log(f"{PRECISIONS[quantize]} bundle of the shipped models: {last}")
+    log(f"{name} bundle: {export_outcome(proc.stderr + chr(10) + proc.stdout)}")
     return out
+
+
+def _show(path: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def export_outcome(text: str) -> str:
+    """One line saying what convert/to_tfjs.py did, from its log (bundle.build_bundle's messages):
+    "up to date (build key K)", "rebuilt M1, M2 (reusing S): wrote ... in N s", plus the wait for
+    another export when there was one; else its last line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    waited = next((ln for ln in lines if ln.startswith("waiting up to ")), None)
+    tail = f" (after {waited})" if waited else ""
+    same = next((ln for ln in lines if " is up to date (build key " in ln), None)
+    if same is not None:
+        return f"up to date (build key {same.split('(build key ', 1)[1].split(':', 1)[0].strip()}){tail}"
+    wrote = next((ln for ln in reversed(lines) if ln.startswith("wrote ")), None)
+    if wrote is not None:
+        converted = [ln[len("converting "):].rstrip(" .") for ln in lines if ln.startswith("converting ")]
+        reused = next((ln[len("reusing "):].split(" from ", 1)[0] for ln in lines if ln.startswith("reusing ")), None)
+        what = ", ".join(converted) or "?"
+        return f"rebuilt {what}{f' (reusing {reused})' if reused else ''}: {wrote}{tail}"
+    return (lines[-1] if lines else "convert/to_tfjs.py said nothing") + tail
+
+
+def bundle_record(out: Path) -> dict:
+    """What a results JSON records about the bundle it ran: {"dir", "build_key" (its manifest's
+    build key, None when absent), "sets" (the key per model set), "code_modified": the paths of the
+    key's sources (bundle.KEY_SOURCES) and of models/shipped that differ from HEAD (untracked
+    included; None outside a git checkout)}. Two results with the same build_key ran the same
+    converted models built from the same sources."""
+    from facepack.export.bundle import KEY_SOURCES
+
+    try:
+        build = json.loads((Path(out) / "manifest.json").read_text()).get("build") or {}
+    except (OSError, ValueError):
+        build = {}
+    proc = None
+    try:
+        proc = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *KEY_SOURCES, "models/shipped"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    modified = ([ln[3:] for ln in proc.stdout.splitlines() if ln.strip()]
+                if proc is not None and proc.returncode == 0 else None)
+    return {"dir": _show(out), "build_key": build.get("key"), "sets": build.get("sets"), "code_modified": modified}
+
+
+def bundle_key(out: Path) -> str | None:
+    """The build key in the bundle's manifest now (None when absent or unreadable)."""
+    try:
+        return (json.loads((Path(out) / "manifest.json").read_text()).get("build") or {}).get("key")
+    except (OSError, ValueError):
+        return None
 
 
 def load_photo(name: str):
