@@ -18,3 +18,12 @@ def test_reused_buffer_gives_the_same_patches_bit_for_bit():
     assert [c["reused"] for c in cases] == [False, True, True, True]
     assert all(c["values"] == 2 * 12 * 24 * 24 * 3 + 12 * 48 * 48 * 3 for c in cases)
     assert [c["differing"] for c in cases] == [DIFFERING_VALUES] * len(PHOTOS)
+
+
+def test_a_release_after_release_spare_buffers_keeps_nothing():
+    """releaseSpareBuffers() (analyzer.dispose()) while a patcher's integral image is in use: its
+    release() afterwards drops the table instead of refilling the module-level spare buffer (the
+    memory dispose freed stayed held); the next photo's patcher hands its buffer on as before."""
+    h, w = PHOTOS[0]
+    out = run_node("area_patches_reuse.mjs", {"seed": 7, "cases": [[h, w]]}, timeout=120)
+    assert out["release_after_drop"] == {"spare_bytes": 0, "next_photo_spare_bytes": (h + 1) * (w + 1) * 3 * 8}, out

@@ -4,14 +4,17 @@
  * buffer that a released patcher of another photo (another size, other values) left behind, as a
  * camera loop does, and when a released patcher is used again.
  *
- *   node tests/js/area_patches_reuse.mjs JOB.json  ->  {cases: [{reused, differing, values}]}
+ *   node tests/js/area_patches_reuse.mjs JOB.json  ->  {cases: [{reused, differing, values}],
+ *     release_after_drop: {spare_bytes, next_photo_spare_bytes}}
  *
  * JOB: {seed, cases: [[height, width], ...]} photos made here from the seed (grey levels
  * 0..255 and a pad value), 12 boxes each (inside, straddling and outside the photo), sizes 24, 48.
  */
 import { readFileSync } from 'node:fs';
 
-import { AreaPatcher, integralImage } from '../../static/facepack/ops/area_patches.js';
+import {
+  AreaPatcher, integralImage, releaseSpareBuffers, spareBufferBytes,
+} from '../../static/facepack/ops/area_patches.js';
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 let seed = job.seed;
@@ -54,4 +57,20 @@ for (const [h, w] of job.cases) {
   previous = table;
   cases.push({ reused, differing, values });
 }
-process.stdout.write(JSON.stringify({ cases }));
+
+// releaseSpareBuffers() (analyzer.dispose()) while a patcher's table is in use: that patcher's
+// release() afterwards must not refill the spare buffer (the memory dispose meant to free), and
+// the next photo's patcher still hands its buffer on as before.
+const [h, w] = job.cases[0];
+const pixels = new Float32Array(h * w * 3).map(() => Math.floor(random() * 256));
+const inUse = new AreaPatcher(pixels, h, w, 3, 0);
+inUse.patches([[0, 0, w / 2, h / 2]], 24);
+releaseSpareBuffers();
+inUse.release();
+const afterDrop = spareBufferBytes();
+const next = new AreaPatcher(pixels, h, w, 3, 0);
+next.patches([[0, 0, w / 2, h / 2]], 24);
+next.release();
+process.stdout.write(JSON.stringify({
+  cases, release_after_drop: { spare_bytes: afterDrop, next_photo_spare_bytes: spareBufferBytes() },
+}));

@@ -87,9 +87,10 @@ export function areaAxis(start, stop, size, length) {
  * One spare integral-image buffer, handed from a released AreaPatcher to the next one (a camera
  * loop's photos share one: allocating and first touching 30 MB of float64 for a 1280 x 996 photo
  * costs about as much as filling it). Only a released patcher's buffer is kept, so two patchers
- * never share memory.
+ * never share memory. A table taken before the last releaseSpareBuffers() is not kept (`drops`).
  */
 let spare = null;
+let drops = 0; // releaseSpareBuffers() calls so far
 
 function takeBuffer(length) {
   if (spare && spare.buffer.byteLength >= length * Float64Array.BYTES_PER_ELEMENT) {
@@ -107,6 +108,7 @@ function takeBuffer(length) {
  */
 export function releaseSpareBuffers() {
   spare = null;
+  drops += 1; // a patcher in use now (an analyze() still running) drops its table on release()
 }
 
 /** Bytes held by the spare integral-image buffer (0 when none): for leak tests. */
@@ -123,6 +125,7 @@ export class AreaPatcher {
   constructor(pixels, height, width, channels, padValue) {
     Object.assign(this, { pixels, height, width, channels, padValue });
     this.table = null;
+    this.drops = drops; // releaseSpareBuffers() calls when its table was built (release keeps it only if none since)
   }
 
   /**
@@ -130,7 +133,8 @@ export class AreaPatcher {
    * patches() call rebuilds it). Optional; without it the garbage collector frees it.
    */
   release() {
-    if (this.table && (!spare || spare.buffer.byteLength < this.table.buffer.byteLength)) spare = this.table;
+    const kept = this.table && this.drops === drops; // not after releaseSpareBuffers (dispose) freed the spare
+    if (kept && (!spare || spare.buffer.byteLength < this.table.buffer.byteLength)) spare = this.table;
     this.table = null;
   }
 
@@ -143,6 +147,7 @@ export class AreaPatcher {
     if (!this.table) {
       const length = (this.height + 1) * (this.width + 1) * this.channels;
       this.table = integralImage(this.pixels, this.height, this.width, this.channels, this.padValue, takeBuffer(length));
+      this.drops = drops;
     }
     const { table, channels: C, padValue: pad } = this;
     const rowLen = (this.width + 1) * C;
