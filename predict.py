@@ -105,8 +105,11 @@ HEATMAP_KINDS = ("gradcam", "guided")
 ACCESSORIES = ("sunglasses", "hat")  # = facepack.accessories.ACCESSORIES (checked in tests; no TF import for --help)
 VIDEO_SHEET_FACES = 24  # face crops (faces/, contact sheet) kept per video: memory and files stay bounded
 NEW_FACE_MAX_IOU = 0.3  # a video face whose box overlaps every box of the previous frame less is a new face
-OPTION_KEYS = ("heatmap", "overlay", "max_faces", "min_face_size", "min_confidence", "min_box_size", "max_pixels", "detector",
-               "every", "max_frames")
+# results.jsonl's header / results.json "options": min_face_size (detector pyramid start, detection-image
+# px), min_confidence, min_box_size (filter, photo px) and mirror_keypoints as applied (defaults filled
+# in); the page's JSON "settings" uses the same names (static/app.js downloadJson). max_faces null: all.
+OPTION_KEYS = ("heatmap", "overlay", "max_faces", "min_face_size", "min_confidence", "min_box_size", "mirror_keypoints",
+               "max_pixels", "detector", "every", "max_frames")
 
 
 class UsageError(ValueError):
@@ -241,8 +244,21 @@ def make_out(args) -> Path:
     return out
 
 
+def effective_options(options: dict) -> dict:
+    """``options`` with the analysis settings left unset (None; absent in a results.jsonl header written
+    before they were recorded so) given the values the pipeline applies (spec.MTCNN, spec.FACE_FILTER,
+    spec.KEYPOINTS; facepack/pipeline.py:analyze and facepack/detect/haar.py use the same defaults)."""
+    from facepack import spec
+
+    defaults = {"min_face_size": spec.MTCNN["min_face_size_px"], "min_confidence": spec.FACE_FILTER["min_confidence"],
+                "min_box_size": spec.FACE_FILTER["min_box_size_px"],
+                "mirror_keypoints": bool(spec.KEYPOINTS["mirror_average"])}
+    return {**options, **{key: value for key, value in defaults.items() if options.get(key) is None}}
+
+
 def run_options(args) -> dict:
-    return {key: getattr(args, key) for key in OPTION_KEYS}
+    """The options recorded in results.jsonl and results.json (OPTION_KEYS), as applied."""
+    return effective_options({key: getattr(args, key, None) for key in OPTION_KEYS})
 
 
 # --- Inputs ---------------------------------------------------------------------------------
@@ -387,6 +403,8 @@ def check_same_run(jsonl_path: Path, old_header: dict | None, header: dict) -> N
         return
     for key in ("models", "options"):
         old, new = old_header.get(key) or {}, header[key]
+        if key == "options":  # a batch begun before the defaults were recorded (null, no mirror_keypoints)
+            old = effective_options(old)
         if old != new:
             diff = "; ".join(f"{k}: {old.get(k)} (recorded) vs {new.get(k)} (now)"
                              for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
@@ -432,9 +450,12 @@ class BatchWriter:
 
 
 def analyze_options(args) -> dict:
-    """FacePipeline.analyze keyword arguments from the command line (photos and video frames alike)."""
-    return {"heatmaps": args.heatmap is not None, "max_faces": args.max_faces, "min_face_size": args.min_face_size,
-            "min_confidence": args.min_confidence, "min_box_size": args.min_box_size}
+    """FacePipeline.analyze keyword arguments from the command line (photos and video frames alike): the
+    values run_options records."""
+    options = run_options(args)
+    return {"heatmaps": args.heatmap is not None,
+            **{key: options[key] for key in ("max_faces", "min_face_size", "min_confidence", "min_box_size",
+                                             "mirror_keypoints")}}
 
 
 def analyse_photo(pipe, path: Path, display: str, args) -> dict:

@@ -118,8 +118,10 @@ def test_bad_numbers_are_usage_errors(predict, tmp_path, capsys):
     assert "--min-box-size" in capsys.readouterr().err
 
 
-def test_face_filter_flags_reach_the_pipeline(predict, tmp_path, monkeypatch):
-    """--min-confidence / --min-box-size become analyze(min_confidence=, min_box_size=) (spec.FACE_FILTER)."""
+@pytest.fixture()
+def fake_pipe(monkeypatch, tmp_path):
+    """FacePipeline replaced by one that records analyze()'s keyword arguments and finds no face;
+    returns (seen kwargs, an 8x8 photo)."""
     seen = {}
 
     class Pipe:
@@ -135,12 +137,61 @@ def test_face_filter_flags_reach_the_pipeline(predict, tmp_path, monkeypatch):
 
     monkeypatch.setattr("facepack.pipeline.FacePipeline", Pipe)  # predict.run imports it when it runs
     photo = tmp_path / "p.png"
-    from PIL import Image
-
     Image.new("RGB", (8, 8)).save(photo)
+    return seen, photo
+
+
+def test_face_filter_flags_reach_the_pipeline(predict, tmp_path, fake_pipe):
+    """--min-confidence / --min-box-size become analyze(min_confidence=, min_box_size=) (spec.FACE_FILTER)."""
+    seen, photo = fake_pipe
     assert predict.main([str(photo), "--out", str(tmp_path / "out"), "--min-confidence", "0.5",
                          "--min-box-size", "33"]) == 0
     assert (seen["min_confidence"], seen["min_box_size"]) == (0.5, 33.0)
+
+
+def _header_options(out: Path) -> dict:
+    return json.loads((out / "results.jsonl").read_text().splitlines()[0])["options"]
+
+
+def test_recorded_options_are_the_values_applied(predict, tmp_path, fake_pipe):
+    """results.jsonl's header and results.json record min_face_size (detector, detection-image px),
+    min_confidence, min_box_size (filter, photo px) and mirror_keypoints as the pipeline applies them:
+    the defaults when not given (they were null, and mirror_keypoints was not recorded), under the
+    names the page's JSON "settings" uses (test_page checks its side); analyze() gets the same values."""
+    from facepack import spec
+
+    seen, photo = fake_pipe
+    defaults = {"min_face_size": spec.MTCNN["min_face_size_px"], "min_confidence": spec.FACE_FILTER["min_confidence"],
+                "min_box_size": spec.FACE_FILTER["min_box_size_px"], "mirror_keypoints": spec.KEYPOINTS["mirror_average"]}
+    assert isinstance(defaults["mirror_keypoints"], bool)
+    assert predict.main([str(photo), "--out", str(tmp_path / "plain")]) == 0
+    options = _header_options(tmp_path / "plain")
+    assert {k: options[k] for k in defaults} == defaults, options
+    assert json.loads((tmp_path / "plain" / "results.json").read_text())["options"] == options
+    assert {k: seen[k] for k in defaults} == defaults
+    assert options["max_faces"] is None  # no limit: every face
+    assert predict.main([str(photo), "--out", str(tmp_path / "set"), "--min-face-size", "48", "--min-confidence",
+                         "0.5", "--min-box-size", "33"]) == 0
+    options = _header_options(tmp_path / "set")
+    assert {k: options[k] for k in defaults} == {**defaults, "min_face_size": 48.0, "min_confidence": 0.5,
+                                                 "min_box_size": 33.0}
+    assert {k: seen[k] for k in defaults} == {k: options[k] for k in defaults}
+
+
+def test_resume_accepts_a_header_with_unrecorded_defaults(predict, tmp_path, fake_pipe):
+    """A batch begun before the defaults were recorded (null min_* and no mirror_keypoints in its
+    header) resumes with the same arguments; a recorded value that differs is still refused by name."""
+    _, photo = fake_pipe
+    out = tmp_path / "out"
+    assert predict.main([str(photo), "--out", str(out)]) == 0
+    header = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    old = {**header, "options": {**header["options"], "min_face_size": None, "min_confidence": None,
+                                 "min_box_size": None}}
+    del old["options"]["mirror_keypoints"]
+    predict.check_same_run(out / "results.jsonl", old, header)  # no UsageError
+    old["options"]["min_box_size"] = 10.0
+    with pytest.raises(predict.UsageError, match=r"min_box_size: 10.0 \(recorded\) vs 20"):
+        predict.check_same_run(out / "results.jsonl", old, header)
 
 
 def test_help_explains(predict, capsys):
