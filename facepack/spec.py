@@ -35,6 +35,18 @@ RESIZE_HALF_PIXEL_CENTERS = True
 # and WebGL (which keeps the colour) gives the same after the rule. So this rule is the one
 # every decode path can reproduce exactly.
 ALPHA_RULE = "premultiply"
+# 16-bit samples (PNG bit depth 16: grey, grey + alpha, RGB, RGBA; 16-bit arrays): each sample v
+# (0..65535) becomes its high byte, v >> 8 (floor(v / 256)), before ALPHA_RULE (which then sees
+# 8-bit colour and alpha). Why not round(v / 257): Chromium (150; createImageBitmap with the
+# page's options, <img>, canvas getImageData, WebGL texImage2D) keeps the high byte on every path
+# and cannot be told otherwise, and so does PIL for 16-bit RGB, RGBA and grey + alpha PNGs. Measured
+# on 64 x 32 random 16-bit PNGs of each colour type (every high byte with low bytes 7F, 80, FF):
+# Chromium == v >> 8 for every value, colour under alpha 0 included (WebGL); pngjs's default
+# (round(v * 255 / 65535)) differed in 1335-1441 of 6144 values (23 %; up to 2 levels after
+# the alpha rule), as did load_rgb's old rounding of 16-bit grey (PIL "I;16"). facepack/data/
+# images.py (I;16 and uint16 arrays), npm/decode.js (pngjs skipRescale, then >> 8) follow it;
+# tests/test_alpha_decode.py checks Python, npm's readImageFile and Chromium on the same files.
+SIXTEEN_BIT_RULE = "high_byte"
 # PNG integrity (facepack/data/png_check.py): a PNG with a chunk that fails its CRC, or that ends
 # inside a chunk, is refused on both sides with the same words (Python's PIL and Chromium each
 # refuse only some such files, and not the same ones).
@@ -368,6 +380,7 @@ def spec_dict() -> dict:
         "landmarks5": list(LANDMARKS5),
         "face_filter": dict(FACE_FILTER),
         "alpha_rule": ALPHA_RULE,
+        "sixteen_bit_rule": SIXTEEN_BIT_RULE,
         "png_checksums": PNG_CHECKSUMS,
         "crop": {"pad_value": CROP_PAD_VALUE, "method": CROP_METHOD, "downscale": CROP_DOWNSCALE},
         "beauty": {k: v for k, v in BEAUTY.items()},

@@ -2,7 +2,8 @@
  * Image files in Node, decoded without native dependencies (pngjs; JPEG by libjpeg-turbo's decoder
  * as mozjpeg in WebAssembly, @jsquash/jpeg: the same pixels as PIL and the browsers), as
  * facepack/data/images.py:load_rgb reads them: PNG (any colour type and bit depth; alpha kept,
- * composited onto black by the pipeline's spec.alpha_rule) and baseline/progressive JPEG, with
+ * composited onto black by the pipeline's spec.alpha_rule; 16-bit samples by spec.sixteen_bit_rule,
+ * their high byte, as PIL and Chromium decode them) and baseline/progressive JPEG, with
  * the EXIF orientation applied (JPEG APP1 and PNG eXIf, as PIL's exif_transpose) and PNGs with a
  * damaged chunk refused (lib/png.js, spec.png_checksums). Other formats: decode them yourself and
  * pass {data, width, height}.
@@ -84,6 +85,23 @@ export function jpegProblem(bytes) {
     if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) return null;
   }
   return 'the file is truncated: no end-of-image marker after the image data';
+}
+
+/** Offset of a PNG's bit depth: signature (8), IHDR length and type (8), width and height (8). */
+const PNG_BIT_DEPTH_AT = 24;
+
+/**
+ * spec.sixteen_bit_rule "high_byte": 16-bit PNG samples (pngjs with skipRescale) -> v >> 8, what
+ * Chromium (every decode path) and PIL (16-bit RGB, RGBA, grey + alpha) give and
+ * facepack/data/images.py applies to 16-bit grey. pngjs alone rounds (v * 255 / 65535): 1 level
+ * off for 23 % of random samples (2 after the alpha rule; tests/test_alpha_decode.py).
+ * @param {Uint16Array} samples
+ * @returns {Uint8Array}
+ */
+function highBytes(samples) {
+  const out = new Uint8Array(samples.length);
+  for (let i = 0; i < samples.length; i++) out[i] = samples[i] >>> 8;
+  return out;
 }
 
 /** An Error with a one-line message and err.code (the codes the page's analysis worker uses). */
@@ -191,8 +209,12 @@ export async function decodeImage(bytes, name = `<${bytes.length} bytes>`) {
     if (startsWith(bytes, PNG_SIGNATURE)) {
       const problem = pngProblem(bytes);
       if (problem) throw new Error(problem);
-      const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      image = { data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length), width: png.width, height: png.height };
+      // IHDR comes first (pngProblem has walked the chunks; pngjs refuses a PNG without it there)
+      const sixteen = bytes[PNG_BIT_DEPTH_AT] === 16;
+      const png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { skipRescale: sixteen });
+      if (sixteen !== (png.depth === 16)) throw new Error(`PNG bit depth ${png.depth} where its header says ${bytes[PNG_BIT_DEPTH_AT]}`);
+      const data = sixteen ? highBytes(png.data) : new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length);
+      image = { data, width: png.width, height: png.height };
     } else if (startsWith(bytes, JPEG_SOI)) {
       const problem = jpegProblem(bytes);
       if (problem) throw new Error(problem);

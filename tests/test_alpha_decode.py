@@ -11,6 +11,12 @@ static/facepack/png.js). Checked here:
   to the library), its camera-frame path (bitmap -> 2D canvas -> getImageData -> {data, width,
   height} to the library), an <img> and a canvas all give Python's load_rgb pixels exactly,
   on the cpu, wasm and (SwiftShader) webgl backends; damaged PNGs are refused with Python's words.
+- 16-bit PNGs (grey, grey + alpha, RGB, RGBA with zero and partial alpha): spec.SIXTEEN_BIT_RULE
+  "high_byte", each sample v -> v >> 8, then the alpha rule, in Python, npm's readImageFile
+  (npm/decode.js, pngjs) and Chromium; the samples' low bytes straddle 0x80, where the high
+  byte and round(v / 257) differ;
+- npm's readImageFile (npm/decode.js with lib/png.js, laid out as in the package) gives Python's
+  pixels for the transparent and 16-bit PNGs and refuses the damaged ones with Python's words.
 (tests/test_page.py drives the real page with the same files.)
 """
 
@@ -29,8 +35,8 @@ from PIL import Image
 from facepack import spec
 from facepack.data.images import ImageDecodeError, load_rgb
 from facepack.data.png_check import png_problem
-from jsharness import (WEBGL_ARGS, chromium_page, chromium_ready, node_ready, page_html, playwright_session, run_node,
-                       static_server, wait_for_global)
+from jsharness import (NODE_MODULES, ROOT, WEBGL_ARGS, chromium_page, chromium_ready, node_ready, page_html,
+                       playwright_session, run_node, static_server, wait_for_global)
 
 FULLY_TRANSPARENT = 0
 RNG = np.random.default_rng(12)
@@ -80,6 +86,63 @@ def transparent_pngs(astronaut: np.ndarray) -> dict:
             "partly_transparent": png_bytes(Image.fromarray(np.dstack([colours, alpha]), "RGBA")),
             "grey_alpha": png_bytes(Image.fromarray(grey, "LA")),
             "palette_transparent": png_bytes(palette, transparency=0)}
+
+
+# 16-bit PNGs: colour type -> channels (grey, RGB, grey + alpha, RGBA)
+COLOUR_TYPES_16 = {"grey16": (0, 1), "rgb16": (2, 3), "grey_alpha16": (4, 2), "rgba16": (6, 4)}
+HIGH_BYTE_SHIFT = 8  # spec.SIXTEEN_BIT_RULE "high_byte": v -> v >> 8
+
+
+def png16(samples: np.ndarray, colour_type: int) -> bytes:
+    """(H, W, C) uint16 samples -> a 16-bit PNG (filter 0); PIL writes no 16-bit colour PNGs."""
+    h, w = samples.shape[:2]
+    raw = b"".join(b"\x00" + samples[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def samples16(channels: int, rng: np.random.Generator, h: int = 32, w: int = 64) -> np.ndarray:
+    """Random 16-bit samples; the first 768 of each image are every high byte with low bytes 7F,
+    80 and FF (where v >> 8 and round(v / 257) part); alpha rows 0-3 zero, 4-7 under 256 (high
+    byte 0), 8-11 opaque, the rest random."""
+    v = rng.integers(0, 65536, (h, w, channels), dtype=np.int64)
+    flat = v.reshape(-1)
+    hi = np.arange(256) << HIGH_BYTE_SHIFT
+    flat[:768] = np.concatenate([hi + 0x7F, hi + 0x80, hi + 0xFF])
+    if channels in (2, 4):
+        a = v[..., -1]
+        a[:4] = 0
+        a[4:8] = rng.integers(0, 256, (4, w))
+        a[8:12] = 65535
+    return v.astype(np.uint16)
+
+
+def eight_bit(samples: np.ndarray, to8) -> np.ndarray:
+    """The (H, W, 3) uint8 pixels of 16-bit samples under a 16 -> 8 bit rule, then spec.ALPHA_RULE."""
+    v = to8(samples)
+    if v.shape[2] in (1, 2):  # grey (+ alpha) -> RGB (+ alpha)
+        v = np.concatenate([np.repeat(v[..., :1], 3, axis=2), v[..., 1:]], axis=2)
+    return spec.premultiply_alpha(v) if v.shape[2] == 4 else v
+
+
+def high_byte(samples):
+    return (samples >> HIGH_BYTE_SHIFT).astype(np.uint8)
+
+
+def rounded(samples):  # pngjs's own rescale, floor(v * 255 / 65535 + 0.5): the rule not chosen
+    return np.floor(samples.astype(np.float64) * 255 / 65535 + 0.5).astype(np.uint8)
+
+
+SAMPLES16 = {name: samples16(channels, np.random.default_rng(16 + ct)) for name, (ct, channels) in COLOUR_TYPES_16.items()}
+
+
+@pytest.fixture(scope="module")
+def pngs16() -> dict:
+    return {name: png16(SAMPLES16[name], COLOUR_TYPES_16[name][0]) for name in COLOUR_TYPES_16}
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +205,21 @@ def test_python_refuses_every_damaged_png(damaged):
             load_rgb(data, name=f"{name}.png")
 
 
+@pytest.mark.parametrize("name", list(COLOUR_TYPES_16))
+def test_python_takes_the_high_byte_of_16_bit_pngs(pngs16, name):
+    want = eight_bit(SAMPLES16[name], high_byte)
+    # the files tell the rules apart: rounding would give other pixels
+    assert np.count_nonzero(want != eight_bit(SAMPLES16[name], rounded)) > 1000
+    np.testing.assert_array_equal(load_rgb(pngs16[name]), want)
+    if name != "grey_alpha16":  # (in-memory arrays: HxW, HxWx1, x3 or x4)
+        np.testing.assert_array_equal(load_rgb(SAMPLES16[name]), want)
+    if name == "rgba16":
+        assert want[:4].max() == 0 and want[4:8].max() == 0  # alpha 0, and alpha under 256 (high byte 0): black
+
+
 def test_the_rules_are_in_the_manifest_spec():
     d = spec.spec_dict()
-    assert (d["alpha_rule"], d["png_checksums"]) == ("premultiply", "refuse")
+    assert (d["alpha_rule"], d["png_checksums"], d["sixteen_bit_rule"]) == ("premultiply", "refuse", "high_byte")
 
 
 # --- Node: png.js words ---------------------------------------------------------------------
@@ -170,6 +245,72 @@ def test_png_js_gives_pythons_words(damaged, pngs, tmp_path):
     for name, data in files.items():
         assert out[name] == png_problem(data), name
     assert out["bad_type"] is not None and out["not_png"] is None
+
+
+# --- Node: npm's readImageFile (npm/decode.js) --------------------------------------------------
+NPM_DECODE = """
+import { readFileSync, writeFileSync } from 'node:fs';
+import { readImageFile } from './decode.js';
+const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const out = {};
+for (const [name, path] of Object.entries(job.paths)) {
+  try {
+    const im = await readImageFile(path);
+    writeFileSync(path + '.rgba', im.data);
+    out[name] = { width: im.width, height: im.height };
+  } catch (err) { out[name] = { code: err.code, message: err.message }; }
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+@pytest.fixture(scope="module")
+def npm_runs(pngs, pngs16, damaged, tmp_path_factory) -> dict:
+    """{name: (RGBA (H, W, 4) uint8 | {code, message})} from npm's readImageFile on every test PNG.
+
+    npm/decode.js and static/facepack/png.js laid out as the package has them (decode.js,
+    lib/png.js; facepack/export/npm.py), pngjs from the repository's node_modules."""
+    ok, why = node_ready()
+    if not ok:
+        pytest.skip(why)
+    if not (NODE_MODULES / "pngjs" / "package.json").is_file():
+        pytest.skip(f"{NODE_MODULES / 'pngjs'} is missing (run npm ci)")
+    root = tmp_path_factory.mktemp("npm_decode")
+    (root / "lib").mkdir()
+    (root / "decode.js").write_text((ROOT / "npm" / "decode.js").read_text())
+    (root / "lib" / "png.js").write_text((ROOT / "static" / "facepack" / "png.js").read_text())
+    (root / "node_modules").symlink_to(NODE_MODULES, target_is_directory=True)
+    (root / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    (root / "run.mjs").write_text(NPM_DECODE)
+    paths = {}
+    for name, data in {**pngs, **pngs16, **damaged}.items():
+        (root / f"{name}.png").write_bytes(data)
+        paths[name] = str(root / f"{name}.png")
+    out = run_node(root / "run.mjs", {"paths": paths})
+    for name, info in out.items():
+        if "width" in info:
+            out[name] = np.fromfile(paths[name] + ".rgba", np.uint8).reshape(info["height"], info["width"], 4)
+    return out
+
+
+def test_npm_reads_pythons_pixels(npm_runs, pngs, pngs16):
+    for name, data in {**pngs, **pngs16}.items():
+        got = npm_runs[name]
+        assert isinstance(got, np.ndarray), f"{name}: {got}"
+        np.testing.assert_array_equal(spec.premultiply_alpha(got), load_rgb(data), err_msg=name)
+    for name in pngs16:  # (and not pngjs's own rounding)
+        np.testing.assert_array_equal(spec.premultiply_alpha(npm_runs[name]), eight_bit(SAMPLES16[name], high_byte))
+
+
+def test_npm_refuses_damaged_pngs_with_pythons_words(npm_runs, damaged):
+    np.testing.assert_array_equal(npm_runs["good"][..., :3], load_rgb(damaged["good"]))
+    for name, data in damaged.items():
+        if name == "good":
+            continue
+        got = npm_runs[name]
+        assert isinstance(got, dict), f"{name} was decoded"
+        assert got["code"] == "corrupt-image", (name, got)
+        assert got["message"].endswith(f"/{name}.png: not a readable image ({png_problem(data)})"), (name, got)
 
 
 def spec_root():
@@ -235,12 +376,12 @@ window.pageReady = true;
 
 
 @pytest.fixture(scope="module")
-def browser_runs(pngs, damaged) -> dict:
+def browser_runs(pngs, pngs16, damaged) -> dict:
     ok, why = chromium_ready()
     if not ok or not node_ready()[0]:
         pytest.skip(why or node_ready()[1])
     enc = lambda d: {k: base64.b64encode(v).decode() for k, v in d.items()}  # noqa: E731
-    job = {"spec": spec.spec_dict(), "pngs": enc(pngs), "damaged": enc({k: v for k, v in damaged.items() if k != "good"})}
+    job = {"spec": spec.spec_dict(), "pngs": enc({**pngs, **pngs16}), "damaged": enc({k: v for k, v in damaged.items() if k != "good"})}
     runs = {}
     with static_server(pages={"/decode.html": page_html(DECODE_PAGE)}) as base, playwright_session() as p:
         for backend, webgl in (("wasm", False), ("cpu", False), ("webgl", True)):
@@ -252,13 +393,13 @@ def browser_runs(pngs, damaged) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["wasm", "cpu", "webgl"])
-def test_browser_decodes_pythons_pixels(browser_runs, pngs, backend):
+def test_browser_decodes_pythons_pixels(browser_runs, pngs, pngs16, backend):
     run = browser_runs[backend]
     if backend == "webgl" and run["backend"] != "webgl":
         pytest.skip(f"WebGL did not start in this Chromium (got {run['backend']})")
     assert run["backend"] == backend and run["tensors"] == 0
     assert not [e for e in run["errors"] if "404" not in e], run["errors"]  # (a 404: the favicon)
-    for name, data in pngs.items():
+    for name, data in {**pngs, **pngs16}.items():
         want = load_rgb(data).astype(np.int32).ravel()
         for path, got in run["pixels"][name].items():
             assert not got.startswith("not"), f"{backend} {name} via {path}: {got}"

@@ -8,7 +8,10 @@
  * Alpha: every input with an alpha channel is composited onto black by the manifest's
  * spec.alpha_rule ("premultiply": colour c -> round(c * alpha / 255), facepack/spec.py:
  * premultiply_alpha), the one rule every browser decode path reproduces exactly (a canvas keeps
- * colour premultiplied). PNG files with a damaged chunk are refused (png.js, spec.png_checksums).
+ * colour premultiplied). 16-bit PNG samples become their high byte (spec.sixteen_bit_rule
+ * "high_byte"): what Chromium's decoder gives on every path (createImageBitmap, <img>, canvas,
+ * WebGL; measured, facepack/spec.py), so nothing here changes them. PNG files with a damaged
+ * chunk are refused (png.js, spec.png_checksums).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -47,6 +50,10 @@ function premultiplyTensor(rgba) {
 function checkAlphaRule(spec) {
   if (spec.alpha_rule !== 'premultiply') {
     throw new Error(`manifest spec.alpha_rule: only "premultiply" is implemented, got ${JSON.stringify(spec.alpha_rule)} (re-export the bundle with convert/to_tfjs.py)`);
+  }
+  // absent in manifests written before the rule was named: the browser decoded 16-bit PNGs the same way
+  if (spec.sixteen_bit_rule !== undefined && spec.sixteen_bit_rule !== 'high_byte') {
+    throw new Error(`manifest spec.sixteen_bit_rule: only "high_byte" is implemented, got ${JSON.stringify(spec.sixteen_bit_rule)} (re-export the bundle with convert/to_tfjs.py)`);
   }
 }
 
