@@ -208,7 +208,8 @@ function onWorkerGone() {
   drawView();
   if (!page.started) { // the models were never loaded in it (they cannot be): decoding only
     createWorker();
-    showMessage('error', 'worker-stopped', `${page.workerLost}. A new one was started.`);
+    showMessage('error', 'worker-stopped', `${page.workerLost}. A new one was started`, page.workerStopped
+      ? ' (it shows photos; the models are not loaded: reload the page, or choose another backend).' : '.');
     page.workerLost = null;
     return;
   }

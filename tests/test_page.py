@@ -480,9 +480,10 @@ def test_a_worker_is_restarted_again_after_each_good_restart_60_s_apart(browser,
     """Worker supervision over several deaths (static/app.js onWorkerGone): a ready worker that
     dies is restarted; one that dies again more than 60 s after that good restart is detected and
     restarted too; one that dies within 60 s of a restart is not (state error, one line saying to
-    reload or choose another backend). Choosing a backend then loads the models and the page
-    supervises that worker again (workerStopped is cleared: it was left set for good before), so
-    its death 60 s on is restarted as well."""
+    reload or choose another backend; the decoding-only worker it keeps dying as well still says
+    so: it used to say only "A new one was started."). Choosing a backend then loads the models and
+    the page supervises that worker again (workerStopped is cleared: it was left set for good
+    before), so its death 60 s on is restarted as well."""
     context = browser.new_context()
     context.add_init_script(CLOCK_OFFSET_SCRIPT)
     try:
@@ -514,6 +515,10 @@ def test_a_worker_is_restarted_again_after_each_good_restart_60_s_apart(browser,
         pg.wait_for_timeout(500)  # a restart would have begun by now
         assert pg.evaluate("document.body.dataset.state") == "error" and message(pg)["seq"] == gave_up["seq"]
         assert pg.evaluate(supervision)["stopped"] is True
+        before = _kill_worker(pg)  # the decoding-only worker it kept dies too: still says the way out
+        decoding = _after(pg, before, "worker-stopped", WORKER_GONE_S)
+        assert "A new one was started" in decoding["text"] and "choose another backend" in decoding["text"], decoding
+        assert pg.evaluate("document.body.dataset.state") == "error"
 
         before = message(pg)["seq"]
         pg.select_option("#backend-select", "cpu")  # the way out the message names
