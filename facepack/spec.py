@@ -46,6 +46,8 @@ ALPHA_RULE = "premultiply"
 # the alpha rule), as did load_rgb's old rounding of 16-bit grey (PIL "I;16"). facepack/data/
 # images.py (I;16 and uint16 arrays), npm/decode.js (pngjs skipRescale, then >> 8) follow it;
 # tests/test_alpha_decode.py checks Python, npm's readImageFile and Chromium on the same files.
+# A grey / RGB PNG's tRNS colour key is compared with the samples at the file's bit depth (all 16
+# bits; libpng in Chromium and pngjs do so), before this rule: images.py:_apply_colour_key.
 SIXTEEN_BIT_RULE = "high_byte"
 # PNG integrity (facepack/data/png_check.py): a PNG with a chunk that fails its CRC, or that ends
 # inside a chunk, is refused on both sides with the same words (Python's PIL and Chromium each

@@ -15,6 +15,9 @@ static/facepack/png.js). Checked here:
   "high_byte", each sample v -> v >> 8, then the alpha rule, in Python, npm's readImageFile
   (npm/decode.js, pngjs) and Chromium; the samples' low bytes straddle 0x80, where the high
   byte and round(v / 257) differ;
+- colour keys (tRNS in 1/2/4/8/16-bit grey and 8/16-bit RGB PNGs, one EXIF-rotated): pixels
+  equal to the key at the file's bit depth are transparent, then black, everywhere (PIL alone
+  ignored them; Chromium and pngjs apply them);
 - npm's readImageFile (npm/decode.js with lib/png.js, laid out as in the package) gives Python's
   pixels for the transparent and 16-bit PNGs and refuses the damaged ones with Python's words.
 (tests/test_page.py drives the real page with the same files.)
@@ -93,16 +96,31 @@ COLOUR_TYPES_16 = {"grey16": (0, 1), "rgb16": (2, 3), "grey_alpha16": (4, 2), "r
 HIGH_BYTE_SHIFT = 8  # spec.SIXTEEN_BIT_RULE "high_byte": v -> v >> 8
 
 
-def png16(samples: np.ndarray, colour_type: int) -> bytes:
-    """(H, W, C) uint16 samples -> a 16-bit PNG (filter 0); PIL writes no 16-bit colour PNGs."""
+def png_raw(samples: np.ndarray, colour_type: int, depth: int = 16, key: tuple | None = None, exif: bytes = b"") -> bytes:
+    """(H, W, C) samples -> a PNG of that bit depth (filter 0; 1/2/4-bit packed), with a tRNS colour
+    key and an eXIf chunk when given (PIL writes no 16-bit colour PNGs, nor 1/2/4-bit grey)."""
     h, w = samples.shape[:2]
-    raw = b"".join(b"\x00" + samples[y].astype(">u2").tobytes() for y in range(h))
+    if depth == 16:
+        rows = [samples[y].astype(">u2").tobytes() for y in range(h)]
+    elif depth == 8:
+        rows = [samples[y].astype(np.uint8).tobytes() for y in range(h)]
+    else:
+        per = 8 // depth
+        v = np.pad(samples.reshape(h, w).astype(np.uint8), ((0, 0), (0, (-w) % per))).reshape(h, -1, per)
+        packed = sum((v[..., i] << (8 - depth * (i + 1))).astype(np.uint8) for i in range(per))
+        rows = [packed[y].astype(np.uint8).tobytes() for y in range(h)]
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, 0))
+            + (chunk(b"eXIf", exif) if exif else b"")
+            + (chunk(b"tRNS", struct.pack(f">{len(key)}H", *key)) if key is not None else b"")
+            + chunk(b"IDAT", zlib.compress(b"".join(b"\x00" + r for r in rows))) + chunk(b"IEND", b""))
+
+
+def png16(samples: np.ndarray, colour_type: int) -> bytes:
+    return png_raw(samples, colour_type, 16)
 
 
 def samples16(channels: int, rng: np.random.Generator, h: int = 32, w: int = 64) -> np.ndarray:
@@ -138,6 +156,48 @@ def rounded(samples):  # pngjs's own rescale, floor(v * 255 / 65535 + 0.5): the 
 
 
 SAMPLES16 = {name: samples16(channels, np.random.default_rng(16 + ct)) for name, (ct, channels) in COLOUR_TYPES_16.items()}
+
+
+# Colour-key transparency (tRNS in a grey or RGB PNG): name -> (colour type, depth, samples, key).
+# A pixel is transparent when its samples equal the key at the file's bit depth (libpng, pngjs).
+def keyed_cases() -> dict:
+    rng = np.random.default_rng(3)
+    out = {}
+    for depth in (1, 2, 4, 8, 16):
+        top = 2 ** depth - 1
+        grey = rng.integers(0, 4, (16, 32, 1)) * top // 3  # four levels, one of them the key
+        out[f"grey{depth}_key"] = (0, depth, grey, (top // 3,))
+    rgb = rng.integers(0, 3, (16, 32, 3)) * 85
+    out["rgb8_key"] = (2, 8, rgb, (85, 170, 0))
+    rgb16 = rgb * 257
+    rgb16[1::2] += 1  # odd rows: the key's high bytes, other low bytes: opaque
+    out["rgb16_key"] = (2, 16, rgb16, (85 * 257, 170 * 257, 0))
+    return out
+
+
+KEYED = keyed_cases()
+EXIF_ROTATE_90_CW = 6  # EXIF orientation: turn 90 degrees clockwise to display
+
+
+def keyed_pixels(colour_type, depth, samples, key) -> np.ndarray:
+    """What the rule gives: 8-bit samples (scaled by 255 / (2^d - 1), 16-bit by the high byte), black where the key is."""
+    v = high_byte(samples) if depth == 16 else (samples * (255 // (2 ** depth - 1))).astype(np.uint8)
+    v = np.repeat(v, 3, axis=2) if colour_type == 0 else v
+    return np.where(np.all(samples == np.asarray(key), axis=2)[..., None], 0, v).astype(np.uint8)
+
+
+def exif_orientation(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes().removeprefix(b"Exif\x00\x00")  # an eXIf chunk holds the TIFF block alone
+
+
+@pytest.fixture(scope="module")
+def keyed() -> dict:
+    out = {name: png_raw(samples, ct, depth, key) for name, (ct, depth, samples, key) in KEYED.items()}
+    ct, depth, samples, key = KEYED["rgb16_key"]
+    out["rgb16_key_rotated"] = png_raw(samples, ct, depth, key, exif=exif_orientation(EXIF_ROTATE_90_CW))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +277,23 @@ def test_python_takes_the_high_byte_of_16_bit_pngs(pngs16, name):
         assert want[:4].max() == 0 and want[4:8].max() == 0  # alpha 0, and alpha under 256 (high byte 0): black
 
 
+def test_python_applies_png_colour_keys_at_the_files_bit_depth(keyed):
+    for name, data in keyed.items():
+        want = keyed_pixels(*KEYED[name.replace("_rotated", "")])
+        if name.endswith("_rotated"):
+            want = np.rot90(want, k=-1)
+        got = load_rgb(data)
+        assert (got.max(axis=2) == 0).any() and got.max() > 0, name  # some pixels keyed out, some not
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    # 16-bit RGB: compared on all 16 bits (PIL alone keeps only the high bytes)
+    ct, depth, samples, key = KEYED["rgb16_key"]
+    got = load_rgb(keyed["rgb16_key"])
+    like_key = np.all(high_byte(samples) == high_byte(np.asarray(key)), axis=2)
+    assert like_key[0::2].any() and like_key[1::2].any()
+    assert got[0::2][like_key[0::2]].max() == 0  # even rows: the key itself, transparent
+    assert (got[1::2][like_key[1::2]] == high_byte(np.asarray(key))).all()  # odd rows: low bytes differ, opaque
+
+
 def test_the_rules_are_in_the_manifest_spec():
     d = spec.spec_dict()
     assert (d["alpha_rule"], d["png_checksums"], d["sixteen_bit_rule"]) == ("premultiply", "refuse", "high_byte")
@@ -265,7 +342,7 @@ process.stdout.write(JSON.stringify(out));
 
 
 @pytest.fixture(scope="module")
-def npm_runs(pngs, pngs16, damaged, tmp_path_factory) -> dict:
+def npm_runs(pngs, pngs16, keyed, damaged, tmp_path_factory) -> dict:
     """{name: (RGBA (H, W, 4) uint8 | {code, message})} from npm's readImageFile on every test PNG.
 
     npm/decode.js and static/facepack/png.js laid out as the package has them (decode.js,
@@ -283,7 +360,7 @@ def npm_runs(pngs, pngs16, damaged, tmp_path_factory) -> dict:
     (root / "package.json").write_text(json.dumps({"type": "module", "private": True}))
     (root / "run.mjs").write_text(NPM_DECODE)
     paths = {}
-    for name, data in {**pngs, **pngs16, **damaged}.items():
+    for name, data in {**pngs, **pngs16, **keyed, **damaged}.items():
         (root / f"{name}.png").write_bytes(data)
         paths[name] = str(root / f"{name}.png")
     out = run_node(root / "run.mjs", {"paths": paths})
@@ -293,8 +370,8 @@ def npm_runs(pngs, pngs16, damaged, tmp_path_factory) -> dict:
     return out
 
 
-def test_npm_reads_pythons_pixels(npm_runs, pngs, pngs16):
-    for name, data in {**pngs, **pngs16}.items():
+def test_npm_reads_pythons_pixels(npm_runs, pngs, pngs16, keyed):
+    for name, data in {**pngs, **pngs16, **keyed}.items():
         got = npm_runs[name]
         assert isinstance(got, np.ndarray), f"{name}: {got}"
         np.testing.assert_array_equal(spec.premultiply_alpha(got), load_rgb(data), err_msg=name)
@@ -376,12 +453,12 @@ window.pageReady = true;
 
 
 @pytest.fixture(scope="module")
-def browser_runs(pngs, pngs16, damaged) -> dict:
+def browser_runs(pngs, pngs16, keyed, damaged) -> dict:
     ok, why = chromium_ready()
     if not ok or not node_ready()[0]:
         pytest.skip(why or node_ready()[1])
     enc = lambda d: {k: base64.b64encode(v).decode() for k, v in d.items()}  # noqa: E731
-    job = {"spec": spec.spec_dict(), "pngs": enc({**pngs, **pngs16}), "damaged": enc({k: v for k, v in damaged.items() if k != "good"})}
+    job = {"spec": spec.spec_dict(), "pngs": enc({**pngs, **pngs16, **keyed}), "damaged": enc({k: v for k, v in damaged.items() if k != "good"})}
     runs = {}
     with static_server(pages={"/decode.html": page_html(DECODE_PAGE)}) as base, playwright_session() as p:
         for backend, webgl in (("wasm", False), ("cpu", False), ("webgl", True)):
@@ -393,13 +470,13 @@ def browser_runs(pngs, pngs16, damaged) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["wasm", "cpu", "webgl"])
-def test_browser_decodes_pythons_pixels(browser_runs, pngs, pngs16, backend):
+def test_browser_decodes_pythons_pixels(browser_runs, pngs, pngs16, keyed, backend):
     run = browser_runs[backend]
     if backend == "webgl" and run["backend"] != "webgl":
         pytest.skip(f"WebGL did not start in this Chromium (got {run['backend']})")
     assert run["backend"] == backend and run["tensors"] == 0
     assert not [e for e in run["errors"] if "404" not in e], run["errors"]  # (a 404: the favicon)
-    for name, data in {**pngs, **pngs16}.items():
+    for name, data in {**pngs, **pngs16, **keyed}.items():
         want = load_rgb(data).astype(np.int32).ravel()
         for path, got in run["pixels"][name].items():
             assert not got.startswith("not"), f"{backend} {name} via {path}: {got}"

@@ -25,8 +25,71 @@ class ImageDecodeError(ValueError):
     """A file or buffer that is not a decodable image; the message names the source."""
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    img = ImageOps.exif_transpose(img)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_BIT_DEPTH_AT = 24  # IHDR (the first chunk): bit depth, then colour type
+PNG_GREY, PNG_RGB = 0, 2  # the colour types whose transparency is a tRNS colour key
+OPAQUE, TRANSPARENT = 255, 0
+
+
+def png_colour_key(data: bytes) -> tuple[int, int, tuple[int, ...]] | None:
+    """(bit depth, colour type, key samples) of a grey or RGB PNG with a tRNS chunk, else None."""
+    if not data.startswith(PNG_SIGNATURE) or len(data) < PNG_BIT_DEPTH_AT + 2:
+        return None
+    depth, colour = data[PNG_BIT_DEPTH_AT], data[PNG_BIT_DEPTH_AT + 1]
+    if colour not in (PNG_GREY, PNG_RGB):
+        return None
+    count = 1 if colour == PNG_GREY else 3
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        if kind == b"tRNS" and length >= 2 * count:
+            body = data[pos + 8:pos + 8 + 2 * count]
+            return depth, colour, tuple(int.from_bytes(body[i:i + 2], "big") for i in range(0, 2 * count, 2))
+        if kind in (b"IDAT", b"IEND"):  # tRNS comes before the image data
+            return None
+        pos += 12 + length
+    return None
+
+
+def _apply_colour_key(img: Image.Image, data: bytes | None) -> Image.Image:
+    """A grey / RGB PNG's tRNS colour key as alpha (spec.ALPHA_RULE then makes those pixels black):
+    a pixel is transparent when its samples equal the key AT THE FILE'S BIT DEPTH, as libpng
+    (Chromium) and pngjs (npm/decode.js) compare them. PIL alone ignores the key here, and
+    compares 1/2/4-bit keys with scaled values and 16-bit RGB keys with the high bytes. Returns
+    an RGBA image in the file's orientation (its info, EXIF included, kept) or ``img`` unchanged."""
+    key = png_colour_key(data) if data else None
+    if key is None:
+        return img
+    depth, colour, samples = key
+    if colour == PNG_GREY:
+        if depth == 16:
+            raw = np.asarray(img, dtype=np.int64)  # PIL "I;16" keeps every bit
+            grey, matches = sixteen_to_eight(np.clip(raw, 0, 65535)), raw == samples[0]
+        else:
+            grey = np.asarray(img.convert("L"))  # 1/2/4-bit samples scaled by 255 / (2 ** depth - 1)
+            matches = grey.astype(np.int64) == samples[0] * (255 // (2 ** depth - 1))
+        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    else:
+        rgb = np.asarray(img.convert("RGB"))  # 16-bit: PIL keeps the high bytes (spec.SIXTEEN_BIT_RULE)
+        found = rgb
+        if depth == 16:  # the 16-bit samples PIL does not keep; OpenCV's libpng, orientation not applied
+            import cv2
+
+            found = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if found is None or found.dtype != np.uint16 or found.shape[:2] != rgb.shape[:2]:
+                raise ValueError("16-bit RGB PNG with a colour key: OpenCV could not read its samples")
+            found = found[:, :, 2::-1]  # BGR(A) -> RGB
+        matches = np.all(found.astype(np.int64) == np.asarray(samples), axis=2)
+    alpha = np.where(matches, TRANSPARENT, OPAQUE).astype(np.uint8)
+    out = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    out.info = {k: v for k, v in img.info.items() if k != "transparency"}
+    return out
+
+
+def _to_rgb(img: Image.Image, data: bytes | None = None) -> np.ndarray:
+    """``data``: the file's bytes, when at hand (a PNG's colour key is read from them)."""
+    img = ImageOps.exif_transpose(_apply_colour_key(img, data))
     if img.mode.startswith("I;16") or img.mode == "I":
         arr = np.asarray(img, dtype=np.int64)
         # 16-bit modes span 0..65535 whatever the content (a dark 16-bit image stays dark) and
@@ -99,7 +162,7 @@ def load_rgb(source: ImageInput, name: str | None = None) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            return _to_rgb(img)
+            return _to_rgb(img, data)
     except UnidentifiedImageError:
         raise ImageDecodeError(f"{label}: not a readable image (no image format recognised in its content)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
