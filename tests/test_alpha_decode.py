@@ -390,6 +390,24 @@ def test_npm_refuses_damaged_pngs_with_pythons_words(npm_runs, damaged):
         assert got["message"].endswith(f"/{name}.png: not a readable image ({png_problem(data)})"), (name, got)
 
 
+@pytest.mark.skipif(not node_ready()[0], reason=node_ready()[1])
+def test_library_refuses_a_sixteen_bit_rule_it_does_not_implement(tmp_path):
+    """input.js: the manifest's sixteen_bit_rule must be "high_byte" (what Chromium does) or absent (older manifests)."""
+    script = tmp_path / "rule.mjs"
+    script.write_text(
+        f"import {{ toRgbTensor }} from '{(ROOT / 'static/facepack/input.js').as_uri()}';\n"
+        "const out = {};\n"
+        "for (const rule of ['high_byte', null, 'round']) {\n"
+        "  const spec = { alpha_rule: 'premultiply', ...(rule ? { sixteen_bit_rule: rule } : {}) };\n"
+        "  try { (await toRgbTensor({ data: new Uint8Array(3), width: 1, height: 1 }, spec)).dispose(); out[rule] = 'ok'; }\n"
+        "  catch (err) { out[rule] = err.message; }\n"
+        "}\n"
+        "process.stdout.write(JSON.stringify(out));\n")
+    out = run_node(script, {})
+    assert out["high_byte"] == "ok" and out["null"] == "ok"
+    assert out["round"].startswith('manifest spec.sixteen_bit_rule: only "high_byte" is implemented'), out
+
+
 def spec_root():
     from pathlib import Path
 
