@@ -415,9 +415,10 @@ function analysisOptions(heatmaps) {
   return { maxFaces: maxFacesSetting() + 1, heatmaps, ...filterSettings() };
 }
 
-function request(kind, label, limit = null) {
+/** A request to the analysis worker: `options` (the analyze() options sent) go into the JSON's settings. */
+function request(kind, label, limit = null, options = null) {
   const id = page.nextId++;
-  page.pending.set(id, { kind, label, limit });
+  page.pending.set(id, { kind, label, limit, options });
   return id;
 }
 
@@ -441,7 +442,7 @@ function sendPhoto(file) {
     if (page.analyzer) setState('ready');
     return;
   }
-  const id = request('photo', file.name, options ? options.maxFaces - 1 : null);
+  const id = request('photo', file.name, options ? options.maxFaces - 1 : null, options);
   page.photo = { id, label: file.name, file, shown: false, width: 0, height: 0 };
   page.result = null; // the previous photo's result is neither drawn nor saved for this one
   $('download-json').disabled = true;
@@ -506,7 +507,8 @@ function onResult(msg) {
   }
   const { limit } = req;
   const result = { ...msg.result, faces: msg.result.faces.slice(0, limit), limit, moreFacesThanLimit: msg.result.faces.length > limit };
-  const entry = { id: msg.id, result, source: req.label, worker: page.worker }; // the worker holds its pixels (guided, PNG)
+  const entry = { id: msg.id, result, source: req.label, worker: page.worker, // the worker holds its pixels (guided, PNG)
+    options: req.options };
   const holder = forFrame ? page.camera : page; // the camera's results never replace the photo's
   holder.result = entry;
   if (forFrame) page.viewWorker.postMessage({ type: 'photo', slot: 'camera', id: msg.id, bitmap: msg.frame }, [msg.frame]);
@@ -571,7 +573,7 @@ function showOutcome(result, label) {
   const n = result.faces.length;
   if (n === 0) {
     showMessage('warning', 'no-face', `No face found in “${label}”. Try a photo where the face is larger, `,
-      'lit from the front and not turned far away (faces under “Min confidence” or “Min face px” are not shown).');
+      'lit from the front and not turned far away (faces under “Min confidence” or “Min box px” are not shown).');
   } else if (result.moreFacesThanLimit) {
     const showing = `More than ${result.limit} face${result.limit > 1 ? 's' : ''} found; showing the ${result.limit} the detector is most sure of.`;
     showMessage('warning', 'too-many-faces', showing, result.limit < MAX_FACES_LIMIT
@@ -613,7 +615,7 @@ function filterSettings() {
   };
   return {
     minConfidence: read('min-confidence', 'Min confidence', (v) => v >= 0 && v <= 1, 'a number from 0 to 1'),
-    minBoxSize: read('min-box-size', 'Min face px', (v) => v >= 0, 'a number of pixels, 0 or more'),
+    minBoxSize: read('min-box-size', 'Min box px', (v) => v >= 0, 'a number of pixels, 0 or more'),
   };
 }
 
@@ -914,14 +916,28 @@ function downloadJson() {
   const { faces, image, backend, timings, limit, moreFacesThanLimit } = r.result;
   const doc = {
     source: r.source, image, backend, timings, max_faces: limit, more_faces_than_limit: moreFacesThanLimit,
-    settings: { min_confidence: Number($('min-confidence').value), min_box_size_px: Number($('min-box-size').value),
-      mirror_keypoints: page.manifest?.spec?.keypoints?.mirror_average === true }, // the worker passes no mirrorKeypoints: the spec's default
+    settings: resultSettings(r.options),
     models: Object.fromEntries(Object.entries(page.manifest?.models ?? {}).map(
       ([n, e]) => [n, { files: Object.fromEntries((e.files ?? []).map((f) => [f.path, f.sha256])) }])),
     faces,
   };
   saveBlob(new Blob([`${JSON.stringify(doc, null, 2)}\n`], { type: 'application/json' }), `${stem()}.facepack.json`);
   showMessage('ok', 'saved-json', `Saved ${stem()}.facepack.json.`);
+}
+
+/**
+ * The JSON's settings: the analyze() options a result was computed with, under predict.py's names
+ * (results.jsonl "options"), defaults filled in as options.js resolves them. min_face_size is the
+ * detector's smallest face (detection-image px), min_box_size the "Min box px" filter (photo px).
+ */
+function resultSettings(options) {
+  const spec = page.manifest?.spec ?? {};
+  return {
+    min_face_size: options?.minFaceSize ?? spec.mtcnn?.min_face_size_px ?? null,
+    min_confidence: options?.minConfidence ?? null,
+    min_box_size: options?.minBoxSize ?? null,
+    mirror_keypoints: spec.keypoints?.mirror_average === true, // the worker passes no mirrorKeypoints: the spec's default
+  };
 }
 
 /** Ask the worker for the photo at full size with the result drawn on it. */
@@ -1063,10 +1079,10 @@ async function cameraAnalysisLoop() {
     const sent = performance.now();
     const bitmap = await createImageBitmap(cam.video);
     if (!cam.running) { bitmap.close(); break; }
-    const id = request('frame', 'camera frame', options.maxFaces - 1);
+    const frameOptions = { ...options, minFaceSize: CAMERA_MIN_FACE_PX };
+    const id = request('frame', 'camera frame', options.maxFaces - 1, frameOptions);
     cam.inFlight.set(id, sent);
-    page.worker.postMessage({ type: 'frame', id, bitmap, options: { ...options, minFaceSize: CAMERA_MIN_FACE_PX },
-      reset: cam.sentFrames === 0 }, [bitmap]);
+    page.worker.postMessage({ type: 'frame', id, bitmap, options: frameOptions, reset: cam.sentFrames === 0 }, [bitmap]);
     cam.sentFrames += 1;
   }
 }

@@ -316,7 +316,9 @@ ATTRIBUTE_PROB_TOL = 1e-4  # page (WASM) vs Python probability, 0..1 (tests/test
 @pytest.fixture(scope="module")
 def attributes_bundle(tiny_bundle, tmp_path_factory):
     """The tiny bundle plus a small generated attributes model (random weights spread out, random
-    thresholds; marked synthetic): no attributes model ships."""
+    thresholds; marked synthetic): no attributes model ships. Its manifest has no
+    spec.keypoints.mirror_average (an older export): the page applies no mirror averaging."""
+    import json
     import shutil
 
     import keras
@@ -335,6 +337,10 @@ def attributes_bundle(tiny_bundle, tmp_path_factory):
     thresholds = np.round(np.random.default_rng(1).uniform(0.2, 0.8, len(ATTRIBUTES)), 4)
     export_attributes(model, out, ATTRIBUTES, thresholds, synthetic=True, license="test weights (random)",
                       backbone="small_cnn", backends=("wasm",), log=None)
+    # a bundle exported before spec.keypoints.mirror_average: the page must not mirror-average
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["spec"]["keypoints"]["mirror_average"]
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return {"bundle": out, "model": model, "names": list(ATTRIBUTES), "thresholds": thresholds.tolist()}
 
 
@@ -533,10 +539,16 @@ def test_a_worker_is_restarted_again_after_each_good_restart_60_s_apart(browser,
         context.close()
 
 
-def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir):
+def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_bundle, vendor_dir, photos, artifacts_dir,
+                                                          untrained_runs):
     """With an attributes model in the bundle, analyze() gives each face its attributes (the page
     lists those that are on, most probable first, with their probabilities), equal to Python's
-    FacePipeline with the same model on the same faces; the model is fetched once."""
+    FacePipeline with the same model on the same faces; the model is fetched once.
+    This bundle's manifest has no spec.keypoints.mirror_average: the page does not mirror-average -
+    its keypoints are Python's with mirror_keypoints=False (those with True are 100+ px away on these
+    untrained models), its JSON says mirror_keypoints false and its models table says so."""
+    import json
+
     from PIL import Image
 
     from facepack import pipeline
@@ -558,6 +570,11 @@ def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_b
                             " !!li.querySelector('[data-testid=attributes-synthetic]')])")
         assert not pg.is_hidden("#row-attributes") and float(pg.get_attribute("#t-attributes", "data-ms")) > 0
         timings = pg.evaluate("window.facepackLastResult.timings")
+        keypoints = pg.evaluate("window.facepackLastResult.faces.map((f) => f.keypoints)")
+        keypoints_cell = pg.inner_text("[data-testid=model-row][data-model=keypoints] [data-testid=model-metrics]")
+        with pg.expect_download() as info:
+            pg.click("#download-json")
+        settings = json.loads(Path(info.value.path()).read_text())["settings"]
         pg.screenshot(path=str(artifacts_dir / "page_attributes.png"), full_page=True)
         fetched = worker_model_fetches(pg)
         assert pg.errors == []
@@ -569,6 +586,15 @@ def test_attributes_are_listed_when_the_bundle_has_a_model(browser, attributes_b
     probs = np.asarray(attributes_bundle["model"](crops), dtype=np.float64)
     want = attribute_results(probs, attributes_bundle["names"], attributes_bundle["thresholds"])
     assert len(faces) == 2
+    assert "mirror_average" not in json.loads((attributes_bundle["bundle"] / "manifest.json").read_text())["spec"]["keypoints"]
+    assert settings["mirror_keypoints"] is False, settings
+    assert keypoints_cell.endswith("(model alone; the page does not mirror-average)"), keypoints_cell
+    plain = pipeline.FacePipeline.from_runs(untrained_runs["beauty"], untrained_runs["keypoints"])
+    for mirror in (False, True):
+        py = plain.analyze(photos["two_faces"], mirror_keypoints=mirror)["faces"]
+        gap = max(np.abs(np.asarray(js) - np.asarray(f["keypoints"])).max() for js, f in zip(keypoints, py))
+        print(f"\npage keypoints vs Python mirror_keypoints={mirror}: max {gap:.3g} px")
+        assert bool(gap <= KEYPOINT_TOL_PX) is (not mirror), gap
     assert timings["attributes"] > 0 and timings["total"] >= timings["attributes"]  # analyze()'s own timing
     attribute_files = [p for p in fetched["counts"] if p.startswith("/models/attributes/")]
     print(f"\nattributes: model files fetched by the worker: {sum(fetched['counts'].values())} ({fetched['bytes']} bytes), "
@@ -743,7 +769,7 @@ def test_a_photo_chosen_during_start_up_is_analysed_when_the_models_are_ready(br
         context.close()
 
 
-def test_downloads_json_and_annotated_png(page, photos, python_results, artifacts_dir, tiny_bundle):
+def test_downloads_json_and_annotated_png(page, photos, python_results, artifacts_dir, tiny_bundle, predict):
     import json
 
     from PIL import Image
@@ -758,9 +784,16 @@ def test_downloads_json_and_annotated_png(page, photos, python_results, artifact
     assert doc["image"] == python_results["astronaut"]["image"]
     assert_faces_match(doc["faces"], python_results["astronaut"]["faces"])
     assert all(f["heatmap"]["grid"] for f in doc["faces"])
-    # the keypoint mirror averaging the page applied: the manifest's default (the page sets no option)
-    mirror = json.loads((tiny_bundle / "manifest.json").read_text())["spec"]["keypoints"]["mirror_average"]
-    assert doc["settings"]["mirror_keypoints"] is mirror, doc["settings"]
+    # the settings applied, under predict.py's names (results.jsonl "options"; they were min_box_size_px
+    # here, min_box_size there): the fields' values, the detector's smallest face and the keypoint mirror
+    # averaging the manifest's defaults (the page sets neither for a photo). A manifest without
+    # mirror_average: test_attributes_are_listed_when_the_bundle_has_a_model.
+    manifest_spec = json.loads((tiny_bundle / "manifest.json").read_text())["spec"]
+    assert doc["settings"] == {"min_face_size": manifest_spec["mtcnn"]["min_face_size_px"],
+                               "min_confidence": manifest_spec["face_filter"]["min_confidence"],
+                               "min_box_size": manifest_spec["face_filter"]["min_box_size_px"],
+                               "mirror_keypoints": manifest_spec["keypoints"]["mirror_average"]}, doc["settings"]
+    assert set(doc["settings"]) <= set(predict.OPTION_KEYS)
     # which weights made the result: every model file's sha256, as the manifest records them
     assert doc["models"] and all(entry["files"] and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in entry["files"].values())
                                  for entry in doc["models"].values()), doc["models"]
@@ -998,6 +1031,11 @@ def test_face_filter_fields_start_at_the_manifest_defaults(page, special_photos,
     import json
 
     spec_filter = json.loads((tiny_bundle / "manifest.json").read_text())["spec"]["face_filter"]
+    # the filter field is named for what it is (a box-size filter, photo px), not the detector's min face size
+    label = page.evaluate("(() => { const l = document.querySelector('label[for=min-box-size]');"
+                          " return {text: l.textContent.trim(), title: l.title}; })()")
+    assert label["text"] == "Min box px", label
+    assert all(w in label["title"] for w in ("photo pixels", "minBoxSize", "--min-box-size", "--min-face-size")), label
     assert float(page.input_value("#min-confidence")) == spec_filter["min_confidence"]
     assert float(page.input_value("#min-box-size")) == spec_filter["min_box_size_px"]
     page.fill("#min-box-size", "1000")
