@@ -261,3 +261,17 @@ def test_page_model_table_states_cv_and_mirror_averaging(shipped_bundle):
     mirror = manifest["models"]["keypoints"]["run"]["metrics_mirror"]["nme_mean"]
     assert cells["keypoints"].endswith(f"(model alone; the page mirror-averages: nme_mean {mirror:.4g} mirror-averaged)")
     assert "CV pc" not in cells["keypoints"] and "command" not in cells["keypoints"]
+
+
+def test_run_meta_cv_headline_from_calibrated_block_and_none_for_a_probe_cv(tmp_path):
+    """run_meta's "cv" (the page's 'CV pc' headline) is the calibrated PC of cv.json; a --probe CV's
+    cv.json holds only a "probe" block (training/train_beauty_cached.py cv_summary): no calibrated PC,
+    so no headline (it raised a bare KeyError inside run_meta, review L2)."""
+    from facepack.export.sources import run_meta
+
+    stats = {"mean": 0.81, "std": 0.02, "folds": [0.8, 0.82, 0.81]}
+    (tmp_path / "cv.json").write_text(json.dumps({"folds": [1, 2, 3], "calibrated": {"pc": stats}}))
+    assert run_meta(tmp_path, {})["cv"] == {"pc_mean": 0.81, "pc_std": 0.02, "folds": 3}
+    (tmp_path / "cv.json").write_text(json.dumps({"folds": [1, 2, 3], "probe": {"pc": stats}}))
+    meta = run_meta(tmp_path, {"metrics": {"pc": 0.7}})
+    assert "cv" not in meta and meta["metrics"] == {"pc": 0.7}

@@ -86,11 +86,15 @@ def run_meta(run_dir: Path, info: dict) -> dict:
 
 def _cv_summary(run_dir: Path) -> dict | None:
     """The run folder's cross-validation headline (cv.json of training/train_beauty_cached.py --cv-all):
-    {"pc_mean", "pc_std", "folds"}; None when the folder has no cv.json."""
+    {"pc_mean", "pc_std", "folds"} of its "calibrated" block; None when the folder has no cv.json or it has
+    no calibrated PC: a --probe CV writes only a "probe" block (cv_summary there), a linear probe's PC that
+    the page's 'CV pc' headline must not pass off as the shipped model's."""
     path = run_dir / "cv.json"
     if not path.is_file():
         return None
-    pc = json.loads(path.read_text())["calibrated"]["pc"]
+    pc = (json.loads(path.read_text()).get("calibrated") or {}).get("pc")
+    if not pc:
+        return None
     return {"pc_mean": pc["mean"], "pc_std": pc["std"], "folds": len(pc["folds"])}
 
 
