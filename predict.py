@@ -146,13 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep at most N faces per photo, most confident first (default: all)")
     parser.add_argument("--min-face-size", type=float, default=None, metavar="PX",
                         help="smallest face the detector looks for, in pixels of the detection image "
-                             f"(photos over {spec.DETECT_MAX_SIDE_PX} px are downscaled first; "
-                             f"default: {spec.MTCNN['min_face_size_px']})")
+                             f"(photos over {spec.DETECT_MAX_SIDE_PX} px are downscaled to it first; a JPEG over "
+                             "--max-pixels is decoded at 1/k and that decode downscaled to the same "
+                             f"{spec.DETECT_MAX_SIDE_PX} px, unless it is smaller, possible only with --max-pixels "
+                             f"under {4 * spec.DETECT_MAX_SIDE_PX ** 2}; default: {spec.MTCNN['min_face_size_px']})")
     parser.add_argument("--min-confidence", type=float, default=None, metavar="P",
                         help="drop detected faces whose detector confidence (0..1) is below P "
                              f"(default: {spec.FACE_FILTER['min_confidence']})")
     parser.add_argument("--min-box-size", type=float, default=None, metavar="PX",
-                        help="drop detected faces whose box's longer side is under PX photo pixels "
+                        help="drop detected faces whose box's longer side is under PX photo pixels, also for "
+                             "JPEGs decoded at 1/k (over --max-pixels) "
                              f"(default: {spec.FACE_FILTER['min_box_size_px']})")
     parser.add_argument("--max-pixels", type=int, default=bigphoto.MAX_PIXELS, metavar="N",
                         help="decode cap, width x height pixels: larger JPEGs are decoded at 1/2, 1/4 or 1/8, "
@@ -465,7 +468,11 @@ def analyse_photo(pipe, path: Path, display: str, args) -> dict:
     t0 = time.perf_counter()
     photo = bigphoto.open_photo(path, name=display, max_pixels=args.max_pixels)
     decode_ms = (time.perf_counter() - t0) * 1000.0
-    result = pipe.analyze(photo, **analyze_options(args))
+    options = analyze_options(args)
+    factor = photo.factor if isinstance(photo, bigphoto.RegionPhoto) else 1
+    if factor != 1:  # analyze measures boxes on the 1/k decode, scale_result multiplies them by k (a power of 2,
+        options["min_box_size"] /= factor  # so exact): the filter keeps the same faces as on photo-px boxes
+    result = pipe.analyze(photo, **options)
     result["timings_ms"]["decode"] += decode_ms  # the file was decoded here, not in analyze
     result["timings_ms"]["total"] += decode_ms
     return result, photo

@@ -356,3 +356,34 @@ def test_large_photo_path_gives_the_batch_the_same_results(predict, batch, photo
     assert _records(out) == _records(ref)
     with Image.open(out / "annotated" / "album__sub__einstein.jpg") as img:
         assert max(img.size) <= 300
+
+
+def test_min_box_size_is_in_photo_pixels_for_a_jpeg_decoded_at_a_fraction(predict, untrained_runs, fixtures_dir,
+                                                                           tmp_path):
+    """A JPEG over --max-pixels is decoded at 1/k (facepack.bigphoto.open_photo) and its boxes are scaled
+    by k afterwards; --min-box-size stays in photo pixels (spec.FACE_FILTER, the help, JS minBoxSize):
+    the faces kept are exactly those whose recorded (photo-px) box side is >= the value. Before, the
+    filter saw decoded pixels and dropped faces under k times the value (review L7)."""
+    import numpy as np
+
+    canvas = np.random.default_rng(3).integers(60, 200, (1200, 1600, 3), dtype=np.uint8)
+    canvas[200:1000, 400:1200] = np.asarray(Image.open(fixtures_dir / "astronaut.png").convert("RGB").resize((800, 800)))
+    photo = tmp_path / "big.jpg"
+    Image.fromarray(canvas).save(photo, quality=90)  # 1.92 MP; cap 0.6 MP: decoded at 1/2
+
+    def faces(name, min_box):
+        out = tmp_path / name
+        assert predict.main([str(photo), "--out", str(out), "--max-pixels", "600000", "--min-box-size", repr(min_box),
+                             "--beauty", str(untrained_runs["beauty"]),
+                             "--keypoints", str(untrained_runs["keypoints"])]) == 0
+        _, record = _records(out)  # the header, the photo
+        assert record["decode_factor"] == 2 and record["image"] == {"width": 1600, "height": 1200}
+        assert _header_options(out)["min_box_size"] == min_box  # recorded as given: photo px
+        return [max(f["box"]["width"], f["box"]["height"]) for f in record["faces"]]
+
+    every = faces("all", 0.0)
+    side = max(every)
+    assert side > 100  # the astronaut's face, in photo px (174 measured; ~87 decoded)
+    assert faces("at", side) == [s for s in every if s >= side] != []  # before the fix: [] (decoded side/2)
+    above = float(np.nextafter(side, np.inf))
+    assert faces("above", above) == [s for s in every if s >= above]
