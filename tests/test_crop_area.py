@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from facepack import crop, spec
-from jsharness import run_node, write_raw
+from jsharness import run_node
 
 # JS vs Python on the same pixels: the same float64 operations in the same order, one float32
 # rounding: equal bit for bit (measured 0.0 on every square below, cpu and wasm).
@@ -95,25 +95,8 @@ def test_area_crops_js_equal_python_on_cpu_and_wasm():
         assert np.abs(got - ref).max() <= AREA_CROP_TOL, (r["backend"], np.abs(got - ref).max(axis=(1, 2, 3)))
 
 
-def test_area_crop_past_2_24_values_js_equals_python(tmp_path):
-    """A 12 MP phone photo (4032 x 3024), squares in its lower half (their first row lies past
-    2^24 values into the flattened photo, where TF.js WASM's own cropAndResize read wrong pixels)
-    and across its bottom and right edges: the area crop indexes the photo with JavaScript
-    numbers, so it equals Python's on wasm."""
-    img = noise_image(3024, 4032, seed=7)
-    squares = [[2000.5, 2200.25, 1600.0], [3500.0, 2900.75, 700.0], [100.0, 1500.0, 1400.0]]
-    assert all(int(y0) * img.shape[1] * 3 > 2 ** 24 for _, y0, _ in squares[:2])
-    size = spec.BEAUTY["input_size_px"]
-    sp = spec.spec_dict()
-    sp["crop"]["downscale"] = "area"
-    ref = crop.crop_squares(img, [tuple(s) for s in squares], size, downscale="area")
-    entry = write_raw(img, tmp_path / "phone.rgb")
-    out = run_node("area_crop.mjs", {"backends": ["wasm"], "squares": squares, "size": size, "spec": sp,
-                                     "image": {"path": entry["path"], "shape": list(img.shape)}})
-    r = out["results"][0]
-    assert r["backend"] == "wasm" and r["samplers"] == ["area"] * len(squares)
-    got = np.asarray(r["crops"]["data"], dtype=np.float32).reshape(r["crops"]["shape"])
-    assert np.abs(got - ref).max() <= AREA_CROP_TOL, np.abs(got - ref).max(axis=(1, 2, 3))
+# Photos past 2^24 values (12, 24 and 108 MP; cpu, wasm and webgl): tests/test_crops_past_2_24.py
+# checks the area crops there bit for bit (AREA_CROP_TOL) against crop.crop_squares(downscale="area").
 
 
 # Against OpenCV's INTER_AREA where every footprint is k whole pixels (an independent
