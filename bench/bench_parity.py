@@ -5,15 +5,27 @@
     python bench/bench_parity.py --quick         # 12 photos up to 12 MP, Node WASM
     python bench/bench_parity.py --js node-wasm,chromium-wasm,chromium-webgl --n 40
     python bench/bench_parity.py --indices 104,438     # only these photos (e.g. the ones that missed)
+    python bench/bench_parity.py --js-decodes png      # JS decodes the PNG photos itself
+    python bench/bench_parity.py --faces fixtures --max-mp 1 --n 6   # no datasets (what the tests run)
 
 Photos (deterministic in --seed and the photo's index): face images from ../shared/datasets
 (SCUT-FBP5500 350x350 portraits, YouTube-Faces tight crops; FACEPACK_DATASETS points elsewhere)
-and the fixture faces (tests/fixtures), pasted as squares at random positions and sizes (some
+and the fixture faces (tests/fixtures; --faces fixtures: those alone), pasted as squares at random positions and sizes (some
 overlapping) into canvases from 320x240 to 12000x9000 (most 0.3-4 MP, a few 12-108 MP; --max-mp
 caps them), groups of 1-40 faces, on a textured or photo background; then greyscale (12 %),
 partial alpha (10 %, PNG), a stored EXIF orientation 2-8 (15 %), JPEG quality 30-95 (70 %) or PNG.
-Python decodes the file (facepack.pipeline.decode: EXIF applied, alpha rule), and both sides
-analyse those same pixels (JS gets raw RGB), so the sweep measures the pipelines, not the decoders.
+Python decodes the file (facepack.pipeline.decode: EXIF applied, alpha rule), and by default both
+sides analyse those same pixels (JS gets raw RGB), so the sweep measures the pipelines, not the
+decoders: the EXIF, alpha and grey variants then change the content only. With --js-decodes png the
+JS side decodes each PNG file itself (Node: the npm package's readImageFile, npm/decode.js, then
+analyze() applies the alpha rule; Chromium: the page's Blob path), so alpha, grey and EXIF-in-PNG
+(eXIf) go through its decoder too; Node records also count the uint8 values where npm's pixels
+differ from Python's (npm_decode_differing, 0 expected: PNG decoding is exact). JPEGs stay
+Python-decoded unless --js-decodes all: JPEG decoders are allowed to differ (IDCT and chroma
+upsampling are implementation-defined; the browsers' differ from PIL's by a level or so,
+tests/test_parity_browser.py DECODE_MEAN_TOL), which would blur the pipelines' parity numbers.
+npm's JPEG decoder (libjpeg-turbo as WASM) gives PIL's pixels exactly (tests/test_npm.py).
+tests/test_parity_sweep.py runs this code (run_chunk) on a few fixture-only photos of at most 1 MP.
 
 Reference: facepack/pipeline.py:FacePipeline (Keras models, the `mtcnn` package). JS: the same
 models as a TF.js bundle (default: the shipped models, float32, bench/results/bundle-none/ built
@@ -55,6 +67,14 @@ from facepack import spec  # noqa: E402  (after common: the repository root on s
 DATASETS = Path(os.environ.get("FACEPACK_DATASETS", common.ROOT.parent / "shared" / "datasets"))
 FIXTURE_FACE_SQUARES = {"astronaut.png": [(153, 47, 140)], "einstein.jpg": [(326, 250, 140), (116, 612, 75)]}
 JS_TARGETS = ("node-wasm", "chromium-wasm", "chromium-webgl")
+FACE_CHOICES = ("all", "fixtures")  # --faces: face_sources
+# --js-decodes: which generated files the JS side decodes itself (js_decoded_formats). "png": PNG
+# decoding is exact (PIL, pngjs and Chromium must give the same pixels), so any difference is a
+# decoder bug; JPEG decoders may differ by design (IDCT and chroma upsampling are implementation-
+# defined: the browsers' vs PIL, tests/test_parity_browser.py DECODE_MEAN_TOL), so by default JPEGs
+# travel as Python's decoded RGB. "all": JPEGs too (npm's decoder is libjpeg-turbo as WASM and gave
+# PIL's pixels exactly on the sweep's JPEGs, tests/test_npm.py and test_parity_sweep; a page's may not).
+JS_DECODE_CHOICES = ("none", "png", "all")
 # Photos per Chromium launch (ChromiumRunner). WebGL on SwiftShader compiles ~270-480 programs per
 # new photo size and TF.js keeps them all: one page failed to compile a program at its 45th photo
 # (2026-12-01 sweep, #44 after #0-#43; #44 alone in a fresh page is fine), so WebGL relaunches sooner.
@@ -107,15 +127,21 @@ DOWNSTREAM = ("beauty_points", "keypoint_px", "heatmap_agreement_min")
 
 
 # --- Photos ---------------------------------------------------------------------------------
-def face_sources(datasets: Path = DATASETS) -> list[tuple[str, Path, tuple | None]]:
-    """[(kind, path, square or None)]: dataset face images (whole image) and fixture face squares."""
+def face_sources(datasets: Path = DATASETS, faces: str = "all",
+                 fixtures: Path = common.FIXTURES) -> list[tuple[str, Path, tuple | None]]:
+    """[(kind, path, square or None)]: dataset face images (whole image) and fixture face squares.
+
+    ``faces``: "all" (the datasets found under ``datasets`` and the fixtures) or "fixtures" (only
+    FIXTURE_FACE_SQUARES of ``fixtures``; ``datasets`` is not read: what the tests run)."""
+    if faces not in FACE_CHOICES:
+        raise ValueError(f"faces: expected one of {list(FACE_CHOICES)}, got {faces!r}")
     sources = []
     for kind, folder, pattern in (("scut", datasets / "scut-fbp5500-train" / "Images", "*.jpg"),
                                   ("ytf", datasets / "youtube-faces-keypoints-train" / "training", "*.jpg")):
-        if folder.is_dir():
+        if faces == "all" and folder.is_dir():
             sources += [(kind, p, None) for p in sorted(folder.glob(pattern))]
     for name, squares in FIXTURE_FACE_SQUARES.items():
-        sources += [("fixture", common.FIXTURES / name, sq) for sq in squares]
+        sources += [("fixture", Path(fixtures) / name, sq) for sq in squares]
     return sources
 
 
@@ -314,11 +340,60 @@ def same_box_errors(pipe, rgb, py_faces: list, js_faces: list) -> dict:
     return {f"same_box_{k}": err[k] for k in DOWNSTREAM}
 
 
-def run_node_chunk(bundle: Path, images: list[dict]) -> dict:
-    """{name: faces} from one Node process (tests/js/analyze.mjs, WASM)."""
+NPM_DECODE_SCRIPT = """
+import { readFileSync, writeFileSync } from 'node:fs';
+import { readImageFile } from './decode.js';
+const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const out = {};
+for (const [name, [path, rgba]] of Object.entries(job.files)) {
+  const im = await readImageFile(path);
+  writeFileSync(rgba, im.data);
+  out[name] = { width: im.width, height: im.height, channels: im.data.length / (im.width * im.height) };
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def npm_decoder(root: Path) -> Path:
+    """``root``/npm_decode: the npm package's decoder laid out as the package has it (npm/decode.js,
+    lib/png.js = static/facepack/png.js: facepack/export/npm.py), the repository's node_modules
+    (pngjs, @jsquash/jpeg) and a runner script; made once per ``root``."""
+    out = Path(root) / "npm_decode"
+    if (out / "run.mjs").is_file():
+        return out
+    (out / "lib").mkdir(parents=True, exist_ok=True)
+    shutil.copy(common.ROOT / "npm" / "decode.js", out / "decode.js")
+    shutil.copy(common.ROOT / "static" / "facepack" / "png.js", out / "lib" / "png.js")
+    if not (out / "node_modules").exists():
+        (out / "node_modules").symlink_to(common.ROOT / "node_modules", target_is_directory=True)
+    (out / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    (out / "run.mjs").write_text(NPM_DECODE_SCRIPT)
+    return out
+
+
+def npm_decode(files: dict, decoder: Path) -> dict:
+    """{name: raw image entry (jsharness.write_raw's keys; RGBA, alpha not yet applied)} of image
+    files {name: path} decoded by the npm package's readImageFile (npm/decode.js: pngjs, EXIF
+    orientation applied), in one Node process; each file's pixels go to <path>.rgba."""
     from jsharness import run_node
 
-    out = run_node("analyze.mjs", {"bundle": str(bundle), "backend": "wasm", "images": images}, timeout=3600)
+    job = {name: [str(path), f"{path}.rgba"] for name, path in files.items()}
+    out = run_node(Path(decoder) / "run.mjs", {"files": job}, timeout=3600)
+    return {name: {"name": name, "path": job[name][1], **out[name]} for name in files}
+
+
+def run_node_chunk(bundle: Path, images: list[dict], decoder: Path | None = None) -> dict:
+    """{name: faces} from one Node process (tests/js/analyze.mjs, WASM). Images with a "file"
+    (--js-decodes) are first decoded by the npm package's readImageFile (npm_decode, in
+    ``decoder``) and analysed as its RGBA output: what analyzer.analyzeFile(path) does."""
+    from jsharness import run_node
+
+    files = {i["name"]: i["file"] for i in images if "file" in i}
+    if files and decoder is None:
+        raise ValueError("run_node_chunk: images with a file to decode need the npm decoder (npm_decoder)")
+    decoded = npm_decode(files, decoder) if files else {}
+    job = [{**decoded[i["name"]], "options": i["options"]} if i["name"] in decoded else i for i in images]
+    out = run_node("analyze.mjs", {"bundle": str(bundle), "backend": "wasm", "images": job}, timeout=3600)
     return {r["name"]: r["faces"] for r in out["results"]}
 
 
@@ -370,10 +445,13 @@ class ChromiumRunner:
         self.photos_done = 0
 
     def run(self, images: list[dict]) -> dict:
-        """{name: faces} of ``images`` ([{name, path, width, height, options}], raw RGB files in data_dir)."""
+        """{name: faces} of ``images`` ([{name, path, width, height, options}], raw RGB files in data_dir;
+        or [{name, file, options}]: an image file in data_dir that the page decodes, as a Blob)."""
         if self.page is None or self.photos_done >= self.photos_per_launch:
             self._open()
-        job = [{"name": i["name"], "url": f"/data/{Path(i['path']).name}", "width": i["width"],
+        job = [{"name": i["name"], "url": f"/data/{Path(i['file']).name}", "blob": True, "options": i["options"]}
+               if "file" in i else
+               {"name": i["name"], "url": f"/data/{Path(i['path']).name}", "width": i["width"],
                 "height": i["height"], "options": i["options"]} for i in images]
         try:
             out = self.page.evaluate("(images) => window.analyzeImages(images)", job)
@@ -383,6 +461,96 @@ class ChromiumRunner:
         self.photos_done += len(images)
         self.timings = {r["name"]: r["timings"] for r in out}
         return {r["name"]: r["faces"] for r in out}
+
+
+def js_decoded_formats(js_decodes: str) -> set:
+    """File formats ("png", "jpg") whose bytes the JS side decodes itself for --js-decodes."""
+    if js_decodes not in JS_DECODE_CHOICES:
+        raise ValueError(f"--js-decodes: expected one of {list(JS_DECODE_CHOICES)}, got {js_decodes!r}")
+    return {"none": set(), "png": {"png"}, "all": {"png", "jpg"}}[js_decodes]
+
+
+def run_chunk(indices: list[int], seed: int, sources, max_mp: float, pipe, bundle: Path, targets: list[str],
+              runners: dict, work: Path, keep: Path | None = None, js_decodes: str = "none") -> list[dict]:
+    """The sweep's records of photos ``indices``: each photo made (make_photo), written to ``work``,
+    decoded and analysed by Python (``pipe``: a FacePipeline), then the chunk analysed by every JS
+    target (node-wasm: run_node_chunk on ``bundle``; Chromium: ``runners[target]``), faces matched
+    and compared (photo_errors), misses downstream of the box re-measured on JS's boxes
+    (same_box_errors). JS gets Python's decoded RGB, except the formats of ``js_decodes``
+    (js_decoded_formats): their file, decoded by npm's readImageFile (Node) or the page (Chromium);
+    such records have "js_decoded": true and, for node-wasm, "npm_decode_differing" (uint8 values
+    of npm's pixels, alpha rule applied, that differ from Python's). Photos that miss a target are
+    copied to ``keep`` (None: not kept). A crashed JS call is printed; its photos lack that target."""
+    from facepack import spec as spec_mod
+    from facepack.pipeline import decode
+    from jsharness import write_raw
+
+    import numpy as np
+
+    decoded_formats = js_decoded_formats(js_decodes)
+    chunk, images, files = [], [], {}
+    for i in indices:
+        data, desc = make_photo(i, seed, sources, max_mp)
+        name = f"p{i:05d}"
+        fmt = "jpg" if "jpeg_quality" in desc else "png"
+        files[name] = work / f"{name}.{fmt}"
+        files[name].write_bytes(data)
+        rgb = decode(data, name)
+        t = time.perf_counter()
+        py = pipe.analyze(rgb, heatmaps=True)
+        py_ms = (time.perf_counter() - t) * 1000
+        rec = {"name": name, "desc": desc, "big": rgb.shape[0] * rgb.shape[1] * 3 > BIG_VALUES, "py_faces": py["faces"],
+               "py_ms": py_ms, "decoded": list(rgb.shape[:2]), "errors": {}}
+        if fmt in decoded_formats:  # the JS side decodes the file itself
+            images.append({"name": name, "file": str(files[name]), "options": {"heatmaps": True}})
+            rec["js_decoded"] = True
+        else:
+            images.append({**write_raw(rgb, work / f"{name}.rgb", name), "options": {"heatmaps": True}})
+        chunk.append(rec)
+        del rgb
+    decoder = npm_decoder(work) if decoded_formats and "node-wasm" in targets else None
+    js_faces_by_target = {}
+    for target in targets:
+        t = time.perf_counter()
+        try:
+            if target == "node-wasm":
+                js = run_node_chunk(bundle, images, decoder)
+            else:
+                js = runners[target].run(images)
+        except Exception as exc:  # a crashed chunk is reported, the sweep goes on
+            print(f"  {target}: chunk from photo {chunk[0]['name']} failed: {str(exc)[-400:]}", flush=True)
+            js = {}
+        js_faces_by_target[target] = js
+        ms = (time.perf_counter() - t) * 1000 / max(1, len(images))
+        for rec in chunk:
+            if rec["name"] in js:
+                rec["errors"][target] = photo_errors(rec["py_faces"], js[rec["name"]])
+                rec.setdefault("js_ms_per_photo", {})[target] = ms
+                if target in runners:  # analyze()'s own ms (the chunk's ms include the browser's launch)
+                    rec.setdefault("js_analyze_ms", {})[target] = runners[target].timings[rec["name"]]["total"]
+    records = []
+    for rec in chunk:
+        src = files[rec["name"]]
+        rgba = Path(f"{src}.rgba")
+        if rec.get("js_decoded") and rgba.is_file():  # npm's pixels (node-wasm) against Python's
+            h, w = rec["decoded"]
+            npm = np.fromfile(rgba, np.uint8)
+            ours = decode(src.read_bytes(), rec["name"])
+            rec["npm_decode_differing"] = (int(np.count_nonzero(spec_mod.premultiply_alpha(npm.reshape(h, w, 4)) != ours))
+                                           if npm.size == h * w * 4 else -1)  # -1: another size
+            rgba.unlink()
+        for target, err in rec["errors"].items():
+            if downstream_misses(err):  # the same quantities on the same (JS's) boxes
+                err.update(same_box_errors(pipe, decode(src.read_bytes(), rec["name"]), rec["py_faces"],
+                                           js_faces_by_target[target][rec["name"]]))
+            bad = (err["count"] or (err["box_iou_min"] is not None and err["box_iou_min"] < 0.999)
+                   or downstream_misses(err))
+            if bad and keep is not None:  # keep the photos that miss a target, to look at
+                keep.mkdir(parents=True, exist_ok=True)
+                shutil.copy(src, keep / src.name)
+        rec["py_faces"] = len(rec.pop("py_faces"))
+        records.append(rec)
+    return records
 
 
 def source_commit() -> dict:
@@ -472,6 +640,16 @@ def main(argv=None) -> int:
     parser.add_argument("--max-mp", type=float, default=108.0, help="largest canvas, megapixels (default 108)")
     parser.add_argument("--js", default="node-wasm", help=f"comma-separated, of {','.join(JS_TARGETS)} (default node-wasm)")
     parser.add_argument("--quantize", default="none", help="bundle precision: none (float32), float16, uint8")
+    parser.add_argument("--faces", default="all", choices=FACE_CHOICES,
+                        help="face images pasted into the photos: all (the datasets under FACEPACK_DATASETS "
+                             "and the fixtures; default) or fixtures (tests/fixtures only; the datasets are "
+                             "not read; the photos differ from --faces all's)")
+    parser.add_argument("--js-decodes", default="none", choices=JS_DECODE_CHOICES,
+                        help="none (default): JS gets Python's decoded RGB for every photo; png: JS decodes "
+                             "the PNG files itself (Node: the npm package's readImageFile; Chromium: the page, "
+                             "from a Blob), so alpha, grey and EXIF-in-PNG run through its decoder; JPEGs "
+                             "stay Python-decoded (JPEG decoders may differ by design); all: JPEGs too (npm's "
+                             "decoder gives PIL's pixels; a page's may not, and its difference then counts)")
     parser.add_argument("--chunk", type=int, default=20,
                         help="photos per JS call (default 20): Python analyses a chunk, then JS; results are "
                              "written after each chunk")
@@ -522,15 +700,14 @@ def main(argv=None) -> int:
         shutil.rmtree(bundle)
         bundle = common.ensure_bundle(args.quantize)
     info["bundle"] = common.bundle_record(bundle)  # its build key: --merge refuses chunks of other bundles
-    sources = face_sources()
+    sources = face_sources(faces=args.faces)
     kinds = sorted({s[0] for s in sources})
     print(f"{n} photos (seed {args.seed}), faces from {kinds} ({len(sources)} images), JS: {targets}, "
-          f"bundle {common.PRECISIONS[args.quantize]}", flush=True)
+          f"bundle {common.PRECISIONS[args.quantize]}"
+          + ("" if args.js_decodes == "none" else f", JS decodes the {args.js_decodes} files"), flush=True)
 
-    import numpy as np
-
-    from facepack.pipeline import FacePipeline, decode
-    from jsharness import playwright_session, write_raw
+    from facepack.pipeline import FacePipeline
+    from jsharness import playwright_session
 
     pipe = FacePipeline.from_runs(common.SHIPPED["beauty"], common.SHIPPED["keypoints"])
     work = Path(tempfile.mkdtemp(prefix="bench_parity_"))
@@ -547,55 +724,11 @@ def main(argv=None) -> int:
                        for t in targets if t.startswith("chromium")}
         indices = chosen if chosen is not None else list(range(args.start, args.start + n))
         for c0 in range(0, len(indices), args.chunk):
-            chunk, images = [], []
-            for i in indices[c0:c0 + args.chunk]:
-                data, desc = make_photo(i, args.seed, sources, max_mp)
-                name = f"p{i:05d}"
-                (work / f"{name}.{'jpg' if 'jpeg_quality' in desc else 'png'}").write_bytes(data)
-                rgb = decode(data, name)
-                t = time.perf_counter()
-                py = pipe.analyze(rgb, heatmaps=True)
-                py_ms = (time.perf_counter() - t) * 1000
-                images.append({**write_raw(rgb, work / f"{name}.rgb", name), "options": {"heatmaps": True}})
-                big = rgb.shape[0] * rgb.shape[1] * 3 > BIG_VALUES
-                chunk.append({"name": name, "desc": desc, "big": big, "py_faces": py["faces"], "py_ms": py_ms,
-                              "decoded": list(rgb.shape[:2]), "errors": {}})
-                del rgb
-            js_faces_by_target = {}
-            for target in targets:
-                t = time.perf_counter()
-                try:
-                    if target == "node-wasm":
-                        js = run_node_chunk(bundle, images)
-                    else:
-                        js = runners[target].run(images)
-                except Exception as exc:  # a crashed chunk is reported, the sweep goes on
-                    print(f"  {target}: chunk from photo {chunk[0]['name']} failed: {str(exc)[-400:]}", flush=True)
-                    js = {}
-                js_faces_by_target[target] = js
-                ms = (time.perf_counter() - t) * 1000 / max(1, len(images))
-                for rec in chunk:
-                    if rec["name"] in js:
-                        rec["errors"][target] = photo_errors(rec["py_faces"], js[rec["name"]])
-                        rec.setdefault("js_ms_per_photo", {})[target] = ms
-                        if target in runners:  # analyze()'s own ms (the chunk's ms include the browser's launch)
-                            rec.setdefault("js_analyze_ms", {})[target] = runners[target].timings[rec["name"]]["total"]
-            for rec in chunk:
-                for target, err in rec["errors"].items():
-                    if downstream_misses(err):  # the same quantities on the same (JS's) boxes
-                        src = next(work.glob(f"{rec['name']}.*[gp]"))
-                        err.update(same_box_errors(pipe, decode(src.read_bytes(), rec["name"]), rec["py_faces"],
-                                                   js_faces_by_target[target][rec["name"]]))
-                    bad = (err["count"] or (err["box_iou_min"] is not None and err["box_iou_min"] < 0.999)
-                           or downstream_misses(err))
-                    if bad:  # keep the photos that miss a target, to look at
-                        keep.mkdir(parents=True, exist_ok=True)
-                        src = next(work.glob(f"{rec['name']}.*[gp]"))
-                        shutil.copy(src, keep / src.name)
-                rec["py_faces"] = len(rec.pop("py_faces"))
-                records.append(rec)
+            records += run_chunk(indices[c0:c0 + args.chunk], args.seed, sources, max_mp, pipe, bundle, targets,
+                                 runners, work, keep=keep, js_decodes=args.js_decodes)
             for f in work.iterdir():
-                f.unlink()
+                if f.is_file():  # (not the npm decoder's folder)
+                    f.unlink()
             print(f"  {len(records)}/{n} photos, {time.perf_counter() - t0:.0f} s", flush=True)
             write_results(args, info, targets, records, n, max_mp, t0)  # after every chunk: a stopped run keeps its photos
             if args.minutes is not None and time.perf_counter() - t0 > args.minutes * 60:
