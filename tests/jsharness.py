@@ -296,18 +296,26 @@ def js_numeric_literals() -> dict:
 
 
 # --- Parity: models, photos, comparison (shared by test_parity_node/_browser, test_js_leaks) --
-# Tolerances (units in the names): JS result vs the Python reference pipeline, same pixels.
-BOX_IOU_MIN = 0.98  # intersection over union of the two boxes
-DETECT_SCORE_TOL = 1e-3  # detector confidence, probability 0..1
-LANDMARK_TOL_PX = 1.0  # each of the 5 MTCNN landmarks, photo pixels
-SCORE_TOL_POINTS = 0.05  # expected beauty score on 0..100 (float32 bundle)
-DISTRIBUTION_TOL = 1e-3  # each of the 101 probabilities
-KEYPOINT_TOL_PX = 0.5  # each keypoint, photo pixels
-HEATMAP_MIN_CORR = 0.99  # Pearson correlation of the two Grad-CAM grids
+# Tolerances (units in the names): JS result vs the Python reference pipeline, same pixels, float32
+# bundles on both sides. They are issue 12's targets, which the 500-photo real-photo sweep holds too
+# (bench/bench_parity.py:TARGETS). "measured": the worst over every comparison that goes through
+# compare_faces in test_parity_node, test_parity_browser (WASM and WebGL), test_bounded_crop (12 and
+# 24 MP) and test_face_filter, 2026-12-02; with test_guided and test_npm_bundlers, 73 tests passed
+# at these values. A bias of 0.03 beauty points injected into static/facepack/beauty.js fails
+# test_parity_node on all 5 face photos (0.029-0.030 points); the round-1 value, 0.05, let it pass.
+# test_parity_crowd (25-face collages) uses the same constants.
+BOX_IOU_MIN = 0.999  # intersection over union of the two boxes (measured 0.999995)
+DETECT_SCORE_TOL = 1e-3  # detector confidence, probability 0..1 (measured 3.2e-6)
+LANDMARK_TOL_PX = 0.1  # each of the 5 MTCNN landmarks, photo pixels (measured 0.0004 px)
+SCORE_TOL_POINTS = 0.02  # expected beauty score on 0..100 (measured 0.0027, the 12 MP photo on WASM)
+DISTRIBUTION_TOL = 3e-4  # each of the 101 probabilities, 0..1 (measured 5.7e-5, the same photo)
+KEYPOINT_TOL_PX = 0.1  # each keypoint, photo pixels (measured 0.012 px, the same photo)
+HEATMAP_MIN_CORR = 0.999  # Pearson correlation of the two Grad-CAM grids (measured 0.999995)
 HEATMAP_FLAT_TOL = 1e-3  # when a grid is flat (no correlation defined): max abs difference, 0..1
 SQUARE_TOL_PX = 0.05  # where a heatmap's crop lies (x, y, side), photo pixels
 
-# Stage parity: JS crop + models on the Python reference's own detections (no box noise).
+# Stage parity: JS crop + models on the Python reference's own detections (no box noise; measured
+# 7.8e-5 points, 1.5e-4 px, correlation 1.0 on the same tests).
 STAGE_SCORE_TOL_POINTS = 0.005
 STAGE_KEYPOINT_TOL_PX = 0.02
 STAGE_HEATMAP_MIN_CORR = 0.999

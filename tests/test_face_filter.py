@@ -16,7 +16,7 @@ from PIL import Image
 
 from facepack import spec
 from facepack.pipeline import FacePipeline, filter_faces
-from jsharness import build_parity_bundle, compare_faces, node_ready, parity_photos, run_node, write_raw
+from jsharness import BOX_IOU_MIN, DETECT_SCORE_TOL, build_parity_bundle, compare_faces, node_ready, parity_photos, run_node, write_raw
 
 ok, why = node_ready()
 
@@ -26,8 +26,6 @@ ok, why = node_ready()
 CUT = {"min_confidence": 0.9, "min_box_size": 60.0}  # drops the 0.8645 face and the 41 px face
 KEEP_ALL = {"min_confidence": 0.0, "min_box_size": 0.0}
 SMALL_FACE_SIDE_PX = 200  # the pasted astronaut: its face is ~41 px
-DETECT_SCORE_TOL = 1e-3  # detector confidence, JS vs Python (tests/jsharness.py)
-BOX_IOU_MIN = 0.98
 # The photos' detections above were measured with the `mtcnn` package's settings (20-px pyramid start,
 # bilinear R/O-Net patches): both sides pin them (spec.MTCNN_PRESETS["packageCompatible"]).
 _PACKAGE = spec.MTCNN_PRESETS["packageCompatible"]

@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pytest
 
-from jsharness import (CHROMIUM, CHROMIUM_ARGS, KEYPOINT_TOL_PX, LANDMARK_TOL_PX, ROOT, SCORE_TOL_POINTS,
+from jsharness import (CHROMIUM, CHROMIUM_ARGS, DETECT_SCORE_TOL, KEYPOINT_TOL_PX, LANDMARK_TOL_PX, ROOT, SCORE_TOL_POINTS,
                        serve_handler)
 from test_npm import NPM
 
@@ -42,7 +42,6 @@ PACKAGE = "facepack"
 RECIPES = {"vite": "Vite", "webpack": "webpack", "esbuild": "esbuild"}  # folder -> README heading
 SERVED = {"vite": "dist", "webpack": "dist", "esbuild": "public"}  # what each recipe says to serve
 BOX_TOL_PX = 0.5  # each box coordinate, photo pixels (same pixels and models on both sides)
-DETECT_SCORE_TOL = 1e-3  # detector confidence 0..1
 PAGE_TIMEOUT_MS = 120_000
 
 

@@ -43,7 +43,8 @@ import pytest
 
 from facepack import spec
 from facepack.detect import mtcnn_detector
-from jsharness import (build_parity_bundle, compare_faces, detections_only, node_ready, run_node,
+from jsharness import (BOX_IOU_MIN, DETECT_SCORE_TOL, HEATMAP_MIN_CORR, KEYPOINT_TOL_PX, LANDMARK_TOL_PX,
+                       SCORE_TOL_POINTS, build_parity_bundle, compare_faces, detections_only, node_ready, run_node,
                        textured_background, write_raw)
 
 ok, why = node_ready()
@@ -58,15 +59,9 @@ CROWD_CANVAS_PX = (1500, 2000)  # each side drawn from this range
 FACE_SQUARES = {"astronaut.png": [(153, 47, 140)], "einstein.jpg": [(326, 250, 140), (116, 612, 75)]}
 MIN_FACES_FOUND = 15  # guard: the collage is crowded for the detector (19-23 found, by the confidence filter)
 
-BOX_IOU_MIN = 0.999  # detector box, Python vs JS
 # Box corners, photo pixels: what is left is the P/R/O-Nets' float32 accumulation order (WASM vs TF
 # CPU); measured <= 6.1e-4 px over 10 collages after the fix, >= 1.7e-3 px (up to a swapped face) before.
 BOX_TOL_PX = 1e-3
-DETECT_SCORE_TOL = 1e-3  # detector confidence 0..1
-LANDMARK_TOL_PX = 0.1  # the 5 MTCNN landmarks, photo pixels
-SCORE_TOL_POINTS = 0.02  # expected beauty score 0..100
-KEYPOINT_TOL_PX = 0.1  # 68 keypoints, photo pixels
-HEATMAP_MIN_CORR = 0.999  # Grad-CAM grids, Pearson correlation
 
 # Detector box corners and 5 landmarks, |JS - Python| / the face's longer box side (unitless), by
 # spec.MTCNN["patch_resize"]. P-Net differs from TF by ~2e-7 of a face (float32 conv summation order).
