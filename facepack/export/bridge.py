@@ -456,7 +456,11 @@ def _conv1d_via_2d(tf_keras, x, cls: str, cfg: dict, lname: str, layer3):
     if padding == "causal":
         x = L.ZeroPadding1D((dilation * (k - 1), 0), name=f"{lname}__causal_pad")(x)
         padding = "valid"
-    common = dict(strides=(stride, 1), padding=padding, dilation_rate=(dilation, 1))
+    # (stride, stride), not (stride, 1): the view's width is 1 and the kernel's too, so a stride along
+    # it leaves the width at 1 ("same" or "valid"); TF's CPU DepthwiseConv2dNative refuses unequal
+    # strides when TensorFlow runs without oneDNN (CPUs without AVX-512), and the export's checks
+    # run this model in TensorFlow.
+    common = dict(strides=(stride, stride), padding=padding, dilation_rate=(dilation, 1))
     act = clean.get("activation") or "linear"
     weights = layer3.get_weights()
     y = L.Reshape((-1, 1, int(x.shape[-1])), name=f"{lname}__as_2d")(x)
