@@ -180,7 +180,15 @@ def test_pnet_sized_levels_drop_only_levels_pnet_cannot_run(h, w):
 def test_fast_preset_finds_the_astronaut_where_the_package_alone_finds_nothing(detector, photos, ours):
     rgb = photos["astronaut.png"]
     fast = spec.MTCNN_PRESETS["fast"]["min_face_size_px"]
-    assert detector.detect_faces(rgb.astype(np.float32), min_face_size=fast) == []  # its tail levels are < 11 px
+    # The package alone finds nothing: its pyramid's tail levels are < 11 px. On some machines
+    # (2026-12-02's: TensorFlow without oneDNN) Keras refuses the empty P-Net output of those
+    # levels with a ValueError instead of returning no faces; either way it finds no face.
+    try:
+        found = detector.detect_faces(rgb.astype(np.float32), min_face_size=fast)
+    except ValueError as exc:
+        assert "empty output" in str(exc), exc
+        found = []
+    assert found == []
     faces = md.detect_faces(detector, rgb, preset="fast")
     assert len(faces) == 1
     b, ref = faces[0]["box"], ours["astronaut.png"][0]["box"]
