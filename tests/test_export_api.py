@@ -283,15 +283,14 @@ def test_fused_tanh_is_split_for_the_cpu_backend(exported):
     MatMul + BiasAdd + Tanh only when it runs with oneDNN (on by default on CPUs with AVX-512):
     there the exporter splits the node again and says so; without oneDNN nothing is fused. Either
     way the bundle's graph holds no fused tanh (its numbers: test_case_matches_keras_on_cpu_and_wasm)."""
-    import base64
-
     from tensorflow.python.util import _pywrap_util_port
+
+    from facepack.export.tfjs_io import _fused_ops
 
     _, bundle, _ = exported["fused_tanh"]
     notes = exported["fused_tanh"][0]["models"]["fused_tanh"]["export"]["notes"]
     nodes = json.loads((bundle / "fused_tanh" / "model.json").read_text())["modelTopology"]["node"]
-    fused_ops = lambda n: [base64.b64decode(v).decode() for v in n.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])]  # noqa: E731
-    fused = [n["name"] for n in nodes if n["op"].startswith("_Fused") and "Tanh" in fused_ops(n)]
+    fused = [n["name"] for n in nodes if n["op"].startswith("_Fused") and "Tanh" in _fused_ops(n)]
     assert not fused, f"fused tanh nodes left in the bundle: {fused}"
     assert any(n["op"] == "Tanh" for n in nodes)
     if _pywrap_util_port.IsMklEnabled():
