@@ -1236,7 +1236,7 @@ def test_camera_tracks_a_face_in_real_time(playwright, base_url, photos, tmp_pat
     for w, (frames, speed, load) in enumerate(windows, 1):
         face_free = f"{1000 / speed['face_free']:.1f}" if speed["face_free"] else "-"
         print(f"camera window {w}: with a face {speed['fps']:.1f} frames/s from the worker's {speed['with_face'] or 0:.1f} ms "
-              f"a frame (no face: {face_free}; medians {speed['medians']}); wall clock {speed['wall_fps']:.1f} "
+              f"a frame (no face: {face_free} frames/s; medians (ms) {speed['medians']}); wall clock {speed['wall_fps']:.1f} "
               f"frames/s; load {load:.1f}")
     assert fps_shown > 0
     rates = [speed["fps"] for _, speed, _ in windows]

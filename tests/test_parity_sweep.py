@@ -151,3 +151,20 @@ def test_within_issue_12_targets(sweep, artifacts_dir):
             misses.append(f"{row['label']}: worst {row['worst']} ({row['op']} {row['target']}) on {row['photo_line']}, "
                           f"{within}/{row['n']} within")
     assert not misses, "\n" + "\n".join(misses) + "\n" + bp.table(summary, TARGET)
+
+
+def test_the_bench_targets_are_the_tests_tolerances():
+    """bench_parity.TARGETS and tests/jsharness.py's tolerances are both issue 12's targets, typed
+    in two places: they must not drift apart (a sweep would then judge by other numbers than CI)."""
+    import jsharness as jh
+    import test_parity_crowd
+    assert bp.BOX_CASCADE_REL_TOLS == test_parity_crowd.CASCADE_REL_TOL
+    cascade = test_parity_crowd.CASCADE_REL_TOL[bp.spec.MTCNN["patch_resize"]]
+    expected = {"count": 0, "box_iou_min": jh.BOX_IOU_MIN, "score_abs": jh.DETECT_SCORE_TOL,
+                "landmark_px": jh.LANDMARK_TOL_PX, "beauty_points": jh.SCORE_TOL_POINTS,
+                "keypoint_px": jh.KEYPOINT_TOL_PX, "heatmap_agreement_min": jh.HEATMAP_MIN_CORR,
+                "box_rel": cascade, "landmark_rel": cascade,
+                "same_box_beauty_points": jh.SCORE_TOL_POINTS, "same_box_keypoint_px": jh.KEYPOINT_TOL_PX,
+                "same_box_heatmap_agreement_min": jh.HEATMAP_MIN_CORR}
+    assert {k: bp.TARGETS[k][2] for k in expected} == expected
+    assert {k for k, v in bp.TARGETS.items() if v[2] is not None} == set(expected)
