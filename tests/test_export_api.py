@@ -245,6 +245,108 @@ def test_parity_failure_in_tfjs_falls_back_to_the_graph_model(exported, tmp_path
     assert entry["parity"]["backends"]["wasm"]["rel_diff"] < REL_TOL
 
 
+def test_graph_model_inputs_of_one_shape_are_fed_by_name(tmp_path):
+    """Two inputs of the same dtype and shape: the tensorflowjs converter keys their signature by
+    tensor name ("a:0", "b:0") instead of by input name (it matches signature names by shape). The
+    graph model is written with those keys, and TF.js gets each input under its own key: run in
+    Node (cpu, wasm) on inputs that differ, by name in reverse order and as a list, the outputs
+    are Keras' (and far from Keras' with a and b swapped). Cases: Dense(Concatenate) and Subtract
+    forced onto the graph path; a Siamese model sharing a DepthwiseConv1D, which the layers path
+    refuses (so the graph path is its fallback)."""
+    import keras
+
+    from facepack.export import export_model
+    from facepack.export import manifest as manifest_mod
+    from facepack.export.keras_export import input_specs, keras_outputs, make_probes
+    from facepack.export.node_check import NodeSession, run_node_backends
+
+    keras.utils.set_random_seed(11)
+    L = keras.layers
+    a, b = L.Input((8,), name="a"), L.Input((8,), name="b")
+    same = keras.Model([a, b], [L.Dense(3, name="d")(L.Concatenate(name="cat")([a, b])),
+                                L.Subtract(name="sub")([a, b])])
+    a, b = L.Input((10, 3), name="a"), L.Input((10, 3), name="b")
+    shared = L.DepthwiseConv1D(3, name="dw")
+    fa, fb = L.Flatten(name="fa")(shared(a)), L.Flatten(name="fb")(shared(b))
+    siamese = keras.Model([a, b], L.Dense(2, name="d")(L.Concatenate(name="cat")([fa, L.Subtract(name="sub")([fa, fb])])))
+    cases = {"same_shape": (same, ("graph-model",)), "siamese": (siamese, ("layers-model", "graph-model"))}
+
+    root = tmp_path / "all"
+    entries, requests, refs = {}, [], {}
+    with NodeSession(BACKENDS) as session:
+        for case, (model, paths) in cases.items():
+            manifest = export_model(model, tmp_path / case, name=case, paths=paths, backends=BACKENDS, log=None,
+                                    _node_session=session)
+            entry = entries[case] = manifest["models"][case]
+            tried = entry["export"]["tried"]
+            assert entry["format"] == "graph-model" and tried[-1] == {"path": "graph-model", "ok": True}, case
+            assert [(i["name"], i["signature_key"]) for i in entry["inputs"]] == [("a", "a:0"), ("b", "b:0")], case
+            for backend in BACKENDS:
+                assert entry["parity"]["backends"][backend]["rel_diff"] < REL_TOL, (case, backend)
+            shutil.copytree(tmp_path / case / case, root / case)
+            specs = input_specs(model)
+            arrays = make_probes(model, specs, seed=99).arrays
+            refs[case] = keras_outputs(model, arrays)
+            swapped = keras_outputs(model, arrays[::-1])
+            assert max(float(np.abs(s - r).max()) / max(SCALE_FLOOR, float(np.abs(r).max()))
+                       for s, r in zip(swapped, refs[case])) > 0.1, f"{case}: swapping a and b must matter"
+            requests.append((case, {s.name: x for s, x in reversed(list(zip(specs, arrays)))}))
+            requests.append((case, list(arrays)))
+        assert tried[0]["path"] == "layers-model" and "shared replaced layers are not supported" in tried[0]["reason"]
+        (root / manifest_mod.MANIFEST_FILE).write_text(json.dumps({"spec": {}, "models": entries}))
+        results = run_node_backends(root, BACKENDS, requests, tmp_path / "work", session)
+    for backend in BACKENDS:
+        for (case, x), got in zip(requests, results[backend]):
+            how = f"{case}/{backend}/{'by name' if isinstance(x, dict) else 'list'}"
+            assert not isinstance(got, Exception), f"{how}: {got}"
+            assert len(got) == len(refs[case]), how
+            for g, r in zip(got, refs[case]):
+                assert g.shape == r.shape, how
+                rel = float(np.abs(g.astype(np.float64) - r).max()) / max(SCALE_FLOOR, float(np.abs(r).max()))
+                assert rel < REL_TOL, f"{how}: relative difference {rel:.3g}"
+
+
+def test_graph_failure_trace_feeds_inputs_by_signature_key(tmp_path):
+    """locate_graph_failure runs the raw TF.js GraphModel, whose positional input order is its
+    signature's (here a, z), not Keras' (z, a): fed by position it blamed ConcatV2 for a shape
+    error of its own making; fed by signature key no node fails."""
+    import keras
+
+    from facepack.export import export_model
+    from facepack.export.keras_export import input_specs, locate_graph_failure, make_probes
+
+    L = keras.layers
+    z, a = L.Input((8,), name="z"), L.Input((4,), name="a")
+    model = keras.Model([z, a], L.Dense(3, name="d")(L.Concatenate(name="cat")([z, a])))
+    export_model(model, tmp_path / "b", name="m", paths=("graph-model",), backends=("cpu",), log=None)
+    probe = make_probes(model, input_specs(model))
+    assert locate_graph_failure(tmp_path / "b", "m", probe, "cpu", model) is None
+
+
+def test_signature_keys_match_inputs_by_name_or_tensor_name_only():
+    """keras_export.signature_input_keys: the key named after the input, else "<name>:<N>" when
+    exactly one key is that; no positional guess; a one-line reason otherwise."""
+    from facepack.export.keras_export import _Rejected, signature_input_keys
+
+    assert signature_input_keys(["a", "b"], ["b", "a"]) == ["a", "b"]
+    assert signature_input_keys(["a", "b"], ["b:0", "a:0"]) == ["a:0", "b:0"]
+    assert signature_input_keys(["a", "b", "c"], ["c", "b:0", "a:0"]) == ["a:0", "b:0", "c"]
+    assert signature_input_keys(["x"], ["serving_x"]) == ["serving_x"]  # one input, one key
+    assert signature_input_keys(["a:0", "a"], ["a", "a:0"]) == ["a:0", "a"]  # exact names first
+    for names, keys, words in ((["a", "b"], ["input_1", "input_2"], "no key is 'a' or 'a:N'"),
+                               (["a", "b"], ["a:0", "a:1", "b"], "2 keys could be input 'a' (a:0, a:1)"),
+                               (["ab", "b"], ["ab:0", "b:0"], None),
+                               (["a", "b"], ["a", "b", "c:0"], "key(s) ['c:0'] name no Keras input"),
+                               (["a", "b"], ["a"], "no key is 'b' or 'b:N'")):
+        if words is None:
+            assert signature_input_keys(names, keys) == keys
+            continue
+        with pytest.raises(_Rejected) as excinfo:
+            signature_input_keys(names, keys)
+        message = str(excinfo.value)
+        assert "do not name the Keras inputs" in message and words in message and "\n" not in message, message
+
+
 def test_masking_lstm_is_an_async_graph_model(exported):
     entry = exported["masking_lstm"][0]["models"]["masking_lstm"]
     assert entry["format"] == "graph-model" and entry["execution"] == "async"

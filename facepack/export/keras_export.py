@@ -632,13 +632,7 @@ def _write_graph(model, folder: Path, specs: list[InputSpec], quantize: str, n_o
     model_json = json.loads((folder / MODEL_JSON).read_text())
     signature = model_json.get("signature") or {}
     sig_inputs, sig_outputs = list((signature.get("inputs") or {})), list((signature.get("outputs") or {}))
-    if len(specs) == 1 and len(sig_inputs) == 1:
-        in_keys = sig_inputs
-    elif all(s.name in sig_inputs for s in specs):
-        in_keys = [s.name for s in specs]
-    else:
-        raise _Rejected(f"graph model: its signature inputs {sig_inputs} do not name the Keras inputs "
-                        f"{[s.name for s in specs]}")
+    in_keys = signature_input_keys([s.name for s in specs], sig_inputs)
     out_keys = output_keys(model, n_outputs)
     if not all(k in sig_outputs for k in out_keys):
         if n_outputs == 1 and len(sig_outputs) == 1:
@@ -647,6 +641,40 @@ def _write_graph(model, folder: Path, specs: list[InputSpec], quantize: str, n_o
             raise _Rejected(f"graph model: its signature outputs {sig_outputs} are not the expected {out_keys}")
     execution = "async" if has_control_flow(model_json) else "sync"
     return notes, {"input_keys": in_keys, "output_keys": out_keys, "execution": execution}
+
+
+def signature_input_keys(names: list[str], sig_inputs: list[str]) -> list[str]:
+    """The graph model's signature key of each Keras input ``names[i]``, in that order.
+
+    The tensorflowjs converter keys a signature input by its SavedModel signature name (the
+    Keras input's name, which _input_signature gives its TensorSpec) only when that input is
+    the only one of its dtype and shape; inputs that share both (a, b = Input((8,)), Input((8,)))
+    are keyed by their graph tensor's name instead, ``"a:0"`` (the placeholder model.export names
+    after the TensorSpec). So a key is the input's name, or else ``"<name>:<N>"`` when exactly
+    one key is that; never a guess by position. One input and one key: that key. Raises _Rejected
+    naming the keys and the inputs when an input has no such key, or one key would serve two
+    inputs, or a key is left over (TF.js would then lack a feed for it)."""
+    if len(names) == 1 and len(sig_inputs) == 1:
+        return list(sig_inputs)
+    keys, why = [], None
+    for name in names:
+        if name in sig_inputs:
+            keys.append(name)
+            continue
+        tensor = [k for k in sig_inputs if re.fullmatch(re.escape(name) + r":\d+", k)]
+        if len(tensor) != 1:
+            why = (f"no key is {name!r} or {name + ':N'!r}" if not tensor
+                   else f"{len(tensor)} keys could be input {name!r} ({', '.join(tensor)})")
+            break
+        keys.append(tensor[0])
+    if why is None and len(set(keys)) != len(keys):
+        why = f"two inputs would share one key ({keys})"
+    if why is None and set(keys) != set(sig_inputs):
+        why = f"key(s) {sorted(set(sig_inputs) - set(keys))} name no Keras input"
+    if why is not None:
+        raise _Rejected(f"graph model: its signature inputs {list(sig_inputs)} do not name the Keras inputs "
+                        f"{list(names)}: {why}")
+    return keys
 
 
 def _input_signature(model, specs: list[InputSpec]):
@@ -763,14 +791,22 @@ def locate_graph_failure(root: Path, name: str, probe: Probe, backend: str, mode
     "op Cumsum (graph node '...', Keras op 'cumsum') fails: <what TF.js did>", or None when no node
     fails or returns an invalid shape (or Node fails, or GRAPH_LOCATE_BUDGET_S passes before a failing
     node is found). Runs graph_locate.mjs (one Node process; each node is run once, so this is for
-    failures only)."""
+    failures only). The probe is fed by the manifest entry's signature keys: the graph model's own
+    input order (its signature's) need not be the Keras order."""
     import json
     import subprocess
 
+    from facepack.export import manifest as manifest_mod
     from facepack.export.node_check import ROOT, _write_job
 
+    try:
+        specs = json.loads((Path(root) / manifest_mod.MANIFEST_FILE).read_text())["models"][name]["inputs"]
+        keys = [s["signature_key"] for s in specs]
+    except (OSError, ValueError, KeyError, TypeError):
+        keys = []
+    x = dict(zip(keys, probe.arrays)) if keys and len(keys) == len(probe.arrays) else probe.arrays
     with tempfile.TemporaryDirectory(prefix="facepack-locate-") as work:
-        job = _write_job(root, [(name, probe.arrays)], Path(work))
+        job = _write_job(root, [(name, x)], Path(work))
         try:
             node_budget_ms = int(1000 * max(1.0, GRAPH_LOCATE_BUDGET_S - GRAPH_LOCATE_START_S))
             proc = subprocess.run([shutil.which("node") or "node", str(GRAPH_LOCATE_SCRIPT), str(root), name, backend,
