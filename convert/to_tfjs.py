@@ -42,11 +42,15 @@ import traceback
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from facepack import tfquiet  # noqa: E402
+from facepack.export.cli import use_tensorflow_backend  # noqa: E402  (no TensorFlow import)
+
+# Keras runs on TensorFlow here whatever KERAS_BACKEND the shell exports (jax for training, say);
+# main() prints BACKEND_NOTE when it overrode one.
+BACKEND_NOTE = use_tensorflow_backend()
 
 tfquiet.install()  # TensorFlow's cuDNN/cuBLAS "factory" lines at import are dropped (facepack/tfquiet.py)
 
@@ -107,6 +111,8 @@ def main(argv=None) -> int:
     if (args.model is None) != (args.name is None):
         raise SystemExit("error: --model and --name go together (got "
                          f"--model {args.model}, --name {args.name})")
+    if BACKEND_NOTE:
+        print(f"convert/to_tfjs.py: {BACKEND_NOTE}", file=sys.stderr, flush=True)
     out = args.out or (ROOT / "dist" / f"models-{args.name}" if args.model else DEFAULT_OUT)
     target = out  # what a failure leaves unchanged
     if args.model is not None:

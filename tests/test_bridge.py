@@ -205,3 +205,38 @@ def test_keras3_op_or_merge_on_masked_inputs_is_refused():
                        (keras.layers.Maximum(name="mx")([e, e]), r"layer 'mx' \(Maximum\): a merge layer on inputs")):
         with pytest.raises(BridgeError, match=pattern):
             to_tf_keras(keras.Model(ids, y), tf_keras)
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: keras.layers.DepthwiseConv1D(3, strides=2, dilation_rate=2, name="c"),
+    lambda: keras.layers.SeparableConv1D(4, 3, strides=2, dilation_rate=2, name="c"),
+], ids=["depthwise", "separable"])
+def test_1d_conv_with_stride_and_dilation_is_refused_with_the_users_values(layer):
+    """Keras 3 computes strides 2 with dilation 2; tf_keras' DepthwiseConv2D refuses the pair. The
+    refusal names the layer and the user's values, not the 2-D rewrite's (strides=(2, 2), dilation_rate=(2, 1))."""
+    model = _seq((20, 4), layer())
+    with pytest.raises(BridgeError) as err:
+        to_tf_keras(model, tf_keras)
+    text = str(err.value)
+    assert text.startswith(f"layer 'c' ({model.layers[-1].__class__.__name__}): strides=2 with dilation_rate=2 ")
+    assert text.endswith("the exporter tries the graph path (model.export) next") and "(2, 2)" not in text
+
+
+@pytest.mark.parametrize("cls", ["DepthwiseConv1D", "SeparableConv1D"])
+def test_channels_first_1d_conv_is_refused_with_the_permute_that_fixes_it(cls):
+    """The advice is concrete, and right: Permute((2, 1)) + the channels_last layer with the same
+    weights computes the channels_first layer, and the bridge rebuilds it."""
+    args = (3,) if cls == "DepthwiseConv1D" else (5, 3)
+    first = _noisy(_seq((4, 19), getattr(keras.layers, cls)(*args, data_format="channels_first", name="c")))
+    with pytest.raises(BridgeError) as err:
+        to_tf_keras(first, tf_keras)
+    text = str(err.value)
+    assert text.startswith(f"layer 'c' ({cls}): data_format='channels_first' is not supported")
+    assert "use data_format='channels_last', or a Permute((2, 1)) before and after the layer" in text
+    assert text.endswith("the exporter tries the graph path (model.export) next")
+    last = _seq((4, 19), keras.layers.Permute((2, 1)), getattr(keras.layers, cls)(*args, name="c"),
+                keras.layers.Permute((2, 1)))
+    last.get_layer("c").set_weights(first.get_layer("c").get_weights())
+    x = np.random.default_rng(9).normal(size=(2, 4, 19)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(last(x)), np.asarray(first(x)), rtol=0, atol=1e-5)
+    _same(last, x)

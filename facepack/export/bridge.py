@@ -23,7 +23,8 @@ it supports that compute the same function (checked numerically by the exporter'
 * ``SeparableConv2D`` (TF.js rejects the ``kernel_*`` fields tf_keras writes into its config) ->
   DepthwiseConv2D (no bias) + a 1x1 Conv2D carrying the bias and activation.
 * ``DepthwiseConv1D``, ``SeparableConv1D``, ``Conv1DTranspose`` (not in TF.js) -> Reshape to
-  (T, 1, C) + the 2D layer with a (k, 1) kernel + Reshape back.
+  (T, 1, C) + the 2D layer with a (k, 1) kernel + Reshape back (channels_last only, and not strides > 1
+  with dilation_rate > 1: those are refused naming the layer and its values, and export as graph models).
 * A model used as a layer (``base = MobileNetV2(...); y = base(x)``) -> a nested tf_keras model,
   rebuilt recursively.
 * Layers that are the identity at inference (``Identity``, ``SpatialDropout2D/3D``, the random
@@ -444,14 +445,26 @@ def _one(value) -> int:
     return int(value[0] if isinstance(value, (list, tuple)) else value)
 
 
+# The end of a refusal that the exporter's graph path handles (export_model tries it after the layers path).
+_GRAPH_NEXT = "the exporter tries the graph path (model.export) next"
+
+
 def _conv1d_via_2d(tf_keras, x, cls: str, cfg: dict, lname: str, layer3):
     """DepthwiseConv1D / SeparableConv1D / Conv1DTranspose (TF.js has none of them) -> the 2D layer
     on a (T, 1, C) view: Reshape + the 2D twin with a (k, 1) kernel + Reshape back; weights set here."""
     L = tf_keras.layers
     clean, _ = sanitize_config(tf_keras, cls, cfg)
-    if clean.get("data_format", "channels_last") != "channels_last":
-        raise BridgeError(f"layer {lname!r} ({cls}): only data_format='channels_last' is supported")
+    data_format = cfg.get("data_format") or "channels_last"
+    if data_format != "channels_last":
+        raise BridgeError(f"layer {lname!r} ({cls}): data_format={data_format!r} is not supported by its TF.js "
+                          f"rewrite (a 2-D conv on a (T, 1, C) view); use data_format='channels_last', or a "
+                          f"Permute((2, 1)) before and after the layer (same weights); {_GRAPH_NEXT}")
     k, stride, dilation = _one(clean["kernel_size"]), _one(clean["strides"]), _one(clean.get("dilation_rate", 1))
+    if stride > 1 and dilation > 1 and cls != "Conv1DTranspose":
+        # Keras 3 computes it; tf_keras' DepthwiseConv2D refuses the pair (with the rewrite's 2-D values)
+        raise BridgeError(f"layer {lname!r} ({cls}): strides={stride} with dilation_rate={dilation} is not supported "
+                          f"by its TF.js rewrite (tf_keras/TF.js convolutions take strides > 1 or dilation_rate > 1, "
+                          f"not both); {_GRAPH_NEXT}")
     padding = clean["padding"]
     if padding == "causal":
         x = L.ZeroPadding1D((dilation * (k - 1), 0), name=f"{lname}__causal_pad")(x)

@@ -56,6 +56,24 @@ GRAPPLER_NOISE = (r"devices\.cc:\d+\] Number of eligible GPUs"
                   r"|single_machine\.cc:\d+\] Starting new session")
 
 
+def use_tensorflow_backend(environ=None) -> str | None:
+    """Set KERAS_BACKEND=tensorflow (the SavedModel export, the tensorflowjs converter and tf_keras
+    need Keras on TensorFlow); call it before Keras is imported. Returns the line to print when the
+    user had asked for another backend (KERAS_BACKEND=jax for training, say), else None. A .keras
+    file saved under any backend loads under TensorFlow (tests/test_export_backend_env.py saves one
+    under jax). Does nothing once Keras is imported: its backend is fixed for the process then (an
+    API caller's export runs on that backend)."""
+    environ = os.environ if environ is None else environ
+    if "keras" in sys.modules:
+        return None
+    user = environ.get("KERAS_BACKEND", "").strip()
+    environ["KERAS_BACKEND"] = "tensorflow"
+    if user and user.lower() != "tensorflow":
+        return (f"note: KERAS_BACKEND={user} is set, but the exporter runs Keras on TensorFlow (KERAS_BACKEND="
+                f"tensorflow for this run); a .keras file saved under any backend loads fine")
+    return None
+
+
 def import_lean() -> None:
     """Import tensorflow, keras and tf_keras with SKIPPED_AT_STARTUP unavailable, then make
     those importable again (a user's --custom-objects module may import them itself)."""
@@ -115,7 +133,7 @@ def run(args, prog: str = "facepack-export", model_flag: str = "MODEL") -> int:
     """Export with parsed ``args`` (shared by convert/to_tfjs.py --model, whose ``model_flag`` is
     "--model"); returns the exit code. Argument errors exit 2 before TensorFlow is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    backend_note = use_tensorflow_backend()
     # tensorflow_hub (imported by the tensorflowjs converter) warns at import that setuptools'
     # pkg_resources is deprecated: not the user's concern
     warnings.filterwarnings("ignore", message=PKG_RESOURCES_WARNING, category=UserWarning)
@@ -130,6 +148,8 @@ def run(args, prog: str = "facepack-export", model_flag: str = "MODEL") -> int:
     except ExportError as err:
         print(f"{prog}: error: {err.render(flags)}", file=sys.stderr)
         return 2
+    if backend_note and not getattr(args, "quiet", False):
+        print(f"{prog}: {backend_note}", file=sys.stderr, flush=True)
     # TF.js starts in Node now and overlaps TensorFlow's import (export_model checks the rest)
     session = NodeSession(backends) if backends and set(backends) <= {"cpu", "wasm"} and node_available()[0] else None
     try:

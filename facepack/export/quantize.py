@@ -680,6 +680,10 @@ if __name__ == "__main__":
     import os
     import sys
 
+    from facepack.export.cli import use_tensorflow_backend
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    note = use_tensorflow_backend()  # the plan runs TensorFlow ops on the model (input_hessians)
+    if note:
+        print(f"python -m facepack.export.quantize: {note}", file=sys.stderr, flush=True)
     sys.exit(main())

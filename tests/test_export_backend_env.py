@@ -1,0 +1,89 @@
+"""The exporter's command lines under a shell that exports another KERAS_BACKEND (the README
+suggests JAX for training on a GPU): facepack-export and convert/to_tfjs.py --model run Keras on
+TensorFlow anyway (the SavedModel export, the tensorflowjs converter and tf_keras need it), say so
+in one line, and export a .keras file saved under jax. Before: rc 1 and a 39-line traceback ending
+"ModuleNotFoundError: import of jax halted; None in sys.modules"."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from export_support import NODE
+
+NOTE = ("note: KERAS_BACKEND=jax is set, but the exporter runs Keras on TensorFlow (KERAS_BACKEND=tensorflow "
+        "for this run); a .keras file saved under any backend loads fine")
+HAS_JAX = importlib.util.find_spec("jax") is not None
+
+
+def _env(backend: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    if backend is not None:
+        env["KERAS_BACKEND"] = backend
+    return env
+
+
+def test_use_tensorflow_backend_overrides_another_backend_before_keras_is_imported():
+    """One line for jax/torch, none for tensorflow or unset; always tensorflow afterwards. A
+    subprocess: no Keras imported there (once Keras is imported the helper leaves the process alone)."""
+    code = ("import sys\nfrom facepack.export.cli import use_tensorflow_backend as use\n"
+            "for before in ({'KERAS_BACKEND': 'jax'}, {'KERAS_BACKEND': 'torch'}, {'KERAS_BACKEND': 'tensorflow'}, {}):\n"
+            "    env = dict(before)\n"
+            "    note = use(env)\n"
+            "    print(env['KERAS_BACKEND'], note is not None and note.startswith(f\"note: KERAS_BACKEND={before.get('KERAS_BACKEND')} is set\"), note is None)\n"
+            "print('keras' in sys.modules, 'tensorflow' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.splitlines() == ["tensorflow True False", "tensorflow True False", "tensorflow False True",
+                                        "tensorflow False True", "False False"], proc.stderr
+
+
+@pytest.fixture(scope="module")
+def jax_model(tmp_path_factory):
+    """A small Dense model saved by Keras running on jax (checks the notice's claim)."""
+    if not HAS_JAX:
+        pytest.skip("jax is not installed in this environment")
+    path = tmp_path_factory.mktemp("jaxmodel") / "dense_jax.keras"
+    code = ("import keras\nassert keras.backend.backend() == 'jax', keras.backend.backend()\n"
+            "inp = keras.Input((6,))\n"
+            "m = keras.Model(inp, keras.layers.Dense(3, name='d')(keras.layers.Dense(4, activation='relu')(inp)))\n"
+            f"m.save({str(path)!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env("jax"), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and path.exists(), proc.stderr[-3000:]
+    return path
+
+
+def _check_bundle(proc, out, name: str, prog: str):
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert lines.count(f"{prog}: {NOTE}") == 1, proc.stderr[-3000:]
+    assert (out / name / "model.json").exists()
+    assert name in json.loads((out / "manifest.json").read_text())["models"]
+
+
+@pytest.mark.node
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_cli_under_jax_backend_exports_a_jax_saved_model(jax_model, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "facepack.export.cli", str(jax_model), "--name", "dense",
+                           "--out", str(out), "--backends", "cpu"], cwd=ROOT, env=_env("jax"), capture_output=True,
+                          text=True, timeout=600)
+    _check_bundle(proc, out, "dense", "facepack-export")
+    assert "layers-model: cpu max abs diff" in proc.stderr
+
+
+def test_to_tfjs_model_under_jax_backend_exports(jax_model, tmp_path):
+    """convert/to_tfjs.py (scripts/main.sh's step) prints the note once, not again from the shared run()."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "convert/to_tfjs.py", "--model", str(jax_model), "--name", "dense",
+                           "--out", str(out), "--backends", "none"], cwd=ROOT, env=_env("jax"), capture_output=True,
+                          text=True, timeout=600)
+    _check_bundle(proc, out, "dense", "convert/to_tfjs.py")
+    assert "facepack-export: note" not in proc.stderr
