@@ -87,3 +87,22 @@ def test_to_tfjs_model_under_jax_backend_exports(jax_model, tmp_path):
                           text=True, timeout=600)
     _check_bundle(proc, out, "dense", "convert/to_tfjs.py")
     assert "facepack-export: note" not in proc.stderr
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="jax is not installed")
+def test_export_model_under_jax_refuses_the_graph_path_with_what_to_do(tmp_path):
+    """From Python, Keras keeps the backend it was imported with: under jax, model.export writes an
+    XlaCallModule op ("supports up to serialization version 9 but the serialized module needs
+    version 10" before), so the graph path is refused in words that say how to export instead,
+    and the whole error has no doubled full stop."""
+    code = ("import keras\nfrom facepack.export import export_model, ExportError\n"
+            "x = keras.Input((8,), name='a'); m = keras.Model(x, keras.layers.Dense(3)(x))\n"
+            f"try:\n    export_model(m, {str(tmp_path / 'out')!r}, name='d', paths=('graph-model',))\n"
+            "except ExportError as err:\n    print('REFUSED', err)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env("jax"), capture_output=True, text=True,
+                          timeout=300)
+    refused = [ln for ln in proc.stdout.splitlines() if ln.startswith("REFUSED")]
+    assert proc.returncode == 0 and refused, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "needs Keras on TensorFlow and this process runs Keras on 'jax'" in refused[0], refused[0]
+    assert "KERAS_BACKEND=tensorflow before the first `import keras`" in refused[0], refused[0]
+    assert ".." not in refused[0] and "XlaCallModule" not in refused[0], refused[0]

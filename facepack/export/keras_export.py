@@ -621,6 +621,12 @@ def _write_graph(model, folder: Path, specs: list[InputSpec], quantize: str, n_o
 
     from facepack.export.tfjs_io import MODEL_JSON, has_control_flow, save_graph_model, unsupported_ops
 
+    import keras
+
+    if keras.backend.backend() != "tensorflow":  # model.export would write an XlaCallModule op TF.js lacks
+        raise _Rejected(f"the graph path needs Keras on TensorFlow and this process runs Keras on "
+                        f"{keras.backend.backend()!r}: set KERAS_BACKEND=tensorflow before the first `import keras` "
+                        f"(a .keras file saved under any backend loads), or use the facepack-export command")
     try:
         _, notes = save_graph_model(model, folder, quantize, input_signature=_input_signature(model, specs))
     except Exception as err:
@@ -1048,7 +1054,7 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
                 break
             else:
                 reasons = {t["path"]: t["reason"] for t in tried}
-                raise ExportError(f"cannot export {name!r} to TF.js: " + "; ".join(f"{p}: {r}" for p, r in reasons.items())
+                raise ExportError(f"cannot export {name!r} to TF.js: " + "; ".join(f"{p}: {r.rstrip('. ')}" for p, r in reasons.items())
                                   + f". What to do: {_advice(reasons)}")
             files = file_entries(tmp, folder)
             worst = max(measured.values(), key=lambda m: m["rel_diff"])
