@@ -323,6 +323,28 @@ def test_graph_failure_trace_feeds_inputs_by_signature_key(tmp_path):
     assert locate_graph_failure(tmp_path / "b", "m", probe, "cpu", model) is None
 
 
+def test_graph_model_inputs_named_as_users_do(tmp_path):
+    """Inputs of one shape whose names TensorFlow respells for its placeholders (upper case, '-',
+    '.', a leading digit: 'Query-Ids:0' is 'query_ids:0'), forced onto the graph path: exported,
+    each Keras input under its own key, equal to Keras in Node (export_model's own check). Before:
+    refused, "its signature inputs ['query_ids:0', 'st_doc:0'] do not name the Keras inputs"."""
+    import keras
+
+    from facepack.export import export_model
+
+    keras.utils.set_random_seed(5)
+    L = keras.layers
+    a, b = L.Input((6,), name="Query-Ids"), L.Input((6,), name="1st.Doc")
+    model = keras.Model([a, b], L.Dense(2, name="d")(L.Concatenate(name="cat")([a, L.Subtract(name="sub")([a, b])])))
+    manifest = export_model(model, tmp_path / "named", name="named", paths=("graph-model",), backends=BACKENDS, log=None)
+    entry = manifest["models"]["named"]
+    assert entry["format"] == "graph-model"
+    assert [(i["name"], i["signature_key"]) for i in entry["inputs"]] == [("Query-Ids", "query_ids:0"),
+                                                                          ("1st.Doc", "st_doc:0")]
+    for backend in BACKENDS:
+        assert entry["parity"]["backends"][backend]["rel_diff"] < REL_TOL, backend
+
+
 def test_signature_keys_match_inputs_by_name_or_tensor_name_only():
     """keras_export.signature_input_keys: the key named after the input, else "<name>:<N>" when
     exactly one key is that; no positional guess; a one-line reason otherwise."""
@@ -333,6 +355,10 @@ def test_signature_keys_match_inputs_by_name_or_tensor_name_only():
     assert signature_input_keys(["a", "b", "c"], ["c", "b:0", "a:0"]) == ["a:0", "b:0", "c"]
     assert signature_input_keys(["x"], ["serving_x"]) == ["serving_x"]  # one input, one key
     assert signature_input_keys(["a:0", "a"], ["a", "a:0"]) == ["a:0", "a"]  # exact names first
+    # TensorFlow's spelling of the placeholders (measured with TF 2.19, new-user names).
+    assert signature_input_keys(["Query", "Doc"], ["query:0", "doc:0"]) == ["query:0", "doc:0"]
+    assert signature_input_keys(["query-ids", "feat.a", "1st"], ["st:0", "feat_a:0", "query_ids:0"]) == \
+        ["query_ids:0", "feat_a:0", "st:0"]
     for names, keys, words in ((["a", "b"], ["input_1", "input_2"], "no key is 'a' or 'a:N'"),
                                (["a", "b"], ["a:0", "a:1", "b"], "2 keys could be input 'a' (a:0, a:1)"),
                                (["ab", "b"], ["ab:0", "b:0"], None),

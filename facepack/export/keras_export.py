@@ -649,6 +649,13 @@ def _write_graph(model, folder: Path, specs: list[InputSpec], quantize: str, n_o
     return notes, {"input_keys": in_keys, "output_keys": out_keys, "execution": execution}
 
 
+def _tf_placeholder_name(name: str) -> str:
+    """The graph tensor name TensorFlow gives the placeholder of a TensorSpec named ``name`` (before
+    ":0"), as measured with TF 2.19: 'Query' -> 'query', 'query-ids' -> 'query_ids', 'feat.a' ->
+    'feat_a', '1st' -> 'st'."""
+    return re.sub(r"[^0-9a-z_]", "_", name.lower()).lstrip("0123456789_")
+
+
 def signature_input_keys(names: list[str], sig_inputs: list[str]) -> list[str]:
     """The graph model's signature key of each Keras input ``names[i]``, in that order.
 
@@ -656,8 +663,9 @@ def signature_input_keys(names: list[str], sig_inputs: list[str]) -> list[str]:
     Keras input's name, which _input_signature gives its TensorSpec) only when that input is
     the only one of its dtype and shape; inputs that share both (a, b = Input((8,)), Input((8,)))
     are keyed by their graph tensor's name instead, ``"a:0"`` (the placeholder model.export names
-    after the TensorSpec). So a key is the input's name, or else ``"<name>:<N>"`` when exactly
-    one key is that; never a guess by position. One input and one key: that key. Raises _Rejected
+    after the TensorSpec, in TensorFlow's spelling: _tf_placeholder_name). So a key is the input's
+    name, or else ``"<name>:<N>"`` (or the placeholder spelling's) when exactly one key is that;
+    never a guess by position. One input and one key: that key. Raises _Rejected
     naming the keys and the inputs when an input has no such key, or one key would serve two
     inputs, or a key is left over (TF.js would then lack a feed for it)."""
     if len(names) == 1 and len(sig_inputs) == 1:
@@ -668,6 +676,9 @@ def signature_input_keys(names: list[str], sig_inputs: list[str]) -> list[str]:
             keys.append(name)
             continue
         tensor = [k for k in sig_inputs if re.fullmatch(re.escape(name) + r":\d+", k)]
+        if not tensor:  # TensorFlow's placeholder names: lower case, [^a-z0-9_] -> _, no leading digits or _
+            graph_name = _tf_placeholder_name(name)
+            tensor = [k for k in sig_inputs if k == graph_name or re.fullmatch(re.escape(graph_name) + r":\d+", k)]
         if len(tensor) != 1:
             why = (f"no key is {name!r} or {name + ':N'!r}" if not tensor
                    else f"{len(tensor)} keys could be input {name!r} ({', '.join(tensor)})")
