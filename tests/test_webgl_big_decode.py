@@ -14,7 +14,8 @@ own fromPixels of the photo throws under it), a 3000x2000 JPEG (textured, noisy 
 colour) are decoded as a Blob, an ImageBitmap (the page's createImageBitmap options), an <img> and
 ImageData, and compared with the wasm backend's decode of the same input: SHA-256 of the float32
 values, bit for bit; the PNG also with Python's load_rgb. A 640x480 crop still takes the GPU path
-(pixels null) under the same limit. No tensor is left behind. The rule (input.js:overTextureLimit)
+(pixels null) under the same limit; a 2100x600 crop (one side over the limit, its area within it:
+TF.js would squarify the upload texture, which the source does not fit) takes the CPU read. No tensor is left behind. The rule (input.js:overTextureLimit)
 at real limits: 12 MP (4032x3024) stays on the GPU at 4096, 24 MP (6000x4000) leaves it at 4096 and
 stays at 8192 (SwiftShader; tests/test_crops_past_2_24.py's GPU column), 108 MP leaves it at 8192.
 """
@@ -67,7 +68,8 @@ window.run = async (job) => {
       image = d.image;
       const values = d.pixels ?? await image.data();
       const back = d.pixels ? await image.data() : values; // the tensor holds the same values
-      return { sha: await sha(values), same: await sha(back) === await sha(values), cpu: d.pixels !== null,
+      const same = back === values || (back.length === values.length && back.every((v, i) => Object.is(v, values[i])));
+      return { sha: await sha(values), same, cpu: d.pixels !== null,
         shape: image.shape, ms: performance.now() - t0 };
     } catch (err) {
       return { error: String(err && err.message || err) };
@@ -87,8 +89,12 @@ window.run = async (job) => {
     img.src = URL.createObjectURL(blob);
     await img.decode();
     const small = await createImageBitmap(bitmap, 0, 0, 640, 480, { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
+    // one side over the limit, area within it: TF.js squarifies the upload texture (1123 x 1123)
+    // and the source does not fit it; CPU read too
+    const wide = await createImageBitmap(bitmap, 0, 0, 2100, 600, { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
     const r = { blob: await read(blob), bitmap: await read(bitmap), image: await read(img), imagedata: await read(imageData),
-      small: await read(small) };
+      small: await read(small), wide: await read(wide) };
+    wide.close();
     if (backend === 'webgl') { // TF.js's own fromPixels under the limit: what the page did before
       try { tf.tidy(() => tf.browser.fromPixels(bitmap, 4)); r.tfjs = null; } catch (err) { r.tfjs = String(err.message); }
     }
@@ -150,14 +156,14 @@ def test_webgl_decodes_photos_over_the_texture_limit_as_wasm_does(runs):
     for name in runs["files"]:
         # the limit is the one TF.js checks: its own fromPixels refuses the photo under it
         assert "greater than WebGL maximum" in gl["photos"][name]["tfjs"], gl["photos"][name]["tfjs"]
-        for path in ("blob", "bitmap", "image", "imagedata", "small"):
+        for path in ("blob", "bitmap", "image", "imagedata", "small", "wide"):
             got, want = gl["photos"][name][path], wasm["photos"][name][path]
             assert "error" not in got, f"webgl {name} via {path}: {got['error']}"
             assert "error" not in want, f"wasm {name} via {path}: {want['error']}"
             assert got["sha"] == want["sha"], f"{name} via {path}: webgl and wasm decodes differ"
             assert got["same"] and want["same"]
             big = path != "small"
-            assert got["shape"] == ([H, W, 3] if big else [480, 640, 3])
+            assert got["shape"] == {"small": [480, 640, 3], "wide": [600, 2100, 3]}.get(path, [H, W, 3])
             assert got["cpu"] is big, f"{name} via {path}: cpu={got['cpu']} (large: CPU read; small: GPU path)"
     for run in (gl, wasm):
         assert run["tensors"] == 0 and not run["errors"], (run["tensors"], run["errors"])

@@ -99,7 +99,8 @@ function sourceSize(source) {
 /**
  * Would the WebGL decode of a width x height source (tf.browser.fromPixels, then the alpha rule)
  * ask for a texture over the backend's limit? TF.js 4.22 (tfjs-backend-webgl kernels/FromPixels.js)
- * uploads the pixels to an unpacked int32 texture of logical shape [H, W], runs a program to an
+ * uploads the pixels to an unpacked int32 texture of logical shape [H, W] (texSubImage2D: the
+ * texture must be H x W, so both sides within the limit), runs a program to an
  * [H, W, 4] output (packed when WEBGL_PACK); the rule's ops then make [H, W, 4|3|1] tensors (cast
  * int32 -> float32 shares the texture; slice packed under WEBGL_PACK_ARRAY_OPERATIONS, mul/add/div
  * under WEBGL_PACK_BINARY_OPERATIONS, floor under WEBGL_PACK_UNARY_OPERATIONS; all four default
@@ -120,7 +121,11 @@ export function overTextureLimit(width, height) {
     const [r, c] = packed ? [Math.max(1, Math.ceil(rows / 2)), Math.max(1, Math.ceil(cols / 2))] : [rows, cols];
     return r <= max && c <= max;
   };
-  if (!fits([height, width], false)) return true; // the pixel upload (unpacked)
+  // The pixel upload: texSubImage2D of the source into an unpacked texture that must be [H, W]
+  // itself; a side over the limit gets a squarish texture the source does not fit (WebGL
+  // INVALID_VALUE, unchecked outside debug mode: wrong pixels, not an error, e.g. 2100x600 at 2048).
+  const [rows, cols] = shapeOf([height, width], false);
+  if (rows !== height || cols !== width || !fits([height, width], false)) return true;
   const allPacked = ['WEBGL_PACK', 'WEBGL_PACK_ARRAY_OPERATIONS', 'WEBGL_PACK_BINARY_OPERATIONS', 'WEBGL_PACK_UNARY_OPERATIONS']
     .every((flag) => tf.env().getBool(flag));
   return ![RGBA, RGB, 1].every((c) => fits([height, width, c], true) && (allPacked || fits([height, width, c], false)));
