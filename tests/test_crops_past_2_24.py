@@ -34,12 +34,14 @@ holds, as the pipeline holds it:
   packed texels, is exact). On SwiftShader (CI) that is 12 and 24 MP.
 - webgl, 108 MP: SwiftShader cannot hold a 12000x9000 photo. Its MAX_TEXTURE_SIZE is 8192, and
   tf.browser.fromPixels of a 12000x9000 image asks for a 10392x10393 texture ("Requested texture
-  size [10392x10393] greater than WebGL maximum on this browser / GPU [8192x8192]", measured), so
-  the page's decode of such a photo fails on WebGL wherever the limit is 8192 (a GPU whose limit
-  covers both sides takes the GPU path above; not tried here). What does work on WebGL at 108 MP
-  is the {data, width, height} input (npm, workers, the parity sweep): decodeInput keeps the values
-  in JavaScript, the tensor is never uploaded (checked: no texture before or after the ops), and
-  the detection downscale and crops read those values on the CPU. That path is tested here on
+  size [10392x10393] greater than WebGL maximum on this browser / GPU [8192x8192]", measured). The
+  page's decode no longer fails there: input.js (overTextureLimit, TF.js 4.22's texture-shape rule)
+  reads a browser-pixels source whose textures would pass the limit on the CPU, as the cpu and
+  wasm backends' fromPixels does, and takes the {data, width, height} path (tests/
+  test_webgl_big_decode.py: bit for bit the wasm decode under a forced 2048 limit). That path is
+  the one tested here at 108 MP (npm, workers, the parity sweep use it too): decodeInput keeps the
+  values in JavaScript, the tensor is never uploaded (checked: no texture before or after the
+  ops), and the detection downscale and crops read those values on the CPU. It is tested on
   the webgl backend, with the photo's tensor on it. (TF.js's own WebGL cropAndResize cannot run
   at 24 MP here either: it needs an 8485x8486 texture; recorded in the report.)
 

@@ -12,6 +12,10 @@
  * "high_byte"): what Chromium's decoder gives on every path (createImageBitmap, <img>, canvas,
  * WebGL; measured, facepack/spec.py), so nothing here changes them. PNG files with a damaged
  * chunk are refused (png.js, spec.png_checksums).
+ * WebGL: browser pixels go through tf.browser.fromPixels on the GPU unless their textures would
+ * pass WEBGL_MAX_TEXTURE_SIZE (overTextureLimit: 24 MP on a 4096 GPU, 108 MP on SwiftShader's 8192);
+ * those are read on the CPU as the cpu and wasm backends read them and take the {data, width,
+ * height} path (bit for bit the wasm decode; tests/test_webgl_big_decode.py).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -87,9 +91,89 @@ function fromPixelData({ data, width, height }) {
   return { image: tf.tensor3d(rgb, [height, width, RGB], 'float32'), pixels: rgb };
 }
 
-/** Browser pixels -> float32 [H, W, 3]: read with alpha (fromPixels 4 channels), then the rule. */
+function sourceSize(source) {
+  const isVideo = typeof HTMLVideoElement !== 'undefined' && source instanceof HTMLVideoElement;
+  return isVideo ? [source.videoWidth, source.videoHeight] : [source.width, source.height]; // as tf.browser.fromPixels
+}
+
+/**
+ * Would the WebGL decode of a width x height source (tf.browser.fromPixels, then the alpha rule)
+ * ask for a texture over the backend's limit? TF.js 4.22 (tfjs-backend-webgl kernels/FromPixels.js)
+ * uploads the pixels to an unpacked int32 texture of logical shape [H, W] (texSubImage2D: the
+ * texture must be H x W, so both sides within the limit), runs a program to an
+ * [H, W, 4] output (packed when WEBGL_PACK); the rule's ops then make [H, W, 4|3|1] tensors (cast
+ * int32 -> float32 shares the texture; slice packed under WEBGL_PACK_ARRAY_OPERATIONS, mul/add/div
+ * under WEBGL_PACK_BINARY_OPERATIONS, floor under WEBGL_PACK_UNARY_OPERATIONS; all four default
+ * true). Each texture's shape is webgl_util.getTextureShapeFromLogicalShape (a tensor that does
+ * not fit as [H, W*C] or [H*W, C] becomes a squarish texture of the same size; packed: twice the
+ * limit, stored at half size, getPackedMatrixTextureShapeWidthHeight), and gpgpu_util refuses a
+ * texture with a side over WEBGL_MAX_TEXTURE_SIZE ("Requested texture size [..] greater than WebGL
+ * maximum"). With all four packing flags on, the packed shapes are checked, else packed and
+ * unpacked both: a photo that fits takes the GPU path as before (24 MP under SwiftShader's 8192).
+ */
+export function overTextureLimit(width, height) {
+  if (tf.getBackend() !== 'webgl') return false; // cpu, wasm: fromPixels reads a 2D canvas, no texture
+  const max = tf.env().getNumber('WEBGL_MAX_TEXTURE_SIZE');
+  const shapeOf = tf.webgl_util && tf.webgl_util.getTextureShapeFromLogicalShape;
+  if (!shapeOf) return width > max || height > max; // not this TF.js build's rule at hand: sides only
+  const fits = (shape, packed) => {
+    const [rows, cols] = shapeOf(shape, packed);
+    const [r, c] = packed ? [Math.max(1, Math.ceil(rows / 2)), Math.max(1, Math.ceil(cols / 2))] : [rows, cols];
+    return r <= max && c <= max;
+  };
+  // The pixel upload: texSubImage2D of the source into an unpacked texture that must be [H, W]
+  // itself; a side over the limit gets a squarish texture the source does not fit (WebGL
+  // INVALID_VALUE, unchecked outside debug mode: wrong pixels, not an error, e.g. 2100x600 at 2048).
+  const [rows, cols] = shapeOf([height, width], false);
+  if (rows !== height || cols !== width || !fits([height, width], false)) return true;
+  const allPacked = ['WEBGL_PACK', 'WEBGL_PACK_ARRAY_OPERATIONS', 'WEBGL_PACK_BINARY_OPERATIONS', 'WEBGL_PACK_UNARY_OPERATIONS']
+    .every((flag) => tf.env().getBool(flag));
+  return ![RGBA, RGB, 1].every((c) => fits([height, width, c], true) && (allPacked || fits([height, width, c], false)));
+}
+
+/**
+ * A browser pixel source's RGBA bytes read on the CPU exactly as tf.browser.fromPixels reads them
+ * on the cpu and wasm backends (neither registers a FromPixels kernel, so tfjs-core ops/browser.js
+ * reads them itself): ImageData -> its data; a canvas -> its 2D context's getImageData; an <img>,
+ * <video> or ImageBitmap -> drawn at (0, 0, width, height) on a 2D canvas (in a document a
+ * canvas element with willReadFrequently: true, in a worker an OffscreenCanvas), getImageData.
+ */
+function readPixelsOnCpu(source, width, height) {
+  if (typeof ImageData !== 'undefined' && source instanceof ImageData) return source.data;
+  const own = source.getContext != null ? source.getContext('2d') : null; // null: a WebGL canvas
+  if (own) return own.getImageData(0, 0, width, height).data;
+  let ctx = null;
+  if (typeof document !== 'undefined') {
+    ctx = document.createElement('canvas').getContext('2d', { willReadFrequently: true });
+  } else if (typeof OffscreenCanvas !== 'undefined' && typeof OffscreenCanvasRenderingContext2D !== 'undefined') {
+    ctx = new OffscreenCanvas(1, 1).getContext('2d');
+  }
+  if (!ctx) {
+    throw new Error(`input ${width} x ${height} image: too large for this GPU's WebGL textures (WEBGL_MAX_TEXTURE_SIZE ${tf.env().getNumber('WEBGL_MAX_TEXTURE_SIZE')}), and no 2D canvas (document or OffscreenCanvas) to read it on the CPU here; pass {data, width, height} or use the wasm backend`);
+  }
+  ctx.canvas.width = width;
+  ctx.canvas.height = height;
+  ctx.drawImage(source, 0, 0, width, height);
+  const data = ctx.getImageData(0, 0, width, height).data;
+  ctx.canvas.width = 0; // let the photo-sized canvas go
+  ctx.canvas.height = 0;
+  return data;
+}
+
+/**
+ * Browser pixels -> {image: float32 [H, W, 3], pixels}: read with alpha (fromPixels 4 channels),
+ * then the rule. On WebGL a photo whose textures would pass WEBGL_MAX_TEXTURE_SIZE (a 24 MP photo
+ * on a 4096 GPU, 108 MP on SwiftShader's 8192) is read on the CPU instead (readPixelsOnCpu: the
+ * bytes the cpu and wasm backends read) and goes the {data, width, height} way: the tensor is
+ * never uploaded, the detection downscale and the crops read `pixels`. Smaller photos: unchanged,
+ * on the GPU (pixels null).
+ */
 function fromBrowserPixels(source) {
-  return tf.tidy(() => premultiplyTensor(tf.browser.fromPixels(source, RGBA)));
+  const [width, height] = sourceSize(source);
+  if (width > 0 && height > 0 && overTextureLimit(width, height)) {
+    return fromPixelData({ data: readPixelsOnCpu(source, width, height), width, height });
+  }
+  return { image: tf.tidy(() => premultiplyTensor(tf.browser.fromPixels(source, RGBA))), pixels: null };
 }
 
 async function fromBlob(blob) {
@@ -108,7 +192,7 @@ async function fromBlob(blob) {
 
 /**
  * Any accepted input -> float32 [H, W, 3] tensor and, when they were made in JavaScript (the
- * {data, width, height} inputs), its values: the same float32 numbers `await image.data()` would
+ * {data, width, height} inputs, and on WebGL browser pixels too large for its textures), its values: the same float32 numbers `await image.data()` would
  * return, without reading them back from the backend (on WASM a copy of the whole photo; on
  * WebGL a GPU sync). Caller disposes `image` and must not modify `pixels`. Caveat: on WebGL
  * without float32 textures (WEBGL_RENDER_FLOAT32_CAPABLE false) a float RGB input that is not
@@ -120,8 +204,8 @@ async function fromBlob(blob) {
 export async function decodeInput(input, spec) {
   checkAlphaRule(spec);
   if (input instanceof tf.Tensor) return { image: fromTensor(input), pixels: null };
-  if (isBlob(input)) return { image: await fromBlob(input), pixels: null };
-  if (isBrowserPixels(input)) return { image: fromBrowserPixels(input), pixels: null };
+  if (isBlob(input)) return fromBlob(input);
+  if (isBrowserPixels(input)) return fromBrowserPixels(input);
   if (input && typeof input === 'object' && 'data' in input && 'width' in input && 'height' in input) {
     return fromPixelData(input);
   }
