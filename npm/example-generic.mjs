@@ -7,9 +7,15 @@ const SPEC = MODEL_SPECS['{{MODEL}}']; // {inputs: [{name, shape, dtype}], outpu
 // int32 inputs (token ids) get ids 0, 1, 2, ... below this bound: the range the export checked
 // (an Embedding's input_dim; ids must stay below every vocabulary they index). An input missing
 // here gets 0..1, valid for any Embedding.
+/** @type {Record<string, number>} */
 const TOKEN_ID_BOUND = {{TOKEN_ID_BOUND}};
 
-/** A deterministic input for the k-th input spec: {data, shape, dtype}. */
+/**
+ * A deterministic input for the k-th input spec.
+ * @param {{name: string, shape: readonly (number | null)[], dtype: string}} spec
+ * @param {number} k
+ * @returns {{data: Int32Array | Uint8Array | Float32Array, shape: number[], dtype: 'float32' | 'int32' | 'bool'}}
+ */
 function probe({ name, shape, dtype }, k) {
   // batch 1; a free size (null) as the export's probe had it: 32 for an image's height/width, else 8
   const dims = shape.map((d, axis) => (axis === 0 ? 1 : d ?? (shape.length === 4 && axis < 3 ? 32 : 8)));
@@ -23,12 +29,13 @@ function probe({ name, shape, dtype }, k) {
   } else {
     data = Float32Array.from({ length: size }, (_, i) => (i * 7 + 3 * k) % 256); // input k: a ramp 3k, 3k + 7, ... (mod 256)
   }
-  return { data, shape: dims, dtype };
+  return { data, shape: dims, dtype: dtype === 'int32' || dtype === 'bool' ? dtype : 'float32' };
 }
 
 try {
   const net = await loadModel('{{MODEL}}');
-  const inputs = Object.fromEntries(SPEC.inputs.map((s, k) => [s.name, probe(s, k)])); // fed by name
+  // {[input name]: {data, shape, dtype}}: fed by name (`any`: the names are read from MODEL_SPECS at run time)
+  const inputs = /** @type {any} */ (Object.fromEntries(SPEC.inputs.map((s, k) => [s.name, probe(s, k)])));
   // predictAsync runs every model (control flow included: net.async); net.predict(inputs) is the
   // synchronous call for a model whose net.async is false. Same outputs.
   const out = await net.predictAsync(inputs);
@@ -41,6 +48,6 @@ try {
   outs.forEach((t) => t.dispose());
   net.dispose();
 } catch (err) {
-  console.error(`example.mjs: ${String(err && err.message ? err.message : err).split('\n')[0]}`);
+  console.error(`example.mjs: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`);
   process.exit(1);
 }

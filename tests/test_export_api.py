@@ -677,6 +677,37 @@ def test_generic_package_example_runs_an_async_model(exported, tmp_path):
     assert len(errors) == 1 and errors[0].startswith("example.mjs: ") and "nope" in errors[0], proc.stderr[-2000:]
 
 
+def test_generic_package_example_feeds_token_ids(exported, tmp_path):
+    """example.mjs on an int32 Embedding(50) input: ids 0, 1, 2, ... below the bound the export
+    checked (read from the manifest's probe: TOKEN_ID_BOUND {"tokens": 50}), equal to Keras on the
+    same ids; the README lists the input as int32 token ids; tsc (strict, checkJs) accepts it."""
+    import subprocess
+
+    from export_support import ROOT
+
+    manifest, bundle, model = exported["embedding"]
+    proc = run_package_example(bundle, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    example = (tmp_path / "proj" / "example.mjs").read_text()
+    assert 'const TOKEN_ID_BOUND = {"tokens": 50};' in example
+    (line,) = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    ref = np.asarray(model((np.arange(10, dtype=np.int32) % 50)[None]))
+    np.testing.assert_allclose(line["outputs"][0]["first"], ref.ravel(), atol=1e-5)
+    readme = (tmp_path / "proj" / "node_modules" / "genpkg" / "README.md").read_text()
+    assert "- input `tokens`: shape [N, 10], int32 (token ids; the export checked ids in [0, 50))" in readme
+    check = tmp_path / "proj" / "typecheck"
+    check.mkdir()
+    (tmp_path / "proj" / "node_modules" / "@types").symlink_to(ROOT / "node_modules" / "@types")
+    (check / "example.mjs").write_text(example)
+    (check / "tsconfig.json").write_text(json.dumps({"compilerOptions": {
+        "strict": True, "noEmit": True, "skipLibCheck": True, "allowJs": True, "checkJs": True,
+        "module": "nodenext", "moduleResolution": "nodenext", "target": "es2022", "lib": ["es2022"],
+        "types": ["node"]}, "include": ["*.mjs"]}))
+    proc = subprocess.run([str(ROOT / "node_modules" / ".bin" / "tsc"), "-p", "."], cwd=check, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
+
+
 def test_predict_async_of_a_sync_graph_model_is_quiet(exported):
     """generic.js predictAsync on a graph model without control flow (manifest execution "sync")
     runs the sync path: TF.js printed "This model execution did not contain any nodes with control
