@@ -188,6 +188,33 @@ def rerun(exported, tmp_path_factory):
     return {case: {b: results[b][i] for b in BACKENDS} for i, (case, _) in enumerate(requests)}, keras_outs
 
 
+def run_package_example(bundle, tmp):
+    """The npm package's example.mjs (npm/example-generic.mjs) for the bundle's first model: the
+    package folder written into a project's node_modules (no pack / npm install; its dependencies
+    linked from the repo's node_modules), then `node example.mjs` there. Returns the process."""
+    import subprocess
+
+    from export_support import ROOT
+    from facepack.export.npm import build_npm_package
+
+    modules = tmp / "proj" / "node_modules"
+    modules.mkdir(parents=True)
+    for dep in ("@tensorflow", "@jsquash", "pngjs"):
+        (modules / dep).symlink_to(ROOT / "node_modules" / dep, target_is_directory=True)
+    build_npm_package(bundle, modules / "genpkg", name="genpkg", pack=False, log=None)
+    shutil.copy(modules / "genpkg" / "example.mjs", tmp / "proj" / "example.mjs")
+    return subprocess.run([NODE, "example.mjs"], cwd=tmp / "proj", capture_output=True, text=True, timeout=180)
+
+
+def example_pattern(shape, k: int) -> np.ndarray:
+    """example.mjs's float input k: (i * 7 + 3 * k) % 256 at flat index i."""
+    n = int(np.prod(shape))
+    return ((np.arange(n) * 7 + 3 * k) % 256).astype(np.float32).reshape(shape)
+
+
+CONTROL_FLOW_WARNING = "did not contain any nodes with control flow"
+
+
 CASES = ["two_inputs", "dict_io", "embedding", "masking_lstm", "lambda_unsafe", "custom_objects", "subclassed",
          "no_weights", "rank4_bias", "mixed_float16", "gelu_graph", "fused_tanh"]
 
@@ -304,6 +331,17 @@ def test_graph_model_inputs_of_one_shape_are_fed_by_name(tmp_path):
                 assert g.shape == r.shape, how
                 rel = float(np.abs(g.astype(np.float64) - r).max()) / max(SCALE_FLOOR, float(np.abs(r).max()))
                 assert rel < REL_TOL, f"{how}: relative difference {rel:.3g}"
+    # The generic npm package's example.mjs on it: one input per model input, fed by name (it fed
+    # inputs[0] alone: "the model takes 2 input(s) (a, b), got 1"), predictAsync without TF.js'
+    # control-flow notice; its numbers are Keras' on the same inputs.
+    proc = run_package_example(tmp_path / "same_shape", tmp_path / "example")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert CONTROL_FLOW_WARNING not in proc.stdout + proc.stderr
+    (line,) = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert line["inputs"] == ["a", "b"] and [o["shape"] for o in line["outputs"]] == [[1, 3], [1, 8]]
+    want = keras_outputs(cases["same_shape"][0], [example_pattern((1, 8), 0), example_pattern((1, 8), 1)])
+    for got, ref in zip(line["outputs"], want):
+        np.testing.assert_allclose(got["first"], ref.ravel()[:10], atol=REL_TOL * max(1.0, float(np.abs(ref).max())))
 
 
 def test_graph_failure_trace_feeds_inputs_by_signature_key(tmp_path):
@@ -611,6 +649,88 @@ def test_sync_predict_of_a_control_flow_model_names_predict_async(exported):
     lines = [line for line in proc.stdout.splitlines() if line.strip() and not line.startswith(("=", "Hi,"))]
     assert "use predictAsync" in lines[0], lines
     assert json.loads(lines[-1]) == {"async": True, "shape": [2, 5]}
+
+
+def test_generic_package_example_runs_an_async_model(exported, tmp_path):
+    """The npm package's example.mjs on the Masking + LSTM graph model (execution "async"): it
+    called predict ("use predictAsync / runModelAsync"); now predictAsync, exit 0. An unknown
+    model name exits 1 with one line on stderr (it surfaced through tfjs-backend-wasm's rethrow
+    with exit code 7)."""
+    manifest, bundle, model = exported["masking_lstm"]
+    assert manifest["models"]["masking_lstm"]["execution"] == "async"
+    proc = run_package_example(bundle, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (line,) = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert line["inputs"] == ["seq"] and [o["shape"] for o in line["outputs"]] == [[1, 5]]
+    ref = np.asarray(model(example_pattern((1, 7, 3), 0)))
+    np.testing.assert_allclose(line["outputs"][0]["first"], ref.ravel(), atol=1e-4)
+    readme = (tmp_path / "proj" / "node_modules" / "genpkg" / "README.md").read_text()
+    assert "- input `seq`: shape [N, 7, 3], float32" in readme and "await net.predictAsync(inputs)" in readme
+    assert "photo.jpg" not in readme and "raw RGB pixel values" not in readme
+    example = tmp_path / "proj" / "example.mjs"
+    example.write_text(example.read_text().replace("loadModel('masking_lstm')", "loadModel('nope')"))
+    import subprocess
+
+    proc = subprocess.run([NODE, "example.mjs"], cwd=tmp_path / "proj", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
+    errors = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert len(errors) == 1 and errors[0].startswith("example.mjs: ") and "nope" in errors[0], proc.stderr[-2000:]
+
+
+def test_generic_package_example_feeds_token_ids(exported, tmp_path):
+    """example.mjs on an int32 Embedding(50) input: ids 0, 1, 2, ... below the bound the export
+    checked (read from the manifest's probe: TOKEN_ID_BOUND {"tokens": 50}), equal to Keras on the
+    same ids; the README lists the input as int32 token ids; tsc (strict, checkJs) accepts it."""
+    import subprocess
+
+    from export_support import ROOT
+
+    manifest, bundle, model = exported["embedding"]
+    proc = run_package_example(bundle, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    example = (tmp_path / "proj" / "example.mjs").read_text()
+    assert 'const TOKEN_ID_BOUND = {"tokens": 50};' in example
+    (line,) = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    ref = np.asarray(model((np.arange(10, dtype=np.int32) % 50)[None]))
+    np.testing.assert_allclose(line["outputs"][0]["first"], ref.ravel(), atol=1e-5)
+    readme = (tmp_path / "proj" / "node_modules" / "genpkg" / "README.md").read_text()
+    assert "- input `tokens`: shape [N, 10], int32 (token ids; the export checked ids in [0, 50))" in readme
+    check = tmp_path / "proj" / "typecheck"
+    check.mkdir()
+    (tmp_path / "proj" / "node_modules" / "@types").symlink_to(ROOT / "node_modules" / "@types")
+    (check / "example.mjs").write_text(example)
+    (check / "tsconfig.json").write_text(json.dumps({"compilerOptions": {
+        "strict": True, "noEmit": True, "skipLibCheck": True, "allowJs": True, "checkJs": True,
+        "module": "nodenext", "moduleResolution": "nodenext", "target": "es2022", "lib": ["es2022"],
+        "types": ["node"]}, "include": ["*.mjs"]}))
+    proc = subprocess.run([str(ROOT / "node_modules" / ".bin" / "tsc"), "-p", "."], cwd=check, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
+
+
+def test_predict_async_of_a_sync_graph_model_is_quiet(exported):
+    """generic.js predictAsync on a graph model without control flow (manifest execution "sync")
+    runs the sync path: TF.js printed "This model execution did not contain any nodes with control
+    flow ... You can use model.execute() instead." on every call. Same outputs as predict."""
+    import subprocess
+
+    from export_support import ROOT
+
+    manifest, bundle, _ = exported["gelu_graph"]
+    entry = manifest["models"]["gelu_graph"]
+    assert entry["format"] == "graph-model" and entry["execution"] == "sync"
+    script = (f"import {{ load }} from {json.dumps(str(ROOT / 'static' / 'facepack' / 'generic.js'))};\n"
+              f"const net = await load({json.dumps(str(bundle))}, 'gelu_graph');\n"
+              "const x = { data: Float32Array.from({ length: 12 }, (_, i) => i / 4 - 1), shape: [2, 6] };\n"
+              "const a = await net.predictAsync(x); const b = await net.predictAsync(x); const c = net.predict(x);\n"
+              "console.log(JSON.stringify({ a: Array.from(a.dataSync()), b: Array.from(b.dataSync()),"
+              " c: Array.from(c.dataSync()) }));\n")
+    proc = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert CONTROL_FLOW_WARNING not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    got = json.loads([x for x in proc.stdout.splitlines() if x.startswith("{")][-1])
+    assert got["a"] == got["b"] == got["c"] and len(got["a"]) == 6
 
 
 def test_float16_weights_are_held_to_the_rms_tolerance(tmp_path):

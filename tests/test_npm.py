@@ -209,8 +209,9 @@ def test_user_model_package(tmp_path):
     project = tmp_path / "proj"
     install(tarball, project)
     out = run_example(project, readme_example(tmp_path / "dist" / "npm"))
-    assert out[0]["input"] == "x"  # MODEL_SPECS
-    got = np.asarray(out[0]["outputs"][0])
+    assert out[0]["inputs"] == ["x"]  # MODEL_SPECS
+    assert [(o["name"], o["shape"]) for o in out[0]["outputs"]] == [("d", [1, 3])]
+    got = np.asarray(out[0]["outputs"][0]["first"])
     np.testing.assert_allclose(got, np.asarray(model(pattern((1, 12, 12, 3))))[0], atol=1e-5)
 
 

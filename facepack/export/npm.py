@@ -69,9 +69,23 @@ FACE_API = """- `createFaceAnalyzer(modelConfig?)` -> `{analyze(input, options?)
   `beauty_head`, `keypoints`).
 - `readManifest(dirOrUrl?)`, `useBackend(name)`, `selectBackend(name)` (`{backend, reason}`),
   `MODELS_DIR` (Node), `MODEL_SPECS`."""
-GENERIC_API = """- `loadModel(name, dirOrUrl?)` -> `{predict(input), dispose(), entry, manifest}`; `input` is a
-  `tf.Tensor` or `{data, shape}` (float32); `predict` returns a tensor (or an array of tensors
-  for several outputs) that you dispose.
+FACE_RUN = "Save as `example.mjs` (also shipped in the package) and run `node example.mjs photo.jpg`:"
+FACE_INPUTS = """All inputs are raw RGB pixel values 0..255 (float32, NHWC); normalisation is inside the models.
+
+Image files (`readImageFile`, `decodeImage`, `analyzer.analyzeFile`) that cannot be used are refused with a one-line
+error naming the file, and `err.code`: `'not-image'` (not a PNG or JPEG), `'corrupt-image'` (damaged or truncated,
+e.g. a JPEG cut short: refused as Python and the browsers do, not analysed half grey), `'image-too-large'` (over
+108 megapixels), or the system's code for a file that cannot be read (`'ENOENT'`, `'EACCES'`, ...)."""
+GENERIC_RUN = ("Save as `example.mjs` (also shipped in the package) and run `node example.mjs`: it feeds the model "
+               "one made-up input per model input (by name, batch 1) and prints each output's name, shape and "
+               "first values.")
+GENERIC_API = """- `loadModel(name, dirOrUrl?)` -> `{predict(input), predictAsync(input), dispose(), entry, manifest,
+  inputs, async}`. `input`: for one input a `tf.Tensor` or `{data, shape, dtype?}` (`dtype` defaults to
+  that input's dtype in the manifest); for several, an object keyed by input name (or an array in the
+  manifest's input order). `predict` is synchronous; `await predictAsync(input)` runs every model,
+  graph models with control flow included (`async: true`, manifest `execution: "async"`, where
+  `predict` throws). Both return a tensor (or an array of tensors, in the manifest's output order, for
+  several outputs) that you dispose.
 - `readManifest(dirOrUrl?)`, `useBackend(name)` (`'wasm'`, `'cpu'`, `'webgl'`, `'auto'`), `MODELS_DIR` (Node),
   `MODEL_SPECS` (each model's input/output names, shapes, dtypes; literal types in `model-specs.d.cts`).
 - In a browser, serve the package's `models/` folder (and the `.wasm` files of
@@ -140,6 +154,52 @@ def terms(manifest: dict, face: bool) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+_TOKEN_IDS = r"(?:^|: |; ){name} \[[^\]]*\] \w+: token ids in \[0, (\d+)\)"
+
+
+def token_id_bounds(manifest: dict, model: str) -> dict:
+    """{int input name: exclusive bound of the token ids the export's probe used (an Embedding's
+    input_dim, else facepack's default range)}, read from the manifest's parity probe text."""
+    entry = manifest["models"][model]
+    probe = (entry.get("parity") or {}).get("probe") or ""
+    bounds = {}
+    for spec in entry.get("inputs", []):
+        if spec.get("dtype", "float32") in ("int32", "int64"):
+            m = re.search(_TOKEN_IDS.format(name=re.escape(spec["name"])), probe)
+            if m:
+                bounds[spec["name"]] = int(m.group(1))
+    return bounds
+
+
+def _dims(shape) -> str:
+    return "[" + ", ".join("N" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(shape)) + "]"
+
+
+def generic_inputs_note(manifest: dict) -> str:
+    """The generic README's section on each model's inputs, outputs and which call runs it."""
+    parts = []
+    for model, entry in manifest["models"].items():
+        bounds = token_id_bounds(manifest, model)
+        lines = [f"### Inputs and outputs of `{model}`", ""]
+        for spec in entry.get("inputs", []):
+            dtype = spec.get("dtype", "float32")
+            note = f" (token ids; the export checked ids in [0, {bounds[spec['name']]}))" if spec["name"] in bounds else ""
+            lines.append(f"- input `{spec['name']}`: shape {_dims(spec['shape'])}, {dtype}{note}")
+        for spec in entry.get("outputs", []):
+            lines.append(f"- output `{spec['name']}`: shape {_dims(spec['shape'])}, {spec.get('dtype', 'float32')}")
+        lines.append("")
+        lines.append("`N` is the batch size, `?` a free size. Give the inputs as an object keyed by these names "
+                     "(or an array in this order); each a `tf.Tensor` or `{data, shape, dtype?}`.")
+        if entry.get("execution") == "async":
+            lines.append(f"`{model}` has control flow (manifest `execution: \"async\"`): run it with "
+                         "`await net.predictAsync(inputs)`; `net.predict` throws for it.")
+        else:
+            lines.append(f"`{model}` runs with `net.predict(inputs)` (synchronous) or `await net.predictAsync(inputs)` "
+                         "(the same outputs).")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def readme_values(manifest: dict, name: str, version: str, example: str, face: bool) -> dict:
     synthetic = manifest.get("synthetic")
     models_example = ""
@@ -150,6 +210,8 @@ def readme_values(manifest: dict, name: str, version: str, example: str, face: b
     return {
         "NAME": name, "VERSION": version, "EXAMPLE": example.strip(), "API": FACE_API if face else GENERIC_API,
         "MODELS_EXAMPLE": models_example, "BROWSER": browser,
+        "RUN": FACE_RUN if face else GENERIC_RUN,
+        "INPUTS_NOTE": FACE_INPUTS if face else generic_inputs_note(manifest),
         "MODELS_TABLE": models_table(manifest),
         "METRICS": metrics_lines(manifest),
         "SYNTHETIC_NOTE": ("**Note:** at least one model in this package was trained on synthetic data or is "
@@ -235,7 +297,8 @@ def build_npm_package(bundle_dir, npm_dir, name: str = "facepack", version: str 
     face = FACE_MODELS <= set(manifest["models"])
     example_tpl = (TEMPLATES / ("example-face.mjs" if face else "example-generic.mjs")).read_text()
     values = {"NAME": name, "MODEL": next(iter(manifest["models"]))}
-    example = _render(example_tpl, values)
+    example = _render(example_tpl, values if face else
+                      {**values, "TOKEN_ID_BOUND": json.dumps(token_id_bounds(manifest, values["MODEL"]))})
     with atomic_replace(npm_dir) as tmp:
         count = _copy_lib(Path(lib_dir), tmp / "lib")
         shutil.copytree(bundle_dir, tmp / "models")

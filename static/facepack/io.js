@@ -273,10 +273,20 @@ export function runModel(loaded, inputs) {
 /**
  * runModel for every model, graph models with control flow included (GraphModel.executeAsync).
  * Not differentiable through executeAsync; intermediate tensors are released. Caller disposes.
+ * A model without control flow (layers models; graph models whose manifest says execution
+ * "sync") takes the synchronous path, same outputs: executeAsync on such a graph printed TF.js'
+ * "This model execution did not contain any nodes with control flow ..." on every call.
  * @returns {Promise<tf.Tensor[]>}
  */
 export async function runModelAsync(loaded, inputs) {
   if (loaded.format === 'layers-model') return tf.tidy(() => runModel(loaded, inputs));
+  if (loaded.entry && loaded.entry.execution === 'sync') {
+    try {
+      return tf.tidy(() => runModel(loaded, inputs));
+    } catch (err) { // a dynamic op the manifest did not flag: TF.js says "Please use model.executeAsync()"
+      if (!/executeAsync/.test(err.message)) throw err;
+    }
+  }
   const out = await loaded.model.executeAsync(modelInputs(loaded, inputs), outputKeys(loaded));
   return Array.isArray(out) ? out : [out];
 }
