@@ -383,6 +383,18 @@ def test_graph_model_inputs_named_as_users_do(tmp_path):
         assert entry["parity"]["backends"][backend]["rel_diff"] < REL_TOL, backend
 
 
+def _run_generic_js(bundle, name: str, body: str) -> subprocess.CompletedProcess:
+    """Node, as an ES module: `net` = static/facepack/generic.js load(bundle, name), then `body`."""
+    import subprocess
+
+    from export_support import ROOT
+
+    script = (f"import {{ load }} from {json.dumps(str(ROOT / 'static' / 'facepack' / 'generic.js'))};\n"
+              f"const net = await load({json.dumps(str(bundle))}, {json.dumps(name)});\n" + body)
+    return subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+
+
 def test_signature_keys_match_inputs_by_name_or_tensor_name_only():
     """keras_export.signature_input_keys: the key named after the input, else "<name>:<N>" when
     exactly one key is that; no positional guess; a one-line reason otherwise."""
@@ -632,19 +644,12 @@ def test_build_bundle_user_model_takes_several_inputs(exported, tmp_path):
 
 def test_sync_predict_of_a_control_flow_model_names_predict_async(exported):
     """generic.js: predict() on a graph model with control flow says to use predictAsync."""
-    import subprocess
-
-    from export_support import ROOT
-
     bundle = exported["masking_lstm"][1]
-    script = (f"import {{ load }} from {json.dumps(str(ROOT / 'static' / 'facepack' / 'generic.js'))};\n"
-              f"const net = await load({json.dumps(str(bundle))}, 'masking_lstm');\n"
-              "const x = { data: new Float32Array(2 * 7 * 3).fill(0.5), shape: [2, 7, 3] };\n"
-              "try { net.predict(x); console.log('NO ERROR'); } catch (err) { console.log(err.message); }\n"
-              "const y = await net.predictAsync(x);\n"
-              "console.log(JSON.stringify({ async: net.async, shape: y.shape }));\n")
-    proc = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    proc = _run_generic_js(bundle, 'masking_lstm',
+                           "const x = { data: new Float32Array(2 * 7 * 3).fill(0.5), shape: [2, 7, 3] };\n"
+                           "try { net.predict(x); console.log('NO ERROR'); } catch (err) { console.log(err.message); }\n"
+                           "const y = await net.predictAsync(x);\n"
+                           "console.log(JSON.stringify({ async: net.async, shape: y.shape }));\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [line for line in proc.stdout.splitlines() if line.strip() and not line.startswith(("=", "Hi,"))]
     assert "use predictAsync" in lines[0], lines
@@ -712,21 +717,14 @@ def test_predict_async_of_a_sync_graph_model_is_quiet(exported):
     """generic.js predictAsync on a graph model without control flow (manifest execution "sync")
     runs the sync path: TF.js printed "This model execution did not contain any nodes with control
     flow ... You can use model.execute() instead." on every call. Same outputs as predict."""
-    import subprocess
-
-    from export_support import ROOT
-
     manifest, bundle, _ = exported["gelu_graph"]
     entry = manifest["models"]["gelu_graph"]
     assert entry["format"] == "graph-model" and entry["execution"] == "sync"
-    script = (f"import {{ load }} from {json.dumps(str(ROOT / 'static' / 'facepack' / 'generic.js'))};\n"
-              f"const net = await load({json.dumps(str(bundle))}, 'gelu_graph');\n"
-              "const x = { data: Float32Array.from({ length: 12 }, (_, i) => i / 4 - 1), shape: [2, 6] };\n"
-              "const a = await net.predictAsync(x); const b = await net.predictAsync(x); const c = net.predict(x);\n"
-              "console.log(JSON.stringify({ a: Array.from(a.dataSync()), b: Array.from(b.dataSync()),"
-              " c: Array.from(c.dataSync()) }));\n")
-    proc = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    proc = _run_generic_js(bundle, 'gelu_graph',
+                           "const x = { data: Float32Array.from({ length: 12 }, (_, i) => i / 4 - 1), shape: [2, 6] };\n"
+                           "const a = await net.predictAsync(x); const b = await net.predictAsync(x); const c = net.predict(x);\n"
+                           "console.log(JSON.stringify({ a: Array.from(a.dataSync()), b: Array.from(b.dataSync()),"
+                           " c: Array.from(c.dataSync()) }));\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert CONTROL_FLOW_WARNING not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     got = json.loads([x for x in proc.stdout.splitlines() if x.startswith("{")][-1])

@@ -68,25 +68,24 @@ def _check_bundle(proc, out, name: str, prog: str):
     assert name in json.loads((out / "manifest.json").read_text())["models"]
 
 
-@pytest.mark.node
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
-def test_cli_under_jax_backend_exports_a_jax_saved_model(jax_model, tmp_path):
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "facepack.export.cli", str(jax_model), "--name", "dense",
-                           "--out", str(out), "--backends", "cpu"], cwd=ROOT, env=_env("jax"), capture_output=True,
-                          text=True, timeout=600)
-    _check_bundle(proc, out, "dense", "facepack-export")
-    assert "layers-model: cpu max abs diff" in proc.stderr
+NEEDS_NODE = [pytest.mark.node, pytest.mark.skipif(NODE is None, reason="node is not installed")]
 
 
-def test_to_tfjs_model_under_jax_backend_exports(jax_model, tmp_path):
-    """convert/to_tfjs.py (scripts/main.sh's step) prints the note once, not again from the shared run()."""
+@pytest.mark.parametrize("prog, command, backends", [
+    pytest.param("facepack-export", ["-m", "facepack.export.cli"], "cpu", marks=NEEDS_NODE),
+    # scripts/main.sh's step: prints the note once, not again from the shared run()
+    pytest.param("convert/to_tfjs.py", ["convert/to_tfjs.py", "--model"], "none"),
+])
+def test_export_command_under_jax_backend_exports_a_jax_saved_model(prog, command, backends, jax_model, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "convert/to_tfjs.py", "--model", str(jax_model), "--name", "dense",
-                           "--out", str(out), "--backends", "none"], cwd=ROOT, env=_env("jax"), capture_output=True,
-                          text=True, timeout=600)
-    _check_bundle(proc, out, "dense", "convert/to_tfjs.py")
-    assert "facepack-export: note" not in proc.stderr
+    proc = subprocess.run([sys.executable, *command, str(jax_model), "--name", "dense", "--out", str(out),
+                           "--backends", backends], cwd=ROOT, env=_env("jax"), capture_output=True, text=True,
+                          timeout=600)
+    _check_bundle(proc, out, "dense", prog)
+    if backends == "cpu":
+        assert "layers-model: cpu max abs diff" in proc.stderr
+    else:
+        assert "facepack-export: note" not in proc.stderr
 
 
 @pytest.mark.skipif(not HAS_JAX, reason="jax is not installed")
