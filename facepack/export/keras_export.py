@@ -624,7 +624,7 @@ def _write_graph(model, folder: Path, specs: list[InputSpec], quantize: str, n_o
     import keras
 
     if keras.backend.backend() != "tensorflow":  # model.export would write an XlaCallModule op TF.js lacks
-        raise _Rejected(f"the graph path needs Keras on TensorFlow and this process runs Keras on "
+        raise _Rejected(f"{GRAPH_NEEDS_TENSORFLOW} and this process runs Keras on "
                         f"{keras.backend.backend()!r}: set KERAS_BACKEND=tensorflow before the first `import keras` "
                         f"(a .keras file saved under any backend loads), or use the facepack-export command")
     try:
@@ -866,15 +866,52 @@ def _write_temp_manifest(root: Path, name: str, entry: dict) -> None:
     (root / manifest_mod.MANIFEST_FILE).write_text(json.dumps({"spec": {}, "models": {name: entry}}))
 
 
+# What to do about one path's refusal, by what its reason says (first match wins). A refusal
+# that is not about a layer must not be told to replace one: the graph path refused because Keras
+# runs on another backend was never tried; inputs that TensorFlow cannot key apart are renamed.
+GRAPH_NEEDS_TENSORFLOW = "the graph path needs Keras on TensorFlow"
+ADVICE_BACKEND = ("run the export with KERAS_BACKEND=tensorflow set before the first `import keras` (the "
+                  "facepack-export command does that itself), so that the graph path is tried too")
+ADVICE_INPUT_NAMES = ("rename the model's inputs to distinct names of lower-case letters, digits and _ that start "
+                      "with a letter (TensorFlow keeps those as they are): export keras.Model(ins, model(ins)) with "
+                      "ins = [keras.Input(shape, dtype=..., name='ids'), ...], one per input in the same order")
+ADVICE_BACKENDS = ("pass @{backends}cpu,wasm (TF.js in Node: node and `npm install`) so that the graph model "
+                   "can be checked")
+ADVICE_UNSUPPORTED = ("replace that layer/op with one TF.js supports, or register a TF.js layer/kernel for it "
+                      "(static/facepack/layers/)")
+ADVICE_DIFFERS = "TF.js computes a different function for a layer of this model; report it with the model"
+ADVICE_LAYER = ("replace the layer named above with one TF.js or static/facepack/layers/index.js supports (the "
+                "list is there), or export the part of the model before it")
+ADVICE_RULES = (
+    ((GRAPH_NEEDS_TENSORFLOW,), ADVICE_BACKEND),
+    # input names: the converter's (TensorFlow's) own refusals, and signature_input_keys'
+    (("Name collision after sanitization", "non-unique argument names", "do not name the Keras inputs"),
+     ADVICE_INPUT_NAMES),
+    (("can only be checked in TF.js",), ADVICE_BACKENDS),
+    (("Unknown layer", "Unknown op", "no kernel", "not supported", "has no tf_keras layer"), ADVICE_UNSUPPORTED),
+    (("differs from Keras",), ADVICE_DIFFERS),
+)
+
+
+def _advice_for(reason: str) -> str:
+    lower = reason.lower()
+    for needles, advice in ADVICE_RULES:
+        if any(n.lower() in lower for n in needles):
+            return advice
+    return ADVICE_LAYER
+
+
 def _advice(reasons: dict) -> str:
-    text = " ".join(reasons.values())
-    if "Unknown layer" in text or "Unknown op" in text or "no kernel" in text or "not supported" in text.lower():
-        return ("replace that layer/op with one TF.js supports, or register a TF.js layer/kernel for it "
-                "(static/facepack/layers/)")
-    if "differs from Keras" in text:
-        return "TF.js computes a different function for a layer of this model; report it with the model"
-    return ("replace the layer named above with one TF.js or static/facepack/layers/index.js supports (the "
-            "list is there), or export the part of the model before it")
+    """What to do when every path was refused ({path: reason}): one piece of advice per distinct
+    kind of refusal, named by path when the paths need different things. A graph path refused for
+    the Keras backend comes alone: that path was never tried, so it is the thing to do first."""
+    advice = {path: _advice_for(reason) for path, reason in reasons.items()}
+    if ADVICE_BACKEND in advice.values():
+        return ADVICE_BACKEND
+    distinct = list(dict.fromkeys(advice.values()))
+    if len(distinct) == 1:
+        return distinct[0]
+    return "; ".join(f"{path}: {text}" for path, text in advice.items())
 
 
 # --- the entry point -----------------------------------------------------------------------
