@@ -449,6 +449,23 @@ def _one(value) -> int:
 _GRAPH_NEXT = "the exporter tries the graph path (model.export) next"
 
 
+def _conv1d_out_length(cls: str, length, k: int, stride: int, dilation: int, padding: str):
+    """The output length of the 1-D layer on ``length`` steps (None: unknown), as Keras 3 computes it.
+
+    Conv1DTranspose: keras/src/backend/common/backend_utils.py:_get_output_shape_given_tf_padding
+    (output_padding None): 'valid' -> (L - 1) * stride + max(k_eff, stride), i.e. (L - 1) * stride + k
+    when k >= stride; 'same' -> L * stride; k_eff = (k - 1) * dilation + 1 (dilation is 1 here).
+    DepthwiseConv1D / SeparableConv1D: keras/src/ops/operation_utils.py:compute_conv_output_shape:
+    'valid' -> floor((L - k_eff) / stride) + 1; 'same' -> floor((L - 1) / stride) + 1.
+    tf_keras' Conv2DTranspose (conv_utils.deconv_output_length) and TF.js' agree with both."""
+    if length is None:
+        return None
+    k_eff = (k - 1) * dilation + 1
+    if cls == "Conv1DTranspose":
+        return (length - 1) * stride + max(k_eff, stride) if padding == "valid" else length * stride
+    return (length - k_eff) // stride + 1 if padding == "valid" else (length - 1) // stride + 1
+
+
 def _conv1d_via_2d(tf_keras, x, cls: str, cfg: dict, lname: str, layer3):
     """DepthwiseConv1D / SeparableConv1D / Conv1DTranspose (TF.js has none of them) -> the 2D layer
     on a (T, 1, C) view: Reshape + the 2D twin with a (k, 1) kernel + Reshape back; weights set here."""
@@ -476,7 +493,13 @@ def _conv1d_via_2d(tf_keras, x, cls: str, cfg: dict, lname: str, layer3):
     common = dict(strides=(stride, stride), padding=padding, dilation_rate=(dilation, 1))
     act = clean.get("activation") or "linear"
     weights = layer3.get_weights()
-    y = L.Reshape((-1, 1, int(x.shape[-1])), name=f"{lname}__as_2d")(x)
+    # The Reshapes carry the static length when it is known: TF.js' Reshape infers a -1 only when every
+    # input dimension, batch included, is known (tfjs-layers dist/layers/core.js Reshape.computeOutputShape),
+    # so with -1 a following Flatten/Dense saw an unknown length ("The shape of the input to "Flatten" is
+    # not fully defined") although tf_keras knew it; the model failed to load in TF.js (F8).
+    length = None if x.shape[1] is None else int(x.shape[1])
+    out_length = _conv1d_out_length(cls, length, k, stride, dilation, padding)
+    y = L.Reshape((-1 if length is None else length, 1, int(x.shape[-1])), name=f"{lname}__as_2d")(x)
     if cls == "DepthwiseConv1D":
         conv = L.DepthwiseConv2D((k, 1), depth_multiplier=clean["depth_multiplier"], use_bias=clean["use_bias"],
                                  activation=act, name=f"{lname}__2d", **common)
@@ -498,7 +521,10 @@ def _conv1d_via_2d(tf_keras, x, cls: str, cfg: dict, lname: str, layer3):
                                  use_bias=clean["use_bias"], activation=act, name=f"{lname}__2d")
         y = conv(y)
         conv.set_weights([weights[0][:, None]] + weights[1:])
-    return L.Reshape((-1, int(y.shape[-1])), name=lname)(y)
+    if y.shape[1] != out_length:  # tf_keras' static shape of the 2-D twin against Keras 3's formula
+        raise BridgeError(f"layer {lname!r} ({cls}): its 2-D rewrite gives length {y.shape[1]} on {length} steps, "
+                          f"Keras {out_length}; {_GRAPH_NEXT}")
+    return L.Reshape((-1 if out_length is None else out_length, int(y.shape[-1])), name=lname)(y)
 
 
 # Keras 3 layer options the library's TF.js layers (static/facepack/layers/) do not implement:
