@@ -19,5 +19,5 @@ export function drawAccessories(ctx: AccessoryContext, faces: Array<Pick<Face, '
   spec: Manifest['spec']): void;
 export const ACCESSORIES: readonly AccessoryKind[];
 /** Switch TF.js to a backend; resolves to the name in use (a named backend that cannot start throws). */
-export function useBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<string>;
-export function selectBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<BackendChoice>;
+export function useBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null; wasmThreads?: 'auto' | number }): Promise<string>;
+export function selectBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null; wasmThreads?: 'auto' | number }): Promise<BackendChoice>;

@@ -37,5 +37,5 @@ export function drawAccessories(ctx: AccessoryContext, faces: Array<Pick<Face, '
 export function readImageFile(path: string): Promise<{ data: Uint8Array; width: number; height: number }>;
 /** decodeImage of decode.js: PNG/JPEG bytes -> upright pixels (JPEG by libjpeg-turbo as WASM: the same pixels as PIL); err.code as readImageFile's. */
 export function decodeImage(bytes: Uint8Array, name?: string): Promise<PixelData>;
-export function useBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<string>;
-export function selectBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null }): Promise<BackendChoice>;
+export function useBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null; wasmThreads?: 'auto' | number }): Promise<string>;
+export function selectBackend(requested: Backend, opts?: { wasmPaths?: string | Record<string, string> | null; wasmThreads?: 'auto' | number }): Promise<BackendChoice>;

@@ -15,6 +15,8 @@ export interface ModelConfig {
   models?: ModelSetName[];
   /** Where the WASM backend's .wasm files are (URL/folder prefix or {file: url}); default: resolved from node_modules (Node). */
   wasmPaths?: string | Record<string, string> | null;
+  /** WASM threads: 'auto' (default: TF.js's half of the logical cores) or 1-8 (faster on an idle machine, slower on a busy one); needs a cross-origin isolated page; Node: 1. */
+  wasmThreads?: 'auto' | number;
 }
 
 /** Per-call settings of analyze (lib/options.js ANALYZE_DEFAULTS); unknown keys throw. */
@@ -94,6 +96,8 @@ export interface FaceAnalyzer {
   /** The TF.js backend in use and why it was chosen (lib/backend.js selectBackend). */
   backend: string;
   backendReason: string;
+  /** Threads of the WASM backend's pool (1 in Node or a page that is not cross-origin isolated); null off WASM. */
+  wasmThreads: number | null;
   manifest: Manifest;
   models: ModelSetName[];
   /**

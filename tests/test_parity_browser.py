@@ -118,6 +118,23 @@ def test_page_is_cross_origin_isolated_and_on_wasm(wasm_run):
     assert wasm_run["isolated"] is True
 
 
+def test_wasm_threads_give_the_same_results(served, wasm_run, playwright):
+    """modelConfig.wasmThreads: 2 in an isolated page gets a 2-thread pool (TF.js alone gives
+    hardwareConcurrency / 2, i.e. 1 on a 2-core machine), leaves navigator.hardwareConcurrency as
+    it was, and changes no output value: faces, keypoints, scores and heatmaps equal the 1-thread
+    run's exactly (XNNPACK splits the work, not the sums)."""
+    url, _, images, _ = served
+    names = ("astronaut", "gradient")
+    job = {"bundle": "/models", "backend": "wasm", "wasmThreads": 2, "images": [i for i in images if i["name"] in names]}
+    run = _run_page(url, job, playwright=playwright)
+    assert run["wasmThreads"] == 2 and wasm_run["wasmThreads"] == max(1, wasm_run["cores"]["before"] // 2)
+    assert run["cores"]["after"] == run["cores"]["before"] and not run["cores"]["own"], run["cores"]
+    one = {r["name"]: r["faces"] for r in wasm_run["results"]}
+    for r in run["results"]:
+        assert r["faces"] == one[r["name"]], f"{r['name']}: 2 threads differ from 1"
+    assert sum(len(r["faces"]) for r in run["results"]) >= 1
+
+
 def test_no_tensors_leak_in_the_page(wasm_run):
     assert wasm_run["tensors"]["after"] == wasm_run["tensors"]["before"]
 

@@ -12,10 +12,19 @@
  *   location). Default location: the folder of '@tensorflow/tfjs-backend-wasm' as this runtime
  *   resolves it (Node: node_modules/@tensorflow/tfjs-backend-wasm/dist/; a page with an import
  *   map: the mapped folder). Bundled apps pass wasmPaths (README "Browser and bundlers").
+ * - WASM threads (wasmThreads): TF.js sizes its XNNPACK pool at navigator.hardwareConcurrency / 2
+ *   (tfjs-backend-wasm src/cc/backend.cc `num_cores`, read once when the module starts; its
+ *   setThreadsCount(n) is capped by it), so a 2-core machine gets 1 thread. 'auto' keeps that
+ *   count; a number n gets n threads by showing TF.js's module, while it starts, a
+ *   hardwareConcurrency of 2n (restored right after). Why 'auto' does not lift the 2-core case to
+ *   2 threads: on this 2-core box 2 threads made a warm analyze 1.4x faster when the machine was
+ *   quiet and 2.3-4x slower while another process kept both cores busy (the pool's threads wait
+ *   for each other at every op; README "Speed"). Threads need the threaded build: a cross-origin
+ *   isolated page (COOP/COEP); Node and other pages run 1 thread whatever is asked.
  * No `node:` imports: this module is bundled for browsers (issue 20).
  */
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 import { isNode, looksLikeHtml } from './io.js';
 
@@ -32,10 +41,66 @@ const PROBE = { image: [1, 64, 64, 16], filter: [3, 3, 16, 32], runs: 3 };
  */
 const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
+/** Threads TF.js's WASM pool can use: its build pre-creates 8 workers (tfjs-backend-wasm src/cc/BUILD.bazel PTHREAD_POOL_SIZE). */
+export const MAX_WASM_THREADS = 8;
 
 function checkName(requested) {
   if (requested !== AUTO && !BACKENDS.includes(requested)) {
     throw new Error(`backend must be one of ${[...BACKENDS, AUTO].join(', ')}, got ${JSON.stringify(requested)}`);
+  }
+}
+
+/**
+ * WASM threads a start with `requested` gets (see the module comment): 'auto' -> TF.js's own
+ * max(1, floor(cores / 2)), a number -> that number; at most MAX_WASM_THREADS.
+ * @param {'auto'|number} requested
+ * @param {number|undefined} cores navigator.hardwareConcurrency (undefined: 1)
+ * @returns {number}
+ * @throws {Error} requested is neither 'auto' nor an integer from 1 to MAX_WASM_THREADS
+ */
+export function wasmThreadCount(requested, cores) {
+  if (requested !== AUTO && !(Number.isInteger(requested) && requested >= 1 && requested <= MAX_WASM_THREADS)) {
+    throw new Error(`wasmThreads: expected 'auto' or an integer from 1 to ${MAX_WASM_THREADS}, got ${JSON.stringify(requested)}`);
+  }
+  if (requested !== AUTO) return requested;
+  const n = Number.isInteger(cores) && cores >= 1 ? cores : 1;
+  return Math.min(MAX_WASM_THREADS, Math.max(1, Math.floor(n / 2)));
+}
+
+/**
+ * Run `start` (which starts the WASM backend) with TF.js's module seeing a hardwareConcurrency of
+ * 2 x threads, so that its pool has `threads` threads; navigator is as it was afterwards.
+ * Browser only (Node's WASM backend has no threads).
+ */
+async function withWasmThreads(threads, start) {
+  const nav = globalThis.navigator;
+  if (isNode() || !nav) return start();
+  const own = Object.getOwnPropertyDescriptor(nav, 'hardwareConcurrency');
+  let shown = false;
+  try {
+    Object.defineProperty(nav, 'hardwareConcurrency', { value: 2 * threads, configurable: true });
+    shown = true;
+  } catch (err) {
+    // A navigator that cannot take the property: TF.js's own count.
+  }
+  if (shown) setThreadsCount(threads);
+  try {
+    return await start();
+  } finally {
+    if (shown) {
+      delete nav.hardwareConcurrency;
+      if (own) Object.defineProperty(nav, 'hardwareConcurrency', own);
+    }
+  }
+}
+
+/** Threads of the running WASM backend's pool (1 without the threaded build), or null when WASM is not in use. */
+export function wasmThreadsInUse() {
+  if (tf.getBackend() !== 'wasm') return null;
+  try {
+    return getThreadsCount();
+  } catch (err) {
+    return null;
   }
 }
 
@@ -152,16 +217,24 @@ async function diagnoseWasm(paths) {
 }
 
 /** Start one backend; returns null or the one-line reason it failed. */
-async function tryStart(name, wasmPaths) {
+async function tryStart(name, wasmPaths, wasmThreads = AUTO) {
   let paths = null;
   try {
-    if (name === 'wasm') paths = await configureWasm(wasmPaths);
-    // (Not WEBGL_USE_SHAPES_UNIFORMS: it cuts WebGL shader compiles ~3x here but breaks the beauty
-    // and keypoint models' outputs in TF.js 4.22 - tests/test_parity_browser.py catches it.)
-    if (await tf.setBackend(name)) {
+    let start = async () => {
+      // (Not WEBGL_USE_SHAPES_UNIFORMS: it cuts WebGL shader compiles ~3x here but breaks the beauty
+      // and keypoint models' outputs in TF.js 4.22 - tests/test_parity_browser.py catches it.)
+      if (!(await tf.setBackend(name))) return false;
       await tf.ready();
-      return null;
+      return true;
+    };
+    if (name === 'wasm') {
+      paths = await configureWasm(wasmPaths);
+      if (!wasmStarted() && wasmThreads !== AUTO) {
+        const plain = start;
+        start = () => withWasmThreads(wasmThreadCount(wasmThreads), plain);
+      }
     }
+    if (await start()) return null;
   } catch (err) {
     return err.message;
   }
@@ -197,14 +270,17 @@ async function probeMs() {
 /**
  * Switch TF.js to a backend and say why it is the one (see the module comment).
  * @param {string} requested 'webgl' | 'wasm' | 'cpu' | 'auto'
- * @param {{wasmPaths?: string|object|null}} [opts]
+ * @param {{wasmPaths?: string|object|null, wasmThreads?: 'auto'|number}} [opts] wasmThreads: see
+ *   wasmThreadCount; applies when this call starts the WASM backend (a started one keeps its pool)
  * @returns {Promise<{backend: string, requested: string, reason: string, failures: string[]}>}
- * @throws {Error} code 'backend-unavailable': the requested backend (or, for 'auto', every one) did not start
+ * @throws {Error} code 'backend-unavailable': the requested backend (or, for 'auto', every one) did not start;
+ *   a wasmThreads that is neither 'auto' nor an integer from 1 to MAX_WASM_THREADS
  */
-export async function selectBackend(requested, { wasmPaths = null } = {}) {
+export async function selectBackend(requested, { wasmPaths = null, wasmThreads = AUTO } = {}) {
   checkName(requested);
+  wasmThreadCount(wasmThreads, 1); // refuse a bad value before anything starts
   if (requested !== AUTO) {
-    const failure = await tryStart(requested, wasmPaths);
+    const failure = await tryStart(requested, wasmPaths, wasmThreads);
     if (failure) {
       const err = new Error(`backend "${requested}" could not start: ${failure} (backend: 'auto' picks one that works)`);
       err.code = 'backend-unavailable';
@@ -216,7 +292,7 @@ export async function selectBackend(requested, { wasmPaths = null } = {}) {
   const failures = [];
   const started = [];
   for (const name of plan.order) {
-    const failure = await tryStart(name, wasmPaths); // eslint-disable-line no-await-in-loop
+    const failure = await tryStart(name, wasmPaths, wasmThreads); // eslint-disable-line no-await-in-loop
     if (failure) {
       failures.push(`${name}: ${failure}`);
       continue;

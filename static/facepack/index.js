@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { selectBackend } from './backend.js';
+import { selectBackend, wasmThreadsInUse } from './backend.js';
 import { heatmapToCrop, upsampleGrid } from './gradcam.js';
 import { decodeInput } from './input.js';
 import { loadManifest } from './io.js';
@@ -52,13 +52,15 @@ export function modelSetNames(modelConfig, resolved, manifest) {
  * takes that off while it explains when given them (opts.models: analyzer.modelSets.beauty).
  * @param {object} modelConfig see options.js:MODEL_CONFIG_DEFAULTS
  * @returns {Promise<{analyze: Function, dispose: Function, backend: string, backendReason: string,
- *   manifest: object, models: string[], modelSets: object}>}
+ *   wasmThreads: number|null, manifest: object, models: string[], modelSets: object}>} wasmThreads: the
+ *   WASM pool's threads (null off WASM)
  * @throws {Error} a backend asked for by name that cannot start (err.code 'backend-unavailable',
  *   backend.js:selectBackend); a model file the server answers with HTML or an error (io.js:readBinary)
  */
 export async function createFaceAnalyzer(modelConfig) {
   const config = resolveModelConfig(modelConfig);
-  const { backend, reason: backendReason } = await selectBackend(config.backend, { wasmPaths: config.wasmPaths });
+  const { backend, reason: backendReason } = await selectBackend(config.backend,
+    { wasmPaths: config.wasmPaths, wasmThreads: config.wasmThreads });
   const manifest = await loadManifest(config.modelUrl);
   const spec = manifest.spec;
   const sets = await loadModelSets(config.modelUrl, manifest, modelSetNames(modelConfig, config.models, manifest));
@@ -134,5 +136,5 @@ export async function createFaceAnalyzer(modelConfig) {
     free();
   }
 
-  return { analyze, dispose, backend, backendReason, manifest, models: Object.keys(sets), modelSets: sets };
+  return { analyze, dispose, backend, backendReason, wasmThreads: wasmThreadsInUse(), manifest, models: Object.keys(sets), modelSets: sets };
 }

@@ -18,6 +18,14 @@ export const MODEL_CONFIG_DEFAULTS = Object.freeze({
   models: Object.freeze(['detector', 'beauty', 'keypoints']),
   /** Where the WASM backend's .wasm files are (prefix URL/folder); null: next to the wasm module. */
   wasmPaths: null,
+  /**
+   * WASM backend threads: 'auto' (TF.js's own: half the logical cores, at least 1) or an integer
+   * from 1 to 8 (e.g. 2 on a 2-core machine: faster when the machine is otherwise idle, much slower
+   * when it is busy; backend.js module comment). Threads need a cross-origin isolated page
+   * (COOP/COEP headers); Node and other pages run 1. Fixed once the WASM backend has started (the
+   * first analyzer or model of the page starts it).
+   */
+  wasmThreads: 'auto',
 });
 
 /** Per-call settings of analyzer.analyze(input, options). */
@@ -80,7 +88,8 @@ function checkKeys(given, defaults, what) {
 /**
  * modelConfig with defaults filled in and values checked.
  * @param {object} config
- * @returns {{modelUrl: string, backend: string, models: string[], wasmPaths: string|object|null}}
+ * @returns {{modelUrl: string, backend: string, models: string[], wasmPaths: string|object|null,
+ *   wasmThreads: 'auto'|number}}
  */
 export function resolveModelConfig(config) {
   checkKeys(config, MODEL_CONFIG_DEFAULTS, 'modelConfig');
@@ -100,6 +109,9 @@ export function resolveModelConfig(config) {
     throw new Error(`modelConfig.models: 'detector' is needed to find faces, got ${JSON.stringify(out.models)}`);
   }
   out.models = [...new Set(out.models)];
+  if (out.wasmThreads !== 'auto' && !(Number.isInteger(out.wasmThreads) && out.wasmThreads >= 1 && out.wasmThreads <= 8)) {
+    throw new Error(`modelConfig.wasmThreads: expected 'auto' or an integer from 1 to 8, got ${JSON.stringify(out.wasmThreads)}`);
+  }
   return out;
 }
 

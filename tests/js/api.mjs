@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 
 import { createFaceAnalyzer, load } from '../../static/facepack/index.js';
+import { wasmThreadCount } from '../../static/facepack/backend.js';
 import { loadManifest } from '../../static/facepack/io.js';
 import { detectorParams, resolveAnalyzeOptions } from '../../static/facepack/options.js';
 
@@ -46,6 +47,19 @@ await check('unknown modelConfig key names the key', () => throwsMentioning(
   () => createFaceAnalyzer({ modelUrl: job.bundle, backnd: 'wasm' }), 'backnd'));
 await check('bad backend names the value', () => throwsMentioning(
   () => createFaceAnalyzer({ modelUrl: job.bundle, backend: 'gpu' }), 'backend', 'gpu'));
+await check('bad wasmThreads names the option and the value', async () => {
+  for (const bad of ['two', 0, 9, 1.5, null]) {
+    const got = await throwsMentioning(() => createFaceAnalyzer({ modelUrl: job.bundle, wasmThreads: bad }),
+      'wasmThreads', JSON.stringify(bad));
+    if (got !== true) return `${JSON.stringify(bad)}: ${got}`;
+  }
+  return true;
+});
+await check('wasmThreadCount: auto is TF.js half of the cores, a number is itself', () => {
+  const got = [['auto', 1], ['auto', 2], ['auto', 3], ['auto', 4], ['auto', 8], ['auto', 32], ['auto', undefined], [2, 2], [8, 1]]
+    .map(([r, c]) => wasmThreadCount(r, c));
+  return JSON.stringify(got) === JSON.stringify([1, 1, 1, 2, 4, 8, 1, 2, 8]) ? true : JSON.stringify(got);
+});
 await check('missing modelUrl is an error', () => throwsMentioning(() => createFaceAnalyzer({}), 'modelUrl'));
 await check('models without the detector is an error', () => throwsMentioning(
   () => createFaceAnalyzer({ modelUrl: job.bundle, models: ['beauty'] }), 'detector'));
@@ -55,7 +69,12 @@ await check('missing bundle names the file', () => throwsMentioning(
   () => createFaceAnalyzer({ modelUrl: `${job.bundle}/nowhere`, backend: 'wasm' }), 'nowhere', 'manifest.json'));
 
 // --- full analyzer ----------------------------------------------------------------------------
-const analyzer = await createFaceAnalyzer({ modelUrl: job.bundle, backend: 'wasm' });
+const coresBefore = globalThis.navigator?.hardwareConcurrency;
+const analyzer = await createFaceAnalyzer({ modelUrl: job.bundle, backend: 'wasm', wasmThreads: 2 });
+await check('Node WASM runs 1 thread whatever wasmThreads asks, navigator untouched', () => (
+  analyzer.wasmThreads === 1 && globalThis.navigator?.hardwareConcurrency === coresBefore
+    && !Object.prototype.hasOwnProperty.call(globalThis.navigator ?? {}, 'hardwareConcurrency')
+    ? true : `wasmThreads ${analyzer.wasmThreads}, cores ${coresBefore} -> ${globalThis.navigator?.hardwareConcurrency}`));
 const base = await analyzer.analyze(photo, { heatmaps: true });
 await check('unknown analyze option names the key', () => throwsMentioning(
   () => analyzer.analyze(photo, { max_faces: 1 }), 'max_faces'));

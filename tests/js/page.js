@@ -1,6 +1,6 @@
 // Module script of the browser test page (tests/test_parity_browser.py, tests/test_js_leaks.py):
 // exposes window.runJob(job) and window.decodeBlob(url, bundle), then sets window.pageReady.
-// job: {bundle (URL), backend, repeat?, images: [{name, url, width?, height?, blob?: true, options?}]}
+// job: {bundle (URL), backend, repeat?, wasmThreads?, images: [{name, url, width?, height?, blob?: true, options?}]}
 // The photo loop is tests/js/photo_loop.js (served at /tests/js/), which bench/parity_page.js shares.
 import * as tf from '@tensorflow/tfjs';
 
@@ -9,13 +9,17 @@ import { toRgbTensor } from '/facepack/input.js';
 import { analyzePhotos } from '/tests/js/photo_loop.js';
 
 window.runJob = async (job) => {
-  const analyzer = await createFaceAnalyzer({ modelUrl: job.bundle, backend: job.backend });
+  const cores = navigator.hardwareConcurrency;
+  const analyzer = await createFaceAnalyzer({ modelUrl: job.bundle, backend: job.backend,
+                                              ...(job.wasmThreads ? { wasmThreads: job.wasmThreads } : {}) });
   const tensors = { before: tf.memory().numTensors };
   const results = await analyzePhotos(analyzer, job.images, job.repeat ?? 1);
   tensors.after = tf.memory().numTensors;
   analyzer.dispose();
   tensors.after_dispose = tf.memory().numTensors;
-  return { backend: analyzer.backend, results, tensors, isolated: self.crossOriginIsolated };
+  return { backend: analyzer.backend, results, tensors, isolated: self.crossOriginIsolated, wasmThreads: analyzer.wasmThreads,
+           cores: { before: cores, after: navigator.hardwareConcurrency,
+                    own: Object.prototype.hasOwnProperty.call(navigator, 'hardwareConcurrency') } };
 };
 
 window.decodeBlob = async (url, bundle) => {
