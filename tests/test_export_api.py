@@ -434,6 +434,7 @@ def test_probes_follow_input_specs(exported):
     assert [{k: i[k] for k in ("name", "shape", "dtype")} for i in emb["inputs"]] == \
         [{"name": "tokens", "shape": [None, 10], "dtype": "int32"}]
     assert "token ids in [0, 50)" in emb["parity"]["probe"] and "mask_zero" in emb["parity"]["probe"]
+    assert emb["inputs"][0]["token_ids"] == {"min": 0, "max_exclusive": 50, "source": "embedding_input_dim"}
     two = exported["two_inputs"][0]["models"]["two_inputs"]
     assert [i["name"] for i in two["inputs"]] == ["a", "b"]
 
@@ -684,7 +685,7 @@ def test_generic_package_example_runs_an_async_model(exported, tmp_path):
 
 def test_generic_package_example_feeds_token_ids(exported, tmp_path):
     """example.mjs on an int32 Embedding(50) input: ids 0, 1, 2, ... below the bound the export
-    checked (read from the manifest's probe: TOKEN_ID_BOUND {"tokens": 50}), equal to Keras on the
+    checked (the manifest's inputs[].token_ids: TOKEN_ID_BOUND {"tokens": 50}), equal to Keras on the
     same ids; the README lists the input as int32 token ids; tsc (strict, checkJs) accepts it."""
     import subprocess
 

@@ -14,7 +14,8 @@ bridge raising, TF.js failing to load or run, a parity miss on one backend) move
 next path. If both fail, ``ExportError`` names the layer/op, the backend and what to do.
 
 Probe inputs come from the model's input specs (``make_probes``): int inputs are token ids
-within the smallest ``input_dim`` of the Embedding layers they feed, with trailing padding
+within the smallest ``input_dim`` of the Embedding layers they feed (else 0..INT_RANGE_DEFAULT - 1;
+the range is recorded as the manifest's ``inputs[].token_ids``), with trailing padding
 zeros when an Embedding has ``mask_zero``; float inputs feeding a Masking layer get masked
 trailing steps; a 3-channel image input whose first layer is Rescaling/Normalization gets raw
 RGB 0..255 (augmentation layers, identities at inference, are looked through); every other float
@@ -122,6 +123,9 @@ class Probe:
     desc: str
     kind: str  # "generated" | "sample"
     detail: list = field(default_factory=list)  # one line per input
+    # {int input name: {"min", "max_exclusive", "source"}}: the token-id range a generated probe drew
+    # from (the manifest's inputs[].token_ids; see token_id_range)
+    token_ids: dict = field(default_factory=dict)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -386,7 +390,7 @@ def make_probes(model, specs: list[InputSpec], seed: int = PROBE_SEED, second: b
 
     rng = np.random.default_rng(seed)
     consumers = _consumers(model, specs)
-    arrays, details = [], []
+    arrays, details, token_ids = [], [], {}
     for spec, used in zip(specs, consumers):
         layers_all, direct = used["all"], used["direct"]
         names = {type(layer).__name__ for layer in layers_all}
@@ -401,6 +405,7 @@ def make_probes(model, specs: list[InputSpec], seed: int = PROBE_SEED, second: b
             if not embeddings and not layers_all:  # unknown graph (subclassed): any Embedding in the model
                 embeddings = [layer for layer in model._flatten_layers() if type(layer).__name__ == "Embedding"]
             high = min((int(e.input_dim) for e in embeddings), default=INT_RANGE_DEFAULT)
+            token_ids[spec.name] = token_id_range(high, bool(embeddings))
             mask_zero = any(getattr(e, "mask_zero", False) for e in embeddings)
             x = rng.integers(1 if mask_zero else 0, high, shape)
             what = f"token ids in [0, {high})" + (" (Embedding input_dim)" if embeddings else "")
@@ -426,7 +431,15 @@ def make_probes(model, specs: list[InputSpec], seed: int = PROBE_SEED, second: b
         arrays.append(x)
         details.append(f"{spec.name} {list(shape)} {np.asarray(x).dtype}: {what}")
     return Probe(arrays, f"{PROBE_BATCH} seeded inputs" + (" (second size)" if second else "") + ": "
-                 + "; ".join(details), "generated-2" if second else "generated", details)
+                 + "; ".join(details), "generated-2" if second else "generated", details, token_ids)
+
+
+def token_id_range(high: int, from_embedding: bool) -> dict:
+    """The manifest's ``inputs[].token_ids`` of an int input: ids in [min, max_exclusive), the range
+    the export's probe drew them from and TF.js was checked on; ``source`` "embedding_input_dim"
+    (the smallest input_dim of the Embedding layers the input feeds: larger ids index past a
+    vocabulary) or "default" (no Embedding reads it: INT_RANGE_DEFAULT, an assumption)."""
+    return {"min": 0, "max_exclusive": int(high), "source": "embedding_input_dim" if from_embedding else "default"}
 
 
 def read_sample(sample, specs: list[InputSpec]) -> Probe:
@@ -992,7 +1005,8 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
     max|tfjs - keras| / max(SCALE_FLOOR, max|keras|);
     quantised: rms(tfjs - keras) / rms(keras) <= QUANT_RMS_TOL[precision]; a softmax classifier's
     top-1 agreement is recorded as ``parity.top1_agreement``). The manifest entry records ``format`` (the path taken),
-    ``precision``, ``parity`` (probe, per-backend differences under ``parity.backends``),
+    ``precision``, ``inputs`` (name, shape, dtype; ``token_ids`` {min, max_exclusive, source} for an
+    int input: the ids the probe drew), ``parity`` (probe, per-backend differences under ``parity.backends``),
     ``export.tried`` (each path and why it was rejected), ``export.float32_twin_of`` for mixed
     precision models, ``execution`` ("async": graph model with control flow, use predictAsync),
     and ``run.license``.
@@ -1076,7 +1090,7 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
                     if precision != PRECISION[quantize]:
                         path_notes = [*path_notes, unquantised_note(quantize)]
                         _log(log, f"  note: {unquantised_note(quantize)}")
-                    entry = _entry(name, path, specs, refs, out_names, extra, precision)
+                    entry = _entry(name, path, specs, refs, out_names, extra, precision, probes[0].token_ids)
                     _write_temp_manifest(tmp, name, entry)
                     if backends:
                         measured = _check_in_tfjs(tmp, name, probes, refs, backends, precision, session, top1,
@@ -1145,9 +1159,11 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
 
 
 def _entry(name: str, path: str, specs: list[InputSpec], refs: list, out_names: list, extra: dict,
-           precision: str) -> dict:
-    """The manifest entry's loading fields (what generic.js needs), before parity is known."""
-    inputs = [{"name": s.name, "shape": list(s.shape), "dtype": s.tfjs_dtype} for s in specs]
+           precision: str, token_ids: dict | None = None) -> dict:
+    """The manifest entry's loading fields (what generic.js needs), before parity is known;
+    ``token_ids``: the generated probe's {int input name: token_id_range(...)}."""
+    inputs = [{"name": s.name, "shape": list(s.shape), "dtype": s.tfjs_dtype,
+               **({"token_ids": dict(token_ids[s.name])} if s.name in (token_ids or {}) else {})} for s in specs]
     outputs = [{"name": n, "shape": [None] + list(np.shape(r))[1:]} for n, r in zip(out_names, refs[0])]
     if path == "graph-model":
         for spec, key in zip(inputs, extra["input_keys"]):

@@ -154,20 +154,29 @@ def terms(manifest: dict, face: bool) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+# Manifests written before inputs[].token_ids (facepack before 2026-12-02) only say the range in
+# the parity probe text ("tokens [2, 10] int32: token ids in [0, 50) ..."): read back from there.
 _TOKEN_IDS = r"(?:^|: |; ){name} \[[^\]]*\] \w+: token ids in \[0, (\d+)\)"
 
 
 def token_id_bounds(manifest: dict, model: str) -> dict:
     """{int input name: exclusive bound of the token ids the export's probe used (an Embedding's
-    input_dim, else facepack's default range)}, read from the manifest's parity probe text."""
+    input_dim, else facepack's default range)}: the manifest's ``inputs[].token_ids.max_exclusive``
+    (keras_export.token_id_range); for a manifest written before that field, the bound in the
+    parity probe text (_TOKEN_IDS)."""
     entry = manifest["models"][model]
     probe = (entry.get("parity") or {}).get("probe") or ""
     bounds = {}
     for spec in entry.get("inputs", []):
-        if spec.get("dtype", "float32") in ("int32", "int64"):
-            m = re.search(_TOKEN_IDS.format(name=re.escape(spec["name"])), probe)
-            if m:
-                bounds[spec["name"]] = int(m.group(1))
+        if spec.get("dtype", "float32") not in ("int32", "int64"):
+            continue
+        recorded = spec.get("token_ids")
+        if isinstance(recorded, dict) and isinstance(recorded.get("max_exclusive"), int):
+            bounds[spec["name"]] = recorded["max_exclusive"]
+            continue
+        m = re.search(_TOKEN_IDS.format(name=re.escape(spec["name"])), probe)  # older manifests only
+        if m:
+            bounds[spec["name"]] = int(m.group(1))
     return bounds
 
 
