@@ -31,6 +31,7 @@ Everything is seeded and deterministic.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -646,16 +647,81 @@ def make_plan(run_dir, faces: int = PLAN_FACES, check_faces: int = PLAN_CHECK_FA
     return plan
 
 
-def main(argv=None) -> int:
-    """python -m facepack.export.quantize --plan RUN_DIR: write RUN_DIR/quantization_plan.json."""
-    import argparse
+PLAN_RUN = "a beauty training run folder (runs/beauty/<timestamp>: run.json and its model)"
 
-    p = argparse.ArgumentParser(prog="python -m facepack.export.quantize", description=main.__doc__)
+
+def check_plan_run(run_dir) -> Path:
+    """``--plan RUN_DIR`` checked before TensorFlow is imported: a folder with run.json (valid JSON;
+    a beauty run when it says which), a complete model (runs.model_files) and its dataset on this
+    machine (make_plan chooses on the run's own training faces). Raises ValueError, one line."""
+    import json
+
+    from facepack.runs import model_files
+
+    path = Path(run_dir)
+    if not path.exists():
+        raise ValueError(f"--plan {run_dir}: no such folder; expected {PLAN_RUN}")
+    if not path.is_dir():
+        raise ValueError(f"--plan {run_dir}: is a file; expected {PLAN_RUN}")
+    if not (path / "run.json").is_file():
+        raise ValueError(f"--plan {run_dir}: not a training run (no run.json); expected {PLAN_RUN}")
+    try:
+        info = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--plan {run_dir}: run.json is not valid JSON ({err})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"--plan {run_dir}: run.json is not a JSON object")
+    kind = info.get("model")
+    if kind is not None and kind != "beauty":
+        raise ValueError(f"--plan {run_dir}: a {kind} run; the quantization plan is for beauty runs")
+    try:
+        model_files(path)
+    except ValueError as err:  # "run X: no model: expected ..." (one line)
+        raise ValueError(f"--plan {run_dir}: " + str(err).removeprefix(f"run {path}: ")) from None
+    try:
+        from training.evaluate import DATA_ENV, data_candidates, recorded_data
+    except ImportError:  # not run from the repository: make_plan says it
+        return path
+    if recorded_data(path, info) is None:
+        ds = info.get("dataset") or {}
+        recorded = ds.get("path_from_project") or ds.get("path")
+        raise ValueError(f"--plan {run_dir}: the run's dataset (recorded as {recorded!r}) is not on this machine "
+                         f"(looked in {len(data_candidates(path, info))} places); the plan is chosen on the run's "
+                         f"own training faces: set {DATA_ENV} to the folder that holds "
+                         f"{Path(recorded).name if recorded else 'it'!r}")
+    return path
+
+
+class _PlanParser(argparse.ArgumentParser):
+    """argparse, with the usage errors about --plan saying what RUN_DIR is (exit 2)."""
+
+    def error(self, message):
+        if "--plan" in message:
+            message = f"--plan RUN_DIR: expected {PLAN_RUN}"
+        super().error(message)
+
+
+def main(argv=None) -> int:
+    """python -m facepack.export.quantize --plan RUN_DIR: write RUN_DIR/quantization_plan.json.
+
+    Exit 2 (usage: RUN_DIR missing) and 1 (a RUN_DIR that is no beauty run, or whose model or
+    dataset is missing: check_plan_run) print one error line and import no TensorFlow."""
+    import sys
+
+    prog = "python -m facepack.export.quantize"
+    p = _PlanParser(prog=prog, description=main.__doc__.splitlines()[0],
+                usage="%(prog)s --plan RUN_DIR [--faces N] [--check-faces N]")
     p.add_argument("--plan", required=True, metavar="RUN_DIR", help="a beauty run folder (its dataset must be here)")
-    p.add_argument("--faces", type=int, default=PLAN_FACES, help="training faces the float16 choice scores")
-    p.add_argument("--check-faces", type=int, default=PLAN_CHECK_FACES, help="other training faces Δ is measured on")
+    p.add_argument("--faces", type=int, default=PLAN_FACES, metavar="N", help="training faces the float16 choice scores")
+    p.add_argument("--check-faces", type=int, default=PLAN_CHECK_FACES, metavar="N",
+                   help="other training faces Δ is measured on")
     args = p.parse_args(argv)
-    make_plan(args.plan, args.faces, args.check_faces)
+    try:
+        run_dir = check_plan_run(args.plan)
+    except ValueError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    make_plan(run_dir, args.faces, args.check_faces)
     return 0
 
 
