@@ -44,13 +44,15 @@ async function rawImage(item) {
                                      width: item.width, height: item.height } };
 }
 // job: {bundle (URL), backend, repeat, images: [{name, url, width, height}], heatmaps?, options?,
-//       models? (modelConfig.models)}
+//       models? (modelConfig.models), config? (more modelConfig, e.g. {wasmThreads: 2}), warmup? (runner.mjs)}
 window.benchJob = async (job) => {
   const images = await Promise.all(job.images.map(rawImage));
   const out = await benchAnalyzer(createFaceAnalyzer, tf, { modelUrl: job.bundle, backend: job.backend,
                                                             wasmPaths: '/vendor/',
-                                                            ...(job.models ? { models: job.models } : {}) }, images,
-                                  { repeat: job.repeat, heatmaps: job.heatmaps ?? true, options: job.options ?? {} });
+                                                            ...(job.models ? { models: job.models } : {}),
+                                                            ...(job.config ?? {}) }, images,
+                                  { repeat: job.repeat, heatmaps: job.heatmaps ?? true, options: job.options ?? {},
+                                    warmup: job.warmup ?? 0 });
   if (out.backend === 'wasm') out.env.threads = getThreadsCount();
   out.env.crossOriginIsolated = self.crossOriginIsolated;
   return out;
@@ -148,13 +150,14 @@ def browser_jobs(jobs: list[dict]) -> list[dict]:
 
 
 def chromium_config(playwright, base: str, quantize: str, backend: str, jobs, runs: int, repeat: int, log,
-                    heatmaps: bool = True, options: dict | None = None, models: list[str] | None = None) -> dict:
+                    heatmaps: bool = True, options: dict | None = None, models: list[str] | None = None,
+                    config: dict | None = None, warmup: int = 0) -> dict:
     from jsharness import chromium_page, wait_for_global
 
     common.ensure_bundle(quantize, log)
     job = {"bundle": f"/bench/results/bundle-{quantize}", "backend": backend, "repeat": repeat,
            "images": browser_jobs(jobs), "heatmaps": heatmaps, "options": options or {},
-           **({"models": models} if models else {})}
+           **({"models": models} if models else {}), "config": config or {}, "warmup": warmup}
     outs = []
     for i in range(runs):
         log(f"  chromium {backend} {common.PRECISIONS[quantize]} run {i + 1}/{runs}")

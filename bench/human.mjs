@@ -5,7 +5,8 @@
  *
  *   node bench/human.mjs JOB.json  ->  one JSON document on stdout
  *
- * JOB: {repeat, photos: [{name, path, width, height}]} (raw RGB, tests/jsharness.py:write_raw)
+ * JOB: {repeat, photos: [{name, path, width, height}], warmup?} (raw RGB, tests/jsharness.py:write_raw;
+ * warmup: untimed passes over every photo before the timed calls, default 0)
  * Output: {versions, load_ms, photos: [{name, ms: [...], cpu_ms: [...], faces: [{box, score}]}]}; ms
  * (wall) and cpu_ms (this process's CPU time) per call,
  * the first included (the caller takes the median of the later ones).
@@ -78,6 +79,15 @@ await human.tf.ready();
 const loadMs = performance.now() - t0;
 const out = { versions: { human: human.version, tfjs: human.tf.version_core, backend: human.tf.getBackend(),
                           threads: wasm.getThreadsCount() }, load_ms: loadMs, photos: [] };
+const tensorOf = (item) => human.tf.tensor4d(Float32Array.from(new Uint8Array(readFileSync(item.path))),
+  [1, item.height, item.width, 3], 'float32');
+for (let w = 0; w < (job.warmup ?? 0); w++) {
+  for (const item of job.photos) {
+    const t = tensorOf(item);
+    await human.detect(t); // eslint-disable-line no-await-in-loop
+    t.dispose();
+  }
+}
 for (const item of job.photos) {
   const data = new Uint8Array(readFileSync(item.path));
   const t = human.tf.tensor4d(Float32Array.from(data), [1, item.height, item.width, 3], 'float32');

@@ -4,14 +4,20 @@
  * createFaceAnalyzer and TF.js, so the same code runs in both places.
  *
  * images: [{name, input}] (input: anything analyzer.analyze takes, e.g. {data, width, height});
- * options: more analyze options for every call (heatmaps is its own argument)
+ * options: more analyze options for every call (heatmaps is its own argument); warmup: untimed
+ * passes over every photo before the timed calls (V8 keeps compiling the WASM and JS hot paths in
+ * the background for a while after load, which otherwise slows whichever photo comes first)
  * Returns {backend, load_ms, env, results: [{name, runs: [timings...], faces}]}: runs[0] is the
  * first analyze of that photo (cold for the first photo: the first call after load), the rest warm.
  */
-export async function benchAnalyzer(createFaceAnalyzer, tf, config, images, { repeat = 5, heatmaps = true, options = {} } = {}) {
+export async function benchAnalyzer(createFaceAnalyzer, tf, config, images,
+  { repeat = 5, heatmaps = true, options = {}, warmup = 0 } = {}) {
   const t0 = performance.now();
   const analyzer = await createFaceAnalyzer(config);
   const loadMs = performance.now() - t0;
+  for (let w = 0; w < warmup; w++) {
+    for (const { input } of images) await analyzer.analyze(input, { ...options, heatmaps }); // eslint-disable-line no-await-in-loop
+  }
   const results = [];
   for (const { name, input } of images) {
     const runs = [];
@@ -25,7 +31,7 @@ export async function benchAnalyzer(createFaceAnalyzer, tf, config, images, { re
   }
   const backend = analyzer.backend;
   analyzer.dispose();
-  return { backend, load_ms: loadMs, env: await backendEnv(tf, backend), results };
+  return { backend, load_ms: loadMs, wasm_threads: analyzer.wasmThreads ?? null, env: await backendEnv(tf, backend), results };
 }
 
 /** What the backend runs with: WASM SIMD / threads, the WebGL version. */

@@ -5,7 +5,8 @@
  *
  * JOB: {bundle, backend ('wasm'|'cpu'), repeat, heatmaps, images: [{name, path, width, height}],
  *       options?: more analyze options, library?: path of another copy's index.js (a "before" run),
- *       models?: modelConfig.models (e.g. ['detector', 'keypoints']: no beauty model loaded or run)}
+ *       models?: modelConfig.models (e.g. ['detector', 'keypoints']: no beauty model loaded or run),
+ *       warmup?: untimed passes over every photo first (runner.mjs)}
  * (raw files written by tests/jsharness.py:write_raw).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -34,6 +35,6 @@ async function createTimed(config) {
   return { ...analyzer, analyze, dispose: () => analyzer.dispose() };
 }
 const out = await benchAnalyzer(createTimed, tf, { modelUrl: job.bundle, backend: job.backend, ...(job.models ? { models: job.models } : {}) }, images,
-  { repeat: job.repeat, heatmaps: job.heatmaps ?? true, options: job.options ?? {} });
+  { repeat: job.repeat, heatmaps: job.heatmaps ?? true, options: job.options ?? {}, warmup: job.warmup ?? 0 });
 if (out.backend === 'wasm') out.env.threads = getThreadsCount();
 process.stdout.write(JSON.stringify(out));
