@@ -24,7 +24,7 @@ TRIVIAL_NUMBERS = {0.0, 1.0, 2.0, 3.0, 4.0, 0.5}
 CHECKS = [
     "unknown modelConfig key names the key", "bad backend names the value",
     "bad wasmThreads names the option and the value", "wasmThreadCount: auto is TF.js half of the cores, a number is itself",
-    "Node WASM runs 1 thread whatever wasmThreads asks, navigator untouched", "missing modelUrl is an error",
+    "Node WASM runs 1 thread whatever wasmThreads asks, says so once, navigator untouched", "missing modelUrl is an error",
     "models without the detector is an error", "unknown model set names it", "missing bundle names the file",
     "unknown analyze option names the key", "bad maxFaces names the option", "bad heatmaps names the option",
     "misspelt minConfidance names the key", "bad minConfidence names the option", "bad minBoxSize names the option",

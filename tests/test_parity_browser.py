@@ -126,8 +126,14 @@ def test_wasm_threads_give_the_same_results(served, wasm_run, playwright):
     url, _, images, _ = served
     names = ("astronaut", "gradient")
     job = {"bundle": "/models", "backend": "wasm", "wasmThreads": 2, "images": [i for i in images if i["name"] in names]}
-    run = _run_page(url, job, playwright=playwright)
+    with chromium_page(url + "/index.html", playwright=playwright) as page:
+        run = _run_page(url, job, page=page)
+        # a second analyzer of the page asking for another count keeps the running pool and says so
+        again = _run_page(url, {**job, "wasmThreads": 1, "images": []}, page=page)
     assert run["wasmThreads"] == 2 and wasm_run["wasmThreads"] == max(1, wasm_run["cores"]["before"] // 2)
+    assert run["warnings"] == [] and wasm_run["warnings"] == []
+    assert again["wasmThreads"] == 2 and len(again["warnings"]) == 1, again["warnings"]
+    assert "wasmThreads 1 not applied: the WASM backend had already started with 2" in again["warnings"][0]
     assert run["cores"]["after"] == run["cores"]["before"] and not run["cores"]["own"], run["cores"]
     one = {r["name"]: r["faces"] for r in wasm_run["results"]}
     for r in run["results"]:

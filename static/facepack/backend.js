@@ -94,6 +94,21 @@ async function withWasmThreads(threads, start) {
   }
 }
 
+const threadWarnings = new Set();
+
+/** Say once per reason when a numeric wasmThreads did not become the pool's size (console.warn). */
+function warnThreads(requested, alreadyStarted) {
+  const got = wasmThreadsInUse();
+  if (got === null || got === requested) return;
+  const why = isNode() ? "Node's WASM backend has no threads"
+    : !globalThis.crossOriginIsolated ? 'this page is not cross-origin isolated (COOP/COEP headers), so TF.js loads its single-threaded build'
+      : alreadyStarted ? `the WASM backend had already started with ${got} (the count is fixed when it starts)`
+        : `the pool has ${got}`;
+  if (threadWarnings.has(why) || typeof console === 'undefined') return;
+  threadWarnings.add(why);
+  console.warn(`facepack: wasmThreads ${requested} not applied: ${why}`);
+}
+
 /** Threads of the running WASM backend's pool (1 without the threaded build), or null when WASM is not in use. */
 export function wasmThreadsInUse() {
   if (tf.getBackend() !== 'wasm') return null;
@@ -227,14 +242,19 @@ async function tryStart(name, wasmPaths, wasmThreads = AUTO) {
       await tf.ready();
       return true;
     };
+    let started = false;
     if (name === 'wasm') {
       paths = await configureWasm(wasmPaths);
-      if (!wasmStarted() && wasmThreads !== AUTO) {
+      started = wasmStarted();
+      if (!started && wasmThreads !== AUTO) {
         const plain = start;
         start = () => withWasmThreads(wasmThreadCount(wasmThreads), plain);
       }
     }
-    if (await start()) return null;
+    if (await start()) {
+      if (name === 'wasm' && wasmThreads !== AUTO) warnThreads(wasmThreads, started);
+      return null;
+    }
   } catch (err) {
     return err.message;
   }

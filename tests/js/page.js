@@ -10,14 +10,22 @@ import { analyzePhotos } from '/tests/js/photo_loop.js';
 
 window.runJob = async (job) => {
   const cores = navigator.hardwareConcurrency;
-  const analyzer = await createFaceAnalyzer({ modelUrl: job.bundle, backend: job.backend,
-                                              ...(job.wasmThreads ? { wasmThreads: job.wasmThreads } : {}) });
+  const warnings = [];
+  const consoleWarn = console.warn;
+  console.warn = (...args) => { warnings.push(args.join(' ')); consoleWarn(...args); };
+  let analyzer;
+  try {
+    analyzer = await createFaceAnalyzer({ modelUrl: job.bundle, backend: job.backend,
+                                          ...(job.wasmThreads ? { wasmThreads: job.wasmThreads } : {}) });
+  } finally {
+    console.warn = consoleWarn;
+  }
   const tensors = { before: tf.memory().numTensors };
   const results = await analyzePhotos(analyzer, job.images, job.repeat ?? 1);
   tensors.after = tf.memory().numTensors;
   analyzer.dispose();
   tensors.after_dispose = tf.memory().numTensors;
-  return { backend: analyzer.backend, results, tensors, isolated: self.crossOriginIsolated, wasmThreads: analyzer.wasmThreads,
+  return { backend: analyzer.backend, results, tensors, isolated: self.crossOriginIsolated, wasmThreads: analyzer.wasmThreads, warnings,
            cores: { before: cores, after: navigator.hardwareConcurrency,
                     own: Object.prototype.hasOwnProperty.call(navigator, 'hardwareConcurrency') } };
 };
