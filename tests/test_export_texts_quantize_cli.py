@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT
 
 PROG = "python -m facepack.export.quantize"
-USAGE = f"usage: {PROG} --plan RUN_DIR [--faces N] [--check-faces N]"
+USAGE = f"usage: {PROG} --plan RUN_DIR [--faces N] [--check-faces N] [--out FILE | --force]"
 WHAT = "expected a beauty training run folder (runs/beauty/<timestamp>: run.json and its model)"
 
 
@@ -84,3 +84,31 @@ def test_a_beauty_run_with_its_model_and_dataset_passes_the_check(runs):
     from facepack.export.quantize import check_plan_run
 
     assert check_plan_run(runs / "with_data") == runs / "with_data"
+
+
+def test_an_existing_plan_is_kept_unless_asked(runs, tmp_path):
+    """The run's recorded plan (the shipped one: models/shipped/beauty) is not overwritten by a
+    re-run (new-user finding): exit 1 naming the file and both ways out, before TensorFlow."""
+    plan = runs / "with_data" / "quantization_plan.json"
+    plan.write_text("{}")
+    try:
+        rc, lines, modules = _run("--plan", str(runs / "with_data"))
+    finally:
+        plan.unlink()
+    assert rc == 1 and len(lines) == 1, lines
+    assert lines[0] == (f"{PROG}: error: {plan} exists (the plan the exporter uses for this run's uint8 bundle); "
+                        "pass --out FILE to write the new plan elsewhere, or --force to replace it"), lines[0]
+    assert not modules & {"tensorflow", "keras", "tf_keras"}
+
+
+@pytest.mark.parametrize("flag, value", [("--faces", "0"), ("--check-faces", "-1"), ("--faces", "many")])
+def test_face_counts_below_one_are_usage_errors(runs, flag, value):
+    rc, lines, modules = _run("--plan", str(runs / "with_data"), flag, value)
+    shown = repr(value) if value == "many" else value  # a word is quoted, a number is not
+    assert rc == 2 and lines[-1] == f"{PROG}: error: argument {flag}: expected a whole number of faces >= 1, got {shown}", lines
+    assert not modules & {"tensorflow", "keras"}
+
+
+def test_out_and_force_exclude_each_other(runs):
+    rc, lines, _ = _run("--plan", str(runs / "with_data"), "--out", "x.json", "--force")
+    assert rc == 2 and "not allowed with argument" in lines[-1], lines

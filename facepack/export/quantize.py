@@ -584,9 +584,9 @@ def _simulate_tfjs(variables, float_k, keep, models, min_elements: int):
 
 
 def make_plan(run_dir, faces: int = PLAN_FACES, check_faces: int = PLAN_CHECK_FACES, log=print,
-              max_bytes: int = BEAUTY_UINT8_MAX_BYTES) -> dict:
+              max_bytes: int = BEAUTY_UINT8_MAX_BYTES, out=None) -> dict:
     """Choose the beauty run's float16 kernels on its own training faces and write PLAN_FILE into
-    ``run_dir``: the exporter's rule (equalise + sequential GPTQ on the fixture crops), then the
+    ``run_dir`` (or to the file ``out``): the exporter's rule (equalise + sequential GPTQ on the fixture crops), then the
     greedy float16 choice (as prepare_beauty_uint8's, same byte limit) scored by _gain_sensitivity
     on ``faces`` training-part faces against the float model; the plan records the names, how they were chosen, and the simulated TF.js
     uint8 Δ (points 0..100) on ``check_faces`` other training-part faces. Returns the plan."""
@@ -640,8 +640,9 @@ def make_plan(run_dir, faces: int = PLAN_FACES, check_faces: int = PLAN_CHECK_FA
             "p95_points": round(float(np.percentile(d, 95)), 4), "n": int(len(d)),
         },
     }
-    (run_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1) + "\n")
-    log(f"wrote {run_dir / PLAN_FILE}: {len(names)} kernels float16 ({plan['weights_bytes'] / 1e6:.2f} MB weights); "
+    target = Path(out) if out is not None else run_dir / PLAN_FILE
+    target.write_text(json.dumps(plan, indent=1) + "\n")
+    log(f"wrote {target}: {len(names)} kernels float16 ({plan['weights_bytes'] / 1e6:.2f} MB weights); "
         f"training faces not chosen on: max {d.max():.3f} mean {d.mean():.3f} p95 {np.percentile(d, 95):.3f} points "
         f"(N={len(d)}); {time.perf_counter() - t0:.0f} s")
     return plan
@@ -701,27 +702,49 @@ class _PlanParser(argparse.ArgumentParser):
         super().error(message)
 
 
-def main(argv=None) -> int:
-    """python -m facepack.export.quantize --plan RUN_DIR: write RUN_DIR/quantization_plan.json.
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of faces >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of faces >= 1, got {value}")
+    return value
 
-    Exit 2 (usage: RUN_DIR missing) and 1 (a RUN_DIR that is no beauty run, or whose model or
-    dataset is missing: check_plan_run) print one error line and import no TensorFlow."""
+
+def main(argv=None) -> int:
+    """python -m facepack.export.quantize --plan RUN_DIR: write RUN_DIR/quantization_plan.json
+    (~3-5 min on 2 cores; needs the run's dataset).
+
+    Exit 2 (usage: RUN_DIR missing, a face count below 1) and 1 (a RUN_DIR that is no beauty run,
+    or whose model or dataset is missing: check_plan_run; a plan already there without --force or
+    --out) print one error line and import no TensorFlow."""
     import sys
 
     prog = "python -m facepack.export.quantize"
-    p = _PlanParser(prog=prog, description=main.__doc__.splitlines()[0],
-                usage="%(prog)s --plan RUN_DIR [--faces N] [--check-faces N]")
+    p = _PlanParser(prog=prog, description=" ".join(main.__doc__.split("\n\n")[0].split()),
+                    usage="%(prog)s --plan RUN_DIR [--faces N] [--check-faces N] [--out FILE | --force]")
     p.add_argument("--plan", required=True, metavar="RUN_DIR", help="a beauty run folder (its dataset must be here)")
-    p.add_argument("--faces", type=int, default=PLAN_FACES, metavar="N", help="training faces the float16 choice scores")
-    p.add_argument("--check-faces", type=int, default=PLAN_CHECK_FACES, metavar="N",
-                   help="other training faces Δ is measured on")
+    p.add_argument("--faces", type=_positive_int, default=PLAN_FACES, metavar="N",
+                   help=f"training faces the float16 choice scores (default {PLAN_FACES})")
+    p.add_argument("--check-faces", type=_positive_int, default=PLAN_CHECK_FACES, metavar="N",
+                   help=f"other training faces Δ is measured on (default {PLAN_CHECK_FACES})")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="FILE", help=f"write the plan here instead of RUN_DIR/{PLAN_FILE} "
+                                                     "(the exporter only reads the run's own)")
+    where.add_argument("--force", action="store_true",
+                       help=f"replace RUN_DIR/{PLAN_FILE} when the run already has one (the uint8 export then changes)")
     args = p.parse_args(argv)
     try:
         run_dir = check_plan_run(args.plan)
     except ValueError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
-    make_plan(run_dir, args.faces, args.check_faces)
+    if args.out is None and not args.force and (run_dir / PLAN_FILE).exists():
+        print(f"{prog}: error: {run_dir / PLAN_FILE} exists (the plan the exporter uses for this run's uint8 bundle); "
+              f"pass --out FILE to write the new plan elsewhere, or --force to replace it", file=sys.stderr)
+        return 1
+    make_plan(run_dir, args.faces, args.check_faces, out=args.out)
     return 0
 
 
