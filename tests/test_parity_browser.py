@@ -141,6 +141,17 @@ def test_wasm_threads_give_the_same_results(served, wasm_run, playwright):
     assert sum(len(r["faces"]) for r in run["results"]) >= 1
 
 
+def test_two_analyzers_created_at_once_both_start(served, playwright):
+    """createFaceAnalyzer twice without awaiting the first (new-user finding): both used to fail or
+    leave navigator.hardwareConcurrency faked; selectBackend now runs one call at a time."""
+    url = served[0]
+    with chromium_page(url + "/index.html", playwright=playwright) as page:
+        wait_for_global(page, "pageReady")
+        out = page.evaluate("([b, t]) => window.twoAtOnce(b, t)", ["/models", [2, 1]])
+    assert out["analyzers"] == [{"threads": 2}, {"threads": 2}], out
+    assert out["cores"]["after"] == out["cores"]["before"] and not out["cores"]["own"], out["cores"]
+
+
 def test_no_tensors_leak_in_the_page(wasm_run):
     assert wasm_run["tensors"]["after"] == wasm_run["tensors"]["before"]
 

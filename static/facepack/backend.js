@@ -19,7 +19,7 @@
  *   hardwareConcurrency of 2n (restored right after). Why 'auto' does not lift the 2-core case to
  *   2 threads: on this 2-core box 2 threads made a warm analyze 1.4x faster when the machine was
  *   quiet and 2.3-4x slower while another process kept both cores busy (the pool's threads wait
- *   for each other at every op; README "Speed"). Threads need the threaded build: a cross-origin
+ *   for each other at every op; README, "The npm package"). Threads need the threaded build: a cross-origin
  *   isolated page (COOP/COEP); Node and other pages run 1 thread whatever is asked.
  * No `node:` imports: this module is bundled for browsers (issue 20).
  */
@@ -27,6 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 import { isNode, looksLikeHtml } from './io.js';
+import { shown } from './options.js';
 
 export const BACKENDS = ['webgl', 'wasm', 'cpu'];
 export const AUTO = 'auto';
@@ -60,7 +61,7 @@ function checkName(requested) {
  */
 export function wasmThreadCount(requested, cores) {
   if (requested !== AUTO && !(Number.isInteger(requested) && requested >= 1 && requested <= MAX_WASM_THREADS)) {
-    throw new Error(`wasmThreads: expected 'auto' or an integer from 1 to ${MAX_WASM_THREADS}, got ${JSON.stringify(requested)}`);
+    throw new Error(`wasmThreads: expected 'auto' or an integer from 1 to ${MAX_WASM_THREADS}, got ${shown(requested)}`);
   }
   if (requested !== AUTO) return requested;
   const n = Number.isInteger(cores) && cores >= 1 ? cores : 1;
@@ -99,6 +100,12 @@ const threadWarnings = new Set();
 /** Say once per reason when a numeric wasmThreads did not become the pool's size (console.warn). */
 function warnThreads(requested, alreadyStarted) {
   const got = wasmThreadsInUse();
+  const cores = globalThis.navigator?.hardwareConcurrency;
+  if (got === requested && Number.isInteger(cores) && got > cores && !threadWarnings.has('cores')) {
+    threadWarnings.add('cores');
+    console.warn(`facepack: wasmThreads ${got} is more than this machine's ${cores} logical cores: `
+      + 'the threads wait for each other at every op, so expect it to be slower, not faster');
+  }
   if (got === null || got === requested) return;
   const why = isNode() ? "Node's WASM backend has no threads"
     : !globalThis.crossOriginIsolated ? 'this page is not cross-origin isolated (COOP/COEP headers), so TF.js loads its single-threaded build'
@@ -287,6 +294,8 @@ async function probeMs() {
   }
 }
 
+let selecting = Promise.resolve(); // selectBackend calls run one after another (see selectBackend)
+
 /**
  * Switch TF.js to a backend and say why it is the one (see the module comment).
  * @param {string} requested 'webgl' | 'wasm' | 'cpu' | 'auto'
@@ -296,7 +305,15 @@ async function probeMs() {
  * @throws {Error} code 'backend-unavailable': the requested backend (or, for 'auto', every one) did not start;
  *   a wasmThreads that is neither 'auto' nor an integer from 1 to MAX_WASM_THREADS
  */
-export async function selectBackend(requested, { wasmPaths = null, wasmThreads = AUTO } = {}) {
+export async function selectBackend(requested, opts = {}) {
+  // One at a time: TF.js cannot start a backend twice at once (two analyzers created together both
+  // failed on WASM), and withWasmThreads' navigator override must not overlap another's.
+  const turn = selecting.then(() => selectBackendNow(requested, opts));
+  selecting = turn.catch(() => {});
+  return turn;
+}
+
+async function selectBackendNow(requested, { wasmPaths = null, wasmThreads = AUTO } = {}) {
   checkName(requested);
   wasmThreadCount(wasmThreads, 1); // refuse a bad value before anything starts
   if (requested !== AUTO) {

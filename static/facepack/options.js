@@ -74,6 +74,18 @@ export const ANALYZE_DEFAULTS = Object.freeze({
 
 export const MODEL_NAMES = Object.freeze(['detector', 'beauty', 'keypoints', 'attributes']);
 
+/** A value as an error message shows it: JSON where that is exact, else its type and text (NaN, 2n, new Number(2)). */
+export function shown(value) {
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  if (typeof value === 'bigint') return `${value}n (a BigInt)`;
+  if (value instanceof Number || value instanceof String) return `${JSON.stringify(value.valueOf())} (a ${value.constructor.name} object)`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch (err) {
+    return String(value);
+  }
+}
+
 function checkKeys(given, defaults, what) {
   if (given === null || typeof given !== 'object' || Array.isArray(given)) {
     throw new Error(`${what} must be an object, got ${JSON.stringify(given)}`);
@@ -110,7 +122,7 @@ export function resolveModelConfig(config) {
   }
   out.models = [...new Set(out.models)];
   if (out.wasmThreads !== 'auto' && !(Number.isInteger(out.wasmThreads) && out.wasmThreads >= 1 && out.wasmThreads <= 8)) {
-    throw new Error(`modelConfig.wasmThreads: expected 'auto' or an integer from 1 to 8, got ${JSON.stringify(out.wasmThreads)}`);
+    throw new Error(`modelConfig.wasmThreads: expected 'auto' or an integer from 1 to 8, got ${shown(out.wasmThreads)}`);
   }
   return out;
 }

@@ -48,10 +48,12 @@ await check('unknown modelConfig key names the key', () => throwsMentioning(
 await check('bad backend names the value', () => throwsMentioning(
   () => createFaceAnalyzer({ modelUrl: job.bundle, backend: 'gpu' }), 'backend', 'gpu'));
 await check('bad wasmThreads names the option and the value', async () => {
-  for (const bad of ['two', 0, 9, 1.5, null]) {
+  const cases = [['two', '"two"'], [0, 'got 0'], [9, 'got 9'], [1.5, 'got 1.5'], [null, 'got null'], [NaN, 'got NaN'],
+    [Infinity, 'got Infinity'], [2n, 'got 2n (a BigInt)'], [new Number(2), 'got 2 (a Number object)']]; // eslint-disable-line no-new-wrappers
+  for (const [bad, says] of cases) {
     const got = await throwsMentioning(() => createFaceAnalyzer({ modelUrl: job.bundle, wasmThreads: bad }),
-      'wasmThreads', JSON.stringify(bad));
-    if (got !== true) return `${JSON.stringify(bad)}: ${got}`;
+      'modelConfig.wasmThreads', says);
+    if (got !== true) return `${String(bad)}: ${got}`;
   }
   return true;
 });

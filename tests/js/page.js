@@ -30,6 +30,18 @@ window.runJob = async (job) => {
                     own: Object.prototype.hasOwnProperty.call(navigator, 'hardwareConcurrency') } };
 };
 
+// Two analyzers created at once (a fresh page: neither has started WASM): both start, the backend
+// once, with the first one's thread count; navigator as it was.
+window.twoAtOnce = async (bundle, threads) => {
+  const cores = navigator.hardwareConcurrency;
+  const settled = await Promise.allSettled(threads.map((n) => createFaceAnalyzer(
+    { modelUrl: bundle, backend: 'wasm', models: ['detector'], wasmThreads: n })));
+  const out = settled.map((r) => (r.status === 'fulfilled' ? { threads: r.value.wasmThreads } : { error: String(r.reason?.message ?? r.reason) }));
+  for (const r of settled) if (r.status === 'fulfilled') r.value.dispose();
+  return { analyzers: out, cores: { before: cores, after: navigator.hardwareConcurrency,
+                                    own: Object.prototype.hasOwnProperty.call(navigator, 'hardwareConcurrency') } };
+};
+
 window.decodeBlob = async (url, bundle) => {
   const blob = await (await fetch(url)).blob();
   const { spec } = await (await fetch(`${bundle}/manifest.json`)).json();
