@@ -27,7 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 import { isNode, looksLikeHtml } from './io.js';
-import { shown } from './options.js';
+import { MAX_WASM_THREADS, checkWasmThreads } from './options.js';
 
 export const BACKENDS = ['webgl', 'wasm', 'cpu'];
 export const AUTO = 'auto';
@@ -42,8 +42,7 @@ const PROBE = { image: [1, 64, 64, 16], filter: [3, 3, 16, 32], runs: 3 };
  */
 const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
-/** Threads TF.js's WASM pool can use: its build pre-creates 8 workers (tfjs-backend-wasm src/cc/BUILD.bazel PTHREAD_POOL_SIZE). */
-export const MAX_WASM_THREADS = 8;
+export { MAX_WASM_THREADS };
 
 function checkName(requested) {
   if (requested !== AUTO && !BACKENDS.includes(requested)) {
@@ -60,9 +59,7 @@ function checkName(requested) {
  * @throws {Error} requested is neither 'auto' nor an integer from 1 to MAX_WASM_THREADS
  */
 export function wasmThreadCount(requested, cores) {
-  if (requested !== AUTO && !(Number.isInteger(requested) && requested >= 1 && requested <= MAX_WASM_THREADS)) {
-    throw new Error(`wasmThreads: expected 'auto' or an integer from 1 to ${MAX_WASM_THREADS}, got ${shown(requested)}`);
-  }
+  checkWasmThreads(requested, 'wasmThreads');
   if (requested !== AUTO) return requested;
   const n = Number.isInteger(cores) && cores >= 1 ? cores : 1;
   return Math.min(MAX_WASM_THREADS, Math.max(1, Math.floor(n / 2)));
@@ -77,18 +74,18 @@ async function withWasmThreads(threads, start) {
   const nav = globalThis.navigator;
   if (isNode() || !nav) return start();
   const own = Object.getOwnPropertyDescriptor(nav, 'hardwareConcurrency');
-  let shown = false;
+  let overridden = false;
   try {
     Object.defineProperty(nav, 'hardwareConcurrency', { value: 2 * threads, configurable: true });
-    shown = true;
+    overridden = true;
   } catch (err) {
     // A navigator that cannot take the property: TF.js's own count.
   }
-  if (shown) setThreadsCount(threads);
+  if (overridden) setThreadsCount(threads);
   try {
     return await start();
   } finally {
-    if (shown) {
+    if (overridden) {
       delete nav.hardwareConcurrency;
       if (own) Object.defineProperty(nav, 'hardwareConcurrency', own);
     }
@@ -315,7 +312,7 @@ export async function selectBackend(requested, opts = {}) {
 
 async function selectBackendNow(requested, { wasmPaths = null, wasmThreads = AUTO } = {}) {
   checkName(requested);
-  wasmThreadCount(wasmThreads, 1); // refuse a bad value before anything starts
+  checkWasmThreads(wasmThreads, 'wasmThreads'); // refuse a bad value before anything starts
   if (requested !== AUTO) {
     const failure = await tryStart(requested, wasmPaths, wasmThreads);
     if (failure) {

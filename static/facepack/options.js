@@ -86,6 +86,21 @@ export function shown(value) {
   }
 }
 
+/** Threads TF.js's WASM pool can use: its build pre-creates 8 workers (tfjs-backend-wasm src/cc/BUILD.bazel PTHREAD_POOL_SIZE). */
+export const MAX_WASM_THREADS = 8;
+
+/**
+ * Refuse a wasmThreads setting that is neither 'auto' nor an integer from 1 to MAX_WASM_THREADS.
+ * @param {*} value
+ * @param {string} what the setting's name in the message
+ * @throws {Error}
+ */
+export function checkWasmThreads(value, what) {
+  if (value !== 'auto' && !(Number.isInteger(value) && value >= 1 && value <= MAX_WASM_THREADS)) {
+    throw new Error(`${what}: expected 'auto' or an integer from 1 to ${MAX_WASM_THREADS}, got ${shown(value)}`);
+  }
+}
+
 function checkKeys(given, defaults, what) {
   if (given === null || typeof given !== 'object' || Array.isArray(given)) {
     throw new Error(`${what} must be an object, got ${JSON.stringify(given)}`);
@@ -121,9 +136,7 @@ export function resolveModelConfig(config) {
     throw new Error(`modelConfig.models: 'detector' is needed to find faces, got ${JSON.stringify(out.models)}`);
   }
   out.models = [...new Set(out.models)];
-  if (out.wasmThreads !== 'auto' && !(Number.isInteger(out.wasmThreads) && out.wasmThreads >= 1 && out.wasmThreads <= 8)) {
-    throw new Error(`modelConfig.wasmThreads: expected 'auto' or an integer from 1 to 8, got ${shown(out.wasmThreads)}`);
-  }
+  checkWasmThreads(out.wasmThreads, 'modelConfig.wasmThreads');
   return out;
 }
 
