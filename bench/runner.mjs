@@ -31,7 +31,7 @@ export async function benchAnalyzer(createFaceAnalyzer, tf, config, images,
   }
   const backend = analyzer.backend;
   analyzer.dispose();
-  return { backend, load_ms: loadMs, wasm_threads: analyzer.wasmThreads ?? null, env: await backendEnv(tf, backend), results };
+  return { backend, load_ms: loadMs, env: await backendEnv(tf, backend), results };
 }
 
 /** What the backend runs with: WASM SIMD / threads, the WebGL version. */
