@@ -4,7 +4,7 @@
  * conv whose output feeds two layers, which must stay unfused), against the same model unfused.
  *
  *   node tests/js/fuse.mjs JOB.json  ->  {fused, maxAbs, maxRef, gradMaxAbs, gradMaxRef, added,
- *                                       releasedPlain, releasedFused, backend}
+ *                                       releasedPlain, releasedFused, copiesPlain, copiesFused, backend}
  *
  * Values on JOB.backend, the input gradient on the cpu backend (WASM has no conv filter gradient).
  *
@@ -66,6 +66,10 @@ const x = tf.randomUniform([3, 11, 13, 4], -4, 4, 'float32', seed);
 const [ya, yb] = [plain.apply(x), fused.apply(x)];
 const maxAbs = tf.max(tf.abs(tf.sub(ya, yb))).dataSync()[0];
 const maxRef = tf.max(tf.abs(ya)).dataSync()[0];
+// Copies made by a forward pass (Identity kernels: tfjs-layers clones a layer's output when it is
+// the layer's own input, a full copy of the activation on WASM); the folded layers must add none.
+const copies = async (m) => (await tf.profile(() => m.predict(x))).kernels.filter((k) => k.name === 'Identity').length;
+const [copiesPlain, copiesFused] = [await copies(plain), await copies(fused)];
 // The WASM backend has no Conv2DBackpropFilter: the gradient is checked on the cpu backend.
 const backend = tf.getBackend();
 await tf.setBackend('cpu');
@@ -80,4 +84,4 @@ const releasedPlain = n1 - tf.memory().numTensors;
 n1 = tf.memory().numTensors;
 fused.dispose();
 const releasedFused = n1 - tf.memory().numTensors;
-process.stdout.write(JSON.stringify({ fused: count, maxAbs, maxRef, gradMaxAbs, gradMaxRef, added, releasedPlain, releasedFused, backend }));
+process.stdout.write(JSON.stringify({ fused: count, maxAbs, maxRef, gradMaxAbs, gradMaxRef, added, releasedPlain, releasedFused, copiesPlain, copiesFused, backend }));
