@@ -91,7 +91,8 @@ def parse_args(argv=None):
     p.add_argument("--before", metavar="REF", help="also time the library at this git commit (package defaults)")
     p.add_argument("--before-defaults", action="store_true",
                    help="time --before REF with its own default options (the same spec as now), not the package's 20 px")
-    p.add_argument("--skip", nargs="+", default=[], choices=list(COLUMNS), help="columns to leave out")
+    p.add_argument("--skip", nargs="+", default=[], choices=list(COLUMNS), metavar="COLUMN",
+                   help="columns to leave out, any of: " + ", ".join(COLUMNS))
     p.add_argument("--fastest", action="store_true",
                    help="per photo the fastest pass instead of the median over passes (a loaded machine)")
     args = p.parse_args(argv)
