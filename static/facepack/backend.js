@@ -12,6 +12,10 @@
  *   location). Default location: the folder of '@tensorflow/tfjs-backend-wasm' as this runtime
  *   resolves it (Node: node_modules/@tensorflow/tfjs-backend-wasm/dist/; a page with an import
  *   map: the mapped folder). Bundled apps pass wasmPaths (README "Browser and bundlers").
+ * - A WASM start that failed (a .wasm URL answering 404, a wrong wasmPaths, a file that is not
+ *   WebAssembly) can be retried without a reload: TF.js 4.22 refuses every setWasmPaths call after
+ *   such a failure ('The WASM backend was already initialized'), so the location is handed to it
+ *   once as a file map this module keeps and updates in place (configureWasm).
  * - WASM threads (wasmThreads): TF.js sizes its XNNPACK pool at navigator.hardwareConcurrency / 2
  *   (tfjs-backend-wasm src/cc/backend.cc `num_cores`, read once when the module starts; its
  *   setThreadsCount(n) is capped by it), so a 2-core machine gets 1 thread. 'auto' keeps that
@@ -194,21 +198,67 @@ function wasmStarted() {
 }
 
 /**
+ * The {file name: URL} map this module handed to TF.js's setWasmPaths, or null before it has.
+ * Why one map, updated in place, rather than a setWasmPaths call per start (tfjs-backend-wasm
+ * 4.22, src/backend_wasm.ts): a start that aborts (the .wasm answers 404 or is not WebAssembly:
+ * Emscripten's abort() calls factoryConfig.onAbort) sets the module-level `initAborted = true`,
+ * which only a later successful start clears, and setWasmPaths / setWasmPath throw 'The WASM
+ * backend was already initialized' while it is set. The registered backend itself can start again
+ * (the engine keeps its factory and drops the failed instance), and each start reads the location
+ * anew (getPathToWasmBinary reads `wasmFileMap[file]`, the very object given to setWasmPaths). A
+ * start that fails without an abort (a network error: the fetch rejects) leaves initAborted alone.
+ */
+let wasmFileMap = null;
+
+/**
+ * wasmPaths as a full {file name: URL} map: a prefix gives prefix + file name (what TF.js does
+ * with a prefix), a map must name all three files (TF.js's own check, made here before TF.js
+ * keeps the object).
+ */
+function wasmFileEntries(paths) {
+  if (typeof paths === 'string') return Object.fromEntries(WASM_FILES.map((f) => [f, paths + f]));
+  const missing = WASM_FILES.filter((f) => paths[f] == null);
+  if (missing.length) {
+    throw new Error(`wasmPaths: a map must give a URL for each of ${WASM_FILES.join(', ')}; `
+      + `missing ${missing.join(', ')} (or pass the folder that holds them as a string)`);
+  }
+  return Object.fromEntries(WASM_FILES.map((f) => [f, paths[f]]));
+}
+
+/**
  * Set the WASM file location, before the WASM backend starts. Returns the location used
  * (prefix or map) or null (the backend's own default). Nothing here starts the backend.
+ * Can be called again after a failed start (see wasmFileMap): the next start uses the new location.
  * @param {string|object|null} wasmPaths prefix folder/URL, or {fileName: url} map, or null for the default
  */
 export async function configureWasm(wasmPaths) {
   if (wasmStarted()) return wasmPaths;
   const paths = wasmPaths ?? await defaultWasmPaths();
-  if (paths) {
-    try {
-      setWasmPaths(paths);
-    } catch (err) {
-      // Started by someone else (tf.ready() in the app) while we looked up the default.
-      throw new Error(`wasmPaths: ${err.message}`);
-    }
+  if (!paths) {
+    // TF.js's own default (next to its script): forget a location given to an earlier start.
+    if (wasmFileMap) for (const f of Object.keys(wasmFileMap)) delete wasmFileMap[f];
+    return paths;
   }
+  const entries = wasmFileEntries(paths);
+  if (wasmFileMap) {
+    Object.assign(wasmFileMap, entries); // TF.js holds this object: its next start reads these
+    try {
+      setWasmPaths(wasmFileMap); // again, in case the app gave TF.js another location since
+    } catch (err) {
+      // After a failed start: TF.js refuses the call but still holds wasmFileMap.
+    }
+    return paths;
+  }
+  try {
+    setWasmPaths(entries);
+  } catch (err) {
+    // A WASM start that this module gave no location failed before (the app's own
+    // tf.setBackend('wasm')): TF.js takes no location until a start succeeds.
+    throw new Error(`wasmPaths: ${err.message} (a WASM start that facepack gave no location failed earlier `
+      + 'in this page or process, and TF.js 4.22 takes no new location after that: reload the page (restart the '
+      + "process), or leave starting the WASM backend to facepack; backend 'auto' falls back to CPU meanwhile)");
+  }
+  wasmFileMap = entries;
   return paths;
 }
 
