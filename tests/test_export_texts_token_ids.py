@@ -7,9 +7,13 @@ before the field. Fast: layers path read back by tensorflowjs (no Node), package
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
+import pytest
+
+from export_support import NODE
 
 EMBEDDING = {"min": 0, "max_exclusive": 37, "source": "embedding_input_dim"}
 README_LINE = "- input `tokens`: shape [N, 6], int32 (token ids; the export checked ids in [0, {}))"
@@ -86,3 +90,181 @@ def test_int_input_without_embedding_records_the_default_range():
     entry = _entry("m", "layers-model", specs, [[np.zeros((2, 5)), np.zeros((2, 2))]], ["same", "d"], {},
                    "float32", probe.token_ids)
     assert [i.get("token_ids") for i in entry["inputs"]] == [probe.token_ids["ids"], None]
+
+
+# --- F6: the range comes from every layer that reads token ids, not only Embedding -------------
+# Measured before the fix (make_probes, HEAD f66f68d): CategoryEncoding(num_tokens=4) got the
+# default [0, 10) - ids 4..9 are invalid, and TF.js layers refused them ("Input values must be
+# between 0 < values <= numTokens with numTokens=4"), so the export fell back to the graph model;
+# IntegerLookup(vocabulary 100..5000) -> Embedding(7) got the Embedding's [0, 7): every probe id
+# out of vocabulary (lookup indices all 0); Hashing(5) -> Embedding(5) got [0, 5) "embedding".
+
+
+def _ids_model(*readers):
+    """One int32 input 'ids' [N, 6] read by each of ``readers`` (a Keras layer, or a function of
+    the input tensor), their outputs the model's outputs."""
+    import keras
+
+    ids = keras.layers.Input((6,), dtype="int32", name="ids")
+    outs = [r(ids) for r in readers]
+    return keras.Model(ids, outs if len(outs) > 1 else outs[0])
+
+
+def _probe(model):
+    from facepack.export.keras_export import input_specs, make_probes
+
+    return make_probes(model, input_specs(model))
+
+
+def test_category_encoding_bounds_the_ids_and_takes_the_smallest_bound():
+    import keras
+
+    L = keras.layers
+    probe = _probe(_ids_model(L.CategoryEncoding(num_tokens=4, output_mode="count")))
+    assert probe.token_ids == {"ids": {"min": 0, "max_exclusive": 4, "source": "category_encoding_num_tokens"}}
+    assert int(probe.arrays[0].max()) < 4 and "(CategoryEncoding num_tokens)" in probe.detail[0]
+    # an Embedding and a CategoryEncoding read the input: the smaller bound (ids >= 12 are invalid for
+    # the CategoryEncoding, before: [0, 37) from the Embedding) ...
+    probe = _probe(_ids_model(L.CategoryEncoding(num_tokens=12), L.Embedding(37, 2)))
+    assert probe.token_ids["ids"] == {"min": 0, "max_exclusive": 12, "source": "category_encoding_num_tokens"}
+    # ... and the other way round, the Embedding's as before
+    probe = _probe(_ids_model(L.CategoryEncoding(num_tokens=40), L.Embedding(37, 2)))
+    assert probe.token_ids["ids"] == {"min": 0, "max_exclusive": 37, "source": "embedding_input_dim"}
+
+
+def _lookup_embedding_model(vocabulary, **kwargs):
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(3)
+    lookup = L.IntegerLookup(vocabulary=vocabulary, name="lookup", **kwargs)
+    emb = L.Embedding(lookup.vocabulary_size(), 4, name="emb")
+    return _ids_model(lambda t: L.Dense(2, name="d")(L.GlobalAveragePooling1D(name="gap")(emb(lookup(t))))), lookup
+
+
+def test_integer_lookup_probe_hits_its_vocabulary_and_some_oov():
+    """The probe draws the lookup's entries (and >= 1 id out of vocabulary): the Embedding after it
+    reads lookup indices, not the input, so its input_dim is not the range."""
+    vocabulary = [100, 250, 999, 3000, 5000]
+    model, lookup = _lookup_embedding_model(vocabulary)
+    probe = _probe(model)
+    assert probe.token_ids == {"ids": {"min": 100, "max_exclusive": 5001, "source": "integer_lookup_vocabulary"}}
+    from facepack.export.keras_export import LOOKUP_OOV_SHARE
+
+    ids = probe.arrays[0]
+    hits = np.isin(ids, vocabulary)
+    assert ids.min() >= 100 and ids.max() < 5001
+    assert 1 <= (~hits).sum() <= ids.size * LOOKUP_OOV_SHARE * 2 and hits.sum() >= ids.size // 2
+    indices = np.asarray(lookup(ids))  # 0: out of vocabulary, 1..5: the entries
+    assert (indices == 0).sum() == (~hits).sum() and len(set(indices[indices > 0].tolist())) >= 2
+    assert f"{hits.sum()} in the vocabulary, {(~hits).sum()} out of it" in probe.detail[0]
+
+    # no gap between the entries: one id past the last is the out-of-vocabulary one
+    model, lookup = _lookup_embedding_model([3, 4, 5, 6])
+    probe = _probe(model)
+    assert probe.token_ids["ids"] == {"min": 3, "max_exclusive": 8, "source": "integer_lookup_vocabulary"}
+    assert 7 in probe.arrays[0] and (np.asarray(lookup(probe.arrays[0])) == 0).sum() == (probe.arrays[0] == 7).sum()
+    # num_oov_indices=0: an id out of vocabulary is an error, so the probe has none
+    model, lookup = _lookup_embedding_model([3, 4, 9], num_oov_indices=0)
+    probe = _probe(model)
+    assert probe.token_ids["ids"] == {"min": 3, "max_exclusive": 10, "source": "integer_lookup_vocabulary"}
+    assert np.isin(probe.arrays[0], [3, 4, 9]).all()
+
+
+def test_other_lookups_hashing_and_nesting():
+    import keras
+
+    L = keras.layers
+    inverted = L.IntegerLookup(vocabulary=[7, 8, 9], invert=True)  # indices 0..3 in
+    assert _probe(_ids_model(inverted)).token_ids["ids"] == {
+        "min": 0, "max_exclusive": 4, "source": "integer_lookup_vocabulary_size"}
+    # Hashing takes any int: a wide range; the Embedding after it reads bins (before: [0, 5) "embedding")
+    probe = _probe(_ids_model(lambda t: L.Embedding(5, 2)(L.Hashing(num_bins=5)(t))))
+    from facepack.export.keras_export import HASHING_RANGE
+
+    assert probe.token_ids["ids"] == {"min": 0, "max_exclusive": HASHING_RANGE, "source": "hashing"}
+    # a lookup whose entries all lie above an Embedding's bound, both reading the input: the Embedding's
+    probe = _probe(_ids_model(L.IntegerLookup(vocabulary=[100, 250]), L.Embedding(50, 2)))
+    assert probe.token_ids["ids"] == {"min": 0, "max_exclusive": 50, "source": "embedding_input_dim"}
+    # inside a nested model: its first reader (before: the nested Embedding's [0, 5))
+    nested = keras.Sequential([L.IntegerLookup(vocabulary=[10, 20, 30]), L.Embedding(5, 2)])
+    probe = _probe(_ids_model(nested))
+    assert probe.token_ids["ids"] == {"min": 10, "max_exclusive": 31, "source": "integer_lookup_vocabulary"}
+    assert np.isin(probe.arrays[0], [10, 20, 30]).sum() >= probe.arrays[0].size // 2
+
+
+@pytest.mark.node
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_category_encoding_model_exports_as_layers_model_checked_on_its_range(tmp_path):
+    """CategoryEncoding(num_tokens=4): before, probe ids 0..9 made TF.js layers throw ("Input values
+    must be between 0 < values <= numTokens") and the export fell back to the graph model; now the
+    layers model passes the parity check (cpu, wasm) on ids 0..3 and the manifest records them."""
+    import keras
+
+    from facepack.export import export_model
+    from facepack.export import manifest as manifest_mod
+    from facepack.export.npm import token_id_bounds
+
+    L = keras.layers
+    keras.utils.set_random_seed(3)
+    model = _ids_model(lambda t: L.Dense(2, name="d")(L.CategoryEncoding(num_tokens=4, output_mode="count",
+                                                                           name="ce")(t)))
+    manifest = export_model(model, tmp_path / "b", name="ce", backends=("cpu", "wasm"), log=None)
+    entry = manifest["models"]["ce"]
+    assert entry["format"] == "layers-model", entry["export"]["tried"]
+    assert entry["inputs"][0]["token_ids"] == {"min": 0, "max_exclusive": 4, "source": "category_encoding_num_tokens"}
+    assert set(entry["parity"]["backends"]) == {"cpu", "wasm"}
+    manifest_mod.validate(manifest)
+    assert token_id_bounds(manifest, "ce") == {"ids": 4}
+
+
+BAD_RANGES = [({"min": 5, "max_exclusive": 5}, "expected 0 <= min < max_exclusive"),
+              ({"min": 9, "max_exclusive": 3}, "expected 0 <= min < max_exclusive"),
+              ({"min": 0, "max_exclusive": 37.0}, "max_exclusive 37.0: expected integers"),
+              ({"min": True, "max_exclusive": 37}, "min true: expected integers"),
+              ({"min": "0", "max_exclusive": 37}, 'min "0": expected integers')]
+
+
+@pytest.fixture(scope="module")
+def token_manifest(tmp_path_factory):
+    """The manifest export_model writes for _token_model (Embedding(37); backends=(): no Node)."""
+    from facepack.export import export_model
+
+    return export_model(_token_model(), tmp_path_factory.mktemp("tok") / "b", name="tok", backends=(), log=None)
+
+
+@pytest.mark.parametrize("bad, says", BAD_RANGES)
+def test_unusable_token_id_range_is_refused_naming_the_input(bad, says, token_manifest):
+    """manifest.validate and npm.token_id_bounds refuse an empty range or non-integers, naming the
+    model and the input (before: validate let min >= max_exclusive through and named non-integers
+    by JSON path only; token_id_bounds took any integer max_exclusive)."""
+    import copy
+
+    from facepack.export import manifest as manifest_mod
+    from facepack.export.npm import token_id_bounds
+
+    manifest = copy.deepcopy(token_manifest)
+    manifest_mod.validate(manifest)
+    assert token_id_bounds(manifest, "tok") == {"tokens": 37}
+    manifest["models"]["tok"]["inputs"][0]["token_ids"].update(bad)
+    with pytest.raises(ValueError, match=r"\(model 'tok', input 'tokens'\): .*" + re.escape(says)):
+        manifest_mod.validate(manifest)
+    with pytest.raises(ValueError, match=r"model 'tok', input 'tokens': inputs\[\]\.token_ids .*" + re.escape(says)):
+        token_id_bounds(manifest, "tok")
+    errors = manifest_mod.token_ids_errors(manifest)
+    assert len(errors) == 1 and errors[0].startswith("$.models.tok.inputs[0].token_ids (model 'tok', input 'tokens'): ")
+
+
+def test_token_id_range_refuses_an_empty_range_and_readme_names_the_minimum():
+    from facepack.export.keras_export import token_id_range
+    from facepack.export.npm import generic_inputs_note
+
+    assert token_id_range(37, True) == EMBEDDING and token_id_range(10, False)["source"] == "default"
+    for args in ((5, "hashing", 5), (3, "hashing", 4), (5, "no_such_source")):
+        with pytest.raises(ValueError):
+            token_id_range(*args)
+    manifest = {"models": {"m": {"inputs": [{"name": "ids", "shape": [None, 6], "dtype": "int32",
+                                             "token_ids": token_id_range(5001, "integer_lookup_vocabulary", 100)}],
+                                 "outputs": [{"name": "o", "shape": [None, 2]}]}}}
+    assert "- input `ids`: shape [N, 6], int32 (token ids; the export checked ids in [100, 5001))" in \
+        generic_inputs_note(manifest)

@@ -14,9 +14,11 @@ bridge raising, TF.js failing to load or run, a parity miss on one backend) move
 next path. If both fail, ``ExportError`` names the layer/op, the backend and what to do.
 
 Probe inputs come from the model's input specs (``make_probes``): int inputs are token ids
-within the smallest ``input_dim`` of the Embedding layers they feed (else 0..INT_RANGE_DEFAULT - 1;
-the range is recorded as the manifest's ``inputs[].token_ids``), with trailing padding
-zeros when an Embedding has ``mask_zero``; float inputs feeding a Masking layer get masked
+in the range the layers reading them accept (``int_input_range``: an Embedding's ``input_dim``, a
+CategoryEncoding's ``num_tokens``, an IntegerLookup's vocabulary - drawn from its entries, some
+out-of-vocabulary -, Hashing any int; the smallest bound when several read the input; else
+0..INT_RANGE_DEFAULT - 1; the range is recorded as the manifest's ``inputs[].token_ids``), with
+trailing padding zeros when an Embedding has ``mask_zero``; float inputs feeding a Masking layer get masked
 trailing steps; a 3-channel image input whose first layer is Rescaling/Normalization gets raw
 RGB 0..255 (augmentation layers, identities at inference, are looked through); every other float
 input N(0, 1). Variable dimensions get ``FREE_DIM`` (``FREE_DIM_IMAGE`` for an image's height/width),
@@ -61,7 +63,15 @@ PROBE_BATCH = 2
 PROBE_SEED = 1234
 FREE_DIM = 8  # size given to a variable (None) non-batch dimension in probes
 FREE_DIM_IMAGE = 32  # ... of an image's height / width
-INT_RANGE_DEFAULT = 10  # token ids 0..9 for an int input that feeds no Embedding
+INT_RANGE_DEFAULT = 10  # token ids 0..9 for an int input that no id-reading layer reads
+# the layers whose int input says which token ids are valid (int_input_range)
+ID_READERS = ("Embedding", "CategoryEncoding", "IntegerLookup", "Hashing")
+# Hashing takes any int (it hashes the decimal string): probe ids 0..HASHING_RANGE - 1 (1-3 digits)
+HASHING_RANGE = 1000
+LOOKUP_OOV_SHARE = 0.25  # IntegerLookup probes: this share of the ids is out of vocabulary (>= 1 id)
+# inputs[].token_ids.source: what the range comes from (manifest_schema.json lists the same)
+TOKEN_ID_SOURCES = ("embedding_input_dim", "category_encoding_num_tokens", "integer_lookup_vocabulary",
+                    "integer_lookup_vocabulary_size", "hashing", "default")
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 MAX_REASON_CHARS = 300
 # identity at inference (training=False): looked through when deciding what a probe feeds
@@ -390,8 +400,9 @@ def make_probes(model, specs: list[InputSpec], seed: int = PROBE_SEED, second: b
 
     rng = np.random.default_rng(seed)
     consumers = _consumers(model, specs)
+    id_readers = _id_readers(model, len(specs))
     arrays, details, token_ids = [], [], {}
-    for spec, used in zip(specs, consumers):
+    for spec_index, (spec, used) in enumerate(zip(specs, consumers)):
         layers_all, direct = used["all"], used["direct"]
         names = {type(layer).__name__ for layer in layers_all}
         # the first layer that computes something at inference (augmentation layers are identities)
@@ -401,14 +412,20 @@ def make_probes(model, specs: list[InputSpec], seed: int = PROBE_SEED, second: b
         shape = _concrete(spec.shape, len(spec.shape) == 4, second)
         kind = np.dtype(spec.dtype).kind
         if kind in "iu":
-            embeddings = [layer for layer in layers_all if type(layer).__name__ == "Embedding"]
-            if not embeddings and not layers_all:  # unknown graph (subclassed): any Embedding in the model
-                embeddings = [layer for layer in model._flatten_layers() if type(layer).__name__ == "Embedding"]
-            high = min((int(e.input_dim) for e in embeddings), default=INT_RANGE_DEFAULT)
-            token_ids[spec.name] = token_id_range(high, bool(embeddings))
+            readers = id_readers[spec_index]
+            if not readers and not layers_all:  # unknown graph (subclassed): the model's own id readers
+                readers = _first_id_readers(model._flatten_layers(include_self=False))
+            span = int_input_range(readers)
+            low, high = span["min"], span["max_exclusive"]
+            token_ids[spec.name] = token_id_range(high, span["source"], low)
+            embeddings = [layer for layer in readers if type(layer).__name__ == "Embedding"]
             mask_zero = any(getattr(e, "mask_zero", False) for e in embeddings)
-            x = rng.integers(1 if mask_zero else 0, high, shape)
-            what = f"token ids in [0, {high})" + (" (Embedding input_dim)" if embeddings else "")
+            what = f"token ids in [{low}, {high})" + (f" ({span['label']})" if span["label"] else "")
+            if span["vocabulary"]:
+                x, hits, oov = _lookup_ids(rng, shape, span)
+                what += f": {hits} in the vocabulary, {oov} out of it"
+            else:
+                x = rng.integers(max(low, 1) if mask_zero else low, high, shape)
             if mask_zero and len(shape) >= 2:
                 pad = max(1, shape[1] // 4)
                 x[-1, shape[1] - pad:] = 0
@@ -434,12 +451,164 @@ def make_probes(model, specs: list[InputSpec], seed: int = PROBE_SEED, second: b
                  + "; ".join(details), "generated-2" if second else "generated", details, token_ids)
 
 
-def token_id_range(high: int, from_embedding: bool) -> dict:
+def token_id_range(high: int, source="default", low: int = 0) -> dict:
     """The manifest's ``inputs[].token_ids`` of an int input: ids in [min, max_exclusive), the range
-    the export's probe drew them from and TF.js was checked on; ``source`` "embedding_input_dim"
-    (the smallest input_dim of the Embedding layers the input feeds: larger ids index past a
-    vocabulary) or "default" (no Embedding reads it: INT_RANGE_DEFAULT, an assumption)."""
-    return {"min": 0, "max_exclusive": int(high), "source": "embedding_input_dim" if from_embedding else "default"}
+    the export's probe drew them from and TF.js was checked on; ``source`` (TOKEN_ID_SOURCES) says
+    what it comes from (int_input_range): "embedding_input_dim" (larger ids index past a vocabulary),
+    "category_encoding_num_tokens" (larger ids are dropped), "integer_lookup_vocabulary" (its
+    smallest to largest entry, plus one out-of-vocabulary id when the entries leave no gap: any
+    other id is out of vocabulary), "integer_lookup_vocabulary_size" (an inverted lookup: indices),
+    "hashing" (any id; 0..HASHING_RANGE - 1 tried) or "default" (no such layer reads it:
+    INT_RANGE_DEFAULT, an assumption). ``source`` True/False: the older call (an Embedding or not)."""
+    if isinstance(source, bool):
+        source = "embedding_input_dim" if source else "default"
+    if source not in TOKEN_ID_SOURCES:
+        raise ValueError(f"token_id_range: source {source!r} is not one of {list(TOKEN_ID_SOURCES)}")
+    if not 0 <= int(low) < int(high):
+        raise ValueError(f"token_id_range: empty or negative range [{low}, {high})")
+    return {"min": int(low), "max_exclusive": int(high), "source": source}
+
+
+def _raw_inputs(tensor, index: dict, memo: dict) -> set:
+    """Indices of the model inputs whose values reach ``tensor`` without passing an id reader
+    (ID_READERS: it maps ids to something else) or a nested model (looked into by _id_readers)."""
+    key = id(tensor)
+    if key in memo:
+        return memo[key]
+    memo[key] = set()
+    if key in index:
+        memo[key] = {index[key]}
+        return memo[key]
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return memo[key]
+    op, node_index, _ = history
+    if type(op).__name__ in ID_READERS or getattr(op, "layers", None):
+        return memo[key]
+    nodes = getattr(op, "_inbound_nodes", [])
+    deps = set()
+    if node_index < len(nodes):
+        for t in nodes[node_index].input_tensors:
+            deps |= _raw_inputs(t, index, memo)
+    memo[key] = deps
+    return deps
+
+
+def _first_id_readers(layers) -> list:
+    """The id readers of a graph that cannot be walked (subclassed), in layer order: every
+    Embedding when the first reader is one (as before), else the first reader only (an
+    IntegerLookup/Hashing/CategoryEncoding maps the ids: the layers after it read its output)."""
+    readers = [layer for layer in layers if type(layer).__name__ in ID_READERS]
+    if not readers:
+        return []
+    if type(readers[0]).__name__ == "Embedding":
+        return [layer for layer in readers if type(layer).__name__ == "Embedding"]
+    return readers[:1]
+
+
+def _id_readers(model, count: int) -> list[list]:
+    """For each of the ``count`` model inputs: the id readers (ID_READERS) that take its values as
+    they are, i.e. not after another id reader: input -> IntegerLookup -> Embedding is read by the
+    IntegerLookup only (the Embedding reads lookup indices). Nested models are looked into."""
+    out = [[] for _ in range(count)]
+    tensors = _flat_inputs(model)
+    if not tensors:
+        return out
+    index = {id(t): i for i, t in enumerate(tensors)}
+    memo: dict = {}
+    for layer in model.layers:
+        nested = bool(getattr(layer, "layers", None))
+        if not nested and type(layer).__name__ not in ID_READERS:
+            continue
+        for node in getattr(layer, "_inbound_nodes", []):
+            raw = set()
+            for t in node.input_tensors:
+                raw |= _raw_inputs(t, index, memo)
+            if not raw:
+                continue
+            if nested:
+                found = [r for group in _id_readers(layer, len(_flat_inputs(layer))) for r in group] \
+                    or _first_id_readers(layer._flatten_layers(include_self=False))
+            else:
+                found = [layer]
+            for i in raw:
+                out[i].extend(r for r in found if r not in out[i])
+    return out
+
+
+def _reader_range(layer) -> dict | None:
+    """What one id reader accepts: {min, max_exclusive, source, label, hard (ids outside are
+    invalid), vocabulary (IntegerLookup entries), oov (out-of-vocabulary ids are valid)}; None
+    when it says nothing (an IntegerLookup without a vocabulary)."""
+    kind = type(layer).__name__
+    base = {"min": 0, "hard": True, "vocabulary": [], "oov": False, "exclude": []}
+    if kind == "Embedding":
+        return {**base, "max_exclusive": int(layer.input_dim), "source": "embedding_input_dim",
+                "label": "Embedding input_dim"}
+    if kind == "CategoryEncoding":
+        return {**base, "max_exclusive": int(layer.num_tokens), "source": "category_encoding_num_tokens",
+                "label": "CategoryEncoding num_tokens"}
+    if kind == "Hashing":
+        return {**base, "max_exclusive": HASHING_RANGE, "source": "hashing", "hard": False,
+                "label": f"Hashing takes any id; num_bins {int(layer.num_bins)}"}
+    if kind != "IntegerLookup":
+        return None
+    if getattr(layer, "invert", False):  # indices in, vocabulary out
+        return {**base, "max_exclusive": int(layer.vocabulary_size()), "source": "integer_lookup_vocabulary_size",
+                "label": "inverted IntegerLookup vocabulary_size"}
+    vocab = sorted({int(v) for v in layer.get_vocabulary(include_special_tokens=False) if int(v) >= 0})
+    if not vocab:
+        return None
+    oov = int(getattr(layer, "num_oov_indices", 1) or 0) > 0  # else an id out of vocabulary is an error
+    special = [int(t) for t in (getattr(layer, "mask_token", None), getattr(layer, "oov_token", None))
+               if t is not None]
+    low, high = vocab[0], vocab[-1] + 1
+    if oov and len(vocab) == high - low:  # no gap: one id past the last entry (not a special token)
+        while high in special:
+            high += 1
+        high += 1
+    return {**base, "min": low, "max_exclusive": high, "source": "integer_lookup_vocabulary", "hard": not oov,
+            "vocabulary": vocab, "oov": oov, "exclude": special,
+            "label": f"IntegerLookup vocabulary of {len(vocab)}" + ("" if oov else ", num_oov_indices=0")}
+
+
+def int_input_range(readers) -> dict:
+    """The token-id range of an int input read by ``readers`` (_id_readers): {min, max_exclusive,
+    source, label, vocabulary, oov, exclude}. The smallest bound wins (the reader with the smallest
+    max_exclusive names the source; Embedding first on a tie); a reader whose ids all lie at or
+    above it (an IntegerLookup vocabulary 100.. beside an Embedding(50)) is left out. No reader:
+    0..INT_RANGE_DEFAULT - 1, source "default"."""
+    spans = [r for r in (_reader_range(layer) for layer in readers) if r is not None]
+    if not spans:
+        return {"min": 0, "max_exclusive": INT_RANGE_DEFAULT, "source": "default", "label": "", "vocabulary": [],
+                "oov": False, "exclude": []}
+    order = {source: i for i, source in enumerate(TOKEN_ID_SOURCES)}
+    binding = min(spans, key=lambda r: (r["max_exclusive"], order[r["source"]]))
+    high = binding["max_exclusive"]
+    kept = [r for r in spans if r["min"] < high]
+    low = max(r["min"] for r in kept)
+    vocab = sorted({v for r in kept for v in r["vocabulary"] if low <= v < high})
+    lookups = [r for r in kept if r["source"] == "integer_lookup_vocabulary"]
+    return {"min": low, "max_exclusive": high, "source": binding["source"], "label": binding["label"],
+            "vocabulary": vocab, "oov": bool(lookups) and all(r["oov"] for r in lookups),
+            "exclude": sorted({t for r in kept for t in r["exclude"]})}
+
+
+def _lookup_ids(rng, shape: tuple, span: dict):
+    """Probe ids for an IntegerLookup: drawn from its vocabulary, LOOKUP_OOV_SHARE of them (at least
+    one) out of vocabulary (ids in the range that are neither an entry nor a special token) when
+    the layer takes those; (ids, vocabulary hits, out-of-vocabulary ids)."""
+    vocab = np.asarray(span["vocabulary"], dtype=np.int64)
+    x = rng.choice(vocab, shape)
+    taken = set(span["vocabulary"]) | set(span["exclude"])
+    pool = [v for v in range(span["min"], min(span["max_exclusive"], span["min"] + 4 * len(taken) + 4))
+            if v not in taken] if span["oov"] else []
+    if not pool:
+        return x, int(x.size), 0
+    out = rng.random(shape) < LOOKUP_OOV_SHARE
+    out.flat[0], out.flat[-1] = False, True  # at least one of each
+    x[out] = rng.choice(np.asarray(pool, dtype=np.int64), int(out.sum()))
+    return x, int(x.size - out.sum()), int(out.sum())
 
 
 def read_sample(sample, specs: list[InputSpec]) -> Probe:

@@ -126,9 +126,41 @@ def schema_errors(value, schema: dict, where: str = "$") -> list[str]:
     return errors
 
 
+def token_ids_problem(recorded) -> str | None:
+    """What is wrong with one ``inputs[].token_ids`` (None: nothing): min and max_exclusive must be
+    integers (not booleans, not 3.0) with 0 <= min < max_exclusive (an empty range checks nothing
+    and leaves npm's example no id to draw)."""
+    if not isinstance(recorded, dict):
+        return f"expected an object {{min, max_exclusive, source}}, got {json.dumps(recorded)[:60]}"
+    bad = [f"{key} {json.dumps(recorded.get(key))[:30]}" for key in ("min", "max_exclusive")
+           if not _is_type(recorded.get(key), "integer")]
+    if bad:
+        return f"{' and '.join(bad)}: expected integers"
+    if not 0 <= recorded["min"] < recorded["max_exclusive"]:
+        return (f"min {recorded['min']} and max_exclusive {recorded['max_exclusive']}: expected "
+                f"0 <= min < max_exclusive (the range of token ids is empty or negative)")
+    return None
+
+
+def token_ids_errors(manifest: dict) -> list[str]:
+    """Each model input whose ``token_ids`` is not a usable range (token_ids_problem), by name."""
+    errors = []
+    models = manifest.get("models") if isinstance(manifest, dict) else None
+    for model, entry in (models or {}).items() if isinstance(models, dict) else ():
+        inputs = entry.get("inputs") if isinstance(entry, dict) else None
+        for i, spec in enumerate(inputs if isinstance(inputs, list) else []):
+            if isinstance(spec, dict) and "token_ids" in spec:
+                problem = token_ids_problem(spec["token_ids"])
+                if problem:
+                    errors.append(f"$.models.{model}.inputs[{i}].token_ids (model {model!r}, input "
+                                  f"{spec.get('name')!r}): {problem}")
+    return errors
+
+
 def validate(manifest: dict) -> None:
-    """Raise ValueError listing every schema violation of ``manifest``."""
-    errors = schema_errors(manifest, load_schema())
+    """Raise ValueError listing every schema violation of ``manifest`` (and every unusable
+    ``inputs[].token_ids`` range, naming the input: token_ids_errors)."""
+    errors = schema_errors(manifest, load_schema()) + token_ids_errors(manifest)
     models, settings = manifest.get("models"), manifest.get("spec")
     if isinstance(models, dict) and isinstance(settings, dict) and \
             any(isinstance(m, dict) and m.get("role") != "user" for m in models.values()):

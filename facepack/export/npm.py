@@ -159,25 +159,36 @@ def terms(manifest: dict, face: bool) -> str:
 _TOKEN_IDS = r"(?:^|: |; ){name} \[[^\]]*\] \w+: token ids in \[0, (\d+)\)"
 
 
-def token_id_bounds(manifest: dict, model: str) -> dict:
-    """{int input name: exclusive bound of the token ids the export's probe used (an Embedding's
-    input_dim, else facepack's default range)}: the manifest's ``inputs[].token_ids.max_exclusive``
-    (keras_export.token_id_range); for a manifest written before that field, the bound in the
-    parity probe text (_TOKEN_IDS)."""
+def token_id_ranges(manifest: dict, model: str) -> dict:
+    """{int input name: (min, max_exclusive)} of the token ids the export's probe used (the
+    manifest's ``inputs[].token_ids``, keras_export.token_id_range); for a manifest written before
+    that field, (0, the bound in the parity probe text: _TOKEN_IDS). Raises ValueError naming the
+    model and input when a recorded range is not usable (manifest.token_ids_problem: not integers,
+    or min >= max_exclusive)."""
     entry = manifest["models"][model]
     probe = (entry.get("parity") or {}).get("probe") or ""
-    bounds = {}
+    ranges = {}
     for spec in entry.get("inputs", []):
         if spec.get("dtype", "float32") not in ("int32", "int64"):
             continue
-        recorded = spec.get("token_ids")
-        if isinstance(recorded, dict) and isinstance(recorded.get("max_exclusive"), int):
-            bounds[spec["name"]] = recorded["max_exclusive"]
+        if "token_ids" in spec:
+            recorded = spec["token_ids"]
+            problem = manifest_mod.token_ids_problem(recorded)
+            if problem:
+                raise ValueError(f"manifest.json: model {model!r}, input {spec.get('name')!r}: inputs[].token_ids "
+                                 f"{json.dumps(recorded)[:120]}: {problem}")
+            ranges[spec["name"]] = (recorded["min"], recorded["max_exclusive"])
             continue
         m = re.search(_TOKEN_IDS.format(name=re.escape(spec["name"])), probe)  # older manifests only
         if m:
-            bounds[spec["name"]] = int(m.group(1))
-    return bounds
+            ranges[spec["name"]] = (0, int(m.group(1)))
+    return ranges
+
+
+def token_id_bounds(manifest: dict, model: str) -> dict:
+    """{int input name: exclusive bound of the token ids the export's probe used}: the
+    ``max_exclusive`` of token_id_ranges (which raises for an unusable recorded range)."""
+    return {name: high for name, (_, high) in token_id_ranges(manifest, model).items()}
 
 
 def _dims(shape) -> str:
@@ -188,11 +199,12 @@ def generic_inputs_note(manifest: dict) -> str:
     """The generic README's section on each model's inputs, outputs and which call runs it."""
     parts = []
     for model, entry in manifest["models"].items():
-        bounds = token_id_bounds(manifest, model)
+        ranges = token_id_ranges(manifest, model)
         lines = [f"### Inputs and outputs of `{model}`", ""]
         for spec in entry.get("inputs", []):
             dtype = spec.get("dtype", "float32")
-            note = f" (token ids; the export checked ids in [0, {bounds[spec['name']]}))" if spec["name"] in bounds else ""
+            low, high = ranges.get(spec["name"], (0, 0))
+            note = f" (token ids; the export checked ids in [{low}, {high}))" if spec["name"] in ranges else ""
             lines.append(f"- input `{spec['name']}`: shape {_dims(spec['shape'])}, {dtype}{note}")
         for spec in entry.get("outputs", []):
             lines.append(f"- output `{spec['name']}`: shape {_dims(spec['shape'])}, {spec.get('dtype', 'float32')}")
