@@ -2,7 +2,9 @@
 was refused. Before, every refusal that was not about an unsupported op/kernel or a parity miss
 ended in "replace the layer named above ...", also when no layer was named: the graph path refused
 because Keras runs on jax (never tried), inputs whose names TensorFlow cannot key apart, a graph
-model that could not be checked because no TF.js backend was requested.
+model that could not be checked because no TF.js backend was requested. And (F5) a layers path
+refused for a Keras op with no tf_keras layer beside a graph path refused only for input names still
+led with "layers-model: replace that layer/op": renaming the inputs is enough there.
 
 The reasons below are the ones export_model gave (measured with TF 2.19 / Keras 3.15), then each
 kind is reproduced end to end."""
@@ -34,6 +36,9 @@ NON_UNIQUE = ("SavedModel/tensorflowjs converter: Got non-flat/non-unique argume
               "'serve': more than one argument to '__inference_signature_wrapper___call___84' was named 'aB'")
 SIGNATURE_KEYS = ("graph model: its signature inputs ['x_0:0', 'x:0'] do not name the Keras inputs ['x', '1x']: "
                   "two inputs would share one key (['x:0', 'x:0'])")
+# an IntegerLookup's table captured by the SavedModel signature (measured; not an input name)
+LEFT_OVER_KEY = ("graph model: its signature inputs ['unknown:0', 'ids'] do not name the Keras inputs ['ids']: "
+                 "key(s) ['unknown:0'] name no Keras input")
 NO_BACKENDS = "a graph model can only be checked in TF.js; pass backends"
 NO_KERNEL = ("SavedModel/tensorflowjs converter: TF.js has no kernel for op(s) Erfinv (nor does "
              "static/facepack/layers/ops.js)")
@@ -64,6 +69,21 @@ def test_advice_follows_the_kind_of_refusal():
     assert advice(layers_model=TANH_OP, graph_model=NO_KERNEL) == ke.ADVICE_UNSUPPORTED
     # a failure traced to a named layer/op keeps the layer advice
     assert advice(graph_model=LOCATED) == ke.ADVICE_LAYER
+    # F5: the layers path lacks a tf_keras layer for a Keras op, the graph path (which carries Keras
+    # ops) was refused only for the input names: renaming comes alone (before: "layers-model: replace
+    # that layer/op ...; graph-model: rename ...")
+    for reason in (COLLISION, NON_UNIQUE, SIGNATURE_KEYS):
+        assert advice(layers_model=TANH_OP, graph_model=reason) == ke.ADVICE_INPUT_NAMES_THEN_GRAPH, reason
+    assert ke.ADVICE_INPUT_NAMES_THEN_GRAPH.startswith(ke.ADVICE_INPUT_NAMES + "; ")
+    assert "graph path was refused only for the input names" in ke.ADVICE_INPUT_NAMES_THEN_GRAPH
+    assert "replace" not in ke.ADVICE_INPUT_NAMES_THEN_GRAPH
+    # ... not for other layers-path refusals (a TF.js kernel the graph would lack too, a bridge
+    # limit on a layer), nor for a left-over signature key (a captured table: no naming problem)
+    assert advice(layers_model=NO_KERNEL, graph_model=COLLISION) == (
+        f"layers-model: {ke.ADVICE_UNSUPPORTED}; graph-model: {ke.ADVICE_INPUT_NAMES}")
+    assert advice(layers_model=TANH_OP, graph_model=LEFT_OVER_KEY) == (
+        f"layers-model: {ke.ADVICE_UNSUPPORTED}; graph-model: {ke.ADVICE_INPUT_NAMES}")
+    assert advice(layers_model=TANH_OP, graph_model=BACKEND) == ke.ADVICE_BACKEND
     for text in (ke.ADVICE_BACKEND, ke.ADVICE_INPUT_NAMES, ke.ADVICE_BACKENDS):
         assert OLD_ADVICE not in text
 
@@ -114,6 +134,55 @@ def test_following_the_rename_advice_exports_the_graph_model(tmp_path):
                          backends=("cpu",), log=None)["models"]["m"]
     assert entry["format"] == "graph-model"
     assert [(i["name"], i["signature_key"]) for i in entry["inputs"]] == [("ab", "ab:0"), ("ab2", "ab2:0")]
+
+
+def _tanh_model(n1: str, n2: str):
+    """Two same-shape inputs named n1, n2 and a Keras op with no tf_keras layer (tanh)."""
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(1)
+    a, b = L.Input((6,), name=n1), L.Input((6,), name=n2)
+    return keras.Model([a, b], keras.ops.tanh(L.Dense(4, name="d")(L.Subtract(name="sub")([a, b]))))
+
+
+@pytest.mark.parametrize("names, says", [
+    (("a-b", "a.b"), "Name collision after sanitization"),
+    (("x", "1x"), "do not name the Keras inputs"),
+])
+def test_keras_op_and_input_names_say_rename_only(names, says, tmp_path):
+    """Both paths refused: the layers path for keras.ops.tanh (no tf_keras layer), the graph path
+    only for the input names. Measured before (a-b, a.b): "What to do: layers-model: replace that
+    layer/op with one TF.js supports, or register a TF.js layer/kernel for it (static/facepack/
+    layers/); graph-model: rename the model's inputs ..."; now the rename advice alone, saying the
+    graph path then converts the op."""
+    from facepack.export import ExportError, export_model
+    from facepack.export import keras_export as ke
+
+    with pytest.raises(ExportError) as excinfo:
+        export_model(_tanh_model(*names), tmp_path / "b", name="m", backends=(), log=None)
+    text = str(excinfo.value)
+    assert "layers-model: tf_keras bridge: Keras op Tanh" in text and says in text, text
+    assert "replace that layer/op" not in text and OLD_ADVICE not in text, text
+    assert _what_to_do(excinfo.value) == ke.ADVICE_INPUT_NAMES_THEN_GRAPH
+
+
+@pytest.mark.node
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_renaming_the_inputs_of_the_keras_op_model_exports_it(tmp_path):
+    """The advice above followed: the same model behind inputs named 'ab', 'ab2' exports on the
+    graph path (the layers path still lacks tanh) and matches Keras in TF.js on cpu and wasm."""
+    import keras
+
+    from facepack.export import export_model
+
+    model = _tanh_model("a-b", "a.b")
+    ins = [keras.Input((6,), name="ab"), keras.Input((6,), name="ab2")]
+    entry = export_model(keras.Model(ins, model(ins)), tmp_path / "b", name="m", backends=("cpu", "wasm"),
+                         log=None)["models"]["m"]
+    assert entry["format"] == "graph-model"
+    assert "has no tf_keras layer" in entry["export"]["tried"][0]["reason"]
+    assert set(entry["parity"]["backends"]) == {"cpu", "wasm"}
 
 
 def test_unchecked_graph_model_says_to_pass_backends(tmp_path):

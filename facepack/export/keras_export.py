@@ -1057,6 +1057,11 @@ ADVICE_BACKEND = ("run the export with KERAS_BACKEND=tensorflow set before the f
 ADVICE_INPUT_NAMES = ("rename the model's inputs to distinct names of lower-case letters, digits and _ that start "
                       "with a letter (TensorFlow keeps those as they are): export keras.Model(ins, model(ins)) with "
                       "ins = [keras.Input(shape, dtype=..., name='ids'), ...], one per input in the same order")
+# the layers path refused a Keras op the bridge has no tf_keras layer for, the graph path (which
+# carries Keras ops) only the input names: renaming is what to do, not replacing the op (_advice)
+ADVICE_INPUT_NAMES_THEN_GRAPH = (ADVICE_INPUT_NAMES + "; that alone should do: the graph path was refused only "
+                                 "for the input names (it never converted the model), and it carries the Keras ops "
+                                 "the layers path has no tf_keras layer for")
 ADVICE_BACKENDS = ("pass @{backends}cpu,wasm (TF.js in Node: node and `npm install`) so that the graph model "
                    "can be checked")
 ADVICE_UNSUPPORTED = ("replace that layer/op with one TF.js supports, or register a TF.js layer/kernel for it "
@@ -1086,10 +1091,18 @@ def _advice_for(reason: str) -> str:
 def _advice(reasons: dict) -> str:
     """What to do when every path was refused ({path: reason}): one piece of advice per distinct
     kind of refusal, named by path when the paths need different things. A graph path refused for
-    the Keras backend comes alone: that path was never tried, so it is the thing to do first."""
+    the Keras backend comes alone: that path was never tried, so it is the thing to do first. So
+    does a graph path refused for input names TensorFlow cannot key apart when the layers path
+    only lacked a tf_keras layer for a Keras op (ADVICE_INPUT_NAMES_THEN_GRAPH): the graph path
+    carries Keras ops, so renaming the inputs is enough (not when a signature key is left over,
+    "name no Keras input": that is no naming problem)."""
     advice = {path: _advice_for(reason) for path, reason in reasons.items()}
     if ADVICE_BACKEND in advice.values():
         return ADVICE_BACKEND
+    graph, layers = reasons.get("graph-model", ""), reasons.get("layers-model", "")
+    if advice.get("graph-model") == ADVICE_INPUT_NAMES and "name no keras input" not in graph.lower() \
+            and "has no tf_keras layer" in layers.lower():
+        return ADVICE_INPUT_NAMES_THEN_GRAPH
     distinct = list(dict.fromkeys(advice.values()))
     if len(distinct) == 1:
         return distinct[0]
