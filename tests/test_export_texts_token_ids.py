@@ -193,6 +193,28 @@ def test_other_lookups_hashing_and_nesting():
     assert np.isin(probe.arrays[0], [10, 20, 30]).sum() >= probe.arrays[0].size // 2
 
 
+def test_embeddings_inside_custom_layers_and_wrappers_still_bound_the_ids():
+    """As before the fix: an Embedding inside a custom layer or TimeDistributed reads the ids (the
+    smallest input_dim of the layer's Embeddings, here the position table's 6, as before)."""
+    import keras
+
+    L = keras.layers
+
+    class TokenAndPosition(L.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.tok, self.pos = L.Embedding(23, 4), L.Embedding(6, 4)
+
+        def call(self, x):
+            return self.tok(x) + self.pos(keras.ops.arange(6))
+
+    assert _probe(_ids_model(TokenAndPosition())).token_ids["ids"] == {
+        "min": 0, "max_exclusive": 6, "source": "embedding_input_dim"}
+    seq = L.Input((3, 6), dtype="int32", name="seq")
+    assert _probe(keras.Model(seq, L.TimeDistributed(L.Embedding(19, 2))(seq))).token_ids["seq"] == {
+        "min": 0, "max_exclusive": 19, "source": "embedding_input_dim"}
+
+
 @pytest.mark.node
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_category_encoding_model_exports_as_layers_model_checked_on_its_range(tmp_path):

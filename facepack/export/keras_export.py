@@ -471,7 +471,8 @@ def token_id_range(high: int, source="default", low: int = 0) -> dict:
 
 def _raw_inputs(tensor, index: dict, memo: dict) -> set:
     """Indices of the model inputs whose values reach ``tensor`` without passing an id reader
-    (ID_READERS: it maps ids to something else) or a nested model (looked into by _id_readers)."""
+    (ID_READERS: it maps ids to something else) or a layer/model holding one (looked into by
+    _id_readers)."""
     key = id(tensor)
     if key in memo:
         return memo[key]
@@ -483,7 +484,7 @@ def _raw_inputs(tensor, index: dict, memo: dict) -> set:
     if history is None:
         return memo[key]
     op, node_index, _ = history
-    if type(op).__name__ in ID_READERS or getattr(op, "layers", None):
+    if _holds_id_reader(op):
         return memo[key]
     nodes = getattr(op, "_inbound_nodes", [])
     deps = set()
@@ -492,6 +493,14 @@ def _raw_inputs(tensor, index: dict, memo: dict) -> set:
             deps |= _raw_inputs(t, index, memo)
     memo[key] = deps
     return deps
+
+
+def _holds_id_reader(layer) -> bool:
+    """True for an id reader, or a layer/model with one inside (its output no longer holds ids)."""
+    if type(layer).__name__ in ID_READERS:
+        return True
+    inner = layer._flatten_layers(include_self=False) if hasattr(layer, "_flatten_layers") else []
+    return any(type(sub).__name__ in ID_READERS for sub in inner)
 
 
 def _first_id_readers(layers) -> list:
@@ -509,7 +518,9 @@ def _first_id_readers(layers) -> list:
 def _id_readers(model, count: int) -> list[list]:
     """For each of the ``count`` model inputs: the id readers (ID_READERS) that take its values as
     they are, i.e. not after another id reader: input -> IntegerLookup -> Embedding is read by the
-    IntegerLookup only (the Embedding reads lookup indices). Nested models are looked into."""
+    IntegerLookup only (the Embedding reads lookup indices). Nested models are looked into; a
+    layer holding id readers (a custom layer with an Embedding inside, TimeDistributed(Embedding))
+    gives its _first_id_readers."""
     out = [[] for _ in range(count)]
     tensors = _flat_inputs(model)
     if not tensors:
@@ -517,8 +528,7 @@ def _id_readers(model, count: int) -> list[list]:
     index = {id(t): i for i, t in enumerate(tensors)}
     memo: dict = {}
     for layer in model.layers:
-        nested = bool(getattr(layer, "layers", None))
-        if not nested and type(layer).__name__ not in ID_READERS:
+        if not _holds_id_reader(layer):
             continue
         for node in getattr(layer, "_inbound_nodes", []):
             raw = set()
@@ -526,11 +536,12 @@ def _id_readers(model, count: int) -> list[list]:
                 raw |= _raw_inputs(t, index, memo)
             if not raw:
                 continue
-            if nested:
-                found = [r for group in _id_readers(layer, len(_flat_inputs(layer))) for r in group] \
-                    or _first_id_readers(layer._flatten_layers(include_self=False))
-            else:
+            if type(layer).__name__ in ID_READERS:
                 found = [layer]
+            else:
+                nested = _flat_inputs(layer) if getattr(layer, "layers", None) else []
+                found = [r for group in _id_readers(layer, len(nested)) for r in group] if nested else []
+                found = found or _first_id_readers(layer._flatten_layers(include_self=False))
             for i in raw:
                 out[i].extend(r for r in found if r not in out[i])
     return out
