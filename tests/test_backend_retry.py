@@ -4,7 +4,8 @@ TF.js 4.22 (tfjs-backend-wasm src/backend_wasm.ts) sets a module-level ``initAbo
 start aborts (a .wasm URL answering 404, a file that is not WebAssembly, a wrong wasmPaths folder)
 and then refuses every setWasmPaths call ('The WASM backend was already initialized') until a
 start succeeds; static/facepack/backend.js used to call setWasmPaths before each start, so every
-retry failed that way. It now hands TF.js one file map and updates it in place (configureWasm).
+retry failed that way. It now hands TF.js one file map and updates it in place (configureWasm),
+and ends the Workers a failed start of the threaded build leaves behind (withFailedWorkersEnded).
 
 Browser: headless Chromium on a cross-origin isolated test page (tests/jsharness.py), one browser
 for the module and a fresh page (fresh TF.js) per test; page.route makes the first .wasm fetches
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.skipif(not ok_node, reason=why_node)
 
 THREADED = "tfjs-backend-wasm-threaded-simd.wasm"  # the build an isolated page loads
 ALREADY = "already initialized"  # TF.js's setWasmPaths refusal: the old retry's error
+POOL = 8  # pthread Workers of TF.js's threaded build (tfjs-backend-wasm PTHREAD_POOL_SIZE)
 
 PAGE = """
 import * as tf from '@tensorflow/tfjs';
@@ -104,6 +106,13 @@ class Wasm:
             return FAILURES[self.how](route)
         return route.continue_()
 
+    def workers(self, want, timeout_s=10):
+        """The page's Workers once there are ``want`` of them (or after timeout_s: the count then)."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.page.workers) != want and time.monotonic() < deadline:
+            self.page.wait_for_timeout(50)  # lets Playwright take the workers' close events
+        return len(self.page.workers)
+
     def call(self, fn, *args):
         return self.page.evaluate(f"(args) => window.{fn}(...args)", list(args))
 
@@ -131,11 +140,14 @@ def test_browser_wasm_starts_on_retry(wasm_page, how):
     first = w.call("attempt", "wasm", {})
     assert not first["ok"] and first["code"] == "backend-unavailable", first
     assert ALREADY not in first["message"], first
+    # the threaded build's 8 pthread Workers, created before the fetch, ended with the failed start
+    assert w.workers(0) == 0
     w.failing = False
     second = w.call("attempt", "wasm", {})
     assert second["ok"], second
     assert (second["backend"], second["value"]) == ("wasm", 5), second
     assert (THREADED, False) in w.fetched, w.fetched  # the retry fetched the threaded build itself
+    assert w.workers(POOL) == POOL  # the started backend keeps its pool
 
 
 def test_browser_retry_with_corrected_wasm_paths_and_threads(wasm_page):
@@ -149,6 +161,7 @@ def test_browser_retry_with_corrected_wasm_paths_and_threads(wasm_page):
     auto = w.call("attempt", "auto", {"wasmPaths": "/nowhere/"})
     assert auto["ok"] and auto["backend"] == "cpu" and auto["value"] == 5, auto
     assert len(auto["failures"]) == 1 and "404" in auto["failures"][0] and ALREADY not in auto["failures"][0], auto
+    assert w.workers(0) == 0
     right = w.call("attempt", "wasm", {"wasmPaths": None, "wasmThreads": 2})
     assert right["ok"] and right["backend"] == "wasm" and right["value"] == 5, right
     assert right["threads"] == 2, right

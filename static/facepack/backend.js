@@ -15,7 +15,8 @@
  * - A WASM start that failed (a .wasm URL answering 404, a wrong wasmPaths, a file that is not
  *   WebAssembly) can be retried without a reload: TF.js 4.22 refuses every setWasmPaths call after
  *   such a failure ('The WASM backend was already initialized'), so the location is handed to it
- *   once as a file map this module keeps and updates in place (configureWasm).
+ *   once as a file map this module keeps and updates in place (configureWasm), and the Workers a
+ *   failed start of the threaded build leaves behind are ended (withFailedWorkersEnded).
  * - WASM threads (wasmThreads): TF.js sizes its XNNPACK pool at navigator.hardwareConcurrency / 2
  *   (tfjs-backend-wasm src/cc/backend.cc `num_cores`, read once when the module starts; its
  *   setThreadsCount(n) is capped by it), so a 2-core machine gets 1 thread. 'auto' keeps that
@@ -93,6 +94,42 @@ async function withWasmThreads(threads, start) {
       delete nav.hardwareConcurrency;
       if (own) Object.defineProperty(nav, 'hardwareConcurrency', own);
     }
+  }
+}
+
+/**
+ * Run `start` (which starts the WASM backend) and, when it fails (resolves false or throws), end
+ * the Workers it created. Why: TF.js's threaded build (cross-origin isolated pages) creates its
+ * pool of 8 pthread Workers (blob: URLs) before it fetches the .wasm, and a failed start hands them
+ * to nothing: each failed start left 8 idle Workers behind (10 failed starts in headless Chromium:
+ * 80 Workers, +39.5 MB), which a retry (configureWasm) would otherwise pile up. Only blob: Workers
+ * created while the start runs are watched (selectBackend runs one start at a time).
+ * Browser only (Node's WASM backend has no threads).
+ */
+async function withFailedWorkersEnded(start) {
+  const Original = globalThis.Worker;
+  if (isNode() || typeof Original !== 'function') return start();
+  const created = [];
+  class Watched extends Original {
+    constructor(url, ...rest) {
+      super(url, ...rest);
+      if (String(url).startsWith('blob:')) created.push(this);
+    }
+  }
+  let replaced = false;
+  try {
+    globalThis.Worker = Watched;
+    replaced = globalThis.Worker === Watched;
+  } catch (err) {
+    // A global that cannot take it: nothing watched.
+  }
+  let ok = false;
+  try {
+    ok = await start();
+    return ok;
+  } finally {
+    if (replaced && globalThis.Worker === Watched) globalThis.Worker = Original;
+    if (!ok) for (const worker of created) worker.terminate();
   }
 }
 
@@ -303,6 +340,10 @@ async function tryStart(name, wasmPaths, wasmThreads = AUTO) {
       if (!started && wasmThreads !== AUTO) {
         const plain = start;
         start = () => withWasmThreads(wasmThreadCount(wasmThreads), plain);
+      }
+      if (!started) {
+        const unwatched = start;
+        start = () => withFailedWorkersEnded(unwatched);
       }
     }
     if (await start()) {
