@@ -142,12 +142,15 @@ def test_browser_wasm_starts_on_retry(wasm_page, how):
     assert ALREADY not in first["message"], first
     # the threaded build's 8 pthread Workers, created before the fetch, ended with the failed start
     assert w.workers(0) == 0
+    native = "() => Worker.toString().includes('[native code]')"
+    assert w.page.evaluate(native), "the page's Worker constructor was left replaced after a failed start"
     w.failing = False
     second = w.call("attempt", "wasm", {})
     assert second["ok"], second
     assert (second["backend"], second["value"]) == ("wasm", 5), second
     assert (THREADED, False) in w.fetched, w.fetched  # the retry fetched the threaded build itself
     assert w.workers(POOL) == POOL  # the started backend keeps its pool
+    assert w.page.evaluate(native), "the page's Worker constructor was left replaced after a start"
 
 
 def test_browser_retry_with_corrected_wasm_paths_and_threads(wasm_page):

@@ -97,13 +97,18 @@ async function withWasmThreads(threads, start) {
   }
 }
 
+// The threaded build's pthread pool (tf-backend-wasm.fesm.js, PThread.initMainThread:
+// `var pthreadPoolSize=8; while (pthreadPoolSize--) PThread.allocateUnusedWorker()`).
+const TFJS_WASM_POOL_SIZE = 8;
+
 /**
  * Run `start` (which starts the WASM backend) and, when it fails (resolves false or throws), end
  * the Workers it created. Why: TF.js's threaded build (cross-origin isolated pages) creates its
  * pool of 8 pthread Workers (blob: URLs) before it fetches the .wasm, and a failed start hands them
  * to nothing: each failed start left 8 idle Workers behind (10 failed starts in headless Chromium:
  * 80 Workers, +39.5 MB), which a retry (configureWasm) would otherwise pile up. Only blob: Workers
- * created while the start runs are watched (selectBackend runs one start at a time).
+ * created while the start runs, up to the pool's 8, are watched (selectBackend runs one start at a
+ * time; the global Worker is replaced only until the pool exists).
  * Browser only (Node's WASM backend has no threads).
  */
 async function withFailedWorkersEnded(start) {
@@ -114,6 +119,10 @@ async function withFailedWorkersEnded(start) {
     constructor(url, ...rest) {
       super(url, ...rest);
       if (String(url).startsWith('blob:')) created.push(this);
+      // The pool is made in one synchronous loop when the module starts, before the .wasm fetch:
+      // the global goes back as soon as it is complete, so an app's own Worker made while the
+      // .wasm downloads is never watched.
+      if (created.length >= TFJS_WASM_POOL_SIZE && globalThis.Worker === Watched) globalThis.Worker = Original;
     }
   }
   let replaced = false;
