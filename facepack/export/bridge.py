@@ -45,7 +45,10 @@ Keras-exact Resizing / bilinear UpSampling2D / CenterCrop, ReLU(negative_slope, 
 ELU(alpha), Softmax(axis), dilated DepthwiseConv2D, Conv3DTranspose on WASM, 1D/3D padding,
 cropping and upsampling) are written as they are; the library registers TF.js implementations
 of them (static/facepack/layers/index.js). Options those implementations lack are refused here
-(``_JS_LIMITS``) so that the exporter falls back to a graph model with a reason. String
+(``_JS_LIMITS``) so that the exporter falls back to a graph model with a reason.
+``IntegerLookup`` is written with its whole vocabulary (``get_vocabulary()``, also an adapted one)
+in its config for the library's TF.js IntegerLookup (lookup.js); its options that layer lacks
+(tf_idf, sparse, oov_method="farmhash", ...) are refused naming the option. String and hashing
 preprocessing layers (``_REFUSED``) are refused outright.
 
 The final layer of each replacement keeps the original name, so the layer names the rest of
@@ -579,8 +582,54 @@ _INFERENCE_IDENTITY = {"Identity", "SpatialDropout2D", "SpatialDropout3D", "Acti
                        "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation",
                        "RandomSharpness", "RandomShear", "RandomTranslation", "RandomZoom", "Solarization"}
 # Layers the bridge refuses, with the reason (they work on strings or hashed ids TF.js layers lack).
+# IntegerLookup is not among them: _integer_lookup writes it for static/facepack/layers/lookup.js.
 _REFUSED = {name: "string/vocabulary preprocessing has no TF.js layer; apply it before the model"
-            for name in ("Hashing", "StringLookup", "IntegerLookup", "TextVectorization", "HashedCrossing")}
+            for name in ("Hashing", "StringLookup", "TextVectorization", "HashedCrossing")}
+_INT32 = (-2**31, 2**31 - 1)
+# IntegerLookup output modes static/facepack/layers/lookup.js implements
+_LOOKUP_MODES = ("int", "one_hot", "multi_hot", "count")
+
+
+def _integer_lookup(tf_keras, x, cfg: dict, lname: str, layer3):
+    """IntegerLookup -> tf_keras' IntegerLookup with the Keras 3 layer's whole vocabulary in its config
+    (get_vocabulary(): Keras 3's get_config() has no adapted vocabulary, only vocabulary_size);
+    TF.js runs it as static/facepack/layers/lookup.js. Options that layer lacks are refused here,
+    each with its reason, so that the exporter moves on to the graph path."""
+    def refuse(why: str):
+        raise BridgeError(f"layer {lname!r} (IntegerLookup): {why}; {_GRAPH_NEXT}")
+
+    mode = {"binary": "multi_hot", "tf-idf": "tf_idf"}.get(cfg.get("output_mode"), cfg.get("output_mode") or "int")
+    if mode == "tf_idf":
+        refuse("output_mode='tf_idf' is not implemented by the TF.js layer (use 'count' and weight the counts "
+               "after the lookup)")
+    if mode not in _LOOKUP_MODES:
+        refuse(f"output_mode={mode!r} is not implemented by the TF.js layer (supported: {list(_LOOKUP_MODES)})")
+    if cfg.get("sparse"):
+        refuse("sparse=True outputs have no TF.js equivalent (TF.js has no sparse tensors)")
+    num_oov = int(cfg.get("num_oov_indices", 1))
+    if num_oov > 1 and cfg.get("oov_method", "floormod") != "floormod":
+        refuse(f"oov_method={cfg.get('oov_method')!r} (FarmHash/SipHash of the ids' decimal strings) is not "
+               f"implemented by the TF.js layer; oov_method='floormod' is")
+    tokens = [int(t) for t in layer3.get_vocabulary(include_special_tokens=False)]
+    if not tokens:
+        refuse("it has no vocabulary (adapt it or pass vocabulary=) before the export")
+    outside = [t for t in tokens if not _INT32[0] <= t <= _INT32[1]]
+    if outside:
+        refuse(f"vocabulary entries {outside[:3]} do not fit TF.js' int32 ids")
+    specials = [cfg.get("mask_token"), cfg.get("oov_token")]
+    if cfg.get("invert") and any(t is not None and not _INT32[0] <= int(t) <= _INT32[1] for t in specials):
+        refuse("its mask_token/oov_token do not fit TF.js' int32 ids")
+    if mode in ("multi_hot", "count") and len(x.shape) != 2:
+        refuse(f"output_mode={mode!r} on inputs of rank {len(x.shape)} (batch included) is not implemented by the "
+               f"TF.js layer (inputs of shape (batch, n) are)")
+    vocabulary = layer3.get_vocabulary()
+    if any(v is None for v in vocabulary):  # oov_token=None: the entries alone (the specials are implied)
+        vocabulary = tokens
+    layer = tf_keras.layers.IntegerLookup(
+        max_tokens=cfg.get("max_tokens"), num_oov_indices=num_oov, mask_token=cfg.get("mask_token"),
+        oov_token=cfg.get("oov_token", -1), vocabulary=[int(v) for v in vocabulary], invert=bool(cfg.get("invert")),
+        output_mode=mode, pad_to_max_tokens=bool(cfg.get("pad_to_max_tokens")), name=lname)
+    return layer, layer(x)
 
 
 class _UncompiledSaveWarning(logging.Filter):
@@ -678,6 +727,10 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
                 notes.append(f"{lname}: {cls} -> Reshape + 2D twin with a (k, 1) kernel + Reshape")
             elif cls == "MultiHeadAttention":
                 created[lname], y = _multi_head_attention(tf_keras, list(args), kwargs, cfg, lname)
+            elif cls == "IntegerLookup":
+                created[lname], y = _integer_lookup(tf_keras, x, cfg, lname, model3.get_layer(lname))
+                notes.append(f"{lname}: IntegerLookup -> its vocabulary written into the config "
+                             f"(static/facepack/layers/lookup.js)")
             else:
                 act = _activation_name(cfg.get("activation"))
                 hard = act in _HARD_ACTIVATIONS and cls != "Activation"

@@ -1073,6 +1073,13 @@ ADVICE_INPUT_NAMES = ("rename the model's inputs to distinct names of lower-case
 ADVICE_INPUT_NAMES_THEN_GRAPH = (ADVICE_INPUT_NAMES + "; that alone should do: the graph path was refused only "
                                  "for the input names (it never converted the model), and it carries the Keras ops "
                                  "the layers path has no tf_keras layer for")
+# a signature key left over by signature_input_keys ("name no Keras input"): model.export() made a
+# captured resource - a lookup layer's table, 'unknown:0' - a graph input; renaming cannot help
+ADVICE_LOOKUP_TABLE = ("the model holds a lookup table (an IntegerLookup/StringLookup/TextVectorization vocabulary) "
+                       "that model.export() turns into an extra graph input TF.js cannot feed, so the graph path "
+                       "cannot take it (renaming the inputs does not help): apply the lookup before the model and "
+                       "feed it the indices; an IntegerLookup exports as a layers model (static/facepack/layers/"
+                       "lookup.js) unless the layers-model reason names an option of it that is not supported")
 ADVICE_BACKENDS = ("pass @{backends}cpu,wasm (TF.js in Node: node and `npm install`) so that the graph model "
                    "can be checked")
 ADVICE_UNSUPPORTED = ("replace that layer/op with one TF.js supports, or register a TF.js layer/kernel for it "
@@ -1082,6 +1089,7 @@ ADVICE_LAYER = ("replace the layer named above with one TF.js or static/facepack
                 "list is there), or export the part of the model before it")
 ADVICE_RULES = (
     ((GRAPH_NEEDS_TENSORFLOW,), ADVICE_BACKEND),
+    (("name no Keras input",), ADVICE_LOOKUP_TABLE),  # before the input-name rule: same refusal, other cause
     # input names: the converter's (TensorFlow's) own refusals, and signature_input_keys'
     (("Name collision after sanitization", "non-unique argument names", "do not name the Keras inputs"),
      ADVICE_INPUT_NAMES),
@@ -1106,7 +1114,7 @@ def _advice(reasons: dict) -> str:
     does a graph path refused for input names TensorFlow cannot key apart when the layers path
     only lacked a tf_keras layer for a Keras op (ADVICE_INPUT_NAMES_THEN_GRAPH): the graph path
     carries Keras ops, so renaming the inputs is enough (not when a signature key is left over,
-    "name no Keras input": that is no naming problem)."""
+    "name no Keras input": that is a captured lookup table, ADVICE_LOOKUP_TABLE, no naming problem)."""
     advice = {path: _advice_for(reason) for path, reason in reasons.items()}
     if ADVICE_BACKEND in advice.values():
         return ADVICE_BACKEND
