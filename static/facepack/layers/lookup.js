@@ -120,14 +120,20 @@ export class IntegerLookup extends tf.layers.Layer {
   /** invert=True: indices -> vocabulary ids (mask_token at 0, oov_token outside the tokens). */
   lookupInverse(x) {
     const { inverse } = this.tables();
-    const inside = tf.logicalAnd(tf.greaterEqual(x, 0), tf.less(x, this.vocabularySize));
-    const values = tf.gather(inverse, tf.clipByValue(x, 0, this.vocabularySize - 1));
+    const last = tf.scalar(this.vocabularySize - 1, 'int32');
+    const zero = tf.scalar(0, 'int32');
+    const inside = tf.logicalAnd(tf.greaterEqual(x, zero), tf.lessEqual(x, last));
+    // min/max, not clipByValue: on WASM clipByValue left an int32 index 8 above its bound 7 (measured)
+    const values = tf.gather(inverse, tf.maximum(tf.minimum(x, last), zero));
     return tf.where(inside, values, tf.fill(x.shape, this.oovToken, 'int32'));
   }
 
   /** numerical_utils.encode_categorical_inputs: a one-hot row per index, zeros outside [0, depth). */
   oneHot(indices) {
-    return tf.equal(indices.expandDims(-1), tf.range(0, this.depth, 1, 'int32')).cast('int32');
+    const hit = tf.equal(indices.expandDims(-1), tf.range(0, this.depth, 1, 'int32'));
+    // not hit.cast('int32'): TF.js' cpu Cast of bool keeps the 1-byte data under an int32 dtype
+    // (no encoding loss), so data() of that output is a Uint8Array
+    return tf.where(hit, tf.ones(hit.shape, 'int32'), tf.zeros(hit.shape, 'int32'));
   }
 
   call(inputs) {
