@@ -48,7 +48,8 @@ def test_folded_weights_are_freed_with_the_model(fuse_run):
 
 
 def test_folded_layers_copy_nothing(fuse_run):
-    """A folded batch norm / ReLU hands its input on without a copy (tfjs-layers clones a layer's
-    output when it is the layer's input: an Identity kernel per folded layer, ~15 % of the beauty
-    model's WASM time before the pass-through became a same-shape reshape)."""
+    """A folded batch norm / ReLU hands its input on without a copy under model.predict (tfjs-layers'
+    Layer.apply clones a layer's output when it is the layer's input: an Identity kernel per folded
+    layer, 93 copies in a beauty-model predict before the pass-through became a same-shape reshape;
+    model.apply, which the library uses, never cloned)."""
     assert fuse_run["copiesFused"] == fuse_run["copiesPlain"], fuse_run
