@@ -4,11 +4,11 @@
 import { MODEL_SPECS, loadModel } from '{{NAME}}';
 
 const SPEC = MODEL_SPECS['{{MODEL}}']; // {inputs: [{name, shape, dtype}], outputs: [...]}, typed in model-specs.d.cts
-// int32 inputs (token ids) get ids 0, 1, 2, ... below this bound: the range the export checked
-// (an Embedding's input_dim; ids must stay below every vocabulary they index). An input missing
-// here gets 0..1, valid for any Embedding.
-/** @type {Record<string, number>} */
-const TOKEN_ID_BOUND = {{TOKEN_ID_BOUND}};
+// int32 inputs (token ids) get ids min, min + 1, ... below max_exclusive: [min, max_exclusive), the
+// range the export checked (the manifest's inputs[].token_ids: an Embedding's input_dim, a
+// CategoryEncoding's num_tokens, an IntegerLookup's vocabulary, ...). An input missing here gets 0..1.
+/** @type {Record<string, [number, number]>} */
+const TOKEN_ID_RANGE = {{TOKEN_ID_RANGE}};
 
 /**
  * A deterministic input for the k-th input spec.
@@ -22,8 +22,8 @@ function probe({ name, shape, dtype }, k) {
   const size = dims.reduce((a, b) => a * b, 1);
   let data;
   if (dtype === 'int32') {
-    const bound = TOKEN_ID_BOUND[name] ?? 2;
-    data = Int32Array.from({ length: size }, (_, i) => i % bound);
+    const [low, high] = TOKEN_ID_RANGE[name] ?? [0, 2];
+    data = Int32Array.from({ length: size }, (_, i) => low + (i % (high - low)));
   } else if (dtype === 'bool') {
     data = Uint8Array.from({ length: size }, (_, i) => i % 2);
   } else {

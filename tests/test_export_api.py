@@ -685,7 +685,7 @@ def test_generic_package_example_runs_an_async_model(exported, tmp_path):
 
 def test_generic_package_example_feeds_token_ids(exported, tmp_path):
     """example.mjs on an int32 Embedding(50) input: ids 0, 1, 2, ... below the bound the export
-    checked (the manifest's inputs[].token_ids: TOKEN_ID_BOUND {"tokens": 50}), equal to Keras on the
+    checked (the manifest's inputs[].token_ids: TOKEN_ID_RANGE {"tokens": [0, 50]}), equal to Keras on the
     same ids; the README lists the input as int32 token ids; tsc (strict, checkJs) accepts it."""
     import subprocess
 
@@ -695,7 +695,7 @@ def test_generic_package_example_feeds_token_ids(exported, tmp_path):
     proc = run_package_example(bundle, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     example = (tmp_path / "proj" / "example.mjs").read_text()
-    assert 'const TOKEN_ID_BOUND = {"tokens": 50};' in example
+    assert 'const TOKEN_ID_RANGE = {"tokens": [0, 50]};' in example
     (line,) = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
     ref = np.asarray(model((np.arange(10, dtype=np.int32) % 50)[None]))
     np.testing.assert_allclose(line["outputs"][0]["first"], ref.ravel(), atol=1e-5)

@@ -50,7 +50,7 @@ def test_int_input_records_its_token_id_range_and_npm_reads_it(tmp_path):
     manifest_mod.validate(manifest)
     assert token_id_bounds(manifest, "tok") == {"tokens": 37}
     example, readme = _package(bundle, tmp_path / "npm")
-    assert 'const TOKEN_ID_BOUND = {"tokens": 37};' in example
+    assert 'const TOKEN_ID_RANGE = {"tokens": [0, 37]};' in example
     assert README_LINE.format(37) in readme
 
     # The field, not the probe text, is what npm reads: a bundle whose probe text says nothing of
@@ -59,11 +59,14 @@ def test_int_input_records_its_token_id_range_and_npm_reads_it(tmp_path):
     shutil.copytree(bundle, edited)
     data = json.loads((edited / "manifest.json").read_text())
     data["models"]["tok"]["parity"]["probe"] = "2 seeded inputs"
-    data["models"]["tok"]["inputs"][0]["token_ids"]["max_exclusive"] = 20
+    data["models"]["tok"]["inputs"][0]["token_ids"].update({"min": 5, "max_exclusive": 20})
     manifest_mod.validate(data)
     (edited / "manifest.json").write_text(json.dumps(data))
     example, readme = _package(edited, tmp_path / "npm-edited")
-    assert 'const TOKEN_ID_BOUND = {"tokens": 20};' in example and README_LINE.format(20) in readme
+    # the example draws from the recorded [min, max_exclusive) (it used to draw from [0, bound))
+    assert 'const TOKEN_ID_RANGE = {"tokens": [5, 20]};' in example
+    assert "low + (i % (high - low))" in example
+    assert "the export checked ids in [5, 20)" in readme
 
     # A manifest written before the field: the bound from the probe text, as before.
     old = json.loads((bundle / "manifest.json").read_text())

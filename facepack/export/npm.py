@@ -319,7 +319,7 @@ def build_npm_package(bundle_dir, npm_dir, name: str = "facepack", version: str 
     example_tpl = (TEMPLATES / ("example-face.mjs" if face else "example-generic.mjs")).read_text()
     values = {"NAME": name, "MODEL": next(iter(manifest["models"]))}
     example = _render(example_tpl, values if face else
-                      {**values, "TOKEN_ID_BOUND": json.dumps(token_id_bounds(manifest, values["MODEL"]))})
+                      {**values, "TOKEN_ID_RANGE": json.dumps({k: list(v) for k, v in token_id_ranges(manifest, values["MODEL"]).items()})})
     with atomic_replace(npm_dir) as tmp:
         count = _copy_lib(Path(lib_dir), tmp / "lib")
         shutil.copytree(bundle_dir, tmp / "models")
