@@ -82,7 +82,7 @@ def test_advice_follows_the_kind_of_refusal():
     assert advice(layers_model=NO_KERNEL, graph_model=COLLISION) == (
         f"layers-model: {ke.ADVICE_UNSUPPORTED}; graph-model: {ke.ADVICE_INPUT_NAMES}")
     assert advice(layers_model=TANH_OP, graph_model=LEFT_OVER_KEY) == (
-        f"layers-model: {ke.ADVICE_UNSUPPORTED}; graph-model: {ke.ADVICE_INPUT_NAMES}")
+        f"layers-model: {ke.ADVICE_UNSUPPORTED}; graph-model: {ke.ADVICE_LOOKUP_TABLE}")
     assert advice(layers_model=TANH_OP, graph_model=BACKEND) == ke.ADVICE_BACKEND
     for text in (ke.ADVICE_BACKEND, ke.ADVICE_INPUT_NAMES, ke.ADVICE_BACKENDS):
         assert OLD_ADVICE not in text

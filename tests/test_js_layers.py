@@ -79,6 +79,25 @@ def _token_ids(xs):
     xs[0] = ids
 
 
+def _integer_lookup(keras):
+    """Token ids -> IntegerLookup (3 floormod OOV buckets, mask 0) -> Embedding -> mean pooling."""
+    L = keras.layers
+    ids = keras.Input((6,), dtype="int32")
+    lookup = L.IntegerLookup(vocabulary=LOOKUP_VOCAB, num_oov_indices=3, mask_token=0)
+    return keras.Model(ids, L.GlobalAveragePooling1D()(L.Embedding(lookup.vocabulary_size(), 4)(lookup(ids))))
+
+
+LOOKUP_VOCAB = [100, 250, 7, 3000, 42, 8]
+
+
+def _lookup_ids(xs):
+    """Probe -> int32 ids: vocabulary entries, the mask 0, negative and large out-of-vocabulary ids."""
+    ids = np.array(LOOKUP_VOCAB, np.int32)[np.abs(np.round(xs[0] * 3)).astype(np.int32) % len(LOOKUP_VOCAB)]
+    ids[0, :3] = [0, -5, 99999]
+    ids[1, 3:] = [43, 0, -7]
+    xs[0] = ids
+
+
 def _nested(keras):
     """Transfer-learning shape: a functional base model and a Sequential head used as layers."""
     L = keras.layers
@@ -160,6 +179,7 @@ CASES = {
     "conv2d_groups": lambda k: _seq(k, (6, 6, 4), k.layers.Conv2D(6, 3, groups=2, strides=2, padding="same", activation="relu")),
     "conv2d_groups_depthwise": lambda k: _seq(k, (6, 6, 3), k.layers.Conv2D(6, 3, groups=3, padding="same")),
     "conv1d_groups": lambda k: _seq(k, (8, 4), k.layers.Conv1D(4, 3, groups=4, dilation_rate=2)),
+    "integer_lookup": _integer_lookup,
     "einsum_dense": lambda k: _seq(k, (5, 4), k.layers.EinsumDense("abc,cd->abd", output_shape=(None, 3), bias_axes="d", activation="tanh")),
     "einsum_dense_heads": lambda k: _seq(k, (5, 4), k.layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="de"),
                                          k.layers.EinsumDense("abde,dec->abc", output_shape=(None, 4), bias_axes="c")),
@@ -188,6 +208,7 @@ PROBE_EDITS = {
                                      "masked_bidirectional_lstm", "masked_bidirectional_gru",
                                      "masked_simple_rnn_backwards")},
     "masking_lstm": lambda xs: xs[0].__setitem__((0, 4, slice(None)), 0.0) or xs[0].__setitem__((1, 1, slice(None)), 0.0),
+    "integer_lookup": _lookup_ids,
     # exponential of a random dense layer: keep its inputs small so outputs stay O(1)
     "activations": lambda xs: xs[0].__imul__(0.3),
 }
@@ -206,7 +227,7 @@ CUSTOM_LAYERS = {
     "masked_bidirectional_lstm": ("Bidirectional", "LSTM"), "masked_bidirectional_gru": ("Bidirectional", "GRU"),
     "masked_simple_rnn_backwards": "SimpleRNN", "conv3d_transpose_same": "Conv3DTranspose",
     "conv3d_transpose_valid": "Conv3DTranspose", "conv2d_groups": "Conv2D", "conv1d_groups": "Conv1D",
-    "conv2d_groups_depthwise": "Conv2D", "einsum_dense": "EinsumDense", "einsum_dense_heads": "EinsumDense",
+    "conv2d_groups_depthwise": "Conv2D", "einsum_dense": "EinsumDense", "integer_lookup": "IntegerLookup", "einsum_dense_heads": "EinsumDense",
     "einsum_dense_transposed": "EinsumDense", "repeated_inputs": ("Multiply", "Add", "Subtract"),
     "merges": ("Maximum", "Average", "Minimum", "Multiply", "Subtract"),
     "transformer_block": ("MultiHeadAttention", "Add", "Bidirectional", "GRU", "GlobalAveragePooling1D"),
