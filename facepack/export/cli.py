@@ -8,8 +8,9 @@ What it tries, in order (the first that passes is written):
   2. graph model: model.export() -> SavedModel -> the converter (any traceable model: Lambda,
      custom and subclassed layers, raw ops; RNNs and masking run with executeAsync/predictAsync).
 Each is accepted only when TF.js (in Node) loads it, runs it on every backend of --backends and
-matches Keras model(x) on probe inputs made from the model's input specs (token ids within the
-Embedding's input_dim, masks, raw RGB 0..255 when the model starts with Rescaling/Normalization on
+matches Keras model(x) on probe inputs made from the model's input specs (token ids in the range of
+the layers reading them: an Embedding's input_dim, a CategoryEncoding's num_tokens, an
+IntegerLookup's vocabulary and some ids outside it; masks, raw RGB 0..255 when the model starts with Rescaling/Normalization on
 an image, looking through augmentation layers, else N(0, 1); inputs of variable size are probed
 at two sizes) and on --sample when given. The criterion (printed): float32 weights
 max |TF.js - Keras| <= 1e-4 * max |Keras| per output (outputs below 1e-3 in magnitude: 1e-7
