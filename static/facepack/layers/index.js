@@ -34,6 +34,7 @@
  *   GlobalAveragePooling3D, GlobalMaxPooling3D   new (weight-free)  reshaping.js
  *   Functional           replaces TF.js' (call arguments of Attention / MultiHeadAttention)  functional.js
  *   IntegerLookup        new (vocabulary in the config; int / one_hot / multi_hot / count, invert)  lookup.js
+ *   Hashing              new (int ids: FarmHash64 / SipHash-2-4 with salt of the decimal string; mask_value; int / one_hot / multi_hot / count)  hashing.js
  *   activations 'leaky_relu' (slope 0.2) and 'exponential'  activations.js
  *
  * Graph-model ops: Erfc (exact GELU); Cumsum, Cumprod (replace the converter's: a negative axis made non-negative)  ops.js
@@ -43,6 +44,7 @@ export { ELU, ReLU, Softmax, kerasRelu } from './activations.js';
 export { Conv1D, Conv2D, Conv3DTranspose, DepthwiseConv2D } from './conv.js';
 export { EinsumDense } from './einsum_dense.js';
 export { Functional, callInputs, hoistCallArgs } from './functional.js';
+export { Hashing, fingerprint64, hashBin, sipHash24 } from './hashing.js';
 export { IntegerLookup } from './lookup.js';
 export { Add, Average, Maximum, Minimum, Multiply, Subtract, mergeMask } from './merge.js';
 export { GroupNormalization, UnitNormalization } from './normalization.js';
@@ -61,5 +63,5 @@ export const REGISTERED_LAYERS = [
   'Resizing', 'UpSampling2D', 'CenterCrop', 'DepthwiseConv2D', 'Conv3DTranspose', 'Conv1D', 'Conv2D', 'EinsumDense', 'ReLU', 'ELU', 'Softmax', 'ZeroPadding1D',
   'Cropping1D', 'UpSampling1D', 'ZeroPadding3D', 'Cropping3D', 'UpSampling3D', 'GlobalAveragePooling3D',
   'GlobalMaxPooling3D', 'Add', 'Multiply', 'Average', 'Maximum', 'Minimum', 'Subtract', 'Reshape', 'GlobalAveragePooling1D',
-  'Functional', 'IntegerLookup',
+  'Functional', 'IntegerLookup', 'Hashing',
 ];

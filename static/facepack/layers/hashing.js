@@ -1,0 +1,340 @@
+/**
+ * Hashing (TF.js 4.22 has none): Keras 3's keras.layers.Hashing at inference for int ids, bit-exact
+ * with Keras on the TensorFlow backend. Mirrors keras/src/layers/preprocessing/hashing.py
+ * (call, _hash_values_to_bins) and numerical_utils.encode_categorical_inputs (Keras 3.15):
+ *
+ *   - each id is hashed as its decimal string (tf.as_string: "-42", "0", "2147483647");
+ *   - salt None: bin = FarmHash Fingerprint64(string) mod bins, unsigned 64-bit
+ *     (tf.strings.to_hash_bucket_fast; Fingerprint64 is farmhash's farmhashna::Hash64);
+ *     with a salt [k0, k1]: bin = SipHash-2-4 keyed by (k0, k1) mod bins
+ *     (tf.strings.to_hash_bucket_strong, highwayhash's SipHash);
+ *   - mask_value set and num_bins > 1: bins = num_bins - 1, an id equal to mask_value maps to 0
+ *     and every other id to 1 + its bin (num_bins 1: no mask, everything in bin 0); else
+ *     bins = num_bins;
+ *   - output_mode "int" (the bins, same shape), "one_hot" (a last axis of 1 is squeezed first,
+ *     then a num_bins axis appended), "multi_hot" and "count" (inputs (batch, n) -> (batch,
+ *     num_bins)); bin 0 of a masked id is counted like any other bin, as in Keras.
+ *
+ * Keras returns int64 ("int") or float32 (the others); TF.js has no int64, so "int" gives int32
+ * (the bins are < num_bins <= 2^31 - 1, which the bridge checks). Inputs: int32 (facepack sends
+ * int64 ids as int32), or floats (truncated toward zero as Keras' cast to int64; the mask compares
+ * the value before the cast, as Keras does). The hashing is a per-element JavaScript loop on the
+ * CPU (a data read-back on GPU backends): BigInt 64-bit arithmetic, with a per-call cache of the
+ * ids met, so repeated ids are hashed once. Not implemented (the bridge refuses them first):
+ * string inputs, sparse outputs.
+ *
+ * The hash functions are written from the algorithms' reference descriptions (farmhash's
+ * farmhashna::Hash64 and SipHash-2-4 with SipHash's final-packet padding) and checked against
+ * TensorFlow on int32 ids and random byte strings of every length class (tests/test_export_hashing.py).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { one } from './common.js';
+
+const INT32_MAX = 2147483647;
+const MODES = ['int', 'one_hot', 'multi_hot', 'count'];
+const MODE_NAMES = {
+  int: 'int', one_hot: 'one_hot', oneHot: 'one_hot', multi_hot: 'multi_hot', multiHot: 'multi_hot', binary: 'multi_hot',
+  count: 'count',
+};
+
+// --- 64-bit helpers (BigInt, wrapped to unsigned 64 bits) ------------------------------------
+
+const u64 = (v) => BigInt.asUintN(64, v);
+const rotr = (v, s) => ((v >> s) | u64(v << (64n - s)));
+const rotl = (v, s) => (u64(v << s) | (v >> (64n - s)));
+
+/** Little-endian unsigned 32 bits of bytes[i..i+3] as a Number. */
+function fetch32n(bytes, i) {
+  return (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)) >>> 0;
+}
+
+const fetch32 = (bytes, i) => BigInt(fetch32n(bytes, i));
+const fetch64 = (bytes, i) => (BigInt(fetch32n(bytes, i + 4)) << 32n) | BigInt(fetch32n(bytes, i));
+
+// --- FarmHash Fingerprint64 (farmhashna::Hash64) ------------------------------------------------
+
+const K0 = 0xc3a5c85c97cb3127n;
+const K1 = 0xb492b66fbe98f273n;
+const K2 = 0x9ae16a3b2f90404fn;
+
+const shiftMix = (v) => v ^ (v >> 47n);
+
+function hashLen16(u, v, mul) {
+  let a = u64((u ^ v) * mul);
+  a ^= a >> 47n;
+  let b = u64((v ^ a) * mul);
+  b ^= b >> 47n;
+  return u64(b * mul);
+}
+
+function hashLen0to16(s, len) {
+  if (len >= 8) {
+    const mul = K2 + BigInt(len * 2);
+    const a = u64(fetch64(s, 0) + K2);
+    const b = fetch64(s, len - 8);
+    const c = u64(rotr(b, 37n) * mul + a);
+    const d = u64((rotr(a, 25n) + b) * mul);
+    return hashLen16(c, d, mul);
+  }
+  if (len >= 4) {
+    const mul = K2 + BigInt(len * 2);
+    return hashLen16(BigInt(len) + (fetch32(s, 0) << 3n), fetch32(s, len - 4), mul);
+  }
+  if (len > 0) {
+    const y = s[0] + (s[len >> 1] << 8);
+    const z = len + (s[len - 1] << 2);
+    return u64(shiftMix(u64(BigInt(y) * K2) ^ u64(BigInt(z) * K0)) * K2);
+  }
+  return K2;
+}
+
+function hashLen17to32(s, len) {
+  const mul = K2 + BigInt(len * 2);
+  const a = u64(fetch64(s, 0) * K1);
+  const b = fetch64(s, 8);
+  const c = u64(fetch64(s, len - 8) * mul);
+  const d = u64(fetch64(s, len - 16) * K2);
+  return hashLen16(u64(rotr(u64(a + b), 43n) + rotr(c, 30n) + d), u64(a + rotr(u64(b + K2), 18n) + c), mul);
+}
+
+function hashLen33to64(s, len) {
+  const mul = K2 + BigInt(len * 2);
+  const a = u64(fetch64(s, 0) * K2);
+  const b = fetch64(s, 8);
+  const c = u64(fetch64(s, len - 8) * mul);
+  const d = u64(fetch64(s, len - 16) * K2);
+  const y = u64(rotr(u64(a + b), 43n) + rotr(c, 30n) + d);
+  const z = hashLen16(y, u64(a + rotr(u64(b + K2), 18n) + c), mul);
+  const e = u64(fetch64(s, 16) * mul);
+  const f = fetch64(s, 24);
+  const g = u64((y + fetch64(s, len - 32)) * mul);
+  const h = u64((z + fetch64(s, len - 24)) * mul);
+  return hashLen16(u64(rotr(u64(e + f), 43n) + rotr(g, 30n) + h), u64(e + rotr(u64(f + a), 18n) + g), mul);
+}
+
+/** farmhashna's WeakHashLen32WithSeeds on the 4 words at s[i..i+31] and seeds a, b: [first, second]. */
+function weakHashLen32WithSeeds(s, i, a, b) {
+  const w = fetch64(s, i);
+  const x = fetch64(s, i + 8);
+  const y = fetch64(s, i + 16);
+  const z = fetch64(s, i + 24);
+  a = u64(a + w);
+  b = rotr(u64(b + a + z), 21n);
+  const c = a;
+  a = u64(a + x + y);
+  b = u64(b + rotr(a, 44n));
+  return [u64(a + z), u64(b + c)];
+}
+
+/** Strings over 64 bytes: 64-byte blocks, then the last 64 bytes. */
+function hashLong(s, len) {
+  const seed = 81n;
+  let x = seed;
+  let y = u64(seed * K1 + 113n);
+  let z = u64(shiftMix(u64(y * K2 + 113n)) * K2);
+  let v = [0n, 0n];
+  let w = [0n, 0n];
+  x = u64(x * K2 + fetch64(s, 0));
+  const end = Math.floor((len - 1) / 64) * 64;
+  const last64 = len - 64;
+  let p = 0;
+  do {
+    x = u64(rotr(u64(x + y + v[0] + fetch64(s, p + 8)), 37n) * K1);
+    y = u64(rotr(u64(y + v[1] + fetch64(s, p + 48)), 42n) * K1);
+    x ^= w[1];
+    y = u64(y + v[0] + fetch64(s, p + 40));
+    z = u64(rotr(u64(z + w[0]), 33n) * K1);
+    v = weakHashLen32WithSeeds(s, p, u64(v[1] * K1), u64(x + w[0]));
+    w = weakHashLen32WithSeeds(s, p + 32, u64(z + w[1]), u64(y + fetch64(s, p + 16)));
+    [z, x] = [x, z];
+    p += 64;
+  } while (p !== end);
+  const mul = K1 + ((z & 0xffn) << 1n);
+  p = last64;
+  w[0] = u64(w[0] + BigInt((len - 1) & 63));
+  v[0] = u64(v[0] + w[0]);
+  w[0] = u64(w[0] + v[0]);
+  x = u64(rotr(u64(x + y + v[0] + fetch64(s, p + 8)), 37n) * mul);
+  y = u64(rotr(u64(y + v[1] + fetch64(s, p + 48)), 42n) * mul);
+  x ^= u64(w[1] * 9n);
+  y = u64(y + v[0] * 9n + fetch64(s, p + 40));
+  z = u64(rotr(u64(z + w[0]), 33n) * mul);
+  v = weakHashLen32WithSeeds(s, p, u64(v[1] * mul), u64(x + w[0]));
+  w = weakHashLen32WithSeeds(s, p + 32, u64(z + w[1]), u64(y + fetch64(s, p + 16)));
+  [z, x] = [x, z];
+  return hashLen16(u64(hashLen16(v[0], w[0], mul) + shiftMix(y) * K0 + z), u64(hashLen16(v[1], w[1], mul) + x), mul);
+}
+
+/**
+ * FarmHash Fingerprint64 of a byte string (Uint8Array), as TensorFlow's Fingerprint64 and
+ * tf.strings.to_hash_bucket_fast compute it: an unsigned 64-bit BigInt.
+ */
+export function fingerprint64(bytes) {
+  const len = bytes.length;
+  if (len <= 16) return hashLen0to16(bytes, len);
+  if (len <= 32) return hashLen17to32(bytes, len);
+  if (len <= 64) return hashLen33to64(bytes, len);
+  return hashLong(bytes, len);
+}
+
+// --- SipHash-2-4 -------------------------------------------------------------------------------
+
+/**
+ * SipHash-2-4 of a byte string keyed by the two unsigned 64-bit words (k0, k1) (BigInts), as
+ * tf.strings.to_hash_bucket_strong computes it with key=[k0, k1]: an unsigned 64-bit BigInt.
+ */
+export function sipHash24(k0, k1, bytes) {
+  let v0 = 0x736f6d6570736575n ^ k0;
+  let v1 = 0x646f72616e646f6dn ^ k1;
+  let v2 = 0x6c7967656e657261n ^ k0;
+  let v3 = 0x7465646279746573n ^ k1;
+  const rounds = (n) => {
+    for (let r = 0; r < n; r++) {
+      v0 = u64(v0 + v1);
+      v2 = u64(v2 + v3);
+      v1 = rotl(v1, 13n) ^ v0;
+      v3 = rotl(v3, 16n) ^ v2;
+      v0 = rotl(v0, 32n);
+      v2 = u64(v2 + v1);
+      v0 = u64(v0 + v3);
+      v1 = rotl(v1, 17n) ^ v2;
+      v3 = rotl(v3, 21n) ^ v0;
+      v2 = rotl(v2, 32n);
+    }
+  };
+  const len = bytes.length;
+  const full = len - (len % 8);
+  const compress = (m) => {
+    v3 ^= m;
+    rounds(2);
+    v0 ^= m;
+  };
+  for (let i = 0; i < full; i += 8) compress(fetch64(bytes, i));
+  // the last packet: the remaining bytes, zeros, and the length's low byte at the top
+  let last = BigInt(len & 0xff) << 56n;
+  for (let i = full; i < len; i++) last |= BigInt(bytes[i]) << BigInt(8 * (i - full));
+  compress(last);
+  v2 ^= 0xffn;
+  rounds(4);
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+// --- ids -> bins ---------------------------------------------------------------------------
+
+/** ASCII bytes of a string of digits and '-'. */
+function asciiBytes(text) {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+/** tf.as_string of an integer (a Number, exact below 2^53, or a BigInt): its decimal string. */
+export function decimalString(id) {
+  if (typeof id === 'bigint' || Number.isSafeInteger(id)) return String(id);
+  return BigInt(id).toString(); // an integer-valued double above 2^53: exact digits
+}
+
+/**
+ * The Keras Hashing bin of one integer id: FarmHash Fingerprint64 (salt null) or SipHash-2-4
+ * (salt [k0, k1]) of its decimal string, mod bins (a Number; the mask is not applied here).
+ */
+export function hashBin(id, bins, salt = null) {
+  const bytes = asciiBytes(decimalString(id));
+  const hash = salt == null ? fingerprint64(bytes) : sipHash24(salt[0], salt[1], bytes);
+  return Number(hash % BigInt(bins));
+}
+
+/** Unsigned 64-bit BigInt of a salt word as TensorFlow's int64 key attribute holds it. */
+function saltWord(v, name) {
+  if (typeof v === 'bigint') return BigInt.asUintN(64, v);
+  if (!Number.isSafeInteger(v)) throw new Error(`Hashing ${name}: salt values must be integers within ±2^53, got ${v}`);
+  return BigInt.asUintN(64, BigInt(v));
+}
+
+export class Hashing extends tf.layers.Layer {
+  static className = 'Hashing';
+
+  constructor(config) {
+    // TF.js camel-cases the config's string values too ('multi_hot' arrives as 'multiHot')
+    const mode = MODE_NAMES[config.outputMode ?? 'int'] ?? config.outputMode;
+    super({ ...config, dtype: mode === 'int' ? 'int32' : 'float32' });
+    this.config = { ...config };
+    if (!MODES.includes(mode)) {
+      throw new Error(`Hashing ${this.name}: output_mode ${JSON.stringify(config.outputMode)} is not implemented (supported: ${MODES.join(', ')})`);
+    }
+    if (config.sparse) throw new Error(`Hashing ${this.name}: sparse=True is not implemented`);
+    const numBins = config.numBins;
+    if (!Number.isInteger(numBins) || numBins < 1 || numBins > INT32_MAX) {
+      throw new Error(`Hashing ${this.name}: num_bins must be an integer in [1, 2^31 - 1], got ${numBins}`);
+    }
+    this.mode = mode;
+    this.numBins = numBins;
+    this.maskValue = config.maskValue ?? null;
+    if (this.maskValue != null && typeof this.maskValue !== 'number') {
+      throw new Error(`Hashing ${this.name}: mask_value ${JSON.stringify(this.maskValue)} is not an integer (int inputs only)`);
+    }
+    let salt = config.salt ?? null;
+    if (salt != null && !Array.isArray(salt)) salt = [salt, salt]; // Keras: one integer is [salt, salt]
+    if (salt != null && salt.length !== 2) throw new Error(`Hashing ${this.name}: salt must be one or two integers`);
+    this.salt = salt == null ? null : salt.map((v) => saltWord(v, this.name));
+    this.masked = this.maskValue != null && numBins > 1;
+    this.bins = this.masked ? numBins - 1 : numBins;
+  }
+
+  /** Keras' _hash_values_to_bins on a tensor of ids: int32 bins, same shape. */
+  hashTensor(x) {
+    const values = x.dataSync();
+    const out = new Int32Array(values.length);
+    const cache = new Map(); // id -> bin, for this call: repeated ids are hashed once
+    const offset = this.masked ? 1 : 0;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (this.masked && v === this.maskValue) continue; // 0
+      let bin = cache.get(v);
+      if (bin === undefined) {
+        // floats: Keras casts to int64 first (toward zero); -0 prints as "0" as the int 0 does
+        bin = hashBin(Number.isInteger(v) ? v : Math.trunc(v), this.bins, this.salt);
+        cache.set(v, bin);
+      }
+      out[i] = bin + offset;
+    }
+    return tf.tensor(out, x.shape, 'int32');
+  }
+
+  /** A float32 one-hot row per bin (bins are always inside [0, num_bins)). */
+  oneHot(indices) {
+    // by where(), as lookup.js: tf.oneHot(...).cast('float32') kept the Int32Array under the float32
+    // dtype on cpu, and tf.oneHot(..., 'float32') wrote int32 bits on wasm (measured: 1 read as 1e-45)
+    const hit = tf.equal(indices.expandDims(-1), tf.range(0, this.numBins, 1, 'int32'));
+    return tf.where(hit, tf.ones(hit.shape, 'float32'), tf.zeros(hit.shape, 'float32'));
+  }
+
+  call(inputs) {
+    return tf.tidy(() => {
+      let x = one(inputs);
+      if (this.mode === 'one_hot' && x.rank > 1 && x.shape[x.rank - 1] === 1) x = x.squeeze([x.rank - 1]);
+      const bins = this.hashTensor(x);
+      if (this.mode === 'int') return bins;
+      if (this.mode === 'one_hot') return this.oneHot(bins);
+      if (bins.rank !== 2) {
+        throw new Error(`Hashing ${this.name}: output_mode ${this.mode} needs inputs of shape (batch, n), got rank ${bins.rank}`);
+      }
+      const hot = this.oneHot(bins);
+      return this.mode === 'multi_hot' ? hot.max(1) : hot.sum(1);
+    });
+  }
+
+  computeOutputShape(inputShape) {
+    if (this.mode === 'int') return inputShape;
+    if (this.mode === 'one_hot') {
+      const last = inputShape.length > 1 && inputShape[inputShape.length - 1] === 1;
+      return [...(last ? inputShape.slice(0, -1) : inputShape), this.numBins];
+    }
+    return [inputShape[0], this.numBins];
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), ...this.config, dtype: this.mode === 'int' ? 'int32' : 'float32' };
+  }
+}
+tf.serialization.registerClass(Hashing);
