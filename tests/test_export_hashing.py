@@ -232,7 +232,7 @@ def test_masked_ids_map_to_zero_and_the_rest_to_one_plus_the_hash(exported):
     ({}, (3,), "string", "inputs of dtype string"),
     (dict(output_mode="multi_hot", sparse=True), (3,), "int32", "sparse=True outputs have no TF.js equivalent"),
     (dict(output_mode="count"), (2, 3), "int32", "output_mode='count' on inputs of rank 3"),
-    (dict(salt=[2**60, 1]), (3,), "int32", "within +-2^53"),
+    (dict(salt=[2**53, 1]), (3,), "int32", "integers of magnitude below 2^53"),
 ])
 def test_unsupported_hashing_is_refused_by_name(kwargs, shape, dtype, says):
     import keras

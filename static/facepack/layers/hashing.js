@@ -247,7 +247,7 @@ export function hashBin(id, bins, salt = null) {
 /** Unsigned 64-bit BigInt of a salt word as TensorFlow's int64 key attribute holds it. */
 function saltWord(v, name) {
   if (typeof v === 'bigint') return BigInt.asUintN(64, v);
-  if (!Number.isSafeInteger(v)) throw new Error(`Hashing ${name}: salt values must be integers within ±2^53, got ${v}`);
+  if (!Number.isSafeInteger(v)) throw new Error(`Hashing ${name}: salt values must be integers of magnitude below 2^53, got ${v}`);
   return BigInt.asUintN(64, BigInt(v));
 }
 
