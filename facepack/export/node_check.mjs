@@ -29,6 +29,22 @@ if (!bundleArg || !backendList || !jobArg) {
   process.exit(2);
 }
 
+// The array type each output dtype is written as (node_check.py reads <f4 / <i4 / u1 by the dtype).
+const WRITTEN_AS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array };
+
+/** An output's values as the array its dtype is written as. data() returns the backing store as
+ * it is, which need not match the dtype: TF.js' cpu Cast keeps the input's data when no precision is
+ * lost (bool -> int32 keeps a 1-byte Uint8Array, int32 -> float32 an Int32Array), so writing its
+ * bytes gave 1 byte per int32 element ("cannot reshape" in Python) or int32 bits read as float32. */
+function outputValues(dtype, shape, values, k) {
+  const As = WRITTEN_AS[dtype];
+  if (!As) throw new Error(`output ${k} has dtype ${dtype}, which the check cannot compare (float32, int32, bool)`);
+  const typed = values instanceof As ? values : As.from(values);
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (typed.length !== size) throw new Error(`output ${k} (${dtype} [${shape}]) has ${typed.length} values, not ${size}`);
+  return typed;
+}
+
 async function runOne(bundle, job, backend, i, req) {
   const inputs = await Promise.all(req.inputs.map(readInput));
   const net = await load(bundle, req.name);
@@ -42,7 +58,7 @@ async function runOne(bundle, job, backend, i, req) {
     const files = [];
     for (const [k, t] of outs.entries()) {
       const file = path.join(job.out, `${backend}_${i}_${k}.bin`);
-      const values = t.dtype === 'bool' ? Uint8Array.from(await t.data()) : await t.data();
+      const values = outputValues(t.dtype, t.shape, await t.data(), k);
       await writeFile(file, Buffer.from(values.buffer, values.byteOffset, values.byteLength));
       files.push(file);
     }
