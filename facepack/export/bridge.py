@@ -18,6 +18,9 @@ it supports that compute the same function (checked numerically by the exporter'
   DepthwiseConv2D (rank 4) or diagonal Dense (rank 2) whose scale and bias are measured by
   probing the Keras 3 layer at 0 and 1 (so any affine per-channel layer is reproduced).
 * ``GlobalAveragePooling2D(keepdims=True)`` (TF.js ignores keepDims) -> GAP + Reshape((1, 1, C)).
+* ``Flatten`` of a rank-2 input (``GlobalAveragePooling2D() -> Flatten() -> Dense``: the identity in
+  Keras 3, refused by TF.js' Flatten, "expected min_ndim=3") -> ``Reshape((units,))`` under the same
+  name (rank 1: ``Reshape((1,))``); a Flatten of rank >= 3 stays a Flatten.
 * ``Conv1D(padding="causal")`` (TF.js has no causal padding) -> ZeroPadding1D((dilation * (k - 1), 0))
   + the same Conv1D with ``padding="valid"``.
 * ``SeparableConv2D`` (TF.js rejects the ``kernel_*`` fields tf_keras writes into its config) ->
@@ -421,6 +424,28 @@ def _separable_conv2d(tf_keras, x, cfg: dict, lname: str, layer3):
     return y
 
 
+def _flatten_is_reshape(x) -> bool:
+    """A Flatten whose input has rank <= 2 (batch included): Keras 3 passes a rank-2 input through
+    (data_format changes nothing there) and makes a rank-1 one (batch, 1); TF.js' Flatten refuses
+    both at load ("expected min_ndim=3")."""
+    return hasattr(x, "shape") and len(x.shape) <= 2
+
+
+def _flatten(tf_keras, x, cfg: dict, lname: str, node_index: int):
+    """Flatten of a rank <= 2 input -> Reshape to (units,) under the SAME name: a real layer, so a
+    lookup of the layer by name (model.get_layer("flatten").output, a Grad-CAM target) and a model
+    output named after it keep working, and TF.js computes what Keras does (the identity; (batch,)
+    -> (batch, 1)). The static length is written when known (TF.js' Reshape then reports it to the
+    next layer). A Flatten called more than once (shared) gets a layer per later call, named
+    ``<name>__<call>``, whenever its calls need different layers (Reshape vs Flatten)."""
+    name = lname if node_index == 0 else f"{lname}__{node_index}"
+    if not _flatten_is_reshape(x):  # a later call on rank >= 3 of a Flatten whose first call was a Reshape
+        clean, _ = sanitize_config(tf_keras, "Flatten", {**cfg, "name": name})
+        return tf_keras.layers.Flatten.from_config(clean)(x)
+    units = 1 if len(x.shape) == 1 else x.shape[-1]
+    return tf_keras.layers.Reshape((-1 if units is None else int(units),), name=name)(x)
+
+
 def _check_attention_masks(cls: str, args: list, kwargs: dict, lname: str) -> None:
     """TF.js hands a layer only its FIRST input's Keras mask at predict time, so masked inputs
     to Attention / MultiHeadAttention are exported only for self-attention (one tensor)."""
@@ -687,6 +712,11 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
             if cls in _INFERENCE_IDENTITY:
                 y = x
                 notes.append(f"{lname}: {cls} is the identity at inference -> removed")
+            elif cls == "Flatten" and (_flatten_is_reshape(x) or (node_index > 0 and lname not in created)):
+                y = _flatten(tf_keras, x, cfg, lname, node_index)
+                if _flatten_is_reshape(x):
+                    notes.append(f"{lname}: Flatten of a rank-{len(x.shape)} input -> Reshape({tuple(y.shape[1:])}) "
+                                 f"(TF.js' Flatten wants rank >= 3)")
             elif node_index > 0:
                 layer = created.get(lname)
                 if layer is None:
