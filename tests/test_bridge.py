@@ -65,8 +65,16 @@ def test_dropped_option_that_changes_inference_is_refused():
 
 
 def test_string_preprocessing_is_refused_by_name():
+    words = keras.Input((3,), dtype="string")
+    model = keras.Model(words, keras.layers.StringLookup(vocabulary=["a", "b"], name="sl")(words))
+    with pytest.raises(BridgeError, match=r"layer 'sl' \(StringLookup\): string/vocabulary preprocessing"):
+        to_tf_keras(model, tf_keras)
+
+
+def test_hashing_of_float_inputs_is_refused_by_name():
+    """Hashing exports for int ids (static/facepack/layers/hashing.js); on floats it is refused."""
     model = _seq((3,), keras.layers.Hashing(5, name="hash"))
-    with pytest.raises(BridgeError, match=r"layer 'hash' \(Hashing\): string/vocabulary preprocessing"):
+    with pytest.raises(BridgeError, match=r"layer 'hash' \(Hashing\): inputs of dtype float32"):
         to_tf_keras(model, tf_keras)
 
 

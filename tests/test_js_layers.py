@@ -98,6 +98,22 @@ def _lookup_ids(xs):
     xs[0] = ids
 
 
+def _hashing(keras, **kwargs):
+    """Int ids -> Hashing (decimal string -> FarmHash64, or SipHash-2-4 with a salt) -> Embedding -> mean pooling."""
+    L = keras.layers
+    ids = keras.Input((6,), dtype="int32")
+    hashing = L.Hashing(**kwargs)
+    return keras.Model(ids, L.GlobalAveragePooling1D()(L.Embedding(hashing.num_bins, 4)(hashing(ids))))
+
+
+def _hash_ids(xs):
+    """Probe -> int32 ids with both signs and 1-8 digits (exact in the float32 files), the mask 0."""
+    ids = np.round(xs[0] * 10 ** np.arange(1, 7)).astype(np.int32)
+    ids[0, :3] = [0, -1, 16777215]
+    ids[1, 3:] = [0, -16777215, 7]
+    xs[0] = ids
+
+
 def _nested(keras):
     """Transfer-learning shape: a functional base model and a Sequential head used as layers."""
     L = keras.layers
@@ -180,6 +196,8 @@ CASES = {
     "conv2d_groups_depthwise": lambda k: _seq(k, (6, 6, 3), k.layers.Conv2D(6, 3, groups=3, padding="same")),
     "conv1d_groups": lambda k: _seq(k, (8, 4), k.layers.Conv1D(4, 3, groups=4, dilation_rate=2)),
     "integer_lookup": _integer_lookup,
+    "hashing_mask": lambda k: _hashing(k, num_bins=7, mask_value=0),
+    "hashing_salt": lambda k: _hashing(k, num_bins=5, salt=[133, 137]),
     "einsum_dense": lambda k: _seq(k, (5, 4), k.layers.EinsumDense("abc,cd->abd", output_shape=(None, 3), bias_axes="d", activation="tanh")),
     "einsum_dense_heads": lambda k: _seq(k, (5, 4), k.layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="de"),
                                          k.layers.EinsumDense("abde,dec->abc", output_shape=(None, 4), bias_axes="c")),
@@ -209,6 +227,8 @@ PROBE_EDITS = {
                                      "masked_simple_rnn_backwards")},
     "masking_lstm": lambda xs: xs[0].__setitem__((0, 4, slice(None)), 0.0) or xs[0].__setitem__((1, 1, slice(None)), 0.0),
     "integer_lookup": _lookup_ids,
+    "hashing_mask": _hash_ids,
+    "hashing_salt": _hash_ids,
     # exponential of a random dense layer: keep its inputs small so outputs stay O(1)
     "activations": lambda xs: xs[0].__imul__(0.3),
 }
@@ -227,7 +247,7 @@ CUSTOM_LAYERS = {
     "masked_bidirectional_lstm": ("Bidirectional", "LSTM"), "masked_bidirectional_gru": ("Bidirectional", "GRU"),
     "masked_simple_rnn_backwards": "SimpleRNN", "conv3d_transpose_same": "Conv3DTranspose",
     "conv3d_transpose_valid": "Conv3DTranspose", "conv2d_groups": "Conv2D", "conv1d_groups": "Conv1D",
-    "conv2d_groups_depthwise": "Conv2D", "einsum_dense": "EinsumDense", "integer_lookup": "IntegerLookup", "einsum_dense_heads": "EinsumDense",
+    "conv2d_groups_depthwise": "Conv2D", "einsum_dense": "EinsumDense", "integer_lookup": "IntegerLookup", "hashing_mask": "Hashing", "hashing_salt": "Hashing", "einsum_dense_heads": "EinsumDense",
     "einsum_dense_transposed": "EinsumDense", "repeated_inputs": ("Multiply", "Add", "Subtract"),
     "merges": ("Maximum", "Average", "Minimum", "Multiply", "Subtract"),
     "transformer_block": ("MultiHeadAttention", "Add", "Bidirectional", "GRU", "GlobalAveragePooling1D"),

@@ -51,8 +51,10 @@ of them (static/facepack/layers/index.js). Options those implementations lack ar
 (``_JS_LIMITS``) so that the exporter falls back to a graph model with a reason.
 ``IntegerLookup`` is written with its whole vocabulary (``get_vocabulary()``, also an adapted one)
 in its config for the library's TF.js IntegerLookup (lookup.js); its options that layer lacks
-(tf_idf, sparse, oov_method="farmhash", ...) are refused naming the option. String and hashing
-preprocessing layers (``_REFUSED``) are refused outright.
+(tf_idf, sparse, oov_method="farmhash", ...) are refused naming the option. ``Hashing`` on int ids
+is written as tf_keras' Hashing for the library's TF.js Hashing (hashing.js: FarmHash Fingerprint64, or
+SipHash-2-4 with a salt, of each id's decimal string); string/float inputs and sparse outputs are
+refused naming the reason. String preprocessing layers (``_REFUSED``) are refused outright.
 
 The final layer of each replacement keeps the original name, so the layer names the rest of
 the code relies on (``features``, ``pool``, ``scores``) survive.
@@ -607,9 +609,10 @@ _INFERENCE_IDENTITY = {"Identity", "SpatialDropout2D", "SpatialDropout3D", "Acti
                        "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation",
                        "RandomSharpness", "RandomShear", "RandomTranslation", "RandomZoom", "Solarization"}
 # Layers the bridge refuses, with the reason (they work on strings or hashed ids TF.js layers lack).
-# IntegerLookup is not among them: _integer_lookup writes it for static/facepack/layers/lookup.js.
+# IntegerLookup and Hashing are not among them: _integer_lookup / _hashing write them for
+# static/facepack/layers/lookup.js / hashing.js.
 _REFUSED = {name: "string/vocabulary preprocessing has no TF.js layer; apply it before the model"
-            for name in ("Hashing", "StringLookup", "TextVectorization", "HashedCrossing")}
+            for name in ("StringLookup", "TextVectorization", "HashedCrossing")}
 _INT32 = (-2**31, 2**31 - 1)
 # IntegerLookup output modes static/facepack/layers/lookup.js implements
 _LOOKUP_MODES = ("int", "one_hot", "multi_hot", "count")
@@ -654,6 +657,47 @@ def _integer_lookup(tf_keras, x, cfg: dict, lname: str, layer3):
         max_tokens=cfg.get("max_tokens"), num_oov_indices=num_oov, mask_token=cfg.get("mask_token"),
         oov_token=cfg.get("oov_token", -1), vocabulary=[int(v) for v in vocabulary], invert=bool(cfg.get("invert")),
         output_mode=mode, pad_to_max_tokens=bool(cfg.get("pad_to_max_tokens")), name=lname)
+    return layer, layer(x)
+
+
+def _hashing(tf_keras, x, cfg: dict, lname: str):
+    """Hashing of int ids -> tf_keras' Hashing with the same config; TF.js runs it as
+    static/facepack/layers/hashing.js (bit-exact: FarmHash Fingerprint64, or SipHash-2-4 keyed by the
+    salt, of each id's decimal string, mod the bins). Options that layer lacks are refused here, each
+    with its reason (the graph path cannot take them either: TF.js has no AsString op)."""
+    def refuse(why: str):
+        raise BridgeError(f"layer {lname!r} (Hashing): {why}; {_GRAPH_NEXT}")
+
+    dtype = getattr(x.dtype, "name", str(x.dtype))
+    if dtype not in ("int32", "int64"):
+        refuse(f"inputs of dtype {dtype} are not implemented by the TF.js layer, which hashes int ids (string "
+               f"inputs: TF.js layers models take no strings; floats: give the model an int input, Keras casts "
+               f"floats to int64 before hashing anyway)")
+    mode = {"binary": "multi_hot"}.get(cfg.get("output_mode"), cfg.get("output_mode") or "int")
+    if mode not in _LOOKUP_MODES:
+        refuse(f"output_mode={mode!r} is not implemented by the TF.js layer (supported: {list(_LOOKUP_MODES)})")
+    if cfg.get("sparse"):
+        refuse("sparse=True outputs have no TF.js equivalent (TF.js has no sparse tensors)")
+    num_bins = int(cfg["num_bins"])
+    if num_bins > _INT32[1]:
+        refuse(f"num_bins={num_bins} does not fit the TF.js layer's int32 bins")
+    mask = cfg.get("mask_value")
+    if mask is not None and (isinstance(mask, bool) or not isinstance(mask, int) or not _INT32[0] <= mask <= _INT32[1]):
+        refuse(f"mask_value={mask!r} is not an int32 id (the TF.js layer hashes int ids)")
+    salt = cfg.get("salt")
+    if salt is not None:
+        words = list(salt) if isinstance(salt, (list, tuple)) else [salt, salt]
+        if len(words) != 2 or any(isinstance(w, bool) or not isinstance(w, int) or abs(w) >= 2**53 for w in words):
+            refuse(f"salt={salt!r}: the TF.js layer takes one or two integers of magnitude below 2^53 (model.json "
+                   f"is read by JavaScript, whose numbers are exact integers only below 2^53)")
+        salt = [int(w) for w in words]
+    if mode in ("multi_hot", "count") and len(x.shape) != 2:
+        refuse(f"output_mode={mode!r} on inputs of rank {len(x.shape)} (batch included) is not implemented by the "
+               f"TF.js layer (inputs of shape (batch, n) are)")
+    if mode == "one_hot" and len(x.shape) >= 3 and tuple(x.shape[-2:]) == (1, 1):
+        refuse("output_mode='one_hot' on inputs ending in (1, 1) (Keras squeezes both axes) is not implemented by "
+               "the TF.js layer")
+    layer = tf_keras.layers.Hashing(num_bins=num_bins, mask_value=mask, salt=salt, output_mode=mode, name=lname)
     return layer, layer(x)
 
 
@@ -761,6 +805,9 @@ def to_tf_keras(model3, tf_keras, name: str | None = None):
                 created[lname], y = _integer_lookup(tf_keras, x, cfg, lname, model3.get_layer(lname))
                 notes.append(f"{lname}: IntegerLookup -> its vocabulary written into the config "
                              f"(static/facepack/layers/lookup.js)")
+            elif cls == "Hashing":
+                created[lname], y = _hashing(tf_keras, x, cfg, lname)
+                notes.append(f"{lname}: Hashing of int ids (static/facepack/layers/hashing.js)")
             else:
                 act = _activation_name(cfg.get("activation"))
                 hard = act in _HARD_ACTIVATIONS and cls != "Activation"
