@@ -486,7 +486,8 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("reshape_permute_flatten", "reshaping", _chain((4, 6), _L("Reshape", (3, 8)), _L("Permute", (2, 1)),
                                                             _L("Flatten"), _L("Dense", 4))),
     ZooModel("flatten_rank2", "reshaping", _chain((6,), _L("Dense", 4), _L("Flatten"), _L("Dense", 3)),
-             reason="Keras 3's Flatten accepts a rank-2 input (identity); TF.js' wants rank >= 3"),
+             reason="Keras 3's Flatten accepts a rank-2 input (identity); TF.js' wants rank >= 3, so the bridge "
+                    "writes it as a Reshape((units,)) under the same name"),
     ZooModel("repeat_vector", "reshaping", _chain((5,), _L("Dense", 3), _L("RepeatVector", 4), _L("Flatten"))),
     ZooModel("crop_pad_upsample_1d", "reshaping", _chain((8, 3), _L("Cropping1D", (1, 2)), _L("ZeroPadding1D", (2, 1)),
                                                          _L("UpSampling1D", 2), _L("Conv1D", 2, 3))),

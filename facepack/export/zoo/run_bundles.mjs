@@ -135,9 +135,9 @@ for (const req of job.requests) {
     const files = [];
     for (const [k, t] of outs.entries()) {
       const file = path.join(job.out, `${req.id}_${k}.f32`);
-      const f32 = tf.cast(t, 'float32');
-      const values = await f32.data();
-      f32.dispose();
+      // By value, not tf.cast: on the cpu backend a cast of an int32 or bool tensor to float32 keeps
+      // the old Int32Array / Uint8Array storage, whose bytes read as float32 are wrong numbers.
+      const values = Float32Array.from(await t.data());
       await writeFile(file, Buffer.from(values.buffer, values.byteOffset, values.byteLength));
       files.push(file);
     }
