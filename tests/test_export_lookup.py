@@ -7,7 +7,13 @@ the graph path failed on the lookup table model.export() makes an extra signatur
 Each model also outputs the lookup's own result (indices, or the multi/one-hot rows), so a wrong
 index cannot hide behind an Embedding; each export is checked on the generated probe (vocabulary
 hits + out-of-vocabulary ids, keras_export.make_probes) AND on a sample with mask tokens, negative
-and large out-of-vocabulary ids (several floormod buckets). One Node process for all exports."""
+and large out-of-vocabulary ids (several floormod buckets). One Node process for all exports.
+
+oov_method="farmhash" (num_oov_indices > 1: an id out of vocabulary goes to the bucket
+tf.strings.to_hash_bucket_fast, or with a salt to_hash_bucket_strong, of its decimal string gives;
+lookup.js uses hashing.js's hashBin): before, the bridge and lookup.js refused it; now exported
+(cpu, wasm) and held to Keras on the probe, the sample and 20k random int32 ids (negatives and
+INT32_MIN/MAX included), id by id."""
 
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ from export_support import NODE
 pytestmark = [pytest.mark.node, pytest.mark.skipif(NODE is None, reason="node is not installed")]
 
 BACKENDS = ("cpu", "wasm")
+I32 = np.iinfo(np.int32)
+SALT = [133, 137]
 VOCAB = [100, 250, 7, 3000, 42, 8]  # unsorted on purpose: an entry's index is its position
 # vocabulary hits, the mask token 0, negative / large / in-between out-of-vocabulary ids
 SAMPLE = np.array([[100, 250, 7, 3000, 42, 8], [0, 0, -5, -7, 99999, 43], [8, 101, 0, -1, 2, 3001],
@@ -42,8 +50,8 @@ def _embedded(lookup, ids, units=3):
 
 
 def _hot(lookup, ids):
-    """ids -> lookup (multi_hot / count / one_hot of (batch, 1)) -> Dense; outputs [dense, the encoded rows].
-    (No Flatten: TF.js' Flatten refuses rank-2 inputs, "expected min_ndim=3", which Keras passes through.)"""
+    """ids -> lookup (multi_hot / count / one_hot of (batch, 1)) -> Dense; outputs [dense, the encoded rows]
+    (rank 2 already: no Flatten needed)."""
     import keras
 
     y = lookup(ids)
@@ -71,7 +79,23 @@ def _models():
         "one_hot": (_hot(L.IntegerLookup(vocabulary=VOCAB, output_mode="one_hot", name="lookup"), _ids(1)),
                     SAMPLE[:, :1].copy()),
         "invert": (_inverted(), np.array([[0, 1, 2, 3, 8, 9], [-1, 4, 5, 7, 100, 6]], np.int32)),
+        # oov_method="farmhash": FarmHash Fingerprint64 buckets; SipHash-2-4 with a salt (pair, single)
+        "farmhash_oov3": (_embedded(L.IntegerLookup(vocabulary=VOCAB, num_oov_indices=3, oov_method="farmhash",
+                                                    name="lookup"), _ids()), FARM_SAMPLE),
+        "farmhash_salt_mask": (_embedded(L.IntegerLookup(vocabulary=VOCAB, num_oov_indices=5, oov_method="farmhash",
+                                                         salt=SALT, mask_token=0, name="lookup"), _ids()),
+                               FARM_SAMPLE),
+        "farmhash_count_salt1": (_hot(L.IntegerLookup(vocabulary=VOCAB, output_mode="count", num_oov_indices=4,
+                                                      oov_method="farmhash", salt=7, mask_token=0, name="lookup"),
+                                      _ids()), FARM_SAMPLE),
     }
+
+
+# the sample plus the edges of int32 and of the digit counts (FarmHash's short-string branches)
+FARM_SAMPLE = np.concatenate([SAMPLE, np.array([[I32.min, I32.max, -1, 1, 9, 10], [-10, 12345678, -12345678, 999999999,
+                                                                                  -1000000000, I32.min + 1]],
+                                               np.int32)])
+FARMHASH = ["farmhash_oov3", "farmhash_salt_mask", "farmhash_count_salt1"]
 
 
 def _inverted():
@@ -99,7 +123,7 @@ def exported(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", ["oov1", "mask", "oov0", "oov3_mask", "multi_hot_adapted", "count_mask", "one_hot",
-                                  "invert"])
+                                  "invert", *FARMHASH])
 def test_integer_lookup_is_a_layers_model_matching_keras(exported, case):
     entry, _, model = exported[case]
     assert entry["format"] == "layers-model", entry["export"]["tried"]
@@ -128,6 +152,58 @@ def test_lookup_outputs_reach_the_output_unchanged(exported):
     assert keras_outputs(model, [np.array([[0, 1, 2, 3, 7, 8]], np.int32)])[0].tolist() == [[0, -1, 100, 250, 8, -1]]
 
 
+def _random_ids(n: int, seed: int) -> np.ndarray:
+    """(n // 6, 6) int32: random int32 ids (nearly all out of vocabulary), small ids of both signs,
+    every vocabulary entry and the mask token 0."""
+    rng = np.random.default_rng(seed)
+    ids = np.concatenate([rng.integers(I32.min, I32.max, n // 2, endpoint=True, dtype=np.int64),
+                          rng.integers(-10000, 10000, n // 2, dtype=np.int64), VOCAB, [0] * 6, FARM_SAMPLE.ravel()])
+    return ids[: ids.size // 6 * 6].astype(np.int32).reshape(-1, 6)
+
+
+@pytest.mark.parametrize("case", ["farmhash_oov3", "farmhash_salt_mask"])
+def test_farmhash_oov_indices_of_20k_ids_match_keras_in_tfjs(exported, case, tmp_path):
+    """oov_method="farmhash" indices of 20k ids in TF.js (cpu, wasm) equal Keras' own layer id by
+    id; they are not the floormod buckets (which lookup.js computed before for any oov_method)."""
+    from facepack.export.keras_export import keras_outputs
+    from facepack.export.node_check import run_node_backends
+
+    _, bundle, model = exported[case]
+    ids = _random_ids(20_000, 11)
+    want = keras_outputs(model, [ids])[1].astype(np.int64)
+    lookup = model.get_layer("lookup")
+    oov_start = 1 if lookup.mask_token is not None else 0
+    oov = ~np.isin(ids, VOCAB) & (ids != (lookup.mask_token if lookup.mask_token is not None else ids - 1))
+    assert oov.mean() > 0.9 and want[~oov].min() >= 0
+    floormod = ids.astype(np.int64) % lookup.num_oov_indices + oov_start
+    assert np.mean(want[oov] == floormod[oov]) < 0.5  # the hashed buckets are not floormod's
+    assert set(np.unique(want[oov])) == set(range(oov_start, oov_start + lookup.num_oov_indices))
+    results = run_node_backends(bundle, BACKENDS, [(case, ids)], tmp_path / "work")
+    for backend in BACKENDS:
+        (got,) = results[backend]
+        assert not isinstance(got, Exception), (case, backend, got)
+        got = np.asarray(got[1]).astype(np.int64)
+        assert np.array_equal(got, want), (case, backend, int(np.sum(got != want)), ids[got != want][:5].tolist())
+
+
+def test_farmhash_oov_index_is_the_tensorflow_hash_bucket(exported):
+    """Keras' rule spelled out (what TF.js is held to): an id out of vocabulary -> oov_start +
+    to_hash_bucket_fast (no salt) / to_hash_bucket_strong (salt) of its decimal string."""
+    import tensorflow as tf
+
+    from facepack.export.keras_export import keras_outputs
+
+    strings = tf.strings.as_string(tf.constant(FARM_SAMPLE, tf.int64))
+    oov = ~np.isin(FARM_SAMPLE, VOCAB)
+    _, _, model = exported["farmhash_oov3"]
+    got = keras_outputs(model, [FARM_SAMPLE])[1]
+    assert np.array_equal(got[oov], tf.strings.to_hash_bucket_fast(strings, 3).numpy()[oov])
+    _, _, model = exported["farmhash_salt_mask"]  # mask 0 -> 0, OOV -> 1 + SipHash bucket of 5
+    got = keras_outputs(model, [FARM_SAMPLE])[1]
+    want = 1 + tf.strings.to_hash_bucket_strong(strings, 5, key=SALT).numpy()
+    assert np.array_equal(got[oov], np.where(FARM_SAMPLE == 0, 0, want)[oov])
+
+
 def test_out_of_vocabulary_id_with_no_oov_index_fails_in_tfjs_as_in_keras(exported, tmp_path):
     from facepack.export.node_check import NodeRunError, run_node_backends
 
@@ -142,7 +218,7 @@ def test_out_of_vocabulary_id_with_no_oov_index_fails_in_tfjs_as_in_keras(export
 
 @pytest.mark.parametrize("kwargs, says", [
     (dict(output_mode="tf_idf", idf_weights=[1.0] * 6), "output_mode='tf_idf' is not implemented by the TF.js layer"),
-    (dict(num_oov_indices=2, oov_method="farmhash"), "oov_method='farmhash'"),
+    (dict(num_oov_indices=2, oov_method="farmhash", salt=[2**53, 1]), "integers of magnitude below 2^53"),
     (dict(output_mode="multi_hot", sparse=True), "sparse=True outputs have no TF.js equivalent"),
 ])
 def test_unsupported_lookup_options_are_refused_by_name(kwargs, says):

@@ -50,8 +50,9 @@ cropping and upsampling) are written as they are; the library registers TF.js im
 of them (static/facepack/layers/index.js). Options those implementations lack are refused here
 (``_JS_LIMITS``) so that the exporter falls back to a graph model with a reason.
 ``IntegerLookup`` is written with its whole vocabulary (``get_vocabulary()``, also an adapted one)
-in its config for the library's TF.js IntegerLookup (lookup.js); its options that layer lacks
-(tf_idf, sparse, oov_method="farmhash", ...) are refused naming the option. ``Hashing`` on int ids
+in its config for the library's TF.js IntegerLookup (lookup.js; oov_method="farmhash" and its salt
+are added to the config, tf_keras' layer has neither); its options that layer lacks (tf_idf,
+sparse, ...) are refused naming the option. ``Hashing`` on int ids
 is written as tf_keras' Hashing for the library's TF.js Hashing (hashing.js: FarmHash Fingerprint64, or
 SipHash-2-4 with a salt, of each id's decimal string); string/float inputs and sparse outputs are
 refused naming the reason. String preprocessing layers (``_REFUSED``) are refused outright.
@@ -635,9 +636,19 @@ def _integer_lookup(tf_keras, x, cfg: dict, lname: str, layer3):
     if cfg.get("sparse"):
         refuse("sparse=True outputs have no TF.js equivalent (TF.js has no sparse tensors)")
     num_oov = int(cfg.get("num_oov_indices", 1))
-    if num_oov > 1 and cfg.get("oov_method", "floormod") != "floormod":
-        refuse(f"oov_method={cfg.get('oov_method')!r} (FarmHash/SipHash of the ids' decimal strings) is not "
-               f"implemented by the TF.js layer; oov_method='floormod' is")
+    method = cfg.get("oov_method") or "floormod"
+    if num_oov > 1 and method not in ("floormod", "farmhash"):
+        refuse(f"oov_method={method!r} is not implemented by the TF.js layer (floormod, farmhash are)")
+    # farmhash: lookup.js hashes the OOV ids' decimal strings as Keras does (hashing.js's hashBin:
+    # FarmHash Fingerprint64, or SipHash-2-4 keyed by the salt); only used with num_oov_indices > 1
+    hashed = num_oov > 1 and method == "farmhash"
+    salt = cfg.get("salt") if hashed else None
+    if salt is not None:
+        words = list(salt) if isinstance(salt, (list, tuple)) else [salt, salt]
+        if len(words) != 2 or any(isinstance(w, bool) or not isinstance(w, int) or abs(w) >= 2**53 for w in words):
+            refuse(f"salt={salt!r}: the TF.js layer takes one or two integers of magnitude below 2^53 (model.json "
+                   f"is read by JavaScript, whose numbers are exact integers only below 2^53)")
+        salt = [int(w) for w in words]
     tokens = [int(t) for t in layer3.get_vocabulary(include_special_tokens=False)]
     if not tokens:
         refuse("it has no vocabulary (adapt it or pass vocabulary=) before the export")
@@ -657,6 +668,9 @@ def _integer_lookup(tf_keras, x, cfg: dict, lname: str, layer3):
         max_tokens=cfg.get("max_tokens"), num_oov_indices=num_oov, mask_token=cfg.get("mask_token"),
         oov_token=cfg.get("oov_token", -1), vocabulary=[int(v) for v in vocabulary], invert=bool(cfg.get("invert")),
         output_mode=mode, pad_to_max_tokens=bool(cfg.get("pad_to_max_tokens")), name=lname)
+    if hashed:  # tf_keras' IntegerLookup has neither key (it floormods int ids): written for lookup.js
+        tf_keras_config = layer.get_config
+        layer.get_config = lambda: {**tf_keras_config(), "oov_method": "farmhash", "salt": salt}
     return layer, layer(x)
 
 

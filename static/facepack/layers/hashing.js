@@ -13,7 +13,8 @@
  *     bins = num_bins;
  *   - output_mode "int" (the bins, same shape), "one_hot" (a last axis of 1 is squeezed first,
  *     then a num_bins axis appended), "multi_hot" and "count" (inputs (batch, n) -> (batch,
- *     num_bins)); bin 0 of a masked id is counted like any other bin, as in Keras.
+ *     num_bins)); bin 0 of a masked id is counted like any other bin, as in Keras (encoding.js,
+ *     shared with lookup.js).
  *
  * Keras returns int64 ("int") or float32 (the others); TF.js has no int64, so "int" gives int32
  * (the bins are < num_bins <= 2^31 - 1, which the bridge checks). Inputs: int32 (facepack sends
@@ -31,13 +32,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { one } from './common.js';
+import { encodeCategorical, encodedShape, modeName, outputMode } from './encoding.js';
 
 const INT32_MAX = 2147483647;
-const MODES = ['int', 'one_hot', 'multi_hot', 'count'];
-const MODE_NAMES = {
-  int: 'int', one_hot: 'one_hot', oneHot: 'one_hot', multi_hot: 'multi_hot', multiHot: 'multi_hot', binary: 'multi_hot',
-  count: 'count',
-};
 
 // --- 64-bit helpers (BigInt, wrapped to unsigned 64 bits) ------------------------------------
 
@@ -362,23 +359,31 @@ export function hashBin(id, bins, salt = null) {
 }
 
 /** Unsigned 64-bit BigInt of a salt word as TensorFlow's int64 key attribute holds it. */
-function saltWord(v, name) {
+function saltWord(v, label) {
   if (typeof v === 'bigint') return BigInt.asUintN(64, v);
-  if (!Number.isSafeInteger(v)) throw new Error(`Hashing ${name}: salt values must be integers of magnitude below 2^53, got ${v}`);
+  if (!Number.isSafeInteger(v)) throw new Error(`${label}: salt values must be integers of magnitude below 2^53, got ${v}`);
   return BigInt.asUintN(64, BigInt(v));
+}
+
+/**
+ * A config's salt as hashBin takes it: null (FarmHash), or the SipHash key [k0, k1] as unsigned
+ * 64-bit BigInts (Keras: one integer is [salt, salt]); throws naming the layer (`label`, e.g.
+ * "Hashing hash") for anything else.
+ */
+export function saltKey(salt, label) {
+  if (salt == null) return null;
+  const words = Array.isArray(salt) ? salt : [salt, salt];
+  if (words.length !== 2) throw new Error(`${label}: salt must be one or two integers`);
+  return words.map((v) => saltWord(v, label));
 }
 
 export class Hashing extends tf.layers.Layer {
   static className = 'Hashing';
 
   constructor(config) {
-    // TF.js camel-cases the config's string values too ('multi_hot' arrives as 'multiHot')
-    const mode = MODE_NAMES[config.outputMode ?? 'int'] ?? config.outputMode;
-    super({ ...config, dtype: mode === 'int' ? 'int32' : 'float32' });
+    super({ ...config, dtype: modeName(config.outputMode) === 'int' ? 'int32' : 'float32' });
     this.config = { ...config };
-    if (!MODES.includes(mode)) {
-      throw new Error(`Hashing ${this.name}: output_mode ${JSON.stringify(config.outputMode)} is not implemented (supported: ${MODES.join(', ')})`);
-    }
+    const mode = outputMode(config.outputMode, `Hashing ${this.name}`);
     if (config.sparse) throw new Error(`Hashing ${this.name}: sparse=True is not implemented`);
     const numBins = config.numBins;
     if (!Number.isInteger(numBins) || numBins < 1 || numBins > INT32_MAX) {
@@ -390,10 +395,7 @@ export class Hashing extends tf.layers.Layer {
     if (this.maskValue != null && typeof this.maskValue !== 'number') {
       throw new Error(`Hashing ${this.name}: mask_value ${JSON.stringify(this.maskValue)} is not an integer (int inputs only)`);
     }
-    let salt = config.salt ?? null;
-    if (salt != null && !Array.isArray(salt)) salt = [salt, salt]; // Keras: one integer is [salt, salt]
-    if (salt != null && salt.length !== 2) throw new Error(`Hashing ${this.name}: salt must be one or two integers`);
-    this.salt = salt == null ? null : salt.map((v) => saltWord(v, this.name));
+    this.salt = saltKey(config.salt, `Hashing ${this.name}`);
     this.masked = this.maskValue != null && numBins > 1;
     this.bins = this.masked ? numBins - 1 : numBins;
   }
@@ -420,36 +422,16 @@ export class Hashing extends tf.layers.Layer {
     return tf.tensor(out, x.shape, 'int32');
   }
 
-  /** A float32 one-hot row per bin (bins are always inside [0, num_bins)). */
-  oneHot(indices) {
-    // by where(), as lookup.js: tf.oneHot(...).cast('float32') kept the Int32Array under the float32
-    // dtype on cpu, and tf.oneHot(..., 'float32') wrote int32 bits on wasm (measured: 1 read as 1e-45)
-    const hit = tf.equal(indices.expandDims(-1), tf.range(0, this.numBins, 1, 'int32'));
-    return tf.where(hit, tf.ones(hit.shape, 'float32'), tf.zeros(hit.shape, 'float32'));
-  }
-
   call(inputs) {
     return tf.tidy(() => {
-      let x = one(inputs);
-      if (this.mode === 'one_hot' && x.rank > 1 && x.shape[x.rank - 1] === 1) x = x.squeeze([x.rank - 1]);
-      const bins = this.hashTensor(x);
-      if (this.mode === 'int') return bins;
-      if (this.mode === 'one_hot') return this.oneHot(bins);
-      if (bins.rank !== 2) {
-        throw new Error(`Hashing ${this.name}: output_mode ${this.mode} needs inputs of shape (batch, n), got rank ${bins.rank}`);
-      }
-      const hot = this.oneHot(bins);
-      return this.mode === 'multi_hot' ? hot.max(1) : hot.sum(1);
+      const bins = this.hashTensor(one(inputs));
+      // float32 rows (Keras' float32); the bins are always inside [0, num_bins)
+      return encodeCategorical(bins, this.mode, this.numBins, 'float32', `Hashing ${this.name}`);
     });
   }
 
   computeOutputShape(inputShape) {
-    if (this.mode === 'int') return inputShape;
-    if (this.mode === 'one_hot') {
-      const last = inputShape.length > 1 && inputShape[inputShape.length - 1] === 1;
-      return [...(last ? inputShape.slice(0, -1) : inputShape), this.numBins];
-    }
-    return [inputShape[0], this.numBins];
+    return encodedShape(inputShape, this.mode, this.numBins);
   }
 
   getConfig() {

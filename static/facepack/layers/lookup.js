@@ -9,28 +9,30 @@
  *     token_start = oov_start + num_oov_indices and oov_start = 1 with a mask_token in "int"
  *     mode, else 0;
  *   - an id out of vocabulary maps to oov_start (num_oov_indices 1), to
- *     floormod(id, num_oov_indices) + oov_start (num_oov_indices > 1, oov_method "floormod"),
- *     or is an error (num_oov_indices 0: Keras' tf.Assert; thrown here with Keras' message);
+ *     floormod(id, num_oov_indices) + oov_start (num_oov_indices > 1, oov_method "floormod"), to
+ *     hash(decimal string of the id) mod num_oov_indices + oov_start (num_oov_indices > 1,
+ *     oov_method "farmhash": FarmHash Fingerprint64, tf.strings.to_hash_bucket_fast, or with a
+ *     salt SipHash-2-4 keyed by it, to_hash_bucket_strong; hashing.js's hashBin, bit-exact with
+ *     TensorFlow), or is an error (num_oov_indices 0: Keras' tf.Assert; thrown here with Keras'
+ *     message);
  *   - the mask_token maps to 0 in "int" mode and is dropped (a row of zeros) in the others;
  *   - output_mode "one_hot" (a last axis of 1 is replaced, else one is appended), "multi_hot" and
  *     "count" (inputs (batch, n) -> (batch, depth)), depth = max_tokens with pad_to_max_tokens,
- *     else the vocabulary size (specials included);
+ *     else the vocabulary size (specials included) (encoding.js, shared with hashing.js);
  *   - invert: indices -> vocabulary ids (the mask_token at 0, oov_token for the OOV indices and
  *     any index outside [0, vocabulary size)).
  *
  * Keras returns int64; TF.js has no int64, so every output is int32 (as facepack sends int64
- * inputs). Not implemented (the bridge refuses them first): output_mode "tf_idf", sparse outputs,
- * oov_method "farmhash".
+ * inputs). The farmhash OOV buckets are a per-element JavaScript loop on the CPU over the ids
+ * out of vocabulary (a data read-back on GPU backends), as hashing.js. Not implemented (the bridge
+ * refuses them first): output_mode "tf_idf", sparse outputs.
  */
 import * as tf from '@tensorflow/tfjs';
 import { one } from './common.js';
+import { encodeCategorical, encodedShape, outputMode } from './encoding.js';
+import { hashBin, saltKey } from './hashing.js';
 
 const INT32_MAX = 2147483647;
-const MODES = ['int', 'one_hot', 'multi_hot', 'count'];
-const MODE_NAMES = {
-  int: 'int', one_hot: 'one_hot', oneHot: 'one_hot', multi_hot: 'multi_hot', multiHot: 'multi_hot', binary: 'multi_hot',
-  count: 'count',
-};
 
 export class IntegerLookup extends tf.layers.Layer {
   static className = 'IntegerLookup';
@@ -38,18 +40,18 @@ export class IntegerLookup extends tf.layers.Layer {
   constructor(config) {
     super({ ...config, dtype: 'int32' });
     this.config = { ...config };
-    // TF.js camel-cases the config's string values too ('multi_hot' arrives as 'multiHot')
-    const mode = MODE_NAMES[config.outputMode ?? 'int'] ?? config.outputMode;
-    if (!MODES.includes(mode)) {
-      throw new Error(`IntegerLookup ${this.name}: output_mode ${JSON.stringify(config.outputMode)} is not implemented (supported: ${MODES.join(', ')})`);
-    }
+    const mode = outputMode(config.outputMode, `IntegerLookup ${this.name}`);
     if (config.sparse) throw new Error(`IntegerLookup ${this.name}: sparse=True is not implemented`);
-    if (config.oovMethod != null && !['floormod', 'floorMod'].includes(config.oovMethod)) {
-      throw new Error(`IntegerLookup ${this.name}: oov_method ${JSON.stringify(config.oovMethod)} is not implemented (floormod only)`);
+    const method = { floormod: 'floormod', floorMod: 'floormod', farmhash: 'farmhash' }[config.oovMethod ?? 'floormod'];
+    if (method == null) {
+      throw new Error(`IntegerLookup ${this.name}: oov_method ${JSON.stringify(config.oovMethod)} is not implemented (floormod, farmhash)`);
     }
     this.mode = mode;
     this.invert = Boolean(config.invert);
     this.numOov = config.numOovIndices ?? 1;
+    // Keras hashes the OOV ids only for num_oov_indices > 1 (a salt is only valid with farmhash)
+    this.hashed = method === 'farmhash' && this.numOov > 1;
+    this.salt = this.hashed ? saltKey(config.salt, `IntegerLookup ${this.name}`) : null;
     this.maskToken = config.maskToken ?? null;
     this.oovToken = config.oovToken ?? -1;
     const vocabulary = (config.vocabulary ?? []).map(Number);
@@ -97,6 +99,7 @@ export class IntegerLookup extends tf.layers.Layer {
     let fallback;
     if (this.numOov === 0) fallback = tf.fill(x.shape, -1, 'int32');
     else if (this.numOov === 1) fallback = tf.fill(x.shape, this.oovStart, 'int32');
+    else if (this.hashed) fallback = this.hashedOov(x, hit);
     else fallback = tf.mod(x, tf.scalar(this.numOov, 'int32')).add(tf.scalar(this.oovStart, 'int32'));
     let out = tf.where(hit, tf.gather(indexOf, pos).reshape(x.shape), fallback);
     if (this.maskToken != null) {
@@ -117,6 +120,21 @@ export class IntegerLookup extends tf.layers.Layer {
     return out;
   }
 
+  /**
+   * oov_method "farmhash": hashBin(id, num_oov_indices, salt) + oov_start of each id out of
+   * vocabulary (`hit` false), as Keras' to_hash_bucket_fast/strong of tf.strings.as_string(id);
+   * int32, same shape, 0 where `hit` (those take their entry's index).
+   */
+  hashedOov(x, hit) {
+    const ids = x.dataSync();
+    const found = hit.dataSync();
+    const out = new Int32Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      if (!found[i]) out[i] = hashBin(ids[i], this.numOov, this.salt) + this.oovStart;
+    }
+    return tf.tensor(out, x.shape, 'int32');
+  }
+
   /** invert=True: indices -> vocabulary ids (mask_token at 0, oov_token outside the tokens). */
   lookupInverse(x) {
     const { inverse } = this.tables();
@@ -128,40 +146,18 @@ export class IntegerLookup extends tf.layers.Layer {
     return tf.where(inside, values, tf.fill(x.shape, this.oovToken, 'int32'));
   }
 
-  /** numerical_utils.encode_categorical_inputs: a one-hot row per index, zeros outside [0, depth). */
-  oneHot(indices) {
-    const hit = tf.equal(indices.expandDims(-1), tf.range(0, this.depth, 1, 'int32'));
-    // not hit.cast('int32'): TF.js' cpu Cast of bool keeps the 1-byte data under an int32 dtype
-    // (no encoding loss), so data() of that output is a Uint8Array
-    return tf.where(hit, tf.ones(hit.shape, 'int32'), tf.zeros(hit.shape, 'int32'));
-  }
-
   call(inputs) {
     return tf.tidy(() => {
       let x = one(inputs);
       if (x.dtype !== 'int32') x = x.cast('int32');
       if (this.invert) return this.lookupInverse(x);
-      let indices = this.lookup(x);
-      if (this.mode === 'int') return indices;
-      if (this.mode === 'one_hot') {
-        if (indices.rank > 1 && indices.shape[indices.rank - 1] === 1) indices = indices.squeeze([indices.rank - 1]);
-        return this.oneHot(indices);
-      }
-      if (indices.rank !== 2) {
-        throw new Error(`IntegerLookup ${this.name}: output_mode ${this.mode} needs inputs of shape (batch, n), got rank ${indices.rank}`);
-      }
-      const hot = this.oneHot(indices);
-      return this.mode === 'multi_hot' ? hot.max(1) : hot.sum(1);
+      // int32 rows (TF.js has no int64); a dropped mask (INT32_MAX) is a row of zeros
+      return encodeCategorical(this.lookup(x), this.mode, this.depth, 'int32', `IntegerLookup ${this.name}`);
     });
   }
 
   computeOutputShape(inputShape) {
-    if (this.invert || this.mode === 'int') return inputShape;
-    if (this.mode === 'one_hot') {
-      const last = inputShape.length > 1 && inputShape[inputShape.length - 1] === 1;
-      return [...(last ? inputShape.slice(0, -1) : inputShape), this.depth];
-    }
-    return [inputShape[0], this.depth];
+    return this.invert ? inputShape : encodedShape(inputShape, this.mode, this.depth);
   }
 
   dispose() {
