@@ -266,3 +266,21 @@ def test_captured_lookup_table_advice_does_not_say_rename(tmp_path):
     assert "\n" not in text and "output_mode='tf_idf'" in text and "['unknown:0'] name no Keras input" in text, text
     advice = text.split(". What to do: ", 1)[1]
     assert ADVICE_LOOKUP_TABLE in advice and "rename" not in advice.replace("renaming the inputs does not help", "")
+
+
+def test_farmhash_lookup_without_node_backends_is_refused_with_advice(tmp_path):
+    """backends=() checks a layers model by reading it back into tf_keras, whose IntegerLookup has no
+    oov_method: the layers path is refused with a reason and the advice to check it in TF.js (before:
+    export_model crashed with tf_keras' TypeError)."""
+    import keras
+
+    from facepack.export import ExportError, export_model
+    from facepack.export.keras_export import ADVICE_BACKENDS
+
+    ids = _ids()
+    lookup = keras.layers.IntegerLookup(vocabulary=VOCAB, num_oov_indices=3, oov_method="farmhash", name="lookup")
+    with pytest.raises(ExportError) as excinfo:
+        export_model(_embedded(lookup, ids), tmp_path / "b", name="m", backends=(), log=None)
+    text = str(excinfo.value)
+    assert "tensorflowjs cannot read the layers model back into tf_keras" in text, text
+    assert "What to do: layers-model: " + ADVICE_BACKENDS.replace("@{backends}", "backends=") in text, text

@@ -1039,7 +1039,12 @@ def _check_in_python(folder: Path, probes: list[Probe], refs: list, precision: s
     """No backends requested: read a layers model back with tensorflowjs (tf_keras semantics)."""
     from facepack.export.tfjs_io import load_layers_model, predict_list
 
-    loaded = load_layers_model(folder)
+    try:
+        loaded = load_layers_model(folder)
+    except Exception as err:  # a facepack JS layer whose config tf_keras does not know (IntegerLookup's oov_method)
+        first = (str(err).strip().splitlines() or [""])[0].split(" using config=")[0][:200]
+        raise _Rejected(f"tensorflowjs cannot read the layers model back into tf_keras ({type(err).__name__}: {first}); "
+                        "it can only be checked in TF.js: pass backends cpu,wasm") from err
     per = {}
     for probe, ref in zip(probes, refs):
         x = probe.arrays[0] if len(probe.arrays) == 1 else list(probe.arrays)
@@ -1080,8 +1085,8 @@ ADVICE_LOOKUP_TABLE = ("the model holds a lookup table (an IntegerLookup/StringL
                        "cannot take it (renaming the inputs does not help): apply the lookup before the model and "
                        "feed it the indices; an IntegerLookup exports as a layers model (static/facepack/layers/"
                        "lookup.js) unless the layers-model reason names an option of it that is not supported")
-ADVICE_BACKENDS = ("pass @{backends}cpu,wasm (TF.js in Node: node and `npm install`) so that the graph model "
-                   "can be checked")
+ADVICE_BACKENDS = ("pass @{backends}cpu,wasm (TF.js in Node: node and `npm install`) so that TF.js itself can "
+                   "check the model")
 ADVICE_UNSUPPORTED = ("replace that layer/op with one TF.js supports, or register a TF.js layer/kernel for it "
                       "(static/facepack/layers/)")
 ADVICE_DIFFERS = "TF.js computes a different function for a layer of this model; report it with the model"
