@@ -33,7 +33,7 @@
  *   Cropping1D, UpSampling1D, ZeroPadding3D, Cropping3D, UpSampling3D,
  *   GlobalAveragePooling3D, GlobalMaxPooling3D   new (weight-free)  reshaping.js
  *   Functional           replaces TF.js' (call arguments of Attention / MultiHeadAttention)  functional.js
- *   IntegerLookup        new (vocabulary in the config; int / one_hot / multi_hot / count, invert)  lookup.js
+ *   IntegerLookup        new (vocabulary in the config; OOV by floormod or farmhash (hashing.js); int / one_hot / multi_hot / count, invert)  lookup.js
  *   Hashing              new (int ids: FarmHash64 / SipHash-2-4 with salt of the decimal string; mask_value; int / one_hot / multi_hot / count)  hashing.js
  *   activations 'leaky_relu' (slope 0.2) and 'exponential'  activations.js
  *
