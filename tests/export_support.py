@@ -30,3 +30,18 @@ def run_node(bundle: Path, backend: str, requests: list[tuple[str, np.ndarray]],
     from facepack.export.node_check import run_node as _run_node
 
     return _run_node(bundle, backend, requests, work)
+
+
+def export_cases(cases: dict, folder: Path, backends) -> dict:
+    """Export each {case: (Keras model, sample or None)} with export_model, checked on ``backends`` in
+    one Node process; returns {case: (manifest entry, bundle folder, model)}."""
+    from facepack.export import export_model
+    from facepack.export.node_check import NodeSession
+
+    out = {}
+    with NodeSession(backends) as session:
+        for case, (model, sample) in cases.items():
+            manifest = export_model(model, folder / case, name=case, sample=sample, backends=backends, log=None,
+                                    _node_session=session)
+            out[case] = (manifest["models"][case], folder / case, model)
+    return out

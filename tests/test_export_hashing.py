@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export_support import NODE
+from export_support import NODE, export_cases
 
 pytestmark = [pytest.mark.node, pytest.mark.skipif(NODE is None, reason="node is not installed")]
 
@@ -172,17 +172,7 @@ CASES = ["plain", "mask", "mask_negative", "salt_pair", "salt_single_mask", "int
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """{case: (manifest entry, bundle, model)}, each exported on cpu and wasm in one Node process."""
-    from facepack.export import export_model
-    from facepack.export.node_check import NodeSession
-
-    tmp = tmp_path_factory.mktemp("hashing_export")
-    out = {}
-    with NodeSession(BACKENDS) as session:
-        for case, (model, sample) in _models().items():
-            manifest = export_model(model, tmp / case, name=case, sample=sample, backends=BACKENDS, log=None,
-                                    _node_session=session)
-            out[case] = (manifest["models"][case], tmp / case, model)
-    return out
+    return export_cases(_models(), tmp_path_factory.mktemp("hashing_export"), BACKENDS)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -644,11 +644,7 @@ def _integer_lookup(tf_keras, x, cfg: dict, lname: str, layer3):
     hashed = num_oov > 1 and method == "farmhash"
     salt = cfg.get("salt") if hashed else None
     if salt is not None:
-        words = list(salt) if isinstance(salt, (list, tuple)) else [salt, salt]
-        if len(words) != 2 or any(isinstance(w, bool) or not isinstance(w, int) or abs(w) >= 2**53 for w in words):
-            refuse(f"salt={salt!r}: the TF.js layer takes one or two integers of magnitude below 2^53 (model.json "
-                   f"is read by JavaScript, whose numbers are exact integers only below 2^53)")
-        salt = [int(w) for w in words]
+        salt = _salt_words(salt, refuse)
     tokens = [int(t) for t in layer3.get_vocabulary(include_special_tokens=False)]
     if not tokens:
         refuse("it has no vocabulary (adapt it or pass vocabulary=) before the export")
@@ -672,6 +668,17 @@ def _integer_lookup(tf_keras, x, cfg: dict, lname: str, layer3):
         tf_keras_config = layer.get_config
         layer.get_config = lambda: {**tf_keras_config(), "oov_method": "farmhash", "salt": salt}
     return layer, layer(x)
+
+
+def _salt_words(salt, refuse) -> list[int]:
+    """Keras' salt (one integer or a pair) as the pair the TF.js layers key SipHash-2-4 with;
+    ``refuse(reason)`` (raises) for anything else or a word of magnitude 2^53 or more (model.json
+    is read by JavaScript, whose numbers are exact integers only below 2^53)."""
+    words = list(salt) if isinstance(salt, (list, tuple)) else [salt, salt]
+    if len(words) != 2 or any(isinstance(w, bool) or not isinstance(w, int) or abs(w) >= 2**53 for w in words):
+        refuse(f"salt={salt!r}: the TF.js layer takes one or two integers of magnitude below 2^53 (model.json "
+               f"is read by JavaScript, whose numbers are exact integers only below 2^53)")
+    return [int(w) for w in words]
 
 
 def _hashing(tf_keras, x, cfg: dict, lname: str):
@@ -700,11 +707,7 @@ def _hashing(tf_keras, x, cfg: dict, lname: str):
         refuse(f"mask_value={mask!r} is not an int32 id (the TF.js layer hashes int ids)")
     salt = cfg.get("salt")
     if salt is not None:
-        words = list(salt) if isinstance(salt, (list, tuple)) else [salt, salt]
-        if len(words) != 2 or any(isinstance(w, bool) or not isinstance(w, int) or abs(w) >= 2**53 for w in words):
-            refuse(f"salt={salt!r}: the TF.js layer takes one or two integers of magnitude below 2^53 (model.json "
-                   f"is read by JavaScript, whose numbers are exact integers only below 2^53)")
-        salt = [int(w) for w in words]
+        salt = _salt_words(salt, refuse)
     if mode in ("multi_hot", "count") and len(x.shape) != 2:
         refuse(f"output_mode={mode!r} on inputs of rank {len(x.shape)} (batch included) is not implemented by the "
                f"TF.js layer (inputs of shape (batch, n) are)")

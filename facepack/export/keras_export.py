@@ -325,8 +325,9 @@ def input_specs(model) -> list[InputSpec]:
     return [InputSpec("inputs", (None,) + tuple(shape[1:]), "float32")]
 
 
-def _keras_history_inputs(tensor, inputs: dict, memo: dict) -> set:
-    """Indices of the model inputs ``tensor`` depends on (walking _keras_history)."""
+def _keras_history_inputs(tensor, inputs: dict, memo: dict, stop=None) -> set:
+    """Indices of the model inputs ``tensor`` depends on (walking _keras_history); ``stop(layer)``
+    true: what that layer computes counts as depending on no input (one memo per ``stop``)."""
     key = id(tensor)
     if key in memo:
         return memo[key]
@@ -338,11 +339,13 @@ def _keras_history_inputs(tensor, inputs: dict, memo: dict) -> set:
     if history is None:
         return memo[key]
     op, node_index, _ = history
+    if stop is not None and stop(op):
+        return memo[key]
     nodes = getattr(op, "_inbound_nodes", [])
     deps = set()
     if node_index < len(nodes):
         for t in nodes[node_index].input_tensors:
-            deps |= _keras_history_inputs(t, inputs, memo)
+            deps |= _keras_history_inputs(t, inputs, memo, stop)
     memo[key] = deps
     return deps
 
@@ -473,26 +476,7 @@ def _raw_inputs(tensor, index: dict, memo: dict) -> set:
     """Indices of the model inputs whose values reach ``tensor`` without passing an id reader
     (ID_READERS: it maps ids to something else) or a layer/model holding one (looked into by
     _id_readers)."""
-    key = id(tensor)
-    if key in memo:
-        return memo[key]
-    memo[key] = set()
-    if key in index:
-        memo[key] = {index[key]}
-        return memo[key]
-    history = getattr(tensor, "_keras_history", None)
-    if history is None:
-        return memo[key]
-    op, node_index, _ = history
-    if _holds_id_reader(op):
-        return memo[key]
-    nodes = getattr(op, "_inbound_nodes", [])
-    deps = set()
-    if node_index < len(nodes):
-        for t in nodes[node_index].input_tensors:
-            deps |= _raw_inputs(t, index, memo)
-    memo[key] = deps
-    return deps
+    return _keras_history_inputs(tensor, index, memo, stop=_holds_id_reader)
 
 
 def _holds_id_reader(layer) -> bool:
