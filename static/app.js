@@ -264,9 +264,19 @@ function onReady(info) {
   $('load-label').textContent = 'Models loaded';
   const requested = page.requestedBackend;
   if (page.fallbackFrom) {
-    addNotice('backend-fallback', 'warning', `The ${page.fallbackFrom} backend is not available in this browser`,
-      page.fallbackFrom === 'webgl' && !page.webgl ? ' (WebGL unavailable)' : '', `; using ${info.backend} instead.`);
+    // The library's reason when there is one (a .wasm file the server answers with 404 or an HTML
+    // page is the server's fault, not the browser's), else the browser lacks it.
+    const reason = page.fallbackReason && !(page.fallbackFrom === 'webgl' && !page.webgl)
+      ? page.fallbackReason.replace(/^backend "\w+" could not start: /, '') : null;
+    if (reason) {
+      addNotice('backend-fallback', 'warning', `The ${page.fallbackFrom} backend could not start: ${reason}`,
+        `; using ${info.backend} instead.`);
+    } else {
+      addNotice('backend-fallback', 'warning', `The ${page.fallbackFrom} backend is not available in this browser`,
+        page.fallbackFrom === 'webgl' && !page.webgl ? ' (WebGL unavailable)' : '', `; using ${info.backend} instead.`);
+    }
     page.fallbackFrom = null;
+    page.fallbackReason = null;
   } else if (requested === 'auto' && info.backend !== 'webgl') {
     addNotice('backend-fallback', 'info', `Using ${info.backend}: ${info.reason ?? `WebGL is ${page.webgl ? 'not usable' : 'unavailable'} here`}.`);
   } else {
@@ -293,6 +303,7 @@ function onReady(info) {
 function onStartFailed(msg) {
   if (msg.code === 'backend-unavailable' && page.requestedBackend !== 'auto') {
     page.fallbackFrom = page.requestedBackend;
+    page.fallbackReason = msg.message ?? null;
     const resolve = page.resolveReady;
     const photo = page.photo;
     const waiting = photo?.file && page.pending.has(photo.id);

@@ -1370,6 +1370,22 @@ def test_webgl_unavailable_falls_back(playwright, base_url, photos, python_resul
         no_gl.close()
 
 
+def test_wasm_files_the_server_cannot_serve_are_named_in_the_fallback_notice(browser, base_url):
+    """?backend=wasm while every .wasm request answers 404: the page falls back and its notice gives
+    the library's reason (the server's 404 and what to do), not "not available in this browser"."""
+    context = browser.new_context()
+    try:
+        context.route("**/*.wasm", lambda route: route.fulfill(status=404, body="not found"))
+        pg = context.new_page()
+        pg.goto(f"{base_url}?backend=wasm")
+        wait_until(pg, "['ready', 'error'].includes(document.body.dataset.state)")
+        notice = pg.inner_text("[data-testid=notice-backend-fallback]")
+        assert "could not start" in notice and "404" in notice and "instead" in notice, notice
+        assert "not available in this browser" not in notice, notice
+    finally:
+        context.close()
+
+
 def test_camera_refused_is_explained(playwright, base_url):
     args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]  # nobody says yes
     refusing = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
