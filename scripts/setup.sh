@@ -35,7 +35,10 @@ if [ "${1:-}" = "--test" ] && [ "$(cat .venv/.facepack-import 2>/dev/null)" != "
 fi
 
 # 2. JavaScript: TF.js and its WASM backend (package-lock.json pins them; no native downloads).
-if [ ! -d node_modules/@tensorflow/tfjs-backend-wasm ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  # npm ci empties the folder first: through a link it would wipe another checkout's dependencies.
+  echo "setup: node_modules is a link to $(readlink -f node_modules); not running npm ci into it" >&2
+elif [ ! -d node_modules/@tensorflow/tfjs-backend-wasm ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "JavaScript dependencies (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
