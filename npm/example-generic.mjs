@@ -9,6 +9,10 @@ const SPEC = MODEL_SPECS['{{MODEL}}']; // {inputs: [{name, shape, dtype}], outpu
 // CategoryEncoding's num_tokens, an IntegerLookup's vocabulary, ...). An input missing here gets 0..1.
 /** @type {Record<string, [number, number]>} */
 const TOKEN_ID_RANGE = {{TOKEN_ID_RANGE}};
+// int32 inputs read only by IntegerLookup layers get their vocabulary entries instead (cycled; from
+// the layer configs in models/): ids outside the vocabulary are refused where num_oov_indices=0.
+/** @type {Record<string, number[]>} */
+const TOKEN_ID_VALUES = {{TOKEN_ID_VALUES}};
 
 /**
  * A deterministic input for the k-th input spec.
@@ -21,7 +25,10 @@ function probe({ name, shape, dtype }, k) {
   const dims = shape.map((d, axis) => (axis === 0 ? 1 : d ?? (shape.length === 4 && axis < 3 ? 32 : 8)));
   const size = dims.reduce((a, b) => a * b, 1);
   let data;
-  if (dtype === 'int32') {
+  if (dtype === 'int32' && TOKEN_ID_VALUES[name]?.length) {
+    const values = TOKEN_ID_VALUES[name];
+    data = Int32Array.from({ length: size }, (_, i) => values[i % values.length]);
+  } else if (dtype === 'int32') {
     const [low, high] = TOKEN_ID_RANGE[name] ?? [0, 2];
     data = Int32Array.from({ length: size }, (_, i) => low + (i % (high - low)));
   } else if (dtype === 'bool') {

@@ -185,6 +185,158 @@ def token_id_ranges(manifest: dict, model: str) -> dict:
     return ranges
 
 
+def _topology(bundle_dir, manifest: dict, model: str):
+    """(format, model.json as a dict) of ``model`` in the bundle, or (format, None) when unreadable."""
+    entry = manifest["models"][model]
+    if bundle_dir is None:
+        return entry.get("format"), None
+    path = Path(bundle_dir) / entry.get("path", model) / "model.json"
+    try:
+        return entry.get("format"), json.loads(path.read_text())
+    except (OSError, ValueError):
+        return entry.get("format"), None
+
+
+def _layers(model_json) -> tuple[list, list, list]:
+    """(layers, input layer names, output layer names) of a layers-model model.json (Functional or
+    Sequential, the tf_keras config bridge.py writes); ([], [], []) for anything else."""
+    config = (((model_json or {}).get("modelTopology") or {}).get("model_config") or {})
+    inner = config.get("config")
+    layers = inner.get("layers") if isinstance(inner, dict) else inner if isinstance(inner, list) else None
+    if not isinstance(layers, list):
+        return [], [], []
+    if config.get("class_name") == "Sequential":
+        names = [(l.get("config") or {}).get("name") for l in layers]
+        # Sequential: the first layer reads the input (an InputLayer, or a layer with batch_input_shape)
+        for prev, layer in zip([None] + names, layers):
+            layer.setdefault("inbound_nodes", [[[prev, 0, 0, {}]]] if prev else [])
+            layer.setdefault("name", (layer.get("config") or {}).get("name"))
+        if layers and layers[0].get("class_name") != "InputLayer":
+            inputs = ["__input__"]
+            layers[0]["inbound_nodes"] = [[["__input__", 0, 0, {}]]]
+        else:
+            inputs = names[:1]
+        return layers, inputs, names[-1:]
+    pick = lambda key: [e[0] for e in inner.get(key) or [] if isinstance(e, list) and e]
+    return layers, pick("input_layers"), pick("output_layers")
+
+
+def _inbound_names(layer) -> list:
+    """Names of the layers feeding ``layer`` (tf_keras inbound_nodes: [[[name, node, index, kwargs], ...]])."""
+    names = []
+    for node in layer.get("inbound_nodes") or []:
+        for ref in node if isinstance(node, list) else []:
+            if isinstance(ref, list) and ref and isinstance(ref[0], str):
+                names.append(ref[0])
+    return names
+
+
+def _lookup_tokens(config: dict):
+    """An IntegerLookup config's vocabulary without the special tokens (lookup.js's constructor:
+    a vocabulary that starts with exactly the mask/OOV tokens has them stripped); None when the
+    config holds no list of integers."""
+    vocabulary = config.get("vocabulary")
+    if not isinstance(vocabulary, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in vocabulary):
+        return None
+    num_oov = config.get("num_oov_indices", 1)
+    mask = config.get("mask_token")
+    specials = ([mask] if mask is not None and config.get("output_mode", "int") == "int" else []) \
+        + [config.get("oov_token", -1)] * num_oov
+    if vocabulary[:len(specials)] == specials:
+        vocabulary = vocabulary[len(specials):]
+    return vocabulary or None
+
+
+def token_id_values(manifest: dict, model: str, bundle_dir) -> dict:
+    """{int input name: {"values": [...], "count": n, "oov": bool, "layers": [...]}} for an int
+    input that only IntegerLookup layers (not inverted) read directly (model.json's layers and
+    inbound_nodes): the vocabulary entries valid for all of them (their intersection, ascending),
+    ``oov`` false when one has num_oov_indices=0 (an id outside is refused). ``values`` holds at
+    most 64 entries (``count`` all of them). Inputs read by other layers too, graph models, and
+    vocabularies that are not inline integer lists are left out (TOKEN_ID_RANGE covers them)."""
+    fmt, model_json = _topology(bundle_dir, manifest, model)
+    if fmt != "layers-model" or model_json is None:
+        return {}
+    layers, input_names, _ = _layers(model_json)
+    int_inputs = {s["name"] for s in manifest["models"][model].get("inputs", [])
+                  if s.get("dtype", "float32") in ("int32", "int64")}
+    out = {}
+    for position, layer_name in enumerate(input_names):
+        specs = manifest["models"][model].get("inputs", [])
+        name = layer_name if layer_name in int_inputs else (specs[position]["name"] if position < len(specs) else None)
+        if name not in int_inputs:
+            continue
+        readers = [l for l in layers if layer_name in _inbound_names(l)]
+        if not readers or any(l.get("class_name") != "IntegerLookup" or (l.get("config") or {}).get("invert")
+                              for l in readers):
+            continue
+        vocabularies = [_lookup_tokens(l.get("config") or {}) for l in readers]
+        if any(v is None for v in vocabularies):
+            continue
+        common = set(vocabularies[0]).intersection(*vocabularies[1:])
+        if not common:
+            continue
+        values = sorted(common)
+        out[name] = {"values": values[:64], "count": len(values),
+                     "oov": all((l.get("config") or {}).get("num_oov_indices", 1) > 0 for l in readers),
+                     "layers": [(l.get("config") or {}).get("name") or l.get("name") for l in readers]}
+    return out
+
+
+_TF_DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_INT64": "int32", "DT_BOOL": "bool",
+              "DT_STRING": "string", "DT_HALF": "float32", "DT_DOUBLE": "float32", "DT_COMPLEX64": "complex64",
+              "DT_INT8": "int32", "DT_UINT8": "int32", "DT_INT16": "int32", "DT_UINT16": "int32"}
+# layers that hand their one input through with its dtype (TF.js: reshapes, no arithmetic)
+_DTYPE_PRESERVING = {"Reshape", "Flatten", "Permute", "RepeatVector"}
+
+
+def _layer_output_dtype(by_name: dict, name: str, depth: int = 0) -> str:
+    """The dtype TF.js produces for layer ``name``'s output (measured in Node, lib/layers): IntegerLookup
+    int32 in every mode (lookup.js), Hashing int32 in "int" mode (float32 otherwise), a reshape of
+    one input that input's dtype; float32 for the rest."""
+    layer = by_name.get(name)
+    if layer is None or depth > 64:
+        return "float32"
+    cls, config = layer.get("class_name"), layer.get("config") or {}
+    if cls == "IntegerLookup":
+        return "int32"
+    if cls == "Hashing":
+        return "int32" if str(config.get("output_mode", "int")).lower() == "int" else "float32"
+    if cls == "InputLayer":
+        dtype = config.get("dtype", "float32")
+        return "int32" if dtype in ("int32", "int64") else "bool" if dtype == "bool" else "float32"
+    inbound = _inbound_names(layer)
+    if cls in _DTYPE_PRESERVING and len(inbound) == 1:
+        return _layer_output_dtype(by_name, inbound[0], depth + 1)
+    return "float32"
+
+
+def output_dtypes(manifest: dict, model: str, bundle_dir) -> list:
+    """Each output's dtype (manifest order) as TF.js returns it: the manifest's outputs[].dtype when
+    recorded; graph models: model.json's signature outputs (DT_INT32 -> int32, DT_BOOL -> bool, ...,
+    by signature_key, else by the tensor name); layers models: the output layer's dtype
+    (_layer_output_dtype). float32 where the bundle says nothing."""
+    entry = manifest["models"][model]
+    outputs = entry.get("outputs", [])
+    fmt, model_json = _topology(bundle_dir, manifest, model)
+    found = [None] * len(outputs)
+    if model_json is not None and fmt == "graph-model":
+        signature = ((model_json.get("signature") or {}).get("outputs") or {})
+        by_tensor = {v.get("name"): v for v in signature.values() if isinstance(v, dict)}
+        for i, spec in enumerate(outputs):
+            key = spec.get("signature_key", spec["name"])
+            sig = signature.get(key) or by_tensor.get(key) or by_tensor.get(f"{key}:0")
+            if isinstance(sig, dict) and sig.get("dtype") in _TF_DTYPES:
+                found[i] = _TF_DTYPES[sig["dtype"]]
+    elif model_json is not None:
+        layers, _, output_names = _layers(model_json)
+        by_name = {l.get("name") or (l.get("config") or {}).get("name"): l for l in layers}
+        for i, spec in enumerate(outputs):
+            layer = output_names[i] if len(output_names) == len(outputs) else spec["name"]
+            found[i] = _layer_output_dtype(by_name, layer)
+    return [spec.get("dtype") or found[i] or "float32" for i, spec in enumerate(outputs)]
+
+
 def token_id_bounds(manifest: dict, model: str) -> dict:
     """{int input name: exclusive bound of the token ids the export's probe used}: the
     ``max_exclusive`` of token_id_ranges (which raises for an unusable recorded range)."""
@@ -195,19 +347,35 @@ def _dims(shape) -> str:
     return "[" + ", ".join("N" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(shape)) + "]"
 
 
-def generic_inputs_note(manifest: dict) -> str:
+def _vocabulary_note(lookup: dict) -> str:
+    """README words on the ids an input read by IntegerLookup layers takes (token_id_values)."""
+    shown = ", ".join(str(v) for v in lookup["values"][:12]) + (", ..." if lookup["count"] > 12 else "")
+    layers = ", ".join(f"`{n}`" for n in lookup["layers"])
+    what = f"{lookup['count']} vocabular{'y entry' if lookup['count'] == 1 else 'y entries'} of IntegerLookup {layers}"
+    if not lookup["oov"]:
+        return (f"token ids: only the {what} ({shown}; model.json holds the vocabulary): num_oov_indices=0, "
+                "any other id is refused")
+    return f"token ids: the {what} ({shown}) map to their indices, any other id to the OOV index"
+
+
+def generic_inputs_note(manifest: dict, bundle_dir=None) -> str:
     """The generic README's section on each model's inputs, outputs and which call runs it."""
     parts = []
     for model, entry in manifest["models"].items():
         ranges = token_id_ranges(manifest, model)
+        lookups = token_id_values(manifest, model, bundle_dir)
+        dtypes = output_dtypes(manifest, model, bundle_dir)
         lines = [f"### Inputs and outputs of `{model}`", ""]
         for spec in entry.get("inputs", []):
             dtype = spec.get("dtype", "float32")
             low, high = ranges.get(spec["name"], (0, 0))
             note = f" (token ids; the export checked ids in [{low}, {high}))" if spec["name"] in ranges else ""
+            lookup = lookups.get(spec["name"])
+            if lookup is not None:
+                note = f" ({_vocabulary_note(lookup)})"
             lines.append(f"- input `{spec['name']}`: shape {_dims(spec['shape'])}, {dtype}{note}")
-        for spec in entry.get("outputs", []):
-            lines.append(f"- output `{spec['name']}`: shape {_dims(spec['shape'])}, {spec.get('dtype', 'float32')}")
+        for spec, dtype in zip(entry.get("outputs", []), dtypes):
+            lines.append(f"- output `{spec['name']}`: shape {_dims(spec['shape'])}, {dtype}")
         lines.append("")
         lines.append("`N` is the batch size, `?` a free size. Give the inputs as an object keyed by these names "
                      "(or an array in this order); each a `tf.Tensor` or `{data, shape, dtype?}`.")
@@ -221,7 +389,7 @@ def generic_inputs_note(manifest: dict) -> str:
     return "\n\n".join(parts)
 
 
-def readme_values(manifest: dict, name: str, version: str, example: str, face: bool) -> dict:
+def readme_values(manifest: dict, name: str, version: str, example: str, face: bool, bundle_dir=None) -> dict:
     synthetic = manifest.get("synthetic")
     models_example = ""
     if face:
@@ -232,7 +400,7 @@ def readme_values(manifest: dict, name: str, version: str, example: str, face: b
         "NAME": name, "VERSION": version, "EXAMPLE": example.strip(), "API": FACE_API if face else GENERIC_API,
         "MODELS_EXAMPLE": models_example, "BROWSER": browser,
         "RUN": FACE_RUN if face else GENERIC_RUN,
-        "INPUTS_NOTE": FACE_INPUTS if face else generic_inputs_note(manifest),
+        "INPUTS_NOTE": FACE_INPUTS if face else generic_inputs_note(manifest, bundle_dir),
         "MODELS_TABLE": models_table(manifest),
         "METRICS": metrics_lines(manifest),
         "SYNTHETIC_NOTE": ("**Note:** at least one model in this package was trained on synthetic data or is "
@@ -252,12 +420,14 @@ ENTRY_FILES = [("index.js", "index.js"), ("node.js", "node.js"), ("node.cjs", "n
                ("types.d.cts", "types.d.cts"), ("bin/facepack-assets.cjs", "bin/facepack-assets.cjs")]
 
 
-def model_specs(manifest: dict) -> dict:
-    """{model: {inputs: [{name, shape, dtype}], outputs: [...]}} of the manifest (batch axis null)."""
-    def specs(items):
+def model_specs(manifest: dict, bundle_dir=None) -> dict:
+    """{model: {inputs: [{name, shape, dtype}], outputs: [...]}} of the manifest (batch axis null);
+    the outputs' dtypes from the bundle's model.json where the manifest has none (output_dtypes)."""
+    def specs(items, dtypes=None):
         return [{"name": t["name"], "shape": [None if d is None else int(d) for d in t["shape"]],
-                 "dtype": t.get("dtype", "float32")} for t in items]
-    return {name: {"inputs": specs(m["inputs"]), "outputs": specs(m["outputs"])} for name, m in manifest["models"].items()}
+                 "dtype": dtypes[i] if dtypes else t.get("dtype", "float32")} for i, t in enumerate(items)]
+    return {name: {"inputs": specs(m["inputs"]), "outputs": specs(m["outputs"], output_dtypes(manifest, name, bundle_dir))}
+            for name, m in manifest["models"].items()}
 
 
 def _ts_literal(value) -> str:
@@ -271,9 +441,9 @@ def _ts_literal(value) -> str:
     return "{ " + " ".join(f"readonly {json.dumps(k)}: {_ts_literal(v)};" for k, v in value.items()) + " }"
 
 
-def write_model_specs(manifest: dict, folder: Path) -> None:
+def write_model_specs(manifest: dict, folder: Path, bundle_dir=None) -> None:
     """model-specs.js (ESM), model-specs.cjs and model-specs.d.cts: MODEL_SPECS, one source."""
-    specs = model_specs(manifest)
+    specs = model_specs(manifest, bundle_dir)
     text = json.dumps(specs, indent=2)
     head = "// Generated by facepack/export/npm.py from models/manifest.json: each model's inputs and outputs.\n"
     (folder / "model-specs.js").write_text(f"{head}export const MODEL_SPECS = {text};\n")
@@ -319,7 +489,9 @@ def build_npm_package(bundle_dir, npm_dir, name: str = "facepack", version: str 
     example_tpl = (TEMPLATES / ("example-face.mjs" if face else "example-generic.mjs")).read_text()
     values = {"NAME": name, "MODEL": next(iter(manifest["models"]))}
     example = _render(example_tpl, values if face else
-                      {**values, "TOKEN_ID_RANGE": json.dumps({k: list(v) for k, v in token_id_ranges(manifest, values["MODEL"]).items()})})
+                      {**values, "TOKEN_ID_RANGE": json.dumps({k: list(v) for k, v in token_id_ranges(manifest, values["MODEL"]).items()}),
+                       "TOKEN_ID_VALUES": json.dumps({k: v["values"] for k, v in
+                                                      token_id_values(manifest, values["MODEL"], bundle_dir).items()})})
     with atomic_replace(npm_dir) as tmp:
         count = _copy_lib(Path(lib_dir), tmp / "lib")
         shutil.copytree(bundle_dir, tmp / "models")
@@ -328,8 +500,8 @@ def build_npm_package(bundle_dir, npm_dir, name: str = "facepack", version: str 
             (tmp / dest).parent.mkdir(parents=True, exist_ok=True)
             (tmp / dest).write_text(_render((TEMPLATES / src).read_text(), values))
         (tmp / "bin" / "facepack-assets.cjs").chmod(0o755)
-        write_model_specs(manifest, tmp)
-        readme = readme_values(manifest, name, version, example, face)
+        write_model_specs(manifest, tmp, bundle_dir)
+        readme = readme_values(manifest, name, version, example, face, bundle_dir)
         text = _render((TEMPLATES / "README.template.md").read_text(), readme)
         (tmp / "README.md").write_text(re.sub(r"\n{3,}", "\n\n", text))
         pkg = json.loads(_render((TEMPLATES / "package.template.json").read_text(),
