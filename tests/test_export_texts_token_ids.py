@@ -174,6 +174,56 @@ def test_integer_lookup_probe_hits_its_vocabulary_and_some_oov():
     assert np.isin(probe.arrays[0], [3, 4, 9]).all()
 
 
+def test_integer_lookup_negative_entries_are_in_the_range_and_probe():
+    """Negative vocabulary entries count (before: dropped, so [7, 42, 1000, 123456, -3] was recorded
+    as [7, 123457) "IntegerLookup vocabulary of 4", an all-negative vocabulary fell back to the
+    default [0, 10) and its probe never hit the vocabulary; with num_oov_indices=0 Keras itself
+    failed on that probe, so the model could not be exported, not even with a valid sample)."""
+    import keras
+
+    L = keras.layers
+    vocabulary = [7, 42, 1000, 123456, -3]
+    probe = _probe(_ids_model(L.IntegerLookup(vocabulary=vocabulary, mask_token=0, num_oov_indices=3)))
+    assert probe.token_ids["ids"] == {"min": -3, "max_exclusive": 123457, "source": "integer_lookup_vocabulary"}
+    assert "IntegerLookup vocabulary of 5" in probe.detail[0]
+    ids = probe.arrays[0]
+    assert ids.min() >= -3 and np.isin(ids, vocabulary).sum() >= ids.size // 2 and not np.isin(0, ids)
+    # all negative, out-of-vocabulary ids allowed: the probe hits the entries and some ids between them
+    lookup = L.IntegerLookup(vocabulary=[-30, -20, -10])
+    probe = _probe(_ids_model(lookup))
+    assert probe.token_ids["ids"] == {"min": -30, "max_exclusive": -9, "source": "integer_lookup_vocabulary"}
+    ids = probe.arrays[0]
+    hits = np.isin(ids, [-30, -20, -10])
+    assert hits.sum() >= ids.size // 2 and 1 <= (~hits).sum() and ids.min() >= -30 and ids.max() < -9
+    assert (np.asarray(lookup(ids)) == 0).sum() == (~hits).sum()
+    # num_oov_indices=0: only entries (Keras rejects any other id), and Keras takes the probe
+    model = _ids_model(L.IntegerLookup(vocabulary=[-30, -20, -10], num_oov_indices=0))
+    probe = _probe(model)
+    assert probe.token_ids["ids"]["min"] == -30 and np.isin(probe.arrays[0], [-30, -20, -10]).all()
+    from facepack.export.keras_export import keras_outputs
+
+    keras_outputs(model, probe.arrays)
+
+
+def test_all_negative_lookup_without_oov_exports_with_its_range(tmp_path):
+    """The whole export of IntegerLookup([-30, -20, -10], num_oov_indices=0): before, Keras failed on
+    the default [0, 10) probe and the export refused even with a valid sample; the manifest (min
+    negative) validates."""
+    import keras
+
+    from facepack.export import export_model
+    from facepack.export import manifest as manifest_mod
+
+    L = keras.layers
+    model = _ids_model(lambda t: L.IntegerLookup(vocabulary=[-30, -20, -10], num_oov_indices=0, name="lk")(t))
+    sample = {"ids": np.array([[-30, -20, -10, -10, -20, -20], [-10, -30, -30, -20, -10, -30]], np.int32)}
+    manifest = export_model(model, tmp_path / "b", name="neg", sample=sample, backends=(), log=None)
+    entry = manifest["models"]["neg"]
+    assert entry["inputs"][0]["token_ids"] == {"min": -30, "max_exclusive": -9, "source": "integer_lookup_vocabulary"}
+    assert [p["kind"] for p in entry["export"]["probes"]] == ["generated", "sample"]
+    manifest_mod.validate(manifest)
+
+
 def test_other_lookups_hashing_and_nesting():
     import keras
 
@@ -243,8 +293,11 @@ def test_category_encoding_model_exports_as_layers_model_checked_on_its_range(tm
     assert token_id_bounds(manifest, "ce") == {"ids": 4}
 
 
-BAD_RANGES = [({"min": 5, "max_exclusive": 5}, "expected 0 <= min < max_exclusive"),
-              ({"min": 9, "max_exclusive": 3}, "expected 0 <= min < max_exclusive"),
+RANGE_SAYS = "expected -2**31 <= min < max_exclusive <= 2**31"
+BAD_RANGES = [({"min": 5, "max_exclusive": 5}, RANGE_SAYS),
+              ({"min": 9, "max_exclusive": 3}, RANGE_SAYS),
+              ({"min": 0, "max_exclusive": 2 ** 31 + 1}, RANGE_SAYS),  # TF.js computes ids as int32
+              ({"min": -2 ** 31 - 1, "max_exclusive": 3}, RANGE_SAYS),
               ({"min": 0, "max_exclusive": 37.0}, "max_exclusive 37.0: expected integers"),
               ({"min": True, "max_exclusive": 37}, "min true: expected integers"),
               ({"min": "0", "max_exclusive": 37}, 'min "0": expected integers')]

@@ -64,6 +64,9 @@ PROBE_SEED = 1234
 FREE_DIM = 8  # size given to a variable (None) non-batch dimension in probes
 FREE_DIM_IMAGE = 32  # ... of an image's height / width
 INT_RANGE_DEFAULT = 10  # token ids 0..9 for an int input that no id-reading layer reads
+# TF.js has no int64: every int input is sent and computed as int32 (int64 Keras inputs too), so
+# ids must lie in [INT32_MIN, INT32_MAX] (check_int32_ids refuses others, naming the input and a value)
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 # the layers whose int input says which token ids are valid (int_input_range)
 ID_READERS = ("Embedding", "CategoryEncoding", "IntegerLookup", "Hashing")
 # Hashing takes any int (it hashes the decimal string): probe ids 0..HASHING_RANGE - 1 (1-3 digits)
@@ -467,8 +470,8 @@ def token_id_range(high: int, source="default", low: int = 0) -> dict:
         source = "embedding_input_dim" if source else "default"
     if source not in TOKEN_ID_SOURCES:
         raise ValueError(f"token_id_range: source {source!r} is not one of {list(TOKEN_ID_SOURCES)}")
-    if not 0 <= int(low) < int(high):
-        raise ValueError(f"token_id_range: empty or negative range [{low}, {high})")
+    if not INT32_MIN <= int(low) < int(high) <= INT32_MAX + 1:
+        raise ValueError(f"token_id_range: empty range or outside int32 [{low}, {high})")
     return {"min": int(low), "max_exclusive": int(high), "source": source}
 
 
@@ -551,12 +554,13 @@ def _reader_range(layer) -> dict | None:
     if getattr(layer, "invert", False):  # indices in, vocabulary out
         return {**base, "max_exclusive": int(layer.vocabulary_size()), "source": "integer_lookup_vocabulary_size",
                 "label": "inverted IntegerLookup vocabulary_size"}
-    vocab = sorted({int(v) for v in layer.get_vocabulary(include_special_tokens=False) if int(v) >= 0})
+    special = [int(t) for t in (getattr(layer, "mask_token", None), getattr(layer, "oov_token", None))
+               if t is not None]
+    # every entry, negative ones too (the range's min is the smallest entry)
+    vocab = sorted({int(v) for v in layer.get_vocabulary(include_special_tokens=False)} - set(special))
     if not vocab:
         return None
     oov = int(getattr(layer, "num_oov_indices", 1) or 0) > 0  # else an id out of vocabulary is an error
-    special = [int(t) for t in (getattr(layer, "mask_token", None), getattr(layer, "oov_token", None))
-               if t is not None]
     low, high = vocab[0], vocab[-1] + 1
     if oov and len(vocab) == high - low:  # no gap: one id past the last entry (not a special token)
         while high in special:
@@ -645,6 +649,9 @@ def read_sample(sample, specs: list[InputSpec]) -> Probe:
             bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
             raise ExportError(f"@{{sample}}{where}: input {spec.name!r} holds {bad} NaN/inf value(s) of {arr.size}; "
                               f"give finite inputs (parity cannot be measured on NaN/inf)")
+        problem = _int32_problem(spec, arr)  # before the cast: astype("int32") would wrap them silently
+        if problem:
+            raise ExportError(f"@{{sample}}{where}: {problem}")
         out.append(arr.astype(spec.dtype if np.dtype(spec.dtype).kind != "f" else np.float32))
     batches = {s.name: int(a.shape[0]) for s, a in zip(specs, out)}
     if len(set(batches.values())) > 1:
@@ -652,6 +659,32 @@ def read_sample(sample, specs: list[InputSpec]) -> Probe:
                           f"the same number of rows (axis 0)")
     details = [f"{s.name} {list(a.shape)} {a.dtype}" for s, a in zip(specs, out)]
     return Probe(out, f"the user's sample {where}: " + "; ".join(details), "sample", details)
+
+
+def check_int32_ids(probe: Probe, specs: list[InputSpec]) -> None:
+    """ExportError naming the input and a value when an int input of ``probe`` holds ids outside
+    int32: TF.js has no int64 and computes every int input as int32 (a larger id would wrap and
+    TF.js would compute on another id than Keras)."""
+    for spec, arr in zip(specs, probe.arrays):
+        arr = np.asarray(arr)
+        if arr.dtype.kind not in "iu" or not arr.size:
+            continue
+        problem = _int32_problem(spec, arr)
+        if problem:
+            raise ExportError(f"the {probe.kind} probe: {problem}")
+
+
+def _int32_problem(spec: InputSpec, arr: np.ndarray) -> str | None:
+    """Why the int array ``arr`` of input ``spec`` cannot go to TF.js (None: it can): ids outside int32."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "iu" or np.dtype(spec.dtype).kind not in "iu" or not arr.size:
+        return None
+    bad = arr[(arr < INT32_MIN) | (arr > INT32_MAX)]
+    if not bad.size:
+        return None
+    return (f"input {spec.name!r} ({spec.dtype}) holds {bad.size} id(s) outside int32, e.g. {int(bad.flat[0])}; "
+            f"TF.js computes int inputs as int32 (it has no int64), so ids must fit int32 "
+            f"[{INT32_MIN}, {INT32_MAX}]: map them into that range before the model")
 
 
 def keras_outputs(model, arrays: list) -> list[np.ndarray]:
@@ -1076,8 +1109,14 @@ ADVICE_UNSUPPORTED = ("replace that layer/op with one TF.js supports, or registe
 ADVICE_DIFFERS = "TF.js computes a different function for a layer of this model; report it with the model"
 ADVICE_LAYER = ("replace the layer named above with one TF.js or static/facepack/layers/index.js supports (the "
                 "list is there), or export the part of the model before it")
+# _write_graph: the converter's signature outputs match no output key of the model (after
+# tfjs_io.rekey_signature_outputs re-keyed the ones it keyed by tensor name): no layer is to blame
+ADVICE_GRAPH_OUTPUTS = ("the graph model's outputs could not be matched to the model's outputs (the tensorflowjs "
+                        "converter keys them by dtype and shape); report it with the model; meanwhile export it "
+                        "with outputs that differ in dtype or shape, or one model per output")
 ADVICE_RULES = (
     ((GRAPH_NEEDS_TENSORFLOW,), ADVICE_BACKEND),
+    (("signature outputs",), ADVICE_GRAPH_OUTPUTS),
     (("name no Keras input",), ADVICE_LOOKUP_TABLE),  # before the input-name rule: same refusal, other cause
     # input names: the converter's (TensorFlow's) own refusals, and signature_input_keys'
     (("Name collision after sanitization", "non-unique argument names", "do not name the Keras inputs"),
@@ -1238,14 +1277,25 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
             _log(log, f"note: {model.name} uses {mixed}: exported as its float32 twin (same weights, float32 compute)")
         specs = input_specs(model)
         probes = [make_probes(model, specs)]
+        check_int32_ids(probes[0], specs)
         if sample is not None:
             probes.append(read_sample(sample, specs))
-        try:
-            refs = [keras_outputs(model, p.arrays) for p in probes]
-        except Exception as err:
-            raise ExportError(f"model {name!r}: Keras itself fails on the probe inputs ({_one_line(err)}); "
-                              f"pass @{{sample}}inputs.npz with valid inputs") from None
-        if has_free_dims(specs):  # variable sizes: a second probe at other sizes, when Keras takes them
+        refs = []
+        for p in list(probes):
+            try:
+                refs.append(keras_outputs(model, p.arrays))
+            except Exception as err:
+                if p.kind == "sample":
+                    raise ExportError(f"model {name!r}: Keras itself fails on @{{sample}} ({_one_line(err)}); give "
+                                      f"inputs the model takes") from None
+                if sample is None:
+                    raise ExportError(f"model {name!r}: Keras itself fails on the probe inputs ({_one_line(err)}); "
+                                      f"pass @{{sample}}inputs.npz with valid inputs") from None
+                # the user's sample is valid input: check on it alone
+                probes.remove(p)
+                notes.append(f"no generated probe: Keras fails on it ({_one_line(err)}); checked on the sample only")
+                _log(log, f"note: Keras fails on the generated probe ({_one_line(err)}); checking on the sample only")
+        if has_free_dims(specs) and probes[0].kind == "generated":  # variable sizes: a second probe at other sizes, when Keras takes them
             second = make_probes(model, specs, seed=PROBE_SEED + 1, second=True)
             try:
                 refs.insert(1, keras_outputs(model, second.arrays))
@@ -1353,6 +1403,7 @@ def _entry(name: str, path: str, specs: list[InputSpec], refs: list, out_names: 
     """The manifest entry's loading fields (what generic.js needs), before parity is known;
     ``token_ids``: the generated probe's {int input name: token_id_range(...)}."""
     inputs = [{"name": s.name, "shape": list(s.shape), "dtype": s.tfjs_dtype,
+               **({"keras_dtype": s.dtype} if s.dtype != s.tfjs_dtype else {}),
                **({"token_ids": dict(token_ids[s.name])} if s.name in (token_ids or {}) else {})} for s in specs]
     outputs = [{"name": n, "shape": [None] + list(np.shape(r))[1:]} for n, r in zip(out_names, refs[0])]
     if path == "graph-model":

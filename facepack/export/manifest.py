@@ -128,17 +128,19 @@ def schema_errors(value, schema: dict, where: str = "$") -> list[str]:
 
 def token_ids_problem(recorded) -> str | None:
     """What is wrong with one ``inputs[].token_ids`` (None: nothing): min and max_exclusive must be
-    integers (not booleans, not 3.0) with 0 <= min < max_exclusive (an empty range checks nothing
-    and leaves npm's example no id to draw)."""
+    integers (not booleans, not 3.0) with min < max_exclusive (an empty range checks nothing
+    and leaves npm's example no id to draw), inside int32 (TF.js has no int64); min may be negative
+    (an IntegerLookup vocabulary with negative entries)."""
     if not isinstance(recorded, dict):
         return f"expected an object {{min, max_exclusive, source}}, got {json.dumps(recorded)[:60]}"
     bad = [f"{key} {json.dumps(recorded.get(key))[:30]}" for key in ("min", "max_exclusive")
            if not _is_type(recorded.get(key), "integer")]
     if bad:
         return f"{' and '.join(bad)}: expected integers"
-    if not 0 <= recorded["min"] < recorded["max_exclusive"]:
+    if not -2 ** 31 <= recorded["min"] < recorded["max_exclusive"] <= 2 ** 31:
         return (f"min {recorded['min']} and max_exclusive {recorded['max_exclusive']}: expected "
-                f"0 <= min < max_exclusive (the range of token ids is empty or negative)")
+                f"-2**31 <= min < max_exclusive <= 2**31 (the range of token ids is empty or outside int32, "
+                f"which TF.js computes ids in)")
     return None
 
 

@@ -413,6 +413,52 @@ def strip_control_inputs(model_json: dict) -> int:
     return dropped
 
 
+def signature_output_tensors(saved_dir: str | Path, signature: str = "serving_default") -> dict:
+    """{graph tensor name: output key} of a SavedModel's signature, exactly as the tensorflowjs
+    converter sees it: the converter freezes ``loaded.signatures[signature]`` and names the graph's
+    outputs after that function's output tensors (``fn.outputs``: "Identity:0", "Identity_1:0", ...);
+    the SavedModel's signature_def maps each output key to "<call>:<i>", output i of that function.
+    {} when the signature_def cannot be read."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(saved_dir) / "saved_model.pb").read_bytes())
+    defs = [g.signature_def[signature] for g in saved_model.meta_graphs if signature in g.signature_def]
+    if not defs:
+        return {}
+    outputs = list(tf.saved_model.load(str(saved_dir)).signatures[signature].outputs)
+    mapping = {}
+    for key, info in defs[0].outputs.items():
+        index = info.name.rsplit(":", 1)[-1]
+        if not index.isdigit() or int(index) >= len(outputs):
+            return {}
+        mapping[outputs[int(index)].name] = key
+    return mapping if len(mapping) == len(defs[0].outputs) == len(outputs) else {}
+
+
+def rekey_signature_outputs(model_json: dict, tensor_keys: dict) -> int:
+    """Key the graph model's signature outputs by the SavedModel's output keys ("output_0", a dict
+    output's key) where the converter keyed them by graph tensor name ("Identity:0"): its
+    _build_signature_def finds an output's key by dtype and shape only, so outputs sharing both
+    (h and cumsum(h)) fall back to the tensor name. ``tensor_keys``: signature_output_tensors.
+    Returns how many keys were changed."""
+    outputs = (model_json.get("signature") or {}).get("outputs")
+    if not outputs or not tensor_keys:
+        return 0
+    renamed, out = 0, {}
+    for key, info in outputs.items():
+        tensor = key if key in tensor_keys else (info or {}).get("name")
+        new = tensor_keys.get(tensor) if key not in tensor_keys.values() else None
+        if new is not None and new not in outputs and new not in out:
+            out[new] = info
+            renamed += 1
+        else:
+            out[key] = info
+    model_json["signature"]["outputs"] = out
+    return renamed
+
+
 def save_graph_model(model3, folder: str | Path, quantize: str = "none",
                      input_signature=None) -> tuple[Path, list[str]]:
     """Write a Keras 3 model as a TF.js graph model (model.export -> SavedModel -> converter).
@@ -442,7 +488,9 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none",
                 raise
             shutil.rmtree(folder, ignore_errors=True)
             conversion.convert_tf_saved_model(saved, str(folder), skip_op_check=True)
+        tensor_keys = signature_output_tensors(saved)
     model_json = json.loads((folder / MODEL_JSON).read_text())
+    rekeyed = rekey_signature_outputs(model_json, tensor_keys)
     entries = read_weights(model_json["weightsManifest"], str(folder), flatten=True)
     values = {e["name"]: np.asarray(e["data"]) for e in entries}
     widened = widen_scalar_biases(model_json, values)
@@ -466,6 +514,9 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none",
     if unfused:
         notes.append(f"split {len(unfused)} fused conv/matmul nodes whose bias is not a rank-1 weight (WASM) "
                      f"or whose activation TF.js cannot fuse")
+    if rekeyed:
+        notes.append(f"keyed {rekeyed} signature output(s) by the SavedModel's output keys (the converter keyed "
+                     f"them by graph tensor name)")
     if control:
         notes.append(f"control flow: needs executeAsync (predictAsync); dropped {stripped} control-only inputs")
     return folder, notes
