@@ -114,6 +114,26 @@ def _hash_ids(xs):
     xs[0] = ids
 
 
+def _category_encoding(keras):
+    """Token ids -> CategoryEncoding count / multi_hot / one_hot (ids >= num_tokens included: Keras
+    drops them, TF.js' own layer threw) -> Dense."""
+    L = keras.layers
+    ids = keras.Input((6,), dtype="int32")
+    one = keras.Input((1,), dtype="int32")
+    count = L.CategoryEncoding(num_tokens=5, output_mode="count")(ids)
+    multi = L.CategoryEncoding(num_tokens=5, output_mode="multi_hot")(ids)
+    onehot = L.CategoryEncoding(num_tokens=4, output_mode="one_hot")(one)
+    return keras.Model([ids, one], [L.Dense(3)(L.Concatenate()([count, multi, onehot])), count])
+
+
+def _category_ids(xs):
+    """Probe -> int32 ids in 0..7 (5, 6, 7 >= num_tokens 5; 4..7 >= 4 for the one_hot input)."""
+    xs[0] = (np.abs(np.round(xs[0] * 3)).astype(np.int32) % 8)
+    xs[0][0, :3] = [5, 7, 0]
+    xs[1] = (np.abs(np.round(xs[1] * 3)).astype(np.int32) % 8)
+    xs[1][0, 0] = 6
+
+
 def _nested(keras):
     """Transfer-learning shape: a functional base model and a Sequential head used as layers."""
     L = keras.layers
@@ -196,6 +216,7 @@ CASES = {
     "conv2d_groups_depthwise": lambda k: _seq(k, (6, 6, 3), k.layers.Conv2D(6, 3, groups=3, padding="same")),
     "conv1d_groups": lambda k: _seq(k, (8, 4), k.layers.Conv1D(4, 3, groups=4, dilation_rate=2)),
     "integer_lookup": _integer_lookup,
+    "category_encoding": _category_encoding,
     "hashing_mask": lambda k: _hashing(k, num_bins=7, mask_value=0),
     "hashing_salt": lambda k: _hashing(k, num_bins=5, salt=[133, 137]),
     "einsum_dense": lambda k: _seq(k, (5, 4), k.layers.EinsumDense("abc,cd->abd", output_shape=(None, 3), bias_axes="d", activation="tanh")),
@@ -227,6 +248,7 @@ PROBE_EDITS = {
                                      "masked_simple_rnn_backwards")},
     "masking_lstm": lambda xs: xs[0].__setitem__((0, 4, slice(None)), 0.0) or xs[0].__setitem__((1, 1, slice(None)), 0.0),
     "integer_lookup": _lookup_ids,
+    "category_encoding": _category_ids,
     "hashing_mask": _hash_ids,
     "hashing_salt": _hash_ids,
     # exponential of a random dense layer: keep its inputs small so outputs stay O(1)
@@ -247,7 +269,7 @@ CUSTOM_LAYERS = {
     "masked_bidirectional_lstm": ("Bidirectional", "LSTM"), "masked_bidirectional_gru": ("Bidirectional", "GRU"),
     "masked_simple_rnn_backwards": "SimpleRNN", "conv3d_transpose_same": "Conv3DTranspose",
     "conv3d_transpose_valid": "Conv3DTranspose", "conv2d_groups": "Conv2D", "conv1d_groups": "Conv1D",
-    "conv2d_groups_depthwise": "Conv2D", "einsum_dense": "EinsumDense", "integer_lookup": "IntegerLookup", "hashing_mask": "Hashing", "hashing_salt": "Hashing", "einsum_dense_heads": "EinsumDense",
+    "conv2d_groups_depthwise": "Conv2D", "einsum_dense": "EinsumDense", "integer_lookup": "IntegerLookup", "category_encoding": "CategoryEncoding", "hashing_mask": "Hashing", "hashing_salt": "Hashing", "einsum_dense_heads": "EinsumDense",
     "einsum_dense_transposed": "EinsumDense", "repeated_inputs": ("Multiply", "Add", "Subtract"),
     "merges": ("Maximum", "Average", "Minimum", "Multiply", "Subtract"),
     "transformer_block": ("MultiHeadAttention", "Add", "Bidirectional", "GRU", "GlobalAveragePooling1D"),

@@ -33,6 +33,7 @@
  *   Cropping1D, UpSampling1D, ZeroPadding3D, Cropping3D, UpSampling3D,
  *   GlobalAveragePooling3D, GlobalMaxPooling3D   new (weight-free)  reshaping.js
  *   Functional           replaces TF.js' (call arguments of Attention / MultiHeadAttention)  functional.js
+ *   CategoryEncoding     replaces TF.js' (an id >= num_tokens gives zeros as in Keras; TF.js threw)  category_encoding.js
  *   IntegerLookup        new (vocabulary in the config; OOV by floormod or farmhash (hashing.js); int / one_hot / multi_hot / count, invert)  lookup.js
  *   Hashing              new (int ids: FarmHash64 / SipHash-2-4 with salt of the decimal string; mask_value; int / one_hot / multi_hot / count)  hashing.js
  *   activations 'leaky_relu' (slope 0.2) and 'exponential'  activations.js
@@ -42,6 +43,7 @@
 export { Attention, MultiHeadAttention } from './attention.js';
 export { ELU, ReLU, Softmax, kerasRelu } from './activations.js';
 export { Conv1D, Conv2D, Conv3DTranspose, DepthwiseConv2D } from './conv.js';
+export { CategoryEncoding } from './category_encoding.js';
 export { EinsumDense } from './einsum_dense.js';
 export { Functional, callInputs, hoistCallArgs } from './functional.js';
 export { Hashing, fingerprint64, hashBin, sipHash24 } from './hashing.js';
@@ -63,5 +65,5 @@ export const REGISTERED_LAYERS = [
   'Resizing', 'UpSampling2D', 'CenterCrop', 'DepthwiseConv2D', 'Conv3DTranspose', 'Conv1D', 'Conv2D', 'EinsumDense', 'ReLU', 'ELU', 'Softmax', 'ZeroPadding1D',
   'Cropping1D', 'UpSampling1D', 'ZeroPadding3D', 'Cropping3D', 'UpSampling3D', 'GlobalAveragePooling3D',
   'GlobalMaxPooling3D', 'Add', 'Multiply', 'Average', 'Maximum', 'Minimum', 'Subtract', 'Reshape', 'GlobalAveragePooling1D',
-  'Functional', 'IntegerLookup', 'Hashing',
+  'Functional', 'IntegerLookup', 'Hashing', 'CategoryEncoding',
 ];
