@@ -65,7 +65,11 @@ def test_lookup_input_draws_vocabulary_entries_and_outputs_int32(gap_bundle, tmp
     assert json.loads(specs[specs.index("{"):specs.rindex(";")])["il_gap"]["outputs"][0]["dtype"] == "int32"
 
 
-def test_layers_output_dtypes_and_shared_inputs(tmp_path):
+MIXED_DTYPES = ["float32", "int32", "int32", "float32", "int32"]
+
+
+@pytest.fixture(scope="module")
+def mixed_bundle(tmp_path_factory):
     import keras
 
     L = keras.layers
@@ -77,13 +81,17 @@ def test_layers_output_dtypes_and_shared_inputs(tmp_path):
     hot = L.Hashing(num_bins=5, output_mode="multi_hot", name="hot")(uid)
     flat_bins = L.Reshape((2, 1), name="bins_r")(bins)
     model = keras.Model([tok, uid], [L.Dense(2, name="d")(emb), count, bins, hot, flat_bins])
-    bundle = _export(model, tmp_path / "bundle", "mixed")
+    return _export(model, tmp_path_factory.mktemp("mixed") / "bundle", "mixed")
+
+
+def test_layers_output_dtypes_and_shared_inputs(mixed_bundle, tmp_path):
+    bundle = mixed_bundle
     example, readme, _ = _package(bundle, tmp_path / "npm")
     from facepack.export.npm import model_specs
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     dtypes = [o["dtype"] for o in model_specs(manifest, bundle)["mixed"]["outputs"]]
-    assert dtypes == ["float32", "int32", "int32", "float32", "int32"]
+    assert dtypes == MIXED_DTYPES
     assert model_specs(manifest)["mixed"]["outputs"][1]["dtype"] == "float32"  # no bundle: the manifest alone
     # tok is read by an Embedding too: the range, not the lookup's vocabulary
     assert "const TOKEN_ID_VALUES = {};" in example
@@ -112,15 +120,26 @@ def test_graph_output_dtypes_from_the_signature(tmp_path):
 
 
 @pytest.mark.skipif(NODE is None or NPM is None, reason="node/npm are not installed")
-def test_gap_vocabulary_example_runs_in_node(gap_bundle, tmp_path):
-    """The packed package installed into an empty project: example.mjs runs (it exited 1 before) and
-    the output tensor TF.js returns is int32, as MODEL_SPECS says."""
+def test_gap_vocabulary_example_runs_in_node(gap_bundle, mixed_bundle, tmp_path):
+    """The packed packages installed into an empty project: example.mjs runs (it exited 1 before) and
+    the output tensors TF.js returns have the dtypes MODEL_SPECS says (int32 lookup; the mixed
+    model's float32 / int32 outputs)."""
     from facepack.export.npm import build_npm_package
-    from test_npm import install
 
-    tarball = build_npm_package(gap_bundle, tmp_path / "pkg" / "il-gap", name="il-gap", version="0.0.1", log=None)
+    tarballs = [str(build_npm_package(bundle, tmp_path / "pkg" / name, name=name, version="0.0.1", log=None))
+                for bundle, name in ((gap_bundle, "il-gap"), (mixed_bundle, "mixed-pkg"))]
     project = tmp_path / "project"
-    install(tarball, project)
+    project.mkdir()
+    (project / "package.json").write_text(json.dumps({"name": "t", "private": True, "type": "module"}))
+    errors = []
+    for mode in ("--offline", "--prefer-offline"):  # as test_npm.install, two tarballs in one call
+        proc = subprocess.run([NPM, "install", mode, "--no-audit", "--no-fund", "--ignore-scripts", *tarballs],
+                              cwd=project, capture_output=True, text=True, timeout=600)
+        if proc.returncode == 0:
+            break
+        errors.append(proc.stderr[-1500:])
+    else:
+        raise RuntimeError("npm install failed:\n" + "\n".join(errors))
     shutil.copy(project / "node_modules" / "il-gap" / "example.mjs", project / "example.mjs")
     (project / "dtype.mjs").write_text(
         "import { MODEL_SPECS, loadModel } from 'il-gap';\n"
@@ -134,3 +153,16 @@ def test_gap_vocabulary_example_runs_in_node(gap_bundle, tmp_path):
     proc = subprocess.run([NODE, "dtype.mjs"], cwd=project, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"dtype": "int32", "spec": "int32", "data": [0, 1, 2, 0]}
+
+    (project / "mixed.mjs").write_text(
+        "import { MODEL_SPECS, loadModel } from 'mixed-pkg';\n"
+        "const net = await loadModel('mixed');\n"
+        "const outs = net.predict({ tok: { data: [1, 2, 3], shape: [1, 3] }, uid: { data: [7, 8], shape: [1, 2] } });\n"
+        "console.log(JSON.stringify({ got: outs.map((t) => t.dtype), spec: MODEL_SPECS.mixed.outputs.map((o) => o.dtype) }));\n")
+    proc = subprocess.run([NODE, "mixed.mjs"], cwd=project, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"got": MIXED_DTYPES, "spec": MIXED_DTYPES}
+    # its example feeds tok ids of the range (an Embedding(50) reads tok too: the lookup's 100..102 would not do)
+    shutil.copy(project / "node_modules" / "mixed-pkg" / "example.mjs", project / "example-mixed.mjs")
+    proc = subprocess.run([NODE, "example-mixed.mjs"], cwd=project, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
