@@ -43,8 +43,11 @@ const rotr = (v, s) => ((v >> s) | u64(v << (64n - s)));
 
 /** Little-endian unsigned 32 bits of bytes[i..i+3] (a Uint8Array or an array of bytes) as a Number. */
 function fetch32n(bytes, i) {
-  return (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)) >>> 0;
+  return (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << (3 * 8))) >>> 0;
 }
+
+// farmhash reads 8-byte words; its byte offsets are written as multiples of WORD (24 = 3 * WORD, ...).
+const WORD = 8;
 
 const fetch64 = (bytes, i) => (BigInt(fetch32n(bytes, i + 4)) << 32n) | BigInt(fetch32n(bytes, i));
 
@@ -82,9 +85,9 @@ function hashLen33to64(s, len) {
   const y = u64(rotr(u64(a + b), 43n) + rotr(c, 30n) + d);
   const z = hashLen16(y, u64(a + rotr(u64(b + K2), 18n) + c), mul);
   const e = u64(fetch64(s, 16) * mul);
-  const f = fetch64(s, 24);
+  const f = fetch64(s, 3 * WORD);
   const g = u64((y + fetch64(s, len - 32)) * mul);
-  const h = u64((z + fetch64(s, len - 24)) * mul);
+  const h = u64((z + fetch64(s, len - 3 * WORD)) * mul);
   return hashLen16(u64(rotr(u64(e + f), 43n) + rotr(g, 30n) + h), u64(e + rotr(u64(f + a), 18n) + g), mul);
 }
 
@@ -93,7 +96,7 @@ function weakHashLen32WithSeeds(s, i, a, b) {
   const w = fetch64(s, i);
   const x = fetch64(s, i + 8);
   const y = fetch64(s, i + 16);
-  const z = fetch64(s, i + 24);
+  const z = fetch64(s, i + 3 * WORD);
   a = u64(a + w);
   b = rotr(u64(b + a + z), 21n);
   const c = a;
@@ -116,9 +119,9 @@ function hashLong(s, len) {
   let p = 0;
   do {
     x = u64(rotr(u64(x + y + v[0] + fetch64(s, p + 8)), 37n) * K1);
-    y = u64(rotr(u64(y + v[1] + fetch64(s, p + 48)), 42n) * K1);
+    y = u64(rotr(u64(y + v[1] + fetch64(s, p + 6 * WORD)), 42n) * K1);
     x ^= w[1];
-    y = u64(y + v[0] + fetch64(s, p + 40));
+    y = u64(y + v[0] + fetch64(s, p + 5 * WORD));
     z = u64(rotr(u64(z + w[0]), 33n) * K1);
     v = weakHashLen32WithSeeds(s, p, u64(v[1] * K1), u64(x + w[0]));
     w = weakHashLen32WithSeeds(s, p + 32, u64(z + w[1]), u64(y + fetch64(s, p + 16)));
@@ -131,9 +134,9 @@ function hashLong(s, len) {
   v[0] = u64(v[0] + w[0]);
   w[0] = u64(w[0] + v[0]);
   x = u64(rotr(u64(x + y + v[0] + fetch64(s, p + 8)), 37n) * mul);
-  y = u64(rotr(u64(y + v[1] + fetch64(s, p + 48)), 42n) * mul);
+  y = u64(rotr(u64(y + v[1] + fetch64(s, p + 6 * WORD)), 42n) * mul);
   x ^= u64(w[1] * 9n);
-  y = u64(y + v[0] * 9n + fetch64(s, p + 40));
+  y = u64(y + v[0] * 9n + fetch64(s, p + 5 * WORD));
   z = u64(rotr(u64(z + w[0]), 33n) * mul);
   v = weakHashLen32WithSeeds(s, p, u64(v[1] * mul), u64(x + w[0]));
   w = weakHashLen32WithSeeds(s, p + 32, u64(z + w[1]), u64(y + fetch64(s, p + 16)));
