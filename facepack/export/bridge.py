@@ -95,7 +95,7 @@ _PER_CHANNEL_AFFINE = {"Normalization", "LayerScale"}  # LayerScale: keras.appli
 # Graph-model ops TF.js 4.22 lacks or gets wrong that the library registers (mirrors REGISTERED_OPS of
 # static/facepack/layers/ops.js; tests/test_js_layers.py checks the two agree): a SavedModel whose
 # only unsupported ops are these can be converted with the converter's skip_op_check=True.
-JS_REGISTERED_OPS = ("Erfc", "Cumsum", "Cumprod")
+JS_REGISTERED_OPS = ("Erfc", "Cumsum", "Cumprod", "Bitcast", "BitwiseAnd")
 
 
 class BridgeError(ValueError):
