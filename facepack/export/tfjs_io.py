@@ -413,6 +413,22 @@ def strip_control_inputs(model_json: dict) -> int:
     return dropped
 
 
+def _signature_def(saved_dir: str | Path, signature: str = "serving_default"):
+    """The SignatureDef ``signature`` of the SavedModel at ``saved_dir`` (saved_model.pb), or None."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(saved_dir) / "saved_model.pb").read_bytes())
+    defs = [g.signature_def[signature] for g in saved_model.meta_graphs if signature in g.signature_def]
+    return defs[0] if defs else None
+
+
+def signature_output_keys(saved_dir: str | Path, signature: str = "serving_default") -> list[str]:
+    """The output keys of a SavedModel's signature ("output_0", ...; a dict output's keys)."""
+    found = _signature_def(saved_dir, signature)
+    return list(found.outputs) if found is not None else []
+
+
 def signature_output_tensors(saved_dir: str | Path, signature: str = "serving_default") -> dict:
     """{graph tensor name: output key} of a SavedModel's signature, exactly as the tensorflowjs
     converter sees it: the converter freezes ``loaded.signatures[signature]`` and names the graph's
@@ -420,21 +436,18 @@ def signature_output_tensors(saved_dir: str | Path, signature: str = "serving_de
     the SavedModel's signature_def maps each output key to "<call>:<i>", output i of that function.
     {} when the signature_def cannot be read."""
     import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
 
-    saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((Path(saved_dir) / "saved_model.pb").read_bytes())
-    defs = [g.signature_def[signature] for g in saved_model.meta_graphs if signature in g.signature_def]
-    if not defs:
+    found = _signature_def(saved_dir, signature)
+    if found is None:
         return {}
     outputs = list(tf.saved_model.load(str(saved_dir)).signatures[signature].outputs)
     mapping = {}
-    for key, info in defs[0].outputs.items():
+    for key, info in found.outputs.items():
         index = info.name.rsplit(":", 1)[-1]
         if not index.isdigit() or int(index) >= len(outputs):
             return {}
         mapping[outputs[int(index)].name] = key
-    return mapping if len(mapping) == len(defs[0].outputs) == len(outputs) else {}
+    return mapping if len(mapping) == len(found.outputs) == len(outputs) else {}
 
 
 def rekey_signature_outputs(model_json: dict, tensor_keys: dict) -> int:
@@ -466,7 +479,9 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none",
     input_signature: passed to ``model.export`` (a tf.TensorSpec structure; default: the
     model's own, which for a subclassed model fixes the batch size it was built with).
     Fused biases are widened to rank 1 for WASM (widen_scalar_biases) and large weights
-    quantised as in save_layers_model. Returns (folder, notes).
+    quantised as in save_layers_model. Signature outputs the converter keyed by graph tensor
+    name (outputs sharing dtype and shape) are re-keyed by the SavedModel's output keys
+    (rekey_signature_outputs). Returns (folder, notes).
     """
     import tempfile
 
@@ -488,9 +503,11 @@ def save_graph_model(model3, folder: str | Path, quantize: str = "none",
                 raise
             shutil.rmtree(folder, ignore_errors=True)
             conversion.convert_tf_saved_model(saved, str(folder), skip_op_check=True)
-        tensor_keys = signature_output_tensors(saved)
-    model_json = json.loads((folder / MODEL_JSON).read_text())
-    rekeyed = rekey_signature_outputs(model_json, tensor_keys)
+        model_json = json.loads((folder / MODEL_JSON).read_text())
+        keys = list(((model_json.get("signature") or {}).get("outputs") or {}))
+        # only when the converter keyed an output by tensor name: loading the SavedModel costs ~2 s (ResNet50V2)
+        rekeyed = rekey_signature_outputs(model_json, signature_output_tensors(saved)) \
+            if set(keys) != set(signature_output_keys(saved)) else 0
     entries = read_weights(model_json["weightsManifest"], str(folder), flatten=True)
     values = {e["name"]: np.asarray(e["data"]) for e in entries}
     widened = widen_scalar_biases(model_json, values)
