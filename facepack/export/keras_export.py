@@ -1398,6 +1398,14 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
             session.close()
 
 
+def tfjs_output_dtype(ref) -> str:
+    """The dtype TF.js returns for a Keras output array: bool -> 'bool', any int (int64 included:
+    TF.js has no int64; IntegerLookup, Hashing "int", casts, argmax) -> 'int32', else 'float32'
+    (measured in Node on 34 bundles: npm.output_dtypes, tests/test_npm_int_models.py)."""
+    kind = np.asarray(ref).dtype.kind
+    return "bool" if kind == "b" else "int32" if kind in "iu" else "float32"
+
+
 def _entry(name: str, path: str, specs: list[InputSpec], refs: list, out_names: list, extra: dict,
            precision: str, token_ids: dict | None = None) -> dict:
     """The manifest entry's loading fields (what generic.js needs), before parity is known;
@@ -1405,7 +1413,8 @@ def _entry(name: str, path: str, specs: list[InputSpec], refs: list, out_names: 
     inputs = [{"name": s.name, "shape": list(s.shape), "dtype": s.tfjs_dtype,
                **({"keras_dtype": s.dtype} if s.dtype != s.tfjs_dtype else {}),
                **({"token_ids": dict(token_ids[s.name])} if s.name in (token_ids or {}) else {})} for s in specs]
-    outputs = [{"name": n, "shape": [None] + list(np.shape(r))[1:]} for n, r in zip(out_names, refs[0])]
+    outputs = [{"name": n, "shape": [None] + list(np.shape(r))[1:], "dtype": tfjs_output_dtype(r)}
+               for n, r in zip(out_names, refs[0])]
     if path == "graph-model":
         for spec, key in zip(inputs, extra["input_keys"]):
             spec["signature_key"] = key
