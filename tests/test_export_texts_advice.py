@@ -232,3 +232,25 @@ def test_backend_refusal_says_to_run_under_tensorflow(tmp_path):
     for line in lines:
         assert _what_to_do(line) == ADVICE_BACKEND, line
         assert OLD_ADVICE not in line
+
+
+def test_long_reasons_are_cut_at_a_word_with_an_ellipsis():
+    """A reason over MAX_REASON_CHARS ends at a whole word with " …" (it was cut mid-word with "...",
+    whose dots the callers' "." trimming then ate: "the exporter tries the graph path (model.ex;")."""
+    from facepack.export.keras_export import MAX_REASON_CHARS, _one_line
+
+    line = _one_line("inputs of dtype float32 are refused; " * 12 + "the exporter tries the graph path (model.export) next")
+    assert len(line) <= MAX_REASON_CHARS and line.endswith(" …"), line
+    assert line[:-2].endswith(("refused", "inputs", "of", "dtype", "float32", "are")), line
+
+
+def test_a_string_input_is_refused_with_what_to_export_instead():
+    import keras
+
+    from facepack.export import ExportError
+    from facepack.export.keras_export import input_specs
+
+    words = keras.Input((1,), dtype="string", name="words")
+    model = keras.Model(words, keras.layers.Hashing(num_bins=3)(words))
+    with pytest.raises(ExportError, match=r"input 'words' is a string tensor.*turn the strings into numbers"):
+        input_specs(model)

@@ -157,7 +157,11 @@ def _one_line(err: BaseException | str) -> str:
     if isinstance(err, (KeyError, IndexError, TypeError, AttributeError, NotImplementedError)):
         line = f"{type(err).__name__}: {line}"
     if len(line) > MAX_REASON_CHARS:
-        line = line[: MAX_REASON_CHARS - 3] + "..."
+        # cut at a word (not inside "model.export") and mark it with "…", which the "." trimming of the
+        # callers leaves in place ("..." became ".")
+        cut = line[: MAX_REASON_CHARS - 2]
+        space = cut.rfind(" ")
+        line = (cut[:space] if space > MAX_REASON_CHARS // 2 else cut).rstrip(" ,;:(") + " …"
     return line
 
 
@@ -314,7 +318,9 @@ def input_specs(model) -> list[InputSpec]:
         for spec in specs:
             if spec.dtype == "string":
                 raise ExportError(f"input {spec.name!r} is a string tensor, which a TF.js model cannot take; export "
-                                  f"the model from after its StringLookup/TextVectorization (token ids in)")
+                                  f"the part of the model after the layers that turn the strings into numbers "
+                                  f"(StringLookup, TextVectorization, Hashing: apply them before it and feed "
+                                  f"their int outputs)")
         return specs
     build = getattr(model, "_build_shapes_dict", None) or {}
     shapes = list(build.values())
