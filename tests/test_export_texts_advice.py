@@ -254,3 +254,20 @@ def test_a_string_input_is_refused_with_what_to_export_instead():
     model = keras.Model(words, keras.layers.Hashing(num_bins=3)(words))
     with pytest.raises(ExportError, match=r"input 'words' is a string tensor.*turn the strings into numbers"):
         input_specs(model)
+
+
+def test_a_lambda_whose_code_lacks_a_name_says_how_to_fix_the_lambda(tmp_path):
+    """A Lambda that refers to a module its (loaded) code cannot see fails in Keras itself with a
+    NameError: the advice is about the Lambda, not "pass --sample with valid inputs", which cannot help."""
+    import keras
+
+    from facepack.export import ExportError, export_model
+
+    lam = eval("lambda t: missing_module.tanh(t)", {})  # a loaded Lambda's code: no module globals
+    x = keras.Input((3,), name="x")
+    model = keras.Model(x, keras.layers.Lambda(lam, output_shape=(3,))(x))
+    with pytest.raises(ExportError) as excinfo:
+        export_model(model, tmp_path / "b", name="lam", backends=(), log=None)
+    text = str(excinfo.value)
+    assert "name 'missing_module' is not defined" in text and "import it inside the Lambda's function" in text, text
+    assert "sample" not in text, text
