@@ -269,5 +269,5 @@ def test_a_lambda_whose_code_lacks_a_name_says_how_to_fix_the_lambda(tmp_path):
     with pytest.raises(ExportError) as excinfo:
         export_model(model, tmp_path / "b", name="lam", backends=(), log=None)
     text = str(excinfo.value)
-    assert "name 'missing_module' is not defined" in text and "import it inside the Lambda's function" in text, text
+    assert "name 'missing_module' is not defined" in text and "export_model(model, out, name=...) in the process that built the model" in text, text
     assert "sample" not in text, text

@@ -629,9 +629,8 @@ def _integer_lookup(tf_keras, x, cfg: dict, lname: str, layer3):
 
     mode = {"binary": "multi_hot", "tf-idf": "tf_idf"}.get(cfg.get("output_mode"), cfg.get("output_mode") or "int")
     if mode == "tf_idf":
-        refuse("output_mode='tf_idf' is not implemented by the TF.js layer (use 'count' and weight the counts "
-               "with a layer after it: a Dense on the counts, or keras.layers.Multiply() of the counts and an input "
-               "holding the idf weights; keras.ops on the counts have no tf_keras layer)")
+        refuse("output_mode='tf_idf' is not implemented by the TF.js layer (use 'count' and a Dense on the "
+               "counts with the idf folded into its kernel; not keras.ops)")
     if mode not in _LOOKUP_MODES:
         refuse(f"output_mode={mode!r} is not implemented by the TF.js layer (supported: {list(_LOOKUP_MODES)})")
     if cfg.get("sparse"):

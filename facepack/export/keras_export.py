@@ -1293,9 +1293,10 @@ def export_model(model_or_path, out_dir, *, name: str, sample=None, custom_objec
             except Exception as err:
                 if isinstance(err, NameError):  # a Lambda's code refers to a module its loaded copy lacks
                     raise ExportError(f"model {name!r}: Keras itself fails to run it ({_one_line(err)}): a Lambda's "
-                                      f"code uses a name that is not defined where the model was loaded; import it "
-                                      f"inside the Lambda's function (def f(x): from keras import ops; ...), or "
-                                      f"export the model object in the process that built it") from None
+                                      f"code uses a name that is not defined where the model was loaded; call "
+                                      f"facepack.export.export_model(model, out, name=...) in the process that "
+                                      f"built the model, or import the name inside the Lambda's function and pass "
+                                      f"that function with @{{custom_objects}}your_module.py") from None
                 if p.kind == "sample":
                     raise ExportError(f"model {name!r}: Keras itself fails on @{{sample}} ({_one_line(err)}); give "
                                       f"inputs the model takes") from None
