@@ -68,6 +68,8 @@ import logging
 
 import numpy as np
 
+from facepack.export.manifest import INT32_MAX, INT32_MIN
+
 # Keys a tf_keras base Layer accepts besides its class's own __init__ parameters.
 _BASE_LAYER_KEYS = {"name", "trainable", "dtype", "dynamic", "input_dim", "input_shape",
                     "batch_input_shape", "batch_size", "weights", "activity_regularizer", "autocast"}
@@ -614,7 +616,6 @@ _INFERENCE_IDENTITY = {"Identity", "SpatialDropout2D", "SpatialDropout3D", "Acti
 # static/facepack/layers/lookup.js / hashing.js.
 _REFUSED = {name: "string/vocabulary preprocessing has no TF.js layer; apply it before the model"
             for name in ("StringLookup", "TextVectorization", "HashedCrossing")}
-_INT32 = (-2**31, 2**31 - 1)
 # IntegerLookup output modes static/facepack/layers/lookup.js implements
 _LOOKUP_MODES = ("int", "one_hot", "multi_hot", "count")
 
@@ -648,11 +649,11 @@ def _integer_lookup(tf_keras, x, cfg: dict, lname: str, layer3):
     tokens = [int(t) for t in layer3.get_vocabulary(include_special_tokens=False)]
     if not tokens:
         refuse("it has no vocabulary (adapt it or pass vocabulary=) before the export")
-    outside = [t for t in tokens if not _INT32[0] <= t <= _INT32[1]]
+    outside = [t for t in tokens if not INT32_MIN <= t <= INT32_MAX]
     if outside:
         refuse(f"vocabulary entries {outside[:3]} do not fit TF.js' int32 ids")
     specials = [cfg.get("mask_token"), cfg.get("oov_token")]
-    if cfg.get("invert") and any(t is not None and not _INT32[0] <= int(t) <= _INT32[1] for t in specials):
+    if cfg.get("invert") and any(t is not None and not INT32_MIN <= int(t) <= INT32_MAX for t in specials):
         refuse("its mask_token/oov_token do not fit TF.js' int32 ids")
     if mode in ("multi_hot", "count") and len(x.shape) != 2:
         refuse(f"output_mode={mode!r} on inputs of rank {len(x.shape)} (batch included) is not implemented by the "
@@ -700,10 +701,10 @@ def _hashing(tf_keras, x, cfg: dict, lname: str):
     if cfg.get("sparse"):
         refuse("sparse=True outputs have no TF.js equivalent (TF.js has no sparse tensors)")
     num_bins = int(cfg["num_bins"])
-    if num_bins > _INT32[1]:
+    if num_bins > INT32_MAX:
         refuse(f"num_bins={num_bins} does not fit the TF.js layer's int32 bins")
     mask = cfg.get("mask_value")
-    if mask is not None and (isinstance(mask, bool) or not isinstance(mask, int) or not _INT32[0] <= mask <= _INT32[1]):
+    if mask is not None and (isinstance(mask, bool) or not isinstance(mask, int) or not INT32_MIN <= mask <= INT32_MAX):
         refuse(f"mask_value={mask!r} is not an int32 id (the TF.js layer hashes int ids)")
     salt = cfg.get("salt")
     if salt is not None:

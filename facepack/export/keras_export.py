@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facepack.export.manifest import INT32_MAX, INT32_MIN
+
 DEFAULT_LICENSE = "unknown, given by the user"
 DEFAULT_BACKENDS = ("cpu", "wasm")
 NODE_BACKENDS = ("cpu", "wasm")  # what TF.js runs in Node without tfjs-node
@@ -65,8 +67,7 @@ FREE_DIM = 8  # size given to a variable (None) non-batch dimension in probes
 FREE_DIM_IMAGE = 32  # ... of an image's height / width
 INT_RANGE_DEFAULT = 10  # token ids 0..9 for an int input that no id-reading layer reads
 # TF.js has no int64: every int input is sent and computed as int32 (int64 Keras inputs too), so
-# ids must lie in [INT32_MIN, INT32_MAX] (check_int32_ids refuses others, naming the input and a value)
-INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+# ids must lie in [INT32_MIN, INT32_MAX] (manifest.py; check_int32_ids refuses others, naming the input and a value)
 # the layers whose int input says which token ids are valid (int_input_range)
 ID_READERS = ("Embedding", "CategoryEncoding", "IntegerLookup", "Hashing")
 # Hashing takes any int (it hashes the decimal string): probe ids 0..HASHING_RANGE - 1 (1-3 digits)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from facepack import spec
 
+# TF.js computes integer tensors as int32 (no int64): the range token ids and int inputs must fit
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+
 SCHEMA_PATH = Path(__file__).with_name("manifest_schema.json")
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
@@ -137,7 +140,7 @@ def token_ids_problem(recorded) -> str | None:
            if not _is_type(recorded.get(key), "integer")]
     if bad:
         return f"{' and '.join(bad)}: expected integers"
-    if not -2 ** 31 <= recorded["min"] < recorded["max_exclusive"] <= 2 ** 31:
+    if not INT32_MIN <= recorded["min"] < recorded["max_exclusive"] <= INT32_MAX + 1:
         return (f"min {recorded['min']} and max_exclusive {recorded['max_exclusive']}: expected "
                 f"-2**31 <= min < max_exclusive <= 2**31 (the range of token ids is empty or outside int32, "
                 f"which TF.js computes ids in)")

@@ -26,13 +26,12 @@ import * as tf from '@tensorflow/tfjs';
 
 import { ensureBackend } from './backend.js';
 import { loadManifest, loadModel, manifestEntry, needsAsync, runModel, runModelAsync } from './io.js';
+import { INT32_MAX, INT32_MIN } from './layers/common.js';
 
 function isSpec(value) {
   return value instanceof tf.Tensor || (value !== null && typeof value === 'object' && 'data' in value && 'shape' in value);
 }
 
-const INT32_MIN = -2147483648;
-const INT32_MAX = 2147483647;
 // typed arrays whose every value is an int32 already (no check needed)
 const INT32_SAFE = [Int32Array, Int16Array, Int8Array, Uint16Array, Uint8Array, Uint8ClampedArray];
 

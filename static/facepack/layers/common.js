@@ -3,6 +3,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/** The int32 range: TF.js computes integer tensors (ids) as int32, it has no int64. */
+export const INT32_MIN = -2147483648;
+export const INT32_MAX = 2147483647;
+
 /** The tensor a single-input layer runs on: `inputs`, or its first element when TF.js passes a list. */
 export function one(inputs) {
   return Array.isArray(inputs) ? inputs[0] : inputs;

@@ -31,10 +31,9 @@
  * TensorFlow on int32 ids and random byte strings of every length class (tests/test_export_hashing.py).
  */
 import * as tf from '@tensorflow/tfjs';
-import { one } from './common.js';
+import { INT32_MAX, one } from './common.js';
 import { encodeCategorical, encodedShape, modeName, outputMode } from './encoding.js';
 
-const INT32_MAX = 2147483647;
 
 // --- 64-bit helpers (BigInt, wrapped to unsigned 64 bits) ------------------------------------
 

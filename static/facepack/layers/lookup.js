@@ -28,11 +28,10 @@
  * refuses them first): output_mode "tf_idf", sparse outputs.
  */
 import * as tf from '@tensorflow/tfjs';
-import { one } from './common.js';
+import { INT32_MAX, one } from './common.js';
 import { encodeCategorical, encodedShape, outputMode } from './encoding.js';
 import { hashBin, saltKey } from './hashing.js';
 
-const INT32_MAX = 2147483647;
 
 export class IntegerLookup extends tf.layers.Layer {
   static className = 'IntegerLookup';
